@@ -1,0 +1,39 @@
+# The two commands a newcomer needs: `make run` and `make test`. Both build .venv first.
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
+	command -v $$p >/dev/null && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' && { echo $$p; break; }; done)
+VENV := .venv
+BIN := $(VENV)/bin
+# The anthropic 1.x SDK lives beside the 2.x one in its own import path, for the compatibility tests.
+SDK1 := .cache/anthropic-sdk-1
+
+.PHONY: run test lint emulate clean
+
+$(BIN)/python:
+	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.runtime: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	@touch $@
+
+$(VENV)/.dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+$(SDK1): | $(BIN)/python
+	$(BIN)/pip install -q --no-deps --target $(SDK1) 'anthropic==1.17.0'
+
+run: $(VENV)/.runtime
+	$(BIN)/gateway emulate
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint $(SDK1)
+	$(BIN)/pytest -q
+
+clean:
+	rm -rf $(VENV) .cache .mypy_cache .pytest_cache .ruff_cache

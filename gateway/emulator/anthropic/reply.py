@@ -1,0 +1,161 @@
+"""The emulated model's answer: deterministic content derived from the request.
+
+Same request → same reply. Two directives in the last user text steer it, so tests can
+ask for exact output: a line `REPLY: <text>` answers exactly <text>; a line
+`USE_TOOL: <name>` calls that tool (tool_choice `any`/`tool` force a call anyway).
+`max_tokens` and `stop_sequences` cut the reply as the real API does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from gateway.emulator.tokens import count_tokens
+
+SENTENCE = (
+    "the cache holds the stable prefix so every later turn reads it for a tenth of the "
+    "price while the model answers from the same context with tools routing steps and "
+    "small models decide quickly before the large one writes a careful synthesis of what "
+    "the agent found across search results documents and earlier messages in order"
+)
+WORDS = tuple(SENTENCE.split(" "))
+REPLY_DIRECTIVE = "REPLY:"
+TOOL_DIRECTIVE = "USE_TOOL:"
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyBlock:
+    block: dict[str, Any]
+    pieces: tuple[str, ...]  # the text or partial JSON, as a stream delivers it
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    blocks: tuple[ReplyBlock, ...]
+    stop_reason: str
+    stop_sequence: str | None
+    output_tokens: int
+
+
+def compose_reply(
+    body: Mapping[str, Any], chars_per_token: float, seed: bytes, reply_words: int
+) -> Reply:
+    max_tokens: int = body["max_tokens"]
+    if max_tokens == 0:
+        return Reply(blocks=(), stop_reason="max_tokens", stop_sequence=None, output_tokens=0)
+    directives = _directives(body["messages"])
+    tool = _chosen_tool(body, directives.get(TOOL_DIRECTIVE))
+    if tool is not None:
+        return _tool_reply(tool, seed, chars_per_token)
+    if REPLY_DIRECTIVE in directives:
+        words = directives[REPLY_DIRECTIVE].split(" ")
+    else:
+        rng = random.Random(seed)
+        words = [rng.choice(WORDS) for _ in range(reply_words)]
+    pieces = [words[0], *(" " + word for word in words[1:])]
+    return _cut_text(pieces, max_tokens, body.get("stop_sequences") or (), chars_per_token)
+
+
+def _directives(messages: list[dict[str, Any]]) -> dict[str, str]:
+    last_user = next((m for m in reversed(messages) if m["role"] == "user"), None)
+    if last_user is None:
+        return {}
+    content = last_user["content"]
+    texts = [content] if isinstance(content, str) else [
+        block["text"] for block in content if block.get("type") == "text"
+    ]  # fmt: skip
+    found: dict[str, str] = {}
+    for text in texts:
+        for line in text.split("\n"):
+            for directive in (REPLY_DIRECTIVE, TOOL_DIRECTIVE):
+                if line.startswith(directive):
+                    found[directive] = line[len(directive) :].strip()
+    return found
+
+
+def _chosen_tool(body: Mapping[str, Any], asked: str | None) -> dict[str, Any] | None:
+    tools: dict[str, dict[str, Any]] = {tool["name"]: tool for tool in body.get("tools") or ()}
+    choice = (body.get("tool_choice") or {"type": "auto"})["type"]
+    if not tools or choice == "none":
+        return None
+    if choice == "tool":
+        return tools[body["tool_choice"]["name"]]
+    if asked in tools:
+        return tools[asked]
+    return next(iter(tools.values())) if choice == "any" else None
+
+
+def _tool_reply(tool: dict[str, Any], seed: bytes, chars_per_token: float) -> Reply:
+    arguments = _example_input(tool.get("input_schema") or {})
+    raw = orjson.dumps(arguments).decode()
+    third = max(1, len(raw) // 3)
+    pieces = (raw[:third], raw[third : 2 * third], raw[2 * third :])
+    block = {
+        "type": "tool_use",
+        "id": "toolu_" + hashlib.blake2b(seed, digest_size=12).hexdigest(),
+        "name": tool["name"],
+        "input": arguments,
+    }
+    tokens = count_tokens(tool["name"], chars_per_token) + count_tokens(raw, chars_per_token)
+    return Reply(
+        blocks=(ReplyBlock(block, tuple(p for p in pieces if p)),),
+        stop_reason="tool_use",
+        stop_sequence=None,
+        output_tokens=tokens,
+    )
+
+
+def _example_input(schema: Mapping[str, Any]) -> dict[str, Any]:
+    properties: Mapping[str, Any] = schema.get("properties") or {}
+    names = schema.get("required") or list(properties)
+    return {name: _example_value(properties.get(name) or {}) for name in names}
+
+
+def _example_value(schema: Mapping[str, Any]) -> Any:
+    if schema.get("enum"):
+        return schema["enum"][0]
+    kind = schema.get("type")
+    examples: dict[str, Any] = {"integer": 1, "number": 1.0, "boolean": True, "array": []}
+    if kind == "object":
+        return _example_input(schema)
+    return examples.get(str(kind), "example")
+
+
+def _cut_text(
+    pieces: list[str], max_tokens: int, stop_sequences: Any, chars_per_token: float
+) -> Reply:
+    kept: list[str] = []
+    tokens = 0
+    text = ""
+    for piece in pieces:
+        for stop in stop_sequences:
+            at = (text + piece).find(stop)
+            if at != -1:
+                cut = (text + piece)[:at][len(text) :]
+                if cut:
+                    kept.append(cut)
+                    tokens += count_tokens(cut, chars_per_token)
+                return _text_reply(kept, "stop_sequence", stop, tokens)
+        piece_tokens = count_tokens(piece, chars_per_token)
+        if tokens + piece_tokens > max_tokens:
+            return _text_reply(kept, "max_tokens", None, tokens)
+        kept.append(piece)
+        tokens += piece_tokens
+        text += piece
+    return _text_reply(kept, "end_turn", None, tokens)
+
+
+def _text_reply(pieces: list[str], stop_reason: str, stop: str | None, tokens: int) -> Reply:
+    block = {"type": "text", "text": "".join(pieces)}
+    return Reply(
+        blocks=(ReplyBlock(block, tuple(pieces)),) if pieces else (),
+        stop_reason=stop_reason,
+        stop_sequence=stop,
+        output_tokens=tokens,
+    )

@@ -1,0 +1,299 @@
+"""The emulated Anthropic API over HTTP: /v1/messages, count_tokens, /v1/models.
+
+Reads headers and body, then hands the request to the pure parts (validation, prompt,
+cache, reply, message) and paces the answer by the latency model.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp
+
+from gateway.catalog import ModelCatalog, ModelSpec
+from gateway.emulator.anthropic.cache import CacheUsage, PromptCache
+from gateway.emulator.anthropic.diagnostics import CacheDiagnostics
+from gateway.emulator.anthropic.message import message_json, stream_events, usage_json
+from gateway.emulator.anthropic.prompt import Prompt, build_prompt
+from gateway.emulator.anthropic.reply import compose_reply
+from gateway.emulator.anthropic.validation import check_request, check_version
+from gateway.emulator.clock import request_time
+from gateway.emulator.errors import EmulatedError
+from gateway.emulator.faults import FAULT_HEADER, Fault, FaultInjector, fault_error
+from gateway.emulator.latency import model_timing
+from gateway.emulator.pacing import PacedResponse, StreamCounter
+from gateway.settings import EmulatorSettings
+from gateway.wire.anthropic_errors import error_body, error_event
+
+MAX_BODY_BYTES = 32 * 1024 * 1024
+ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+Handler = Callable[[Request], Awaitable[ASGIApp]]
+
+
+def new_id(prefix: str) -> str:
+    return prefix + "".join(secrets.choice(ALPHABET) for _ in range(24))
+
+
+class AnthropicEmulator:
+    def __init__(
+        self,
+        settings: EmulatorSettings,
+        catalog: ModelCatalog,
+        faults: FaultInjector,
+        streams: StreamCounter,
+    ) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.faults = faults
+        self.streams = streams
+        self.cache = PromptCache(settings.lookback_blocks, settings.cache_max_entries)
+        self.diagnostics = CacheDiagnostics()
+        self.api_keys = {key.get_secret_value() for key in settings.api_keys}
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/v1/messages", self._endpoint(self.messages), methods=["POST"]),
+            Route("/v1/messages/count_tokens", self._endpoint(self.count_tokens), methods=["POST"]),
+            Route("/v1/models", self._endpoint(self.list_models), methods=["GET"]),
+            Route("/v1/models/{model_id:path}", self._endpoint(self.get_model), methods=["GET"]),
+        ]
+
+    def _endpoint(self, handler: Handler) -> Callable[[Request], Awaitable[ASGIApp]]:
+        async def endpoint(request: Request) -> ASGIApp:
+            request_id = new_id("req_")
+            request.state.request_id = request_id
+            try:
+                return await handler(request)
+            except EmulatedError as error:
+                headers = {**self._headers(request_id), **error.headers}
+                return Response(
+                    error_body(error.error_type, error.message, request_id),
+                    status_code=error.status,
+                    headers=headers,
+                    media_type="application/json",
+                )
+
+        return endpoint
+
+    def _headers(self, request_id: str) -> dict[str, str]:
+        reset = (
+            dt.datetime.fromtimestamp(int(time.time()) + 60, dt.UTC)
+            .isoformat()
+            .replace("+00:00", "Z")
+        )
+        headers = {"request-id": request_id, "anthropic-organization-id": "emulator-org"}
+        for kind, limit in (
+            ("requests", 4000),
+            ("tokens", 2_000_000),
+            ("input-tokens", 2_000_000),
+            ("output-tokens", 400_000),
+        ):
+            prefix = f"anthropic-ratelimit-{kind}"
+            headers[f"{prefix}-limit"] = str(limit)
+            headers[f"{prefix}-remaining"] = str(limit - 1)
+            headers[f"{prefix}-reset"] = reset
+        return headers
+
+    def _workspace(self, request: Request) -> str:
+        key = request.headers.get("x-api-key")
+        if key is None:
+            scheme, _, token = request.headers.get("authorization", "").partition(" ")
+            key = token if scheme.lower() == "bearer" else None
+        if not key:
+            raise EmulatedError(401, "authentication_error", "x-api-key header is required")
+        if self.api_keys and key not in self.api_keys:
+            raise EmulatedError(401, "authentication_error", "invalid x-api-key")
+        return self.settings.workspaces.get(key, key)
+
+    async def _read_request(
+        self, request: Request, *, counting: bool
+    ) -> tuple[str, dict[str, Any], ModelSpec, float]:
+        workspace = self._workspace(request)
+        version = check_version(request.headers.get("anthropic-version"))
+        now = request_time(request.headers, self.settings.virtual_clock)
+        raw = await request.body()
+        if len(raw) > MAX_BODY_BYTES:
+            raise EmulatedError(
+                413, "request_too_large", "Request exceeds the maximum allowed number of bytes."
+            )
+        try:
+            parsed = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise EmulatedError(
+                400, "invalid_request_error", "The request body is not valid JSON."
+            ) from None
+        body = check_request(parsed, version, counting=counting)
+        spec = self.catalog.resolve(body["model"])
+        today = dt.datetime.fromtimestamp(now, dt.UTC).date()
+        if spec is None or spec.provider != "anthropic" or spec.lifecycle(today) == "retired":
+            raise EmulatedError(404, "not_found_error", f"model: {body['model']}")
+        return workspace, body, spec, now
+
+    async def count_tokens(self, request: Request) -> ASGIApp:
+        _, body, spec, _ = await self._read_request(request, counting=True)
+        prompt = build_prompt(body, spec)
+        return self._json({"input_tokens": prompt.total_tokens}, request.state.request_id)
+
+    async def messages(self, request: Request) -> ASGIApp:
+        fault = self.faults.pick(request.headers.get(FAULT_HEADER))
+        if fault is not None and (error := fault_error(fault)) is not None:
+            raise error
+        workspace, body, spec, now = await self._read_request(request, counting=False)
+        if body["max_tokens"] > spec.max_tokens:
+            raise EmulatedError(
+                400,
+                "invalid_request_error",
+                f"max_tokens: {body['max_tokens']} > {spec.max_tokens}, which is the maximum "
+                f"allowed number of output tokens for {spec.id}",
+            )
+        prompt = build_prompt(body, spec)
+        if prompt.total_tokens > spec.max_input_tokens:
+            raise EmulatedError(
+                400,
+                "invalid_request_error",
+                f"prompt is too long: {prompt.total_tokens} tokens > "
+                f"{spec.max_input_tokens} maximum",
+            )
+        return self._answer(request, body, spec, prompt, workspace, now, fault)
+
+    def _answer(
+        self,
+        request: Request,
+        body: dict[str, Any],
+        spec: ModelSpec,
+        prompt: Prompt,
+        workspace: str,
+        now: float,
+        fault: Fault | None,
+    ) -> ASGIApp:
+        mode = self.settings.latency
+        slow_s = (
+            (fault.ms if fault.ms is not None else self.settings.slow_fault_ms) / 1000
+            if fault and fault.kind == "slow"
+            else 0.0
+        )
+        seed = prompt.blocks[-1].digest if prompt.blocks else spec.id.encode()
+        reply = compose_reply(body, spec.chars_per_token, seed, self.settings.reply_words)
+
+        def response_start(usage: CacheUsage) -> float:
+            if mode == "none":
+                return now + slow_s
+            uncached = usage.input_tokens + usage.cache_creation_input_tokens
+            ttft_s = model_timing(spec.latency, uncached, usage.cache_read_input_tokens, 0).ttft_s
+            return now + slow_s + ttft_s
+
+        usage = self.cache.apply(workspace, prompt, spec.min_cacheable_tokens, now, response_start)
+        timing = model_timing(
+            spec.latency,
+            usage.input_tokens + usage.cache_creation_input_tokens,
+            usage.cache_read_input_tokens,
+            reply.output_tokens,
+        )
+        message_id = new_id("msg_")
+        diagnostics = None
+        if isinstance(asked := body.get("diagnostics"), dict) and "previous_message_id" in asked:
+            reason = self.diagnostics.diagnose(asked["previous_message_id"], workspace, prompt)
+            diagnostics = {"cache_miss_reason": reason}
+        self.diagnostics.record(message_id, workspace, prompt)
+        message = message_json(
+            message_id, spec.id, reply, usage_json(usage, reply.output_tokens), diagnostics
+        )
+        headers = {**self._headers(request.state.request_id), **timing.headers()}
+        sleep = mode == "realistic"
+        delay_s = slow_s + (timing.ttft_s if sleep else 0.0)
+        if body.get("stream"):
+            headers["content-type"] = "text/event-stream; charset=utf-8"
+            headers["cache-control"] = "no-cache"
+            per_token_s = 1 / spec.latency.output_tokens_per_s if sleep else 0.0
+            events = stream_events(message, reply, spec.chars_per_token)
+            if fault is not None and fault.kind == "stream-error":
+                events = [
+                    *events[:4],
+                    (error_event("overloaded_error", "Overloaded"), 0),
+                ]
+            chunks = [(chunk, tokens * per_token_s) for chunk, tokens in events]
+            cut = len(chunks) // 2 if fault is not None and fault.kind == "cut" else None
+            return PacedResponse(
+                200, headers, chunks, delay_s=delay_s, counter=self.streams, cut_after=cut
+            )
+        headers["content-type"] = "application/json"
+        payload = orjson.dumps(message)
+        if fault is not None and fault.kind == "cut":
+            half = len(payload) // 2
+            return PacedResponse(
+                200,
+                headers,
+                [(payload[:half], 0.0), (payload[half:], 0.0)],
+                delay_s=delay_s,
+                counter=self.streams,
+                cut_after=1,
+            )
+        wait_s = timing.output_s if sleep else 0.0
+        return PacedResponse(
+            200,
+            {**headers, "content-length": str(len(payload))},
+            [(payload, wait_s)],
+            delay_s=delay_s,
+            counter=self.streams,
+        )
+
+    async def list_models(self, request: Request) -> ASGIApp:
+        check_version(request.headers.get("anthropic-version"))
+        self._workspace(request)
+        now = request_time(request.headers, self.settings.virtual_clock)
+        models = [self._model_info(spec, now) for spec in self.catalog.for_provider("anthropic")]
+        ids = [m["id"] for m in models]
+        params = request.query_params
+        start = ids.index(params["after_id"]) + 1 if params.get("after_id") in ids else 0
+        end = ids.index(params["before_id"]) if params.get("before_id") in ids else len(ids)
+        limit = int(params.get("limit", "20"))
+        page = models[start:end][:limit]
+        return self._json(
+            {
+                "data": page,
+                "has_more": start + len(page) < end,
+                "first_id": page[0]["id"] if page else None,
+                "last_id": page[-1]["id"] if page else None,
+            },
+            request.state.request_id,
+        )
+
+    async def get_model(self, request: Request) -> ASGIApp:
+        check_version(request.headers.get("anthropic-version"))
+        self._workspace(request)
+        now = request_time(request.headers, self.settings.virtual_clock)
+        spec = self.catalog.resolve(request.path_params["model_id"])
+        if spec is None or spec.provider != "anthropic":
+            raise EmulatedError(404, "not_found_error", f"model: {request.path_params['model_id']}")
+        return self._json(self._model_info(spec, now), request.state.request_id)
+
+    @staticmethod
+    def _model_info(spec: ModelSpec, now: float) -> dict[str, Any]:
+        def stamp(day: dt.date | None) -> str | None:
+            return None if day is None else f"{day.isoformat()}T00:00:00Z"
+
+        return {
+            "type": "model",
+            "id": spec.id,
+            "display_name": spec.display_name,
+            "created_at": stamp(spec.created_at),
+            "lifecycle": spec.lifecycle(dt.datetime.fromtimestamp(now, dt.UTC).date()),
+            "deprecated_at": stamp(spec.deprecated_at),
+            "retires_at": stamp(spec.retires_at),
+            "line": spec.line,
+            "max_input_tokens": spec.max_input_tokens,
+            "max_tokens": spec.max_tokens,
+        }
+
+    def _json(self, data: dict[str, Any], request_id: str) -> Response:
+        return Response(
+            orjson.dumps(data), headers=self._headers(request_id), media_type="application/json"
+        )

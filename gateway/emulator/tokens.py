@@ -1,0 +1,12 @@
+"""The emulator's token counter: a fixed characters-per-token ratio, fast and deterministic.
+
+Not a real tokenizer; the ratio per model lives in the catalog (`chars_per_token`).
+"""
+
+from __future__ import annotations
+
+import math
+
+
+def count_tokens(text: str, chars_per_token: float) -> int:
+    return math.ceil(len(text) / chars_per_token) if text else 0

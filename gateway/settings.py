@@ -1,0 +1,126 @@
+"""The one typed, frozen configuration tree, and how it is loaded.
+
+Precedence, highest first: environment (`GATEWAY_<SECTION>__<KEY>`), the YAML file
+(`--config PATH`, else ./config/gateway.yaml when present), then the defaults below,
+which run as-is: the emulator as upstream, no keys needed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+DEFAULT_CONFIG_PATH = Path("config/gateway.yaml")
+
+LatencyMode = Literal["none", "realistic", "simulated"]
+# An HTTP error status the provider documents, or a failure of the response itself.
+FaultKind = Literal[
+    "400", "401", "402", "403", "404", "409", "413", "429", "500", "504", "529",
+    "cut", "stream-error", "slow",
+]  # fmt: skip
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ServerSettings(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1)
+
+
+class ProviderSettings(Section):
+    base_url: str
+    api_key: SecretStr | None = None
+    timeout_s: float = Field(default=600.0, gt=0)
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+
+
+class ProvidersSettings(Section):
+    anthropic: ProviderSettings = ProviderSettings(base_url="http://127.0.0.1:8090")
+    openai: ProviderSettings = ProviderSettings(base_url="http://127.0.0.1:8090")
+
+
+class EmulatorSettings(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8090, ge=1, le=65535)
+    latency: LatencyMode = "none"
+    virtual_clock: bool = False
+    # Caches are isolated per workspace; by default every API key is its own workspace.
+    workspaces: dict[str, str] = Field(default_factory=dict)
+    # When non-empty, only these API keys authenticate; otherwise any non-empty key does.
+    api_keys: tuple[SecretStr, ...] = ()
+    reply_words: int = Field(default=30, ge=1)
+    lookback_blocks: int = Field(default=20, ge=1)
+    cache_max_entries: int = Field(default=100_000, ge=1)
+    fault_rates: dict[FaultKind, float] = Field(default_factory=dict)
+    fault_seed: int = 0
+    slow_fault_ms: int = Field(default=2000, ge=0)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        frozen=True, extra="forbid", env_prefix="GATEWAY_", env_nested_delimiter="__"
+    )
+
+    server: ServerSettings = ServerSettings()
+    providers: ProvidersSettings = ProvidersSettings()
+    emulator: EmulatorSettings = EmulatorSettings()
+    # Entries added to or replacing the packaged model catalog (gateway/catalog/models.yaml).
+    models: tuple[dict[str, Any], ...] = ()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The YAML file arrives as init kwargs; the environment must win over it.
+        return (env_settings, init_settings)
+
+
+class ConfigError(Exception):
+    """A configuration that cannot run, with a message naming the bad field."""
+
+
+def config_path(path: Path | None) -> Path | None:
+    """The YAML file that applies: the one named, else ./config/gateway.yaml if present."""
+    if path is None and DEFAULT_CONFIG_PATH.is_file():
+        return DEFAULT_CONFIG_PATH
+    return path
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """Settings from `path` (or ./config/gateway.yaml if it exists) and the environment."""
+    path = config_path(path)
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = yaml.safe_load(path.read_text("utf-8")) or {}
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path)) from exc
+
+
+def _describe(exc: ValidationError, path: Path | None) -> str:
+    source = f"{path} and GATEWAY_* environment" if path else "GATEWAY_* environment"
+    lines = [
+        f"  {'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+        for error in exc.errors()
+    ]
+    return "\n".join([f"in {source}:", *lines])

@@ -1,0 +1,128 @@
+"""Server-Sent Events on the wire: an incremental, sans-IO decoder and a one-event encoder.
+
+Spec: https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["SSEDecoder", "ServerSentEvent", "encode_event"]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSentEvent:
+    event: str
+    """The `event:` field, or "message" when the block had none (or an empty one)."""
+    data: str
+    """The block's `data:` lines joined with "\\n"."""
+    id: str | None
+    """The last event ID: like EventSource's `lastEventId` it persists across events until
+    another `id:` field replaces it; None until the stream has sent one."""
+    retry: int | None
+    """The `retry:` value given in this event's own block, if any."""
+
+
+class SSEDecoder:
+    """Feed bytes in any chunking; get back the events they complete.
+
+    Lines end at CRLF, CR or LF. A chunk is normalised to LF and only its complete lines are
+    decoded, so a UTF-8 character split across chunks is decoded whole and an unterminated
+    line costs one append, not a re-scan, on each later feed.
+    """
+
+    __slots__ = ("_after_cr", "_data", "_event", "_last_id", "_partial", "_retry", "_started")
+
+    def __init__(self) -> None:
+        self._partial = bytearray()  # the current unterminated line
+        self._after_cr = False  # the last chunk ended in CR: a leading LF belongs to it
+        self._started = False  # the BOM may only be stripped at the very start
+        self._data: list[str] = []
+        self._event = ""
+        self._retry: int | None = None
+        self._last_id: str | None = None
+
+    def feed(self, chunk: bytes) -> list[ServerSentEvent]:
+        if not chunk:
+            return []
+        if self._after_cr:
+            self._after_cr = False
+            if chunk[0] == 0x0A:
+                chunk = chunk[1:]
+        if b"\r" in chunk:  # rare in practice: skip both scans of replace() for LF streams
+            self._after_cr = chunk[-1] == 0x0D
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            self._partial += chunk
+            return []
+        if self._partial:
+            self._partial += chunk[:end]
+            text = self._partial.decode("utf-8", "replace")
+            self._partial = bytearray(chunk[end + 1 :])
+        else:
+            text = chunk[:end].decode("utf-8", "replace")
+            self._partial += chunk[end + 1 :]
+        if not self._started:
+            self._started = True
+            if text.startswith("\ufeff"):
+                text = text[1:]
+        # str.split("\n") splits on LF only; splitlines() would also break on U+2028, NEL, etc.
+        return self._lines(text.split("\n"))
+
+    def flush(self) -> list[ServerSentEvent]:
+        """End of stream. Per the spec an event not closed by an empty line is discarded, as is
+        an unterminated last line, so this never dispatches; it returns [] for symmetry with
+        `feed`. The decoder is then ready for a new stream (a reconnection) and, as
+        EventSource does, keeps the last event ID."""
+        self._partial.clear()
+        self._after_cr = self._started = False
+        self._data, self._event, self._retry = [], "", None
+        return []
+
+    def _lines(self, lines: list[str]) -> list[ServerSentEvent]:
+        events: list[ServerSentEvent] = []
+        for line in lines:
+            if not line:
+                # An empty `data:` still counts: the spec's buffer is then "\n", not empty.
+                if self._data:
+                    events.append(
+                        ServerSentEvent(
+                            self._event or "message",
+                            "\n".join(self._data),
+                            self._last_id,
+                            self._retry,
+                        )
+                    )
+                    self._data = []
+                self._event, self._retry = "", None
+                continue
+            # A comment (":" first) parses as the empty field name: ignored like any unknown field.
+            name, _, value = line.partition(":")
+            if value[:1] == " ":
+                value = value[1:]
+            if name == "data":
+                self._data.append(value)
+            elif name == "event":
+                self._event = value
+            elif name == "id" and "\0" not in value:
+                self._last_id = value
+            # isdigit() alone would accept non-ASCII digits such as "²"; the length cap keeps
+            # int() under CPython's 4300-digit limit, where it would raise.
+            elif name == "retry" and value.isascii() and value.isdigit() and len(value) < 4300:
+                self._retry = int(value)
+        return events
+
+
+def encode_event(data: str, event: str | None = None) -> bytes:
+    """One event block. Each line of `data` (split at CRLF, CR or LF) gets its own `data:`
+    field, so decoding yields `data` with its line ends normalised to LF."""
+    parts: list[str] = []
+    if event is not None:
+        if "\r" in event or "\n" in event:
+            raise ValueError(f"SSE event name must be one line: {event!r}")
+        parts.append(f"event: {event}\n")
+    for line in data.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        parts.append(f"data: {line}\n")
+    parts.append("\n")
+    return "".join(parts).encode()

@@ -1,0 +1,67 @@
+"""Real servers on loopback ports for the integration tests: each a subprocess of the CLI."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def gateway_process(
+    *args: str, port: int, env: dict[str, str] | None = None, ready_path: str = "/emulator/state"
+) -> Iterator[str]:
+    """Runs `python -m gateway ARGS` until the block ends; yields its base URL once it answers."""
+    # A file, not a pipe: a server that logs a lot must never block on a full pipe.
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - outlives this statement; closed below
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway", *args],
+        env={**os.environ, **(env or {})},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            if process.poll() is not None:
+                log.seek(0)
+                output = log.read().decode(errors="replace")
+                raise RuntimeError(f"gateway {' '.join(args)} exited early:\n{output}")
+            try:
+                httpx.get(base_url + ready_path, timeout=1)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        yield base_url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+@contextmanager
+def emulator(*flags: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    port = free_port()
+    with gateway_process("emulate", "--port", str(port), *flags, env=env, port=port) as url:
+        yield url
