@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 from pathlib import Path
 
 import uvicorn
+from fastapi import FastAPI
 
+from gateway.app import create_app
 from gateway.settings import ConfigError, Settings, config_path, load_settings
+
+CONFIG_ENV = "GATEWAY_CONFIG"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.config is not None:
+        os.environ[CONFIG_ENV] = str(args.config)  # for worker processes, which re-load it
     try:
         settings = load_settings(args.config)
     except ConfigError as error:
@@ -30,6 +38,12 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description=__doc__)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
+    serve = commands.add_parser("serve", parents=[common], help="run the gateway")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int)
+    serve.set_defaults(run=_serve)
+
     emulate = commands.add_parser(
         "emulate", parents=[common], help="run the offline provider emulator"
     )
@@ -44,6 +58,63 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.set_defaults(run=_check)
     return parser
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    overrides = {"host": args.host, "port": args.port, "workers": args.workers}
+    server = settings.server.model_copy(
+        update={key: value for key, value in overrides.items() if value is not None}
+    )
+    settings = settings.model_copy(update={"server": server})
+    emulator = _start_emulator(args.config) if server.start_emulator else None
+    print(
+        f"gateway: listening on http://{server.host}:{server.port}\n"
+        f'  anthropic SDK: anthropic.Anthropic(base_url="http://{server.host}:{server.port}")\n'
+        f"  upstream: anthropic {settings.providers.anthropic.base_url}"
+        + (" (the emulator, started with it)" if emulator else ""),
+        flush=True,
+    )
+    try:
+        if server.workers > 1:
+            # Each worker builds its own app from the same config file and environment.
+            uvicorn.run(
+                "gateway.cli:app_from_environment",
+                factory=True,
+                host=server.host,
+                port=server.port,
+                workers=server.workers,
+                log_level="warning",
+                access_log=False,
+                server_header=False,  # upstream's date and server headers pass through
+                date_header=False,
+            )
+        else:
+            uvicorn.run(
+                create_app(settings),
+                host=server.host,
+                port=server.port,
+                log_level="warning",
+                access_log=False,
+                server_header=False,
+                date_header=False,
+            )
+    finally:
+        if emulator is not None:
+            emulator.terminate()
+            emulator.wait(timeout=10)
+    return 0
+
+
+def app_from_environment() -> FastAPI:
+    """The app factory for `--workers N`: uvicorn imports it in each worker process."""
+    return create_app(load_settings(Path(p) if (p := os.environ.get(CONFIG_ENV)) else None))
+
+
+def _start_emulator(config: Path | None) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "gateway", "emulate"]
+    if config is not None:
+        command += ["--config", str(config)]
+    return subprocess.Popen(command)
 
 
 def _emulate(args: argparse.Namespace, settings: Settings) -> int:

@@ -32,6 +32,19 @@ class ServerSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     workers: int = Field(default=1, ge=1)
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
+    # httpx's transport to providers; aiohttp won the overhead benchmark (README).
+    upstream_transport: Literal["aiohttp", "httpcore"] = "aiohttp"
+    # `gateway serve` starts `gateway emulate` beside itself, so the defaults run with no keys.
+    start_emulator: bool = True
+
+
+class MeteringSettings(Section):
+    # Step labels kept as metric label values; any other x-gateway-step is bucketed as "other".
+    steps: tuple[str, ...] = (
+        "routing", "classification", "tool_decision", "search", "fetch", "planning",
+        "synthesis", "summarization", "extraction", "chat",
+    )  # fmt: skip
 
 
 class ProviderSettings(Section):
@@ -71,6 +84,7 @@ class Settings(BaseSettings):
     server: ServerSettings = ServerSettings()
     providers: ProvidersSettings = ProvidersSettings()
     emulator: EmulatorSettings = EmulatorSettings()
+    metering: MeteringSettings = MeteringSettings()
     # Entries added to or replacing the packaged model catalog (gateway/catalog/models.yaml).
     models: tuple[dict[str, Any], ...] = ()
 

@@ -1,0 +1,54 @@
+"""Errors the gateway itself raises, and how they reach the caller.
+
+    GatewayError                    status, error type, message
+    ├── InvalidRequest          400 the body is not a JSON object, or a field is unusable
+    ├── UnsupportedMediaType    415 the body is not declared as JSON
+    ├── PayloadTooLarge         413 the body is over `server.max_body_bytes`
+    ├── UpstreamUnavailable     502 the provider could not be reached or dropped the request
+    └── UpstreamTimeout         504 the provider did not answer in time
+
+Upstream's own errors are never wrapped: they are relayed unchanged. One function renders
+a GatewayError in the caller's wire format; messages never carry a provider key.
+"""
+
+from __future__ import annotations
+
+from gateway.wire.anthropic_errors import error_body
+
+
+class GatewayError(Exception):
+    status = 500
+    error_type = "api_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidRequest(GatewayError):
+    status = 400
+    error_type = "invalid_request_error"
+
+
+class UnsupportedMediaType(GatewayError):
+    status = 415
+    error_type = "invalid_request_error"
+
+
+class PayloadTooLarge(GatewayError):
+    status = 413
+    error_type = "request_too_large"
+
+
+class UpstreamUnavailable(GatewayError):
+    status = 502
+    error_type = "api_error"
+
+
+class UpstreamTimeout(GatewayError):
+    status = 504
+    error_type = "timeout_error"
+
+
+def render_anthropic(error: GatewayError, request_id: str) -> bytes:
+    return error_body(error.error_type, error.message, request_id)

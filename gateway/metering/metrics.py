@@ -1,0 +1,43 @@
+"""Every Prometheus metric the gateway exports, declared once on an injected registry.
+
+Names and labels are a contract (../shared/ARCHITECTURE.md); label values are bounded by
+the caller (see labels.py), never taken raw from a request.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+# LLM latencies: tens of milliseconds (a cached small model) to tens of seconds (long synthesis).
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 7.5, 10, 15, 20, 30, 60, 120)
+CALL_LABELS = ("provider", "model", "step")
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "gateway_requests",
+            "Model calls relayed, by outcome: HTTP status, or stream_error / cut / client_closed.",
+            [*CALL_LABELS, "status"],
+            registry=registry,
+        )
+        self.request_duration = Histogram(
+            "gateway_request_duration_seconds",
+            "Time from the request's arrival to the last byte relayed to the client.",
+            CALL_LABELS,
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.time_to_first_token = Histogram(
+            "gateway_time_to_first_token_seconds",
+            "Time from the request's arrival to the first content event of a stream.",
+            CALL_LABELS,
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.tokens = Counter(
+            "gateway_tokens",
+            "Tokens by type: input (uncached), output, cache_read, cache_write_5m, cache_write_1h.",
+            [*CALL_LABELS, "type"],
+            registry=registry,
+        )

@@ -1,0 +1,237 @@
+"""The relay: one model call from the client's request to the last byte of the response.
+
+A pure ASGI endpoint (no BaseHTTPMiddleware: it would hide disconnects and cost per
+request). Response bytes go to the client unchanged and at once; a tap beside them parses
+the SSE events to learn time to first token and usage, which reach the meter at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from dataclasses import dataclass
+
+import httpx
+import orjson
+from starlette.types import Message, Receive, Scope, Send
+
+from gateway.errors import (
+    GatewayError,
+    InvalidRequest,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    render_anthropic,
+)
+from gateway.metering.calls import CallRecord, Meter
+from gateway.upstream import Upstream
+from gateway.wire.anthropic_usage import StreamUsage, Usage, usage_from_message
+from gateway.wire.headers import client_response_headers, header_value, upstream_request_headers
+from gateway.wire.sse import SSEDecoder
+
+STEP_HEADER = b"x-gateway-step"
+
+
+@dataclass(slots=True)
+class Outcome:
+    status: str
+    model: str | None = None
+    ttft_s: float | None = None
+    usage: Usage | None = None
+
+
+class UpstreamCut(Exception):
+    """Upstream dropped a stream mid-way: the client's connection is dropped the same way."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__("upstream closed the connection mid-stream")
+        self.outcome = outcome
+
+
+class Relay:
+    def __init__(
+        self, upstream: Upstream, meter: Meter, provider: str, max_body_bytes: int
+    ) -> None:
+        self.upstream = upstream
+        self.meter = meter
+        self.provider = provider
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        request_id = "gw_" + secrets.token_hex(12)
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        step = header_value(headers, STEP_HEADER)
+        model: str | None = None
+        try:
+            body = await self._read_body(receive)
+            model = self._model_of(scope["method"], headers, body)
+        except GatewayError as error:
+            await self._send_error(send, error, request_id)
+            self._complete(request_id, step, model, Outcome(str(error.status)), started)
+            return
+        # A client that leaves must stop the upstream call at once, wherever the relay waits.
+        relaying = asyncio.current_task()
+        assert relaying is not None
+
+        def on_disconnect(_: asyncio.Task[None]) -> None:
+            relaying.cancel()
+
+        watcher = asyncio.create_task(_wait_for_disconnect(receive))
+        watcher.add_done_callback(on_disconnect)
+        outcome = Outcome("client_closed", model)
+        try:
+            outcome = await self._relay(scope, send, headers, body, request_id, model, started)
+        except GatewayError as error:
+            outcome = Outcome(str(error.status), model)
+            await self._send_error(send, error, request_id)
+        except UpstreamCut as cut:
+            outcome = cut.outcome
+            raise  # ends the client's response without its terminating chunk, as upstream did
+        except OSError:
+            pass  # the client went away while we were sending
+        except asyncio.CancelledError:
+            if not watcher.done():
+                raise
+            relaying.uncancel()  # our own cancellation, for a client that left: handled
+        finally:
+            watcher.remove_done_callback(on_disconnect)
+            watcher.cancel()
+            self._complete(request_id, step, model, outcome, started)
+
+    async def _read_body(self, receive: Receive) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise PayloadTooLarge(f"Request body exceeds {self.max_body_bytes} bytes.")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    @staticmethod
+    def _model_of(method: str, headers: list[tuple[bytes, bytes]], body: bytes) -> str | None:
+        if method != "POST":
+            return None
+        content_type = header_value(headers, b"content-type") or b""
+        if not content_type.startswith(b"application/json"):
+            raise UnsupportedMediaType("Content-Type must be application/json.")
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise InvalidRequest("The request body is not valid JSON.") from None
+        if not isinstance(parsed, dict):
+            raise InvalidRequest("The request body must be a JSON object.")
+        model = parsed.get("model")
+        return model if isinstance(model, str) else None
+
+    async def _relay(
+        self,
+        scope: Scope,
+        send: Send,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        request_id: str,
+        model: str | None,
+        started: float,
+    ) -> Outcome:
+        target = scope["raw_path"].decode("latin-1")
+        if scope["query_string"]:
+            target += "?" + scope["query_string"].decode("latin-1")
+        response = await self.upstream.open(
+            self.provider, scope["method"], target, upstream_request_headers(headers), body
+        )
+        try:
+            own = [
+                (b"x-gateway-request-id", request_id.encode()),
+                (b"x-gateway-model", (model or "").encode()),
+                (b"x-gateway-rewrites", b""),
+            ]
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": response.status_code,
+                    "headers": client_response_headers(response.headers.raw, own),
+                }
+            )
+            if response.headers.get("content-type", "").startswith("text/event-stream"):
+                return await self._relay_stream(response, send, model, started)
+            return await self._relay_body(response, send, model)
+        finally:
+            await response.aclose()
+
+    async def _relay_stream(
+        self, response: httpx.Response, send: Send, model: str | None, started: float
+    ) -> Outcome:
+        decoder = SSEDecoder()
+        tap = StreamUsage()
+        ttft_s: float | None = None
+        try:
+            async for chunk in response.aiter_raw():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                for event in decoder.feed(chunk):
+                    tap.observe(event)
+                if ttft_s is None and tap.saw_content:
+                    ttft_s = time.perf_counter() - started
+        except httpx.TransportError:
+            raise UpstreamCut(Outcome("cut", tap.model or model, ttft_s, tap.usage)) from None
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        status = "stream_error" if tap.error_type else str(response.status_code)
+        return Outcome(status, tap.model or model, ttft_s, tap.usage)
+
+    @staticmethod
+    async def _relay_body(response: httpx.Response, send: Send, model: str | None) -> Outcome:
+        chunks: list[bytes] = []
+        async for chunk in response.aiter_raw():
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            chunks.append(chunk)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        used, usage = usage_from_message(b"".join(chunks)) if response.is_success else (None, None)
+        return Outcome(str(response.status_code), used or model, None, usage)
+
+    @staticmethod
+    async def _send_error(send: Send, error: GatewayError, request_id: str) -> None:
+        body = render_anthropic(error, request_id)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": error.status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"x-gateway-request-id", request_id.encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    def _complete(
+        self,
+        request_id: str,
+        step: bytes | None,
+        model: str | None,
+        outcome: Outcome,
+        started: float,
+    ) -> None:
+        self.meter.on_call_complete(
+            CallRecord(
+                request_id=request_id,
+                provider=self.provider,
+                step=step.decode("latin-1") if step is not None else None,
+                model_requested=model,
+                model_used=outcome.model,
+                status=outcome.status,
+                duration_s=time.perf_counter() - started,
+                ttft_s=outcome.ttft_s,
+                usage=outcome.usage,
+            )
+        )
+
+
+async def _wait_for_disconnect(receive: Receive) -> None:
+    message: Message = {"type": ""}
+    while message["type"] != "http.disconnect":
+        message = await receive()

@@ -1,0 +1,62 @@
+"""The only module that talks to providers: one pooled httpx client per provider.
+
+httpx is the client API; its transport is chosen by measurement (bench/overhead.py):
+`aiohttp` (httpx-aiohttp) by default, `httpcore` (httpx's own) as the alternative.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import httpx
+from httpx_aiohttp import AiohttpTransport
+
+from gateway.errors import UpstreamTimeout, UpstreamUnavailable
+from gateway.settings import ProviderSettings
+from gateway.wire.headers import RawHeaders
+
+Transport = Literal["aiohttp", "httpcore"]
+POOL_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200)
+
+
+class Upstream:
+    def __init__(self, providers: dict[str, ProviderSettings], transport: Transport) -> None:
+        self._origins = {name: p.base_url.rstrip("/") for name, p in providers.items()}
+        self._timeouts = {
+            name: httpx.Timeout(p.timeout_s, connect=p.connect_timeout_s).as_dict()
+            for name, p in providers.items()
+        }
+        self._client = httpx.AsyncClient(transport=_transport(transport), timeout=None)
+
+    async def open(
+        self, provider: str, method: str, target: str, headers: RawHeaders, body: bytes
+    ) -> httpx.Response:
+        """Sends the request and returns once response headers arrive; the body streams on."""
+        request = httpx.Request(
+            method,
+            self._origins[provider] + target,
+            headers=[*headers, (b"accept-encoding", b"identity")],
+            content=body,
+            extensions={"timeout": self._timeouts[provider]},
+        )
+        try:
+            return await self._client.send(request, stream=True)
+        except httpx.TimeoutException:
+            raise UpstreamTimeout(f"{provider} did not answer in time") from None
+        except httpx.TransportError as error:
+            raise UpstreamUnavailable(
+                f"{provider} is unreachable: {type(error).__name__}"
+            ) from None
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    @property
+    def usable(self) -> bool:
+        return not self._client.is_closed
+
+
+def _transport(kind: Transport) -> httpx.AsyncBaseTransport:
+    if kind == "aiohttp":
+        return AiohttpTransport(limits=POOL_LIMITS)
+    return httpx.AsyncHTTPTransport(limits=POOL_LIMITS)
