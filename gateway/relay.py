@@ -7,7 +7,6 @@ the SSE events to learn time to first token and usage, which reach the meter at 
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import time
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ import httpx
 import orjson
 from starlette.types import Message, Receive, Scope, Send
 
+from gateway.disconnect import DisconnectWatch
 from gateway.errors import (
     GatewayError,
     InvalidRequest,
@@ -70,34 +70,27 @@ class Relay:
             await self._send_error(send, error, request_id)
             self._complete(request_id, step, model, Outcome(str(error.status)), started)
             return
-        # A client that leaves must stop the upstream call at once, wherever the relay waits.
-        relaying = asyncio.current_task()
-        assert relaying is not None
-
-        def on_disconnect(_: asyncio.Task[None]) -> None:
-            relaying.cancel()
-
-        watcher = asyncio.create_task(_wait_for_disconnect(receive))
-        watcher.add_done_callback(on_disconnect)
         outcome = Outcome("client_closed", model)
-        try:
-            outcome = await self._relay(scope, send, headers, body, request_id, model, started)
-        except GatewayError as error:
-            outcome = Outcome(str(error.status), model)
-            await self._send_error(send, error, request_id)
-        except UpstreamCut as cut:
-            outcome = cut.outcome
-            raise  # ends the client's response without its terminating chunk, as upstream did
-        except OSError:
-            pass  # the client went away while we were sending
-        except asyncio.CancelledError:
-            if not watcher.done():
-                raise
-            relaying.uncancel()  # our own cancellation, for a client that left: handled
-        finally:
-            watcher.remove_done_callback(on_disconnect)
-            watcher.cancel()
-            self._complete(request_id, step, model, outcome, started)
+        # A client that leaves must stop the upstream call at once, wherever the relay waits.
+        async with DisconnectWatch(receive) as watch:
+
+            async def send_until_done(message: Message) -> None:
+                if message["type"] == "http.response.body" and not message.get("more_body"):
+                    watch.disarm()
+                await send(message)
+
+            try:
+                outcome = await self._relay(
+                    scope, send_until_done, headers, body, request_id, model, started
+                )
+            except GatewayError as error:
+                outcome = Outcome(str(error.status), model)
+                await self._send_error(send_until_done, error, request_id)
+            except UpstreamCut as cut:
+                outcome = cut.outcome
+                raise  # ends the client's response without its last chunk, as upstream did
+            finally:
+                self._complete(request_id, step, model, outcome, started)
 
     async def _read_body(self, receive: Receive) -> bytes:
         chunks: list[bytes] = []
@@ -229,9 +222,3 @@ class Relay:
                 usage=outcome.usage,
             )
         )
-
-
-async def _wait_for_disconnect(receive: Receive) -> None:
-    message: Message = {"type": ""}
-    while message["type"] != "http.disconnect":
-        message = await receive()

@@ -41,9 +41,9 @@ class Upstream:
         )
         try:
             return await self._client.send(request, stream=True)
-        except httpx.TimeoutException:
-            raise UpstreamTimeout(f"{provider} did not answer in time") from None
         except httpx.TransportError as error:
+            if _is_timeout(error):
+                raise UpstreamTimeout(f"{provider} did not answer in time") from None
             raise UpstreamUnavailable(
                 f"{provider} is unreachable: {type(error).__name__}"
             ) from None
@@ -60,3 +60,12 @@ def _transport(kind: Transport) -> httpx.AsyncBaseTransport:
     if kind == "aiohttp":
         return AiohttpTransport(limits=POOL_LIMITS)
     return httpx.AsyncHTTPTransport(limits=POOL_LIMITS)
+
+
+def _is_timeout(error: httpx.TransportError) -> bool:
+    # httpx-aiohttp maps every aiohttp connection error, a refused connection included, to
+    # ConnectTimeout; the aiohttp exception it wraps says whether time really ran out.
+    cause = error.__cause__
+    if cause is not None and type(cause).__module__.startswith("aiohttp"):
+        return isinstance(cause, TimeoutError)
+    return isinstance(error, httpx.TimeoutException)

@@ -2,7 +2,8 @@
 
 A raw ASGI response rather than Starlette's StreamingResponse: it must know the moment a
 stream ends, however it ends (finished, cut by fault injection, client gone), because
-tests ask the emulator how many streams are still open.
+tests ask the emulator how many streams are still open, and it stops generating the
+moment its client leaves, as the real API does.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from starlette.types import Receive, Scope, Send
+
+from gateway.disconnect import DisconnectWatch
 
 
 class InjectedCut(Exception):
@@ -51,19 +54,22 @@ class PacedResponse:
         self.counter.open += 1
         self.counter.total += 1
         try:
-            if self.delay_s > 0:
-                await asyncio.sleep(self.delay_s)
-            await send(
-                {"type": "http.response.start", "status": self.status, "headers": self.headers}
-            )
-            for sent, (chunk, wait_s) in enumerate(self.chunks):
-                if sent == self.cut_after:
-                    raise InjectedCut("emulator fault: connection cut mid-response")
-                if wait_s > 0:
-                    await asyncio.sleep(wait_s)
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except OSError:
-            return  # the client went away; nothing left to send it
+            async with DisconnectWatch(receive) as watch:
+                if self.delay_s > 0:
+                    await asyncio.sleep(self.delay_s)
+                start = {
+                    "type": "http.response.start",
+                    "status": self.status,
+                    "headers": self.headers,
+                }
+                await send(start)
+                for sent, (chunk, wait_s) in enumerate(self.chunks):
+                    if sent == self.cut_after:
+                        raise InjectedCut("emulator fault: connection cut mid-response")
+                    if wait_s > 0:
+                        await asyncio.sleep(wait_s)
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                watch.disarm()
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             self.counter.open -= 1

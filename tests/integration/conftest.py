@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
+import anthropic
 import pytest
 
-from tests.integration.servers import emulator
+from tests.integration.servers import emulator, gateway
 
 
 @pytest.fixture(scope="session")
@@ -28,3 +30,29 @@ def simulated_emulator_url() -> Iterator[str]:
 def api_key() -> str:
     """A fresh key per test: caches are per workspace (per key), so tests never share one."""
     return f"sk-ant-test-{uuid.uuid4().hex}"
+
+
+@pytest.fixture(scope="session")
+def gateway_url(emulator_url: str) -> Iterator[str]:
+    """The gateway in front of the shared emulator, with a small body limit to test it."""
+    with gateway(emulator_url, env={"GATEWAY_SERVER__MAX_BODY_BYTES": "200000"}) as url:
+        yield url
+
+
+ClientFactory = Callable[..., anthropic.Anthropic]
+
+
+@pytest.fixture
+def make_client() -> Iterator[ClientFactory]:
+    """`make_client(base_url, api_key, **options)`: SDK clients, closed when the test ends."""
+    made: list[anthropic.Anthropic] = []
+
+    def make(base_url: str, api_key: str, **options: Any) -> anthropic.Anthropic:
+        made.append(
+            anthropic.Anthropic(base_url=base_url, api_key=api_key, **{"max_retries": 0, **options})
+        )
+        return made[-1]
+
+    yield make
+    for client in made:
+        client.close()

@@ -65,3 +65,18 @@ def emulator(*flags: str, env: dict[str, str] | None = None) -> Iterator[str]:
     port = free_port()
     with gateway_process("emulate", "--port", str(port), *flags, env=env, port=port) as url:
         yield url
+
+
+@contextmanager
+def gateway(upstream_url: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    """`gateway serve` relaying Anthropic calls to `upstream_url`."""
+    port = free_port()
+    settings = {
+        "GATEWAY_SERVER__START_EMULATOR": "false",
+        "GATEWAY_PROVIDERS__ANTHROPIC__BASE_URL": upstream_url,
+        **(env or {}),
+    }
+    with gateway_process(
+        "serve", "--port", str(port), env=settings, port=port, ready_path="/healthz"
+    ) as url:
+        yield url

@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from gateway.wire.sse import SSEDecoder
+from tests.integration.conftest import ClientFactory
 from tests.integration.servers import emulator
 
 MODEL = "claude-sonnet-4-6"
@@ -20,12 +21,10 @@ LONG_SYSTEM = (
 )
 
 
-def client(url: str, key: str, **kwargs: Any) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=url, api_key=key, max_retries=0, **kwargs)
-
-
-def test_create_returns_a_message_the_sdk_parses(emulator_url: str, api_key: str) -> None:
-    message = client(emulator_url, api_key).messages.create(
+def test_create_returns_a_message_the_sdk_parses(
+    make_client: ClientFactory, emulator_url: str, api_key: str
+) -> None:
+    message = make_client(emulator_url, api_key).messages.create(
         model=MODEL, max_tokens=256, messages=[{"role": "user", "content": "Hello"}]
     )
     assert message.id.startswith("msg_")
@@ -40,16 +39,20 @@ def test_create_returns_a_message_the_sdk_parses(emulator_url: str, api_key: str
     assert message._request_id.startswith("req_")
 
 
-def test_alias_answers_with_the_dated_snapshot(emulator_url: str, api_key: str) -> None:
+def test_alias_answers_with_the_dated_snapshot(
+    make_client: ClientFactory, emulator_url: str, api_key: str
+) -> None:
     with pytest.warns(DeprecationWarning, match="claude-sonnet-4-5"):
-        message = client(emulator_url, api_key).messages.create(
+        message = make_client(emulator_url, api_key).messages.create(
             model="claude-sonnet-4-5", max_tokens=16, messages=[{"role": "user", "content": "Hi"}]
         )
     assert message.model == "claude-sonnet-4-5-20250929"
 
 
-def test_reply_directive_max_tokens_and_stop_sequences(emulator_url: str, api_key: str) -> None:
-    sdk = client(emulator_url, api_key)
+def test_reply_directive_max_tokens_and_stop_sequences(
+    make_client: ClientFactory, emulator_url: str, api_key: str
+) -> None:
+    sdk = make_client(emulator_url, api_key)
     asked = [{"role": "user", "content": "REPLY: alpha beta gamma delta"}]
     exact = sdk.messages.create(model=MODEL, max_tokens=100, messages=asked)
     assert exact.content[0].text == "alpha beta gamma delta"  # type: ignore[union-attr]
@@ -65,8 +68,10 @@ def test_reply_directive_max_tokens_and_stop_sequences(emulator_url: str, api_ke
     assert (warm.content, warm.stop_reason) == ([], "max_tokens")
 
 
-def test_stream_yields_text_and_cumulative_usage(emulator_url: str, api_key: str) -> None:
-    sdk = client(emulator_url, api_key)
+def test_stream_yields_text_and_cumulative_usage(
+    make_client: ClientFactory, emulator_url: str, api_key: str
+) -> None:
+    sdk = make_client(emulator_url, api_key)
     kwargs: dict[str, Any] = {
         "model": MODEL,
         "max_tokens": 200,
@@ -106,8 +111,10 @@ def test_stream_event_order_is_the_documented_one(emulator_url: str, api_key: st
     assert all(orjson.loads(event.data)["type"] == event.event for event in events)
 
 
-def test_tool_use_when_forced_and_streamed(emulator_url: str, api_key: str) -> None:
-    sdk = client(emulator_url, api_key)
+def test_tool_use_when_forced_and_streamed(
+    make_client: ClientFactory, emulator_url: str, api_key: str
+) -> None:
+    sdk = make_client(emulator_url, api_key)
     tools: list[Any] = [
         {
             "name": "get_weather",
@@ -150,8 +157,10 @@ def test_async_create_and_stream(emulator_url: str, api_key: str) -> None:
     assert asyncio.run(run()) == ("async works", "async works")
 
 
-def test_count_tokens_equals_the_usage_of_the_whole_prompt(emulator_url: str, api_key: str) -> None:
-    sdk = client(emulator_url, api_key)
+def test_count_tokens_equals_the_usage_of_the_whole_prompt(
+    make_client: ClientFactory, emulator_url: str, api_key: str
+) -> None:
+    sdk = make_client(emulator_url, api_key)
     kwargs: dict[str, Any] = {
         "model": MODEL,
         "system": [{"type": "text", "text": LONG_SYSTEM, "cache_control": {"type": "ephemeral"}}],
@@ -171,9 +180,9 @@ def test_count_tokens_equals_the_usage_of_the_whole_prompt(emulator_url: str, ap
 
 
 def test_cache_hit_after_write_and_ttl_on_the_virtual_clock(
-    emulator_url: str, api_key: str
+    make_client: ClientFactory, emulator_url: str, api_key: str
 ) -> None:
-    sdk = client(emulator_url, api_key)
+    sdk = make_client(emulator_url, api_key)
     system: Any = [{"type": "text", "text": LONG_SYSTEM, "cache_control": {"type": "ephemeral"}}]
 
     def usage_at(now: float) -> anthropic.types.Usage:
@@ -233,9 +242,9 @@ def test_parallel_requests_on_a_new_prefix_all_miss(
 
 
 def test_simulated_latency_is_reported_in_headers(
-    simulated_emulator_url: str, api_key: str
+    make_client: ClientFactory, simulated_emulator_url: str, api_key: str
 ) -> None:
-    raw = client(simulated_emulator_url, api_key).messages.with_raw_response.create(
+    raw = make_client(simulated_emulator_url, api_key).messages.with_raw_response.create(
         model=MODEL, max_tokens=20, messages=[{"role": "user", "content": "x " * 4000}]
     )
     ttft_ms = float(raw.headers["x-emulator-ttft-ms"])
@@ -243,8 +252,10 @@ def test_simulated_latency_is_reported_in_headers(
     assert float(raw.headers["x-emulator-duration-ms"]) > ttft_ms
 
 
-def test_diagnostics_name_the_changed_system_prompt(emulator_url: str, api_key: str) -> None:
-    sdk = client(emulator_url, api_key)
+def test_diagnostics_name_the_changed_system_prompt(
+    make_client: ClientFactory, emulator_url: str, api_key: str
+) -> None:
+    sdk = make_client(emulator_url, api_key)
     first = sdk.messages.create(
         model=MODEL,
         max_tokens=5,
@@ -280,10 +291,14 @@ def test_diagnostics_name_the_changed_system_prompt(emulator_url: str, api_key: 
     ],
 )
 def test_every_error_status_is_the_sdks_matching_exception(
-    emulator_url: str, api_key: str, status: int, exception: type[anthropic.APIStatusError]
+    make_client: ClientFactory,
+    emulator_url: str,
+    api_key: str,
+    status: int,
+    exception: type[anthropic.APIStatusError],
 ) -> None:
     with pytest.raises(exception) as raised:
-        client(emulator_url, api_key).messages.create(
+        make_client(emulator_url, api_key).messages.create(
             model=MODEL,
             max_tokens=5,
             messages=[{"role": "user", "content": "hi"}],
@@ -296,8 +311,10 @@ def test_every_error_status_is_the_sdks_matching_exception(
     assert body["error"]["type"]
 
 
-def test_real_validation_errors(emulator_url: str, api_key: str) -> None:
-    sdk = client(emulator_url, api_key)
+def test_real_validation_errors(
+    make_client: ClientFactory, emulator_url: str, api_key: str
+) -> None:
+    sdk = make_client(emulator_url, api_key)
     block: Any = {"type": "text", "text": "x", "cache_control": {"type": "ephemeral"}}
     with pytest.raises(anthropic.BadRequestError, match="maximum of 4 blocks"):
         sdk.messages.create(
@@ -349,8 +366,10 @@ def test_old_api_version_accepts_temperature_and_x_api_key(emulator_url: str, ap
     assert (missing.status_code, missing.json()["error"]["type"]) == (401, "authentication_error")
 
 
-def test_retry_of_a_counted_fault_succeeds(emulator_url: str, api_key: str) -> None:
-    sdk = anthropic.Anthropic(base_url=emulator_url, api_key=api_key, max_retries=2)
+def test_retry_of_a_counted_fault_succeeds(
+    make_client: ClientFactory, emulator_url: str, api_key: str
+) -> None:
+    sdk = make_client(emulator_url, api_key, max_retries=2)
     message = sdk.messages.create(
         model=MODEL,
         max_tokens=5,
@@ -367,8 +386,10 @@ def test_retry_of_a_counted_fault_succeeds(emulator_url: str, api_key: str) -> N
         )
 
 
-def test_stream_faults_surface_as_the_sdk_would_see_them(emulator_url: str, api_key: str) -> None:
-    sdk = client(emulator_url, api_key)
+def test_stream_faults_surface_as_the_sdk_would_see_them(
+    make_client: ClientFactory, emulator_url: str, api_key: str
+) -> None:
+    sdk = make_client(emulator_url, api_key)
     kwargs: dict[str, Any] = {
         "model": MODEL,
         "max_tokens": 100,
@@ -386,8 +407,10 @@ def test_stream_faults_surface_as_the_sdk_would_see_them(emulator_url: str, api_
         stream.get_final_message()
 
 
-def test_models_list_reports_lifecycle(emulator_url: str, api_key: str) -> None:
-    sdk = client(emulator_url, api_key)
+def test_models_list_reports_lifecycle(
+    make_client: ClientFactory, emulator_url: str, api_key: str
+) -> None:
+    sdk = make_client(emulator_url, api_key)
     models = {model.id: model for model in sdk.models.list(limit=100)}
     assert models["claude-sonnet-4-6"].lifecycle == "active"
     assert models["claude-sonnet-4-5-20250929"].lifecycle == "deprecated"
@@ -395,9 +418,9 @@ def test_models_list_reports_lifecycle(emulator_url: str, api_key: str) -> None:
     assert sdk.models.retrieve("claude-haiku-4-5").id == "claude-haiku-4-5-20251001"
 
 
-def test_cut_stream_is_no_longer_counted_open(api_key: str) -> None:
+def test_cut_stream_is_no_longer_counted_open(make_client: ClientFactory, api_key: str) -> None:
     with emulator("--latency", "realistic") as url:
-        sdk = client(url, api_key)
+        sdk = make_client(url, api_key)
         with (
             pytest.raises(httpx2.RemoteProtocolError),
             sdk.messages.stream(

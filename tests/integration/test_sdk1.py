@@ -1,4 +1,4 @@
-"""The anthropic 1.x SDK (x-api-key, anthropic-version 2023-06-01, ?beta=true) against the emulator.
+"""The anthropic 1.x SDK (x-api-key, version 2023-06-01, ?beta=true): emulator and gateway.
 
 It is installed beside the 2.x SDK in its own folder (`make test` puts it in
 .cache/anthropic-sdk-1) and runs in a subprocess, so both majors are tested in one suite.
@@ -19,14 +19,16 @@ SDK1_PATH = Path(__file__).parents[2] / ".cache" / "anthropic-sdk-1"
 SESSION = Path(__file__).parent / "sdk1" / "session.py"
 
 
-@pytest.fixture(scope="module")
-def session(emulator_url: str) -> dict[str, Any]:
+@pytest.fixture(scope="module", params=["emulator", "gateway"])
+def session(request: pytest.FixtureRequest, emulator_url: str, gateway_url: str) -> dict[str, Any]:
+    """The 1.x session run directly against the emulator, and through the gateway."""
+    base_url = emulator_url if request.param == "emulator" else gateway_url
     if not SDK1_PATH.is_dir():
         if os.environ.get("CI"):
             pytest.fail(f"{SDK1_PATH} is missing: `make test` installs the 1.x SDK there")
         pytest.skip("anthropic 1.x not installed (run `make test`)")
     result = subprocess.run(
-        [sys.executable, str(SESSION), emulator_url, "sk-ant-sdk1-test"],
+        [sys.executable, str(SESSION), base_url, f"sk-ant-sdk1-{request.param}"],
         env={**os.environ, "PYTHONPATH": str(SDK1_PATH)},
         capture_output=True,
         text=True,
@@ -40,7 +42,7 @@ def session(emulator_url: str) -> dict[str, Any]:
 def test_it_is_the_1x_sdk_speaking_the_old_dialect(session: dict[str, Any]) -> None:
     assert session["version"].startswith("1.")
     first = session["sent"][0]
-    assert first["x-api-key"] == "sk-ant-sdk1-test"
+    assert first["x-api-key"].startswith("sk-ant-sdk1-")
     assert "authorization" not in first
     assert first["anthropic-version"] == "2023-06-01"
 

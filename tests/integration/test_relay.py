@@ -1,0 +1,361 @@
+"""The official SDK through `gateway serve` → `gateway emulate`: it must not tell them apart."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import time
+from typing import Any
+
+import anthropic
+import httpx
+import httpx2
+import pytest
+
+from gateway.wire.sse import SSEDecoder
+from tests.integration.conftest import ClientFactory
+from tests.integration.scripted_upstream import scripted_upstream
+from tests.integration.servers import emulator, free_port, gateway
+
+MODEL = "claude-sonnet-4-6"
+HEADERS = {"anthropic-version": "2026-10-21", "content-type": "application/json"}
+MESSAGE_ID = re.compile(rb'"msg_[A-Za-z0-9]+"')
+
+
+def metric(gateway_url: str, name: str, **labels: str) -> float:
+    """The sum of a metric's samples whose labels include `labels`."""
+    total = 0.0
+    for line in httpx.get(gateway_url + "/metrics").text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_create_matches_direct(
+    make_client: ClientFactory, emulator_url: str, gateway_url: str, api_key: str
+) -> None:
+    kwargs: dict[str, Any] = {
+        "model": MODEL,
+        "max_tokens": 100,
+        "messages": [{"role": "user", "content": "REPLY: through the gateway"}],
+    }
+    direct = make_client(emulator_url, api_key + "-direct").messages.with_raw_response.create(
+        **kwargs
+    )
+    relayed = make_client(gateway_url, api_key).messages.with_raw_response.create(**kwargs)
+    direct_message, message = direct.parse(), relayed.parse()
+    assert message.content == direct_message.content
+    assert message.usage == direct_message.usage
+    assert message._request_id is not None
+    assert message._request_id.startswith("req_")  # upstream's request-id reaches the SDK
+    assert relayed.headers["anthropic-ratelimit-requests-limit"] == "4000"
+    assert relayed.headers["x-gateway-request-id"].startswith("gw_")
+    assert relayed.headers["x-gateway-model"] == MODEL
+    assert "x-gateway-rewrites" in relayed.headers
+
+
+def test_stream_text_and_tool_use_match_direct(
+    make_client: ClientFactory, emulator_url: str, gateway_url: str, api_key: str
+) -> None:
+    tools: Any = [
+        {
+            "name": "lookup",
+            "description": "Look a thing up",
+            "input_schema": {"type": "object", "properties": {"q": {"type": "string"}}},
+        }
+    ]
+    for content in ("REPLY: streamed words arrive intact", "USE_TOOL: lookup"):
+        kwargs: dict[str, Any] = {
+            "model": MODEL,
+            "max_tokens": 100,
+            "tools": tools,
+            "messages": [{"role": "user", "content": content}],
+        }
+        with make_client(emulator_url, api_key + "-direct").messages.stream(**kwargs) as stream:
+            direct = stream.get_final_message()
+        with make_client(gateway_url, api_key).messages.stream(**kwargs) as stream:
+            relayed = stream.get_final_message()
+        assert relayed.content == direct.content
+        assert relayed.usage == direct.usage
+
+
+def test_stream_bytes_are_upstreams_bytes(
+    emulator_url: str, gateway_url: str, api_key: str
+) -> None:
+    body = {
+        "model": MODEL,
+        "max_tokens": 100,
+        "stream": True,
+        "messages": [{"role": "user", "content": "REPLY: byte for byte"}],
+    }
+
+    def raw(url: str) -> bytes:
+        response = httpx.post(
+            url + "/v1/messages", json=body, headers={**HEADERS, "x-api-key": api_key}
+        )
+        return MESSAGE_ID.sub(b'"msg_"', response.content)
+
+    assert raw(gateway_url) == raw(emulator_url)
+
+
+def test_async_sdk_and_count_tokens(gateway_url: str, api_key: str) -> None:
+    async def run() -> tuple[str, int]:
+        async with anthropic.AsyncAnthropic(base_url=gateway_url, api_key=api_key) as client:
+            messages: Any = [{"role": "user", "content": "REPLY: async relay"}]
+            created = await client.messages.create(model=MODEL, max_tokens=20, messages=messages)
+            counted = await client.messages.count_tokens(model=MODEL, messages=messages)
+            return created.content[0].text, counted.input_tokens  # type: ignore[union-attr]
+
+    text, counted = asyncio.run(run())
+    assert text == "async relay"
+    assert counted > 0
+
+
+def test_models_list_passes_through(
+    make_client: ClientFactory, gateway_url: str, api_key: str
+) -> None:
+    ids = [model.id for model in make_client(gateway_url, api_key).models.list(limit=100)]
+    assert "claude-sonnet-4-6" in ids
+
+
+@pytest.mark.parametrize(
+    ("status", "exception"),
+    [
+        (400, anthropic.BadRequestError),
+        (401, anthropic.AuthenticationError),
+        (402, anthropic.PaymentRequiredError),
+        (403, anthropic.PermissionDeniedError),
+        (404, anthropic.NotFoundError),
+        (409, anthropic.ConflictError),
+        (413, anthropic.ContentTooLargeError),
+        (429, anthropic.RateLimitError),
+        (500, anthropic.InternalServerError),
+        (504, anthropic.GatewayTimeoutError),
+        (529, anthropic.OverloadedError),
+    ],
+)
+def test_upstream_errors_are_relayed_unchanged(
+    make_client: ClientFactory,
+    gateway_url: str,
+    api_key: str,
+    status: int,
+    exception: type[anthropic.APIStatusError],
+) -> None:
+    with pytest.raises(exception) as raised:
+        make_client(gateway_url, api_key).messages.create(
+            model=MODEL,
+            max_tokens=5,
+            messages=[{"role": "user", "content": "hi"}],
+            extra_headers={"x-emulator-fault": f"{status};after=7"},
+        )
+    assert raised.value.status_code == status
+    assert raised.value.request_id is not None
+    assert raised.value.request_id.startswith("req_")
+    if status == 429:
+        assert raised.value.response.headers["retry-after"] == "7"
+
+
+def test_sdk_retries_through_the_gateway(
+    make_client: ClientFactory, gateway_url: str, api_key: str
+) -> None:
+    client = make_client(gateway_url, api_key, max_retries=2)
+    message = client.messages.create(
+        model=MODEL,
+        max_tokens=5,
+        messages=[{"role": "user", "content": "REPLY: third time"}],
+        extra_headers={"x-emulator-fault": f"529;count=2;id={api_key};after=0"},
+    )
+    assert message.content[0].text == "third time"  # type: ignore[union-attr]
+
+
+def test_both_auth_styles_and_api_versions(gateway_url: str, api_key: str) -> None:
+    body = {
+        "model": MODEL,
+        "max_tokens": 5,
+        "temperature": 0.3,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    old = httpx.post(
+        gateway_url + "/v1/messages?beta=true",
+        json=body,
+        headers={**HEADERS, "anthropic-version": "2023-06-01", "x-api-key": api_key},
+    )
+    assert old.status_code == 200, old.text
+    new = httpx.post(
+        gateway_url + "/v1/messages",
+        json=body,
+        headers={**HEADERS, "authorization": f"Bearer {api_key}", "anthropic-beta": "x-1"},
+    )
+    assert new.status_code == 400
+    assert new.json()["error"]["message"] == "temperature: Extra inputs are not permitted"
+
+
+def test_gateway_errors_use_the_anthropic_envelope(gateway_url: str, api_key: str) -> None:
+    auth = {**HEADERS, "x-api-key": api_key}
+    cases = [
+        (b"{not json", auth, 400, "invalid_request_error"),
+        (b"[1, 2]", auth, 400, "invalid_request_error"),
+        (b"{}", {**auth, "content-type": "text/plain"}, 415, "invalid_request_error"),
+        (b'{"pad": "' + b"x" * 300_000 + b'"}', auth, 413, "request_too_large"),
+    ]
+    for content, headers, status, error_type in cases:
+        response = httpx.post(gateway_url + "/v1/messages", content=content, headers=headers)
+        assert response.status_code == status
+        body = response.json()
+        assert body["type"] == "error"
+        assert body["error"]["type"] == error_type
+        assert body["request_id"] == response.headers["x-gateway-request-id"]
+
+
+def test_mid_stream_error_ends_the_stream_and_is_counted(
+    make_client: ClientFactory, gateway_url: str, api_key: str
+) -> None:
+    before = metric(gateway_url, "gateway_requests_total", status="stream_error")
+    with (
+        pytest.raises(anthropic.APIStatusError, match="Overloaded"),
+        make_client(gateway_url, api_key).messages.stream(
+            model=MODEL,
+            max_tokens=50,
+            messages=[{"role": "user", "content": "hi"}],
+            extra_headers={"x-emulator-fault": "stream-error"},
+        ) as stream,
+    ):
+        stream.get_final_message()
+    assert metric(gateway_url, "gateway_requests_total", status="stream_error") == before + 1
+
+
+def test_cut_upstream_cuts_the_client_and_is_counted(
+    make_client: ClientFactory, gateway_url: str, api_key: str
+) -> None:
+    before = metric(gateway_url, "gateway_requests_total", status="cut")
+    with (
+        pytest.raises(httpx2.RemoteProtocolError),
+        make_client(gateway_url, api_key).messages.stream(
+            model=MODEL,
+            max_tokens=50,
+            messages=[{"role": "user", "content": "hi"}],
+            extra_headers={"x-emulator-fault": "cut"},
+        ) as stream,
+    ):
+        stream.get_final_message()
+    assert metric(gateway_url, "gateway_requests_total", status="cut") == before + 1
+
+
+def test_usage_ttft_and_steps_reach_the_metrics(
+    make_client: ClientFactory, gateway_url: str, api_key: str
+) -> None:
+    client = make_client(gateway_url, api_key)
+    system: Any = [
+        {"type": "text", "text": "Rules. " * 800, "cache_control": {"type": "ephemeral"}}
+    ]
+    read_before = metric(gateway_url, "gateway_tokens_total", type="cache_read", step="synthesis")
+    ttft_before = metric(gateway_url, "gateway_time_to_first_token_seconds_count", step="synthesis")
+    for _ in range(2):
+        with client.messages.stream(
+            model=MODEL,
+            max_tokens=20,
+            system=system,
+            messages=[{"role": "user", "content": "hi"}],
+            extra_headers={"x-gateway-step": "synthesis"},
+        ) as stream:
+            usage = stream.get_final_message().usage
+    read = metric(gateway_url, "gateway_tokens_total", type="cache_read", step="synthesis")
+    assert read - read_before == usage.cache_read_input_tokens
+    ttft = metric(gateway_url, "gateway_time_to_first_token_seconds_count", step="synthesis")
+    assert ttft == ttft_before + 2
+    client.messages.create(
+        model=MODEL,
+        max_tokens=5,
+        messages=[{"role": "user", "content": "hi"}],
+        extra_headers={"x-gateway-step": "step-nobody-configured"},
+    )
+    assert metric(gateway_url, "gateway_requests_total", step="other") >= 1
+    assert metric(gateway_url, "gateway_requests_total", step="step-nobody-configured") == 0
+
+
+def test_client_disconnect_closes_the_upstream_stream(api_key: str) -> None:
+    with emulator("--latency", "realistic") as upstream, gateway(upstream) as url:
+        body = {
+            "model": "claude-opus-4-6",
+            "max_tokens": 2000,
+            "stream": True,
+            "messages": [{"role": "user", "content": "REPLY: " + "word " * 400}],
+        }
+        with httpx.stream(
+            "POST", url + "/v1/messages", json=body, headers={**HEADERS, "x-api-key": api_key}
+        ) as response:
+            chunks = response.iter_raw()  # held: closing this iterator closes the response
+            assert next(chunks).startswith(b"event: message_start")
+            assert httpx.get(upstream + "/emulator/state").json()["open_streams"] == 1
+        deadline = time.monotonic() + 3
+        while httpx.get(upstream + "/emulator/state").json()["open_streams"] and (
+            time.monotonic() < deadline
+        ):
+            time.sleep(0.05)
+        assert httpx.get(upstream + "/emulator/state").json()["open_streams"] == 0
+        assert metric(url, "gateway_requests_total", status="client_closed") == 1
+
+
+def test_unreachable_upstream_is_502_and_slow_one_504(api_key: str) -> None:
+    body = {"model": MODEL, "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+    headers = {**HEADERS, "x-api-key": api_key}
+    with gateway(f"http://127.0.0.1:{free_port()}") as url:
+        response = httpx.post(url + "/v1/messages", json=body, headers=headers)
+        assert response.status_code == 502
+        assert response.json()["error"]["type"] == "api_error"
+        assert api_key not in response.text
+    with (
+        emulator() as upstream,
+        gateway(upstream, env={"GATEWAY_PROVIDERS__ANTHROPIC__TIMEOUT_S": "0.3"}) as url,
+    ):
+        response = httpx.post(
+            url + "/v1/messages", json=body, headers={**headers, "x-emulator-fault": "slow;ms=2000"}
+        )
+        assert response.status_code == 504
+        assert response.json()["error"]["type"] == "timeout_error"
+
+
+def test_relay_is_byte_faithful_and_unbuffered(api_key: str) -> None:
+    chunks = [
+        b'event: message_start\r\ndata: {"type":"message_start","message":{"usage":',
+        b'{"input_tokens":12,"output_tokens":1}}}\r\n\r\n: a comment\n\n',
+        b'event: brand_new_event\ndata: {"type":"brand_new_event"}\n\n',
+        b'event: content_block_delta\ndata: {"type":"content_block_delta"}\n\n',
+        b'event: message_delta\ndata: {"type":"message_delta","usage":{"output_tokens":9}}\n\n',
+        b'event: message_stop\ndata: {"type":"message_stop"}\n\n',
+    ]
+    release = threading.Event()
+    with scripted_upstream() as (upstream_url, upstream), gateway(upstream_url) as url:
+        upstream.script.chunks = chunks
+        upstream.script.pause_before = {3: release}
+        received: list[bytes] = []
+        with httpx.stream(
+            "POST",
+            url + "/v1/messages?beta=true",
+            json={"model": MODEL, "stream": True},
+            headers={
+                **HEADERS,
+                "x-api-key": api_key,
+                "x-gateway-step": "routing",
+                "connection": "keep-alive",
+                "x-custom-header": "kept",
+            },
+        ) as response:
+            stream = response.iter_raw()
+            # Chunks before the pause arrive while upstream still holds the rest back.
+            while b"brand_new_event" not in b"".join(received):
+                received.append(next(stream))
+            release.set()
+            received.extend(stream)
+        assert b"".join(received) == b"".join(chunks)
+        path, sent_headers, _ = upstream.requests[0]
+        names = {name for name, _ in sent_headers}
+        assert path == "/v1/messages"
+        assert (b"x-custom-header", b"kept") in sent_headers
+        assert b"x-gateway-step" not in names
+        assert (b"x-api-key", api_key.encode()) in sent_headers
+        events = SSEDecoder().feed(b"".join(chunks))
+        assert [event.event for event in events][1] == "brand_new_event"
+        assert metric(url, "gateway_tokens_total", type="output", step="routing") == 9
+        assert metric(url, "gateway_tokens_total", type="input", step="routing") == 12

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import orjson
+
+from gateway.wire.anthropic_usage import StreamUsage, Usage, usage_from_message
+from gateway.wire.sse import SSEDecoder, encode_event
+
+
+def stream(*events: tuple[str, dict[str, object]]) -> StreamUsage:
+    tap = StreamUsage()
+    raw = b"".join(encode_event(orjson.dumps(data).decode(), name) for name, data in events)
+    for event in SSEDecoder().feed(raw):
+        tap.observe(event)
+    return tap
+
+
+def test_message_delta_usage_is_cumulative_and_overwrites() -> None:
+    tap = stream(
+        ("message_start", {"message": {"model": "m", "usage": {
+            "input_tokens": 10, "cache_read_input_tokens": 2000, "cache_creation_input_tokens": 300,
+            "cache_creation": {"ephemeral_5m_input_tokens": 100, "ephemeral_1h_input_tokens": 200},
+            "output_tokens": 1}}}),
+        ("content_block_delta", {}),
+        ("message_delta", {"usage": {"output_tokens": 7}}),
+        ("message_delta", {"usage": {"output_tokens": 15, "input_tokens": 12}}),
+        ("message_stop", {}),
+    )  # fmt: skip
+    assert tap.usage == Usage(
+        input=12, output=15, cache_read=2000, cache_write_5m=100, cache_write_1h=200
+    )
+    assert tap.model == "m"
+    assert tap.saw_content
+    assert tap.complete
+    assert tap.error_type is None
+
+
+def test_absent_fields_keep_message_start_values_and_errors_are_seen() -> None:
+    tap = stream(
+        ("message_start", {"message": {"usage": {"input_tokens": 5, "output_tokens": 1}}}),
+        ("ping", {}),
+        ("error", {"type": "error", "error": {"type": "overloaded_error", "message": "x"}}),
+    )
+    assert tap.usage == Usage(input=5, output=1)
+    assert tap.error_type == "overloaded_error"
+    assert not tap.complete
+
+
+def test_writes_without_a_ttl_split_count_as_five_minute_writes() -> None:
+    model, usage = usage_from_message(
+        b'{"model":"m","usage":{"input_tokens":3,"output_tokens":4,'
+        b'"cache_creation_input_tokens":50,"cache_read_input_tokens":0}}'
+    )
+    assert model == "m"
+    assert usage == Usage(input=3, output=4, cache_write_5m=50)
+
+
+def test_bodies_without_usage_yield_nothing() -> None:
+    assert usage_from_message(b"not json") == (None, None)
+    assert usage_from_message(b'{"type":"error"}') == (None, None)
