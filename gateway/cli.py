@@ -1,4 +1,4 @@
-"""The `gateway` command: serve, emulate, demo, check."""
+"""The `gateway` command: serve, emulate, check."""
 
 from __future__ import annotations
 
@@ -7,19 +7,22 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any, TypeVar
 
 import uvicorn
 from fastapi import FastAPI
+from pydantic import BaseModel
 
 from gateway.app import create_app
 from gateway.settings import ConfigError, Settings, config_path, load_settings
 
 CONFIG_ENV = "GATEWAY_CONFIG"
+QUIET: dict[str, Any] = {"log_level": "warning", "access_log": False}
+SectionT = TypeVar("SectionT", bound=BaseModel)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
+    args = _parser().parse_args(argv)
     if args.config is not None:
         os.environ[CONFIG_ENV] = str(args.config)  # for worker processes, which re-load it
     try:
@@ -60,11 +63,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _overridden(section: SectionT, args: argparse.Namespace, *names: str) -> SectionT:
+    """A settings section with the command-line flags that were given laid over it."""
+    given = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    return section.model_copy(update=given)
+
+
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    overrides = {"host": args.host, "port": args.port, "workers": args.workers}
-    server = settings.server.model_copy(
-        update={key: value for key, value in overrides.items() if value is not None}
-    )
+    server = _overridden(settings.server, args, "host", "port", "workers")
     settings = settings.model_copy(update={"server": server})
     emulator = _start_emulator(args.config) if server.start_emulator else None
     print(
@@ -74,30 +80,16 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         + (" (the emulator, started with it)" if emulator else ""),
         flush=True,
     )
+    # Upstream's date and server headers pass through; uvicorn must not add its own.
+    options = {**QUIET, "host": server.host, "port": server.port}
+    options |= {"server_header": False, "date_header": False}
     try:
         if server.workers > 1:
             # Each worker builds its own app from the same config file and environment.
-            uvicorn.run(
-                "gateway.cli:app_from_environment",
-                factory=True,
-                host=server.host,
-                port=server.port,
-                workers=server.workers,
-                log_level="warning",
-                access_log=False,
-                server_header=False,  # upstream's date and server headers pass through
-                date_header=False,
-            )
+            target = "gateway.cli:app_from_environment"
+            uvicorn.run(target, factory=True, workers=server.workers, **options)
         else:
-            uvicorn.run(
-                create_app(settings),
-                host=server.host,
-                port=server.port,
-                log_level="warning",
-                access_log=False,
-                server_header=False,
-                date_header=False,
-            )
+            uvicorn.run(create_app(settings), **options)
     finally:
         if emulator is not None:
             emulator.terminate()
@@ -120,28 +112,14 @@ def _start_emulator(config: Path | None) -> subprocess.Popen[bytes]:
 def _emulate(args: argparse.Namespace, settings: Settings) -> int:
     from gateway.emulator.app import create_emulator_app
 
-    overrides = {
-        "host": args.host,
-        "port": args.port,
-        "latency": args.latency,
-        "virtual_clock": args.virtual_clock,
-    }
-    emulator = settings.emulator.model_copy(
-        update={key: value for key, value in overrides.items() if value is not None}
-    )
+    emulator = _overridden(settings.emulator, args, "host", "port", "latency", "virtual_clock")
     settings = settings.model_copy(update={"emulator": emulator})
     print(
         f"emulator: Anthropic API on http://{emulator.host}:{emulator.port} "
         f"(latency {emulator.latency}, virtual clock {'on' if emulator.virtual_clock else 'off'})",
         flush=True,
     )
-    uvicorn.run(
-        create_emulator_app(settings),
-        host=emulator.host,
-        port=emulator.port,
-        log_level="warning",
-        access_log=False,
-    )
+    uvicorn.run(create_emulator_app(settings), host=emulator.host, port=emulator.port, **QUIET)
     return 0
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from gateway.wire.sse import SSEDecoder
 from tests.integration.conftest import ClientFactory
+from tests.integration.sdk_errors import SDK_EXCEPTIONS
 from tests.integration.servers import emulator
 
 MODEL = "claude-sonnet-4-6"
@@ -276,19 +277,7 @@ def test_diagnostics_name_the_changed_system_prompt(
 
 @pytest.mark.parametrize(
     ("status", "exception"),
-    [
-        (400, anthropic.BadRequestError),
-        (401, anthropic.AuthenticationError),
-        (402, anthropic.PaymentRequiredError),
-        (403, anthropic.PermissionDeniedError),
-        (404, anthropic.NotFoundError),
-        (409, anthropic.ConflictError),
-        (413, anthropic.ContentTooLargeError),
-        (429, anthropic.RateLimitError),
-        (500, anthropic.InternalServerError),
-        (504, anthropic.GatewayTimeoutError),
-        (529, anthropic.OverloadedError),
-    ],
+    SDK_EXCEPTIONS,
 )
 def test_every_error_status_is_the_sdks_matching_exception(
     make_client: ClientFactory,
