@@ -1,7 +1,9 @@
 """The HTTP edge: which path goes where. It stays thin — paths to handlers, nothing else.
 
-Relay routes are pure ASGI endpoints (see relay.py); the small operational endpoints are
-ordinary FastAPI routes, so they appear in the OpenAPI document.
+Relay paths go straight to their pure ASGI endpoint (relay.py): FastAPI's middleware
+stack would wrap every response chunk and cost more than the relay itself (see the
+overhead benchmark). Everything else — health, readiness, metrics, the OpenAPI
+document, lifespan — is an ordinary FastAPI app behind it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.catalog import ModelCatalog
 from gateway.metering.calls import Meter
@@ -23,10 +25,30 @@ from gateway.relay import Relay
 from gateway.settings import Settings
 from gateway.upstream import Upstream
 
-ANTHROPIC_PATHS = ("/v1/messages", "/v1/messages/count_tokens", "/v1/models")
+ANTHROPIC_ROUTES = (
+    ("POST", "/v1/messages"),
+    ("POST", "/v1/messages/count_tokens"),
+    ("GET", "/v1/models"),
+)
 
 
-def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> FastAPI:
+class Edge:
+    """Dispatches on the exact path: relay routes first, then the FastAPI app."""
+
+    def __init__(self, relays: dict[tuple[str, str], ASGIApp], rest: FastAPI) -> None:
+        self.relays = relays
+        self.rest = rest
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            relay = self.relays.get((scope["method"], scope["path"]))
+            if relay is not None:
+                await relay(scope, receive, send)
+                return
+        await self.rest(scope, receive, send)
+
+
+def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> Edge:
     registry = registry or CollectorRegistry()
     catalog = ModelCatalog.load(settings.models)
     labels = LabelBounds(
@@ -44,9 +66,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
 
     app = FastAPI(title="Tollgate", lifespan=lifespan, docs_url=None, redoc_url=None)
     anthropic = Relay(upstream, meter, "anthropic", settings.server.max_body_bytes)
-    for path in ANTHROPIC_PATHS:
-        methods = ["GET"] if path == "/v1/models" else ["POST"]
-        app.router.routes.append(Route(path, anthropic, methods=methods))
+    relays: dict[tuple[str, str], ASGIApp] = {route: anthropic for route in ANTHROPIC_ROUTES}
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -65,4 +85,4 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     async def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    return app
+    return Edge(relays, app)

@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import uvicorn
-from fastapi import FastAPI
 from pydantic import BaseModel
 
-from gateway.app import create_app
+from gateway.app import Edge, create_app
 from gateway.settings import ConfigError, Settings, config_path, load_settings
 
 CONFIG_ENV = "GATEWAY_CONFIG"
@@ -97,7 +96,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def app_from_environment() -> FastAPI:
+def app_from_environment() -> Edge:
     """The app factory for `--workers N`: uvicorn imports it in each worker process."""
     return create_app(load_settings(Path(p) if (p := os.environ.get(CONFIG_ENV)) else None))
 

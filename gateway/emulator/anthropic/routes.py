@@ -7,6 +7,7 @@ cache, reply, message) and paces the answer by the latency model.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -34,12 +35,31 @@ from gateway.settings import EmulatorSettings
 from gateway.wire.anthropic_errors import error_body, error_event
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
-ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 Handler = Callable[[Request], Awaitable[ASGIApp]]
 
 
 def new_id(prefix: str) -> str:
-    return prefix + "".join(secrets.choice(ALPHABET) for _ in range(24))
+    return prefix + secrets.token_hex(12)
+
+
+RATE_LIMITS = (
+    ("requests", 4000),
+    ("tokens", 2_000_000),
+    ("input-tokens", 2_000_000),
+    ("output-tokens", 400_000),
+)
+
+
+@functools.lru_cache(maxsize=2)
+def rate_limit_headers(second: int) -> tuple[tuple[str, str], ...]:
+    """The rate-limit headers of every response in one wall-clock second (built once)."""
+    reset = dt.datetime.fromtimestamp(second + 60, dt.UTC).isoformat().replace("+00:00", "Z")
+    headers: list[tuple[str, str]] = []
+    for kind, limit in RATE_LIMITS:
+        prefix = f"anthropic-ratelimit-{kind}"
+        headers += [(f"{prefix}-limit", str(limit)), (f"{prefix}-remaining", str(limit - 1))]
+        headers.append((f"{prefix}-reset", reset))
+    return tuple(headers)
 
 
 class AnthropicEmulator:
@@ -84,22 +104,8 @@ class AnthropicEmulator:
         return endpoint
 
     def _headers(self, request_id: str) -> dict[str, str]:
-        reset = (
-            dt.datetime.fromtimestamp(int(time.time()) + 60, dt.UTC)
-            .isoformat()
-            .replace("+00:00", "Z")
-        )
         headers = {"request-id": request_id, "anthropic-organization-id": "emulator-org"}
-        for kind, limit in (
-            ("requests", 4000),
-            ("tokens", 2_000_000),
-            ("input-tokens", 2_000_000),
-            ("output-tokens", 400_000),
-        ):
-            prefix = f"anthropic-ratelimit-{kind}"
-            headers[f"{prefix}-limit"] = str(limit)
-            headers[f"{prefix}-remaining"] = str(limit - 1)
-            headers[f"{prefix}-reset"] = reset
+        headers.update(rate_limit_headers(int(time.time())))
         return headers
 
     def _workspace(self, request: Request) -> str:
