@@ -27,7 +27,6 @@ from gateway.metering.calls import CallRecord, Meter
 from gateway.upstream import Upstream
 from gateway.wire.anthropic_usage import StreamUsage, Usage, usage_from_message
 from gateway.wire.headers import client_response_headers, header_value, upstream_request_headers
-from gateway.wire.sse import SSEDecoder
 
 STEP_HEADER = b"x-gateway-step"
 
@@ -159,14 +158,12 @@ class Relay:
     async def _relay_stream(
         self, response: httpx.Response, send: Send, model: str | None, started: float
     ) -> Outcome:
-        decoder = SSEDecoder()
         tap = StreamUsage()
         ttft_s: float | None = None
         try:
-            async for chunk in response.aiter_raw():
+            async for chunk in _body(response):
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                for event in decoder.feed(chunk):
-                    tap.observe(event)
+                tap.feed(chunk)
                 if ttft_s is None and tap.saw_content:
                     ttft_s = time.perf_counter() - started
         except httpx.TransportError:
@@ -178,7 +175,7 @@ class Relay:
     @staticmethod
     async def _relay_body(response: httpx.Response, send: Send, model: str | None) -> Outcome:
         chunks: list[bytes] = []
-        async for chunk in response.aiter_raw():
+        async for chunk in _body(response):
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
             chunks.append(chunk)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -222,3 +219,9 @@ class Relay:
                 usage=outcome.usage,
             )
         )
+
+
+def _body(response: httpx.Response) -> httpx.AsyncByteStream:
+    """The transport's own byte stream: aiter_raw() adds a generator and a re-chunker per chunk."""
+    assert isinstance(response.stream, httpx.AsyncByteStream)
+    return response.stream

@@ -7,6 +7,7 @@ cost, the call log and shared state later) hangs off it, after the client has it
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from gateway.metering.labels import LabelBounds
 from gateway.metering.metrics import Metrics
@@ -31,6 +32,8 @@ class Meter:
     def __init__(self, metrics: Metrics, labels: LabelBounds) -> None:
         self.metrics = metrics
         self.labels = labels
+        # Label values are bounded, so so is this: prometheus' labels() costs ~10 µs a call.
+        self._children: dict[tuple[Any, ...], Any] = {}
 
     def on_call_complete(self, call: CallRecord) -> None:
         labels = (
@@ -38,11 +41,18 @@ class Meter:
             self.labels.model(call.model_used or call.model_requested),
             self.labels.step(call.step),
         )
-        self.metrics.requests.labels(*labels, call.status).inc()
-        self.metrics.request_duration.labels(*labels).observe(call.duration_s)
+        self._child(self.metrics.requests, *labels, call.status).inc()
+        self._child(self.metrics.request_duration, *labels).observe(call.duration_s)
         if call.ttft_s is not None:
-            self.metrics.time_to_first_token.labels(*labels).observe(call.ttft_s)
+            self._child(self.metrics.time_to_first_token, *labels).observe(call.ttft_s)
         if call.usage is not None:
             for kind, count in call.usage.by_type().items():
                 if count:
-                    self.metrics.tokens.labels(*labels, kind).inc(count)
+                    self._child(self.metrics.tokens, *labels, kind).inc(count)
+
+    def _child(self, metric: Any, *values: str) -> Any:
+        key = (metric, *values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child

@@ -42,6 +42,20 @@ class SSEDecoder:
         self._retry: int | None = None
         self._last_id: str | None = None
 
+    @property
+    def between_events(self) -> bool:
+        """Nothing is pending: the next byte starts a new line of a new event."""
+        return (
+            not (
+                self._partial
+                or self._after_cr
+                or self._data
+                or self._event
+                or self._retry is not None
+            )
+            and self._started
+        )
+
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
         if not chunk:
             return []

@@ -57,3 +57,27 @@ def test_writes_without_a_ttl_split_count_as_five_minute_writes() -> None:
 def test_bodies_without_usage_yield_nothing() -> None:
     assert usage_from_message(b"not json") == (None, None)
     assert usage_from_message(b'{"type":"error"}') == (None, None)
+
+
+def test_the_fast_path_for_delta_chunks_sees_what_full_decoding_sees() -> None:
+    events = [
+        encode_event(orjson.dumps(data).decode(), name)
+        for name, data in (
+            ("message_start", {"message": {"model": "m", "usage": {"input_tokens": 4}}}),
+            ("content_block_start", {"index": 0}),
+            ("ping", {"type": "ping"}),
+            *[("content_block_delta", {"delta": {"text": f"w{i}"}}) for i in range(5)],
+            ("message_delta", {"usage": {"output_tokens": 5}}),
+            ("message_stop", {}),
+        )
+    ]
+    whole = b"".join(events)
+    per_event, split = StreamUsage(), StreamUsage()
+    for chunk in events:
+        per_event.feed(chunk)
+    for at in range(0, len(whole), 7):
+        split.feed(whole[at : at + 7])
+    for tap in (per_event, split):
+        assert tap.usage == Usage(input=4, output=5)
+        assert tap.saw_content
+        assert tap.complete

@@ -1,0 +1,42 @@
+"""What the rewrite stages work on and what they report: the request, rewrites, findings.
+
+A request is frozen; a stage that changes the body returns a new request whose body
+shares every part it did not touch (copy on write), so unchanged requests cost nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Rewrite:
+    """Something a stage changed in the request, and why (shown to the user as is)."""
+
+    rule: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """An anti-pattern seen in the request, whether or not a rule fixed it."""
+
+    code: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LLMRequest:
+    provider: str
+    body: dict[str, Any]  # never mutated in place: stages build new dicts for what they change
+    step: str | None = None
+    rewrites: tuple[Rewrite, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    changed: bool = field(default=False)  # whether the body must be serialized anew
+
+    def with_body(self, body: dict[str, Any], *rewrites: Rewrite) -> LLMRequest:
+        return replace(self, body=body, rewrites=self.rewrites + rewrites, changed=True)
+
+    def noting(self, *findings: Finding) -> LLMRequest:
+        return replace(self, findings=self.findings + findings)

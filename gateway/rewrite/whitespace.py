@@ -1,0 +1,46 @@
+"""Invisible whitespace made canonical, identically on every request.
+
+Line endings become `\\n`, trailing spaces and tabs go, and so do blank lines at the
+start and end of each text. History that a client resends is rewritten the same way
+each time, so the prefix the provider hashed last turn is the prefix it sees now.
+"""
+
+from __future__ import annotations
+
+from gateway.rewrite.request import Finding, LLMRequest, Rewrite
+from gateway.rewrite.text import edit_messages, edit_system, edit_tools
+
+RULE = "whitespace"
+
+
+def canonical_whitespace(text: str) -> str:
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if " \n" in text or "\t\n" in text:
+        text = "\n".join(line.rstrip(" \t") for line in text.split("\n"))
+    text = text.rstrip(" \t\n")
+    lead = len(text) - len(text.lstrip(" \t\n"))
+    # Blank lines before the first text go; that line's own indentation stays.
+    return text[text.rfind("\n", 0, lead) + 1 :] if lead else text
+
+
+def whitespace(request: LLMRequest, enabled: bool) -> LLMRequest:
+    body = request.body
+    system = edit_system(body.get("system"), canonical_whitespace)
+    tools = edit_tools(body.get("tools"), canonical_whitespace)
+    messages = edit_messages(body.get("messages"), canonical_whitespace)
+    changed = [
+        name
+        for name, new in (("system", system), ("tools", tools), ("messages", messages))
+        if new != body.get(name)
+    ]
+    if not changed:
+        return request
+    finding = Finding("whitespace_drift", ", ".join(changed))
+    if not enabled:
+        return request.noting(finding)
+    new_body = {**body, "system": system, "tools": tools, "messages": messages}
+    for name in ("system", "tools"):
+        if name not in body:
+            del new_body[name]
+    return request.with_body(new_body, Rewrite(RULE, ", ".join(changed))).noting(finding)
