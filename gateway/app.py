@@ -22,11 +22,12 @@ from gateway.metering.calls import Meter
 from gateway.metering.labels import LabelBounds
 from gateway.metering.metrics import Metrics
 from gateway.relay import Relay
+from gateway.rewrite.pipeline import RewriteContext, rewrite
+from gateway.rewrite.tool_json import ToolForms
 from gateway.settings import Settings
 from gateway.upstream import Upstream
 
 ANTHROPIC_ROUTES = (
-    ("POST", "/v1/messages"),
     ("POST", "/v1/messages/count_tokens"),
     ("GET", "/v1/models"),
 )
@@ -65,8 +66,15 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         await upstream.aclose()
 
     app = FastAPI(title="Tollgate", lifespan=lifespan, docs_url=None, redoc_url=None)
-    anthropic = Relay(upstream, meter, "anthropic", settings.server.max_body_bytes)
+    context = RewriteContext(
+        settings.rewrite, catalog, ToolForms(settings.rewrite.tool_forms_max_entries)
+    )
+    limit = settings.server.max_body_bytes
+    anthropic = Relay(upstream, meter, "anthropic", limit)
     relays: dict[tuple[str, str], ASGIApp] = {route: anthropic for route in ANTHROPIC_ROUTES}
+    relays["POST", "/v1/messages"] = Relay(
+        upstream, meter, "anthropic", limit, rewriter=lambda request: rewrite(request, context)
+    )
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -1,14 +1,17 @@
 """The relay: one model call from the client's request to the last byte of the response.
 
 A pure ASGI endpoint (no BaseHTTPMiddleware: it would hide disconnects and cost per
-request). Response bytes go to the client unchanged and at once; a tap beside them parses
-the SSE events to learn time to first token and usage, which reach the meter at the end.
+request). The body is parsed once and, where a rewriter is set, passed through the
+rewrite pipeline and serialized once if it changed. Response bytes go to the client
+unchanged and at once; a tap beside them parses the SSE events to learn time to first
+token and usage, which reach the meter at the end.
 """
 
 from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -24,11 +27,23 @@ from gateway.errors import (
     render_anthropic,
 )
 from gateway.metering.calls import CallRecord, Meter
+from gateway.rewrite.request import LLMRequest
 from gateway.upstream import Upstream
 from gateway.wire.anthropic_usage import StreamUsage, Usage, usage_from_message
 from gateway.wire.headers import client_response_headers, header_value, upstream_request_headers
 
 STEP_HEADER = b"x-gateway-step"
+Rewriter = Callable[[LLMRequest], LLMRequest]
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """The call as it goes upstream: the body to send and what the gateway did to it."""
+
+    body: bytes
+    model: str | None = None
+    rewrites: tuple[str, ...] = ()
+    findings: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -49,27 +64,33 @@ class UpstreamCut(Exception):
 
 class Relay:
     def __init__(
-        self, upstream: Upstream, meter: Meter, provider: str, max_body_bytes: int
+        self,
+        upstream: Upstream,
+        meter: Meter,
+        provider: str,
+        max_body_bytes: int,
+        rewriter: Rewriter | None = None,
     ) -> None:
         self.upstream = upstream
         self.meter = meter
         self.provider = provider
         self.max_body_bytes = max_body_bytes
+        self.rewriter = rewriter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         request_id = "gw_" + secrets.token_hex(12)
         headers: list[tuple[bytes, bytes]] = scope["headers"]
-        step = header_value(headers, STEP_HEADER)
-        model: str | None = None
+        raw_step = header_value(headers, STEP_HEADER)
+        step = raw_step.decode("latin-1") if raw_step is not None else None
+        call = Prepared(b"")
         try:
-            body = await self._read_body(receive)
-            model = self._model_of(scope["method"], headers, body)
+            call = self._prepare(scope["method"], headers, await self._read_body(receive), step)
         except GatewayError as error:
             await self._send_error(send, error, request_id)
-            self._complete(request_id, step, model, Outcome(str(error.status)), started)
+            self._complete(request_id, step, call, Outcome(str(error.status)), started)
             return
-        outcome = Outcome("client_closed", model)
+        outcome = Outcome("client_closed", call.model)
         # A client that leaves must stop the upstream call at once, wherever the relay waits.
         async with DisconnectWatch(receive) as watch:
 
@@ -79,17 +100,15 @@ class Relay:
                 await send(message)
 
             try:
-                outcome = await self._relay(
-                    scope, send_until_done, headers, body, request_id, model, started
-                )
+                outcome = await self._relay(scope, send_until_done, call, request_id, started)
             except GatewayError as error:
-                outcome = Outcome(str(error.status), model)
+                outcome = Outcome(str(error.status), call.model)
                 await self._send_error(send_until_done, error, request_id)
             except UpstreamCut as cut:
                 outcome = cut.outcome
                 raise  # ends the client's response without its last chunk, as upstream did
             finally:
-                self._complete(request_id, step, model, outcome, started)
+                self._complete(request_id, step, call, outcome, started)
 
     async def _read_body(self, receive: Receive) -> bytes:
         chunks: list[bytes] = []
@@ -104,43 +123,47 @@ class Relay:
             if not message.get("more_body", False):
                 return b"".join(chunks)
 
-    @staticmethod
-    def _model_of(method: str, headers: list[tuple[bytes, bytes]], body: bytes) -> str | None:
+    def _prepare(
+        self, method: str, headers: list[tuple[bytes, bytes]], raw: bytes, step: str | None
+    ) -> Prepared:
         if method != "POST":
-            return None
+            return Prepared(raw)
         content_type = header_value(headers, b"content-type") or b""
         if not content_type.startswith(b"application/json"):
             raise UnsupportedMediaType("Content-Type must be application/json.")
         try:
-            parsed = orjson.loads(body)
+            parsed = orjson.loads(raw)
         except orjson.JSONDecodeError:
             raise InvalidRequest("The request body is not valid JSON.") from None
         if not isinstance(parsed, dict):
             raise InvalidRequest("The request body must be a JSON object.")
         model = parsed.get("model")
-        return model if isinstance(model, str) else None
+        model = model if isinstance(model, str) else None
+        if self.rewriter is None:
+            return Prepared(raw, model)
+        request = self.rewriter(LLMRequest(self.provider, parsed, step))
+        return Prepared(
+            orjson.dumps(request.body) if request.changed else raw,
+            model,
+            tuple(rewrite.rule for rewrite in request.rewrites),
+            tuple(finding.code for finding in request.findings),
+        )
 
     async def _relay(
-        self,
-        scope: Scope,
-        send: Send,
-        headers: list[tuple[bytes, bytes]],
-        body: bytes,
-        request_id: str,
-        model: str | None,
-        started: float,
+        self, scope: Scope, send: Send, call: Prepared, request_id: str, started: float
     ) -> Outcome:
         target = scope["raw_path"].decode("latin-1")
         if scope["query_string"]:
             target += "?" + scope["query_string"].decode("latin-1")
+        headers = upstream_request_headers(scope["headers"])
         response = await self.upstream.open(
-            self.provider, scope["method"], target, upstream_request_headers(headers), body
+            self.provider, scope["method"], target, headers, call.body
         )
         try:
             own = [
                 (b"x-gateway-request-id", request_id.encode()),
-                (b"x-gateway-model", (model or "").encode()),
-                (b"x-gateway-rewrites", b""),
+                (b"x-gateway-model", (call.model or "").encode()),
+                (b"x-gateway-rewrites", ",".join(call.rewrites).encode()),
             ]
             await send(
                 {
@@ -150,8 +173,8 @@ class Relay:
                 }
             )
             if response.headers.get("content-type", "").startswith("text/event-stream"):
-                return await self._relay_stream(response, send, model, started)
-            return await self._relay_body(response, send, model)
+                return await self._relay_stream(response, send, call.model, started)
+            return await self._relay_body(response, send, call.model)
         finally:
             await response.aclose()
 
@@ -199,24 +222,21 @@ class Relay:
         await send({"type": "http.response.body", "body": body})
 
     def _complete(
-        self,
-        request_id: str,
-        step: bytes | None,
-        model: str | None,
-        outcome: Outcome,
-        started: float,
+        self, request_id: str, step: str | None, call: Prepared, outcome: Outcome, started: float
     ) -> None:
         self.meter.on_call_complete(
             CallRecord(
                 request_id=request_id,
                 provider=self.provider,
-                step=step.decode("latin-1") if step is not None else None,
-                model_requested=model,
+                step=step,
+                model_requested=call.model,
                 model_used=outcome.model,
                 status=outcome.status,
                 duration_s=time.perf_counter() - started,
                 ttft_s=outcome.ttft_s,
                 usage=outcome.usage,
+                rewrites=call.rewrites,
+                findings=call.findings,
             )
         )
 

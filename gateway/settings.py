@@ -39,6 +39,19 @@ class ServerSettings(Section):
     start_emulator: bool = True
 
 
+class RewriteSettings(Section):
+    """Each rule can be switched off; a switched-off rule still reports its findings."""
+
+    whitespace: bool = True
+    tool_json: bool = True
+    volatile: Literal["move", "truncate_to_day", "report_only"] = "move"
+    breakpoints: Literal["augment", "replace", "respect"] = "augment"
+    # auto: 5 minutes, the API's default, until the prefix registry shows reuse gaps
+    # that a 1h entry would bridge.
+    cache_ttl: Literal["auto", "5m", "1h"] = "auto"
+    tool_forms_max_entries: int = Field(default=10_000, ge=1)
+
+
 class MeteringSettings(Section):
     # Step labels kept as metric label values; any other x-gateway-step is bucketed as "other".
     steps: tuple[str, ...] = (
@@ -84,6 +97,7 @@ class Settings(BaseSettings):
     server: ServerSettings = ServerSettings()
     providers: ProvidersSettings = ProvidersSettings()
     emulator: EmulatorSettings = EmulatorSettings()
+    rewrite: RewriteSettings = RewriteSettings()
     metering: MeteringSettings = MeteringSettings()
     # Entries added to or replacing the packaged model catalog (gateway/catalog/models.yaml).
     models: tuple[dict[str, Any], ...] = ()

@@ -25,7 +25,8 @@ class CallRecord:
     duration_s: float
     ttft_s: float | None
     usage: Usage | None
-    rewrites: tuple[str, ...] = field(default=())
+    rewrites: tuple[str, ...] = field(default=())  # rule names, as in x-gateway-rewrites
+    findings: tuple[str, ...] = field(default=())
 
 
 class Meter:
@@ -49,6 +50,8 @@ class Meter:
             for kind, count in call.usage.by_type().items():
                 if count:
                     self._child(self.metrics.tokens, *labels, kind).inc(count)
+        for rule in call.rewrites:
+            self._child(self.metrics.rewrites, rule).inc()
 
     def _child(self, metric: Any, *values: str) -> Any:
         key = (metric, *values)

@@ -41,3 +41,9 @@ class Metrics:
             [*CALL_LABELS, "type"],
             registry=registry,
         )
+        self.rewrites = Counter(
+            "gateway_rewrites",
+            "Changes the rewrite pipeline made to requests, by rule (x-gateway-rewrites).",
+            ["rule"],
+            registry=registry,
+        )

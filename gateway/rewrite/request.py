@@ -34,6 +34,9 @@ class LLMRequest:
     rewrites: tuple[Rewrite, ...] = ()
     findings: tuple[Finding, ...] = ()
     changed: bool = field(default=False)  # whether the body must be serialized anew
+    # How many leading system blocks are stable (set when volatile lines were moved after
+    # them); None: the whole system prompt counts as stable.
+    stable_system_blocks: int | None = None
 
     def with_body(self, body: dict[str, Any], *rewrites: Rewrite) -> LLMRequest:
         return replace(self, body=body, rewrites=self.rewrites + rewrites, changed=True)

@@ -24,11 +24,16 @@ def canonical_whitespace(text: str) -> str:
     return text[text.rfind("\n", 0, lead) + 1 :] if lead else text
 
 
+def _edit(text: str) -> str:
+    # A text that is only whitespace is the provider's to reject, not ours to empty.
+    return canonical_whitespace(text) or text
+
+
 def whitespace(request: LLMRequest, enabled: bool) -> LLMRequest:
     body = request.body
-    system = edit_system(body.get("system"), canonical_whitespace)
-    tools = edit_tools(body.get("tools"), canonical_whitespace)
-    messages = edit_messages(body.get("messages"), canonical_whitespace)
+    system = edit_system(body.get("system"), _edit)
+    tools = edit_tools(body.get("tools"), _edit)
+    messages = edit_messages(body.get("messages"), _edit)
     changed = [
         name
         for name, new in (("system", system), ("tools", tools), ("messages", messages))

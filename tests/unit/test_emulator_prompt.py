@@ -5,6 +5,7 @@ from typing import Any
 import pytest
 
 from gateway.catalog import ModelCatalog, ModelSpec
+from gateway.catalog.tokens import count_tokens
 from gateway.emulator.anthropic.prompt import (
     MEDIA_TOKENS,
     MESSAGE_OVERHEAD_TOKENS,
@@ -13,7 +14,6 @@ from gateway.emulator.anthropic.prompt import (
     build_prompt,
 )
 from gateway.emulator.errors import EmulatedError
-from gateway.emulator.tokens import count_tokens
 
 CATALOG = ModelCatalog.load()
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import orjson
 
+from gateway.catalog.tokens import count_tokens
 from gateway.emulator.anthropic.cache import CacheUsage
 from gateway.emulator.anthropic.reply import Reply, ReplyBlock
-from gateway.emulator.tokens import count_tokens
 
 CUMULATIVE_USAGE = (
     "input_tokens",

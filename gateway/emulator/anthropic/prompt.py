@@ -14,8 +14,8 @@ from typing import Any, Literal, NamedTuple
 import orjson
 
 from gateway.catalog import ModelSpec
+from gateway.catalog.tokens import count_tokens
 from gateway.emulator.errors import invalid_request
-from gateway.emulator.tokens import count_tokens
 
 Ttl = Literal["5m", "1h"]
 Section = Literal["tools", "system", "messages"]

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from gateway.emulator.tokens import count_tokens
+from gateway.catalog.tokens import count_tokens
 
 SENTENCE = (
     "the cache holds the stable prefix so every later turn reads it for a tenth of the "

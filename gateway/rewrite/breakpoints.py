@@ -1,0 +1,205 @@
+"""Where Anthropic prompt-cache breakpoints go: a stacked hierarchy of stability.
+
+1. the stable prefix: tools and the stable system prompt, shared by a prompt family;
+2. the newest block, so the next turn of the conversation reads everything before it;
+3. between them, breakpoints at most 20 blocks apart, because a read looks back at most
+   20 blocks from a breakpoint (../shared/WIRE.md B.2).
+
+Breakpoints cost nothing in themselves: a write is billed for the tokens between the
+longest hit and the last breakpoint, however many breakpoints lie between, so the four
+slots are spent where they widen what a later request can read. None goes where its
+prefix is under the model's minimum (nothing would be cached), and 1h ones precede 5m.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+
+from gateway.catalog.tokens import count_tokens
+from gateway.rewrite.request import Finding, LLMRequest, Rewrite
+
+RULE = "cache_breakpoints"
+MAX_BREAKPOINTS = 4
+LOOKBACK_BLOCKS = 20
+BreakpointPolicy = Literal["augment", "replace", "respect"]
+Ttl = Literal["5m", "1h"]
+MARKABLE = frozenset({"text", "image", "document", "tool_use", "tool_result", "search_result"})
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """A block that can carry a breakpoint, and the prompt's estimated size up to it."""
+
+    section: str  # "tools", "system" or "messages"
+    index: int  # into tools or system; into messages for "messages"
+    block: int  # the content block within its message (0 for a string content)
+    position: int  # among all blocks of the prompt, unmarkable ones (thinking) included
+    tokens_through: int
+    client_ttl: Ttl | None  # the client's own breakpoint here, if any
+
+
+def plan_breakpoints(
+    request: LLMRequest,
+    *,
+    policy: BreakpointPolicy,
+    ttl: Ttl,
+    min_tokens: int,
+    chars_per_token: float,
+) -> LLMRequest:
+    body = request.body
+    if policy == "respect" and (body.get("cache_control") or _has_marks(body)):
+        return request
+    if policy == "replace":
+        body = _unmarked(body)
+    slots = _slots(body, chars_per_token)
+    if not slots:
+        return request
+    taken = sum(slot.client_ttl is not None for slot in slots)
+    automatic = body.get("cache_control")
+    if automatic:  # the top-level field marks the last block and takes a slot
+        taken += 1
+    wanted = _wanted(slots, request.stable_system_blocks, min_tokens, automatic is not None)
+    chosen = [i for i in wanted if slots[i].client_ttl is None][: MAX_BREAKPOINTS - taken]
+    if not chosen:
+        if slots[-1].tokens_through < min_tokens:
+            detail = f"~{slots[-1].tokens_through} tokens < {min_tokens}"
+            return request.noting(Finding("prefix_below_minimum", detail))
+        return (
+            request
+            if body is request.body
+            else request.with_body(body, Rewrite(RULE, "client breakpoints removed"))
+        )
+    marks = {i: _ttl_at(i, slots, ttl) for i in sorted(chosen)}
+    where = ", ".join(f"{slots[i].section}[{slots[i].index}] {t}" for i, t in marks.items())
+    return request.with_body(_marked(body, slots, marks), Rewrite(RULE, where))
+
+
+def _wanted(
+    slots: list[Slot], stable_blocks: int | None, min_tokens: int, automatic: bool
+) -> list[int]:
+    """Slot indexes in order of value: stable end, newest block, then ones between."""
+    last = len(slots) - 1
+    stable_end = _stable_end(slots, stable_blocks)
+    candidates = [] if stable_end is None else [stable_end]
+    if not automatic:
+        candidates.append(last)
+    floor = -1 if stable_end is None else stable_end
+    # Every 19 blocks back from the newest, so a read from each finds the one before it.
+    reach = slots[last].position - (LOOKBACK_BLOCKS - 1)
+    for i in range(last - 1, floor, -1):
+        if slots[i].position <= reach:
+            candidates.append(i)
+            reach = slots[i].position - (LOOKBACK_BLOCKS - 1)
+    wanted: list[int] = []
+    for i in candidates:
+        if i not in wanted and slots[i].tokens_through >= min_tokens:
+            wanted.append(i)
+    return wanted
+
+
+def _stable_end(slots: list[Slot], stable_blocks: int | None) -> int | None:
+    """The last tool or stable system block: the end of what a prompt family shares."""
+    end = None
+    for i, slot in enumerate(slots):
+        if slot.section == "tools" or (
+            slot.section == "system" and (stable_blocks is None or slot.index < stable_blocks)
+        ):
+            end = i
+    return end
+
+
+def _ttl_at(i: int, slots: list[Slot], default: Ttl) -> Ttl:
+    # The API requires 1h breakpoints before 5m ones; the client's own marks are fixed.
+    if any(s.client_ttl == "1h" for s in slots[i + 1 :]):
+        return "1h"
+    if any(s.client_ttl == "5m" for s in slots[:i]):
+        return "5m"
+    return default
+
+
+def _slots(body: dict[str, Any], chars_per_token: float) -> list[Slot]:
+    slots: list[Slot] = []
+    total = 0
+    for index, tool in enumerate(body.get("tools") or ()):
+        total += count_tokens(orjson.dumps(tool).decode(), chars_per_token)
+        slots.append(Slot("tools", index, 0, index, total, _client_ttl(tool)))
+    position = len(slots)
+    system = body.get("system")
+    for index, block in enumerate(
+        [{"type": "text", "text": system}] if isinstance(system, str) else system or ()
+    ):
+        total += count_tokens(block.get("text", ""), chars_per_token)
+        slots.append(Slot("system", index, 0, position, total, _client_ttl(block)))
+        position += 1
+    for index, message in enumerate(body.get("messages") or ()):
+        content = message.get("content")
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content or ()
+        for block_index, block in enumerate(blocks):
+            text = block.get("text") if block.get("type") == "text" else None
+            total += count_tokens(
+                text if isinstance(text, str) else orjson.dumps(block).decode(), chars_per_token
+            )
+            if block.get("type") in MARKABLE and (text is None or text):
+                slot = Slot("messages", index, block_index, position, total, _client_ttl(block))
+                slots.append(slot)
+            position += 1
+    return slots
+
+
+def _client_ttl(block: Any) -> Ttl | None:
+    mark = block.get("cache_control") if isinstance(block, dict) else None
+    if not isinstance(mark, dict):
+        return None
+    return "1h" if mark.get("ttl") == "1h" else "5m"
+
+
+def _has_marks(body: dict[str, Any]) -> bool:
+    return any(slot.client_ttl is not None for slot in _slots(body, 4.0))
+
+
+def _unmarked(body: dict[str, Any]) -> dict[str, Any]:
+    def strip(block: Any) -> Any:
+        if isinstance(block, dict) and "cache_control" in block:
+            return {k: v for k, v in block.items() if k != "cache_control"}
+        return block
+
+    new = dict(body)
+    if isinstance(body.get("tools"), list):
+        new["tools"] = [strip(tool) for tool in body["tools"]]
+    if isinstance(body.get("system"), list):
+        new["system"] = [strip(block) for block in body["system"]]
+    new["messages"] = [
+        {**m, "content": [strip(b) for b in m["content"]]}
+        if isinstance(m.get("content"), list)
+        else m
+        for m in body.get("messages") or ()
+    ]
+    return new
+
+
+def _marked(body: dict[str, Any], slots: list[Slot], marks: dict[int, Ttl]) -> dict[str, Any]:
+    new = dict(body)
+    for i, ttl in marks.items():
+        slot = slots[i]
+        mark = {"type": "ephemeral"} if ttl == "5m" else {"type": "ephemeral", "ttl": "1h"}
+        if slot.section == "tools":
+            tools = new["tools"] = list(new["tools"])
+            tools[slot.index] = {**tools[slot.index], "cache_control": mark}
+        elif slot.section == "system":
+            system = new["system"]
+            blocks = [{"type": "text", "text": system}] if isinstance(system, str) else list(system)
+            blocks[slot.index] = {**blocks[slot.index], "cache_control": mark}
+            new["system"] = blocks
+        else:
+            messages = new["messages"] = list(new["messages"])
+            message = messages[slot.index]
+            content = message["content"]
+            blocks = (
+                [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
+            )
+            blocks[slot.block] = {**blocks[slot.block], "cache_control": mark}
+            messages[slot.index] = {**message, "content": blocks}
+    return new

@@ -1,0 +1,78 @@
+"""A naive client loop gets cache reads through the gateway where direct it gets none.
+
+One test per anti-pattern, each with the official SDK against the emulator: the same
+calls go once straight to the emulator and once through the gateway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import ClientFactory
+
+MODEL = "claude-sonnet-4-6"
+POLICY = "Refunds within 30 days. Escalate fraud to a human. Never share card numbers.\n" * 70
+WEATHER = {
+    "name": "get_weather",
+    "description": "Weather for a city",
+    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+}
+
+
+def no_cache_control(turn: int) -> dict[str, Any]:
+    return {"system": POLICY}
+
+
+def timestamp_in_system(turn: int) -> dict[str, Any]:
+    return {"system": f"Current time: 2026-11-24T10:{turn:02d}:00Z\n{POLICY}"}
+
+
+def whitespace_drift(turn: int) -> dict[str, Any]:
+    text = POLICY.replace("\n", " " * turn + "\n")  # each build pads lines differently
+    return {"system": [{"type": "text", "text": text, "cache_control": {"type": "ephemeral"}}]}
+
+
+def unstable_tool_json(turn: int) -> dict[str, Any]:
+    tool: dict[str, Any] = dict(reversed(list(WEATHER.items()))) if turn % 2 else dict(WEATHER)
+    return {"system": POLICY, "tools": [{**tool, "cache_control": {"type": "ephemeral"}}]}
+
+
+@pytest.mark.parametrize(
+    ("pattern", "expected_rule"),
+    [
+        (no_cache_control, "cache_breakpoints"),
+        (timestamp_in_system, "volatile_moved"),
+        (whitespace_drift, "whitespace"),
+        (unstable_tool_json, "tool_json"),
+    ],
+)
+def test_naive_loop_reads_cache_only_through_the_gateway(
+    make_client: ClientFactory,
+    emulator_url: str,
+    gateway_url: str,
+    api_key: str,
+    pattern: Callable[[int], dict[str, Any]],
+    expected_rule: str,
+) -> None:
+    def loop(base_url: str, key: str) -> tuple[int, set[str]]:
+        client = make_client(base_url, key)
+        read, rules = 0, set()
+        for turn in range(1, 4):
+            raw = client.messages.with_raw_response.create(
+                model=MODEL,
+                max_tokens=10,
+                messages=[{"role": "user", "content": "Can I get a refund?"}],
+                **pattern(turn),
+            )
+            read += raw.parse().usage.cache_read_input_tokens or 0
+            rules |= set(filter(None, raw.headers.get("x-gateway-rewrites", "").split(",")))
+        return read, rules
+
+    direct_read, _ = loop(emulator_url, api_key + "-direct")
+    gateway_read, rules = loop(gateway_url, api_key)
+    assert direct_read == 0
+    assert gateway_read > 2 * 1024  # two of three calls read the policy prefix
+    assert expected_rule in rules

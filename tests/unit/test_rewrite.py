@@ -1,0 +1,266 @@
+"""The rewrite stages, case by case, and the properties the pipeline must keep."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.catalog import ModelCatalog
+from gateway.emulator.anthropic.prompt import build_prompt
+from gateway.emulator.anthropic.validation import check_request
+from gateway.rewrite.pipeline import RewriteContext, rewrite
+from gateway.rewrite.request import LLMRequest
+from gateway.rewrite.tool_json import ToolForms, stable_tool_json
+from gateway.rewrite.volatile import is_volatile, volatile
+from gateway.rewrite.whitespace import canonical_whitespace, whitespace
+from gateway.settings import RewriteSettings
+
+CATALOG = ModelCatalog.load()
+MODEL = "claude-sonnet-4-6"  # minimum cacheable prefix: 1,024 tokens
+POLICY = "Answer billing questions politely and cite the refund policy when relevant.\n" * 60
+
+
+def req(**body: Any) -> LLMRequest:
+    return LLMRequest("anthropic", {"model": MODEL, "max_tokens": 100, **body})
+
+
+def context(**overrides: Any) -> RewriteContext:
+    return RewriteContext(RewriteSettings(**overrides), CATALOG, ToolForms())
+
+
+def marks(body: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(where, ttl) of every cache_control in the body, in prompt order."""
+    found = []
+    for i, tool in enumerate(body.get("tools") or ()):
+        if "cache_control" in tool:
+            found.append((f"tools.{i}", tool["cache_control"].get("ttl", "5m")))
+    system = body.get("system")
+    for i, block in enumerate(system if isinstance(system, list) else ()):
+        if "cache_control" in block:
+            found.append((f"system.{i}", block["cache_control"].get("ttl", "5m")))
+    for m, message in enumerate(body["messages"]):
+        content = message["content"]
+        for b, block in enumerate(content if isinstance(content, list) else ()):
+            if "cache_control" in block:
+                found.append((f"messages.{m}.{b}", block["cache_control"].get("ttl", "5m")))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("plain", "plain"),
+        ("a  \r\nb\t\r\n", "a\nb"),
+        ("\n\n  indented first line\n", "  indented first line"),
+        ("x\ry", "x\ny"),
+        ("keep  inner  spaces", "keep  inner  spaces"),
+    ],
+)
+def test_canonical_whitespace(text: str, expected: str) -> None:
+    assert canonical_whitespace(text) == expected
+
+
+def test_whitespace_rewrites_history_identically_each_turn() -> None:
+    turn = {"role": "user", "content": "What is my balance?  \r\n"}
+    first = whitespace(req(messages=[turn]), enabled=True)
+    second = whitespace(
+        req(messages=[turn, {"role": "assistant", "content": "It is $4."}, turn]), enabled=True
+    )
+    assert first.body["messages"][0] == second.body["messages"][0]
+    assert first.body["messages"][0]["content"] == "What is my balance?"
+    assert [r.rule for r in first.rewrites] == ["whitespace"]
+
+
+def test_a_switched_off_rule_still_reports() -> None:
+    request = whitespace(req(system="drift  \n", messages=[]), enabled=False)
+    assert not request.changed
+    assert [f.code for f in request.findings] == ["whitespace_drift"]
+
+
+def test_whitespace_only_text_is_left_for_the_provider_to_judge() -> None:
+    request = whitespace(req(messages=[{"role": "user", "content": "  \n"}]), enabled=True)
+    assert request.body["messages"][0]["content"] == "  \n"
+
+
+def test_tools_keep_their_first_seen_form_and_order() -> None:
+    forms = ToolForms()
+    search = {"name": "search", "description": "Search", "input_schema": {"type": "object"}}
+    fetch = {"name": "fetch", "input_schema": {"type": "object", "properties": {}}}
+    first = stable_tool_json(req(tools=[search, fetch], messages=[]), forms, enabled=True)
+    assert not first.changed
+    shuffled = [
+        {"input_schema": {"properties": {}, "type": "object"}, "name": "fetch"},
+        {"input_schema": {"type": "object"}, "description": "Search", "name": "search"},
+    ]
+    again = stable_tool_json(req(tools=shuffled, messages=[]), forms, enabled=True)
+    assert again.changed
+    assert [list(tool) for tool in again.body["tools"]] == [list(search), list(fetch)]
+    assert again.body["tools"] == [search, fetch]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Current time: 2026-11-24T10:32:11Z",
+        "Today is Monday, April 17.",
+        "Date: Tue, 24 Nov 2026 10:32:00 +0000",
+        "As of November 24, 2026 the plan costs $10.",
+        "timestamp: 1795561470",
+        "The time is 10:32 AM.",
+        "Report for 11/24/2026",
+    ],
+)
+def test_timestamps_in_many_shapes_are_volatile(line: str) -> None:
+    assert is_volatile(line)
+
+
+@pytest.mark.parametrize(
+    "line", ["You are a helpful agent.", "Use at most 3 tools.", "Version 2.1.0", "Call 555-1234"]
+)
+def test_ordinary_lines_are_not(line: str) -> None:
+    assert not is_volatile(line)
+
+
+def test_volatile_lines_move_after_the_stable_system_prompt() -> None:
+    system = "You are Acme's agent.\nCurrent time: 2026-11-24 10:32\n" + POLICY
+    moved = volatile(req(system=system, messages=[]), "move")
+    stable, tail = moved.body["system"]
+    assert "Current time" not in stable["text"]
+    assert tail["text"] == "Current time: 2026-11-24 10:32"
+    assert moved.stable_system_blocks == 1
+    assert [f.code for f in moved.findings] == ["timestamp_in_prefix"]
+    truncated = volatile(req(system=system, messages=[]), "truncate_to_day")
+    assert "Current time: 2026-11-24\n" in truncated.body["system"][0]["text"]
+    reported = volatile(req(system=system, messages=[]), "report_only")
+    assert not reported.changed
+    assert reported.findings == moved.findings
+
+
+def test_breakpoints_at_the_stable_end_and_the_newest_block() -> None:
+    request = rewrite(
+        req(
+            system="Current time: 2026-11-24 10:32\n" + POLICY,
+            messages=[{"role": "user", "content": "Hello"}],
+        ),
+        context(),
+    )
+    assert marks(request.body) == [("system.0", "5m"), ("messages.0.0", "5m")]
+    assert "Current time" in request.body["system"][1]["text"]
+
+
+def test_no_breakpoint_under_the_models_minimum() -> None:
+    request = rewrite(req(system="Short.", messages=[{"role": "user", "content": "Hi"}]), context())
+    assert marks(request.body) == []
+    assert "prefix_below_minimum" in [f.code for f in request.findings]
+
+
+def test_long_tool_loops_get_breakpoints_within_the_lookback() -> None:
+    messages: list[Any] = [{"role": "user", "content": "Research this."}]
+    for i in range(30):
+        messages.append(
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": f"t{i}", "name": "search", "input": {}}],
+            }
+        )
+        messages.append(
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": f"t{i}", "content": "result " * 40}
+                ],
+            }
+        )
+    request = rewrite(req(system=POLICY, messages=messages), context())
+    where = [w for w, _ in marks(request.body)]
+    assert len(where) == 4
+    positions = [int(w.split(".")[1]) for w in where if w.startswith("messages")]
+    assert positions[-1] == len(messages) - 1
+    assert all(b - a <= 19 for a, b in itertools.pairwise(positions))
+
+
+def test_the_clients_breakpoints_count_and_their_ttl_order_holds() -> None:
+    block = {"type": "text", "text": "Hi", "cache_control": {"type": "ephemeral", "ttl": "1h"}}
+    request = rewrite(
+        req(system=POLICY, messages=[{"role": "user", "content": [block]}]), context()
+    )
+    assert marks(request.body) == [("system.0", "1h"), ("messages.0.0", "1h")]
+    respected = rewrite(
+        req(system=POLICY, messages=[{"role": "user", "content": [block]}]),
+        context(breakpoints="respect"),
+    )
+    assert marks(respected.body) == [("messages.0.0", "1h")]
+    four = [{**block, "text": f"part {i}"} for i in range(4)]
+    full = rewrite(req(system=POLICY, messages=[{"role": "user", "content": four}]), context())
+    assert len(marks(full.body)) == 4
+
+
+def test_top_level_automatic_caching_keeps_its_slot() -> None:
+    request = rewrite(
+        req(
+            system=POLICY,
+            cache_control={"type": "ephemeral"},
+            messages=[{"role": "user", "content": "Hi"}],
+        ),
+        context(),
+    )
+    assert marks(request.body) == [("system.0", "5m")]
+
+
+# Properties, over requests built from arbitrary pieces.
+
+texts = st.text(alphabet=st.sampled_from("ab \n\r\t.:0123456789"), min_size=1, max_size=40).filter(
+    lambda t: t.strip()
+)
+lines = st.lists(
+    st.one_of(
+        texts, st.sampled_from(["Current time: 2026-11-24T10:32:11Z", "Today is Monday, April 17"])
+    ),
+    min_size=1,
+    max_size=6,
+)
+system_texts = lines.map(lambda ls: "\n".join(ls) + "\n" + POLICY)
+conversations = st.lists(texts, min_size=1, max_size=45).map(
+    lambda turns: [
+        {"role": "user" if i % 2 == 0 else "assistant", "content": text}
+        for i, text in enumerate(turns[: len(turns) // 2 * 2 + 1])
+    ]
+)
+
+
+def visible_lines(body: dict[str, Any]) -> list[str]:
+    system = body.get("system") or ""
+    parts = [system] if isinstance(system, str) else [b["text"] for b in system]
+    for message in body["messages"]:
+        content = message["content"]
+        parts += [content] if isinstance(content, str) else [b["text"] for b in content]
+    return sorted(
+        canonical_whitespace(line)
+        for part in parts
+        for line in canonical_whitespace(part).split("\n")
+        if canonical_whitespace(line)
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(system=system_texts, messages=conversations)
+def test_pipeline_properties(system: str, messages: list[Any]) -> None:
+    original = req(system=system, messages=messages)
+    once = rewrite(original, context())
+    twice = rewrite(LLMRequest("anthropic", once.body), context())
+    assert twice.body == once.body  # idempotent
+    assert len(marks(once.body)) <= 4
+    assert visible_lines(once.body) == visible_lines(original.body)  # nothing lost or added
+    spec = CATALOG.resolve(MODEL)
+    assert spec is not None
+    check_request(once.body, "2026-10-21", counting=False)  # the real rules accept it
+    prompt = build_prompt(once.body, spec)
+    through = 0
+    for block in prompt.blocks:
+        through += block.tokens
+        if block.ttl is not None:
+            assert through >= spec.min_cacheable_tokens  # never a breakpoint under the minimum
