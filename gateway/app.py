@@ -25,6 +25,7 @@ from gateway.relay import Relay
 from gateway.rewrite.pipeline import RewriteContext, rewrite
 from gateway.rewrite.tool_json import ToolForms
 from gateway.settings import Settings
+from gateway.state.registry import PrefixRegistry
 from gateway.upstream import Upstream
 
 ANTHROPIC_ROUTES = (
@@ -73,7 +74,12 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     anthropic = Relay(upstream, meter, "anthropic", limit)
     relays: dict[tuple[str, str], ASGIApp] = {route: anthropic for route in ANTHROPIC_ROUTES}
     relays["POST", "/v1/messages"] = Relay(
-        upstream, meter, "anthropic", limit, rewriter=lambda request: rewrite(request, context)
+        upstream,
+        meter,
+        "anthropic",
+        limit,
+        rewriter=lambda request: rewrite(request, context),
+        registry=PrefixRegistry(settings.rewrite.registry_max_entries),
     )
 
     @app.get("/healthz")

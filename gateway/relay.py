@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import httpx
 import orjson
@@ -27,7 +27,9 @@ from gateway.errors import (
     render_anthropic,
 )
 from gateway.metering.calls import CallRecord, Meter
+from gateway.rewrite.fingerprint import Fingerprint
 from gateway.rewrite.request import LLMRequest
+from gateway.state.registry import PrefixRegistry
 from gateway.upstream import Upstream
 from gateway.wire.anthropic_usage import StreamUsage, Usage, usage_from_message
 from gateway.wire.headers import client_response_headers, header_value, upstream_request_headers
@@ -44,6 +46,8 @@ class Prepared:
     model: str | None = None
     rewrites: tuple[str, ...] = ()
     findings: tuple[str, ...] = ()
+    fingerprint: Fingerprint | None = None
+    min_cacheable_tokens: int = 0
 
 
 @dataclass(slots=True)
@@ -52,6 +56,7 @@ class Outcome:
     model: str | None = None
     ttft_s: float | None = None
     usage: Usage | None = None
+    answered: float | None = None  # wall-clock time the response began
 
 
 class UpstreamCut(Exception):
@@ -70,15 +75,18 @@ class Relay:
         provider: str,
         max_body_bytes: int,
         rewriter: Rewriter | None = None,
+        registry: PrefixRegistry | None = None,
     ) -> None:
         self.upstream = upstream
         self.meter = meter
         self.provider = provider
         self.max_body_bytes = max_body_bytes
         self.rewriter = rewriter
+        self.registry = registry
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
+        started_at = time.time()
         request_id = "gw_" + secrets.token_hex(12)
         headers: list[tuple[bytes, bytes]] = scope["headers"]
         raw_step = header_value(headers, STEP_HEADER)
@@ -88,7 +96,7 @@ class Relay:
             call = self._prepare(scope["method"], headers, await self._read_body(receive), step)
         except GatewayError as error:
             await self._send_error(send, error, request_id)
-            self._complete(request_id, step, call, Outcome(str(error.status)), started)
+            self._complete(request_id, step, call, Outcome(str(error.status)), started, started_at)
             return
         outcome = Outcome("client_closed", call.model)
         # A client that leaves must stop the upstream call at once, wherever the relay waits.
@@ -108,7 +116,7 @@ class Relay:
                 outcome = cut.outcome
                 raise  # ends the client's response without its last chunk, as upstream did
             finally:
-                self._complete(request_id, step, call, outcome, started)
+                self._complete(request_id, step, call, outcome, started, started_at)
 
     async def _read_body(self, receive: Receive) -> bytes:
         chunks: list[bytes] = []
@@ -147,6 +155,8 @@ class Relay:
             model,
             tuple(rewrite.rule for rewrite in request.rewrites),
             tuple(finding.code for finding in request.findings),
+            request.fingerprint,
+            request.min_cacheable_tokens,
         )
 
     async def _relay(
@@ -159,6 +169,7 @@ class Relay:
         response = await self.upstream.open(
             self.provider, scope["method"], target, headers, call.body
         )
+        answered = time.time()
         try:
             own = [
                 (b"x-gateway-request-id", request_id.encode()),
@@ -173,8 +184,11 @@ class Relay:
                 }
             )
             if response.headers.get("content-type", "").startswith("text/event-stream"):
-                return await self._relay_stream(response, send, call.model, started)
-            return await self._relay_body(response, send, call.model)
+                outcome = await self._relay_stream(response, send, call.model, started)
+            else:
+                outcome = await self._relay_body(response, send, call.model)
+            outcome.answered = answered
+            return outcome
         finally:
             await response.aclose()
 
@@ -222,23 +236,43 @@ class Relay:
         await send({"type": "http.response.body", "body": body})
 
     def _complete(
-        self, request_id: str, step: str | None, call: Prepared, outcome: Outcome, started: float
+        self,
+        request_id: str,
+        step: str | None,
+        call: Prepared,
+        outcome: Outcome,
+        started: float,
+        started_at: float,
     ) -> None:
-        self.meter.on_call_complete(
-            CallRecord(
-                request_id=request_id,
-                provider=self.provider,
-                step=step,
-                model_requested=call.model,
-                model_used=outcome.model,
-                status=outcome.status,
-                duration_s=time.perf_counter() - started,
-                ttft_s=outcome.ttft_s,
-                usage=outcome.usage,
-                rewrites=call.rewrites,
-                findings=call.findings,
-            )
+        record = CallRecord(
+            request_id=request_id,
+            provider=self.provider,
+            step=step,
+            model_requested=call.model,
+            model_used=outcome.model,
+            status=outcome.status,
+            duration_s=time.perf_counter() - started,
+            ttft_s=outcome.ttft_s,
+            usage=outcome.usage,
+            rewrites=call.rewrites,
+            findings=call.findings,
         )
+        if (
+            self.registry is not None
+            and call.fingerprint is not None
+            and outcome.usage is not None
+            and outcome.answered is not None
+        ):
+            verdict = self.registry.record(
+                call.fingerprint,
+                outcome.usage,
+                started_at,
+                outcome.answered,
+                call.min_cacheable_tokens,
+                self.meter.label_values(record),
+            )
+            record = replace(record, cache=verdict)
+        self.meter.on_call_complete(record)
 
 
 def _body(response: httpx.Response) -> httpx.AsyncByteStream:

@@ -50,6 +50,8 @@ class RewriteSettings(Section):
     # that a 1h entry would bridge.
     cache_ttl: Literal["auto", "5m", "1h"] = "auto"
     tool_forms_max_entries: int = Field(default=10_000, ge=1)
+    # Conversations and prompt families remembered to explain cache misses.
+    registry_max_entries: int = Field(default=100_000, ge=1)
 
 
 class MeteringSettings(Section):

@@ -11,6 +11,7 @@ from typing import Any
 
 from gateway.metering.labels import LabelBounds
 from gateway.metering.metrics import Metrics
+from gateway.state.registry import Verdict
 from gateway.wire.anthropic_usage import Usage
 
 
@@ -27,6 +28,7 @@ class CallRecord:
     usage: Usage | None
     rewrites: tuple[str, ...] = field(default=())  # rule names, as in x-gateway-rewrites
     findings: tuple[str, ...] = field(default=())
+    cache: Verdict | None = None  # the prefix registry's word on this call's cache misses
 
 
 class Meter:
@@ -36,12 +38,16 @@ class Meter:
         # Label values are bounded, so so is this: prometheus' labels() costs ~10 µs a call.
         self._children: dict[tuple[Any, ...], Any] = {}
 
-    def on_call_complete(self, call: CallRecord) -> None:
-        labels = (
+    def label_values(self, call: CallRecord) -> tuple[str, str, str]:
+        """The call's bounded (provider, model, step) label values."""
+        return (
             call.provider,
             self.labels.model(call.model_used or call.model_requested),
             self.labels.step(call.step),
         )
+
+    def on_call_complete(self, call: CallRecord) -> None:
+        labels = self.label_values(call)
         self._child(self.metrics.requests, *labels, call.status).inc()
         self._child(self.metrics.request_duration, *labels).observe(call.duration_s)
         if call.ttft_s is not None:
@@ -52,6 +58,17 @@ class Meter:
                     self._child(self.metrics.tokens, *labels, kind).inc(count)
         for rule in call.rewrites:
             self._child(self.metrics.rewrites, rule).inc()
+        if call.cache is not None:
+            self._cache(labels, call.cache)
+
+    def _cache(self, labels: tuple[str, ...], verdict: Verdict) -> None:
+        if verdict.cause is not None:
+            self._child(self.metrics.cache_miss_cause, *labels, verdict.cause).inc()
+            if verdict.missed_tokens:
+                missed = self._child(self.metrics.cache_missed_tokens, *labels, verdict.cause)
+                missed.inc(verdict.missed_tokens)
+        for owner, tokens in verdict.wasted_writes:
+            self._child(self.metrics.cache_wasted_write_tokens, *owner).inc(tokens)
 
     def _child(self, metric: Any, *values: str) -> Any:
         key = (metric, *values)

@@ -47,3 +47,21 @@ class Metrics:
             ["rule"],
             registry=registry,
         )
+        self.cache_miss_cause = Counter(
+            "gateway_cache_miss_cause",
+            "Calls that read less from the prompt cache than their prefix allowed, by cause.",
+            [*CALL_LABELS, "cause"],
+            registry=registry,
+        )
+        self.cache_missed_tokens = Counter(
+            "gateway_cache_missed_tokens",
+            "Input tokens that a cache miss made the provider bill at full price, by cause.",
+            [*CALL_LABELS, "cause"],
+            registry=registry,
+        )
+        self.cache_wasted_write_tokens = Counter(
+            "gateway_cache_wasted_write_tokens",
+            "Tokens written to the prompt cache that expired without ever being read.",
+            CALL_LABELS,
+            registry=registry,
+        )

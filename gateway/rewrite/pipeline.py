@@ -8,10 +8,11 @@ order matters: canonical text and tools first, so the breakpoint plan sees final
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from gateway.catalog import ModelCatalog
 from gateway.rewrite.breakpoints import plan_breakpoints
+from gateway.rewrite.fingerprint import fingerprint
 from gateway.rewrite.request import Finding, LLMRequest
 from gateway.rewrite.tool_json import ToolForms, stable_tool_json
 from gateway.rewrite.volatile import volatile
@@ -44,20 +45,40 @@ def _volatile(request: LLMRequest, context: RewriteContext) -> LLMRequest:
     return volatile(request, context.settings.volatile)
 
 
-def _breakpoints(request: LLMRequest, context: RewriteContext) -> LLMRequest:
+def _model_facts(request: LLMRequest, context: RewriteContext) -> tuple[int, float]:
+    """The model's minimum cacheable prefix and characters per token (defaults if unknown)."""
     spec = context.catalog.resolve(str(request.body.get("model")))
-    if spec is not None and spec.id != request.body.get("model"):
-        request = request.noting(Finding("unpinned_model", f"{request.body['model']} -> {spec.id}"))
+    if spec is None:
+        return DEFAULT_MIN_TOKENS, DEFAULT_CHARS_PER_TOKEN
+    return spec.min_cacheable_tokens, spec.chars_per_token
+
+
+def _breakpoints(request: LLMRequest, context: RewriteContext) -> LLMRequest:
+    min_tokens, chars_per_token = _model_facts(request, context)
     return plan_breakpoints(
         request,
         policy=context.settings.breakpoints,
         ttl="1h" if context.settings.cache_ttl == "1h" else "5m",
-        min_tokens=spec.min_cacheable_tokens if spec else DEFAULT_MIN_TOKENS,
-        chars_per_token=spec.chars_per_token if spec else DEFAULT_CHARS_PER_TOKEN,
+        min_tokens=min_tokens,
+        chars_per_token=chars_per_token,
     )
 
 
-ANTHROPIC_STAGES: tuple[Stage, ...] = (_whitespace, _tool_json, _volatile, _breakpoints)
+def _audit(request: LLMRequest, context: RewriteContext) -> LLMRequest:
+    """Findings no rule fixes here, and the fingerprint the prefix registry needs later."""
+    model = request.body.get("model")
+    spec = context.catalog.resolve(str(model))
+    if spec is not None and spec.id != model:
+        request = request.noting(Finding("unpinned_model", f"{model} -> {spec.id}"))
+    min_tokens, chars_per_token = _model_facts(request, context)
+    return replace(
+        request,
+        fingerprint=fingerprint(request.body, request.stable_system_blocks, chars_per_token),
+        min_cacheable_tokens=min_tokens,
+    )
+
+
+ANTHROPIC_STAGES: tuple[Stage, ...] = (_whitespace, _tool_json, _volatile, _breakpoints, _audit)
 
 
 def rewrite(request: LLMRequest, context: RewriteContext) -> LLMRequest:

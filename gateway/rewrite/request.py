@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from gateway.rewrite.fingerprint import Fingerprint
+
 
 @dataclass(frozen=True, slots=True)
 class Rewrite:
@@ -37,6 +39,9 @@ class LLMRequest:
     # How many leading system blocks are stable (set when volatile lines were moved after
     # them); None: the whole system prompt counts as stable.
     stable_system_blocks: int | None = None
+    # Set by the last stage, for the prefix registry after the call.
+    fingerprint: Fingerprint | None = None
+    min_cacheable_tokens: int = 0
 
     def with_body(self, body: dict[str, Any], *rewrites: Rewrite) -> LLMRequest:
         return replace(self, body=body, rewrites=self.rewrites + rewrites, changed=True)

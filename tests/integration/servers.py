@@ -80,3 +80,12 @@ def gateway(upstream_url: str, env: dict[str, str] | None = None) -> Iterator[st
         "serve", "--port", str(port), env=settings, port=port, ready_path="/healthz"
     ) as url:
         yield url
+
+
+def metric(gateway_url: str, name: str, **labels: str) -> float:
+    """The sum of a metric's samples whose labels include `labels`."""
+    total = 0.0
+    for line in httpx.get(gateway_url + "/metrics").text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total

@@ -17,20 +17,11 @@ from gateway.wire.sse import SSEDecoder
 from tests.integration.conftest import ClientFactory
 from tests.integration.scripted_upstream import scripted_upstream
 from tests.integration.sdk_errors import SDK_EXCEPTIONS
-from tests.integration.servers import emulator, free_port, gateway
+from tests.integration.servers import emulator, free_port, gateway, metric
 
 MODEL = "claude-sonnet-4-6"
 HEADERS = {"anthropic-version": "2026-10-21", "content-type": "application/json"}
 MESSAGE_ID = re.compile(rb'"msg_[A-Za-z0-9]+"')
-
-
-def metric(gateway_url: str, name: str, **labels: str) -> float:
-    """The sum of a metric's samples whose labels include `labels`."""
-    total = 0.0
-    for line in httpx.get(gateway_url + "/metrics").text.splitlines():
-        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
 
 
 def test_create_matches_direct(

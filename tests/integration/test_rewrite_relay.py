@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import ClientFactory
+from tests.integration.servers import metric
 
 MODEL = "claude-sonnet-4-6"
 POLICY = "Refunds within 30 days. Escalate fraud to a human. Never share card numbers.\n" * 70
@@ -76,3 +77,32 @@ def test_naive_loop_reads_cache_only_through_the_gateway(
     assert direct_read == 0
     assert gateway_read > 2 * 1024  # two of three calls read the policy prefix
     assert expected_rule in rules
+
+
+def test_miss_causes_reach_the_metrics(
+    make_client: ClientFactory, gateway_url: str, api_key: str
+) -> None:
+    client = make_client(gateway_url, api_key)
+    question = [{"role": "user", "content": f"Where is my order? ({api_key})"}]
+
+    def call(system: str, model: str = MODEL) -> None:
+        client.messages.create(
+            model=model,
+            max_tokens=5,
+            system=system,
+            messages=question,  # type: ignore[arg-type]
+            extra_headers={"x-gateway-step": "planning"},
+        )
+
+    before = {
+        cause: metric(gateway_url, "gateway_cache_miss_cause_total", cause=cause, step="planning")
+        for cause in ("cold", "system_changed", "model_changed")
+    }
+    call(POLICY)
+    call(POLICY + "A new rule.")
+    call(POLICY + "A new rule.", model="claude-opus-4-8")
+    for cause in before:
+        after = metric(gateway_url, "gateway_cache_miss_cause_total", cause=cause, step="planning")
+        assert after == before[cause] + 1, cause
+    missed = metric(gateway_url, "gateway_cache_missed_tokens_total", cause="system_changed")
+    assert missed > 1024

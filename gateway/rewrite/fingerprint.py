@@ -1,0 +1,62 @@
+"""A request's prompt, reduced to what decides its cache hits: one digest per layer.
+
+The prefix registry compares a request with the previous one of its conversation layer
+by layer, to say why the cache missed. Digests are of the bytes as sent (after the
+rewrites), because the provider's cache key is the bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+
+def _digest(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=12).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    family: bytes  # requests sharing a stable prefix: tools + the stable system prompt
+    # The conversation's first message: it survives a change of model, tools or system, so
+    # the next turn is still compared with this one and the changed layer can be named.
+    conversation: bytes
+    model: str
+    tools: bytes
+    system: bytes  # the stable system blocks only
+    messages: tuple[bytes, ...]  # cumulative: messages[i] covers messages 0..i
+    prompt_tokens: int  # estimated, for the minimum-length check
+
+
+def fingerprint(
+    body: dict[str, Any], stable_system_blocks: int | None, chars_per_token: float
+) -> Fingerprint:
+    tools = orjson.dumps(body.get("tools") or [])
+    system = body.get("system") or []
+    blocks = [{"type": "text", "text": system}] if isinstance(system, str) else system
+    stable = orjson.dumps(
+        blocks[:stable_system_blocks] if stable_system_blocks is not None else blocks
+    )
+    family = _digest(tools + b"\0" + stable)
+    chain = family
+    messages: list[bytes] = []
+    first = b""
+    size = len(tools) + len(stable)
+    for message in body.get("messages") or ():
+        raw = orjson.dumps(message)
+        first = first or raw
+        size += len(raw)
+        chain = _digest(chain + raw)
+        messages.append(chain)
+    return Fingerprint(
+        family=family,
+        conversation=_digest(first),
+        model=str(body.get("model")),
+        tools=_digest(tools),
+        system=_digest(stable),
+        messages=tuple(messages),
+        prompt_tokens=int(size / chars_per_token),
+    )

@@ -1,0 +1,128 @@
+"""The prefix registry: what each prompt family and conversation sent last, and when.
+
+It answers, after each call, why the cache missed (the cause and the tokens it cost) and
+which cache writes expired without ever being read. In memory and bounded; a dictionary
+lookup or two per call (Redis comes with the shared-state issue).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Literal
+
+from gateway.rewrite.fingerprint import Fingerprint
+from gateway.state.bounded import BoundedDict
+from gateway.wire.anthropic_usage import Usage
+
+MissCause = Literal[
+    "cold", "ttl_expired", "model_changed", "tools_changed", "system_changed",
+    "messages_changed", "below_minimum", "parallel_cold",
+]  # fmt: skip
+
+
+@dataclass(slots=True)
+class Seen:
+    """The last call of a family or conversation."""
+
+    fingerprint: Fingerprint
+    started: float
+    answered: float  # when its response began: its cache writes are readable from then
+    cached_tokens: int  # the prefix it read or wrote
+
+
+@dataclass(slots=True)
+class PendingWrite:
+    owner: tuple[str, ...]  # the writing call's metric labels: the waste is charged to it
+    tokens: int
+    expires: float
+    read: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    cause: MissCause | None
+    missed_tokens: int
+    # Writes of earlier calls found expired unread at this call: (their owner, tokens).
+    wasted_writes: tuple[tuple[tuple[str, ...], int], ...]
+
+
+class PrefixRegistry:
+    def __init__(self, max_entries: int = 100_000, ttl_s: float = 300.0) -> None:
+        self.ttl_s = ttl_s
+        self._conversations: BoundedDict[bytes, Seen] = BoundedDict(max_entries)
+        self._families: BoundedDict[bytes, Seen] = BoundedDict(max_entries)
+        self._writes: BoundedDict[bytes, PendingWrite] = BoundedDict(max_entries)
+        self._expiries: deque[PendingWrite] = deque()
+
+    def record(
+        self,
+        fp: Fingerprint,
+        usage: Usage,
+        started: float,
+        answered: float,
+        min_tokens: int,
+        owner: tuple[str, ...],
+    ) -> Verdict:
+        """Attributes this call's misses, then remembers it for the next call."""
+        previous = self._conversations.get(fp.conversation) or self._families.get(fp.family)
+        cause, expected = self._cause(fp, previous, usage, started, min_tokens)
+        written = usage.cache_write_5m + usage.cache_write_1h
+        seen = Seen(fp, started, answered, usage.cache_read + written)
+        self._conversations[fp.conversation] = seen
+        self._families[fp.family] = seen
+        self._note_reads(fp, usage, started)
+        if written:
+            pending = PendingWrite(owner, written, started + self.ttl_s)
+            self._writes[fp.conversation] = self._writes[fp.family] = pending
+            self._expiries.append(pending)
+        return Verdict(cause, max(0, expected - usage.cache_read), self._expired_unread(started))
+
+    def _cause(
+        self,
+        fp: Fingerprint,
+        previous: Seen | None,
+        usage: Usage,
+        started: float,
+        min_tokens: int,
+    ) -> tuple[MissCause | None, int]:
+        if fp.prompt_tokens < min_tokens and usage.cache_read == 0:
+            return "below_minimum", 0
+        if previous is None:
+            return (None, 0) if usage.cache_read else ("cold", 0)
+        before = previous.fingerprint
+        same_prefix = before.family == fp.family and before.model == fp.model
+        extends = same_prefix and fp.messages[: len(before.messages)] == before.messages
+        if usage.cache_read and (usage.cache_read >= previous.cached_tokens or not extends):
+            return None, 0
+        expected = previous.cached_tokens
+        if before.model != fp.model:
+            return "model_changed", expected
+        if before.tools != fp.tools:
+            return "tools_changed", expected
+        if before.system != fp.system:
+            return "system_changed", expected
+        if before.conversation == fp.conversation and not extends:
+            return "messages_changed", expected
+        if previous.answered > started:
+            return "parallel_cold", expected
+        if started - previous.started > self.ttl_s:
+            return "ttl_expired", expected
+        return "cold", expected
+
+    def _note_reads(self, fp: Fingerprint, usage: Usage, now: float) -> None:
+        """A read uses the last write of its conversation, or of its family's shared prefix."""
+        if not usage.cache_read:
+            return
+        for key in (fp.conversation, fp.family):
+            pending = self._writes.get(key)
+            if pending is not None and pending.expires > now:
+                pending.read = True
+
+    def _expired_unread(self, now: float) -> tuple[tuple[tuple[str, ...], int], ...]:
+        wasted = []
+        while self._expiries and self._expiries[0].expires <= now:
+            pending = self._expiries.popleft()
+            if not pending.read:
+                wasted.append((pending.owner, pending.tokens))
+        return tuple(wasted)

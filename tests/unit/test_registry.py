@@ -1,0 +1,93 @@
+"""Miss causes and wasted writes, one case per cause."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gateway.rewrite.fingerprint import Fingerprint, fingerprint
+from gateway.state.registry import PrefixRegistry
+from gateway.wire.anthropic_usage import Usage
+
+SYSTEM = "Policy line.\n" * 400
+OWNER = ("anthropic", "claude-sonnet-4-6", "chat")
+
+
+def fp(
+    system: str = SYSTEM, model: str = "claude-sonnet-4-6", turns: int = 1, **body: Any
+) -> Fingerprint:
+    messages = [
+        {"role": "user" if i % 2 == 0 else "assistant", "content": f"turn {i}"}
+        for i in range(turns)
+    ]
+    return fingerprint({"model": model, "system": system, "messages": messages, **body}, None, 4.0)
+
+
+def record(
+    registry: PrefixRegistry,
+    f: Fingerprint,
+    read: int,
+    write: int,
+    at: float,
+    answered: float | None = None,
+) -> Any:
+    usage = Usage(input=10, output=5, cache_read=read, cache_write_5m=write)
+    return registry.record(f, usage, at, at if answered is None else answered, 1024, OWNER)
+
+
+def test_first_call_is_cold_and_a_hit_is_no_miss() -> None:
+    registry = PrefixRegistry()
+    assert record(registry, fp(), read=0, write=1300, at=0).cause == "cold"
+    assert record(registry, fp(turns=3), read=1300, write=20, at=10).cause is None
+
+
+@pytest.mark.parametrize(
+    ("second", "cause"),
+    [
+        (fp(model="claude-opus-4-6"), "model_changed"),
+        (fp(tools=[{"name": "t", "input_schema": {"type": "object"}}]), "tools_changed"),
+        (fp(system=SYSTEM + "v2"), "system_changed"),
+    ],
+)
+def test_a_changed_layer_is_named(second: Fingerprint, cause: str) -> None:
+    registry = PrefixRegistry()
+    record(registry, fp(), read=0, write=1300, at=0)
+    verdict = record(registry, second, read=0, write=1300, at=10)
+    assert verdict.cause == cause
+    assert verdict.missed_tokens == 1300
+
+
+def test_edited_history_is_messages_changed() -> None:
+    registry = PrefixRegistry()
+    first = fp(turns=3)
+    record(registry, first, read=0, write=1300, at=0)
+    edited = fingerprint(
+        {"model": "claude-sonnet-4-6", "system": SYSTEM, "messages": [
+            {"role": "user", "content": "turn 0"}, {"role": "assistant", "content": "changed"},
+            {"role": "user", "content": "turn 2"}, {"role": "assistant", "content": "x"},
+            {"role": "user", "content": "y"}]},
+        None, 4.0,
+    )  # fmt: skip
+    assert record(registry, edited, read=0, write=1300, at=10).cause == "messages_changed"
+
+
+def test_ttl_expiry_parallel_cold_and_below_minimum() -> None:
+    registry = PrefixRegistry(ttl_s=300)
+    record(registry, fp(), read=0, write=1300, at=0)
+    assert record(registry, fp(turns=3), read=0, write=1400, at=400).cause == "ttl_expired"
+    parallel = PrefixRegistry()
+    record(parallel, fp(), read=0, write=1300, at=0, answered=2.0)
+    assert record(parallel, fp(turns=3), read=0, write=1300, at=1).cause == "parallel_cold"
+    short = fp(system="Short.")
+    assert record(PrefixRegistry(), short, read=0, write=0, at=0).cause == "below_minimum"
+
+
+def test_writes_never_read_are_reported_once_expired() -> None:
+    registry = PrefixRegistry(ttl_s=300)
+    record(registry, fp(system=SYSTEM + "a"), read=0, write=1300, at=0)
+    record(registry, fp(system=SYSTEM + "b"), read=0, write=1500, at=10)
+    record(registry, fp(system=SYSTEM + "b", turns=3), read=1500, write=30, at=20)
+    later = record(registry, fp(system=SYSTEM + "c"), read=0, write=1, at=400)
+    # "b" was read by its next turn; "a", and that next turn's own write, never were.
+    assert later.wasted_writes == ((OWNER, 1300), (OWNER, 30))
