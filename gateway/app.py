@@ -18,6 +18,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.catalog import ModelCatalog
+from gateway.coalesce import Coalescer
 from gateway.metering.calls import Meter
 from gateway.metering.labels import LabelBounds
 from gateway.metering.metrics import Metrics
@@ -80,6 +81,8 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         limit,
         rewriter=lambda request: rewrite(request, context),
         registry=PrefixRegistry(settings.rewrite.registry_max_entries),
+        coalescer=Coalescer(settings.rewrite.coalesce_max_wait_s),
+        coalesce_steps=frozenset(settings.rewrite.coalesce_steps),
     )
 
     @app.get("/healthz")

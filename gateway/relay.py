@@ -18,6 +18,7 @@ import httpx
 import orjson
 from starlette.types import Message, Receive, Scope, Send
 
+from gateway.coalesce import Coalescer
 from gateway.disconnect import DisconnectWatch
 from gateway.errors import (
     GatewayError,
@@ -57,6 +58,7 @@ class Outcome:
     ttft_s: float | None = None
     usage: Usage | None = None
     answered: float | None = None  # wall-clock time the response began
+    coalesced: bool = False  # waited for a concurrent call on the same cold prefix
 
 
 class UpstreamCut(Exception):
@@ -76,6 +78,8 @@ class Relay:
         max_body_bytes: int,
         rewriter: Rewriter | None = None,
         registry: PrefixRegistry | None = None,
+        coalescer: Coalescer | None = None,
+        coalesce_steps: frozenset[str] = frozenset(),
     ) -> None:
         self.upstream = upstream
         self.meter = meter
@@ -83,6 +87,8 @@ class Relay:
         self.max_body_bytes = max_body_bytes
         self.rewriter = rewriter
         self.registry = registry
+        self.coalescer = coalescer
+        self.coalesce_steps = coalesce_steps
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -108,7 +114,7 @@ class Relay:
                 await send(message)
 
             try:
-                outcome = await self._relay(scope, send_until_done, call, request_id, started)
+                outcome = await self._relay(scope, send_until_done, call, step, request_id, started)
             except GatewayError as error:
                 outcome = Outcome(str(error.status), call.model)
                 await self._send_error(send_until_done, error, request_id)
@@ -159,16 +165,40 @@ class Relay:
             request.min_cacheable_tokens,
         )
 
+    def _coalescing_prefix(self, call: Prepared, step: str | None) -> bytes | None:
+        """The prefix to coalesce on: a cold one, on a step that opted in."""
+        if (
+            self.registry is None
+            or call.fingerprint is None
+            or not ("*" in self.coalesce_steps or step in self.coalesce_steps)
+            or self.registry.is_warm(call.fingerprint, time.time())
+        ):
+            return None
+        return call.fingerprint.family
+
     async def _relay(
-        self, scope: Scope, send: Send, call: Prepared, request_id: str, started: float
+        self,
+        scope: Scope,
+        send: Send,
+        call: Prepared,
+        step: str | None,
+        request_id: str,
+        started: float,
     ) -> Outcome:
         target = scope["raw_path"].decode("latin-1")
         if scope["query_string"]:
             target += "?" + scope["query_string"].decode("latin-1")
         headers = upstream_request_headers(scope["headers"])
-        response = await self.upstream.open(
-            self.provider, scope["method"], target, headers, call.body
-        )
+        prefix = self._coalescing_prefix(call, step)
+        lead = await self.coalescer.join(prefix) if self.coalescer and prefix else None
+        coalesced = prefix is not None and lead is None
+        try:
+            response = await self.upstream.open(
+                self.provider, scope["method"], target, headers, call.body
+            )
+        finally:
+            if lead is not None and prefix is not None and self.coalescer is not None:
+                self.coalescer.release(prefix, lead)
         answered = time.time()
         try:
             own = [
@@ -188,6 +218,7 @@ class Relay:
             else:
                 outcome = await self._relay_body(response, send, call.model)
             outcome.answered = answered
+            outcome.coalesced = coalesced
             return outcome
         finally:
             await response.aclose()
@@ -256,6 +287,7 @@ class Relay:
             usage=outcome.usage,
             rewrites=call.rewrites,
             findings=call.findings,
+            coalesced=outcome.coalesced,
         )
         if (
             self.registry is not None

@@ -50,6 +50,10 @@ class RewriteSettings(Section):
     # that a 1h entry would bridge.
     cache_ttl: Literal["auto", "5m", "1h"] = "auto"
     tool_forms_max_entries: int = Field(default=10_000, ge=1)
+    # Steps whose concurrent calls on a prefix not yet cached wait for the first one's
+    # response to begin, so they read the cache instead of all writing it ("*": every step).
+    coalesce_steps: tuple[str, ...] = ()
+    coalesce_max_wait_s: float = Field(default=2.0, ge=0)
     # Conversations and prompt families remembered to explain cache misses.
     registry_max_entries: int = Field(default=100_000, ge=1)
 

@@ -29,6 +29,7 @@ class CallRecord:
     rewrites: tuple[str, ...] = field(default=())  # rule names, as in x-gateway-rewrites
     findings: tuple[str, ...] = field(default=())
     cache: Verdict | None = None  # the prefix registry's word on this call's cache misses
+    coalesced: bool = False
 
 
 class Meter:
@@ -58,6 +59,8 @@ class Meter:
                     self._child(self.metrics.tokens, *labels, kind).inc(count)
         for rule in call.rewrites:
             self._child(self.metrics.rewrites, rule).inc()
+        if call.coalesced:
+            self._child(self.metrics.coalesced, *labels).inc()
         if call.cache is not None:
             self._cache(labels, call.cache)
 

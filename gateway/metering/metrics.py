@@ -65,3 +65,9 @@ class Metrics:
             CALL_LABELS,
             registry=registry,
         )
+        self.coalesced = Counter(
+            "gateway_coalesced",
+            "Calls that waited for a concurrent call on the same cold prefix, to read its cache.",
+            CALL_LABELS,
+            registry=registry,
+        )

@@ -78,6 +78,13 @@ class PrefixRegistry:
             self._expiries.append(pending)
         return Verdict(cause, max(0, expected - usage.cache_read), self._expired_unread(started))
 
+    def is_warm(self, fp: Fingerprint, now: float) -> bool:
+        """Whether the family's prefix was cached by a call whose response has begun."""
+        last = self._families.get(fp.family)
+        if last is None or not last.cached_tokens:
+            return False
+        return last.answered <= now and now - last.started < self.ttl_s
+
     def _cause(
         self,
         fp: Fingerprint,

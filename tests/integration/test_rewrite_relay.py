@@ -6,13 +6,15 @@ calls go once straight to the emulator and once through the gateway.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import anthropic
 import pytest
 
 from tests.integration.conftest import ClientFactory
-from tests.integration.servers import metric
+from tests.integration.servers import emulator, gateway, metric
 
 MODEL = "claude-sonnet-4-6"
 POLICY = "Refunds within 30 days. Escalate fraud to a human. Never share card numbers.\n" * 70
@@ -106,3 +108,32 @@ def test_miss_causes_reach_the_metrics(
         assert after == before[cause] + 1, cause
     missed = metric(gateway_url, "gateway_cache_missed_tokens_total", cause="system_changed")
     assert missed > 1024
+
+
+def test_parallel_calls_on_a_cold_prefix_write_it_once(api_key: str) -> None:
+    async def fan_out(url: str, step: str) -> list[Any]:
+        async with anthropic.AsyncAnthropic(base_url=url, api_key=api_key + step) as client:
+            calls = [
+                client.messages.create(
+                    model=MODEL,
+                    max_tokens=5,
+                    system=POLICY + step,
+                    messages=[{"role": "user", "content": f"Sub-question {i}"}],
+                    extra_headers={"x-gateway-step": step},
+                )
+                for i in range(5)
+            ]
+            return [message.usage for message in await asyncio.gather(*calls)]
+
+    env = {"GATEWAY_REWRITE__COALESCE_STEPS": '["search"]'}
+    with emulator("--latency", "realistic") as upstream, gateway(upstream, env=env) as url:
+        coalesced = asyncio.run(fan_out(url, "search"))
+        uncoalesced = asyncio.run(fan_out(url, "fetch"))
+        waited = metric(url, "gateway_coalesced_total", step="search")
+    def prefix_writes(usages: list[Any]) -> int:  # each call also writes its own short tail
+        return sum(1 for usage in usages if usage.cache_creation_input_tokens > 1024)
+
+    assert prefix_writes(coalesced) == 1
+    assert sum(1 for usage in coalesced if usage.cache_read_input_tokens) == 4
+    assert waited == 4
+    assert prefix_writes(uncoalesced) == 5
