@@ -26,6 +26,7 @@ from gateway.relay import Relay
 from gateway.rewrite.pipeline import RewriteContext, rewrite
 from gateway.rewrite.tool_json import ToolForms
 from gateway.settings import Settings
+from gateway.state.lines import LineStats
 from gateway.state.registry import PrefixRegistry
 from gateway.upstream import Upstream
 
@@ -69,7 +70,10 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
 
     app = FastAPI(title="Tollgate", lifespan=lifespan, docs_url=None, redoc_url=None)
     context = RewriteContext(
-        settings.rewrite, catalog, ToolForms(settings.rewrite.tool_forms_max_entries)
+        settings.rewrite,
+        catalog,
+        ToolForms(settings.rewrite.tool_forms_max_entries),
+        LineStats(settings.rewrite.learn_volatile_after),
     )
     limit = settings.server.max_body_bytes
     anthropic = Relay(upstream, meter, "anthropic", limit)

@@ -9,6 +9,7 @@ token and usage, which reach the meter at the end.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 from collections.abc import Callable
@@ -155,7 +156,7 @@ class Relay:
         model = model if isinstance(model, str) else None
         if self.rewriter is None:
             return Prepared(raw, model)
-        request = self.rewriter(LLMRequest(self.provider, parsed, step))
+        request = self.rewriter(LLMRequest(self.provider, parsed, step, _tenant(headers)))
         return Prepared(
             orjson.dumps(request.body) if request.changed else raw,
             model,
@@ -305,6 +306,11 @@ class Relay:
             )
             record = replace(record, cache=verdict)
         self.meter.on_call_complete(record)
+
+
+def _tenant(headers: list[tuple[bytes, bytes]]) -> bytes:
+    credential = header_value(headers, b"x-api-key") or header_value(headers, b"authorization")
+    return hashlib.blake2b(credential or b"", digest_size=8).digest()
 
 
 def _body(response: httpx.Response) -> httpx.AsyncByteStream:

@@ -45,6 +45,8 @@ class RewriteSettings(Section):
     whitespace: bool = True
     tool_json: bool = True
     volatile: Literal["move", "truncate_to_day", "report_only"] = "move"
+    # Requests of a prompt family seen before its per-user lines are learned and moved.
+    learn_volatile_after: int = Field(default=5, ge=1)
     breakpoints: Literal["augment", "replace", "respect"] = "augment"
     # auto: 5 minutes, the API's default, until the prefix registry shows reuse gaps
     # that a 1h entry would bridge.

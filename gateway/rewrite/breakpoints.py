@@ -4,6 +4,8 @@
 2. the newest block, so the next turn of the conversation reads everything before it;
 3. between them, breakpoints at most 20 blocks apart, because a read looks back at most
    20 blocks from a breakpoint (../shared/WIRE.md B.2).
+When dates were moved into the newest turn, "the newest block" is the last one before
+that turn: an entry holding the time would never be read again.
 
 Breakpoints cost nothing in themselves: a write is billed for the tokens between the
 longest hit and the last breakpoint, however many breakpoints lie between, so the four
@@ -61,6 +63,8 @@ def plan_breakpoints(
     automatic = body.get("cache_control")
     if automatic:  # the top-level field marks the last block and takes a slot
         taken += 1
+    if request.volatile_turn is not None:  # nothing from the turn holding moved dates on
+        slots = [s for s in slots if s.section != "messages" or s.index < request.volatile_turn]
     wanted = _wanted(slots, request.stable_system_blocks, min_tokens, automatic is not None)
     chosen = [i for i in wanted if slots[i].client_ttl is None][: MAX_BREAKPOINTS - taken]
     if not chosen:

@@ -32,7 +32,10 @@ class Fingerprint:
 
 
 def fingerprint(
-    body: dict[str, Any], stable_system_blocks: int | None, chars_per_token: float
+    body: dict[str, Any],
+    stable_system_blocks: int | None,
+    chars_per_token: float,
+    tenant: bytes = b"",
 ) -> Fingerprint:
     tools = orjson.dumps(body.get("tools") or [])
     system = body.get("system") or []
@@ -40,7 +43,7 @@ def fingerprint(
     stable = orjson.dumps(
         blocks[:stable_system_blocks] if stable_system_blocks is not None else blocks
     )
-    family = _digest(tools + b"\0" + stable)
+    family = _digest(tenant + b"\0" + tools + b"\0" + stable)
     chain = family
     messages: list[bytes] = []
     first = b""
@@ -53,7 +56,7 @@ def fingerprint(
         messages.append(chain)
     return Fingerprint(
         family=family,
-        conversation=_digest(first),
+        conversation=_digest(tenant + b"\0" + first),
         model=str(body.get("model")),
         tools=_digest(tools),
         system=_digest(stable),

@@ -18,6 +18,7 @@ from gateway.rewrite.tool_json import ToolForms, stable_tool_json
 from gateway.rewrite.volatile import volatile
 from gateway.rewrite.whitespace import whitespace
 from gateway.settings import RewriteSettings
+from gateway.state.lines import LineStats
 
 DEFAULT_CHARS_PER_TOKEN = 4.0
 DEFAULT_MIN_TOKENS = 1024
@@ -28,6 +29,7 @@ class RewriteContext:
     settings: RewriteSettings
     catalog: ModelCatalog
     tool_forms: ToolForms
+    lines: LineStats
 
 
 Stage = Callable[[LLMRequest, RewriteContext], LLMRequest]
@@ -42,7 +44,7 @@ def _tool_json(request: LLMRequest, context: RewriteContext) -> LLMRequest:
 
 
 def _volatile(request: LLMRequest, context: RewriteContext) -> LLMRequest:
-    return volatile(request, context.settings.volatile)
+    return volatile(request, context.settings.volatile, context.lines)
 
 
 def _model_facts(request: LLMRequest, context: RewriteContext) -> tuple[int, float]:
@@ -73,7 +75,9 @@ def _audit(request: LLMRequest, context: RewriteContext) -> LLMRequest:
     min_tokens, chars_per_token = _model_facts(request, context)
     return replace(
         request,
-        fingerprint=fingerprint(request.body, request.stable_system_blocks, chars_per_token),
+        fingerprint=fingerprint(
+            request.body, request.stable_system_blocks, chars_per_token, request.tenant
+        ),
         min_cacheable_tokens=min_tokens,
     )
 

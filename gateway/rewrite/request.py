@@ -33,12 +33,17 @@ class LLMRequest:
     provider: str
     body: dict[str, Any]  # never mutated in place: stages build new dicts for what they change
     step: str | None = None
+    # Who is calling (a digest of their credential): the provider's cache is per workspace,
+    # so the prefix registry must not compare one client's calls with another's.
+    tenant: bytes = b""
     rewrites: tuple[Rewrite, ...] = ()
     findings: tuple[Finding, ...] = ()
     changed: bool = field(default=False)  # whether the body must be serialized anew
     # How many leading system blocks are stable (set when volatile lines were moved after
     # them); None: the whole system prompt counts as stable.
     stable_system_blocks: int | None = None
+    # The message whose start holds moved dates (set with them): breakpoints go before it.
+    volatile_turn: int | None = None
     # Set by the last stage, for the prefix registry after the call.
     fingerprint: Fingerprint | None = None
     min_cacheable_tokens: int = 0

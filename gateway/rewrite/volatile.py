@@ -1,20 +1,29 @@
-"""Volatile content out of the cached prefix: timestamps and dates in the system prompt.
+"""Volatile content out of the cached prefix: dates and times, and lines that vary per user.
 
-A date in the system prompt changes the prompt's bytes every minute or every day, so
-nothing after it is ever read from cache. Policies: `move` takes the lines holding one
-out of the stable system blocks into a system block of their own after them (the model
-still sees every word; the breakpoint goes before it); `truncate_to_day` cuts ISO and
-RFC 2822 timestamps to their date in place; `report_only` changes nothing. Each is
-reported as the finding `timestamp_in_prefix` either way.
+A date in the system prompt changes the prompt's bytes every minute or every day, and a
+user's name in it gives every user a prefix of their own: nothing after such a line is
+read from cache. With the policy `move` (the default) the model still sees every word,
+but where it no longer breaks the prefix:
+- lines learned to vary between requests of a prompt family (a user's name, company,
+  plan — see state/lines.py) go to a system block after the stable ones: constant within
+  a conversation, so its history still caches;
+- lines holding a date or time go to the end of the newest user turn, after the last
+  breakpoint, so the conversation's history caches too (in the system prompt they would
+  change the prefix of every later message at each turn).
+`truncate_to_day` cuts ISO and RFC 2822 timestamps to their date in place instead, and
+`report_only` changes nothing. Findings `timestamp_in_prefix` and `user_content_in_prefix`
+are reported whatever the policy.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import replace
 from typing import Any, Literal
 
 from gateway.rewrite.request import Finding, LLMRequest, Rewrite
+from gateway.state.lines import LineStats
 
 RULE = "volatile_moved"
 TRUNCATE_RULE = "timestamp_truncated"
@@ -50,38 +59,68 @@ def is_volatile(line: str) -> bool:
     return bool(ISO_DATETIME.search(line) or TIME_LEVEL.search(line) or DAY_LEVEL.search(line))
 
 
-def volatile(request: LLMRequest, policy: VolatilePolicy) -> LLMRequest:
+def volatile(request: LLMRequest, policy: VolatilePolicy, lines: LineStats) -> LLMRequest:
     system = request.body.get("system")
     blocks = [{"type": "text", "text": system}] if isinstance(system, str) else system
     if not isinstance(blocks, list) or not blocks:
         return request
-    found = [
-        line
-        for block in blocks
-        if isinstance(block, dict) and isinstance(block.get("text"), str)
-        for line in block["text"].split("\n")
-        if is_volatile(line)
+    texts = [
+        b["text"].split("\n")
+        for b in blocks
+        if isinstance(b, dict) and isinstance(b.get("text"), str)
     ]
-    if not found:
-        return request
-    finding = Finding("timestamp_in_prefix", f"{len(found)} line(s) in system")
-    if policy == "report_only":
-        return request.noting(finding)
+    flat = [line for text in texts for line in text]
+    dated = {i for i, line in enumerate(flat) if is_volatile(line)}
+    family = _family(request, [line for i, line in enumerate(flat) if i not in dated])
+    personal = lines.observe(family, flat) - dated
+    findings = []
+    if dated:
+        findings.append(Finding("timestamp_in_prefix", f"{len(dated)} line(s) in system"))
+    if personal:
+        findings.append(Finding("user_content_in_prefix", f"{len(personal)} line(s) in system"))
+    if not findings or policy == "report_only":
+        return _mark_dated_turn(request).noting(*findings)
     if policy == "truncate_to_day":
-        return _truncate(request, blocks).noting(finding)
-    return _move(request, blocks, len(found)).noting(finding)
+        return _truncate(request, blocks).noting(*findings)
+    return _move(request, blocks, dated, personal).noting(*findings)
 
 
-def _move(request: LLMRequest, blocks: list[Any], count: int) -> LLMRequest:
+def _mark_dated_turn(request: LLMRequest) -> LLMRequest:
+    """A newest turn that ends in a block of dates alone (as `move` leaves it) is volatile."""
+    messages = request.body.get("messages") or []
+    content = messages[-1].get("content") if messages else None
+    last = content[-1] if isinstance(content, list) and content else None
+    text = last.get("text") if isinstance(last, dict) and last.get("type") == "text" else None
+    if isinstance(text, str) and text and all(map(is_volatile, text.split("\n"))):
+        return replace(request, volatile_turn=len(messages) - 1)
+    return request
+
+
+def _family(request: LLMRequest, stable_lines: list[str]) -> bytes:
+    """A prompt family: the tools and the system prompt's first line that holds no date."""
+    first = next((line for line in stable_lines if line.strip()), "")
+    tools = [t.get("name") for t in request.body.get("tools") or () if isinstance(t, dict)]
+    return hashlib.blake2b(f"{tools}\0{first}".encode(), digest_size=12).digest()
+
+
+def _move(
+    request: LLMRequest, blocks: list[Any], dated: set[int], personal: set[int]
+) -> LLMRequest:
     stable: list[Any] = []
-    moved: list[str] = []
+    moved_dated: list[str] = []
+    moved_personal: list[str] = []
+    index = 0
     for block in blocks:
         if not (isinstance(block, dict) and isinstance(block.get("text"), str)):
             stable.append(block)
             continue
         keep: list[str] = []
         for line in block["text"].split("\n"):
-            (moved if is_volatile(line) else keep).append(line)
+            target = (
+                moved_dated if index in dated else moved_personal if index in personal else keep
+            )
+            target.append(line)
+            index += 1
         text = "\n".join(keep).strip("\n")
         if text:
             stable.append({**block, "text": text})
@@ -90,10 +129,34 @@ def _move(request: LLMRequest, blocks: list[Any], count: int) -> LLMRequest:
             stable[-1] = {**stable[-1], "cache_control": block["cache_control"]}
     if not stable:
         return request  # the whole system prompt is volatile: nothing stable to cache
-    tail = {"type": "text", "text": "\n".join(moved)}
-    body = {**request.body, "system": [*stable, tail]}
-    rewrite = Rewrite(RULE, f"{count} line(s) after the stable system prompt")
-    return replace(request.with_body(body, rewrite), stable_system_blocks=len(stable))
+    messages = request.body.get("messages") or []
+    newest = len(messages) - 1
+    turn_takes_dates = bool(moved_dated) and newest >= 0 and messages[newest].get("role") == "user"
+    tail = moved_personal + ([] if turn_takes_dates else moved_dated)
+    body = {
+        **request.body,
+        "system": stable + ([{"type": "text", "text": "\n".join(tail)}] if tail else []),
+    }
+    if turn_takes_dates:
+        dates = "\n".join(moved_dated)
+        body["messages"] = [*messages[:newest], _append(messages[newest], dates)]
+    where = f"{len(tail)} line(s) after the stable system prompt"
+    if turn_takes_dates:
+        where += f", {len(moved_dated)} to the end of the newest turn"
+    return replace(
+        request.with_body(body, Rewrite(RULE, where)),
+        stable_system_blocks=len(stable),
+        volatile_turn=newest if turn_takes_dates else None,
+    )
+
+
+def _append(message: dict[str, Any], text: str) -> dict[str, Any]:
+    # At the end: a user turn that answers tool calls must start with its tool results.
+    content = message.get("content")
+    blocks = (
+        [{"type": "text", "text": content}] if isinstance(content, str) else list(content or [])
+    )
+    return {**message, "content": [*blocks, {"type": "text", "text": text}]}
 
 
 def _truncate(request: LLMRequest, blocks: list[Any]) -> LLMRequest:

@@ -100,9 +100,12 @@ def test_miss_causes_reach_the_metrics(
         cause: metric(gateway_url, "gateway_cache_miss_cause_total", cause=cause, step="planning")
         for cause in ("cold", "system_changed", "model_changed")
     }
-    call(POLICY)
-    call(POLICY + "A new rule.")
-    call(POLICY + "A new rule.", model="claude-opus-4-8")
+    # A family of its own (first line): lines that vary across a family's requests would
+    # otherwise be learned as per-user content and moved, and the system not "changed".
+    desk = f"You are the order desk {api_key}.\n{POLICY}"
+    call(desk)
+    call(desk + "A new rule.")
+    call(desk + "A new rule.", model="claude-opus-4-8")
     for cause in before:
         after = metric(gateway_url, "gateway_cache_miss_cause_total", cause=cause, step="planning")
         assert after == before[cause] + 1, cause
@@ -130,6 +133,7 @@ def test_parallel_calls_on_a_cold_prefix_write_it_once(api_key: str) -> None:
         coalesced = asyncio.run(fan_out(url, "search"))
         uncoalesced = asyncio.run(fan_out(url, "fetch"))
         waited = metric(url, "gateway_coalesced_total", step="search")
+
     def prefix_writes(usages: list[Any]) -> int:  # each call also writes its own short tail
         return sum(1 for usage in usages if usage.cache_creation_input_tokens > 1024)
 

@@ -18,6 +18,7 @@ from gateway.rewrite.tool_json import ToolForms, stable_tool_json
 from gateway.rewrite.volatile import is_volatile, volatile
 from gateway.rewrite.whitespace import canonical_whitespace, whitespace
 from gateway.settings import RewriteSettings
+from gateway.state.lines import LineStats
 
 CATALOG = ModelCatalog.load()
 MODEL = "claude-sonnet-4-6"  # minimum cacheable prefix: 1,024 tokens
@@ -29,7 +30,7 @@ def req(**body: Any) -> LLMRequest:
 
 
 def context(**overrides: Any) -> RewriteContext:
-    return RewriteContext(RewriteSettings(**overrides), CATALOG, ToolForms())
+    return RewriteContext(RewriteSettings(**overrides), CATALOG, ToolForms(), LineStats())
 
 
 def marks(body: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -125,19 +126,56 @@ def test_ordinary_lines_are_not(line: str) -> None:
     assert not is_volatile(line)
 
 
-def test_volatile_lines_move_after_the_stable_system_prompt() -> None:
+def test_dates_move_to_the_end_of_the_newest_turn() -> None:
     system = "You are Acme's agent.\nCurrent time: 2026-11-24 10:32\n" + POLICY
-    moved = volatile(req(system=system, messages=[]), "move")
-    stable, tail = moved.body["system"]
+    turn = [{"role": "user", "content": "Hello"}]
+    moved = volatile(req(system=system, messages=turn), "move", LineStats())
+    [stable] = moved.body["system"]
     assert "Current time" not in stable["text"]
-    assert tail["text"] == "Current time: 2026-11-24 10:32"
-    assert moved.stable_system_blocks == 1
+    assert moved.body["messages"][0]["content"] == [
+        {"type": "text", "text": "Hello"},
+        {"type": "text", "text": "Current time: 2026-11-24 10:32"},
+    ]
+    assert moved.volatile_turn == 0
     assert [f.code for f in moved.findings] == ["timestamp_in_prefix"]
-    truncated = volatile(req(system=system, messages=[]), "truncate_to_day")
+    truncated = volatile(req(system=system, messages=turn), "truncate_to_day", LineStats())
     assert "Current time: 2026-11-24\n" in truncated.body["system"][0]["text"]
-    reported = volatile(req(system=system, messages=[]), "report_only")
+    reported = volatile(req(system=system, messages=turn), "report_only", LineStats())
     assert not reported.changed
     assert reported.findings == moved.findings
+
+
+def test_lines_that_vary_per_user_are_learned_and_moved_after_the_stable_system() -> None:
+    lines = LineStats(min_requests=5)
+    results = [
+        volatile(
+            req(system=f"You are Acme's agent.\nCustomer: {name}\n{POLICY}", messages=[]),
+            "move",
+            lines,
+        )
+        for name in ("Ann", "Bo", "Cy", "Di", "Ed", "Flo")
+    ]
+    assert not results[0].changed  # not yet learned: too few requests of the family
+    last = results[-1]
+    assert [f.code for f in last.findings] == ["user_content_in_prefix"]
+    stable, personal = last.body["system"]
+    assert "Customer" not in stable["text"]
+    assert personal["text"] == "Customer: Flo"
+    assert last.stable_system_blocks == 1
+
+
+def test_tool_results_stay_first_in_their_turn() -> None:
+    result: Any = {"type": "tool_result", "tool_use_id": "t1", "content": "42"}
+    call: Any = {"type": "tool_use", "id": "t1", "name": "calc", "input": {}}
+    messages = [
+        {"role": "user", "content": "Compute."},
+        {"role": "assistant", "content": [call]},
+        {"role": "user", "content": [result]},
+    ]
+    moved = volatile(
+        req(system="Today is Monday, April 17\n" + POLICY, messages=messages), "move", LineStats()
+    )
+    assert moved.body["messages"][2]["content"][0] == result
 
 
 def test_breakpoints_at_the_stable_end_and_the_newest_block() -> None:
@@ -148,8 +186,20 @@ def test_breakpoints_at_the_stable_end_and_the_newest_block() -> None:
         ),
         context(),
     )
-    assert marks(request.body) == [("system.0", "5m"), ("messages.0.0", "5m")]
-    assert "Current time" in request.body["system"][1]["text"]
+    # The newest turn now holds the time: the breakpoint stays before it.
+    assert marks(request.body) == [("system.0", "5m")]
+    follow_up = rewrite(
+        req(
+            system=POLICY,
+            messages=[
+                {"role": "user", "content": "Hello"},
+                {"role": "assistant", "content": "Hi!"},
+                {"role": "user", "content": "Refund?"},
+            ],
+        ),
+        context(),
+    )
+    assert marks(follow_up.body) == [("system.0", "5m"), ("messages.2.0", "5m")]
 
 
 def test_no_breakpoint_under_the_models_minimum() -> None:
