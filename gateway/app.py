@@ -22,6 +22,7 @@ from gateway.coalesce import Coalescer
 from gateway.metering.calls import Meter
 from gateway.metering.labels import LabelBounds
 from gateway.metering.metrics import Metrics
+from gateway.metering.pricing import Pricing
 from gateway.relay import Relay
 from gateway.rewrite.pipeline import RewriteContext, rewrite
 from gateway.rewrite.tool_json import ToolForms
@@ -59,7 +60,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         settings.metering.steps,
         (name for spec in catalog.models for name in (spec.id, *spec.aliases)),
     )
-    meter = Meter(Metrics(registry), labels)
+    meter = Meter(Metrics(registry), labels, Pricing.load(settings.pricing))
     providers = {"anthropic": settings.providers.anthropic, "openai": settings.providers.openai}
     upstream = Upstream(providers, settings.server.upstream_transport)
 

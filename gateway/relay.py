@@ -10,6 +10,7 @@ token and usage, which reach the meter at the end.
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import time
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from gateway.errors import (
     InvalidRequest,
     PayloadTooLarge,
     UnsupportedMediaType,
+    UpstreamUnavailable,
     render_anthropic,
 )
 from gateway.metering.calls import CallRecord, Meter
@@ -37,6 +39,7 @@ from gateway.wire.anthropic_usage import StreamUsage, Usage, usage_from_message
 from gateway.wire.headers import client_response_headers, header_value, upstream_request_headers
 
 STEP_HEADER = b"x-gateway-step"
+LOG = logging.getLogger("gateway.relay")
 Rewriter = Callable[[LLMRequest], LLMRequest]
 
 
@@ -60,6 +63,7 @@ class Outcome:
     usage: Usage | None = None
     answered: float | None = None  # wall-clock time the response began
     coalesced: bool = False  # waited for a concurrent call on the same cold prefix
+    overhead_s: float = 0.0  # the gateway's own time: parsing, rewriting, the tap
 
 
 class UpstreamCut(Exception):
@@ -156,7 +160,12 @@ class Relay:
         model = model if isinstance(model, str) else None
         if self.rewriter is None:
             return Prepared(raw, model)
-        request = self.rewriter(LLMRequest(self.provider, parsed, step, _tenant(headers)))
+        try:
+            request = self.rewriter(LLMRequest(self.provider, parsed, step, _tenant(headers)))
+        except Exception:
+            # A body the stages do not understand is the provider's to judge: send it as is.
+            LOG.exception("rewrite failed; the request is forwarded unchanged")
+            return Prepared(raw, model, findings=("rewrite_failed",))
         return Prepared(
             orjson.dumps(request.body) if request.changed else raw,
             model,
@@ -191,6 +200,7 @@ class Relay:
             target += "?" + scope["query_string"].decode("latin-1")
         headers = upstream_request_headers(scope["headers"])
         prefix = self._coalescing_prefix(call, step)
+        preflight_s = time.perf_counter() - started
         lead = await self.coalescer.join(prefix) if self.coalescer and prefix else None
         coalesced = prefix is not None and lead is None
         try:
@@ -201,55 +211,75 @@ class Relay:
             if lead is not None and prefix is not None and self.coalescer is not None:
                 self.coalescer.release(prefix, lead)
         answered = time.time()
+        own = [
+            (b"x-gateway-request-id", request_id.encode()),
+            (b"x-gateway-model", (call.model or "").encode()),
+            (b"x-gateway-rewrites", ",".join(call.rewrites).encode()),
+        ]
         try:
-            own = [
-                (b"x-gateway-request-id", request_id.encode()),
-                (b"x-gateway-model", (call.model or "").encode()),
-                (b"x-gateway-rewrites", ",".join(call.rewrites).encode()),
-            ]
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": response.status_code,
-                    "headers": client_response_headers(response.headers.raw, own),
-                }
-            )
             if response.headers.get("content-type", "").startswith("text/event-stream"):
+                await send(self._start(response, own))
                 outcome = await self._relay_stream(response, send, call.model, started)
             else:
-                outcome = await self._relay_body(response, send, call.model)
+                outcome = await self._relay_body(response, send, call.model, own)
             outcome.answered = answered
             outcome.coalesced = coalesced
+            outcome.overhead_s += preflight_s
             return outcome
         finally:
             await response.aclose()
+
+    @staticmethod
+    def _start(response: httpx.Response, own: list[tuple[bytes, bytes]]) -> Message:
+        headers = client_response_headers(response.headers.raw, own)
+        return {"type": "http.response.start", "status": response.status_code, "headers": headers}
 
     async def _relay_stream(
         self, response: httpx.Response, send: Send, model: str | None, started: float
     ) -> Outcome:
         tap = StreamUsage()
         ttft_s: float | None = None
+        tap_s = 0.0
         try:
             async for chunk in _body(response):
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                before = time.perf_counter()
                 tap.feed(chunk)
                 if ttft_s is None and tap.saw_content:
-                    ttft_s = time.perf_counter() - started
+                    ttft_s = before - started
+                tap_s += time.perf_counter() - before
         except httpx.TransportError:
-            raise UpstreamCut(Outcome("cut", tap.model or model, ttft_s, tap.usage)) from None
+            cut = Outcome("cut", tap.model or model, ttft_s, tap.usage, overhead_s=tap_s)
+            raise UpstreamCut(cut) from None
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         status = "stream_error" if tap.error_type else str(response.status_code)
-        return Outcome(status, tap.model or model, ttft_s, tap.usage)
+        return Outcome(status, tap.model or model, ttft_s, tap.usage, overhead_s=tap_s)
 
-    @staticmethod
-    async def _relay_body(response: httpx.Response, send: Send, model: str | None) -> Outcome:
-        chunks: list[bytes] = []
-        async for chunk in _body(response):
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            chunks.append(chunk)
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-        used, usage = usage_from_message(b"".join(chunks)) if response.is_success else (None, None)
-        return Outcome(str(response.status_code), used or model, None, usage)
+    async def _relay_body(
+        self,
+        response: httpx.Response,
+        send: Send,
+        model: str | None,
+        own: list[tuple[bytes, bytes]],
+    ) -> Outcome:
+        """A whole JSON body is read before the headers go, to add its cost to them."""
+        try:
+            body = b"".join([chunk async for chunk in _body(response)])
+        except httpx.TransportError:
+            # Nothing reached the client yet: it gets an error it can retry, not half a body.
+            raise UpstreamUnavailable(
+                f"{self.provider} closed the connection mid-response"
+            ) from None
+        before = time.perf_counter()
+        used, usage = usage_from_message(body) if response.is_success else (None, None)
+        if usage is not None:
+            cost = self.meter.pricing.cost(self.provider, used or model, usage)
+            if cost is not None:
+                own = [*own, (b"x-gateway-cost-usd", f"{cost:.6f}".encode())]
+        overhead_s = time.perf_counter() - before
+        await send(self._start(response, own))
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+        return Outcome(str(response.status_code), used or model, None, usage, overhead_s=overhead_s)
 
     @staticmethod
     async def _send_error(send: Send, error: GatewayError, request_id: str) -> None:
@@ -289,6 +319,7 @@ class Relay:
             rewrites=call.rewrites,
             findings=call.findings,
             coalesced=outcome.coalesced,
+            overhead_s=outcome.overhead_s or None,
         )
         if (
             self.registry is not None

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEFAULT_CONFIG_PATH = Path("config/gateway.yaml")
@@ -68,6 +68,53 @@ class MeteringSettings(Section):
     )  # fmt: skip
 
 
+class TierPriceSettings(Section):
+    """Rates for calls whose prompt (input + cache read + cache write) is over a size."""
+
+    above_prompt_tokens: int = Field(gt=0)
+    input_per_mtok: float = Field(ge=0)
+    output_per_mtok: float = Field(ge=0)
+    # Unset cache rates follow Anthropic's multipliers of input: 0.1x, 1.25x, 2x.
+    cache_read_per_mtok: float | None = Field(default=None, ge=0)
+    cache_write_5m_per_mtok: float | None = Field(default=None, ge=0)
+    cache_write_1h_per_mtok: float | None = Field(default=None, ge=0)
+
+
+class ModelPriceSettings(Section):
+    """One model's price in USD per million tokens, replacing or scaling the listed one.
+
+    With rates (input and output at least), the entry is the model's whole price; with
+    only `scale`, it multiplies the listed price (a negotiated discount: 0.8 = 20% off).
+    """
+
+    input_per_mtok: float | None = Field(default=None, ge=0)
+    output_per_mtok: float | None = Field(default=None, ge=0)
+    cache_read_per_mtok: float | None = Field(default=None, ge=0)
+    cache_write_5m_per_mtok: float | None = Field(default=None, ge=0)
+    cache_write_1h_per_mtok: float | None = Field(default=None, ge=0)
+    tiers: tuple[TierPriceSettings, ...] = ()
+    scale: float = Field(default=1.0, ge=0)
+
+    @model_validator(mode="after")
+    def _whole_price(self) -> ModelPriceSettings:
+        rates = (
+            self.input_per_mtok, self.output_per_mtok, self.cache_read_per_mtok,
+            self.cache_write_5m_per_mtok, self.cache_write_1h_per_mtok,
+        )  # fmt: skip
+        whole = self.input_per_mtok is not None and self.output_per_mtok is not None
+        if not whole and (self.tiers or any(rate is not None for rate in rates)):
+            raise ValueError("a price with rates needs input_per_mtok and output_per_mtok")
+        return self
+
+
+class PricingSettings(Section):
+    # Keyed by model id as the API names it, or genai-prices' id for it (which covers
+    # its dated snapshots); added to the packaged table (gateway/metering/prices.yaml).
+    models: dict[str, ModelPriceSettings] = Field(default_factory=dict)
+    # Batch calls on a model without a batch price of its own: Anthropic and OpenAI's -50%.
+    batch_multiplier: float = Field(default=0.5, ge=0, le=1)
+
+
 class ProviderSettings(Section):
     base_url: str
     api_key: SecretStr | None = None
@@ -107,6 +154,7 @@ class Settings(BaseSettings):
     emulator: EmulatorSettings = EmulatorSettings()
     rewrite: RewriteSettings = RewriteSettings()
     metering: MeteringSettings = MeteringSettings()
+    pricing: PricingSettings = PricingSettings()
     # Entries added to or replacing the packaged model catalog (gateway/catalog/models.yaml).
     models: tuple[dict[str, Any], ...] = ()
 

@@ -1,7 +1,7 @@
 """One model call, as the relay saw it, and the single point where it is metered.
 
-`Meter.on_call_complete` is the seam: everything that happens after a call (metrics now;
-cost, the call log and shared state later) hangs off it, after the client has its bytes.
+`Meter.on_call_complete` is the seam: everything that happens after a call (metrics and
+cost now; the call log and shared state later) hangs off it, after the client has its bytes.
 """
 
 from __future__ import annotations
@@ -11,8 +11,14 @@ from typing import Any
 
 from gateway.metering.labels import LabelBounds
 from gateway.metering.metrics import Metrics
+from gateway.metering.pricing import UNPRICED_MODEL, PriceContext, Pricing
 from gateway.state.registry import Verdict
 from gateway.wire.anthropic_usage import Usage
+
+# Outcomes that are the provider's failure, not the client's: see gateway_upstream_errors.
+FAILED_STREAMS = frozenset({"cut", "stream_error"})
+# Below this, (duration - ttft) is timer noise, not generation time.
+MIN_GENERATION_S = 0.001
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,18 +30,34 @@ class CallRecord:
     model_used: str | None
     status: str  # the HTTP status, or stream_error / cut / client_closed for a failed stream
     duration_s: float
-    ttft_s: float | None
+    ttft_s: float | None  # set for streams only: the first content event
     usage: Usage | None
     rewrites: tuple[str, ...] = field(default=())  # rule names, as in x-gateway-rewrites
     findings: tuple[str, ...] = field(default=())
     cache: Verdict | None = None  # the prefix registry's word on this call's cache misses
     coalesced: bool = False
+    overhead_s: float | None = None  # the gateway's own time, upstream wait excluded
+    # What the price depends on besides model and tokens (pricing.py):
+    batch: bool = False  # a Message Batches call: half price
+    price_context: PriceContext = ()  # e.g. (("speed", "fast"),), (("service_tier", "priority"),)
+    web_searches: int = 0  # server-side web searches the provider billed (usage.server_tool_use)
+
+
+@dataclass(frozen=True, slots=True)
+class Metered:
+    """What metering adds to a call, for the call log: its cost and the findings so far."""
+
+    cost_usd: float
+    findings: tuple[str, ...]
 
 
 class Meter:
-    def __init__(self, metrics: Metrics, labels: LabelBounds) -> None:
+    def __init__(
+        self, metrics: Metrics, labels: LabelBounds, pricing: Pricing | None = None
+    ) -> None:
         self.metrics = metrics
         self.labels = labels
+        self.pricing = pricing or Pricing.load()
         # Label values are bounded, so so is this: prometheus' labels() costs ~10 µs a call.
         self._children: dict[tuple[Any, ...], Any] = {}
 
@@ -47,22 +69,60 @@ class Meter:
             self.labels.step(call.step),
         )
 
-    def on_call_complete(self, call: CallRecord) -> None:
+    def cost(self, call: CallRecord) -> float | None:
+        """USD for the call's usage; None when there is usage but no price for its model."""
+        if call.usage is None:
+            return 0.0
+        return self.pricing.cost(
+            call.provider,
+            call.model_used or call.model_requested,
+            call.usage,
+            batch=call.batch,
+            context=call.price_context,
+            web_searches=call.web_searches,
+        )
+
+    def on_call_complete(self, call: CallRecord) -> Metered:
         labels = self.label_values(call)
         self._child(self.metrics.requests, *labels, call.status).inc()
         self._child(self.metrics.request_duration, *labels).observe(call.duration_s)
+        if call.overhead_s is not None:
+            self._child(self.metrics.overhead, *labels).observe(call.overhead_s)
+        if is_upstream_error(call.status):
+            self._child(self.metrics.upstream_errors, call.provider, call.status).inc()
         if call.ttft_s is not None:
             self._child(self.metrics.time_to_first_token, *labels).observe(call.ttft_s)
+        findings = call.findings
+        cost = 0.0
         if call.usage is not None:
             for kind, count in call.usage.by_type().items():
                 if count:
                     self._child(self.metrics.tokens, *labels, kind).inc(count)
+            self._output_rate(labels, call, call.usage)
+            priced = self.cost(call)
+            if priced is None:
+                if any(call.usage.by_type().values()):
+                    findings = (*findings, UNPRICED_MODEL)
+                    self._child(self.metrics.unpriced, *labels).inc()
+            elif priced:
+                cost = priced
+                self._child(self.metrics.cost, *labels).inc(cost)
         for rule in call.rewrites:
             self._child(self.metrics.rewrites, rule).inc()
         if call.coalesced:
             self._child(self.metrics.coalesced, *labels).inc()
         if call.cache is not None:
             self._cache(labels, call.cache)
+        return Metered(cost, findings)
+
+    def _output_rate(self, labels: tuple[str, ...], call: CallRecord, usage: Usage) -> None:
+        # Streams that completed only: a cut stream's tail is waiting on a dead connection.
+        if call.ttft_s is None or call.status != "200" or not usage.output:
+            return
+        generating = call.duration_s - call.ttft_s
+        if generating >= MIN_GENERATION_S:
+            rate = usage.output / generating
+            self._child(self.metrics.output_tokens_per_second, *labels).observe(rate)
 
     def _cache(self, labels: tuple[str, ...], verdict: Verdict) -> None:
         if verdict.cause is not None:
@@ -79,3 +139,10 @@ class Meter:
         if child is None:
             child = self._children[key] = metric.labels(*values)
         return child
+
+
+def is_upstream_error(status: str) -> bool:
+    """429, 5xx (529 included, and the gateway's own 502/504), a cut or an in-stream error."""
+    if status in FAILED_STREAMS:
+        return True
+    return status.isdigit() and (status == "429" or 500 <= int(status) <= 599)

@@ -8,8 +8,15 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-# LLM latencies: tens of milliseconds (a cached small model) to tens of seconds (long synthesis).
-LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 7.5, 10, 15, 20, 30, 60, 120)
+# Time to first token: 50 ms (a cached small model) to 30 s (a long uncached prompt on a
+# large thinking model); dense around 0.2-3 s, where latency budgets sit.
+TTFT_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 7.5, 10, 15, 20, 30)
+# A whole call: a short routing answer to minutes of synthesis, up to the 600 s timeout.
+DURATION_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 45, 60, 90, 120, 300, 600)
+# Generation speed: ~10 tokens/s (large thinking models) to several hundred (small ones).
+OUTPUT_RATE_BUCKETS = (5, 10, 20, 30, 40, 50, 60, 80, 100, 150, 200, 300, 500, 1000)
+# The gateway's own work on a call: tens of microseconds to a few tens of milliseconds.
+OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
 CALL_LABELS = ("provider", "model", "step")
 
 
@@ -25,20 +32,55 @@ class Metrics:
             "gateway_request_duration_seconds",
             "Time from the request's arrival to the last byte relayed to the client.",
             CALL_LABELS,
-            buckets=LATENCY_BUCKETS,
+            buckets=DURATION_BUCKETS,
             registry=registry,
         )
         self.time_to_first_token = Histogram(
             "gateway_time_to_first_token_seconds",
             "Time from the request's arrival to the first content event of a stream.",
             CALL_LABELS,
-            buckets=LATENCY_BUCKETS,
+            buckets=TTFT_BUCKETS,
+            registry=registry,
+        )
+        self.output_tokens_per_second = Histogram(
+            "gateway_output_tokens_per_second",
+            "Output tokens of a completed stream over its time after the first token.",
+            CALL_LABELS,
+            buckets=OUTPUT_RATE_BUCKETS,
+            registry=registry,
+        )
+        self.overhead = Histogram(
+            "gateway_overhead_seconds",
+            "Time spent in the gateway itself on a call, waiting on upstream excluded.",
+            CALL_LABELS,
+            buckets=OVERHEAD_BUCKETS,
+            registry=registry,
+        )
+        self.upstream_errors = Counter(
+            "gateway_upstream_errors",
+            "Calls the provider failed: HTTP 429, 5xx and 529 (including the gateway's own"
+            " 502/504 when it could not reach the provider or timed out), cut (dropped"
+            " mid-stream) and stream_error (an error event inside a 200 stream)."
+            " Client errors (other 4xx) are not counted.",
+            ["provider", "status"],
             registry=registry,
         )
         self.tokens = Counter(
             "gateway_tokens",
             "Tokens by type: input (uncached), output, cache_read, cache_write_5m, cache_write_1h.",
             [*CALL_LABELS, "type"],
+            registry=registry,
+        )
+        self.cost = Counter(
+            "gateway_cost_usd",
+            "Cost of model calls in US dollars, at genai-prices list prices as config amends them.",
+            CALL_LABELS,
+            registry=registry,
+        )
+        self.unpriced = Counter(
+            "gateway_unpriced_calls",
+            "Calls with usage on a model no price is known for, metered at cost 0.",
+            CALL_LABELS,
             registry=registry,
         )
         self.rewrites = Counter(

@@ -334,3 +334,48 @@ def test_relay_is_byte_faithful_and_unbuffered(api_key: str) -> None:
         assert [event.event for event in events][1] == "brand_new_event"
         assert metric(url, "gateway_tokens_total", type="output", step="routing") == 9
         assert metric(url, "gateway_tokens_total", type="input", step="routing") == 12
+
+
+def test_a_json_response_cut_midway_is_a_502_not_half_a_body(
+    make_client: ClientFactory, gateway_url: str, api_key: str
+) -> None:
+    with pytest.raises(anthropic.InternalServerError) as raised:
+        make_client(gateway_url, api_key).messages.create(
+            model=MODEL,
+            max_tokens=5,
+            messages=[{"role": "user", "content": "hi"}],
+            extra_headers={"x-emulator-fault": "cut"},
+        )
+    assert raised.value.status_code == 502
+    assert raised.value.body["error"]["type"] == "api_error"  # type: ignore[index]
+
+
+def test_json_responses_carry_their_cost(
+    make_client: ClientFactory, gateway_url: str, api_key: str
+) -> None:
+    raw = make_client(gateway_url, api_key).messages.with_raw_response.create(
+        model="claude-haiku-4-5",
+        max_tokens=50,
+        messages=[{"role": "user", "content": "REPLY: priced"}],
+    )
+    usage = raw.parse().usage
+    expected = (usage.input_tokens * 1 + usage.output_tokens * 5) / 1_000_000  # Haiku 4.5: $1/$5
+    assert float(raw.headers["x-gateway-cost-usd"]) == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"model": MODEL, "max_tokens": 5, "messages": [1, 2]},
+        {"model": MODEL, "max_tokens": 5, "system": [{"text": None}], "messages": []},
+        {"model": MODEL, "max_tokens": 5, "tools": "nope", "messages": [{"role": "user"}]},
+    ],
+)
+def test_bodies_the_rewriter_cannot_read_reach_the_provider_unchanged(
+    gateway_url: str, api_key: str, body: dict[str, object]
+) -> None:
+    response = httpx.post(
+        gateway_url + "/v1/messages", json=body, headers={**HEADERS, "x-api-key": api_key}
+    )
+    assert response.status_code == 400
+    assert response.json()["request_id"].startswith("req_")  # the provider's verdict, not ours

@@ -1,0 +1,138 @@
+"""The Meter on a real CollectorRegistry, read back sample by sample."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from gateway.metering.calls import CallRecord, Meter
+from gateway.metering.labels import LabelBounds
+from gateway.metering.metrics import Metrics
+from gateway.metering.pricing import UNPRICED_MODEL, Pricing
+from gateway.settings import ModelPriceSettings, PricingSettings
+from gateway.wire.anthropic_usage import Usage
+
+CACHED = Usage(
+    input=2_000, output=1_000, cache_read=50_000, cache_write_5m=4_000, cache_write_1h=3_000
+)
+SONNET = {"provider": "anthropic", "model": "claude-sonnet-4-6", "step": "synthesis"}
+
+
+@pytest.fixture
+def registry() -> CollectorRegistry:
+    return CollectorRegistry()
+
+
+@pytest.fixture
+def meter(registry: CollectorRegistry) -> Meter:
+    labels = LabelBounds(["synthesis", "routing"], ["claude-sonnet-4-6", "claude-haiku-4-5"])
+    return Meter(Metrics(registry), labels)
+
+
+BASE = CallRecord(
+    request_id="gw_1",
+    provider="anthropic",
+    step="synthesis",
+    model_requested="claude-sonnet-4-6",
+    model_used="claude-sonnet-4-6",
+    status="200",
+    duration_s=3.0,
+    ttft_s=None,
+    usage=CACHED,
+)
+
+
+def call(**fields: Any) -> CallRecord:
+    return replace(BASE, **fields)
+
+
+def test_cost_is_counted_and_returned(meter: Meter, registry: CollectorRegistry) -> None:
+    metered = meter.on_call_complete(call())
+    meter.on_call_complete(call())
+    assert metered.cost_usd == pytest.approx(0.069)
+    assert metered.findings == ()
+    assert registry.get_sample_value("gateway_cost_usd_total", SONNET) == pytest.approx(0.138)
+
+
+def test_configured_pricing_reaches_the_metric(registry: CollectorRegistry) -> None:
+    pricing = Pricing.load(
+        PricingSettings(models={"claude-sonnet-4-6": ModelPriceSettings(scale=0.5)})
+    )
+    meter = Meter(Metrics(registry), LabelBounds(["synthesis"], ["claude-sonnet-4-6"]), pricing)
+    meter.on_call_complete(call())
+    assert registry.get_sample_value("gateway_cost_usd_total", SONNET) == pytest.approx(0.0345)
+
+
+def test_an_unpriced_model_costs_zero_with_a_finding(
+    meter: Meter, registry: CollectorRegistry
+) -> None:
+    record = call(model_requested="claude-next", model_used="claude-next", findings=("x",))
+    metered = meter.on_call_complete(record)
+    assert metered.cost_usd == 0
+    assert metered.findings == ("x", UNPRICED_MODEL)
+    other = {**SONNET, "model": "other"}  # an unknown name never becomes a label value
+    assert registry.get_sample_value("gateway_unpriced_calls_total", other) == 1
+    assert registry.get_sample_value("gateway_cost_usd_total", other) is None
+    assert registry.get_sample_value("gateway_tokens_total", {**other, "type": "output"}) == 1_000
+
+
+def test_a_call_without_usage_is_not_unpriced(meter: Meter, registry: CollectorRegistry) -> None:
+    metered = meter.on_call_complete(call(model_used=None, usage=None, status="400"))
+    assert metered.findings == ()
+    assert registry.get_sample_value("gateway_unpriced_calls_total", SONNET) is None
+
+
+def test_labels_are_bounded(meter: Meter, registry: CollectorRegistry) -> None:
+    meter.on_call_complete(call(step="user-42-step", model_used="claude-sonnet-4-6-exp"))
+    bucketed = {"provider": "anthropic", "model": "other", "step": "other"}
+    assert registry.get_sample_value("gateway_requests_total", {**bucketed, "status": "200"}) == 1
+
+
+def test_output_rate_is_observed_for_completed_streams_only(
+    meter: Meter, registry: CollectorRegistry
+) -> None:
+    meter.on_call_complete(call(ttft_s=None))  # not a stream
+    meter.on_call_complete(call(ttft_s=1.0, status="cut"))  # its tail is a dead connection
+    meter.on_call_complete(call(ttft_s=1.0, duration_s=3.0))  # 1,000 tokens in 2 s
+    count = registry.get_sample_value("gateway_output_tokens_per_second_count", SONNET)
+    total = registry.get_sample_value("gateway_output_tokens_per_second_sum", SONNET)
+    assert (count, total) == (1, 500)
+    assert registry.get_sample_value("gateway_time_to_first_token_seconds_count", SONNET) == 2
+
+
+def test_upstream_errors_are_the_providers_failures(
+    meter: Meter, registry: CollectorRegistry
+) -> None:
+    statuses = ["200", "400", "401", "413", "client_closed", "429", "500", "502", "504", "529"]
+    for status in [*statuses, "cut", "stream_error"]:
+        meter.on_call_complete(call(status=status, usage=None))
+
+    def errors(status: str) -> float | None:
+        labels = {"provider": "anthropic", "status": status}
+        return registry.get_sample_value("gateway_upstream_errors_total", labels)
+
+    for status in ("429", "500", "502", "504", "529", "cut", "stream_error"):
+        assert errors(status) == 1, status
+    for status in ("200", "400", "401", "413", "client_closed"):
+        assert errors(status) is None, status
+
+
+def test_overhead_is_observed_when_the_relay_measured_it(
+    meter: Meter, registry: CollectorRegistry
+) -> None:
+    meter.on_call_complete(call())
+    meter.on_call_complete(call(overhead_s=0.0004))
+    assert registry.get_sample_value("gateway_overhead_seconds_count", SONNET) == 1
+    le = {**SONNET, "le": "0.0005"}
+    assert registry.get_sample_value("gateway_overhead_seconds_bucket", le) == 1
+
+
+def test_ttft_buckets_span_llm_latencies(meter: Meter, registry: CollectorRegistry) -> None:
+    meter.on_call_complete(call(ttft_s=0.04))
+    meter.on_call_complete(call(ttft_s=29.0))
+    bucket = "gateway_time_to_first_token_seconds_bucket"
+    assert registry.get_sample_value(bucket, {**SONNET, "le": "0.05"}) == 1
+    assert registry.get_sample_value(bucket, {**SONNET, "le": "30.0"}) == 2
