@@ -4,8 +4,10 @@
 2. the newest block, so the next turn of the conversation reads everything before it;
 3. between them, breakpoints at most 20 blocks apart, because a read looks back at most
    20 blocks from a breakpoint (../shared/WIRE.md B.2).
-When dates were moved into the newest turn, "the newest block" is the last one before
-that turn: an entry holding the time would never be read again.
+When dates were moved to the end of the newest turn, "the newest block" is the last one
+before them: an entry holding the time would never be read again. And when the newest
+turn has several blocks, the one before its last gets a breakpoint too: parallel calls
+that share a document and differ only in their question read each other's entry there.
 
 Breakpoints cost nothing in themselves: a write is billed for the tokens between the
 longest hit and the last breakpoint, however many breakpoints lie between, so the four
@@ -63,8 +65,10 @@ def plan_breakpoints(
     automatic = body.get("cache_control")
     if automatic:  # the top-level field marks the last block and takes a slot
         taken += 1
-    if request.volatile_turn is not None:  # nothing from the turn holding moved dates on
-        slots = [s for s in slots if s.section != "messages" or s.index < request.volatile_turn]
+    if request.dates_at is not None:  # nothing from the block holding moved dates on
+        slots = [
+            s for s in slots if s.section != "messages" or (s.index, s.block) < request.dates_at
+        ]
     wanted = _wanted(slots, request.stable_system_blocks, min_tokens, automatic is not None)
     chosen = [i for i in wanted if slots[i].client_ttl is None][: MAX_BREAKPOINTS - taken]
     if not chosen:
@@ -90,6 +94,12 @@ def _wanted(
     candidates = [] if stable_end is None else [stable_end]
     if not automatic:
         candidates.append(last)
+    shared = last - 1  # the block before the newest one, when both are in the same message
+    if shared > (stable_end if stable_end is not None else -1) and (
+        slots[shared].section == slots[last].section == "messages"
+        and slots[shared].index == slots[last].index
+    ):
+        candidates.append(shared)
     floor = -1 if stable_end is None else stable_end
     # Every 19 blocks back from the newest, so a read from each finds the one before it.
     reach = slots[last].position - (LOOKBACK_BLOCKS - 1)

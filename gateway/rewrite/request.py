@@ -42,8 +42,9 @@ class LLMRequest:
     # How many leading system blocks are stable (set when volatile lines were moved after
     # them); None: the whole system prompt counts as stable.
     stable_system_blocks: int | None = None
-    # The message whose start holds moved dates (set with them): breakpoints go before it.
-    volatile_turn: int | None = None
+    # The newest message's block that holds moved dates (message, block): breakpoints go
+    # before it, never on or after it.
+    dates_at: tuple[int, int] | None = None
     # Set by the last stage, for the prefix registry after the call.
     fingerprint: Fingerprint | None = None
     min_cacheable_tokens: int = 0

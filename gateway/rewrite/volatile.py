@@ -86,13 +86,15 @@ def volatile(request: LLMRequest, policy: VolatilePolicy, lines: LineStats) -> L
 
 
 def _mark_dated_turn(request: LLMRequest) -> LLMRequest:
-    """A newest turn that ends in a block of dates alone (as `move` leaves it) is volatile."""
+    """A newest turn that ends in a block of dates alone (as `move` leaves it): mark it."""
     messages = request.body.get("messages") or []
     content = messages[-1].get("content") if messages else None
-    last = content[-1] if isinstance(content, list) and content else None
+    if not isinstance(content, list) or not content:
+        return request
+    last = content[-1]
     text = last.get("text") if isinstance(last, dict) and last.get("type") == "text" else None
     if isinstance(text, str) and text and all(map(is_volatile, text.split("\n"))):
-        return replace(request, volatile_turn=len(messages) - 1)
+        return replace(request, dates_at=(len(messages) - 1, len(content) - 1))
     return request
 
 
@@ -146,7 +148,9 @@ def _move(
     return replace(
         request.with_body(body, Rewrite(RULE, where)),
         stable_system_blocks=len(stable),
-        volatile_turn=newest if turn_takes_dates else None,
+        dates_at=(newest, len(body["messages"][newest]["content"]) - 1)
+        if turn_takes_dates
+        else None,
     )
 
 

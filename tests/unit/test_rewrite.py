@@ -136,7 +136,7 @@ def test_dates_move_to_the_end_of_the_newest_turn() -> None:
         {"type": "text", "text": "Hello"},
         {"type": "text", "text": "Current time: 2026-11-24 10:32"},
     ]
-    assert moved.volatile_turn == 0
+    assert moved.dates_at == (0, 1)
     assert [f.code for f in moved.findings] == ["timestamp_in_prefix"]
     truncated = volatile(req(system=system, messages=turn), "truncate_to_day", LineStats())
     assert "Current time: 2026-11-24\n" in truncated.body["system"][0]["text"]
@@ -186,8 +186,8 @@ def test_breakpoints_at_the_stable_end_and_the_newest_block() -> None:
         ),
         context(),
     )
-    # The newest turn now holds the time: the breakpoint stays before it.
-    assert marks(request.body) == [("system.0", "5m")]
+    # The newest turn now ends with the time: the breakpoint stays before it.
+    assert marks(request.body) == [("system.0", "5m"), ("messages.0.0", "5m")]
     follow_up = rewrite(
         req(
             system=POLICY,
@@ -200,6 +200,16 @@ def test_breakpoints_at_the_stable_end_and_the_newest_block() -> None:
         context(),
     )
     assert marks(follow_up.body) == [("system.0", "5m"), ("messages.2.0", "5m")]
+
+
+def test_siblings_sharing_a_document_get_a_breakpoint_on_it() -> None:
+    question = {"type": "text", "text": "Sub-question 3?"}
+    document = {"type": "text", "text": POLICY}
+    request = rewrite(
+        req(system="Short.", messages=[{"role": "user", "content": [document, question]}]),
+        context(),
+    )
+    assert marks(request.body) == [("messages.0.0", "5m"), ("messages.0.1", "5m")]
 
 
 def test_no_breakpoint_under_the_models_minimum() -> None:
