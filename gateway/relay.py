@@ -184,7 +184,7 @@ class Relay:
             or self.registry.is_warm(call.fingerprint, time.time())
         ):
             return None
-        return call.fingerprint.family
+        return call.fingerprint.shared
 
     async def _relay(
         self,

@@ -28,6 +28,9 @@ class Fingerprint:
     tools: bytes
     system: bytes  # the stable system blocks only
     messages: tuple[bytes, ...]  # cumulative: messages[i] covers messages 0..i
+    # The prefix through the breakpoint before the last one: what parallel calls that
+    # differ only in their newest block (a fan-out's question) have in common.
+    shared: bytes
     prompt_tokens: int  # estimated, for the minimum-length check
 
 
@@ -46,13 +49,21 @@ def fingerprint(
     family = _digest(tenant + b"\0" + tools + b"\0" + stable)
     chain = family
     messages: list[bytes] = []
+    marks = [family]
     first = b""
     size = len(tools) + len(stable)
     for message in body.get("messages") or ():
-        raw = orjson.dumps(message)
-        first = first or raw
-        size += len(raw)
-        chain = _digest(chain + raw)
+        content = message.get("content") if isinstance(message, dict) else None
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+        role = str(message.get("role")) if isinstance(message, dict) else ""
+        chain = _digest(chain + role.encode())
+        for block in blocks if isinstance(blocks, list) else [message]:
+            raw = orjson.dumps(block)
+            first = first or raw
+            size += len(raw)
+            chain = _digest(chain + raw)
+            if isinstance(block, dict) and "cache_control" in block:
+                marks.append(chain)
         messages.append(chain)
     return Fingerprint(
         family=family,
@@ -61,5 +72,6 @@ def fingerprint(
         tools=_digest(tools),
         system=_digest(stable),
         messages=tuple(messages),
+        shared=marks[-2] if len(marks) > 1 else marks[-1],
         prompt_tokens=int(size / chars_per_token),
     )

@@ -53,6 +53,7 @@ class PrefixRegistry:
         self._conversations: BoundedDict[bytes, Seen] = BoundedDict(max_entries)
         self._families: BoundedDict[bytes, Seen] = BoundedDict(max_entries)
         self._writes: BoundedDict[bytes, PendingWrite] = BoundedDict(max_entries)
+        self._cached: BoundedDict[bytes, float] = BoundedDict(max_entries)  # shared → answered
         self._expiries: deque[PendingWrite] = deque()
 
     def record(
@@ -71,6 +72,8 @@ class PrefixRegistry:
         seen = Seen(fp, started, answered, usage.cache_read + written)
         self._conversations[fp.conversation] = seen
         self._families[fp.family] = seen
+        if seen.cached_tokens:
+            self._cached[fp.shared] = answered
         self._note_reads(fp, usage, started)
         if written:
             pending = PendingWrite(owner, written, started + self.ttl_s)
@@ -79,11 +82,9 @@ class PrefixRegistry:
         return Verdict(cause, max(0, expected - usage.cache_read), self._expired_unread(started))
 
     def is_warm(self, fp: Fingerprint, now: float) -> bool:
-        """Whether the family's prefix was cached by a call whose response has begun."""
-        last = self._families.get(fp.family)
-        if last is None or not last.cached_tokens:
-            return False
-        return last.answered <= now and now - last.started < self.ttl_s
+        """Whether a call whose response has begun cached the prefix this call shares."""
+        answered = self._cached.get(fp.shared)
+        return answered is not None and answered <= now and now - answered < self.ttl_s
 
     def _cause(
         self,
