@@ -68,9 +68,11 @@ def emulator(*flags: str, env: dict[str, str] | None = None) -> Iterator[str]:
 
 
 @contextmanager
-def gateway(upstream_url: str, env: dict[str, str] | None = None) -> Iterator[str]:
-    """`gateway serve` relaying Anthropic calls to `upstream_url`."""
-    port = free_port()
+def gateway(
+    upstream_url: str, env: dict[str, str] | None = None, port: int | None = None
+) -> Iterator[str]:
+    """`gateway serve` relaying Anthropic calls to `upstream_url` (on `port`, or a free one)."""
+    port = port or free_port()
     settings = {
         "GATEWAY_SERVER__START_EMULATOR": "false",
         "GATEWAY_PROVIDERS__ANTHROPIC__BASE_URL": upstream_url,
