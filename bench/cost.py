@@ -1,0 +1,640 @@
+"""What caching saves: naive agent workloads replayed direct vs through the gateway.
+
+Run from the repository root (one run produces the whole table):
+
+    taskset -c 0 .venv/bin/python bench/cost.py               # a full day, a few minutes
+    taskset -c 0 .venv/bin/python bench/cost.py --scale 0.1   # the first 2.4 h, x10
+
+Each workload in bench/workloads/ builds a day of calls written the naive way (timestamps and
+names in the system prompt, unstable tool JSON, no cache_control, unpinned aliases). They are
+replayed with the official `anthropic` SDK against `gateway emulate --latency simulated
+--virtual-clock` (each call says what time it is in `x-emulator-now`; the response carries
+the modelled time to first token in `x-emulator-ttft-ms`), once direct and once through
+`gateway serve`. A third replay sends the workload's hand-tuned variant direct: the bar a
+gateway in front of the naive app should reach. Every replay uses its own API key, so no
+two share a cache. Calls of one replay go in virtual-time order (a conversation's next turn
+after its previous one, as a real agent awaits the answer); calls at the same instant
+(fan-out) go in parallel. Prices: `price()` (WIRE.md section C) until metering has its source.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import ModuleType
+
+import anthropic
+import httpx
+from workloads import Call, Variant, fanout, research, support
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "bench" / "results"
+WORKLOADS: dict[str, ModuleType] = {m.NAME: m for m in (support, research, fanout)}
+DAY = "2026-11-25"  # claude-sonnet-4-5-20250929 retires 2026-11-30: replay a day before it
+REPLY_WORDS = 150  # the emulator's answer length: ~200 output tokens a call
+ROUTES: tuple[tuple[str, Variant, bool], ...] = (
+    # (route, workload variant, through the gateway)
+    ("direct", "naive", False),
+    ("gateway", "naive", True),
+    ("tuned", "tuned", False),
+)
+LABELS = {"direct": "naive, direct", "gateway": "naive, via gateway", "tuned": "hand-tuned, direct"}
+# The gateway's own account of the cache, read from its /metrics after the replay.
+GATEWAY_METRICS = (
+    "gateway_cache_miss_cause_total",
+    "gateway_cache_wasted_write_tokens_total",
+    "gateway_coalesced_total",
+)
+TARGET_HIT_RATIO = 0.85
+TARGET_COST_SHARE = 0.50
+SHARED_PREFIX_READ = 0.9  # a call "read the shared prefix" when it read >= 90% of its estimate
+
+
+# --------------------------------------------------------------------------- prices
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """USD per million tokens."""
+
+    input: float
+    output: float
+
+    @property
+    def write_5m(self) -> float:
+        return self.input * 1.25
+
+    @property
+    def write_1h(self) -> float:
+        return self.input * 2.0
+
+    @property
+    def read(self) -> float:
+        return self.input * 0.1
+
+
+_PRICES = {  # ../shared/WIRE.md section C (multipliers from B.5)
+    "claude-sonnet-4-5-20250929": Price(input=3.0, output=15.0),
+    "claude-haiku-4-5-20251001": Price(input=1.0, output=5.0),
+}
+_ALIASES = {
+    "claude-sonnet-4-5": "claude-sonnet-4-5-20250929",
+    "claude-haiku-4-5": "claude-haiku-4-5-20251001",
+}
+
+
+def price(model: str) -> Price:
+    """The one place prices come from (to be replaced by the metering pricing source)."""
+    return _PRICES[_ALIASES.get(model, model)]
+
+
+# --------------------------------------------------------------------------- measurements
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    input: int = 0
+    output: int = 0
+    cache_read: int = 0
+    cache_write_5m: int = 0
+    cache_write_1h: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.input + other.input,
+            self.output + other.output,
+            self.cache_read + other.cache_read,
+            self.cache_write_5m + other.cache_write_5m,
+            self.cache_write_1h + other.cache_write_1h,
+        )
+
+    @property
+    def prompt(self) -> int:
+        return self.input + self.cache_read + self.cache_write_5m + self.cache_write_1h
+
+    @property
+    def hit_ratio(self) -> float:
+        return self.cache_read / self.prompt if self.prompt else 0.0
+
+    def cost(self, model: str) -> float:
+        p = price(model)
+        return (
+            self.input * p.input
+            + self.output * p.output
+            + self.cache_read * p.read
+            + self.cache_write_5m * p.write_5m
+            + self.cache_write_1h * p.write_1h
+        ) / 1e6
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    call: Call
+    usage: Usage
+    ttft_ms: float
+    rewrites: tuple[str, ...]
+
+    @property
+    def cost(self) -> float:
+        return self.usage.cost(str(self.call.params["model"]))
+
+    @property
+    def prompt_cost(self) -> float:
+        """The cost of the prompt alone: the part caching can change."""
+        return replace(self.usage, output=0).cost(str(self.call.params["model"]))
+
+
+@dataclass
+class Replay:
+    """One workload on one route: every call's result."""
+
+    workload: str
+    route: str
+    scale: float
+    results: list[Result] = field(default_factory=list)
+
+    @property
+    def usage(self) -> Usage:
+        return sum((r.usage for r in self.results), Usage())
+
+    @property
+    def cost_per_day(self) -> float:
+        return sum(r.cost for r in self.results) / self.scale
+
+    @property
+    def prompt_cost_per_day(self) -> float:
+        return sum(r.prompt_cost for r in self.results) / self.scale
+
+    def ttft(self, q: float) -> float:
+        return percentile([r.ttft_ms for r in self.results if r.call.measured], q)
+
+    def prefix_writes(self) -> tuple[Counter[str], Counter[str]]:
+        """Per shared prefix (fan-out): how many calls wrote it, and how many read it."""
+        writes: Counter[str] = Counter()
+        reads: Counter[str] = Counter()
+        for r in self.results:
+            if r.call.prefix is None or not r.call.prefix_tokens:
+                continue
+            need = SHARED_PREFIX_READ * r.call.prefix_tokens
+            written = r.usage.cache_write_5m + r.usage.cache_write_1h
+            writes[r.call.prefix] += r.usage.cache_read < need <= r.usage.cache_read + written
+            reads[r.call.prefix] += r.usage.cache_read >= need
+        return writes, reads
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+# --------------------------------------------------------------------------- servers
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def server(args: Sequence[str], port: int, env: dict[str, str], ready: str) -> Iterator[str]:
+    """`python -m gateway ARGS` as a subprocess until the block ends (tests/integration)."""
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - a file, not a pipe: never blocks the server
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway", *args, "--port", str(port)],
+        cwd=REPO,
+        env={**os.environ, **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                log.seek(0)
+                raise RuntimeError(f"gateway {args[0]} exited:\n{log.read().decode()}")
+            try:
+                httpx.get(url + ready, timeout=1)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+# --------------------------------------------------------------------------- replay
+
+
+async def send(
+    client: anthropic.AsyncAnthropic, call: Call, day_start: float, gate: asyncio.Semaphore
+) -> Result:
+    headers = {"x-emulator-now": f"{day_start + call.at:.3f}", **call.headers}
+    if call.step:
+        headers["x-gateway-step"] = call.step
+    async with gate:
+        raw = await client.messages.with_raw_response.create(**call.params, extra_headers=headers)
+    message = await raw.parse()
+    u = message.usage
+    written_5m = u.cache_creation_input_tokens or 0
+    written_1h = 0
+    if u.cache_creation is not None:
+        written_5m = u.cache_creation.ephemeral_5m_input_tokens
+        written_1h = u.cache_creation.ephemeral_1h_input_tokens
+    usage = Usage(
+        u.input_tokens, u.output_tokens, u.cache_read_input_tokens or 0, written_5m, written_1h
+    )
+    rewrites = raw.headers.get("x-gateway-rewrites", "")
+    return Result(
+        call,
+        usage,
+        float(raw.headers.get("x-emulator-ttft-ms", "nan")),
+        tuple(r.strip() for r in rewrites.split(",") if r.strip()),
+    )
+
+
+async def replay(
+    run: Replay, calls: list[Call], base_url: str, day_start: float, gate: asyncio.Semaphore
+) -> Replay:
+    key = f"sk-bench-{run.workload}-{run.route}-{os.getpid()}"  # one workspace per replay
+    async with anthropic.AsyncAnthropic(
+        base_url=base_url, api_key=key, max_retries=0, timeout=60
+    ) as client:
+        i = 0
+        ordered = sorted(calls, key=lambda c: c.at)
+        while i < len(ordered):
+            j = i + 1
+            head = ordered[i]
+            while head.group and j < len(ordered) and ordered[j].group == head.group:
+                j += 1  # a parallel group: the same instant, sent together
+            batch = ordered[i:j]
+            run.results += await asyncio.gather(*(send(client, c, day_start, gate) for c in batch))
+            i = j
+    print(f"  {run.workload:<9} {run.route:<8} {len(calls):>5} calls", file=sys.stderr)
+    return run
+
+
+async def run_all(
+    names: Sequence[str],
+    scale: float,
+    seed: int,
+    day_start: float,
+    concurrency: int,
+    coalesce_steps: Sequence[str],
+    realtime: Sequence[str] = (),
+    realtime_scale: float = 0.1,
+) -> tuple[list[Replay], list[str]]:
+    """Every workload on every route, and the gateways' own cache metrics afterwards.
+
+    Workloads named in `realtime` run against an emulator with realistic latency on the
+    wall clock instead of the virtual one: cold-prefix coalescing holds followers until
+    the leader's response has begun in real time, which a virtual clock cannot show.
+    """
+    virtual = [n for n in names if n not in realtime]
+    groups = [
+        (virtual, scale, ("emulate", "--latency", "simulated", "--virtual-clock")),
+        (
+            [n for n in names if n in realtime],
+            realtime_scale,
+            ("emulate", "--latency", "realistic"),
+        ),
+    ]
+    replays: list[Replay] = []
+    metrics: list[str] = []
+    for group, group_scale, emulate in groups:
+        if group:
+            done, exported = await _run_group(
+                group, group_scale, seed, day_start, concurrency, coalesce_steps, emulate
+            )
+            replays += done
+            metrics += exported
+    return replays, metrics
+
+
+async def _run_group(
+    names: Sequence[str],
+    scale: float,
+    seed: int,
+    day_start: float,
+    concurrency: int,
+    coalesce_steps: Sequence[str],
+    emulate: tuple[str, ...],
+) -> tuple[list[Replay], list[str]]:
+    emulator_port, gateway_port = free_port(), free_port()
+    emulator_env = {"GATEWAY_EMULATOR__REPLY_WORDS": str(REPLY_WORDS)}
+    gateway_env = {
+        "GATEWAY_SERVER__START_EMULATOR": "false",
+        "GATEWAY_SERVER__PORT": str(gateway_port),
+        "GATEWAY_PROVIDERS__ANTHROPIC__BASE_URL": f"http://127.0.0.1:{emulator_port}",
+        "GATEWAY_REWRITE__COALESCE_STEPS": json.dumps(list(coalesce_steps)),
+    }
+    with (
+        server(emulate, emulator_port, emulator_env, "/emulator/state") as emulator_url,
+        server(("serve",), gateway_port, gateway_env, "/healthz") as gateway_url,
+    ):
+        gate = asyncio.Semaphore(concurrency)
+        jobs = []
+        for name in names:
+            module = WORKLOADS[name]
+            for route, variant, through_gateway in ROUTES:
+                calls: list[Call] = module.calls(variant, seed, scale, day_start)
+                url = gateway_url if through_gateway else emulator_url
+                jobs.append(replay(Replay(name, route, scale), calls, url, day_start, gate))
+        replays = list(await asyncio.gather(*jobs))
+        async with httpx.AsyncClient(timeout=10) as http:
+            metrics = (await http.get(gateway_url + "/metrics")).text.splitlines()
+    return replays, [m for m in metrics if m.startswith(GATEWAY_METRICS)]
+
+
+# --------------------------------------------------------------------------- report
+
+
+def tokens_per_day(n: int, scale: float) -> str:
+    per_day = n / scale
+    return f"{per_day / 1e6:.2f}M" if per_day >= 1e6 else f"{per_day / 1e3:.0f}K"
+
+
+def table(replays: list[Replay]) -> list[str]:
+    lines = [
+        "| workload | route | $/day | hit ratio | input | output | cache_read | cache_write_5m"
+        " | cache_write_1h | TTFT p50 | TTFT p95 | savings |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    naive = {r.workload: r.cost_per_day for r in replays if r.route == "direct"}
+    for r in replays:
+        u, s = r.usage, r.scale
+        saving = 1 - r.cost_per_day / naive[r.workload] if r.workload in naive else math.nan
+        lines.append(
+            f"| {WORKLOADS[r.workload].TITLE if r.route == 'direct' else ''} | {r.route}"
+            f" | ${r.cost_per_day:,.2f} | {u.hit_ratio:.1%} | {tokens_per_day(u.input, s)}"
+            f" | {tokens_per_day(u.output, s)} | {tokens_per_day(u.cache_read, s)}"
+            f" | {tokens_per_day(u.cache_write_5m, s)} | {tokens_per_day(u.cache_write_1h, s)}"
+            f" | {r.ttft(0.5):,.0f} ms | {r.ttft(0.95):,.0f} ms"
+            f" | {'—' if r.route == 'direct' else f'{saving:.1%}'} |"
+        )
+    return lines
+
+
+def breakdown(replays: list[Replay]) -> list[str]:
+    """Per position in the chain (turn, step, sub-call): mean tokens by type."""
+    lines = [
+        "| workload | position | route | input | cache_read | cache_write | hit ratio | TTFT p50 |",
+        "|---|---|---|--:|--:|--:|--:|--:|",
+    ]
+    for name in dict.fromkeys(r.workload for r in replays):
+        by_position: dict[str, dict[str, list[Result]]] = defaultdict(lambda: defaultdict(list))
+        for r in (r for r in replays if r.workload == name):
+            for result in r.results:
+                by_position[result.call.position][r.route].append(result)
+        for position in sorted(by_position):
+            for route, results in by_position[position].items():
+                u = sum((x.usage for x in results), Usage())
+                n = len(results)
+                p50 = percentile([x.ttft_ms for x in results], 0.5)
+                lines.append(
+                    f"| {name} | {position} | {route} | {u.input / n:,.0f}"
+                    f" | {u.cache_read / n:,.0f}"
+                    f" | {(u.cache_write_5m + u.cache_write_1h) / n:,.0f}"
+                    f" | {u.hit_ratio:.1%} | {p50:,.0f} ms |"
+                )
+    return lines
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    name: str
+    met: bool
+    detail: str
+
+    def line(self) -> str:
+        return f"{'PASS' if self.met else 'MISS'}  {self.name}: {self.detail}"
+
+
+def targets(replays: list[Replay]) -> list[Target]:
+    found = {(r.workload, r.route): r for r in replays}
+    out: list[Target] = []
+    for route in ("gateway", "tuned"):
+        direct, other = found.get(("support", "direct")), found.get(("support", route))
+        if direct and other:
+            ratio = other.usage.hit_ratio
+            out.append(
+                Target(
+                    f"support {route}: cache hit ratio >= {TARGET_HIT_RATIO:.0%}",
+                    ratio >= TARGET_HIT_RATIO,
+                    f"{ratio:.1%}",
+                )
+            )
+            share = other.cost_per_day / direct.cost_per_day
+            out.append(
+                Target(
+                    f"support {route}: cost <= {TARGET_COST_SHARE:.0%} of naive",
+                    share <= TARGET_COST_SHARE,
+                    f"{share:.1%} (${other.cost_per_day:,.2f} vs ${direct.cost_per_day:,.2f}"
+                    f" a day; prompt side alone ${other.prompt_cost_per_day:,.2f} vs"
+                    f" ${direct.prompt_cost_per_day:,.2f} ="
+                    f" {other.prompt_cost_per_day / direct.prompt_cost_per_day:.1%})",
+                )
+            )
+        fan = found.get(("fanout", route))
+        if fan:
+            writes, reads = fan.prefix_writes()
+            worst = max(writes.values(), default=0)
+            over = sum(n > 1 for n in writes.values())
+            detail = (
+                f"{over} of {len(writes)} prefixes written more than once (max {worst},"
+                f" {sum(writes.values()) / max(len(writes), 1):.2f} writes per prefix);"
+                f" {sum(reads.values())} of {sum(x.call.measured for x in fan.results)}"
+                " sub-calls read it"
+            )
+            if not sum(reads.values()):
+                detail += " — never cached at all, so the write count proves nothing"
+            out.append(
+                Target(
+                    f"fanout {route}: at most one cache write per distinct prefix",
+                    worst <= 1 and sum(reads.values()) > 0,
+                    detail,
+                )
+            )
+    return out
+
+
+def rewrites(replays: list[Replay]) -> list[str]:
+    lines = []
+    for r in replays:
+        if r.route != "gateway":
+            continue
+        counts = Counter(rule for result in r.results for rule in result.rewrites)
+        summary = ", ".join(f"{rule} {n}" for rule, n in counts.most_common()) or "none"
+        lines.append(f"- {r.workload} ({len(r.results)} calls): {summary}")
+    return lines
+
+
+def plot(replays: list[Replay], path: Path) -> str:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib is not installed: no plot (`.venv/bin/pip install matplotlib`)"
+    names = list(dict.fromkeys(r.workload for r in replays))
+    routes = [route for route, _, _ in ROUTES]
+    found = {(r.workload, r.route): r for r in replays}
+    fig, (cost_ax, hit_ax) = plt.subplots(1, 2, figsize=(11, 4))
+    width = 0.8 / len(routes)
+    for k, route in enumerate(routes):
+        xs = [i + (k - (len(routes) - 1) / 2) * width for i in range(len(names))]
+        runs = [found.get((n, route)) for n in names]
+        costs = [r.cost_per_day if r else 0 for r in runs]
+        hits = [100 * r.usage.hit_ratio if r else 0 for r in runs]
+        label = LABELS[route]
+        cost_ax.bar(xs, costs, width, label=label)
+        hit_ax.bar(xs, hits, width, label=label)
+    for ax, title in ((cost_ax, "cost, $ per day"), (hit_ax, "cache hit ratio, %")):
+        ax.set_xticks(range(len(names)), names)
+        ax.set_title(title)
+    hit_ax.set_ylim(0, 100)
+    hit_ax.axhline(100 * TARGET_HIT_RATIO, color="grey", linestyle=":", linewidth=1)
+    hit_ax.text(-0.4, 100 * TARGET_HIT_RATIO + 1, "support target", fontsize=8, color="grey")
+    cost_ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    return f"plot: {path.relative_to(REPO)}"
+
+
+def commit() -> str:
+    def git(*args: str) -> str:
+        run = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
+        return run.stdout.strip()
+
+    dirty = " (uncommitted changes)" if git("status", "--porcelain", "gateway") else ""
+    return git("rev-parse", "--short", "HEAD") + dirty
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="replay this fraction of the day, extrapolate"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workloads", default=",".join(WORKLOADS))
+    parser.add_argument("--concurrency", type=int, default=8, help="calls in flight at most")
+    parser.add_argument("--day", default=DAY, help="the virtual day replayed (UTC)")
+    parser.add_argument(
+        "--coalesce-steps",
+        default="extraction",
+        help="the gateway's rewrite.coalesce_steps (comma-separated; the fan-out's step)",
+    )
+    parser.add_argument(
+        "--realtime",
+        default="fanout",
+        help="workloads replayed on the wall clock at realistic latency (coalescing needs it)",
+    )
+    parser.add_argument(
+        "--realtime-scale", type=float, default=0.1, help="--scale for the --realtime workloads"
+    )
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args(argv)
+    names = [n.strip() for n in args.workloads.split(",") if n.strip()]
+    if not 0 < args.scale <= 1 or any(n not in WORKLOADS for n in names):
+        parser.error(f"--scale in (0, 1]; --workloads from {', '.join(WORKLOADS)}")
+    day_start = dt.datetime.fromisoformat(args.day).replace(tzinfo=dt.UTC).timestamp()
+    # The SDK warns about claude-sonnet-4-5's end of life: the naive app uses it on purpose.
+    warnings.filterwarnings("ignore", "The model .claude-sonnet-4-5", DeprecationWarning)
+
+    started = time.monotonic()
+    print(f"replaying {args.day} at scale {args.scale} ...", file=sys.stderr)
+    steps = [s.strip() for s in args.coalesce_steps.split(",") if s.strip()]
+    realtime = [n.strip() for n in args.realtime.split(",") if n.strip()]
+    replays, metrics = asyncio.run(
+        run_all(
+            names,
+            args.scale,
+            args.seed,
+            day_start,
+            args.concurrency,
+            steps,
+            realtime,
+            args.realtime_scale,
+        )
+    )
+    order = {route: k for k, (route, _, _) in enumerate(ROUTES)}
+    replays.sort(key=lambda r: (names.index(r.workload), order[r.route]))
+    elapsed = time.monotonic() - started
+
+    calls = sum(len(r.results) for r in replays)
+    report = [
+        "# Cost benchmark",
+        "",
+        f"Virtual day {args.day}, scale {args.scale} (first {args.scale * 24:.1f} h of the day"
+        f" at full density, costs and tokens extrapolated ×{1 / args.scale:g}), seed"
+        f" {args.seed}, gateway at {commit()}, {calls:,} calls in {elapsed:.0f} s."
+        f" Replayed on the wall clock at realistic latency instead (scale"
+        f" {args.realtime_scale}): {', '.join(realtime) or 'none'}.",
+        "Routes: `direct` = the naive app straight to the emulator; `gateway` = the same naive"
+        " app through `gateway serve`; `tuned` = the hand-tuned app straight to the emulator"
+        " (the reference). Tokens per day; TTFT is the emulator's modelled time to first"
+        " token; savings vs the naive direct cost. Hit ratio = cache_read / (input +"
+        " cache_read + cache_write).",
+        "",
+        *table(replays),
+        "",
+        "## Targets (issue 4)",
+        "",
+        "```",
+        *(t.line() for t in targets(replays)),
+        "```",
+        "",
+        "## What the gateway rewrote (x-gateway-rewrites, calls carrying each rule)",
+        "",
+        *rewrites(replays),
+        "",
+        f"## The gateway's cache metrics after the replay (not extrapolated; coalesce_steps ="
+        f" {steps})",
+        "",
+        "```",
+        *(metrics or ["(none exported)"]),
+        "```",
+        "",
+        "## Per position: mean tokens per call",
+        "",
+        *breakdown(replays),
+        "",
+    ]
+    text = "\n".join(report)
+    print(text)
+    if not args.no_write:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / "cost.md").write_text(text)
+        print(plot(replays, RESULTS / "cost.png"), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
