@@ -70,11 +70,13 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         await upstream.aclose()
 
     app = FastAPI(title="Tollgate", lifespan=lifespan, docs_url=None, redoc_url=None)
+    prefixes = PrefixRegistry(settings.rewrite.registry_max_entries)
     context = RewriteContext(
         settings.rewrite,
         catalog,
         ToolForms(settings.rewrite.tool_forms_max_entries),
         LineStats(settings.rewrite.learn_volatile_after),
+        prefixes,
     )
     limit = settings.server.max_body_bytes
     anthropic = Relay(upstream, meter, "anthropic", limit)
@@ -85,7 +87,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         "anthropic",
         limit,
         rewriter=lambda request: rewrite(request, context),
-        registry=PrefixRegistry(settings.rewrite.registry_max_entries),
+        registry=prefixes,
         coalescer=Coalescer(settings.rewrite.coalesce_max_wait_s),
         coalesce_steps=frozenset(settings.rewrite.coalesce_steps),
     )

@@ -49,7 +49,8 @@ def plan_breakpoints(
     request: LLMRequest,
     *,
     policy: BreakpointPolicy,
-    ttl: Ttl,
+    stable_ttl: Ttl,
+    tail_ttl: Ttl,
     min_tokens: int,
     chars_per_token: float,
 ) -> LLMRequest:
@@ -80,7 +81,13 @@ def plan_breakpoints(
             if body is request.body
             else request.with_body(body, Rewrite(RULE, "client breakpoints removed"))
         )
-    marks = {i: _ttl_at(i, slots, ttl) for i in sorted(chosen)}
+    stable_end = _stable_end(slots, request.stable_system_blocks)
+    # 1h entries must precede 5m ones: a 1h tail makes the stable prefix 1h too.
+    stable_ttl = "1h" if tail_ttl == "1h" else stable_ttl
+    marks = {
+        i: _ttl_at(i, slots, stable_ttl if stable_end is not None and i <= stable_end else tail_ttl)
+        for i in sorted(chosen)
+    }
     where = ", ".join(f"{slots[i].section}[{slots[i].index}] {t}" for i, t in marks.items())
     return request.with_body(_marked(body, slots, marks), Rewrite(RULE, where))
 

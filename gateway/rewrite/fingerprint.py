@@ -34,19 +34,42 @@ class Fingerprint:
     prompt_tokens: int  # estimated, for the minimum-length check
 
 
+def _unmarked(blocks: Any) -> bytes:
+    """Blocks as bytes without their breakpoints: moving one does not change the prefix."""
+    if not isinstance(blocks, list):
+        return orjson.dumps(blocks)
+    return orjson.dumps(
+        [
+            {k: v for k, v in b.items() if k != "cache_control"} if isinstance(b, dict) else b
+            for b in blocks
+        ]
+    )
+
+
+def _layers(
+    body: dict[str, Any], stable_system_blocks: int | None, tenant: bytes
+) -> tuple[bytes, bytes, bytes]:
+    """(tools, stable system, family): the same before and after breakpoints are placed."""
+    tools = _unmarked(body.get("tools") or [])
+    system = body.get("system") or []
+    blocks = [{"type": "text", "text": system}] if isinstance(system, str) else system
+    stable = _unmarked(
+        blocks[:stable_system_blocks] if stable_system_blocks is not None else blocks
+    )
+    return tools, stable, _digest(tenant + b"\0" + tools + b"\0" + stable)
+
+
+def family_of(body: dict[str, Any], stable_system_blocks: int | None, tenant: bytes) -> bytes:
+    return _layers(body, stable_system_blocks, tenant)[2]
+
+
 def fingerprint(
     body: dict[str, Any],
     stable_system_blocks: int | None,
     chars_per_token: float,
     tenant: bytes = b"",
 ) -> Fingerprint:
-    tools = orjson.dumps(body.get("tools") or [])
-    system = body.get("system") or []
-    blocks = [{"type": "text", "text": system}] if isinstance(system, str) else system
-    stable = orjson.dumps(
-        blocks[:stable_system_blocks] if stable_system_blocks is not None else blocks
-    )
-    family = _digest(tenant + b"\0" + tools + b"\0" + stable)
+    tools, stable, family = _layers(body, stable_system_blocks, tenant)
     chain = family
     messages: list[bytes] = []
     marks = [family]

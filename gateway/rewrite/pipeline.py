@@ -12,13 +12,14 @@ from dataclasses import dataclass, replace
 
 from gateway.catalog import ModelCatalog
 from gateway.rewrite.breakpoints import plan_breakpoints
-from gateway.rewrite.fingerprint import fingerprint
+from gateway.rewrite.fingerprint import family_of, fingerprint
 from gateway.rewrite.request import Finding, LLMRequest
 from gateway.rewrite.tool_json import ToolForms, stable_tool_json
 from gateway.rewrite.volatile import volatile
 from gateway.rewrite.whitespace import whitespace
 from gateway.settings import RewriteSettings
 from gateway.state.lines import LineStats
+from gateway.state.registry import PrefixRegistry
 
 DEFAULT_CHARS_PER_TOKEN = 4.0
 DEFAULT_MIN_TOKENS = 1024
@@ -30,6 +31,7 @@ class RewriteContext:
     catalog: ModelCatalog
     tool_forms: ToolForms
     lines: LineStats
+    registry: PrefixRegistry
 
 
 Stage = Callable[[LLMRequest, RewriteContext], LLMRequest]
@@ -57,10 +59,17 @@ def _model_facts(request: LLMRequest, context: RewriteContext) -> tuple[int, flo
 
 def _breakpoints(request: LLMRequest, context: RewriteContext) -> LLMRequest:
     min_tokens, chars_per_token = _model_facts(request, context)
+    setting = context.settings.cache_ttl
+    if setting == "auto":
+        family = family_of(request.body, request.stable_system_blocks, request.tenant)
+        stable_ttl, tail_ttl = context.registry.ttls(family)
+    else:
+        stable_ttl = tail_ttl = setting
     return plan_breakpoints(
         request,
         policy=context.settings.breakpoints,
-        ttl="1h" if context.settings.cache_ttl == "1h" else "5m",
+        stable_ttl=stable_ttl,
+        tail_ttl=tail_ttl,
         min_tokens=min_tokens,
         chars_per_token=chars_per_token,
     )

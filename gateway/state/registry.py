@@ -7,14 +7,19 @@ lookup or two per call (Redis comes with the shared-state issue).
 
 from __future__ import annotations
 
+import statistics
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from gateway.rewrite.fingerprint import Fingerprint
 from gateway.state.bounded import BoundedDict
 from gateway.wire.anthropic_usage import Usage
 
+GAP_SAMPLES = 16
+MIN_GAPS = 3  # no TTL decision on fewer observations: 5m, the API's default, until then
+HOUR_S = 3600.0
+Ttl = Literal["5m", "1h"]
 MissCause = Literal[
     "cold", "ttl_expired", "model_changed", "tools_changed", "system_changed",
     "messages_changed", "below_minimum", "parallel_cold",
@@ -29,6 +34,14 @@ class Seen:
     started: float
     answered: float  # when its response began: its cache writes are readable from then
     cached_tokens: int  # the prefix it read or wrote
+
+
+@dataclass(slots=True)
+class ReuseGaps:
+    """Recent seconds between uses of a family's prefix, and between turns of its conversations."""
+
+    prefix: deque[float] = field(default_factory=lambda: deque(maxlen=GAP_SAMPLES))
+    turns: deque[float] = field(default_factory=lambda: deque(maxlen=GAP_SAMPLES))
 
 
 @dataclass(slots=True)
@@ -54,6 +67,7 @@ class PrefixRegistry:
         self._families: BoundedDict[bytes, Seen] = BoundedDict(max_entries)
         self._writes: BoundedDict[bytes, PendingWrite] = BoundedDict(max_entries)
         self._cached: BoundedDict[bytes, float] = BoundedDict(max_entries)  # shared → answered
+        self._gaps: BoundedDict[bytes, ReuseGaps] = BoundedDict(max_entries)
         self._expiries: deque[PendingWrite] = deque()
 
     def record(
@@ -66,7 +80,10 @@ class PrefixRegistry:
         owner: tuple[str, ...],
     ) -> Verdict:
         """Attributes this call's misses, then remembers it for the next call."""
-        previous = self._conversations.get(fp.conversation) or self._families.get(fp.family)
+        in_conversation = self._conversations.get(fp.conversation)
+        in_family = self._families.get(fp.family)
+        self._note_gaps(fp, in_conversation, in_family, started)
+        previous = in_conversation or in_family
         cause, expected = self._cause(fp, previous, usage, started, min_tokens)
         written = usage.cache_write_5m + usage.cache_write_1h
         seen = Seen(fp, started, answered, usage.cache_read + written)
@@ -80,6 +97,27 @@ class PrefixRegistry:
             self._writes[fp.conversation] = self._writes[fp.family] = pending
             self._expiries.append(pending)
         return Verdict(cause, max(0, expected - usage.cache_read), self._expired_unread(started))
+
+    def ttls(self, family: bytes) -> tuple[Ttl, Ttl]:
+        """(stable prefix, conversation tail) TTLs from observed reuse gaps.
+
+        1h pays where uses come between 5 minutes and an hour apart: a 5m entry would have
+        expired, and a 2x write read at 0.1x beats a 1.25x write each time. Closer uses
+        keep a 5m entry alive (a hit refreshes it); rarer ones outlive even 1h.
+        """
+        gaps = self._gaps.get(family)
+        if gaps is None:
+            return "5m", "5m"
+        return _ttl(gaps.prefix, self.ttl_s), _ttl(gaps.turns, self.ttl_s)
+
+    def _note_gaps(
+        self, fp: Fingerprint, in_conversation: Seen | None, in_family: Seen | None, now: float
+    ) -> None:
+        gaps = self._gaps.setdefault(fp.family, ReuseGaps())
+        if in_family is not None and in_family.fingerprint.family == fp.family:
+            gaps.prefix.append(now - in_family.started)
+        if in_conversation is not None and in_conversation.fingerprint.family == fp.family:
+            gaps.turns.append(now - in_conversation.started)
 
     def is_warm(self, fp: Fingerprint, now: float) -> bool:
         """Whether a call whose response has begun cached the prefix this call shares."""
@@ -134,3 +172,9 @@ class PrefixRegistry:
             if not pending.read:
                 wasted.append((pending.owner, pending.tokens))
         return tuple(wasted)
+
+
+def _ttl(gaps: deque[float], short_s: float) -> Ttl:
+    if len(gaps) < MIN_GAPS:
+        return "5m"
+    return "1h" if short_s < statistics.median(gaps) <= HOUR_S else "5m"

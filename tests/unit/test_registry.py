@@ -91,3 +91,37 @@ def test_writes_never_read_are_reported_once_expired() -> None:
     later = record(registry, fp(system=SYSTEM + "c"), read=0, write=1, at=400)
     # "b" was read by its next turn; "a", and that next turn's own write, never were.
     assert later.wasted_writes == ((OWNER, 1300), (OWNER, 30))
+
+
+@pytest.mark.parametrize(
+    ("gaps_s", "expected"),
+    [
+        ([600, 900, 1200, 700], ("1h", "5m")),  # uses 10-20 min apart: a 5m entry would expire
+        ([60, 90, 30, 45], ("5m", "5m")),  # close uses keep a 5m entry alive
+        ([7200, 9000, 8000], ("5m", "5m")),  # rarer than hourly: even 1h expires
+        ([900, 900], ("5m", "5m")),  # too few observations to decide
+    ],
+)
+def test_ttl_follows_the_observed_reuse_gaps(
+    gaps_s: list[float], expected: tuple[str, str]
+) -> None:
+    registry = PrefixRegistry()
+    at = 0.0
+    record(registry, fp(system=SYSTEM + "x", turns=1), read=0, write=1300, at=at)
+    for i, gap in enumerate(gaps_s):
+        at += gap
+        # a new conversation each time: the prefix is reused, no conversation continues
+        conversation = fingerprint(
+            {"model": "claude-sonnet-4-6", "system": SYSTEM + "x",
+             "messages": [{"role": "user", "content": f"conversation {i}"}]},
+            None, 4.0,
+        )  # fmt: skip
+        record(registry, conversation, read=1300, write=10, at=at)
+    assert registry.ttls(conversation.family) == expected
+
+
+def test_turn_gaps_decide_the_tail_ttl() -> None:
+    registry = PrefixRegistry()
+    for turn, at in enumerate((0, 700, 1500, 2400, 3100)):
+        record(registry, fp(turns=2 * turn + 1), read=1300 if turn else 0, write=50, at=at)
+    assert registry.ttls(fp().family) == ("1h", "1h")

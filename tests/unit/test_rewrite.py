@@ -19,6 +19,8 @@ from gateway.rewrite.volatile import is_volatile, volatile
 from gateway.rewrite.whitespace import canonical_whitespace, whitespace
 from gateway.settings import RewriteSettings
 from gateway.state.lines import LineStats
+from gateway.state.registry import PrefixRegistry
+from gateway.wire.anthropic_usage import Usage
 
 CATALOG = ModelCatalog.load()
 MODEL = "claude-sonnet-4-6"  # minimum cacheable prefix: 1,024 tokens
@@ -30,7 +32,9 @@ def req(**body: Any) -> LLMRequest:
 
 
 def context(**overrides: Any) -> RewriteContext:
-    return RewriteContext(RewriteSettings(**overrides), CATALOG, ToolForms(), LineStats())
+    return RewriteContext(
+        RewriteSettings(**overrides), CATALOG, ToolForms(), LineStats(), PrefixRegistry()
+    )
 
 
 def marks(body: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -324,3 +328,21 @@ def test_pipeline_properties(system: str, messages: list[Any]) -> None:
         through += block.tokens
         if block.ttl is not None:
             assert through >= spec.min_cacheable_tokens  # never a breakpoint under the minimum
+
+
+def test_auto_ttl_is_one_hour_where_the_registry_saw_reuse_minutes_apart() -> None:
+    ctx = context()
+    calls = []
+    for i in range(5):
+        done = rewrite(req(system=POLICY, messages=[{"role": "user", "content": f"Q{i}"}]), ctx)
+        assert done.fingerprint is not None
+        usage = Usage(input=5, cache_read=1300 if i else 0, cache_write_5m=20)
+        ctx.registry.record(done.fingerprint, usage, i * 900.0, i * 900.0, 1024, ("o",))
+        calls.append(done)
+    assert marks(calls[0].body) == [("system.0", "5m"), ("messages.0.0", "5m")]  # not learned
+    later = rewrite(req(system=POLICY, messages=[{"role": "user", "content": "Q9"}]), ctx)
+    assert marks(later.body) == [("system.0", "1h"), ("messages.0.0", "5m")]
+    fixed = rewrite(
+        req(system=POLICY, messages=[{"role": "user", "content": "Q9"}]), context(cache_ttl="5m")
+    )
+    assert marks(fixed.body) == [("system.0", "5m"), ("messages.0.0", "5m")]
