@@ -17,6 +17,7 @@ prefix is under the model's minimum (nothing would be cached), and 1h ones prece
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -56,7 +57,8 @@ def plan_breakpoints(
 ) -> LLMRequest:
     body = request.body
     if policy == "respect" and (body.get("cache_control") or _has_marks(body)):
-        return request
+        own = [slot.position for slot in _slots(body, chars_per_token) if slot.client_ttl]
+        return _note_lookback(request, own)
     if policy == "replace":
         body = _unmarked(body)
     slots = _slots(body, chars_per_token)
@@ -89,7 +91,18 @@ def plan_breakpoints(
         for i in sorted(chosen)
     }
     where = ", ".join(f"{slots[i].section}[{slots[i].index}] {t}" for i, t in marks.items())
-    return request.with_body(_marked(body, slots, marks), Rewrite(RULE, where))
+    marked = {i for i, slot in enumerate(slots) if slot.client_ttl is not None} | set(marks)
+    planned = request.with_body(_marked(body, slots, marks), Rewrite(RULE, where))
+    return _note_lookback(planned, [slots[i].position for i in sorted(marked)])
+
+
+def _note_lookback(request: LLMRequest, positions: list[int]) -> LLMRequest:
+    """A finding where two breakpoints lie further apart than a read looks back."""
+    gaps = [b - a for a, b in itertools.pairwise(positions)]
+    widest = max(gaps, default=0)
+    if widest <= LOOKBACK_BLOCKS - 1:
+        return request
+    return request.noting(Finding("lookback_exceeded", f"{widest} blocks between breakpoints"))
 
 
 def _wanted(

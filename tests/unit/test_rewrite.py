@@ -263,6 +263,23 @@ def test_the_clients_breakpoints_count_and_their_ttl_order_holds() -> None:
     assert len(marks(full.body)) == 4
 
 
+def test_client_breakpoints_further_apart_than_the_lookback_are_reported() -> None:
+    mark = {"type": "ephemeral"}
+    turns: list[Any] = [
+        {
+            "role": "user" if i % 2 == 0 else "assistant",
+            "content": [{"type": "text", "text": f"t{i}"}],
+        }
+        for i in range(31)
+    ]
+    turns[0]["content"][0]["cache_control"] = mark
+    turns[30]["content"][0]["cache_control"] = mark
+    respected = rewrite(req(system=POLICY, messages=turns), context(breakpoints="respect"))
+    assert "lookback_exceeded" in [f.code for f in respected.findings]
+    planned = rewrite(req(system=POLICY, messages=turns), context())
+    assert "lookback_exceeded" not in [f.code for f in planned.findings]
+
+
 def test_top_level_automatic_caching_keeps_its_slot() -> None:
     request = rewrite(
         req(
