@@ -81,11 +81,14 @@ def fingerprint(
         role = str(message.get("role")) if isinstance(message, dict) else ""
         chain = _digest(chain + role.encode())
         for block in blocks if isinstance(blocks, list) else [message]:
-            raw = orjson.dumps(block)
+            # Without its breakpoint: the newest block carries one this turn and not the next.
+            marked = isinstance(block, dict) and "cache_control" in block
+            unmarked = {k: v for k, v in block.items() if k != "cache_control"} if marked else block
+            raw = orjson.dumps(unmarked)
             first = first or raw
             size += len(raw)
             chain = _digest(chain + raw)
-            if isinstance(block, dict) and "cache_control" in block:
+            if marked:
                 marks.append(chain)
         messages.append(chain)
     return Fingerprint(

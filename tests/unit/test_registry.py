@@ -125,3 +125,21 @@ def test_turn_gaps_decide_the_tail_ttl() -> None:
     for turn, at in enumerate((0, 700, 1500, 2400, 3100)):
         record(registry, fp(turns=2 * turn + 1), read=1300 if turn else 0, write=50, at=at)
     assert registry.ttls(fp().family) == ("1h", "1h")
+
+
+def test_a_breakpoint_moving_on_does_not_make_history_look_changed() -> None:
+    marked = {"type": "text", "text": "turn 0", "cache_control": {"type": "ephemeral"}}
+    first = fingerprint(
+        {"model": "m", "system": SYSTEM, "messages": [{"role": "user", "content": [marked]}]},
+        None,
+        4.0,
+    )
+    later = fingerprint(
+        {"model": "m", "system": SYSTEM, "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "turn 0"}]},
+            {"role": "assistant", "content": "ok"},
+            {"role": "user", "content": [{**marked, "text": "turn 2"}]}]},
+        None, 4.0,
+    )  # fmt: skip
+    assert later.conversation == first.conversation
+    assert later.messages[0] == first.messages[0]
