@@ -35,7 +35,7 @@ from gateway.rewrite.fingerprint import Fingerprint
 from gateway.rewrite.request import LLMRequest
 from gateway.state.registry import PrefixRegistry
 from gateway.upstream import Upstream
-from gateway.wire.anthropic_usage import StreamUsage, Usage, usage_from_message
+from gateway.wire.anthropic_usage import Reported, StreamUsage, Usage, usage_from_message
 from gateway.wire.headers import client_response_headers, header_value, upstream_request_headers
 
 STEP_HEADER = b"x-gateway-step"
@@ -64,6 +64,8 @@ class Outcome:
     answered: float | None = None  # wall-clock time the response began
     coalesced: bool = False  # waited for a concurrent call on the same cold prefix
     overhead_s: float = 0.0  # the gateway's own time: parsing, rewriting, the tap
+    message_id: str | None = None
+    miss_reason: str | None = None  # the provider's own diagnosis of a cache miss
 
 
 class UpstreamCut(Exception):
@@ -253,7 +255,15 @@ class Relay:
             raise UpstreamCut(cut) from None
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         status = "stream_error" if tap.error_type else str(response.status_code)
-        return Outcome(status, tap.model or model, ttft_s, tap.usage, overhead_s=tap_s)
+        return Outcome(
+            status,
+            tap.model or model,
+            ttft_s,
+            tap.usage,
+            overhead_s=tap_s,
+            message_id=tap.message_id,
+            miss_reason=tap.miss_reason,
+        )
 
     async def _relay_body(
         self,
@@ -271,7 +281,8 @@ class Relay:
                 f"{self.provider} closed the connection mid-response"
             ) from None
         before = time.perf_counter()
-        used, usage = usage_from_message(body) if response.is_success else (None, None)
+        reported = usage_from_message(body) if response.is_success else Reported()
+        used, usage = reported.model, reported.usage
         if usage is not None:
             cost = self.meter.pricing.cost(self.provider, used or model, usage)
             if cost is not None:
@@ -279,7 +290,15 @@ class Relay:
         overhead_s = time.perf_counter() - before
         await send(self._start(response, own))
         await send({"type": "http.response.body", "body": body, "more_body": False})
-        return Outcome(str(response.status_code), used or model, None, usage, overhead_s=overhead_s)
+        return Outcome(
+            str(response.status_code),
+            used or model,
+            None,
+            usage,
+            overhead_s=overhead_s,
+            message_id=reported.message_id,
+            miss_reason=reported.miss_reason,
+        )
 
     @staticmethod
     async def _send_error(send: Send, error: GatewayError, request_id: str) -> None:
@@ -334,6 +353,8 @@ class Relay:
                 outcome.answered,
                 call.min_cacheable_tokens,
                 self.meter.label_values(record),
+                message_id=outcome.message_id,
+                provider_reason=outcome.miss_reason,
             )
             record = replace(record, cache=verdict)
         self.meter.on_call_complete(record)

@@ -57,6 +57,9 @@ class RewriteSettings(Section):
     # response to begin, so they read the cache instead of all writing it ("*": every step).
     coalesce_steps: tuple[str, ...] = ()
     coalesce_max_wait_s: float = Field(default=2.0, ge=0)
+    # Ask Anthropic for its own cache-miss diagnosis (`diagnostics.previous_message_id`,
+    # GA since 2026-09-23): off by default, as a provider or proxy without it rejects the field.
+    provider_diagnostics: bool = False
     # Conversations and prompt families remembered to explain cache misses.
     registry_max_entries: int = Field(default=100_000, ge=1)
 

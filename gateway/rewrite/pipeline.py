@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from gateway.catalog import ModelCatalog
 from gateway.rewrite.breakpoints import plan_breakpoints
 from gateway.rewrite.fingerprint import family_of, fingerprint
-from gateway.rewrite.request import Finding, LLMRequest
+from gateway.rewrite.request import Finding, LLMRequest, Rewrite
 from gateway.rewrite.tool_json import ToolForms, stable_tool_json
 from gateway.rewrite.volatile import volatile
 from gateway.rewrite.whitespace import whitespace
@@ -91,7 +91,25 @@ def _audit(request: LLMRequest, context: RewriteContext) -> LLMRequest:
     )
 
 
-ANTHROPIC_STAGES: tuple[Stage, ...] = (_whitespace, _tool_json, _volatile, _breakpoints, _audit)
+def _diagnostics(request: LLMRequest, context: RewriteContext) -> LLMRequest:
+    """Asks the provider why the cache missed, naming the conversation's previous response."""
+    if not context.settings.provider_diagnostics or request.fingerprint is None:
+        return request
+    previous = context.registry.previous_message_id(request.fingerprint)
+    if previous is None or "diagnostics" in request.body:
+        return request
+    body = {**request.body, "diagnostics": {"previous_message_id": previous}}
+    return request.with_body(body, Rewrite("cache_diagnostics", previous))
+
+
+ANTHROPIC_STAGES: tuple[Stage, ...] = (
+    _whitespace,
+    _tool_json,
+    _volatile,
+    _breakpoints,
+    _audit,
+    _diagnostics,
+)
 
 
 def rewrite(request: LLMRequest, context: RewriteContext) -> LLMRequest:

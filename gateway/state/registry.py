@@ -16,6 +16,14 @@ from gateway.rewrite.fingerprint import Fingerprint
 from gateway.state.bounded import BoundedDict
 from gateway.wire.anthropic_usage import Usage
 
+# The provider's diagnostics.cache_miss_reason types that name a cause (WIRE B.3); the
+# others (previous_message_not_found, unavailable) leave the registry's own verdict.
+PROVIDER_CAUSES: dict[str, MissCause] = {
+    "model_changed": "model_changed",
+    "system_changed": "system_changed",
+    "tools_changed": "tools_changed",
+    "messages_changed": "messages_changed",
+}
 GAP_SAMPLES = 16
 MIN_GAPS = 3  # no TTL decision on fewer observations: 5m, the API's default, until then
 HOUR_S = 3600.0
@@ -34,6 +42,7 @@ class Seen:
     started: float
     answered: float  # when its response began: its cache writes are readable from then
     cached_tokens: int  # the prefix it read or wrote
+    message_id: str | None = None  # the provider's id of its response, for diagnostics
 
 
 @dataclass(slots=True)
@@ -78,6 +87,9 @@ class PrefixRegistry:
         answered: float,
         min_tokens: int,
         owner: tuple[str, ...],
+        *,
+        message_id: str | None = None,
+        provider_reason: str | None = None,
     ) -> Verdict:
         """Attributes this call's misses, then remembers it for the next call."""
         in_conversation = self._conversations.get(fp.conversation)
@@ -85,8 +97,10 @@ class PrefixRegistry:
         self._note_gaps(fp, in_conversation, in_family, started)
         previous = in_conversation or in_family
         cause, expected = self._cause(fp, previous, usage, started, min_tokens)
+        if cause is not None and provider_reason in PROVIDER_CAUSES:
+            cause = PROVIDER_CAUSES[provider_reason]  # the provider saw its own cache
         written = usage.cache_write_5m + usage.cache_write_1h
-        seen = Seen(fp, started, answered, usage.cache_read + written)
+        seen = Seen(fp, started, answered, usage.cache_read + written, message_id)
         self._conversations[fp.conversation] = seen
         self._families[fp.family] = seen
         if seen.cached_tokens:
@@ -97,6 +111,11 @@ class PrefixRegistry:
             self._writes[fp.conversation] = self._writes[fp.family] = pending
             self._expiries.append(pending)
         return Verdict(cause, max(0, expected - usage.cache_read), self._expired_unread(started))
+
+    def previous_message_id(self, fp: Fingerprint) -> str | None:
+        """The id of the last response in this call's conversation, to ask the provider why."""
+        seen = self._conversations.get(fp.conversation)
+        return seen.message_id if seen is not None else None
 
     def ttls(self, family: bytes) -> tuple[Ttl, Ttl]:
         """(stable prefix, conversation tail) TTLs from observed reuse gaps.

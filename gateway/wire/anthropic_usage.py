@@ -49,15 +49,37 @@ def usage_from_fields(fields: dict[str, Any]) -> Usage:
     )
 
 
-def usage_from_message(body: bytes) -> tuple[str | None, Usage | None]:
-    """(model, usage) of a non-streaming response body; (None, None) if it has none."""
+@dataclass(frozen=True, slots=True)
+class Reported:
+    """What a response says about its call: model, usage, id, and the cache-miss reason."""
+
+    model: str | None = None
+    usage: Usage | None = None
+    message_id: str | None = None
+    miss_reason: str | None = None  # diagnostics.cache_miss_reason.type, when asked for
+
+
+def miss_reason(message: dict[str, Any]) -> str | None:
+    diagnostics = message.get("diagnostics")
+    reason = diagnostics.get("cache_miss_reason") if isinstance(diagnostics, dict) else None
+    kind = reason.get("type") if isinstance(reason, dict) else None
+    return kind if isinstance(kind, str) else None
+
+
+def usage_from_message(body: bytes) -> Reported:
+    """What a non-streaming response body reports; empty if it is not a message."""
     try:
         message = orjson.loads(body)
     except orjson.JSONDecodeError:
-        return None, None
+        return Reported()
     if not isinstance(message, dict) or not isinstance(message.get("usage"), dict):
-        return None, None
-    return message.get("model"), usage_from_fields(message["usage"])
+        return Reported()
+    return Reported(
+        message.get("model"),
+        usage_from_fields(message["usage"]),
+        message.get("id"),
+        miss_reason(message),
+    )
 
 
 # A chunk holding exactly one whole event of these kinds carries no usage: the tap only
@@ -73,6 +95,8 @@ class StreamUsage:
         self.decoder = SSEDecoder()
         self.fields: dict[str, Any] = {}
         self.model: str | None = None
+        self.message_id: str | None = None
+        self.miss_reason: str | None = None
         self.error_type: str | None = None
         self.saw_content = False
         self.complete = False
@@ -96,6 +120,8 @@ class StreamUsage:
         elif kind == "message_start":
             message = orjson.loads(event.data).get("message") or {}
             self.model = message.get("model")
+            self.message_id = message.get("id")
+            self.miss_reason = miss_reason(message)
             self.fields.update(message.get("usage") or {})
         elif kind == "message_delta":
             self.fields.update(orjson.loads(event.data).get("usage") or {})

@@ -141,3 +141,25 @@ def test_parallel_calls_on_a_cold_prefix_write_it_once(api_key: str) -> None:
     assert sum(1 for usage in coalesced if usage.cache_read_input_tokens) == 4
     assert waited == 4
     assert prefix_writes(uncoalesced) == 5
+
+
+def test_the_providers_own_diagnosis_names_the_cause(api_key: str) -> None:
+    """With provider_diagnostics on, the gateway asks the emulator and takes its word."""
+    env = {"GATEWAY_REWRITE__PROVIDER_DIAGNOSTICS": "true"}
+    question = [{"role": "user", "content": "Where is my parcel?"}]
+    with emulator() as upstream, gateway(upstream, env=env) as url:
+        client = anthropic.Anthropic(base_url=url, api_key=api_key, max_retries=0)
+        with client:
+            client.messages.create(model=MODEL, max_tokens=5, system=POLICY, messages=question)  # type: ignore[arg-type]
+            raw = client.messages.with_raw_response.create(
+                model=MODEL,
+                max_tokens=5,
+                system=POLICY + "Changed.",
+                messages=question,  # type: ignore[arg-type]
+            )
+        assert "cache_diagnostics" in raw.headers["x-gateway-rewrites"]
+        diagnosis = raw.parse().diagnostics
+        assert diagnosis is not None
+        assert diagnosis.cache_miss_reason is not None
+        assert diagnosis.cache_miss_reason.type == "system_changed"
+        assert metric(url, "gateway_cache_miss_cause_total", cause="system_changed") == 1

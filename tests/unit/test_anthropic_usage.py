@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import orjson
 
-from gateway.wire.anthropic_usage import StreamUsage, Usage, usage_from_message
+from gateway.wire.anthropic_usage import Reported, StreamUsage, Usage, usage_from_message
 from gateway.wire.sse import SSEDecoder, encode_event
 
 
@@ -46,17 +46,19 @@ def test_absent_fields_keep_message_start_values_and_errors_are_seen() -> None:
 
 
 def test_writes_without_a_ttl_split_count_as_five_minute_writes() -> None:
-    model, usage = usage_from_message(
-        b'{"model":"m","usage":{"input_tokens":3,"output_tokens":4,'
-        b'"cache_creation_input_tokens":50,"cache_read_input_tokens":0}}'
+    reported = usage_from_message(
+        b'{"id":"msg_1","model":"m","usage":{"input_tokens":3,"output_tokens":4,'
+        b'"cache_creation_input_tokens":50,"cache_read_input_tokens":0},'
+        b'"diagnostics":{"cache_miss_reason":{"type":"system_changed"}}}'
     )
-    assert model == "m"
-    assert usage == Usage(input=3, output=4, cache_write_5m=50)
+    assert reported == Reported(
+        "m", Usage(input=3, output=4, cache_write_5m=50), "msg_1", "system_changed"
+    )
 
 
 def test_bodies_without_usage_yield_nothing() -> None:
-    assert usage_from_message(b"not json") == (None, None)
-    assert usage_from_message(b'{"type":"error"}') == (None, None)
+    assert usage_from_message(b"not json") == Reported()
+    assert usage_from_message(b'{"type":"error"}') == Reported()
 
 
 def test_the_fast_path_for_delta_chunks_sees_what_full_decoding_sees() -> None:

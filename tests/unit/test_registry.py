@@ -143,3 +143,17 @@ def test_a_breakpoint_moving_on_does_not_make_history_look_changed() -> None:
     )  # fmt: skip
     assert later.conversation == first.conversation
     assert later.messages[0] == first.messages[0]
+
+
+def test_the_providers_named_reason_wins_and_others_leave_ours() -> None:
+    registry = PrefixRegistry()
+    usage = Usage(input=10, cache_write_5m=1300)
+    first = registry.record(
+        fp(), usage, 0, 0, 1024, OWNER, message_id="msg_1", provider_reason="tools_changed"
+    )
+    assert first.cause == "tools_changed"  # we only knew it as cold
+    assert registry.previous_message_id(fp(turns=3)) == "msg_1"
+    second = registry.record(
+        fp(system=SYSTEM + "v2"), usage, 5, 5, 1024, OWNER, provider_reason="unavailable"
+    )
+    assert second.cause == "system_changed"
