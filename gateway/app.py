@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.catalog import ModelCatalog
 from gateway.coalesce import Coalescer
+from gateway.metering.call_log import CallLog
 from gateway.metering.calls import Meter
 from gateway.metering.labels import LabelBounds
 from gateway.metering.metrics import Metrics
@@ -60,7 +61,8 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         settings.metering.steps,
         (name for spec in catalog.models for name in (spec.id, *spec.aliases)),
     )
-    meter = Meter(Metrics(registry), labels, Pricing.load(settings.pricing))
+    call_log = CallLog.open(settings.metering.call_log)
+    meter = Meter(Metrics(registry), labels, Pricing.load(settings.pricing), call_log)
     providers = {"anthropic": settings.providers.anthropic, "openai": settings.providers.openai}
     upstream = Upstream(providers, settings.server.upstream_transport)
 

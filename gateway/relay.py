@@ -339,6 +339,7 @@ class Relay:
             findings=call.findings,
             coalesced=outcome.coalesced,
             overhead_s=outcome.overhead_s or None,
+            started_at=started_at,
         )
         if (
             self.registry is not None

@@ -65,6 +65,8 @@ class RewriteSettings(Section):
 
 
 class MeteringSettings(Section):
+    # One JSON line per model call, never prompt text: "stdout", "off", or a file path.
+    call_log: str = "stdout"
     # Step labels kept as metric label values; any other x-gateway-step is bucketed as "other".
     steps: tuple[str, ...] = (
         "routing", "classification", "tool_decision", "search", "fetch", "planning",

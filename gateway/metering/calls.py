@@ -1,13 +1,13 @@
 """One model call, as the relay saw it, and the single point where it is metered.
 
-`Meter.on_call_complete` is the seam: everything that happens after a call (metrics and
-cost now; the call log and shared state later) hangs off it, after the client has its bytes.
+`Meter.on_call_complete` is the seam: everything that happens after a call (metrics,
+cost, the call log; shared state later) hangs off it, after the client has its bytes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from gateway.metering.labels import LabelBounds
 from gateway.metering.metrics import Metrics
@@ -41,6 +41,11 @@ class CallRecord:
     batch: bool = False  # a Message Batches call: half price
     price_context: PriceContext = ()  # e.g. (("speed", "fast"),), (("service_tier", "priority"),)
     web_searches: int = 0  # server-side web searches the provider billed (usage.server_tool_use)
+    started_at: float = 0.0  # wall-clock time the request arrived, for the call log
+
+
+class CallLogWriter(Protocol):
+    def write(self, call: CallRecord, metered: Metered) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +58,14 @@ class Metered:
 
 class Meter:
     def __init__(
-        self, metrics: Metrics, labels: LabelBounds, pricing: Pricing | None = None
+        self,
+        metrics: Metrics,
+        labels: LabelBounds,
+        pricing: Pricing | None = None,
+        call_log: CallLogWriter | None = None,
     ) -> None:
         self.metrics = metrics
+        self.call_log = call_log
         self.labels = labels
         self.pricing = pricing or Pricing.load()
         # Label values are bounded, so so is this: prometheus' labels() costs ~10 µs a call.
@@ -113,7 +123,10 @@ class Meter:
             self._child(self.metrics.coalesced, *labels).inc()
         if call.cache is not None:
             self._cache(labels, call.cache)
-        return Metered(cost, findings)
+        metered = Metered(cost, findings)
+        if self.call_log is not None:
+            self.call_log.write(call, metered)
+        return metered
 
     def _output_rate(self, labels: tuple[str, ...], call: CallRecord, usage: Usage) -> None:
         # Streams that completed only: a cut stream's tail is waiting on a dead connection.

@@ -6,11 +6,13 @@ import asyncio
 import re
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import anthropic
 import httpx
 import httpx2
+import orjson
 import pytest
 
 from gateway.wire.sse import SSEDecoder
@@ -379,3 +381,25 @@ def test_bodies_the_rewriter_cannot_read_reach_the_provider_unchanged(
     )
     assert response.status_code == 400
     assert response.json()["request_id"].startswith("req_")  # the provider's verdict, not ours
+
+
+def test_each_call_is_one_call_log_line_without_prompt_text(
+    make_client: ClientFactory, emulator_url: str, api_key: str, tmp_path: Path
+) -> None:
+    log = tmp_path / "calls.jsonl"
+    secret_prompt = "REPLY: the launch code is 0000"
+    with gateway(emulator_url, env={"GATEWAY_METERING__CALL_LOG": str(log)}) as url:
+        raw = make_client(url, api_key).messages.with_raw_response.create(
+            model=MODEL, max_tokens=20, messages=[{"role": "user", "content": secret_prompt}]
+        )
+        with make_client(url, api_key).messages.stream(
+            model=MODEL, max_tokens=20, messages=[{"role": "user", "content": secret_prompt}]
+        ) as stream:
+            stream.get_final_message()
+    lines = [orjson.loads(line) for line in log.read_bytes().splitlines()]
+    assert [line["status"] for line in lines] == ["200", "200"]
+    assert lines[0]["request_id"] == raw.headers["x-gateway-request-id"]
+    assert lines[0]["ttft_ms"] is None
+    assert lines[1]["ttft_ms"] > 0
+    assert lines[0]["output_tokens"] == raw.parse().usage.output_tokens
+    assert "launch code" not in log.read_text()
