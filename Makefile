@@ -25,7 +25,7 @@ $(SDK1): | $(BIN)/python
 	$(BIN)/pip install -q --no-deps --target $(SDK1) 'anthropic==1.17.0'
 
 run: $(VENV)/.runtime
-	$(BIN)/gateway serve
+	$(BIN)/gateway demo
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

@@ -1,4 +1,4 @@
-"""The `gateway` command: serve, emulate, check."""
+"""The `gateway` command: serve, emulate, demo, check."""
 
 from __future__ import annotations
 
@@ -54,6 +54,11 @@ def _parser() -> argparse.ArgumentParser:
     emulate.add_argument("--latency", choices=["none", "realistic", "simulated"])
     emulate.add_argument("--virtual-clock", action="store_true", default=None)
     emulate.set_defaults(run=_emulate)
+
+    demo = commands.add_parser(
+        "demo", parents=[common], help="emulator + gateway, and a sample session through both"
+    )
+    demo.set_defaults(run=_demo)
 
     check = commands.add_parser(
         "check", parents=[common], help="validate the configuration and exit"
@@ -120,6 +125,12 @@ def _emulate(args: argparse.Namespace, settings: Settings) -> int:
     )
     uvicorn.run(create_emulator_app(settings), host=emulator.host, port=emulator.port, **QUIET)
     return 0
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.demo import run_demo
+
+    return run_demo(settings)
 
 
 def _check(args: argparse.Namespace, settings: Settings) -> int:
