@@ -7,7 +7,6 @@ by grafana/plot_dashboards.py to draw the dashboards' queries.
 from __future__ import annotations
 
 import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -18,7 +17,7 @@ from typing import Any
 import httpx
 import yaml
 
-from tests.integration.servers import free_port
+from tests.integration.servers import free_port, server_process
 
 PROMETHEUS = shutil.which("prometheus")
 PROMTOOL = shutil.which("promtool")
@@ -78,37 +77,11 @@ def prometheus(
         config_path = Path(tmp, "prometheus.yml")
         config_path.write_text(yaml.safe_dump(config))
         port = free_port()
-        log = Path(tmp, "prometheus.log").open("wb")  # noqa: SIM115 - closed below
-        process = subprocess.Popen(
-            [
-                PROMETHEUS,
-                f"--config.file={config_path}",
-                f"--storage.tsdb.path={tmp}/data",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        base_url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 20
-            while True:
-                if process.poll() is not None:
-                    raise RuntimeError(Path(tmp, "prometheus.log").read_text())
-                try:
-                    if httpx.get(base_url + "/-/ready", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise TimeoutError("prometheus did not become ready")
-                time.sleep(0.1)
+        command = [
+            PROMETHEUS,
+            f"--config.file={config_path}",
+            f"--storage.tsdb.path={tmp}/data",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ]
+        with server_process(command, f"http://127.0.0.1:{port}", "/-/ready") as base_url:
             yield PrometheusAPI(base_url)
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            log.close()

@@ -22,33 +22,30 @@ def free_port() -> int:
 
 
 @contextmanager
-def gateway_process(
-    *args: str, port: int, env: dict[str, str] | None = None, ready_path: str = "/emulator/state"
+def server_process(
+    command: list[str], base_url: str, ready_path: str, env: dict[str, str] | None = None
 ) -> Iterator[str]:
-    """Runs `python -m gateway ARGS` until the block ends; yields its base URL once it answers."""
+    """Runs `command` until the block ends; yields `base_url` once `ready_path` answers 2xx-4xx."""
     # A file, not a pipe: a server that logs a lot must never block on a full pipe.
     log = tempfile.TemporaryFile()  # noqa: SIM115 - outlives this statement; closed below
     process = subprocess.Popen(
-        [sys.executable, "-m", "gateway", *args],
-        env={**os.environ, **(env or {})},
-        stdout=log,
-        stderr=subprocess.STDOUT,
+        command, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT
     )
-    base_url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 20
         while True:
             if process.poll() is not None:
                 log.seek(0)
                 output = log.read().decode(errors="replace")
-                raise RuntimeError(f"gateway {' '.join(args)} exited early:\n{output}")
+                raise RuntimeError(f"{' '.join(command)} exited early:\n{output}")
             try:
-                httpx.get(base_url + ready_path, timeout=1)
-                break
+                if httpx.get(base_url + ready_path, timeout=1).status_code < 500:
+                    break
             except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{' '.join(command)} did not become ready")
+            time.sleep(0.05)
         yield base_url
     finally:
         process.terminate()
@@ -58,6 +55,16 @@ def gateway_process(
             process.kill()
             process.wait()
         log.close()
+
+
+@contextmanager
+def gateway_process(
+    *args: str, port: int, env: dict[str, str] | None = None, ready_path: str = "/emulator/state"
+) -> Iterator[str]:
+    """Runs `python -m gateway ARGS` until the block ends; yields its base URL once it answers."""
+    command = [sys.executable, "-m", "gateway", *args]
+    with server_process(command, f"http://127.0.0.1:{port}", ready_path, env) as url:
+        yield url
 
 
 @contextmanager
