@@ -8,6 +8,7 @@ document, lifespan — is an ordinary FastAPI app behind it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,6 +16,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.catalog import ModelCatalog
@@ -52,6 +54,16 @@ class Edge:
                 await relay(scope, receive, send)
                 return
         await self.rest(scope, receive, send)
+
+
+def _exposition(registry: CollectorRegistry) -> CollectorRegistry:
+    """What /metrics reports: this process's registry, or with `--workers N` the sum of all
+    workers' (prometheus-client multiprocess mode, which `gateway serve` switches on)."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return registry
+    combined = CollectorRegistry()
+    MultiProcessCollector(combined)  # type: ignore[no-untyped-call]  # the library has no types here
+    return combined
 
 
 def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> Edge:
@@ -107,8 +119,10 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
             status_code=200 if ready else 503,
         )
 
+    exposed = _exposition(registry)
+
     @app.get("/metrics")
     async def metrics() -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(exposed), media_type=CONTENT_TYPE_LATEST)
 
     return Edge(relays, app)

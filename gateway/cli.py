@@ -6,6 +6,7 @@ import argparse
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -89,9 +90,12 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     options |= {"server_header": False, "date_header": False}
     try:
         if server.workers > 1:
-            # Each worker builds its own app from the same config file and environment.
-            target = "gateway.cli:app_from_environment"
-            uvicorn.run(target, factory=True, workers=server.workers, **options)
+            # Each worker builds its own app from the same config file and environment, and
+            # writes its metrics where every worker's /metrics reads them all (the sum).
+            with tempfile.TemporaryDirectory(prefix="tollgate-metrics-") as metrics_dir:
+                os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+                target = "gateway.cli:app_from_environment"
+                uvicorn.run(target, factory=True, workers=server.workers, **options)
         else:
             uvicorn.run(create_app(settings), **options)
     finally:

@@ -19,7 +19,7 @@ from gateway.wire.sse import SSEDecoder
 from tests.integration.conftest import ClientFactory
 from tests.integration.scripted_upstream import scripted_upstream
 from tests.integration.sdk_errors import SDK_EXCEPTIONS
-from tests.integration.servers import emulator, free_port, gateway, metric
+from tests.integration.servers import emulator, free_port, gateway, gateway_process, metric
 
 MODEL = "claude-sonnet-4-6"
 HEADERS = {"anthropic-version": "2026-10-21", "content-type": "application/json"}
@@ -403,3 +403,24 @@ def test_each_call_is_one_call_log_line_without_prompt_text(
     assert lines[1]["ttft_ms"] > 0
     assert lines[0]["output_tokens"] == raw.parse().usage.output_tokens
     assert "launch code" not in log.read_text()
+
+
+def test_workers_share_one_metrics_view(emulator_url: str, api_key: str) -> None:
+    """`gateway serve --workers 2`: whichever worker answers /metrics reports the sum."""
+    port = free_port()
+    env = {
+        "GATEWAY_SERVER__START_EMULATOR": "false",
+        "GATEWAY_PROVIDERS__ANTHROPIC__BASE_URL": emulator_url,
+        "GATEWAY_METERING__CALL_LOG": "off",
+    }
+    with gateway_process(
+        "serve", "--port", str(port), "--workers", "2", env=env, port=port, ready_path="/healthz"
+    ) as url:
+        body = {"model": MODEL, "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+        with httpx.Client(base_url=url, headers={**HEADERS, "x-api-key": api_key}) as client:
+            for _ in range(20):  # new connections, so both workers serve some
+                assert client.post(
+                    "/v1/messages", json=body, headers={"connection": "close"}
+                ).is_success
+        scraped = {metric(url, "gateway_requests_total", status="200") for _ in range(6)}
+    assert scraped == {20.0}
