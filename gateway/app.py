@@ -22,10 +22,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gateway.catalog import ModelCatalog
 from gateway.coalesce import Coalescer
 from gateway.metering.call_log import CallLog
-from gateway.metering.calls import Meter
+from gateway.metering.calls import CallWriter, Meter
 from gateway.metering.labels import LabelBounds
 from gateway.metering.metrics import Metrics
 from gateway.metering.pricing import Pricing
+from gateway.metering.tracing import CallTracer
 from gateway.relay import Relay
 from gateway.rewrite.pipeline import RewriteContext, rewrite
 from gateway.rewrite.tool_json import ToolForms
@@ -73,8 +74,10 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         settings.metering.steps,
         (name for spec in catalog.models for name in (spec.id, *spec.aliases)),
     )
-    call_log = CallLog.open(settings.metering.call_log)
-    meter = Meter(Metrics(registry), labels, Pricing.load(settings.pricing), call_log)
+    writers: list[CallWriter] = [CallLog.open(settings.metering.call_log)]
+    if settings.metering.otlp_endpoint:
+        writers.append(CallTracer.otlp(settings.metering.otlp_endpoint))
+    meter = Meter(Metrics(registry), labels, Pricing.load(settings.pricing), writers)
     providers = {"anthropic": settings.providers.anthropic, "openai": settings.providers.openai}
     upstream = Upstream(providers, settings.server.upstream_transport)
 

@@ -67,6 +67,9 @@ class RewriteSettings(Section):
 class MeteringSettings(Section):
     # One JSON line per model call, never prompt text: "stdout", "off", or a file path.
     call_log: str = "stdout"
+    # OpenTelemetry traces of each call (GenAI conventions) to this OTLP/HTTP endpoint, e.g.
+    # http://collector:4318/v1/traces; unset: no tracing.
+    otlp_endpoint: str | None = None
     # Step labels kept as metric label values; any other x-gateway-step is bucketed as "other".
     steps: tuple[str, ...] = (
         "routing", "classification", "tool_decision", "search", "fetch", "planning",

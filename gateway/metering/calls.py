@@ -6,6 +6,7 @@ cost, the call log; shared state later) hangs off it, after the client has its b
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -44,7 +45,9 @@ class CallRecord:
     started_at: float = 0.0  # wall-clock time the request arrived, for the call log
 
 
-class CallLogWriter(Protocol):
+class CallWriter(Protocol):
+    """Something that records each finished call: the call log, the tracer."""
+
     def write(self, call: CallRecord, metered: Metered) -> None: ...
 
 
@@ -62,10 +65,10 @@ class Meter:
         metrics: Metrics,
         labels: LabelBounds,
         pricing: Pricing | None = None,
-        call_log: CallLogWriter | None = None,
+        writers: Sequence[CallWriter] = (),
     ) -> None:
         self.metrics = metrics
-        self.call_log = call_log
+        self.writers = tuple(writers)
         self.labels = labels
         self.pricing = pricing or Pricing.load()
         # Label values are bounded, so so is this: prometheus' labels() costs ~10 µs a call.
@@ -124,8 +127,8 @@ class Meter:
         if call.cache is not None:
             self._cache(labels, call.cache)
         metered = Metered(cost, findings)
-        if self.call_log is not None:
-            self.call_log.write(call, metered)
+        for writer in self.writers:
+            writer.write(call, metered)
         return metered
 
     def _output_rate(self, labels: tuple[str, ...], call: CallRecord, usage: Usage) -> None:
