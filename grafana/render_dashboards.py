@@ -163,15 +163,19 @@ COST_AND_CACHE = (
     Panel(
         "Requested vs served model (calls per second)",
         (
-            q(f"sum by (model) (rate(gateway_requests_total[{RATE}]))", "served {{model}}"),
+            q(
+                f"sum by (requested, served) (rate(gateway_model_calls_total[{RATE}]))",
+                "{{requested}} -> {{served}}",
+            ),
             q(
                 f'sum by (rule) (rate(gateway_rewrites_total{{rule=~"route|pin"}}[{RATE}]))',
                 "model changed by {{rule}}",
             ),
         ),
         description=(
-            "Calls by the model that served them, and how many had their requested model "
-            "changed by the gateway (route: step cascade, pin: alias to snapshot)."
+            "Calls by the model the client asked for and the one that served them (an alias "
+            "resolves to its snapshot), and how many had their model changed by the gateway "
+            "(route: step cascade, pin: alias to snapshot)."
         ),
     ),
 )

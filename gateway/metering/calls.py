@@ -98,6 +98,8 @@ class Meter:
     def on_call_complete(self, call: CallRecord) -> Metered:
         labels = self.label_values(call)
         self._child(self.metrics.requests, *labels, call.status).inc()
+        requested = self.labels.model(call.model_requested)
+        self._child(self.metrics.model_calls, call.provider, requested, labels[1]).inc()
         self._child(self.metrics.request_duration, *labels).observe(call.duration_s)
         if call.overhead_s is not None:
             self._child(self.metrics.overhead, *labels).observe(call.overhead_s)

@@ -113,3 +113,9 @@ class Metrics:
             CALL_LABELS,
             registry=registry,
         )
+        self.model_calls = Counter(
+            "gateway_model_calls",
+            "Calls by the model the client asked for and the model that served them.",
+            ["provider", "requested", "served"],
+            registry=registry,
+        )
