@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from gateway.metering.labels import LabelBounds
 from gateway.metering.metrics import Metrics
-from gateway.metering.pricing import UNPRICED_MODEL, PriceContext, Pricing
+from gateway.metering.pricing import UNPRICED_MODEL, Pricing
 from gateway.state.registry import Verdict
 from gateway.wire.anthropic_usage import Usage
 
@@ -38,10 +38,6 @@ class CallRecord:
     cache: Verdict | None = None  # the prefix registry's word on this call's cache misses
     coalesced: bool = False
     overhead_s: float | None = None  # the gateway's own time, upstream wait excluded
-    # What the price depends on besides model and tokens (pricing.py):
-    batch: bool = False  # a Message Batches call: half price
-    price_context: PriceContext = ()  # e.g. (("speed", "fast"),), (("service_tier", "priority"),)
-    web_searches: int = 0  # server-side web searches the provider billed (usage.server_tool_use)
     started_at: float = 0.0  # wall-clock time the request arrived, for the call log
 
 
@@ -90,9 +86,6 @@ class Meter:
             call.provider,
             call.model_used or call.model_requested,
             call.usage,
-            batch=call.batch,
-            context=call.price_context,
-            web_searches=call.web_searches,
         )
 
     def on_call_complete(self, call: CallRecord) -> Metered:

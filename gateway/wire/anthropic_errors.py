@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import orjson
 
+from gateway.wire.sse import encode_event
+
 ERROR_TYPE_BY_STATUS: dict[int, str] = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -42,4 +44,4 @@ def error_body(error_type: str, message: str, request_id: str | None) -> bytes:
 def error_event(error_type: str, message: str) -> bytes:
     """An `event: error` as the API sends it after a 200 when a stream fails."""
     data = orjson.dumps({"type": "error", "error": {"type": error_type, "message": message}})
-    return b"event: error\ndata: " + data + b"\n\n"
+    return encode_event(data.decode(), "error")

@@ -14,6 +14,7 @@ import orjson
 from gateway.catalog.tokens import count_tokens
 from gateway.emulator.anthropic.cache import CacheUsage
 from gateway.emulator.anthropic.reply import Reply, ReplyBlock
+from gateway.wire.sse import encode_event
 
 CUMULATIVE_USAGE = (
     "input_tokens",
@@ -112,4 +113,4 @@ def _delta(index: int, block_type: str, piece: str) -> dict[str, Any]:
 
 
 def _event(name: str, data: dict[str, Any]) -> bytes:
-    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+    return encode_event(orjson.dumps(data).decode(), name)
