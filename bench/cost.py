@@ -14,7 +14,7 @@ the modelled time to first token in `x-emulator-ttft-ms`), once direct and once 
 gateway in front of the naive app should reach. Every replay uses its own API key, so no
 two share a cache. Calls of one replay go in virtual-time order (a conversation's next turn
 after its previous one, as a real agent awaits the answer); calls at the same instant
-(fan-out) go in parallel. Prices: `price()` (WIRE.md section C) until metering has its source.
+(fan-out) go in parallel. Prices: the gateway's own (`gateway.metering.pricing`).
 """
 
 from __future__ import annotations
@@ -42,6 +42,9 @@ import anthropic
 import httpx
 from workloads import Call, Variant, fanout, research, support
 
+from gateway.metering.pricing import Pricing
+from gateway.wire.anthropic_usage import Usage as TokenUsage
+
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
 WORKLOADS: dict[str, ModuleType] = {m.NAME: m for m in (support, research, fanout)}
@@ -65,54 +68,14 @@ TARGET_COST_SHARE = 0.50
 SHARED_PREFIX_READ = 0.9  # a call "read the shared prefix" when it read >= 90% of its estimate
 
 
-# --------------------------------------------------------------------------- prices
-
-
-@dataclass(frozen=True, slots=True)
-class Price:
-    """USD per million tokens."""
-
-    input: float
-    output: float
-
-    @property
-    def write_5m(self) -> float:
-        return self.input * 1.25
-
-    @property
-    def write_1h(self) -> float:
-        return self.input * 2.0
-
-    @property
-    def read(self) -> float:
-        return self.input * 0.1
-
-
-_PRICES = {  # ../shared/WIRE.md section C (multipliers from B.5)
-    "claude-sonnet-4-5-20250929": Price(input=3.0, output=15.0),
-    "claude-haiku-4-5-20251001": Price(input=1.0, output=5.0),
-}
-_ALIASES = {
-    "claude-sonnet-4-5": "claude-sonnet-4-5-20250929",
-    "claude-haiku-4-5": "claude-haiku-4-5-20251001",
-}
-
-
-def price(model: str) -> Price:
-    """The one place prices come from (to be replaced by the metering pricing source)."""
-    return _PRICES[_ALIASES.get(model, model)]
-
-
 # --------------------------------------------------------------------------- measurements
 
+PRICING = Pricing.load()  # the gateway's own price source: genai-prices and its overrides
+
 
 @dataclass(frozen=True, slots=True)
-class Usage:
-    input: int = 0
-    output: int = 0
-    cache_read: int = 0
-    cache_write_5m: int = 0
-    cache_write_1h: int = 0
+class Usage(TokenUsage):
+    """The gateway's token counts, summed over calls and priced."""
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
@@ -132,14 +95,10 @@ class Usage:
         return self.cache_read / self.prompt if self.prompt else 0.0
 
     def cost(self, model: str) -> float:
-        p = price(model)
-        return (
-            self.input * p.input
-            + self.output * p.output
-            + self.cache_read * p.read
-            + self.cache_write_5m * p.write_5m
-            + self.cache_write_1h * p.write_1h
-        ) / 1e6
+        priced = PRICING.cost("anthropic", model, self)
+        if priced is None:
+            raise LookupError(f"no price for {model}")
+        return priced
 
 
 @dataclass(frozen=True, slots=True)
