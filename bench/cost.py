@@ -43,7 +43,7 @@ import httpx
 from workloads import Call, Variant, fanout, research, support
 
 from gateway.metering.pricing import Pricing
-from gateway.wire.anthropic_usage import Usage as TokenUsage
+from gateway.wire.usage import Usage as TokenUsage
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"

@@ -14,7 +14,7 @@ from gateway.metering.labels import LabelBounds
 from gateway.metering.metrics import Metrics
 from gateway.metering.pricing import UNPRICED_MODEL, Pricing
 from gateway.state.registry import Verdict
-from gateway.wire.anthropic_usage import Usage
+from gateway.wire.usage import Usage
 
 # Outcomes that are the provider's failure, not the client's: see gateway_upstream_errors.
 FAILED_STREAMS = frozenset({"cut", "stream_error"})

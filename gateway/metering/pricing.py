@@ -22,7 +22,7 @@ from genai_prices.data_snapshot import find_provider_by_id
 from genai_prices.types import ModelInfo, Provider, TieredPrices
 
 from gateway.settings import ModelPriceSettings, PricingSettings, TierPriceSettings
-from gateway.wire.anthropic_usage import Usage
+from gateway.wire.usage import Usage
 
 UNPRICED_MODEL = "unpriced_model"
 # (key, value) pairs of genai-prices' price context: ("speed", "fast") for Anthropic's

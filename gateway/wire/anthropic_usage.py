@@ -6,32 +6,22 @@ the last value of each field any message_delta carries; never add.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from gateway.wire.sse import ServerSentEvent, SSEDecoder
+from gateway.wire.usage import Reported, Usage
 
-
-@dataclass(frozen=True, slots=True)
-class Usage:
-    """Normalized token counts: `input` never includes cached tokens."""
-
-    input: int = 0
-    output: int = 0
-    cache_read: int = 0
-    cache_write_5m: int = 0
-    cache_write_1h: int = 0
-
-    def by_type(self) -> dict[str, int]:
-        return {
-            "input": self.input,
-            "output": self.output,
-            "cache_read": self.cache_read,
-            "cache_write_5m": self.cache_write_5m,
-            "cache_write_1h": self.cache_write_1h,
-        }
+# Usage and Reported are re-exported: callers written before they moved to wire/usage.py.
+__all__ = [
+    "Reported",
+    "StreamUsage",
+    "Usage",
+    "miss_reason",
+    "usage_from_fields",
+    "usage_from_message",
+]
 
 
 def usage_from_fields(fields: dict[str, Any]) -> Usage:
@@ -47,16 +37,6 @@ def usage_from_fields(fields: dict[str, Any]) -> Usage:
         cache_write_5m=write_5m,
         cache_write_1h=write_1h,
     )
-
-
-@dataclass(frozen=True, slots=True)
-class Reported:
-    """What a response says about its call: model, usage, id, and the cache-miss reason."""
-
-    model: str | None = None
-    usage: Usage | None = None
-    message_id: str | None = None
-    miss_reason: str | None = None  # diagnostics.cache_miss_reason.type, when asked for
 
 
 def miss_reason(message: dict[str, Any]) -> str | None:

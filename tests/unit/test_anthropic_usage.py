@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import orjson
 
-from gateway.wire.anthropic_usage import Reported, StreamUsage, Usage, usage_from_message
+from gateway.wire.anthropic_usage import StreamUsage, usage_from_message
 from gateway.wire.sse import SSEDecoder, encode_event
+from gateway.wire.usage import Reported, Usage
 
 
 def stream(*events: tuple[str, dict[str, object]]) -> StreamUsage:

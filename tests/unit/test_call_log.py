@@ -6,7 +6,7 @@ import orjson
 
 from gateway.metering.call_log import CallLog
 from gateway.metering.calls import CallRecord, Metered
-from gateway.wire.anthropic_usage import Usage
+from gateway.wire.usage import Usage
 
 
 def test_one_json_line_per_call_with_the_documented_fields() -> None:

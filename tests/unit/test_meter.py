@@ -13,7 +13,7 @@ from gateway.metering.labels import LabelBounds
 from gateway.metering.metrics import Metrics
 from gateway.metering.pricing import UNPRICED_MODEL, Pricing
 from gateway.settings import ModelPriceSettings, PricingSettings
-from gateway.wire.anthropic_usage import Usage
+from gateway.wire.usage import Usage
 
 CACHED = Usage(
     input=2_000, output=1_000, cache_read=50_000, cache_write_5m=4_000, cache_write_1h=3_000

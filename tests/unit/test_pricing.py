@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from gateway.catalog import ModelCatalog
 from gateway.metering.pricing import Pricing
 from gateway.settings import ModelPriceSettings, PricingSettings
-from gateway.wire.anthropic_usage import Usage
+from gateway.wire.usage import Usage
 
 # A cached agent step: a little new input, a large cached prefix, writes at both TTLs.
 CACHED = Usage(

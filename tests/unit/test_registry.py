@@ -8,7 +8,7 @@ import pytest
 
 from gateway.rewrite.fingerprint import Fingerprint, fingerprint
 from gateway.state.registry import PrefixRegistry
-from gateway.wire.anthropic_usage import Usage
+from gateway.wire.usage import Usage
 
 SYSTEM = "Policy line.\n" * 400
 OWNER = ("anthropic", "claude-sonnet-4-6", "chat")

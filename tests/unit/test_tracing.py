@@ -6,7 +6,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from gateway.metering.calls import CallRecord, Metered
 from gateway.metering.tracing import CallTracer
-from gateway.wire.anthropic_usage import Usage
+from gateway.wire.usage import Usage
 
 
 def test_a_span_per_call_with_genai_attributes_and_an_upstream_child() -> None:
