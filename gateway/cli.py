@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -14,6 +15,7 @@ import uvicorn
 from pydantic import BaseModel
 
 from gateway.app import Edge, create_app
+from gateway.protocol import bounded_head
 from gateway.settings import ConfigError, Settings, config_path, load_settings
 
 CONFIG_ENV = "GATEWAY_CONFIG"
@@ -88,6 +90,11 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     # Upstream's date and server headers pass through; uvicorn must not add its own.
     options = {**QUIET, "host": server.host, "port": server.port}
     options |= {"server_header": False, "date_header": False}
+    # SIGTERM: stop accepting, let in-flight streams finish up to the grace, then exit.
+    options |= {"timeout_graceful_shutdown": server.shutdown_grace_s}
+    options["http"] = bounded_head(server.max_header_bytes, server.max_headers)
+    # uvicorn re-raises the SIGTERM it caught once it has drained: that is a clean exit (0).
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
     try:
         if server.workers > 1:
             # Each worker builds its own app from the same config file and environment, and

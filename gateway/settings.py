@@ -37,6 +37,12 @@ class ServerSettings(Section):
     upstream_transport: Literal["aiohttp", "httpcore"] = "aiohttp"
     # `gateway serve` starts `gateway emulate` beside itself, so the defaults run with no keys.
     start_emulator: bool = True
+    # On SIGTERM: stop accepting, let in-flight requests and streams finish for up to this
+    # long, then cut what is left and exit. Kubernetes' grace period must be longer (deploy/k8s).
+    shutdown_grace_s: int = Field(default=30, ge=0)
+    # Request line plus headers, and the number of headers: past either, 431 and close.
+    max_header_bytes: int = Field(default=64 * 1024, gt=0)
+    max_headers: int = Field(default=100, gt=0)
 
 
 class RewriteSettings(Section):
