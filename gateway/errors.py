@@ -7,13 +7,14 @@
     ├── UpstreamUnavailable     502 the provider could not be reached or dropped the request
     └── UpstreamTimeout         504 the provider did not answer in time
 
-Upstream's own errors are never wrapped: they are relayed unchanged. One function renders
-a GatewayError in the caller's wire format; messages never carry a provider key.
+Upstream's own errors are never wrapped: they are relayed unchanged. One function per wire
+format renders a GatewayError (render_anthropic, render_openai): the tree is the same for
+both, the type in the body is the caller's. Messages never carry a provider key.
 """
 
 from __future__ import annotations
 
-from gateway.wire.anthropic_errors import error_body
+from gateway.wire import anthropic_errors, openai_errors
 
 
 class GatewayError(Exception):
@@ -23,6 +24,8 @@ class GatewayError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+        # Set once the gateway has retried: the caller must not multiply the attempts.
+        self.retried = False
 
 
 class InvalidRequest(GatewayError):
@@ -51,4 +54,14 @@ class UpstreamTimeout(GatewayError):
 
 
 def render_anthropic(error: GatewayError, request_id: str) -> bytes:
-    return error_body(error.error_type, error.message, request_id)
+    return anthropic_errors.error_body(error.error_type, error.message, request_id)
+
+
+def render_openai(error: GatewayError) -> bytes:
+    """OpenAI's body has no request id: it travels in the x-request-id header instead."""
+    status = error.status
+    return openai_errors.error_body(
+        error.message,
+        openai_errors.error_type_for(status),
+        code=openai_errors.error_code_for(status),
+    )

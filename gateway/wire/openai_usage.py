@@ -1,0 +1,209 @@
+"""Token usage out of OpenAI responses: Chat Completions and Responses, JSON bodies and streams.
+
+Normalization (../shared/WIRE.md D.2): OpenAI's prompt_tokens / input_tokens include cached
+and written tokens (disjoint sets); `Usage.input` is what is left. A chat stream reports usage
+in one chunk with `choices: []` (only with stream_options.include_usage, D.3); a Responses
+stream in the `response` of its closing event (completed, incomplete or failed).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from gateway.wire.sse import ServerSentEvent, SSEDecoder
+from gateway.wire.usage import Reported, Usage
+
+__all__ = [
+    "ChatStreamUsage",
+    "ResponsesStreamUsage",
+    "usage_from_chat",
+    "usage_from_chat_fields",
+    "usage_from_response",
+    "usage_from_response_fields",
+]
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _normalized(total: int, output: int, details: Any) -> Usage:
+    details = details if isinstance(details, dict) else {}
+    cached = _int(details.get("cached_tokens"))
+    written = _int(details.get("cache_write_tokens"))
+    split = details.get("cache_write_tokens_details")
+    long_lived = _int(split.get("ttl_12h_tokens")) if isinstance(split, dict) else 0
+    return Usage(
+        input=max(total - cached - written, 0),
+        output=output,
+        cache_read=cached,
+        cache_write_5m=max(written - long_lived, 0),
+        cache_write_1h=long_lived,
+    )
+
+
+def usage_from_chat_fields(usage: dict[str, Any]) -> Usage:
+    """A Chat Completions `usage` object (CompletionUsage)."""
+    return _normalized(
+        _int(usage.get("prompt_tokens")),
+        _int(usage.get("completion_tokens")),
+        usage.get("prompt_tokens_details"),
+    )
+
+
+def usage_from_response_fields(usage: dict[str, Any]) -> Usage:
+    """A Responses `usage` object (ResponseUsage)."""
+    return _normalized(
+        _int(usage.get("input_tokens")),
+        _int(usage.get("output_tokens")),
+        usage.get("input_tokens_details"),
+    )
+
+
+def _loads(body: bytes) -> dict[str, Any] | None:
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def usage_from_chat(body: bytes) -> Reported:
+    """What a non-streaming chat completion reports; empty if it is not one."""
+    completion = _loads(body)
+    if completion is None or not isinstance(usage := completion.get("usage"), dict):
+        return Reported()
+    return Reported(
+        _str(completion.get("model")), usage_from_chat_fields(usage), _str(completion.get("id"))
+    )
+
+
+def usage_from_response(body: bytes) -> Reported:
+    """What a non-streaming Responses object reports; empty if it is not one."""
+    response = _loads(body)
+    if response is None or not isinstance(usage := response.get("usage"), dict):
+        return Reported()
+    return Reported(
+        _str(response.get("model")), usage_from_response_fields(usage), _str(response.get("id"))
+    )
+
+
+# A chunk whose bytes hold neither of these carries no usage and no error, so once the
+# stream's id, model and first content are known it is not parsed at all.
+_USAGE_OBJECT = '"usage":{'
+_ERROR_KEY = '"error"'
+
+
+class ChatStreamUsage:
+    """Watches a Chat Completions stream's bytes (bare `data:` chunks, then `data: [DONE]`).
+
+    Same interface as the Anthropic StreamUsage: feed(bytes), then model, message_id, usage,
+    saw_content, error_type, complete.
+    """
+
+    def __init__(self) -> None:
+        self.decoder = SSEDecoder()
+        self.model: str | None = None
+        self.message_id: str | None = None
+        self.miss_reason: str | None = None  # OpenAI has no cache diagnostics on chat
+        self.usage: Usage | None = None
+        self.error_type: str | None = None
+        self.saw_content = False
+        self.complete = False
+
+    def feed(self, chunk: bytes) -> None:
+        for event in self.decoder.feed(chunk):
+            settled = self.saw_content and self.model is not None
+            data = event.data
+            if (
+                settled
+                and _USAGE_OBJECT not in data
+                and _ERROR_KEY not in data
+                and data != "[DONE]"
+            ):
+                continue
+            self.observe(event)
+
+    def observe(self, event: ServerSentEvent) -> None:
+        if event.data == "[DONE]":
+            self.complete = True
+            return
+        try:
+            data = orjson.loads(event.data)
+        except orjson.JSONDecodeError:
+            return
+        if not isinstance(data, dict):
+            return
+        if isinstance(error := data.get("error"), dict):
+            self.error_type = _str(error.get("type")) or _str(error.get("code")) or "error"
+            return
+        self.model = self.model or _str(data.get("model"))
+        self.message_id = self.message_id or _str(data.get("id"))
+        if isinstance(usage := data.get("usage"), dict):
+            self.usage = usage_from_chat_fields(usage)
+        if not self.saw_content:
+            self.saw_content = any(_has_content(choice) for choice in data.get("choices") or ())
+
+
+def _has_content(choice: Any) -> bool:
+    delta = choice.get("delta") if isinstance(choice, dict) else None
+    if not isinstance(delta, dict):
+        return False
+    return bool(delta.get("content") or delta.get("tool_calls") or delta.get("refusal"))
+
+
+# Events that end a Responses stream and carry the whole response, usage included.
+_FINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
+_CONTENT_SUFFIXES = (".delta",)
+
+
+class ResponsesStreamUsage:
+    """Watches a Responses stream (`event: <type>` blocks); parses only the few that matter."""
+
+    def __init__(self) -> None:
+        self.decoder = SSEDecoder()
+        self.model: str | None = None
+        self.message_id: str | None = None  # the response id, resp_…
+        self.miss_reason: str | None = None
+        self.usage: Usage | None = None
+        self.error_type: str | None = None
+        self.saw_content = False
+        self.complete = False
+
+    def feed(self, chunk: bytes) -> None:
+        for event in self.decoder.feed(chunk):
+            self.observe(event)
+
+    def observe(self, event: ServerSentEvent) -> None:
+        kind = event.event
+        if kind.endswith(_CONTENT_SUFFIXES):
+            # output_text, function_call_arguments, reasoning…: the first token the model made.
+            self.saw_content = True
+        elif kind == "response.created" or kind in _FINAL_EVENTS:
+            self._response(event.data, final=kind in _FINAL_EVENTS)
+            if kind == "response.failed" and self.error_type is None:
+                self.error_type = "response_failed"
+        elif kind == "error":
+            data = _loads(event.data.encode()) or {}
+            self.error_type = _str(data.get("code")) or "error"
+
+    def _response(self, raw: str, *, final: bool) -> None:
+        data = _loads(raw.encode()) or {}
+        response = data.get("response")
+        if not isinstance(response, dict):
+            return
+        self.model = _str(response.get("model")) or self.model
+        self.message_id = _str(response.get("id")) or self.message_id
+        if final:
+            self.complete = True
+            if isinstance(usage := response.get("usage"), dict):
+                self.usage = usage_from_response_fields(usage)
+            error = response.get("error")
+            if isinstance(error, dict):
+                self.error_type = _str(error.get("code")) or "response_failed"
