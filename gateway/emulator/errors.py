@@ -17,12 +17,16 @@ class EmulatedError(Exception):
         message: str,
         *,
         headers: dict[str, str] | None = None,
+        param: str | None = None,
+        code: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.error_type = error_type
         self.message = message
         self.headers = headers or {}
+        self.param = param  # OpenAI's envelope names the offending field and an error code
+        self.code = code
 
 
 def invalid_request(message: str) -> EmulatedError:

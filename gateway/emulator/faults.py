@@ -9,7 +9,7 @@ first N requests carrying that id fault, so a client's retry of the same call su
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import get_args
 
@@ -80,17 +80,27 @@ class FaultInjector:
 FAULT_MESSAGES = {
     429: "Number of request tokens has exceeded your per-minute rate limit",
     500: "Internal server error",
+    503: "The server is overloaded or not ready yet.",
     529: "Overloaded",
 }
 
 
-def fault_error(fault: Fault) -> EmulatedError | None:
-    """The error response for a fault that answers before any byte of the body."""
+def fault_error(
+    fault: Fault,
+    type_for: Callable[[int], str] = error_type_for,
+    statuses: Mapping[int, int] | None = None,
+) -> EmulatedError | None:
+    """The error response for a fault that answers before any byte of the body.
+
+    `type_for` names the error type in the caller's wire format; `statuses` maps a status the
+    provider does not use to the one it does (OpenAI answers 503 where Anthropic has 529).
+    """
     if not fault.kind.isdigit():
         return None
     status = int(fault.kind)
+    status = (statuses or {}).get(status, status)
     headers = {"x-should-retry": "false"} if fault.no_retry else {}
     if status == 429:
         headers["retry-after"] = f"{fault.retry_after_s:g}"
     message = FAULT_MESSAGES.get(status, f"emulator fault: injected {status}")
-    return EmulatedError(status, error_type_for(status), message, headers=headers)
+    return EmulatedError(status, type_for(status), message, headers=headers)

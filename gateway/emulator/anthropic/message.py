@@ -13,7 +13,7 @@ import orjson
 
 from gateway.catalog.tokens import count_tokens
 from gateway.emulator.anthropic.cache import CacheUsage
-from gateway.emulator.anthropic.reply import Reply, ReplyBlock
+from gateway.emulator.reply import Reply, ReplyBlock
 from gateway.wire.sse import encode_event
 
 CUMULATIVE_USAGE = (

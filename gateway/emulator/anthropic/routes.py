@@ -24,18 +24,19 @@ from gateway.emulator.anthropic.cache import CacheUsage, PromptCache
 from gateway.emulator.anthropic.diagnostics import CacheDiagnostics
 from gateway.emulator.anthropic.message import message_json, stream_events, usage_json
 from gateway.emulator.anthropic.prompt import Prompt, build_prompt
-from gateway.emulator.anthropic.reply import compose_reply
 from gateway.emulator.anthropic.validation import check_request, check_version
 from gateway.emulator.clock import request_time
 from gateway.emulator.errors import EmulatedError
 from gateway.emulator.faults import FAULT_HEADER, Fault, FaultInjector, fault_error
 from gateway.emulator.latency import model_timing
 from gateway.emulator.pacing import PacedResponse, StreamCounter
+from gateway.emulator.reply import compose_reply
 from gateway.settings import EmulatorSettings
 from gateway.wire.anthropic_errors import error_body, error_event
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
 Handler = Callable[[Request], Awaitable[ASGIApp]]
+Endpoint = Callable[[Request], Awaitable[ASGIApp]]
 
 
 def new_id(prefix: str) -> str:
@@ -82,11 +83,13 @@ class AnthropicEmulator:
         return [
             Route("/v1/messages", self._endpoint(self.messages), methods=["POST"]),
             Route("/v1/messages/count_tokens", self._endpoint(self.count_tokens), methods=["POST"]),
-            Route("/v1/models", self._endpoint(self.list_models), methods=["GET"]),
-            Route("/v1/models/{model_id:path}", self._endpoint(self.get_model), methods=["GET"]),
         ]
 
-    def _endpoint(self, handler: Handler) -> Callable[[Request], Awaitable[ASGIApp]]:
+    def model_endpoints(self) -> tuple[Endpoint, Endpoint]:
+        """List and retrieve: /v1/models is shared with OpenAI, so the app routes between them."""
+        return self._endpoint(self.list_models), self._endpoint(self.get_model)
+
+    def _endpoint(self, handler: Handler) -> Endpoint:
         async def endpoint(request: Request) -> ASGIApp:
             request_id = new_id("req_")
             request.state.request_id = request_id

@@ -1,0 +1,352 @@
+"""The emulated OpenAI API over HTTP: /v1/chat/completions, /v1/responses, /v1/models.
+
+Reads headers and body, hands the request to the pure parts (validation, prompt, cache,
+reply, chat / responses) and paces the answer by the shared latency model and faults.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp
+
+from gateway.catalog import ModelCatalog, ModelSpec
+from gateway.emulator.clock import request_time
+from gateway.emulator.errors import EmulatedError
+from gateway.emulator.faults import FAULT_HEADER, Fault, FaultInjector, fault_error
+from gateway.emulator.latency import model_timing
+from gateway.emulator.openai import chat, responses
+from gateway.emulator.openai.cache import CacheUsage, PrefixCache, Retention
+from gateway.emulator.openai.prompt import Prompt, build_chat_prompt, build_responses_prompt
+from gateway.emulator.openai.reply_input import chat_reply_input, responses_reply_input
+from gateway.emulator.openai.validation import check_chat, check_responses, invalid
+from gateway.emulator.pacing import PacedResponse, StreamCounter
+from gateway.emulator.reply import compose_reply
+from gateway.settings import EmulatorSettings
+from gateway.wire.openai_errors import OVERLOADED_STATUS, error_body, error_type_for
+
+MAX_BODY_BYTES = 32 * 1024 * 1024
+MAX_EXPLICIT_BREAKPOINTS = 4
+Endpoint = Callable[[Request], Awaitable[ASGIApp]]
+# Limits as a high usage tier shows them; resets are Go-style durations (WIRE D.1).
+RATE_LIMIT_HEADERS = {
+    "x-ratelimit-limit-requests": "10000",
+    "x-ratelimit-limit-tokens": "30000000",
+    "x-ratelimit-remaining-requests": "9999",
+    "x-ratelimit-remaining-tokens": "29999000",
+    "x-ratelimit-reset-requests": "6ms",
+    "x-ratelimit-reset-tokens": "2ms",
+}
+
+
+def new_id(prefix: str) -> str:
+    return prefix + secrets.token_hex(12)
+
+
+class OpenAIEmulator:
+    def __init__(
+        self,
+        settings: EmulatorSettings,
+        catalog: ModelCatalog,
+        faults: FaultInjector,
+        streams: StreamCounter,
+    ) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.faults = faults
+        self.streams = streams
+        self.cache = PrefixCache(max_entries=settings.cache_max_entries)
+        self.api_keys = {key.get_secret_value() for key in settings.api_keys}
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/v1/chat/completions", self._endpoint(self.chat), methods=["POST"]),
+            Route("/v1/responses", self._endpoint(self.responses), methods=["POST"]),
+        ]
+
+    def model_endpoints(self) -> tuple[Endpoint, Endpoint]:
+        return self._endpoint(self.list_models), self._endpoint(self.get_model)
+
+    def _endpoint(self, handler: Endpoint) -> Endpoint:
+        async def endpoint(request: Request) -> ASGIApp:
+            request_id = new_id("req_")
+            request.state.request_id = request_id
+            try:
+                return await handler(request)
+            except EmulatedError as error:
+                return Response(
+                    error_body(error.message, error.error_type, error.param, error.code),
+                    status_code=error.status,
+                    headers={**self._headers(request_id), **error.headers},
+                    media_type="application/json",
+                )
+
+        return endpoint
+
+    @staticmethod
+    def _headers(request_id: str) -> dict[str, str]:
+        return {
+            "x-request-id": request_id,
+            "openai-organization": "emulator-org",
+            "openai-version": "2020-10-01",
+            **RATE_LIMIT_HEADERS,
+        }
+
+    def _workspace(self, request: Request) -> str:
+        scheme, _, key = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not key:
+            raise EmulatedError(
+                401,
+                "invalid_request_error",
+                "You didn't provide an API key. You need to provide your API key in an "
+                "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+            )
+        if self.api_keys and key not in self.api_keys:
+            raise EmulatedError(
+                401, "invalid_request_error", "Incorrect API key provided.", code="invalid_api_key"
+            )
+        return self.settings.workspaces.get(key, key)
+
+    async def _read(
+        self, request: Request, check: Callable[[Any], dict[str, Any]]
+    ) -> tuple[str, dict[str, Any], ModelSpec, float]:
+        workspace = self._workspace(request)
+        now = request_time(request.headers, self.settings.virtual_clock)
+        raw = await request.body()
+        if len(raw) > MAX_BODY_BYTES:
+            raise EmulatedError(413, "invalid_request_error", "Request too large.")
+        try:
+            parsed = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise invalid(
+                "We could not parse the JSON body of your request.", None, "invalid_json"
+            ) from None
+        body = check(parsed)
+        spec = self.catalog.resolve(body["model"])
+        today = dt.datetime.fromtimestamp(now, dt.UTC).date()
+        if spec is None or spec.provider != "openai" or spec.lifecycle(today) == "retired":
+            raise EmulatedError(
+                404,
+                "invalid_request_error",
+                f"The model `{body['model']}` does not exist or you do not have access to it.",
+                code="model_not_found",
+            )
+        return workspace, body, spec, now
+
+    def _fault(self, request: Request) -> Fault | None:
+        fault = self.faults.pick(request.headers.get(FAULT_HEADER))
+        if fault is not None:
+            error = fault_error(fault, error_type_for, {529: OVERLOADED_STATUS})
+            if error is not None:
+                raise error
+        return fault
+
+    async def chat(self, request: Request) -> ASGIApp:
+        fault = self._fault(request)
+        workspace, body, spec, now = await self._read(request, check_chat)
+        prompt = build_chat_prompt(body, spec)
+        reply_input = chat_reply_input(body, spec)
+        return self._answer(request, body, spec, prompt, reply_input, workspace, now, fault)
+
+    async def responses(self, request: Request) -> ASGIApp:
+        fault = self._fault(request)
+        workspace, body, spec, now = await self._read(request, check_responses)
+        prompt = build_responses_prompt(body, spec)
+        reply_input = responses_reply_input(body, spec)
+        return self._answer(request, body, spec, prompt, reply_input, workspace, now, fault)
+
+    def _caching(self, body: dict[str, Any], spec: ModelSpec, prompt: Prompt) -> tuple[
+        Retention, frozenset[int]
+    ]:  # fmt: skip
+        """The retention entries get, and (GPT-5.6+) the breakpoints writes happen at."""
+        if spec.openai_cache != "exact":
+            retention = body.get("prompt_cache_retention")
+            if retention == "24h" and not spec.extended_retention:
+                raise invalid(
+                    f"prompt_cache_retention '24h' is not supported with model {spec.id}.",
+                    "prompt_cache_retention",
+                )
+            # WIRE D.4: 24h is the default where it exists (non-ZDR organizations).
+            default: Retention = "24h" if spec.extended_retention else "in_memory"
+            return (retention or default), frozenset()
+        options = body.get("prompt_cache_options") or {}
+        marked = [i for i, block in enumerate(prompt.blocks) if block.breakpoint]
+        explicit = options.get("mode") == "explicit"
+        allowed = MAX_EXPLICIT_BREAKPOINTS if explicit else MAX_EXPLICIT_BREAKPOINTS - 1
+        if len(marked) > allowed:
+            raise invalid(
+                f"A maximum of {allowed} explicit prompt_cache_breakpoint markers may be "
+                f"provided in {'explicit' if explicit else 'implicit'} mode. Found {len(marked)}.",
+                "prompt_cache_options.mode",
+            )
+        points = set(marked)
+        if not explicit and prompt.blocks:
+            points.add(len(prompt.blocks) - 1)
+        ttl: Retention = "12h" if options.get("ttl") == "12h" else "30m"
+        return ttl, frozenset(points)
+
+    def _answer(
+        self,
+        request: Request,
+        body: dict[str, Any],
+        spec: ModelSpec,
+        prompt: Prompt,
+        reply_input: dict[str, Any],
+        workspace: str,
+        now: float,
+        fault: Fault | None,
+    ) -> ASGIApp:
+        if prompt.total_tokens > spec.max_input_tokens:
+            raise invalid(
+                f"This model's maximum context length is {spec.max_input_tokens} tokens. "
+                f"However, your messages resulted in {prompt.total_tokens} tokens.",
+                "messages",
+                "context_length_exceeded",
+            )
+        mode = self.settings.latency
+        slow_s = (
+            (fault.ms if fault.ms is not None else self.settings.slow_fault_ms) / 1000
+            if fault and fault.kind == "slow"
+            else 0.0
+        )
+        retention, breakpoints = self._caching(body, spec, prompt)
+
+        def response_start(usage: CacheUsage) -> float:
+            if mode == "none":
+                return now + slow_s
+            timing = model_timing(spec.latency, usage.uncached_tokens, usage.cached_tokens, 0)
+            return now + slow_s + timing.ttft_s
+
+        key = body.get("prompt_cache_key")
+        usage = self.cache.apply(
+            (workspace, key if isinstance(key, str) else None),
+            prompt,
+            exact=spec.openai_cache == "exact",
+            retention=retention,
+            breakpoints=breakpoints,
+            now=now,
+            response_start=response_start,
+        )
+        seed = prompt.blocks[-1].digest if prompt.blocks else spec.id.encode()
+        reply = compose_reply(reply_input, spec.chars_per_token, seed, self.settings.reply_words)
+        timing = model_timing(
+            spec.latency, usage.uncached_tokens, usage.cached_tokens, reply.output_tokens
+        )
+        bills_writes = spec.openai_cache == "exact"
+        created = int(now)
+        is_chat = request.url.path.endswith("/chat/completions")
+        if is_chat:
+            usage_body = chat.usage_json(usage, reply.output_tokens, bills_writes=bills_writes)
+            payload = chat.completion_json(new_id("chatcmpl-"), spec.id, created, reply, usage_body)
+        else:
+            usage_body = responses.usage_json(usage, reply.output_tokens, bills_writes=bills_writes)
+            payload = responses.response_json(
+                new_id("resp_"), spec.id, created, body, reply, usage_body
+            )
+        headers = {**self._headers(request.state.request_id), **timing.headers()}
+        headers["openai-processing-ms"] = f"{timing.total_s * 1000:.0f}"
+        sleep = mode == "realistic"
+        delay_s = slow_s + (timing.ttft_s if sleep else 0.0)
+        if body.get("stream"):
+            headers["content-type"] = "text/event-stream; charset=utf-8"
+            headers["cache-control"] = "no-cache"
+            per_token_s = 1 / spec.latency.output_tokens_per_s if sleep else 0.0
+            events = self._stream(payload, body, reply, spec, fault, is_chat=is_chat)
+            chunks = [(chunk, tokens * per_token_s) for chunk, tokens in events]
+            cut = len(chunks) // 2 if fault is not None and fault.kind == "cut" else None
+            return PacedResponse(
+                200, headers, chunks, delay_s=delay_s, counter=self.streams, cut_after=cut
+            )
+        headers["content-type"] = "application/json"
+        data = orjson.dumps(payload)
+        if fault is not None and fault.kind == "cut":
+            half = len(data) // 2
+            return PacedResponse(
+                200,
+                headers,
+                [(data[:half], 0.0), (data[half:], 0.0)],
+                delay_s=delay_s,
+                counter=self.streams,
+                cut_after=1,
+            )
+        return PacedResponse(
+            200,
+            {**headers, "content-length": str(len(data))},
+            [(data, timing.output_s if sleep else 0.0)],
+            delay_s=delay_s,
+            counter=self.streams,
+        )
+
+    @staticmethod
+    def _stream(
+        payload: dict[str, Any],
+        body: dict[str, Any],
+        reply: Any,
+        spec: ModelSpec,
+        fault: Fault | None,
+        *,
+        is_chat: bool,
+    ) -> list[tuple[bytes, int]]:
+        failing = fault is not None and fault.kind == "stream-error"
+        message = "The server had an error while processing your request. Sorry about that!"
+        if is_chat:
+            options = body.get("stream_options") or {}
+            include_usage = options.get("include_usage") is True
+            events = chat.stream_chunks(
+                payload, reply, spec.chars_per_token, include_usage=include_usage
+            )
+            if failing:
+                return [*events[:2], (chat.error_chunk(message), 0)]
+            return events
+        events = responses.stream_events(payload, reply, spec.chars_per_token)
+        if failing:
+            return responses.failed_events(events, payload, 4, message)
+        return events
+
+    async def list_models(self, request: Request) -> ASGIApp:
+        self._workspace(request)
+        now = request_time(request.headers, self.settings.virtual_clock)
+        today = dt.datetime.fromtimestamp(now, dt.UTC).date()
+        data = [
+            self._model_info(name, spec)
+            for spec in self.catalog.for_provider("openai")
+            if spec.lifecycle(today) != "retired"
+            for name in (spec.id, *spec.aliases)
+        ]
+        return self._json({"object": "list", "data": data}, request.state.request_id)
+
+    async def get_model(self, request: Request) -> ASGIApp:
+        self._workspace(request)
+        name = request.path_params["model_id"]
+        spec = self.catalog.resolve(name)
+        if spec is None or spec.provider != "openai":
+            raise EmulatedError(
+                404,
+                "invalid_request_error",
+                f"The model '{name}' does not exist",
+                param="model",
+                code="model_not_found",
+            )
+        return self._json(self._model_info(name, spec), request.state.request_id)
+
+    @staticmethod
+    def _model_info(name: str, spec: ModelSpec) -> dict[str, Any]:
+        created = dt.datetime.combine(spec.created_at, dt.time(), dt.UTC)
+        return {
+            "id": name,
+            "object": "model",
+            "created": int(created.timestamp()),
+            "owned_by": "system",
+        }
+
+    def _json(self, data: dict[str, Any], request_id: str) -> Response:
+        return Response(
+            orjson.dumps(data), headers=self._headers(request_id), media_type="application/json"
+        )
