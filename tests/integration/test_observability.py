@@ -115,7 +115,7 @@ def test_generated_files_are_up_to_date(script: str) -> None:
 
 
 def test_prometheusrule_holds_the_rules_files() -> None:
-    resource = yaml.safe_load((ROOT / "deploy/k8s/prometheusrule.yaml").read_text())
+    resource = yaml.safe_load((ROOT / "deploy/k8s/base/prometheusrule.yaml").read_text())
     groups = [g for path in RULE_FILES for g in yaml.safe_load(path.read_text())["groups"]]
     assert resource["kind"] == "PrometheusRule"
     assert sorted(resource["spec"]["groups"], key=str) == sorted(groups, key=str)
