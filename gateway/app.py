@@ -8,6 +8,8 @@ document, lifespan — is an ordinary FastAPI app behind it.
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,8 +21,14 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway.access import Gate
+from gateway.cascade.lifecycle import Lifecycle
+from gateway.cascade.refresh import refresh_lifecycle
+from gateway.cascade.retry import RetryPolicy
+from gateway.cascade.table import RoutingTable
 from gateway.catalog import ModelCatalog
 from gateway.coalesce import Coalescer
+from gateway.dispatch import Dispatcher
 from gateway.metering.call_log import CallLog
 from gateway.metering.calls import CallWriter, Meter
 from gateway.metering.labels import LabelBounds
@@ -33,7 +41,9 @@ from gateway.rewrite.tool_json import ToolForms
 from gateway.settings import Settings
 from gateway.state.lines import LineStats
 from gateway.state.registry import PrefixRegistry
+from gateway.state.stores import open_state
 from gateway.upstream import Upstream
+from gateway.wire.anthropic_usage import StreamUsage
 
 ANTHROPIC_ROUTES = (
     ("POST", "/v1/messages/count_tokens"),
@@ -67,6 +77,10 @@ def _exposition(registry: CollectorRegistry) -> CollectorRegistry:
     return combined
 
 
+def _today() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()
+
+
 def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> Edge:
     registry = registry or CollectorRegistry()
     catalog = ModelCatalog.load(settings.models)
@@ -77,14 +91,35 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     writers: list[CallWriter] = [CallLog.open(settings.metering.call_log)]
     if settings.metering.otlp_endpoint:
         writers.append(CallTracer.otlp(settings.metering.otlp_endpoint))
-    meter = Meter(Metrics(registry), labels, Pricing.load(settings.pricing), writers)
+    routing = RoutingTable(settings.routing, catalog)
+    lifecycle = Lifecycle(catalog)
+    window = settings.routing.retirement_window_days
+    meter = Meter(
+        Metrics(registry),
+        labels,
+        Pricing.load(settings.pricing),
+        writers,
+        retirement=lambda model: lifecycle.retiring_within(model, _today(), window),
+    )
     providers = {"anthropic": settings.providers.anthropic, "openai": settings.providers.openai}
     upstream = Upstream(providers, settings.server.upstream_transport)
+    state = open_state(settings.state, meter.metrics.state_errors)
+    provider_keys = {name: provider.api_key for name, provider in providers.items()}
+    gate = Gate(state.ledger, settings.state, provider_keys, meter.metrics)
+    dispatcher = Dispatcher(upstream, RetryPolicy(settings.routing.retries), StreamUsage)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        refresh = None
+        key = settings.providers.anthropic.api_key
+        # Only with a key of the gateway's own: no unauthenticated calls to a provider.
+        if settings.routing.refresh_lifecycle and key is not None:
+            refresh = asyncio.create_task(refresh_lifecycle(lifecycle, upstream, key))
         yield
+        if refresh is not None:
+            refresh.cancel()
         await upstream.aclose()
+        await state.aclose()
 
     app = FastAPI(title="Tollgate", lifespan=lifespan, docs_url=None, redoc_url=None)
     prefixes = PrefixRegistry(settings.rewrite.registry_max_entries)
@@ -94,12 +129,16 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         ToolForms(settings.rewrite.tool_forms_max_entries),
         LineStats(settings.rewrite.learn_volatile_after),
         prefixes,
+        routing,
+        lifecycle,
+        _today,
     )
     limit = settings.server.max_body_bytes
-    anthropic = Relay(upstream, meter, "anthropic", limit)
+    anthropic = Relay(dispatcher, meter, "anthropic", limit)
+    anthropic.gate = gate.free_calls()  # count_tokens, models: the key swapped, no budget
     relays: dict[tuple[str, str], ASGIApp] = {route: anthropic for route in ANTHROPIC_ROUTES}
     relays["POST", "/v1/messages"] = Relay(
-        upstream,
+        dispatcher,
         meter,
         "anthropic",
         limit,
@@ -107,6 +146,9 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         registry=prefixes,
         coalescer=Coalescer(settings.rewrite.coalesce_max_wait_s),
         coalesce_steps=frozenset(settings.rewrite.coalesce_steps),
+        gate=gate,
+        shared_prefixes=state.shared_prefixes,
+        routing=routing,
     )
 
     @app.get("/healthz")
@@ -115,10 +157,13 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
 
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
-        checks = {"config": True, "upstream_pool": upstream.usable}
-        ready = all(checks.values())
+        checks = {"config": True, "upstream_pool": upstream.usable, "state": await state.usable()}
+        ready = checks["config"] and checks["upstream_pool"]
+        # A replica without its state store still relays every request (budgets and rate
+        # limits follow on_outage): it must stay in the load balancer, so degraded is a 200.
+        status = ("ready" if checks["state"] else "degraded") if ready else "not_ready"
         return JSONResponse(
-            {"status": "ready" if ready else "not_ready", "checks": checks},
+            {"status": status, "checks": checks, "state_store": state.where},
             status_code=200 if ready else 503,
         )
 

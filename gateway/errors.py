@@ -5,7 +5,12 @@
     ├── UnsupportedMediaType    415 the body is not declared as JSON
     ├── PayloadTooLarge         413 the body is over `server.max_body_bytes`
     ├── UpstreamUnavailable     502 the provider could not be reached or dropped the request
-    └── UpstreamTimeout         504 the provider did not answer in time
+    ├── UpstreamTimeout         504 the provider did not answer in time
+    ├── AuthenticationFailed    401 an unknown or revoked gateway key, or none when one is required
+    ├── PermissionDenied        403 a gateway key used for a model or step it does not allow
+    ├── RateLimited             429 a gateway key over its requests or tokens a minute (retry-after)
+    ├── SpendLimitReached       429 a key's or team's budget is spent (no retry-after)
+    └── StateUnavailable        503 a fail_closed key while the state store cannot be reached
 
 Upstream's own errors are never wrapped: they are relayed unchanged. One function per wire
 format renders a GatewayError (render_anthropic, render_openai): the tree is the same for
@@ -20,6 +25,8 @@ from gateway.wire import anthropic_errors, openai_errors
 class GatewayError(Exception):
     status = 500
     error_type = "api_error"
+    error_code: str | None = None  # the Anthropic body's error.details.error_code
+    headers: tuple[tuple[bytes, bytes], ...] = ()  # added to the error response
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -53,8 +60,43 @@ class UpstreamTimeout(GatewayError):
     error_type = "timeout_error"
 
 
+class AuthenticationFailed(GatewayError):
+    status = 401
+    error_type = "authentication_error"
+
+
+class PermissionDenied(GatewayError):
+    status = 403
+    error_type = "permission_error"
+
+
+class RateLimited(GatewayError):
+    status = 429
+    error_type = "rate_limit_error"
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.headers = ((b"retry-after", str(retry_after_s).encode()),)
+
+
+class SpendLimitReached(GatewayError):
+    """As the API's own spend cap: no retry-after, and retrying cannot help before the reset."""
+
+    status = 429
+    error_type = "rate_limit_error"
+    error_code = "enforced_spend_limit_reached"
+    headers = ((b"x-should-retry", b"false"),)
+
+
+class StateUnavailable(GatewayError):
+    status = 503
+    error_type = "api_error"
+
+
 def render_anthropic(error: GatewayError, request_id: str) -> bytes:
-    return anthropic_errors.error_body(error.error_type, error.message, request_id)
+    return anthropic_errors.error_body(
+        error.error_type, error.message, request_id, error.error_code
+    )
 
 
 def render_openai(error: GatewayError) -> bytes:

@@ -15,13 +15,17 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import httpx
 import orjson
 from starlette.types import Message, Receive, Scope, Send
 
+from gateway.access import Admitted, Gate
+from gateway.cascade.table import RoutingTable, StepPlan
 from gateway.coalesce import Coalescer
 from gateway.disconnect import DisconnectWatch
+from gateway.dispatch import Attempt, Candidate, ChainFailed, Dispatcher, Route, Started
 from gateway.errors import (
     GatewayError,
     InvalidRequest,
@@ -34,11 +38,20 @@ from gateway.metering.calls import CallRecord, Meter
 from gateway.rewrite.fingerprint import Fingerprint
 from gateway.rewrite.request import LLMRequest
 from gateway.state.registry import PrefixRegistry
-from gateway.upstream import Upstream
-from gateway.wire.anthropic_usage import Reported, StreamUsage, Usage, usage_from_message
-from gateway.wire.headers import client_response_headers, header_value, upstream_request_headers
+from gateway.state.shared_prefixes import SharedPrefixes
+from gateway.wire.anthropic_errors import error_event
+from gateway.wire.anthropic_usage import usage_from_message
+from gateway.wire.headers import (
+    client_response_headers,
+    header_value,
+    upstream_request_headers,
+    with_credential,
+)
+from gateway.wire.usage import Reported, Usage
 
 STEP_HEADER = b"x-gateway-step"
+ROUTE_HEADER = b"x-gateway-route"
+CUT_MESSAGE = "The provider closed the connection mid-stream; the response is incomplete."
 LOG = logging.getLogger("gateway.relay")
 Rewriter = Callable[[LLMRequest], LLMRequest]
 
@@ -48,11 +61,35 @@ class Prepared:
     """The call as it goes upstream: the body to send and what the gateway did to it."""
 
     body: bytes
-    model: str | None = None
+    model: str | None = None  # as the client asked
     rewrites: tuple[str, ...] = ()
     findings: tuple[str, ...] = ()
     fingerprint: Fingerprint | None = None
     min_cacheable_tokens: int = 0
+    sent_model: str | None = None  # after routing and pinning
+    payload: dict[str, Any] | None = None  # the body as sent, for fallbacks to change the model
+    tier: str | None = None
+    plan: StepPlan | None = None
+
+    def candidates(self, provider: str) -> list[Candidate]:
+        """The model the call goes to, then the step's fallbacks, each with its body."""
+        first = Candidate(self.sent_model or self.model or "", self.body)
+        if self.plan is None or self.payload is None:
+            return [first]
+        return [first, *(self._on(model) for model in self.plan.fallbacks.get(provider, ()))]
+
+    def hedge(self, provider: str) -> tuple[float | None, Candidate | None]:
+        """When to hedge and with what: the first fallback, else the same model."""
+        plan = self.plan
+        if plan is None or not plan.hedge or plan.ttft_ms is None or self.payload is None:
+            return None, None
+        fallbacks = plan.fallbacks.get(provider, ())
+        model = fallbacks[0] if fallbacks else self.sent_model or self.model or ""
+        return plan.ttft_ms / 1000, self._on(model)
+
+    def _on(self, model: str) -> Candidate:
+        assert self.payload is not None
+        return Candidate(model, orjson.dumps({**self.payload, "model": model}))
 
 
 @dataclass(slots=True)
@@ -62,24 +99,17 @@ class Outcome:
     ttft_s: float | None = None
     usage: Usage | None = None
     answered: float | None = None  # wall-clock time the response began
+    attempts: tuple[Attempt, ...] = ()
     coalesced: bool = False  # waited for a concurrent call on the same cold prefix
     overhead_s: float = 0.0  # the gateway's own time: parsing, rewriting, the tap
     message_id: str | None = None
     miss_reason: str | None = None  # the provider's own diagnosis of a cache miss
 
 
-class UpstreamCut(Exception):
-    """Upstream dropped a stream mid-way: the client's connection is dropped the same way."""
-
-    def __init__(self, outcome: Outcome) -> None:
-        super().__init__("upstream closed the connection mid-stream")
-        self.outcome = outcome
-
-
 class Relay:
     def __init__(
         self,
-        upstream: Upstream,
+        dispatcher: Dispatcher,
         meter: Meter,
         provider: str,
         max_body_bytes: int,
@@ -87,8 +117,12 @@ class Relay:
         registry: PrefixRegistry | None = None,
         coalescer: Coalescer | None = None,
         coalesce_steps: frozenset[str] = frozenset(),
+        gate: Gate | None = None,  # gateway keys, budgets, rate limits (access.py)
+        shared_prefixes: SharedPrefixes | None = None,  # the registry across replicas
+        routing: RoutingTable | None = None,
     ) -> None:
-        self.upstream = upstream
+        self.dispatcher = dispatcher
+        self.routing = routing
         self.meter = meter
         self.provider = provider
         self.max_body_bytes = max_body_bytes
@@ -96,6 +130,8 @@ class Relay:
         self.registry = registry
         self.coalescer = coalescer
         self.coalesce_steps = coalesce_steps
+        self.gate = gate
+        self.shared_prefixes = shared_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -105,13 +141,19 @@ class Relay:
         raw_step = header_value(headers, STEP_HEADER)
         step = raw_step.decode("latin-1") if raw_step is not None else None
         call = Prepared(b"")
+        admitted: Admitted | None = None
         try:
             call = self._prepare(scope["method"], headers, await self._read_body(receive), step)
+            if self.gate is not None:
+                # A gateway key's budget and rate limits: the one pre-flight state read.
+                admitted = await self.gate.admit(headers, self.provider, call.model, step)
+                if admitted is not None:
+                    scope = {**scope, "headers": with_credential(headers, admitted.credential)}
         except GatewayError as error:
             await self._send_error(send, error, request_id)
             self._complete(request_id, step, call, Outcome(str(error.status)), started, started_at)
             return
-        outcome = Outcome("client_closed", call.model)
+        outcome = Outcome("client_closed", call.sent_model)
         # A client that leaves must stop the upstream call at once, wherever the relay waits.
         async with DisconnectWatch(receive) as watch:
 
@@ -123,13 +165,11 @@ class Relay:
             try:
                 outcome = await self._relay(scope, send_until_done, call, step, request_id, started)
             except GatewayError as error:
-                outcome = Outcome(str(error.status), call.model)
+                outcome = Outcome(str(error.status), call.sent_model)
                 await self._send_error(send_until_done, error, request_id)
-            except UpstreamCut as cut:
-                outcome = cut.outcome
-                raise  # ends the client's response without its last chunk, as upstream did
             finally:
-                self._complete(request_id, step, call, outcome, started, started_at)
+                await self._recall(call, outcome)
+                self._complete(request_id, step, call, outcome, started, started_at, admitted)
 
     async def _read_body(self, receive: Receive) -> bytes:
         chunks: list[bytes] = []
@@ -162,12 +202,18 @@ class Relay:
         model = model if isinstance(model, str) else None
         if self.rewriter is None:
             return Prepared(raw, model)
+        routing = header_value(headers, ROUTE_HEADER) != b"off"
+        request = LLMRequest(self.provider, parsed, step, _tenant(headers), routing)
         try:
-            request = self.rewriter(LLMRequest(self.provider, parsed, step, _tenant(headers)))
+            request = self.rewriter(request)
+        except GatewayError:
+            raise  # a policy's refusal (an unknown tier, a rejected alias): the client's to fix
         except Exception:
             # A body the stages do not understand is the provider's to judge: send it as is.
             LOG.exception("rewrite failed; the request is forwarded unchanged")
             return Prepared(raw, model, findings=("rewrite_failed",))
+        sent = request.body.get("model")
+        sent = sent if isinstance(sent, str) else model
         return Prepared(
             orjson.dumps(request.body) if request.changed else raw,
             model,
@@ -175,6 +221,10 @@ class Relay:
             tuple(finding.code for finding in request.findings),
             request.fingerprint,
             request.min_cacheable_tokens,
+            sent,
+            request.body,
+            request.tier,
+            self.routing.plan(step) if self.routing is not None else None,
         )
 
     def _coalescing_prefix(self, call: Prepared, step: str | None) -> bytes | None:
@@ -200,33 +250,44 @@ class Relay:
         target = scope["raw_path"].decode("latin-1")
         if scope["query_string"]:
             target += "?" + scope["query_string"].decode("latin-1")
-        headers = upstream_request_headers(scope["headers"])
+        route = Route(
+            self.provider, scope["method"], target, upstream_request_headers(scope["headers"])
+        )
         prefix = self._coalescing_prefix(call, step)
         preflight_s = time.perf_counter() - started
         lead = await self.coalescer.join(prefix) if self.coalescer and prefix else None
         coalesced = prefix is not None and lead is None
+        hedge_after_s, hedge_with = call.hedge(self.provider)
         try:
-            response = await self.upstream.open(
-                self.provider, scope["method"], target, headers, call.body
+            begun = await self.dispatcher.start(
+                route, call.candidates(self.provider), hedge_after_s, hedge_with
             )
+        except ChainFailed as failed:
+            failed.error.retried = len(failed.attempts) > 1
+            raise failed.error from None
         finally:
             if lead is not None and prefix is not None and self.coalescer is not None:
                 self.coalescer.release(prefix, lead)
         answered = time.time()
+        response = begun.response
         own = [
             (b"x-gateway-request-id", request_id.encode()),
-            (b"x-gateway-model", (call.model or "").encode()),
+            (b"x-gateway-model", begun.model.encode()),
             (b"x-gateway-rewrites", ",".join(call.rewrites).encode()),
         ]
+        if begun.retried and not response.is_success:
+            # The gateway has retried already: the SDK's own retries would multiply them.
+            own.append((b"x-should-retry", b"false"))
         try:
-            if response.headers.get("content-type", "").startswith("text/event-stream"):
+            if begun.tap is not None:
                 await send(self._start(response, own))
-                outcome = await self._relay_stream(response, send, call.model, started)
+                outcome = await self._relay_stream(begun, send, started)
             else:
-                outcome = await self._relay_body(response, send, call.model, own)
+                outcome = await self._relay_body(response, send, begun.model, own)
             outcome.answered = answered
             outcome.coalesced = coalesced
             outcome.overhead_s += preflight_s
+            outcome.attempts = tuple(begun.attempts)
             return outcome
         finally:
             await response.aclose()
@@ -236,28 +297,39 @@ class Relay:
         headers = client_response_headers(response.headers.raw, own)
         return {"type": "http.response.start", "status": response.status_code, "headers": headers}
 
-    async def _relay_stream(
-        self, response: httpx.Response, send: Send, model: str | None, started: float
-    ) -> Outcome:
-        tap = StreamUsage()
+    async def _relay_stream(self, begun: Started, send: Send, started: float) -> Outcome:
+        tap = begun.tap
+        assert tap is not None
+        response = begun.response
         ttft_s: float | None = None
         tap_s = 0.0
+        last = b"\n\n"
+        # The prelude: what the dispatcher read up to the first content event, sent at once.
+        for chunk in begun.prelude:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        if tap.saw_content:
+            ttft_s = time.perf_counter() - started
         try:
             async for chunk in _body(response):
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                last = chunk
                 before = time.perf_counter()
                 tap.feed(chunk)
                 if ttft_s is None and tap.saw_content:
                     ttft_s = before - started
                 tap_s += time.perf_counter() - before
         except httpx.TransportError:
-            cut = Outcome("cut", tap.model or model, ttft_s, tap.usage, overhead_s=tap_s)
-            raise UpstreamCut(cut) from None
+            # Bytes have reached the client, so nothing is replayed: the stream ends with an
+            # error event the SDK raises, instead of a dropped connection.
+            end = b"" if last.endswith(b"\n\n") else b"\n\n"
+            end += error_event("api_error", CUT_MESSAGE)
+            await send({"type": "http.response.body", "body": end, "more_body": False})
+            return Outcome("cut", tap.model or begun.model, ttft_s, tap.usage, overhead_s=tap_s)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         status = "stream_error" if tap.error_type else str(response.status_code)
         return Outcome(
             status,
-            tap.model or model,
+            tap.model or begun.model,
             ttft_s,
             tap.usage,
             overhead_s=tap_s,
@@ -303,17 +375,15 @@ class Relay:
     @staticmethod
     async def _send_error(send: Send, error: GatewayError, request_id: str) -> None:
         body = render_anthropic(error, request_id)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": error.status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"x-gateway-request-id", request_id.encode()),
-                ],
-            }
-        )
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"x-gateway-request-id", request_id.encode()),
+        ]
+        if error.retried:
+            headers.append((b"x-should-retry", b"false"))
+        headers.extend(error.headers)
+        await send({"type": "http.response.start", "status": error.status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
     def _complete(
@@ -324,6 +394,7 @@ class Relay:
         outcome: Outcome,
         started: float,
         started_at: float,
+        admitted: Admitted | None = None,
     ) -> None:
         record = CallRecord(
             request_id=request_id,
@@ -340,6 +411,9 @@ class Relay:
             coalesced=outcome.coalesced,
             overhead_s=outcome.overhead_s or None,
             started_at=started_at,
+            tier=call.tier,
+            attempts=outcome.attempts,
+            budget=call.plan.budget if call.plan is not None else None,
         )
         if (
             self.registry is not None
@@ -358,7 +432,23 @@ class Relay:
                 provider_reason=outcome.miss_reason,
             )
             record = replace(record, cache=verdict)
-        self.meter.on_call_complete(record)
+            seen = self.registry.last(call.fingerprint)
+            if self.shared_prefixes is not None and seen is not None:
+                self.shared_prefixes.publish(call.fingerprint, seen)
+        metered = self.meter.on_call_complete(record)
+        if admitted is not None and self.gate is not None:
+            self.gate.settle(admitted, metered.cost_usd, outcome.usage)
+
+    async def _recall(self, call: Prepared, outcome: Outcome) -> None:
+        """Another replica's last call of this conversation, before the registry judges this
+        one: one state round trip, after the client has its response."""
+        if (
+            self.shared_prefixes is not None
+            and self.registry is not None
+            and call.fingerprint is not None
+            and outcome.usage is not None
+        ):
+            await self.shared_prefixes.recall(call.fingerprint, self.registry)
 
 
 def _tenant(headers: list[tuple[bytes, bytes]]) -> bytes:

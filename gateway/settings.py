@@ -7,6 +7,7 @@ which run as-is: the emulator as upstream, no keys needed.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -130,6 +131,132 @@ class PricingSettings(Section):
     batch_multiplier: float = Field(default=0.5, ge=0, le=1)
 
 
+class CanarySettings(Section):
+    """A share of a step's conversations sent to a candidate model, sticky per conversation."""
+
+    model: str
+    percent: float = Field(ge=0, le=100)
+
+
+class ShadowSettings(Section):
+    """A sampled share of a step's calls also sent to a candidate, for offline comparison."""
+
+    model: str
+    sample: float = Field(ge=0, le=1)
+
+
+class StepSettings(Section):
+    # The tier whose model replaces the client's; unset: the client's model (pinned) is kept.
+    tier: str | None = None
+    # Latency budgets: a breach is counted (gateway_latency_budget_breaches_total) and logged.
+    ttft_ms: int | None = Field(default=None, gt=0)
+    total_ms: int | None = Field(default=None, gt=0)
+    # With ttft_ms: no first token within it (and nothing sent yet), start the same call
+    # on the first fallback (or the same model) and relay whichever starts first.
+    hedge: bool = False
+    # Tried in order once the step's model has failed its retries: model ids or "tier:NAME".
+    fallbacks: tuple[str, ...] = ()
+    canary: CanarySettings | None = None
+    shadow: ShadowSettings | None = None
+
+
+class RetrySettings(Section):
+    """Retries of 429, 5xx, 529, connect errors and timeouts, before the client gets a byte."""
+
+    attempts_per_model: int = Field(default=3, ge=1)  # the first try included
+    base_delay_s: float = Field(default=0.5, ge=0)
+    max_delay_s: float = Field(default=8.0, ge=0)
+    # A provider asking to wait longer than this: the next fallback instead, or the error.
+    max_retry_after_s: float = Field(default=20.0, ge=0)
+
+
+def _default_tiers() -> dict[str, dict[str, str]]:
+    # Current models only: claude-sonnet-4-5 retires 2026-11-30 (`gateway check` warns).
+    return {
+        "small": {"anthropic": "claude-haiku-5-5", "openai": "gpt-5.6-luna"},
+        "large": {"anthropic": "claude-sonnet-5-5", "openai": "gpt-5.6-terra"},
+    }
+
+
+def _default_steps() -> dict[str, StepSettings]:
+    # Documented practice: routing, classification and tool decisions on a small model,
+    # synthesis on the large one. Other labels keep the client's model.
+    small, large = StepSettings(tier="small"), StepSettings(tier="large")
+    return {
+        "routing": small,
+        "classification": small,
+        "tool_decision": small,
+        "synthesis": large,
+    }
+
+
+class RoutingSettings(Section):
+    """The cascade: step label -> tier -> model, model aliases pinned, retries, fallbacks."""
+
+    # Aliases to dated snapshots: pin (rewrite), warn (a finding only), reject (400).
+    pin_policy: Literal["pin", "warn", "reject"] = "pin"
+    # Alias -> snapshot, over the catalog's own aliases (e.g. to hold an older snapshot).
+    pins: dict[str, str] = Field(default_factory=dict)
+    # Traffic to a model retiring within this many days is a finding and a metric.
+    retirement_window_days: int = Field(default=30, ge=0)
+    # Read lifecycle dates from the provider's GET /v1/models at start (when reachable).
+    refresh_lifecycle: bool = True
+    tiers: dict[str, dict[str, str]] = Field(default_factory=_default_tiers)
+    steps: dict[str, StepSettings] = Field(default_factory=_default_steps)
+    # The step an x-gateway-step label not in `steps` follows; unset: such calls keep their model.
+    default_step: str | None = None
+    retries: RetrySettings = RetrySettings()
+    # Shadow pairs (primary and candidate outputs, usage, cost), one JSON line each.
+    shadow_log: str = "shadow.jsonl"
+
+    @model_validator(mode="after")
+    def _known_names(self) -> RoutingSettings:
+        if self.default_step is not None and self.default_step not in self.steps:
+            raise ValueError(f"default_step {self.default_step!r} is not in steps")
+        for label, step in self.steps.items():
+            named = [step.tier] if step.tier else []
+            named += [f[len("tier:") :] for f in step.fallbacks if f.startswith("tier:")]
+            for tier in named:
+                if tier not in self.tiers:
+                    raise ValueError(f"steps.{label}: unknown tier {tier!r}")
+            if step.hedge and step.ttft_ms is None:
+                raise ValueError(f"steps.{label}: hedge needs ttft_ms")
+        return self
+
+
+class TeamBudgetSettings(Section):
+    daily_budget_usd: float | None = Field(default=None, gt=0)
+    monthly_budget_usd: float | None = Field(default=None, gt=0)
+
+
+def _redis_url_from_environment() -> SecretStr | None:
+    url = os.environ.get("REDIS_URL")
+    return SecretStr(url) if url else None
+
+
+class StateSettings(Section):
+    """Gateway keys, budgets, rate limits and the shared prefix registry (README: shared state)."""
+
+    # redis://host:6379/0 (also REDIS_URL); unset: in memory, this process only.
+    redis_url: SecretStr | None = Field(default_factory=_redis_url_from_environment)
+    key_prefix: str = "tollgate:"  # every Redis key starts with it
+    timeout_ms: int = Field(default=50, gt=0)  # each Redis call, connecting included
+    max_connections: int = Field(default=64, ge=1)
+    # When Redis cannot be reached: relay unchecked (fail_open), or refuse with 503
+    # (fail_closed). A key's own --on-outage wins.
+    on_outage: Literal["fail_open", "fail_closed"] = "fail_open"
+    outage_log_interval_s: float = Field(default=30.0, gt=0)
+    # Refuse (401) credentials that are not gateway keys; false: provider keys pass through.
+    require_gateway_key: bool = False
+    # Without Redis, gateway keys live in this file: `gateway keys` writes it, serve reads it.
+    keys_file: str = ".tollgate/keys.json"
+    # Reserved against a budget by a key's first call, before any cost of it has been seen.
+    first_call_reserve_usd: float = Field(default=0.01, ge=0)
+    teams: dict[str, TeamBudgetSettings] = Field(default_factory=dict)
+    # Key names kept as metric label values; further keys are counted as "other".
+    max_key_labels: int = Field(default=200, ge=1)
+
+
 class ProviderSettings(Section):
     base_url: str
     api_key: SecretStr | None = None
@@ -170,6 +297,8 @@ class Settings(BaseSettings):
     rewrite: RewriteSettings = RewriteSettings()
     metering: MeteringSettings = MeteringSettings()
     pricing: PricingSettings = PricingSettings()
+    state: StateSettings = StateSettings()
+    routing: RoutingSettings = RoutingSettings()
     # Entries added to or replacing the packaged model catalog (gateway/catalog/models.yaml).
     models: tuple[dict[str, Any], ...] = ()
 

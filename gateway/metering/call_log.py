@@ -38,7 +38,7 @@ class CallLog:
             "model_requested": call.model_requested,
             "model_used": call.model_used,
             "step": call.step,
-            "tier": None,  # the cascade (issue 5) fills it
+            "tier": call.tier,
             "input_tokens": usage.input if usage else 0,
             "output_tokens": usage.output if usage else 0,
             "cache_read_tokens": usage.cache_read if usage else 0,
@@ -52,6 +52,19 @@ class CallLog:
             "cache_miss_cause": call.cache.cause if call.cache else None,
             "coalesced": call.coalesced,
             "status": call.status,
+            "budget_breaches": call.budget_breaches,
+            "attempts": [
+                {
+                    "model": attempt.model,
+                    "status": attempt.status,
+                    "latency_ms": round(attempt.duration_s * 1000, 3),
+                    "hedge": attempt.hedge,
+                    "relayed": attempt.relayed,
+                }
+                for attempt in call.attempts
+            ]
+            if len(call.attempts) > 1
+            else [],
         }
         self._out.write(orjson.dumps(line) + b"\n")
         self._out.flush()

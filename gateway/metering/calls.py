@@ -6,10 +6,12 @@ cost, the call log; shared state later) hangs off it, after the client has its b
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from gateway.cascade.table import LatencyBudget
+from gateway.dispatch import Attempt
 from gateway.metering.labels import LabelBounds
 from gateway.metering.metrics import Metrics
 from gateway.metering.pricing import UNPRICED_MODEL, Pricing
@@ -39,6 +41,15 @@ class CallRecord:
     coalesced: bool = False
     overhead_s: float | None = None  # the gateway's own time, upstream wait excluded
     started_at: float = 0.0  # wall-clock time the request arrived, for the call log
+    tier: str | None = None  # the cascade tier that chose the model
+    attempts: tuple[Attempt, ...] = ()  # every request upstream: retries, fallbacks, hedges
+    budget: LatencyBudget | None = None  # the step's latency budget
+
+    @property
+    def budget_breaches(self) -> tuple[str, ...]:
+        if self.budget is None or self.status == "client_closed":
+            return ()
+        return self.budget.breaches(self.ttft_s, self.duration_s)
 
 
 class CallWriter(Protocol):
@@ -62,8 +73,11 @@ class Meter:
         labels: LabelBounds,
         pricing: Pricing | None = None,
         writers: Sequence[CallWriter] = (),
+        # Days until a model retires, if it is within the warning window.
+        retirement: Callable[[str], int | None] | None = None,
     ) -> None:
         self.metrics = metrics
+        self.retirement = retirement
         self.writers = tuple(writers)
         self.labels = labels
         self.pricing = pricing or Pricing.load()
@@ -121,10 +135,52 @@ class Meter:
             self._child(self.metrics.coalesced, *labels).inc()
         if call.cache is not None:
             self._cache(labels, call.cache)
+        for phase in call.budget_breaches:
+            self._child(self.metrics.latency_budget_breaches, labels[2], phase).inc()
+        cost += self._attempts(call)
+        if self.retirement is not None and call.model_used is not None:
+            days_left = self.retirement(call.model_used)
+            if days_left is not None:
+                model = self.labels.model(call.model_used)
+                self._child(self.metrics.model_retirement_days, model).set(days_left)
         metered = Metered(cost, findings)
         for writer in self.writers:
             writer.write(call, metered)
         return metered
+
+    def _attempts(self, call: CallRecord) -> float:
+        """Retries, hedges, and the cost of attempts whose response the client never got."""
+        if len(call.attempts) < 2:
+            return 0.0
+        chains = {attempt.hedge for attempt in call.attempts}
+        retries = len(call.attempts) - len(chains)
+        if retries:
+            self._child(self.metrics.retries, call.provider).inc(retries)
+        if True in chains:
+            hedge_won = any(a.relayed and a.hedge for a in call.attempts)
+            winner = "hedge" if hedge_won else "primary"
+            step = self.labels.step(call.step)
+            self._child(self.metrics.hedged_calls, call.provider, step, winner).inc()
+        extra = 0.0
+        for attempt in call.attempts:
+            if attempt.relayed:
+                continue
+            if is_upstream_error(attempt.status):
+                self._child(self.metrics.upstream_errors, call.provider, attempt.status).inc()
+            if attempt.usage is not None:
+                extra += self._bill(call, attempt.model, attempt.usage)
+        return extra
+
+    def _bill(self, call: CallRecord, model: str, usage: Usage) -> float:
+        """Tokens and cost of an attempt the client did not get: spent all the same."""
+        labels = (call.provider, self.labels.model(model), self.labels.step(call.step))
+        for kind, count in usage.by_type().items():
+            if count:
+                self._child(self.metrics.tokens, *labels, kind).inc(count)
+        cost = self.pricing.cost(call.provider, model, usage) or 0.0
+        if cost:
+            self._child(self.metrics.cost, *labels).inc(cost)
+        return cost
 
     def _output_rate(self, labels: tuple[str, ...], call: CallRecord, usage: Usage) -> None:
         # Streams that completed only: a cut stream's tail is waiting on a dead connection.

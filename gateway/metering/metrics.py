@@ -6,7 +6,7 @@ the caller (see labels.py), never taken raw from a request.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 # Time to first token: 50 ms (a cached small model) to 30 s (a long uncached prompt on a
 # large thinking model); dense around 0.2-3 s, where latency budgets sit.
@@ -111,6 +111,66 @@ class Metrics:
             "gateway_coalesced",
             "Calls that waited for a concurrent call on the same cold prefix, to read its cache.",
             CALL_LABELS,
+            registry=registry,
+        )
+        self.latency_budget_breaches = Counter(
+            "gateway_latency_budget_breaches",
+            "Calls over their step's latency budget, by phase: ttft (streams) or total.",
+            ["step", "phase"],
+            registry=registry,
+        )
+        self.retries = Counter(
+            "gateway_retries",
+            "Requests the gateway sent upstream again after a failed attempt (fallbacks included).",
+            ["provider"],
+            registry=registry,
+        )
+        self.hedged_calls = Counter(
+            "gateway_hedged_calls",
+            "Calls that started a hedge after their TTFT budget, by which attempt was relayed.",
+            ["provider", "step", "winner"],
+            registry=registry,
+        )
+        self.model_retirement_days = Gauge(
+            "gateway_model_retirement_days",
+            "Days until a model with traffic retires (negative: retired), for models retiring"
+            " within routing.retirement_window_days.",
+            ["model"],
+            multiprocess_mode="mostrecent",
+            registry=registry,
+        )
+        self.shadow_calls = Counter(
+            "gateway_shadow_calls",
+            "Shadow calls to a step's candidate model, by outcome.",
+            [*CALL_LABELS, "status"],
+            registry=registry,
+        )
+        self.shadow_cost = Counter(
+            "gateway_shadow_cost_usd",
+            "Cost of shadow calls in US dollars, apart from gateway_cost_usd_total.",
+            CALL_LABELS,
+            registry=registry,
+        )
+        self.state_errors = Counter(
+            "gateway_state_errors",
+            "State store (Redis) operations that failed, timed out or were skipped while it"
+            " was unreachable, by operation; what they would have enforced followed on_outage.",
+            ["operation"],
+            registry=registry,
+        )
+        self.budget_used_ratio = Gauge(
+            "gateway_budget_used_ratio",
+            "Spend over budget of a gateway key, or its team (key=team:NAME), by period:"
+            " 1 is the hard stop. Set when the key is used.",
+            ["key", "period"],
+            multiprocess_mode="mostrecent",
+            registry=registry,
+        )
+        self.admission_refused = Counter(
+            "gateway_admission_refused",
+            "Calls the gateway refused for a gateway key, by reason: spend_limit, rate_limit,"
+            " unknown_key, forbidden, state_unavailable.",
+            ["key", "reason"],
             registry=registry,
         )
         self.model_calls = Counter(

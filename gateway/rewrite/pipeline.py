@@ -7,13 +7,18 @@ order matters: canonical text and tools first, so the breakpoint plan sees final
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
+from gateway.cascade.lifecycle import Lifecycle
+from gateway.cascade.table import RoutingTable
 from gateway.catalog import ModelCatalog
 from gateway.rewrite.breakpoints import plan_breakpoints
 from gateway.rewrite.fingerprint import family_of, fingerprint
-from gateway.rewrite.request import Finding, LLMRequest, Rewrite
+from gateway.rewrite.pin import note_retirement, pin
+from gateway.rewrite.request import LLMRequest, Rewrite
+from gateway.rewrite.route import route
 from gateway.rewrite.tool_json import ToolForms, stable_tool_json
 from gateway.rewrite.volatile import volatile
 from gateway.rewrite.whitespace import whitespace
@@ -32,9 +37,22 @@ class RewriteContext:
     tool_forms: ToolForms
     lines: LineStats
     registry: PrefixRegistry
+    routing: RoutingTable
+    lifecycle: Lifecycle
+    today: Callable[[], dt.date] = field(default=lambda: dt.datetime.now(dt.UTC).date())
 
 
 Stage = Callable[[LLMRequest, RewriteContext], LLMRequest]
+
+
+def _route(request: LLMRequest, context: RewriteContext) -> LLMRequest:
+    return route(request, context.routing)
+
+
+def _pin(request: LLMRequest, context: RewriteContext) -> LLMRequest:
+    request = pin(request, context.routing)
+    window = context.routing.settings.retirement_window_days
+    return note_retirement(request, context.lifecycle, window, context.today())
 
 
 def _whitespace(request: LLMRequest, context: RewriteContext) -> LLMRequest:
@@ -76,11 +94,7 @@ def _breakpoints(request: LLMRequest, context: RewriteContext) -> LLMRequest:
 
 
 def _audit(request: LLMRequest, context: RewriteContext) -> LLMRequest:
-    """Findings no rule fixes here, and the fingerprint the prefix registry needs later."""
-    model = request.body.get("model")
-    spec = context.catalog.resolve(str(model))
-    if spec is not None and spec.id != model:
-        request = request.noting(Finding("unpinned_model", f"{model} -> {spec.id}"))
+    """The fingerprint the prefix registry needs later, and the model's cache minimum."""
     min_tokens, chars_per_token = _model_facts(request, context)
     return replace(
         request,
@@ -103,6 +117,8 @@ def _diagnostics(request: LLMRequest, context: RewriteContext) -> LLMRequest:
 
 
 ANTHROPIC_STAGES: tuple[Stage, ...] = (
+    _route,
+    _pin,
     _whitespace,
     _tool_json,
     _volatile,

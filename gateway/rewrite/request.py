@@ -36,6 +36,9 @@ class LLMRequest:
     # Who is calling (a digest of their credential): the provider's cache is per workspace,
     # so the prefix registry must not compare one client's calls with another's.
     tenant: bytes = b""
+    # False when the client sent `x-gateway-route: off`: its model is kept (pinned only).
+    routing: bool = True
+    tier: str | None = None  # set by the route stage when a tier chose the model
     rewrites: tuple[Rewrite, ...] = ()
     findings: tuple[Finding, ...] = ()
     changed: bool = field(default=False)  # whether the body must be serialized anew

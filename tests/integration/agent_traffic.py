@@ -19,6 +19,7 @@ import httpx2
 
 SMALL = "claude-haiku-4-5"  # an alias: pinned to its snapshot upstream
 LARGE = "claude-sonnet-4-6"
+RETIRING = "claude-sonnet-4-5"
 # Over the small model's 4,096-token minimum cacheable prefix (about 4 characters a token).
 POLICY = "Refunds within 30 days. Escalate fraud to a human. Never share card numbers.\n" * 240
 QUESTION = [{"role": "user", "content": "Where is my order?"}]
@@ -50,6 +51,11 @@ def one_round(client: anthropic.Anthropic, round_no: int, tag: str, faults: bool
         with suppress(anthropic.APIStatusError):
             _create(client, "routing", model=SMALL, extra_headers={"x-emulator-fault": "529"})
 
+    def retiring_model() -> None:
+        # Retires 2026-11-30: before that a call, after it the emulator's 404 like the API's.
+        with suppress(anthropic.NotFoundError):
+            _create(client, "summarization", model=RETIRING, system=f"Summarize {tag}.")
+
     def stream_cut() -> None:
         with suppress(anthropic.APIError, httpx2.TransportError):
             _stream(client, "synthesis", model=LARGE, extra_headers={"x-emulator-fault": "cut"})
@@ -63,7 +69,7 @@ def one_round(client: anthropic.Anthropic, round_no: int, tag: str, faults: bool
         partial(_create, client, "planning", model=LARGE, system=f"Plan {tag}.\n{POLICY}{rules}"),
     ]
     if faults:
-        calls += [upstream_529, stream_cut]
+        calls += [upstream_529, stream_cut, retiring_model]
     with ThreadPoolExecutor(len(calls)) as pool:
         for future in [pool.submit(call) for call in calls]:
             future.result()

@@ -9,6 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.cascade.lifecycle import Lifecycle
+from gateway.cascade.table import RoutingTable
 from gateway.catalog import ModelCatalog
 from gateway.emulator.anthropic.prompt import build_prompt
 from gateway.emulator.anthropic.validation import check_request
@@ -17,7 +19,7 @@ from gateway.rewrite.request import LLMRequest
 from gateway.rewrite.tool_json import ToolForms, stable_tool_json
 from gateway.rewrite.volatile import is_volatile, volatile
 from gateway.rewrite.whitespace import canonical_whitespace, whitespace
-from gateway.settings import RewriteSettings
+from gateway.settings import RewriteSettings, RoutingSettings
 from gateway.state.lines import LineStats
 from gateway.state.registry import PrefixRegistry
 from gateway.wire.anthropic_usage import Usage
@@ -33,7 +35,13 @@ def req(**body: Any) -> LLMRequest:
 
 def context(**overrides: Any) -> RewriteContext:
     return RewriteContext(
-        RewriteSettings(**overrides), CATALOG, ToolForms(), LineStats(), PrefixRegistry()
+        RewriteSettings(**overrides),
+        CATALOG,
+        ToolForms(),
+        LineStats(),
+        PrefixRegistry(),
+        RoutingTable(RoutingSettings(), CATALOG),
+        Lifecycle(CATALOG),
     )
 
 

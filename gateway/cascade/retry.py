@@ -1,0 +1,53 @@
+"""Whether a failed attempt is tried again, and after how long (../shared/WIRE.md A.7).
+
+Retried: 408, 409, 429, any 5xx (529 included), connect errors and timeouts — what the
+providers' own SDKs retry. Never another 4xx: the same request would fail the same way.
+The delay is the provider's `retry-after-ms` / `retry-after` when it gives one, else
+exponential backoff with jitter.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+
+from gateway.settings import RetrySettings
+
+RETRIED_CLIENT_ERRORS = frozenset({408, 409, 429})
+
+
+def retryable(status: int) -> bool:
+    return status in RETRIED_CLIENT_ERRORS or status >= 500
+
+
+def retry_after_s(headers: Mapping[str, str]) -> float | None:
+    """The wait the provider asked for, in seconds; None if it did not say (or said nonsense)."""
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        raw = headers.get(name)
+        if raw is None:
+            continue
+        try:
+            value = float(raw) * scale
+        except ValueError:
+            continue  # an HTTP date: rare from these APIs, and backoff is a safe answer
+        if value >= 0:
+            return value
+    return None
+
+
+class RetryPolicy:
+    def __init__(self, settings: RetrySettings, rng: random.Random | None = None) -> None:
+        self.settings = settings
+        self._random = rng or random.Random()
+
+    def backoff_s(self, retry: int) -> float:
+        """The wait before retry number `retry` (0-based): capped doubling, jittered down to 75%."""
+        base: float = min(self.settings.base_delay_s * 2.0**retry, self.settings.max_delay_s)
+        return base * (1 - 0.25 * self._random.random())
+
+    def delay_s(self, retry: int, headers: Mapping[str, str]) -> float | None:
+        """How long to wait before retrying the same model; None: do not wait that long."""
+        asked = retry_after_s(headers)
+        if asked is None:
+            return self.backoff_s(retry)
+        return asked if asked <= self.settings.max_retry_after_s else None

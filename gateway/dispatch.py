@@ -1,0 +1,325 @@
+"""Getting a call started upstream: retries, fallbacks and hedging, all before the client
+has a byte.
+
+An attempt has *started* once a response arrives that will be relayed: a JSON body, an
+error that is not worth retrying, or a stream's headers. Until then nothing has gone to
+the client, so a failed attempt (429, 5xx, 529, a connect error, a timeout) is retried
+with backoff, then moved to the step's fallback models in order.
+
+With a hedge, a second chain starts when the first has not started within the step's
+TTFT budget, and whichever starts first is relayed; the other is cancelled. There a
+stream has started only at its first content event: the events before it are held (and
+a stream that breaks or sends an error event before any content is retried like a
+failed status). Once bytes reach the client, nothing is ever replayed (relay.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+import httpx
+
+from gateway.cascade.retry import RetryPolicy, retryable
+from gateway.errors import GatewayError, UpstreamUnavailable
+from gateway.upstream import Upstream
+from gateway.wire.headers import RawHeaders
+from gateway.wire.usage import Usage
+
+
+class Tap(Protocol):
+    """What the relay learns from a stream as it passes (wire/anthropic_usage.StreamUsage)."""
+
+    saw_content: bool
+    complete: bool
+    error_type: str | None
+    model: str | None
+    message_id: str | None
+    miss_reason: str | None
+
+    def feed(self, chunk: bytes) -> None: ...
+
+    @property
+    def usage(self) -> Usage | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    model: str
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One request upstream, as the call log lists it."""
+
+    model: str
+    status: str  # HTTP status, or cut / stream_error / the gateway's own 502 / 504
+    duration_s: float
+    hedge: bool = False
+    cancelled: bool = False  # a hedge race's loser
+    usage: Usage | None = None  # what it reported before failing or being cancelled
+    relayed: bool = False  # the attempt whose response the client got
+
+
+@dataclass(slots=True)
+class Started:
+    """The attempt whose response the client gets."""
+
+    response: httpx.Response
+    model: str
+    attempts: list[Attempt]
+    tap: Tap | None = None  # streams: already fed the prelude
+    prelude: list[bytes] = field(default_factory=list)  # stream bytes read, not yet sent
+    hedged: bool = False  # the hedge chain won
+
+    @property
+    def retried(self) -> bool:
+        return len(self.attempts) > 1
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """An attempt that may be retried: its error, or the response to relay if none is left."""
+
+    error: GatewayError | None = None
+    response: httpx.Response | None = None
+    started: Started | None = None  # a stream that sent an error event before any content
+
+
+class ChainFailed(Exception):
+    """Every attempt failed before a response: the last error, after the attempts made."""
+
+    def __init__(self, error: GatewayError, attempts: list[Attempt]) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.attempts = attempts
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where and what to send: the same for every attempt but the model and body."""
+
+    provider: str
+    method: str
+    target: str
+    headers: RawHeaders
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        upstream: Upstream,
+        policy: RetryPolicy,
+        new_tap: Callable[[], Tap],
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.upstream = upstream
+        self.policy = policy
+        self.new_tap = new_tap
+        self.sleep = sleep
+
+    async def start(
+        self,
+        route: Route,
+        candidates: Sequence[Candidate],
+        hedge_after_s: float | None = None,
+        hedge_with: Candidate | None = None,
+    ) -> Started:
+        """The started attempt; raises ChainFailed when no attempt got a response."""
+        started = await self._start(route, candidates, hedge_after_s, hedge_with)
+        mine = [i for i, a in enumerate(started.attempts) if a.hedge == started.hedged]
+        if mine:
+            started.attempts[mine[-1]] = replace(started.attempts[mine[-1]], relayed=True)
+        return started
+
+    async def _start(
+        self,
+        route: Route,
+        candidates: Sequence[Candidate],
+        hedge_after_s: float | None,
+        hedge_with: Candidate | None,
+    ) -> Started:
+        if hedge_after_s is None or hedge_with is None:
+            return await _Chain(self, route, candidates, hedge=False, hold=False).run()
+        primary = _Chain(self, route, candidates, hedge=False, hold=True)
+        hedge = _Chain(self, route, [hedge_with], hedge=True, hold=True)
+        first = asyncio.ensure_future(primary.run())
+        second: asyncio.Future[Started] | None = None
+        chosen: asyncio.Future[Started] | None = None
+        try:
+            await asyncio.wait({first}, timeout=hedge_after_s)
+            if first.done():
+                chosen = first
+                return first.result()
+            second = asyncio.ensure_future(hedge.run())
+            pending: set[asyncio.Future[Started]] = {first, second}
+            while pending and chosen is None:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                chosen = next((future for future in done if _succeeded(future)), None)
+            chosen = chosen or first  # both failed: the primary's last answer is relayed
+            started = chosen.result()
+            started.attempts = [*primary.attempts, *hedge.attempts]
+            started.hedged = chosen is second
+            return started
+        finally:
+            for future in (first, second):
+                if future is not None and future is not chosen:
+                    await _discard(future)
+
+
+class _Chain:
+    """Attempts on one list of models: each retried per the policy, then the next model."""
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        route: Route,
+        candidates: Sequence[Candidate],
+        *,
+        hedge: bool,
+        hold: bool,  # a stream starts at its first content event, not at its headers
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.hold = hold
+        self.route = route
+        per_model = dispatcher.policy.settings.attempts_per_model
+        self.plan = [(candidate, retry) for candidate in candidates for retry in range(per_model)]
+        self.hedge = hedge
+        self.attempts: list[Attempt] = []
+        self.tap: Tap | None = None  # the attempt in flight's, for a cancelled loser's usage
+        self.current: str | None = None  # the model of the attempt in flight
+        self.began = 0.0
+
+    async def run(self) -> Started:
+        try:
+            return await self._run()
+        except asyncio.CancelledError:
+            if self.current is not None:
+                usage = self.tap.usage if self.tap is not None else None
+                self._note(self.current, "cancelled", cancelled=True, usage=usage)
+            raise
+
+    async def _run(self) -> Started:
+        index = 0
+        while True:
+            candidate, retry = self.plan[index]
+            outcome = await self._attempt(candidate)
+            if isinstance(outcome, Started):
+                return outcome
+            if index == len(self.plan) - 1:
+                return self._give_up(candidate, outcome)
+            delay: float | None = None
+            if self.plan[index + 1][0] is candidate:
+                headers = outcome.response.headers if outcome.response else httpx.Headers()
+                delay = self.dispatcher.policy.delay_s(retry, headers)
+            if delay is None:
+                index = self._next_model(index)  # asked to wait too long, or out of retries
+                if index == len(self.plan):
+                    return self._give_up(candidate, outcome)
+            if outcome.response is not None:
+                await outcome.response.aclose()
+            if delay is not None:
+                await self.dispatcher.sleep(delay)
+                index += 1
+
+    def _next_model(self, index: int) -> int:
+        candidate = self.plan[index][0]
+        while index < len(self.plan) and self.plan[index][0] is candidate:
+            index += 1
+        return index
+
+    async def _attempt(self, candidate: Candidate) -> Started | Failure:
+        route = self.route
+        self.began = time.perf_counter()
+        self.current = candidate.model
+        self.tap = None
+        try:
+            response = await self.dispatcher.upstream.open(
+                route.provider, route.method, route.target, route.headers, candidate.body
+            )
+        except GatewayError as error:
+            self._note(candidate.model, str(error.status))
+            return Failure(error)
+        if retryable(response.status_code):
+            self._note(candidate.model, str(response.status_code))
+            return Failure(response=response)
+        if not response.is_success or not _is_stream(response):
+            self._note(candidate.model, str(response.status_code))
+            return Started(response, candidate.model, self.attempts)
+        if not self.hold:
+            self._note(candidate.model, str(response.status_code))
+            return Started(response, candidate.model, self.attempts, self.dispatcher.new_tap())
+        return await self._prelude(candidate, response)
+
+    async def _prelude(self, candidate: Candidate, response: httpx.Response) -> Started | Failure:
+        """Reads a stream up to its first content event: before that, it can still be retried."""
+        tap = self.tap = self.dispatcher.new_tap()
+        prelude: list[bytes] = []
+        stream = response.stream
+        assert isinstance(stream, httpx.AsyncByteStream)
+        try:
+            async for chunk in stream:
+                prelude.append(chunk)
+                tap.feed(chunk)
+                if tap.saw_content or tap.error_type or tap.complete:
+                    break
+        except httpx.TransportError:
+            self._note(candidate.model, "cut", usage=tap.usage)
+            await response.aclose()
+            return Failure(UpstreamUnavailable("upstream closed the stream before its first token"))
+        except asyncio.CancelledError:
+            await response.aclose()
+            raise
+        started = Started(response, candidate.model, self.attempts, tap, prelude)
+        if _stream_failed(started):
+            self._note(candidate.model, "stream_error", usage=tap.usage)
+            return Failure(response=response, started=started)
+        self._note(candidate.model, str(response.status_code))
+        return started
+
+    def _give_up(self, candidate: Candidate, failure: Failure) -> Started:
+        if failure.started is not None:
+            return failure.started  # its error event reaches the client as the stream sent it
+        if failure.response is not None:
+            return Started(failure.response, candidate.model, self.attempts)
+        error = failure.error or UpstreamUnavailable("no attempt could be made")
+        raise ChainFailed(error, self.attempts)
+
+    def _note(
+        self, model: str, status: str, *, cancelled: bool = False, usage: Usage | None = None
+    ) -> None:
+        duration = time.perf_counter() - self.began
+        self.attempts.append(Attempt(model, status, duration, self.hedge, cancelled, usage))
+        self.current = None
+
+
+def _is_stream(response: httpx.Response) -> bool:
+    content_type: str = response.headers.get("content-type", "")
+    return content_type.startswith("text/event-stream")
+
+
+def _stream_failed(started: Started) -> bool:
+    tap = started.tap
+    return tap is not None and bool(tap.error_type) and not tap.saw_content
+
+
+def _succeeded(future: asyncio.Future[Started]) -> bool:
+    if future.cancelled() or future.exception() is not None:
+        return False
+    started = future.result()
+    return started.response.is_success and not _stream_failed(started)
+
+
+async def _discard(future: asyncio.Future[Started]) -> None:
+    """Stops a chain that lost (or was abandoned) and closes any response it got."""
+    if not future.done():
+        future.cancel()
+    try:
+        started = await future
+    except (asyncio.CancelledError, ChainFailed):
+        return
+    await started.response.aclose()
