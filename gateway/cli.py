@@ -1,4 +1,4 @@
-"""The `gateway` command: serve, emulate, demo, check."""
+"""The `gateway` command: serve, emulate, demo, check, keys."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import uvicorn
 from pydantic import BaseModel
 
 from gateway.app import Edge, create_app
+from gateway.keys_command import add_parser as add_keys_parser
 from gateway.protocol import bounded_head
 from gateway.settings import ConfigError, Settings, config_path, load_settings
 
@@ -67,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
         "check", parents=[common], help="validate the configuration and exit"
     )
     check.set_defaults(run=_check)
+    add_keys_parser(commands, common)
     return parser
 
 

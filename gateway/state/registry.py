@@ -112,6 +112,25 @@ class PrefixRegistry:
             self._expiries.append(pending)
         return Verdict(cause, max(0, expected - usage.cache_read), self._expired_unread(started))
 
+    def last(self, fp: Fingerprint) -> Seen | None:
+        """The call just recorded for `fp`'s conversation: what another replica is told."""
+        return self._conversations.get(fp.conversation)
+
+    def adopt(self, fp: Fingerprint, conversation: Seen | None, family: Seen | None) -> None:
+        """Takes another replica's last calls of `fp`'s conversation and family where they
+        are newer than this one's, so `record` compares with the real previous call."""
+        for store, key, seen in (
+            (self._conversations, fp.conversation, conversation),
+            (self._families, fp.family, family),
+        ):
+            if seen is None:
+                continue
+            mine = store.get(key)
+            if mine is None or mine.started < seen.started:
+                store[key] = seen
+                if seen.cached_tokens:
+                    self._cached[seen.fingerprint.shared] = seen.answered
+
     def previous_message_id(self, fp: Fingerprint) -> str | None:
         """The id of the last response in this call's conversation, to ask the provider why."""
         seen = self._conversations.get(fp.conversation)

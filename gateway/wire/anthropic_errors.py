@@ -31,14 +31,13 @@ def error_type_for(status: int) -> str:
     return ERROR_TYPE_BY_STATUS.get(status, default)
 
 
-def error_body(error_type: str, message: str, request_id: str | None) -> bytes:
-    return orjson.dumps(
-        {
-            "type": "error",
-            "error": {"type": error_type, "message": message},
-            "request_id": request_id,
-        }
-    )
+def error_body(
+    error_type: str, message: str, request_id: str | None, error_code: str | None = None
+) -> bytes:
+    error: dict[str, object] = {"type": error_type, "message": message}
+    if error_code is not None:
+        error["details"] = {"error_code": error_code}
+    return orjson.dumps({"type": "error", "error": error, "request_id": request_id})
 
 
 def error_event(error_type: str, message: str) -> bytes:

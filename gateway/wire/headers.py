@@ -29,6 +29,20 @@ def upstream_request_headers(client_headers: Iterable[tuple[bytes, bytes]]) -> R
     ]
 
 
+def with_credential(headers: RawHeaders, credential: bytes) -> RawHeaders:
+    """The client's headers with its credential (a gateway key) replaced by `credential`,
+    in the header the client used: x-api-key, else Authorization: Bearer."""
+    swapped = False
+    out: RawHeaders = []
+    for name, value in headers:
+        if name == b"x-api-key":
+            value, swapped = credential, True
+        elif name == b"authorization":
+            value, swapped = b"Bearer " + credential, True
+        out.append((name, value))
+    return out if swapped else [*out, (b"x-api-key", credential)]
+
+
 def client_response_headers(
     upstream_headers: Iterable[tuple[bytes, bytes]], own: RawHeaders
 ) -> RawHeaders:
