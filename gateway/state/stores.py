@@ -51,13 +51,14 @@ def open_state(settings: StateSettings, errors: Counter | None = None) -> State:
         for name, team in settings.teams.items()
     }
     reserve = to_nano(settings.first_call_reserve_usd)
-    if settings.redis_url is None:
+    url = settings.redis_url.get_secret_value() if settings.redis_url else ""
+    if not url:
         keys = MemoryKeyStore(Path(settings.keys_file) if settings.keys_file else None)
         return State(keys, MemoryLedger(keys, teams, reserve))
     if errors is None:  # the CLI: counted nowhere
         errors = Counter("state_errors", "", ["operation"], registry=CollectorRegistry())
     timeout_s = settings.timeout_ms / 1000
-    client = connect(settings.redis_url.get_secret_value(), timeout_s, settings.max_connections)
+    client = connect(url, timeout_s, settings.max_connections)
     health = StateHealth(errors, timeout_s, settings.outage_log_interval_s)
     prefix = settings.key_prefix
     return State(

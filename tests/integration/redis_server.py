@@ -3,9 +3,11 @@ on a free port (no persistence), which a test may stop and start again on the sa
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,13 +29,14 @@ class RedisServer:
 
     def __init__(self, port: int) -> None:
         self.port = port
+        self.directory = tempfile.TemporaryDirectory(prefix="tollgate-redis-")
         self.url = f"redis://127.0.0.1:{port}/0"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         assert REDIS_SERVER
         command = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1"]
-        command += ["--save", "", "--appendonly", "no"]
+        command += ["--save", "", "--appendonly", "no", "--dir", self.directory.name]
         self.process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
@@ -49,11 +52,19 @@ class RedisServer:
                 time.sleep(0.02)
         client.close()
 
-    def stop(self) -> None:
-        if self.process is not None:
+    def stop(self, save: bool = False) -> None:
+        """Stops the server; with `save`, its data is back when it starts again."""
+        if self.process is None:
+            return
+        if save:
+            client = redis.Redis.from_url(self.url)
+            with contextlib.suppress(redis.ConnectionError):
+                client.shutdown(save=True)
+            client.close()
+        else:
             self.process.terminate()
-            self.process.wait(timeout=10)
-            self.process = None
+        self.process.wait(timeout=10)
+        self.process = None
 
 
 @contextmanager
@@ -68,3 +79,4 @@ def redis_server() -> Iterator[RedisServer | str]:
         yield server
     finally:
         server.stop()
+        server.directory.cleanup()
