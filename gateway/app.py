@@ -39,6 +39,7 @@ from gateway.relay import Relay
 from gateway.rewrite.pipeline import RewriteContext, rewrite
 from gateway.rewrite.tool_json import ToolForms
 from gateway.settings import Settings
+from gateway.shadow import Shadows
 from gateway.state.lines import LineStats
 from gateway.state.registry import PrefixRegistry
 from gateway.state.stores import open_state
@@ -107,6 +108,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     provider_keys = {name: provider.api_key for name, provider in providers.items()}
     gate = Gate(state.ledger, settings.state, provider_keys, meter.metrics)
     dispatcher = Dispatcher(upstream, RetryPolicy(settings.routing.retries), StreamUsage)
+    shadows = Shadows(upstream, meter, settings.routing.shadow_log)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -118,6 +120,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         yield
         if refresh is not None:
             refresh.cancel()
+        await shadows.aclose()
         await upstream.aclose()
         await state.aclose()
 
@@ -149,6 +152,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         gate=gate,
         shared_prefixes=state.shared_prefixes,
         routing=routing,
+        shadows=shadows,
     )
 
     @app.get("/healthz")
@@ -169,7 +173,12 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
 
     exposed = _exposition(registry)
 
-    @app.get("/metrics")
+    # Documented as what it is: Prometheus' text format, not FastAPI's default JSON.
+    text_format: dict[int | str, dict[str, object]] = {
+        200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}}
+    }
+
+    @app.get("/metrics", response_class=Response, responses=text_format)
     async def metrics() -> Response:
         return Response(generate_latest(exposed), media_type=CONTENT_TYPE_LATEST)
 

@@ -154,21 +154,22 @@ class Dispatcher:
             await asyncio.wait({first}, timeout=hedge_after_s)
             if first.done():
                 chosen = first
-                return first.result()
-            second = asyncio.ensure_future(hedge.run())
-            pending: set[asyncio.Future[Started]] = {first, second}
-            while pending and chosen is None:
-                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                chosen = next((future for future in done if _succeeded(future)), None)
-            chosen = chosen or first  # both failed: the primary's last answer is relayed
-            started = chosen.result()
-            started.attempts = [*primary.attempts, *hedge.attempts]
-            started.hedged = chosen is second
-            return started
+            else:
+                second = asyncio.ensure_future(hedge.run())
+                pending: set[asyncio.Future[Started]] = {first, second}
+                while pending and chosen is None:
+                    done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                    chosen = next((future for future in done if _succeeded(future)), None)
+                chosen = chosen or first  # both failed: the primary's last answer is relayed
         finally:
             for future in (first, second):
                 if future is not None and future is not chosen:
                     await _discard(future)
+        started = chosen.result()  # ChainFailed when every attempt of both chains failed
+        # After the loser is discarded: its cancelled attempt is in its chain's list now.
+        started.attempts = [*primary.attempts, *hedge.attempts]
+        started.hedged = chosen is second
+        return started
 
 
 class _Chain:

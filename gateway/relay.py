@@ -37,9 +37,11 @@ from gateway.errors import (
 from gateway.metering.calls import CallRecord, Meter
 from gateway.rewrite.fingerprint import Fingerprint
 from gateway.rewrite.request import LLMRequest
+from gateway.shadow import Answer, ShadowCall, Shadows
 from gateway.state.registry import PrefixRegistry
 from gateway.state.shared_prefixes import SharedPrefixes
 from gateway.wire.anthropic_errors import error_event
+from gateway.wire.anthropic_text import StreamText, message_text
 from gateway.wire.anthropic_usage import usage_from_message
 from gateway.wire.headers import (
     client_response_headers,
@@ -104,6 +106,8 @@ class Outcome:
     overhead_s: float = 0.0  # the gateway's own time: parsing, rewriting, the tap
     message_id: str | None = None
     miss_reason: str | None = None  # the provider's own diagnosis of a cache miss
+    shadow: ShadowCall | None = None  # a shadow call waiting for this call's answer
+    text: str = ""  # the answer's text, collected only for a shadow pair
 
 
 class Relay:
@@ -120,9 +124,11 @@ class Relay:
         gate: Gate | None = None,  # gateway keys, budgets, rate limits (access.py)
         shared_prefixes: SharedPrefixes | None = None,  # the registry across replicas
         routing: RoutingTable | None = None,
+        shadows: Shadows | None = None,
     ) -> None:
         self.dispatcher = dispatcher
         self.routing = routing
+        self.shadows = shadows
         self.meter = meter
         self.provider = provider
         self.max_body_bytes = max_body_bytes
@@ -253,6 +259,31 @@ class Relay:
         route = Route(
             self.provider, scope["method"], target, upstream_request_headers(scope["headers"])
         )
+        shadow = self._shadow(route, call, request_id)
+        try:
+            outcome = await self._relay_call(route, send, call, step, started, request_id, shadow)
+        except BaseException:
+            if shadow is not None:
+                shadow.primary_done(Answer(call.sent_model, "failed", "", None, None, 0.0))
+            raise
+        outcome.shadow = shadow
+        return outcome
+
+    def _shadow(self, route: Route, call: Prepared, request_id: str) -> ShadowCall | None:
+        if self.shadows is None or call.plan is None or call.payload is None:
+            return None
+        return self.shadows.start(route, call.payload, call.plan, request_id)
+
+    async def _relay_call(
+        self,
+        route: Route,
+        send: Send,
+        call: Prepared,
+        step: str | None,
+        started: float,
+        request_id: str,
+        shadow: ShadowCall | None,
+    ) -> Outcome:
         prefix = self._coalescing_prefix(call, step)
         preflight_s = time.perf_counter() - started
         lead = await self.coalescer.join(prefix) if self.coalescer and prefix else None
@@ -279,11 +310,14 @@ class Relay:
             # The gateway has retried already: the SDK's own retries would multiply them.
             own.append((b"x-should-retry", b"false"))
         try:
+            collect = shadow is not None
             if begun.tap is not None:
+                text = StreamText() if collect else None
                 await send(self._start(response, own))
-                outcome = await self._relay_stream(begun, send, started)
+                outcome = await self._relay_stream(begun, send, started, text)
+                outcome.text = text.text if text is not None else ""
             else:
-                outcome = await self._relay_body(response, send, begun.model, own)
+                outcome = await self._relay_body(response, send, begun.model, own, collect)
             outcome.answered = answered
             outcome.coalesced = coalesced
             outcome.overhead_s += preflight_s
@@ -297,7 +331,9 @@ class Relay:
         headers = client_response_headers(response.headers.raw, own)
         return {"type": "http.response.start", "status": response.status_code, "headers": headers}
 
-    async def _relay_stream(self, begun: Started, send: Send, started: float) -> Outcome:
+    async def _relay_stream(
+        self, begun: Started, send: Send, started: float, text: StreamText | None
+    ) -> Outcome:
         tap = begun.tap
         assert tap is not None
         response = begun.response
@@ -307,12 +343,16 @@ class Relay:
         # The prelude: what the dispatcher read up to the first content event, sent at once.
         for chunk in begun.prelude:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            if text is not None:
+                text.feed(chunk)
         if tap.saw_content:
             ttft_s = time.perf_counter() - started
         try:
             async for chunk in _body(response):
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 last = chunk
+                if text is not None:
+                    text.feed(chunk)
                 before = time.perf_counter()
                 tap.feed(chunk)
                 if ttft_s is None and tap.saw_content:
@@ -343,6 +383,7 @@ class Relay:
         send: Send,
         model: str | None,
         own: list[tuple[bytes, bytes]],
+        collect: bool,
     ) -> Outcome:
         """A whole JSON body is read before the headers go, to add its cost to them."""
         try:
@@ -370,6 +411,7 @@ class Relay:
             overhead_s=overhead_s,
             message_id=reported.message_id,
             miss_reason=reported.miss_reason,
+            text=message_text(body) if collect else "",
         )
 
     @staticmethod
@@ -436,6 +478,16 @@ class Relay:
             if self.shared_prefixes is not None and seen is not None:
                 self.shared_prefixes.publish(call.fingerprint, seen)
         metered = self.meter.on_call_complete(record)
+        if outcome.shadow is not None:
+            answer = Answer(
+                record.model_used,
+                record.status,
+                outcome.text,
+                record.usage,
+                metered.cost_usd,
+                round(record.duration_s * 1000, 3),
+            )
+            outcome.shadow.primary_done(answer)
         if admitted is not None and self.gate is not None:
             self.gate.settle(admitted, metered.cost_usd, outcome.usage)
 

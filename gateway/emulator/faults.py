@@ -1,9 +1,11 @@
 """Fault injection: which failure, if any, a request gets.
 
-Per request by header — `x-emulator-fault: <kind>[;count=N;id=X][;ms=T][;after=S][;no-retry]`
-— or at configured rates. A kind is an error status (429 carries retry-after: S seconds)
-or `cut`, `stream-error`, `slow` (first byte after T ms). With `count=N;id=X` only the
-first N requests carrying that id fault, so a client's retry of the same call succeeds.
+Per request by header —
+`x-emulator-fault: <kind>[;count=N;id=X][;ms=T][;after=S][;no-retry][;model=M]` — or at
+configured rates. A kind is an error status (429 carries retry-after: S seconds) or `cut`,
+`stream-error`, `slow` (first byte after T ms). With `count=N;id=X` only the first N
+requests carrying that id fault, so a client's retry of the same call succeeds; with
+`model=M` only requests for model M fault, so a gateway's fallback to another succeeds.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class Fault:
     ms: int | None = None
     retry_after_s: float = 1.0
     no_retry: bool = False
+    model: str | None = None  # only requests for this model fault (a fallback then succeeds)
 
 
 def parse_fault(value: str) -> Fault:
@@ -49,6 +52,7 @@ def parse_fault(value: str) -> Fault:
             ms=int(fields["ms"]) if "ms" in fields else None,
             retry_after_s=float(fields.get("after", "1")),
             no_retry="no-retry" in fields,
+            model=fields.get("model"),
         )
     except ValueError:
         raise invalid_request(f"{FAULT_HEADER}: bad parameter in {value!r}") from None
@@ -60,9 +64,11 @@ class FaultInjector:
         self._random = random.Random(seed)
         self._served: dict[str, int] = {}
 
-    def pick(self, header: str | None) -> Fault | None:
+    def pick(self, header: str | None, model: object = None) -> Fault | None:
         if header is not None:
             fault = parse_fault(header)
+            if fault.model is not None and fault.model != model:
+                return None
             if fault.count is None:
                 return fault
             key = fault.fault_id or header

@@ -148,6 +148,19 @@ class Meter:
             writer.write(call, metered)
         return metered
 
+    def on_shadow(
+        self, provider: str, model: str, step: str | None, status: str, usage: Usage | None
+    ) -> float | None:
+        """Meters a shadow call apart from client calls; returns its cost (None: unpriced)."""
+        labels = (provider, self.labels.model(model), self.labels.step(step))
+        self._child(self.metrics.shadow_calls, *labels, status).inc()
+        if usage is None:
+            return 0.0
+        cost = self.pricing.cost(provider, model, usage)
+        if cost:
+            self._child(self.metrics.shadow_cost, *labels).inc(cost)
+        return cost
+
     def _attempts(self, call: CallRecord) -> float:
         """Retries, hedges, and the cost of attempts whose response the client never got."""
         if len(call.attempts) < 2:

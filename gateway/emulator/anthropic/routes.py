@@ -152,10 +152,10 @@ class AnthropicEmulator:
         return self._json({"input_tokens": prompt.total_tokens}, request.state.request_id)
 
     async def messages(self, request: Request) -> ASGIApp:
-        fault = self.faults.pick(request.headers.get(FAULT_HEADER))
+        workspace, body, spec, now = await self._read_request(request, counting=False)
+        fault = self.faults.pick(request.headers.get(FAULT_HEADER), body["model"])
         if fault is not None and (error := fault_error(fault)) is not None:
             raise error
-        workspace, body, spec, now = await self._read_request(request, counting=False)
         if body["max_tokens"] > spec.max_tokens:
             raise EmulatedError(
                 400,

@@ -1,0 +1,158 @@
+"""Shadow calls: a sampled share of a step's calls also goes to a candidate model, in the
+background, and both answers go to a JSON-lines file for offline evaluation.
+
+This is how a team checks "can the small model do this step" on real traffic before it
+switches. The client never waits: the shadow starts beside the primary call and the pair
+is written once both have finished. The shadow's cost is metered apart from the calls
+clients made (gateway_shadow_cost_usd_total).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import random
+import time
+from dataclasses import asdict, dataclass
+from typing import IO, Any
+
+import httpx
+import orjson
+
+from gateway.cascade.table import StepPlan
+from gateway.dispatch import Route
+from gateway.errors import GatewayError
+from gateway.metering.calls import Meter
+from gateway.upstream import Upstream
+from gateway.wire.anthropic_text import message_text
+from gateway.wire.anthropic_usage import usage_from_message
+from gateway.wire.usage import Usage
+
+LOG = logging.getLogger("gateway.shadow")
+# The primary may still be streaming when its shadow is done: a long answer takes minutes.
+PRIMARY_WAIT_S = 900.0
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One side of a pair: what a model answered and what it cost."""
+
+    model: str | None
+    status: str
+    text: str
+    usage: Usage | None
+    cost_usd: float | None
+    latency_ms: float
+
+
+class ShadowCall:
+    """A shadow in flight, waiting for its primary's answer to write the pair."""
+
+    def __init__(self) -> None:
+        self._primary: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+
+    def primary_done(self, answer: Answer) -> None:
+        if not self._primary.done():
+            self._primary.set_result(answer)
+
+    async def primary(self) -> Answer:
+        return await self._primary
+
+
+class Shadows:
+    def __init__(
+        self, upstream: Upstream, meter: Meter, log_path: str, rng: random.Random | None = None
+    ) -> None:
+        self.upstream = upstream
+        self.meter = meter
+        self.log_path = log_path
+        self._random = rng or random.Random()
+        self._out: IO[bytes] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def start(
+        self,
+        route: Route,
+        payload: dict[str, Any],
+        plan: StepPlan,
+        request_id: str,
+    ) -> ShadowCall | None:
+        """Starts a shadow for a sampled share of the step's calls; None for the rest."""
+        shadow = plan.shadow
+        if shadow is None or self._random.random() >= shadow.sample:
+            return None
+        call = ShadowCall()
+        body = orjson.dumps({**payload, "model": shadow.model, "stream": False})
+        task = asyncio.create_task(self._run(call, route, body, shadow.model, plan, request_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return call
+
+    async def _run(
+        self,
+        call: ShadowCall,
+        route: Route,
+        body: bytes,
+        model: str,
+        plan: StepPlan,
+        request_id: str,
+    ) -> None:
+        began = time.perf_counter()
+        started_at = time.time()
+        answer = await self._ask(route, body, model, plan)
+        try:
+            primary = await asyncio.wait_for(call.primary(), timeout=PRIMARY_WAIT_S)
+        except TimeoutError:
+            LOG.warning("shadow pair %s dropped: the primary call never finished", request_id)
+            return
+        self._write(
+            {
+                "request_id": request_id,
+                "time": dt.datetime.fromtimestamp(started_at, dt.UTC).isoformat(),
+                "provider": route.provider,
+                "step": plan.name,
+                "primary": asdict(primary),
+                "shadow": asdict(answer),
+                "shadow_started_ms": round((time.perf_counter() - began) * 1000, 3),
+            }
+        )
+
+    async def _ask(self, route: Route, body: bytes, model: str, plan: StepPlan) -> Answer:
+        began = time.perf_counter()
+        try:
+            response = await self.upstream.open(
+                route.provider, "POST", route.target, route.headers, body
+            )
+            try:
+                raw = await response.aread()
+            finally:
+                await response.aclose()
+        except (GatewayError, httpx.TransportError) as error:
+            status = str(error.status) if isinstance(error, GatewayError) else "cut"
+            self.meter.on_shadow(route.provider, model, plan.name, status, None)
+            return Answer(model, status, "", None, None, _ms(began))
+        status = str(response.status_code)
+        reported = usage_from_message(raw) if response.is_success else None
+        usage = reported.usage if reported is not None else None
+        served = (reported.model if reported is not None else None) or model
+        cost = self.meter.on_shadow(route.provider, served, plan.name, status, usage)
+        text = message_text(raw) if response.is_success else raw.decode("utf-8", "replace")
+        return Answer(served, status, text, usage, cost, _ms(began))
+
+    def _write(self, line: dict[str, Any]) -> None:
+        if self._out is None:
+            self._out = open(self.log_path, "ab")  # noqa: SIM115  # open for the process
+        self._out.write(orjson.dumps(line) + b"\n")
+        self._out.flush()
+
+    async def aclose(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._out is not None:
+            self._out.close()
+
+
+def _ms(began: float) -> float:
+    return round((time.perf_counter() - began) * 1000, 3)

@@ -1,0 +1,54 @@
+"""The text a Messages response gave: from a JSON message, or from a stream's deltas.
+
+Used only for calls the gateway compares offline (shadow pairs); the relay's hot path
+never decodes every event.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from gateway.wire.sse import SSEDecoder
+
+
+def message_text(body: bytes) -> str:
+    """The concatenated text blocks of a message body (tool calls as their JSON input)."""
+    try:
+        message = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return ""
+    content = message.get("content") if isinstance(message, dict) else None
+    return (
+        "".join(_block_text(block) for block in content if isinstance(block, dict))
+        if isinstance(content, list)
+        else ""
+    )
+
+
+def _block_text(block: dict[str, Any]) -> str:
+    if block.get("type") == "text":
+        return str(block.get("text", ""))
+    if block.get("type") == "tool_use":
+        return orjson.dumps({"tool_use": block.get("name"), "input": block.get("input")}).decode()
+    return ""
+
+
+class StreamText:
+    """Collects a stream's text and tool-input deltas as they pass."""
+
+    def __init__(self) -> None:
+        self._decoder = SSEDecoder()
+        self._parts: list[str] = []
+
+    def feed(self, chunk: bytes) -> None:
+        for event in self._decoder.feed(chunk):
+            if event.event != "content_block_delta":
+                continue
+            delta = orjson.loads(event.data).get("delta") or {}
+            self._parts.append(delta.get("text") or delta.get("partial_json") or "")
+
+    @property
+    def text(self) -> str:
+        return "".join(self._parts)
