@@ -102,6 +102,8 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         writers,
         retirement=lambda model: lifecycle.retiring_within(model, _today(), window),
     )
+    for alias, snapshot in routing.pins.items():
+        meter.metrics.model_pins.labels(alias, snapshot).set(1)
     providers = {"anthropic": settings.providers.anthropic, "openai": settings.providers.openai}
     upstream = Upstream(providers, settings.server.upstream_transport)
     state = open_state(settings.state, meter.metrics.state_errors)

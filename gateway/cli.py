@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -15,6 +16,9 @@ import uvicorn
 from pydantic import BaseModel
 
 from gateway.app import Edge, create_app
+from gateway.cascade.lifecycle import Lifecycle
+from gateway.cascade.table import RoutingTable
+from gateway.catalog import ModelCatalog
 from gateway.keys_command import add_parser as add_keys_parser
 from gateway.protocol import bounded_head
 from gateway.settings import ConfigError, Settings, config_path, load_settings
@@ -148,5 +152,21 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
 def _check(args: argparse.Namespace, settings: Settings) -> int:
     path = config_path(args.config)
+    for warning in retirement_warnings(settings, dt.datetime.now(dt.UTC).date()):
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"configuration OK ({path or 'embedded defaults'})")
     return 0
+
+
+def retirement_warnings(settings: Settings, today: dt.date) -> list[str]:
+    """Config that points at a model retiring within the warning window (or retired)."""
+    catalog = ModelCatalog.load(settings.models)
+    lifecycle = Lifecycle(catalog)
+    window = settings.routing.retirement_window_days
+    warnings = []
+    for where, model in RoutingTable(settings.routing, catalog).configured_models():
+        left = lifecycle.retiring_within(model, today, window)
+        if left is not None:
+            when = f"retired {-left} days ago" if left <= 0 else f"retires in {left} days"
+            warnings.append(f"{where}: {model} {when}; pin a current model")
+    return warnings

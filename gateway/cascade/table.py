@@ -114,6 +114,28 @@ class RoutingTable:
     def pins(self) -> Mapping[str, str]:
         return self._pins
 
+    def configured_models(self) -> list[tuple[str, str]]:
+        """(where in config, pinned model) for every model the routing config names."""
+        named = [
+            (f"routing.tiers.{tier}.{provider}", model)
+            for tier, models in self._tiers.items()
+            for provider, model in models.items()
+        ]
+        named += [(f"routing.pins.{alias}", model) for alias, model in self.settings.pins.items()]
+        for label, step in self.settings.steps.items():
+            where = f"routing.steps.{label}"
+            named += [(f"{where}.fallbacks", self._pin_or_tier(name)) for name in step.fallbacks]
+            if step.canary is not None:
+                named.append((f"{where}.canary.model", self.pinned(step.canary.model)))
+            if step.shadow is not None:
+                named.append((f"{where}.shadow.model", self.pinned(step.shadow.model)))
+        return [(where, model) for where, model in named if model]
+
+    def _pin_or_tier(self, name: str) -> str:
+        if name.startswith(TIER_PREFIX):
+            return ""  # the tier's own models are listed under routing.tiers
+        return self.pinned(name)
+
 
 def in_canary(canary: CanarySettings, step: str, conversation: bytes) -> bool:
     """Whether a conversation is in the canary's share: the same answer every turn."""

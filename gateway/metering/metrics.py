@@ -139,6 +139,14 @@ class Metrics:
             multiprocess_mode="mostrecent",
             registry=registry,
         )
+        self.model_pins = Gauge(
+            "gateway_model_pins",
+            "1 for each alias -> snapshot pin in force: a pin change (which empties the cache)"
+            " shows as one series ending and another starting.",
+            ["alias", "snapshot"],
+            multiprocess_mode="mostrecent",
+            registry=registry,
+        )
         self.shadow_calls = Counter(
             "gateway_shadow_calls",
             "Shadow calls to a step's candidate model, by outcome.",

@@ -13,11 +13,12 @@ from gateway.cascade.lifecycle import Lifecycle
 from gateway.cascade.retry import RetryPolicy, retry_after_s, retryable
 from gateway.cascade.table import LatencyBudget, RoutingTable, in_canary
 from gateway.catalog import ModelCatalog
+from gateway.cli import retirement_warnings
 from gateway.errors import InvalidRequest
 from gateway.rewrite.pin import note_retirement, pin
 from gateway.rewrite.request import LLMRequest
 from gateway.rewrite.route import route
-from gateway.settings import CanarySettings, RetrySettings, RoutingSettings
+from gateway.settings import CanarySettings, RetrySettings, RoutingSettings, Settings
 
 CATALOG = ModelCatalog.load()
 STEPS: dict[str, Any] = {
@@ -210,3 +211,22 @@ def test_config_names_only_known_tiers_and_steps() -> None:
         RoutingSettings(default_step="nowhere")
     with pytest.raises(ValueError, match="hedge needs ttft_ms"):
         RoutingSettings(steps={"x": {"hedge": True}})
+
+
+def test_check_warns_about_config_that_names_a_retiring_model() -> None:
+    settings = Settings(
+        routing=RoutingSettings(
+            tiers={
+                "small": {"anthropic": "claude-haiku-5-5"},
+                "large": {"anthropic": "claude-sonnet-4-5"},
+            },
+            steps={"synthesis": {"tier": "large", "fallbacks": ["claude-3-5-haiku-20241022"]}},
+        )
+    )
+    assert retirement_warnings(settings, dt.date(2026, 11, 25)) == [
+        "routing.tiers.large.anthropic: claude-sonnet-4-5-20250929 retires in 5 days;"
+        " pin a current model",
+        "routing.steps.synthesis.fallbacks: claude-3-5-haiku-20241022 retired 279 days ago;"
+        " pin a current model",
+    ]
+    assert retirement_warnings(Settings(), dt.date(2026, 11, 25)) == []
