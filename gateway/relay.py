@@ -453,6 +453,7 @@ class Relay:
             coalesced=outcome.coalesced,
             overhead_s=outcome.overhead_s or None,
             started_at=started_at,
+            key=admitted.key.name if admitted is not None else None,
             tier=call.tier,
             attempts=outcome.attempts,
             budget=call.plan.budget if call.plan is not None else None,

@@ -39,6 +39,7 @@ class CallLog:
             "model_used": call.model_used,
             "step": call.step,
             "tier": call.tier,
+            "key": call.key,
             "input_tokens": usage.input if usage else 0,
             "output_tokens": usage.output if usage else 0,
             "cache_read_tokens": usage.cache_read if usage else 0,

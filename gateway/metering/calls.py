@@ -44,6 +44,7 @@ class CallRecord:
     tier: str | None = None  # the cascade tier that chose the model
     attempts: tuple[Attempt, ...] = ()  # every request upstream: retries, fallbacks, hedges
     budget: LatencyBudget | None = None  # the step's latency budget
+    key: str | None = None  # the gateway key's name (None: a provider key passed through)
 
     @property
     def budget_breaches(self) -> tuple[str, ...]:

@@ -2,9 +2,9 @@
 
 `admit` is the one pre-flight read: it finds the key by its digest, refuses it if a budget
 (key or team, day or month) is spent or a per-minute window is full, else counts the
-request and reserves the key's last call cost against its budgets. `settle` swaps the
-reservation for the real cost and adds the call's tokens to the window. Reserving is what
-keeps concurrent calls on several replicas from overspending by more than about one call.
+request and reserves the key's last call cost (and a quarter) against its budgets.
+`settle` swaps the reservation for the real cost and adds the call's tokens to the window.
+Reserving keeps concurrent calls on several replicas from overspending by more than a call.
 
 Windows are sliding per minute, as two fixed windows weighted by how far the current one
 has run (the previous one counts for the part of it still inside the last 60 s): O(1)
@@ -24,6 +24,9 @@ from gateway.state.bounded import BoundedDict
 from gateway.state.keys import GatewayKey, MemoryKeyStore, to_nano
 
 WINDOW_S = 60
+# A call reserves its key's last call cost and a quarter more: calls of one key vary a
+# little, and only a reservation at least as large as the cost bounds the overspend.
+RESERVE_HEADROOM = 1.25
 Refusal = Literal["unknown_key", "spend_limit", "rate_limit"]
 # The spend counters of a key, in this order: key day, key month, team day, team month.
 PERIOD_NAMES = ("daily", "monthly", "team_daily", "team_monthly")
@@ -146,7 +149,8 @@ class MemoryLedger:
             return Admission(key, "rate_limit", "tokens per minute", retry_after(wait))
         current[0] += 1
         self._windows[f"{key.name}:{int(index)}"] = current
-        reserve = self._last_cost.get(key.name) or self.first_reserve_nano
+        last = self._last_cost.get(key.name)
+        reserve = math.ceil(last * RESERVE_HEADROOM) if last else self.first_reserve_nano
         for counter in counters:
             self._spend[counter] = (self._spend.get(counter) or 0) + reserve
         return Admission(key, reserved_nano=reserve, spent_nano=spent4, period=period)

@@ -94,7 +94,8 @@ if tpm > 0 and pt * weight + ct >= tpm then
 end
 redis.call('HINCRBY', wc, 'r', 1)
 redis.call('PEXPIRE', wc, ARGV[10])
-local reserve = tonumber(redis.call('GET', p .. 'last_cost:' .. r.name)) or tonumber(ARGV[6])
+local last = tonumber(redis.call('GET', p .. 'last_cost:' .. r.name))
+local reserve = last and math.ceil(last * 1.25) or tonumber(ARGV[6])
 for i = 1, #counters do
   redis.call('INCRBY', counters[i], reserve)
   redis.call('EXPIRE', counters[i], (i % 2 == 1) and ARGV[8] or ARGV[9])

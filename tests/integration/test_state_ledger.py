@@ -88,11 +88,11 @@ def test_budget_reserves_then_settles_the_real_cost(make_state: Callable[..., St
         )
         assert spent[0] == 20_000_000  # the reservation is gone, the real cost is there
         second = await state.ledger.admit(key_digest, NOW)
-        assert second.reserved_nano == 20_000_000  # the key's last cost
+        assert second.reserved_nano == 25_000_000  # the key's last cost, and a quarter
         assert second.spent_nano[0] == 20_000_000
         third = await state.ledger.admit(key_digest, NOW)
-        assert third.refused is None  # 40 of 50 spent or reserved
-        refused = await state.ledger.admit(key_digest, NOW)  # 60 of 50
+        assert third.refused is None  # 45 of 50 spent or reserved
+        refused = await state.ledger.admit(key_digest, NOW)  # 70 of 50
         assert refused.refused == "spend_limit"
         assert refused.reason == "daily"
         # Released reservations make room again.
