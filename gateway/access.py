@@ -153,6 +153,11 @@ class Gate:
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
+    async def drain(self) -> None:
+        """At shutdown: the calls already answered are charged before the store closes."""
+        if self._pending:
+            await asyncio.wait(set(self._pending), timeout=5)
+
     async def _settle(self, admitted: Admitted, cost_nano: int, tokens: int) -> None:
         key = admitted.key
         try:

@@ -124,6 +124,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
             refresh.cancel()
         await shadows.aclose()
         await upstream.aclose()
+        await gate.drain()
         await state.aclose()
 
     app = FastAPI(title="Tollgate", lifespan=lifespan, docs_url=None, redoc_url=None)

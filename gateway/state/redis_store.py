@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from typing import Any, cast
 
-from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -135,10 +135,12 @@ return 1
 
 def connect(url: str, timeout_s: float, max_connections: int) -> Redis:
     """A pooled client that fails fast: short socket timeouts and no retries of its own
-    (StateHealth decides when to try again)."""
-    pool = ConnectionPool.from_url(
+    (StateHealth decides when to try again). Past `max_connections` a call waits for a free
+    connection (within its timeout) rather than failing as if Redis were down."""
+    pool = BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
+        timeout=timeout_s,
         socket_timeout=timeout_s,
         socket_connect_timeout=timeout_s,
         retry=Retry(NoBackoff(), 0),
