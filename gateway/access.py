@@ -113,7 +113,8 @@ class Gate:
             raise AuthenticationFailed("Invalid gateway key.")
         self._known[key_digest] = key
         label = self._label(key.name)
-        self._ratios(key, label, admission.spent_nano)
+        if self.count:  # a free call reads no spend
+            self._ratios(key, label, admission.spent_nano)
         if admission.refused is not None:
             self._refused(label, admission.refused)
             raise _refusal(key, admission)
@@ -192,8 +193,10 @@ class Gate:
     def _ratios(self, key: GatewayKey, label: str, spent: tuple[int, int, int, int]) -> None:
         limits = limits_of(key, self.teams)
         for i, (period, used, limit) in enumerate(zip(PERIOD_NAMES, spent, limits, strict=True)):
-            if limit and label != OTHER_KEY:
-                owner = label if i < 2 else f"team:{key.team}"
+            if not limit:
+                continue
+            owner = label if i < 2 else self._label(f"team:{key.team}")
+            if owner != OTHER_KEY:  # past the label cap: no gauge, rather than a mixed one
                 name = period.removeprefix("team_")
                 self.metrics.budget_used_ratio.labels(owner, name).set(used / limit)
 

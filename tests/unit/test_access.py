@@ -23,7 +23,7 @@ from gateway.errors import (
     render_anthropic,
 )
 from gateway.metering.metrics import Metrics
-from gateway.settings import StateSettings
+from gateway.settings import StateSettings, TeamBudgetSettings
 from gateway.state.health import StateHealth, StoreUnreachable
 from gateway.state.keys import GatewayKey, MemoryKeyStore, digest, new_secret
 from gateway.state.ledger import MemoryLedger, window_wait
@@ -163,3 +163,15 @@ def test_an_outage_is_logged_once_per_interval_and_fails_fast(
 
 def test_gateway_errors_carry_no_headers_by_default() -> None:
     assert GatewayError("x").headers == ()
+
+
+def test_budget_ratios_by_key_and_team_and_free_calls_leave_them(tmp_path: Path) -> None:
+    secret, key = a_key(daily_budget_usd=0.04, team="search")
+    gate = gate_with(tmp_path, key, teams={"search": TeamBudgetSettings(daily_budget_usd=0.08)})
+    gate.ledger.teams = gate.teams  # type: ignore[attr-defined]  # the ledger built without them
+    admit(gate, secret)  # reserves 0.01
+    admit(gate, secret)  # sees 0.01 spent or reserved
+    asyncio.run(gate.free_calls().admit([(b"x-api-key", secret.encode())], "anthropic", "m", None))
+    ratio = gate.metrics.budget_used_ratio
+    assert ratio.labels("agent", "daily")._value.get() == pytest.approx(0.25)
+    assert ratio.labels("team:search", "daily")._value.get() == pytest.approx(0.125)
