@@ -126,10 +126,12 @@ def test_the_wheel_serves_with_the_image_command_config_and_environment(
     with zipfile.ZipFile(wheel) as archive:
         archive.extractall(site)
         names = set(archive.namelist())
-    tracked = subprocess.run(
-        ["git", "ls-files", "gateway"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.split()
-    missing = [p for p in tracked if "__pycache__" not in p and p not in names]
+    sources = [
+        path.relative_to(ROOT).as_posix()
+        for path in (ROOT / "gateway").rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    ]
+    missing = [path for path in sources if path not in names]
     assert not missing, f"the wheel (and so the image) lacks {missing}"
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "gateway = gateway.cli:main" in (site / entry_points).read_text()
