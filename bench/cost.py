@@ -37,6 +37,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
+from typing import Literal
 
 import anthropic
 import httpx
@@ -50,13 +51,30 @@ RESULTS = REPO / "bench" / "results"
 WORKLOADS: dict[str, ModuleType] = {m.NAME: m for m in (support, research, fanout)}
 DAY = "2026-11-25"  # claude-sonnet-4-5-20250929 retires 2026-11-30: replay a day before it
 REPLY_WORDS = 150  # the emulator's answer length: ~200 output tokens a call
-ROUTES: tuple[tuple[str, Variant, bool], ...] = (
-    # (route, workload variant, through the gateway)
-    ("direct", "naive", False),
-    ("gateway", "naive", True),
-    ("tuned", "tuned", False),
+Upstream = Literal["emulator", "gateway", "cascade"]
+ROUTES: tuple[tuple[str, Variant, Upstream], ...] = (
+    # (route, workload variant, where its calls go)
+    ("direct", "naive", "emulator"),
+    ("gateway", "naive", "gateway"),  # caching only: no step is routed
+    ("cascade", "naive", "cascade"),  # caching and the cascade (CASCADE_STEPS)
+    ("tuned", "tuned", "emulator"),
 )
-LABELS = {"direct": "naive, direct", "gateway": "naive, via gateway", "tuned": "hand-tuned, direct"}
+LABELS = {
+    "direct": "naive, direct",
+    "gateway": "naive, via gateway",
+    "cascade": "naive, via gateway with the cascade",
+    "tuned": "hand-tuned, direct",
+}
+# The cascade as the README recommends it: the research agent's route and tool-decision
+# steps (each ends in a tool call) on the small tier, its synthesis on the large tier.
+CASCADE_STEPS = {
+    "routing": {"tier": "small"},
+    "search": {"tier": "small"},
+    "fetch": {"tier": "small"},
+    "synthesis": {"tier": "large"},
+}
+# Workloads labelled with those steps; the others would replay the gateway route again.
+CASCADE_WORKLOADS = ("research",)
 # The gateway's own account of the cache, read from its /metrics after the replay.
 GATEWAY_METRICS = (
     "gateway_cache_miss_cause_total",
@@ -65,6 +83,7 @@ GATEWAY_METRICS = (
 )
 TARGET_HIT_RATIO = 0.85
 TARGET_COST_SHARE = 0.50
+TARGET_CASCADE_SHARE = 0.25  # research agent: caching and cascade together (issue 5)
 SHARED_PREFIX_READ = 0.9  # a call "read the shared prefix" when it read >= 90% of its estimate
 
 
@@ -107,15 +126,16 @@ class Result:
     usage: Usage
     ttft_ms: float
     rewrites: tuple[str, ...]
+    model: str  # the model that served the call (the cascade may have chosen another)
 
     @property
     def cost(self) -> float:
-        return self.usage.cost(str(self.call.params["model"]))
+        return self.usage.cost(self.model)
 
     @property
     def prompt_cost(self) -> float:
         """The cost of the prompt alone: the part caching can change."""
-        return replace(self.usage, output=0).cost(str(self.call.params["model"]))
+        return replace(self.usage, output=0).cost(self.model)
 
 
 @dataclass
@@ -213,9 +233,15 @@ def server(args: Sequence[str], port: int, env: dict[str, str], ready: str) -> I
 
 
 async def send(
-    client: anthropic.AsyncAnthropic, call: Call, day_start: float, gate: asyncio.Semaphore
+    client: anthropic.AsyncAnthropic,
+    call: Call,
+    day_start: float,
+    gate: asyncio.Semaphore,
+    route: str,
 ) -> Result:
     headers = {"x-emulator-now": f"{day_start + call.at:.3f}", **call.headers}
+    if route == "gateway":
+        headers["x-gateway-route"] = "off"  # caching alone: the client's models are kept
     if call.step:
         headers["x-gateway-step"] = call.step
     async with gate:
@@ -236,6 +262,7 @@ async def send(
         usage,
         float(raw.headers.get("x-emulator-ttft-ms", "nan")),
         tuple(r.strip() for r in rewrites.split(",") if r.strip()),
+        message.model,
     )
 
 
@@ -254,7 +281,8 @@ async def replay(
             while head.group and j < len(ordered) and ordered[j].group == head.group:
                 j += 1  # a parallel group: the same instant, sent together
             batch = ordered[i:j]
-            run.results += await asyncio.gather(*(send(client, c, day_start, gate) for c in batch))
+            sent = (send(client, c, day_start, gate, run.route) for c in batch)
+            run.results += await asyncio.gather(*sent)
             i = j
     print(f"  {run.workload:<9} {run.route:<8} {len(calls):>5} calls", file=sys.stderr)
     return run
@@ -306,26 +334,31 @@ async def _run_group(
     coalesce_steps: Sequence[str],
     emulate: tuple[str, ...],
 ) -> tuple[list[Replay], list[str]]:
-    emulator_port, gateway_port = free_port(), free_port()
+    emulator_port, gateway_port, cascade_port = free_port(), free_port(), free_port()
     emulator_env = {"GATEWAY_EMULATOR__REPLY_WORDS": str(REPLY_WORDS)}
     gateway_env = {
         "GATEWAY_SERVER__START_EMULATOR": "false",
-        "GATEWAY_SERVER__PORT": str(gateway_port),
         "GATEWAY_PROVIDERS__ANTHROPIC__BASE_URL": f"http://127.0.0.1:{emulator_port}",
         "GATEWAY_REWRITE__COALESCE_STEPS": json.dumps(list(coalesce_steps)),
     }
+    cascade_env = {**gateway_env, "GATEWAY_ROUTING__STEPS": json.dumps(CASCADE_STEPS)}
     with (
         server(emulate, emulator_port, emulator_env, "/emulator/state") as emulator_url,
         server(("serve",), gateway_port, gateway_env, "/healthz") as gateway_url,
+        server(("serve",), cascade_port, cascade_env, "/healthz") as cascade_url,
     ):
+        urls = {"emulator": emulator_url, "gateway": gateway_url, "cascade": cascade_url}
         gate = asyncio.Semaphore(concurrency)
         jobs = []
         for name in names:
             module = WORKLOADS[name]
-            for route, variant, through_gateway in ROUTES:
+            for route, variant, target in ROUTES:
+                if target == "cascade" and name not in CASCADE_WORKLOADS:
+                    continue
                 calls: list[Call] = module.calls(variant, seed, scale, day_start)
-                url = gateway_url if through_gateway else emulator_url
-                jobs.append(replay(Replay(name, route, scale), calls, url, day_start, gate))
+                jobs.append(
+                    replay(Replay(name, route, scale), calls, urls[target], day_start, gate)
+                )
         replays = list(await asyncio.gather(*jobs))
         async with httpx.AsyncClient(timeout=10) as http:
             metrics = (await http.get(gateway_url + "/metrics")).text.splitlines()
@@ -387,7 +420,7 @@ def breakdown(replays: list[Replay]) -> list[str]:
 
 
 @dataclass(frozen=True, slots=True)
-class Target:
+class Goal:
     name: str
     met: bool
     detail: str
@@ -396,15 +429,34 @@ class Target:
         return f"{'PASS' if self.met else 'MISS'}  {self.name}: {self.detail}"
 
 
-def targets(replays: list[Replay]) -> list[Target]:
+def targets(replays: list[Replay]) -> list[Goal]:
     found = {(r.workload, r.route): r for r in replays}
-    out: list[Target] = []
+    out: list[Goal] = []
+    naive, cached, cascade = (
+        found.get(("research", route)) for route in ("direct", "gateway", "cascade")
+    )
+    if naive and cascade:
+        share = cascade.cost_per_day / naive.cost_per_day
+        detail = f"{share:.1%} (${cascade.cost_per_day:,.2f} vs ${naive.cost_per_day:,.2f} a day"
+        if cached:
+            detail += (
+                f"; caching alone ${cached.cost_per_day:,.2f} ="
+                f" {cached.cost_per_day / naive.cost_per_day:.1%}, so the cascade takes"
+                f" {1 - cascade.cost_per_day / cached.cost_per_day:.1%} off the cached cost"
+            )
+        out.append(
+            Goal(
+                f"research cascade: cost <= {TARGET_CASCADE_SHARE:.0%} of naive",
+                share <= TARGET_CASCADE_SHARE,
+                detail + ")",
+            )
+        )
     for route in ("gateway", "tuned"):
         direct, other = found.get(("support", "direct")), found.get(("support", route))
         if direct and other:
             ratio = other.usage.hit_ratio
             out.append(
-                Target(
+                Goal(
                     f"support {route}: cache hit ratio >= {TARGET_HIT_RATIO:.0%}",
                     ratio >= TARGET_HIT_RATIO,
                     f"{ratio:.1%}",
@@ -412,7 +464,7 @@ def targets(replays: list[Replay]) -> list[Target]:
             )
             share = other.cost_per_day / direct.cost_per_day
             out.append(
-                Target(
+                Goal(
                     f"support {route}: cost <= {TARGET_COST_SHARE:.0%} of naive",
                     share <= TARGET_COST_SHARE,
                     f"{share:.1%} (${other.cost_per_day:,.2f} vs ${direct.cost_per_day:,.2f}"
@@ -435,7 +487,7 @@ def targets(replays: list[Replay]) -> list[Target]:
             if not sum(reads.values()):
                 detail += " — never cached at all, so the write count proves nothing"
             out.append(
-                Target(
+                Goal(
                     f"fanout {route}: at most one cache write per distinct prefix",
                     worst <= 1 and sum(reads.values()) > 0,
                     detail,
@@ -447,7 +499,7 @@ def targets(replays: list[Replay]) -> list[Target]:
 def rewrites(replays: list[Replay]) -> list[str]:
     lines = []
     for r in replays:
-        if r.route != "gateway":
+        if r.route not in ("gateway", "cascade"):
             continue
         counts = Counter(rule for result in r.results for rule in result.rewrites)
         summary = ", ".join(f"{rule} {n}" for rule, n in counts.most_common()) or "none"
@@ -565,7 +617,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "",
         *table(replays),
         "",
-        "## Targets (issue 4)",
+        "## Targets (issues 4 and 5)",
         "",
         "```",
         *(t.line() for t in targets(replays)),

@@ -32,17 +32,14 @@ from gateway.errors import (
     PayloadTooLarge,
     UnsupportedMediaType,
     UpstreamUnavailable,
-    render_anthropic,
 )
+from gateway.formats import ChunkFilter, TextCollector, WireFormat
 from gateway.metering.calls import CallRecord, Meter
 from gateway.rewrite.fingerprint import Fingerprint
 from gateway.rewrite.request import LLMRequest
 from gateway.shadow import Answer, ShadowCall, Shadows
 from gateway.state.registry import PrefixRegistry
 from gateway.state.shared_prefixes import SharedPrefixes
-from gateway.wire.anthropic_errors import error_event
-from gateway.wire.anthropic_text import StreamText, message_text
-from gateway.wire.anthropic_usage import usage_from_message
 from gateway.wire.headers import (
     client_response_headers,
     header_value,
@@ -72,6 +69,8 @@ class Prepared:
     payload: dict[str, Any] | None = None  # the body as sent, for fallbacks to change the model
     tier: str | None = None
     plan: StepPlan | None = None
+    # The gateway asked the stream for its usage: what that added is taken out again.
+    filtered: bool = False
 
     def candidates(self, provider: str) -> list[Candidate]:
         """The model the call goes to, then the step's fallbacks, each with its body."""
@@ -113,9 +112,9 @@ class Outcome:
 class Relay:
     def __init__(
         self,
-        dispatcher: Dispatcher,
+        dispatcher: Dispatcher,  # built with wire.new_tap
         meter: Meter,
-        provider: str,
+        wire: WireFormat,
         max_body_bytes: int,
         rewriter: Rewriter | None = None,
         registry: PrefixRegistry | None = None,
@@ -130,7 +129,8 @@ class Relay:
         self.routing = routing
         self.shadows = shadows
         self.meter = meter
-        self.provider = provider
+        self.wire = wire
+        self.provider = wire.provider
         self.max_body_bytes = max_body_bytes
         self.rewriter = rewriter
         self.registry = registry
@@ -207,7 +207,8 @@ class Relay:
         model = parsed.get("model")
         model = model if isinstance(model, str) else None
         if self.rewriter is None:
-            return Prepared(raw, model)
+            asked, filtered = self._ask_usage(parsed)
+            return Prepared(orjson.dumps(asked) if filtered else raw, model, filtered=filtered)
         routing = header_value(headers, ROUTE_HEADER) != b"off"
         request = LLMRequest(self.provider, parsed, step, _tenant(headers), routing)
         try:
@@ -217,21 +218,31 @@ class Relay:
         except Exception:
             # A body the stages do not understand is the provider's to judge: send it as is.
             LOG.exception("rewrite failed; the request is forwarded unchanged")
-            return Prepared(raw, model, findings=("rewrite_failed",))
+            asked, filtered = self._ask_usage(parsed)
+            body = orjson.dumps(asked) if filtered else raw
+            return Prepared(body, model, findings=("rewrite_failed",), filtered=filtered)
         sent = request.body.get("model")
         sent = sent if isinstance(sent, str) else model
+        payload, filtered = self._ask_usage(request.body)
         return Prepared(
-            orjson.dumps(request.body) if request.changed else raw,
+            orjson.dumps(payload) if request.changed or filtered else raw,
             model,
             tuple(rewrite.rule for rewrite in request.rewrites),
             tuple(finding.code for finding in request.findings),
             request.fingerprint,
             request.min_cacheable_tokens,
             sent,
-            request.body,
+            payload,
             request.tier,
             self.routing.plan(step) if self.routing is not None else None,
+            filtered,
         )
+
+    def _ask_usage(self, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """A stream that would not report its usage, asked to (OpenAI chat without
+        include_usage); True when the body changed and the stream must be filtered."""
+        ask = self.wire.ask_usage
+        return (body, False) if ask is None else ask(body)
 
     def _coalescing_prefix(self, call: Prepared, step: str | None) -> bytes | None:
         """The prefix to coalesce on: a cold one, on a step that opted in."""
@@ -272,7 +283,7 @@ class Relay:
     def _shadow(self, route: Route, call: Prepared, request_id: str) -> ShadowCall | None:
         if self.shadows is None or call.plan is None or call.payload is None:
             return None
-        return self.shadows.start(route, call.payload, call.plan, request_id)
+        return self.shadows.start(route, call.payload, call.plan, request_id, self.wire)
 
     async def _relay_call(
         self,
@@ -312,9 +323,11 @@ class Relay:
         try:
             collect = shadow is not None
             if begun.tap is not None:
-                text = StreamText() if collect else None
+                text = self.wire.new_stream_text() if collect else None
+                new_filter = self.wire.new_usage_filter
+                strip = new_filter() if call.filtered and new_filter is not None else None
                 await send(self._start(response, own))
-                outcome = await self._relay_stream(begun, send, started, text)
+                outcome = await self._relay_stream(begun, send, started, text, strip)
                 outcome.text = text.text if text is not None else ""
             else:
                 outcome = await self._relay_body(response, send, begun.model, own, collect)
@@ -332,8 +345,15 @@ class Relay:
         return {"type": "http.response.start", "status": response.status_code, "headers": headers}
 
     async def _relay_stream(
-        self, begun: Started, send: Send, started: float, text: StreamText | None
+        self,
+        begun: Started,
+        send: Send,
+        started: float,
+        text: TextCollector | None,
+        strip: ChunkFilter | None,
     ) -> Outcome:
+        """Chunks go to the client as they come; with `strip`, less what the gateway asked for
+        (the tap and the text still see every upstream byte)."""
         tap = begun.tap
         assert tap is not None
         response = begun.response
@@ -342,15 +362,17 @@ class Relay:
         last = b"\n\n"
         # The prelude: what the dispatcher read up to the first content event, sent at once.
         for chunk in begun.prelude:
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            out = strip.feed(chunk) if strip is not None else chunk
+            await send({"type": "http.response.body", "body": out, "more_body": True})
             if text is not None:
                 text.feed(chunk)
         if tap.saw_content:
             ttft_s = time.perf_counter() - started
         try:
             async for chunk in _body(response):
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                last = chunk
+                out = strip.feed(chunk) if strip is not None else chunk
+                await send({"type": "http.response.body", "body": out, "more_body": True})
+                last = out or last
                 if text is not None:
                     text.feed(chunk)
                 before = time.perf_counter()
@@ -361,11 +383,13 @@ class Relay:
         except httpx.TransportError:
             # Bytes have reached the client, so nothing is replayed: the stream ends with an
             # error event the SDK raises, instead of a dropped connection.
+            # (A filter holds back only an incomplete event: it is dropped, not flushed.)
             end = b"" if last.endswith(b"\n\n") else b"\n\n"
-            end += error_event("api_error", CUT_MESSAGE)
+            end += self.wire.stream_error_event(CUT_MESSAGE)
             await send({"type": "http.response.body", "body": end, "more_body": False})
             return Outcome("cut", tap.model or begun.model, ttft_s, tap.usage, overhead_s=tap_s)
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        tail = strip.flush() if strip is not None else b""
+        await send({"type": "http.response.body", "body": tail, "more_body": False})
         status = "stream_error" if tap.error_type else str(response.status_code)
         return Outcome(
             status,
@@ -394,7 +418,7 @@ class Relay:
                 f"{self.provider} closed the connection mid-response"
             ) from None
         before = time.perf_counter()
-        reported = usage_from_message(body) if response.is_success else Reported()
+        reported = self.wire.usage_from_body(body) if response.is_success else Reported()
         used, usage = reported.model, reported.usage
         if usage is not None:
             cost = self.meter.pricing.cost(self.provider, used or model, usage)
@@ -411,17 +435,18 @@ class Relay:
             overhead_s=overhead_s,
             message_id=reported.message_id,
             miss_reason=reported.miss_reason,
-            text=message_text(body) if collect else "",
+            text=self.wire.message_text(body) if collect else "",
         )
 
-    @staticmethod
-    async def _send_error(send: Send, error: GatewayError, request_id: str) -> None:
-        body = render_anthropic(error, request_id)
+    async def _send_error(self, send: Send, error: GatewayError, request_id: str) -> None:
+        body = self.wire.render_error(error, request_id)
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
             (b"x-gateway-request-id", request_id.encode()),
         ]
+        if self.wire.request_id_header is not None:
+            headers.append((self.wire.request_id_header, request_id.encode()))
         if error.retried:
             headers.append((b"x-should-retry", b"false"))
         headers.extend(error.headers)
@@ -473,6 +498,7 @@ class Relay:
                 self.meter.label_values(record),
                 message_id=outcome.message_id,
                 provider_reason=outcome.miss_reason,
+                step=step,
             )
             record = replace(record, cache=verdict)
             seen = self.registry.last(call.fingerprint)

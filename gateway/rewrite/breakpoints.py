@@ -54,7 +54,13 @@ def plan_breakpoints(
     tail_ttl: Ttl,
     min_tokens: int,
     chars_per_token: float,
+    tail: bool = True,
+    reread_messages: int | None = None,
 ) -> LLMRequest:
+    """`tail=False`: the registry's word that this step's conversation tails are rarely
+    read again, so writing them costs more than it saves. Then only the stable prefix is
+    marked, and the end of the conversation's previous prompt (its first
+    `reread_messages` messages) when that is cached on this model: read, never written."""
     body = request.body
     if policy == "respect" and (body.get("cache_control") or _has_marks(body)):
         own = [slot.position for slot in _slots(body, chars_per_token) if slot.client_ttl]
@@ -73,6 +79,17 @@ def plan_breakpoints(
             s for s in slots if s.section != "messages" or (s.index, s.block) < request.dates_at
         ]
     wanted = _wanted(slots, request.stable_system_blocks, min_tokens, automatic is not None)
+    if not tail:
+        stable_end = _stable_end(slots, request.stable_system_blocks)
+        wanted = [i for i in wanted if stable_end is not None and i <= stable_end]
+        previous = [
+            i
+            for i, slot in enumerate(slots)
+            if slot.section == "messages" and reread_messages is not None
+            and slot.index < reread_messages and slot.tokens_through >= min_tokens
+        ]  # fmt: skip
+        if previous and previous[-1] < len(slots) - 1:
+            wanted.append(previous[-1])
     chosen = [i for i in wanted if slots[i].client_ttl is None][: MAX_BREAKPOINTS - taken]
     if not chosen:
         if slots[-1].tokens_through < min_tokens:

@@ -63,6 +63,26 @@ def family_of(body: dict[str, Any], stable_system_blocks: int | None, tenant: by
     return _layers(body, stable_system_blocks, tenant)[2]
 
 
+def conversation_of(body: dict[str, Any], tenant: bytes) -> bytes:
+    """Who calls and the conversation's first block: the same every turn of it."""
+    for message in body.get("messages") or ():
+        for block in _blocks(message):
+            return _digest(tenant + b"\0" + orjson.dumps(_without_mark(block)))
+    return _digest(tenant + b"\0")
+
+
+def _blocks(message: Any) -> list[Any]:
+    content = message.get("content") if isinstance(message, dict) else None
+    blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+    return blocks if isinstance(blocks, list) else [message]
+
+
+def _without_mark(block: Any) -> Any:
+    if isinstance(block, dict) and "cache_control" in block:
+        return {k: v for k, v in block.items() if k != "cache_control"}
+    return block
+
+
 def fingerprint(
     body: dict[str, Any],
     stable_system_blocks: int | None,
@@ -73,19 +93,14 @@ def fingerprint(
     chain = family
     messages: list[bytes] = []
     marks = [family]
-    first = b""
     size = len(tools) + len(stable)
     for message in body.get("messages") or ():
-        content = message.get("content") if isinstance(message, dict) else None
-        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
         role = str(message.get("role")) if isinstance(message, dict) else ""
         chain = _digest(chain + role.encode())
-        for block in blocks if isinstance(blocks, list) else [message]:
+        for block in _blocks(message):
             # Without its breakpoint: the newest block carries one this turn and not the next.
             marked = isinstance(block, dict) and "cache_control" in block
-            unmarked = {k: v for k, v in block.items() if k != "cache_control"} if marked else block
-            raw = orjson.dumps(unmarked)
-            first = first or raw
+            raw = orjson.dumps(_without_mark(block))
             size += len(raw)
             chain = _digest(chain + raw)
             if marked:
@@ -93,7 +108,7 @@ def fingerprint(
         messages.append(chain)
     return Fingerprint(
         family=family,
-        conversation=_digest(tenant + b"\0" + first),
+        conversation=conversation_of(body, tenant),
         model=str(body.get("model")),
         tools=_digest(tools),
         system=_digest(stable),

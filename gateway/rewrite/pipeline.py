@@ -1,4 +1,4 @@
-"""The rewrite pipeline: the stages every Anthropic request goes through, in order.
+"""The rewrite pipeline: the stages every request goes through, in order, per wire format.
 
 Each stage is a pure function of the request and the context; it returns the request,
 changed or not, with what it changed (rewrites) and what it noticed (findings). The
@@ -14,14 +14,17 @@ from dataclasses import dataclass, field, replace
 from gateway.cascade.lifecycle import Lifecycle
 from gateway.cascade.table import RoutingTable
 from gateway.catalog import ModelCatalog
+from gateway.rewrite import prompt_cache
 from gateway.rewrite.breakpoints import plan_breakpoints
-from gateway.rewrite.fingerprint import family_of, fingerprint
+from gateway.rewrite.fingerprint import conversation_of, family_of, fingerprint
+from gateway.rewrite.openai_text import layers
+from gateway.rewrite.openai_volatile import volatile_openai
 from gateway.rewrite.pin import note_retirement, pin
 from gateway.rewrite.request import LLMRequest, Rewrite
 from gateway.rewrite.route import route
 from gateway.rewrite.tool_json import ToolForms, stable_tool_json
 from gateway.rewrite.volatile import volatile
-from gateway.rewrite.whitespace import whitespace
+from gateway.rewrite.whitespace import whitespace, whitespace_openai
 from gateway.settings import RewriteSettings
 from gateway.state.lines import LineStats
 from gateway.state.registry import PrefixRegistry
@@ -77,6 +80,11 @@ def _model_facts(request: LLMRequest, context: RewriteContext) -> tuple[int, flo
 
 def _breakpoints(request: LLMRequest, context: RewriteContext) -> LLMRequest:
     min_tokens, chars_per_token = _model_facts(request, context)
+    tail = context.registry.tail_pays(request.step)
+    reread = None
+    if not tail:
+        conversation = conversation_of(request.body, request.tenant)
+        reread = context.registry.previous_prompt(conversation, str(request.body.get("model")))
     setting = context.settings.cache_ttl
     if setting == "auto":
         family = family_of(request.body, request.stable_system_blocks, request.tenant)
@@ -90,6 +98,8 @@ def _breakpoints(request: LLMRequest, context: RewriteContext) -> LLMRequest:
         tail_ttl=tail_ttl,
         min_tokens=min_tokens,
         chars_per_token=chars_per_token,
+        tail=tail,
+        reread_messages=reread,
     )
 
 
@@ -128,7 +138,63 @@ ANTHROPIC_STAGES: tuple[Stage, ...] = (
 )
 
 
-def rewrite(request: LLMRequest, context: RewriteContext) -> LLMRequest:
-    for stage in ANTHROPIC_STAGES:
+# OpenAI: Chat Completions and Responses bodies (rewrite/openai_text.py says where the text is).
+
+
+def _openai_whitespace(request: LLMRequest, context: RewriteContext) -> LLMRequest:
+    return whitespace_openai(request, context.settings.whitespace)
+
+
+def _openai_volatile(request: LLMRequest, context: RewriteContext) -> LLMRequest:
+    return volatile_openai(request, context.settings.volatile, context.lines)
+
+
+def _prompt_cache_key(request: LLMRequest, context: RewriteContext) -> LLMRequest:
+    return prompt_cache.cache_key(request) if context.settings.prompt_cache_key else request
+
+
+def _openai_retention(request: LLMRequest, context: RewriteContext) -> LLMRequest:
+    spec = context.catalog.resolve(str(request.body.get("model")))
+    settings = context.settings
+    return prompt_cache.retention(
+        request, spec, settings.openai_cache_retention, settings.openai_cache_ttl
+    )
+
+
+def _openai_breakpoints(request: LLMRequest, context: RewriteContext) -> LLMRequest:
+    spec = context.catalog.resolve(str(request.body.get("model")))
+    return prompt_cache.breakpoints(request, spec, context.settings.breakpoints == "respect")
+
+
+def _openai_audit(request: LLMRequest, context: RewriteContext) -> LLMRequest:
+    """The fingerprint of the body's layers (openai_text.layers), as _audit takes it."""
+    min_tokens, chars_per_token = _model_facts(request, context)
+    shaped = layers(request.body)
+    return replace(
+        request,
+        fingerprint=fingerprint(
+            shaped, request.stable_system_blocks, chars_per_token, request.tenant
+        ),
+        min_cacheable_tokens=min_tokens,
+    )
+
+
+OPENAI_STAGES: tuple[Stage, ...] = (
+    _route,
+    _pin,
+    _openai_whitespace,
+    _tool_json,  # shape-blind: a tool is compared as a JSON value, nested or flat
+    _openai_volatile,
+    _prompt_cache_key,
+    _openai_retention,
+    _openai_breakpoints,
+    _openai_audit,
+)
+
+
+def rewrite(
+    request: LLMRequest, context: RewriteContext, stages: tuple[Stage, ...] = ANTHROPIC_STAGES
+) -> LLMRequest:
+    for stage in stages:
         request = stage(request, context)
     return request

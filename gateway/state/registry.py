@@ -27,6 +27,12 @@ PROVIDER_CAUSES: dict[str, MissCause] = {
 GAP_SAMPLES = 16
 MIN_GAPS = 3  # no TTL decision on fewer observations: 5m, the API's default, until then
 HOUR_S = 3600.0
+# A conversation-tail write costs 0.25x more than plain input (5m) and each read saves
+# 0.9x: it pays when the next call of the conversation reads it at least this often.
+TAIL_BREAK_EVEN = 0.25 / 0.9
+MIN_TAIL_SAMPLES = 20  # writes of a step before its tails may be judged not to pay
+TAIL_WINDOW = 200  # counts halve past this: the judgement follows a step's recent calls
+TAIL_PROBE_EVERY = 8  # a step judged not to pay still writes one tail in 8, to keep learning
 Ttl = Literal["5m", "1h"]
 MissCause = Literal[
     "cold", "ttl_expired", "model_changed", "tools_changed", "system_changed",
@@ -59,6 +65,17 @@ class PendingWrite:
     tokens: int
     expires: float
     read: bool = False
+    step: str | None = None
+    model: str = ""
+
+
+@dataclass(slots=True)
+class TailReuse:
+    """How often a step's conversation-tail writes were read by the conversation's next call."""
+
+    written: float = 0.0
+    read: float = 0.0
+    calls: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +94,7 @@ class PrefixRegistry:
         self._writes: BoundedDict[bytes, PendingWrite] = BoundedDict(max_entries)
         self._cached: BoundedDict[bytes, float] = BoundedDict(max_entries)  # shared → answered
         self._gaps: BoundedDict[bytes, ReuseGaps] = BoundedDict(max_entries)
+        self._tails: BoundedDict[str | None, TailReuse] = BoundedDict(max_entries)
         self._expiries: deque[PendingWrite] = deque()
 
     def record(
@@ -90,6 +108,7 @@ class PrefixRegistry:
         *,
         message_id: str | None = None,
         provider_reason: str | None = None,
+        step: str | None = None,
     ) -> Verdict:
         """Attributes this call's misses, then remembers it for the next call."""
         in_conversation = self._conversations.get(fp.conversation)
@@ -107,9 +126,14 @@ class PrefixRegistry:
             self._cached[fp.shared] = answered
         self._note_reads(fp, usage, started)
         if written:
-            pending = PendingWrite(owner, written, started + self.ttl_s)
+            pending = PendingWrite(owner, written, started + self.ttl_s, step=step, model=fp.model)
             self._writes[fp.conversation] = self._writes[fp.family] = pending
             self._expiries.append(pending)
+            tails = self._tails.setdefault(step, TailReuse())
+            tails.written += 1
+            if tails.written > TAIL_WINDOW:
+                tails.written /= 2
+                tails.read /= 2
         return Verdict(cause, max(0, expected - usage.cache_read), self._expired_unread(started))
 
     def last(self, fp: Fingerprint) -> Seen | None:
@@ -157,6 +181,27 @@ class PrefixRegistry:
         if in_conversation is not None and in_conversation.fingerprint.family == fp.family:
             gaps.turns.append(now - in_conversation.started)
 
+    def tail_pays(self, step: str | None) -> bool:
+        """Whether to write this step's conversation tail to the cache: yes until the step
+        has shown (MIN_TAIL_SAMPLES writes) that its conversations rarely continue on the
+        same model — a last step, or one the cascade hands to another model — then only
+        one call in TAIL_PROBE_EVERY, to notice if that changes."""
+        tails = self._tails.get(step)
+        if tails is None or tails.written < MIN_TAIL_SAMPLES:
+            return True
+        if tails.read / tails.written >= TAIL_BREAK_EVEN:
+            return True
+        tails.calls += 1
+        return tails.calls % TAIL_PROBE_EVERY == 0
+
+    def previous_prompt(self, conversation: bytes, model: str) -> int | None:
+        """How many messages the conversation's previous call sent, if it ran on `model` and
+        cached something: a breakpoint at its end reads that entry back without a new write."""
+        seen = self._conversations.get(conversation)
+        if seen is None or seen.fingerprint.model != model or not seen.cached_tokens:
+            return None
+        return len(seen.fingerprint.messages)
+
     def is_warm(self, fp: Fingerprint, now: float) -> bool:
         """Whether a call whose response has begun cached the prefix this call shares."""
         answered = self._cached.get(fp.shared)
@@ -200,8 +245,13 @@ class PrefixRegistry:
             return
         for key in (fp.conversation, fp.family):
             pending = self._writes.get(key)
-            if pending is not None and pending.expires > now:
-                pending.read = True
+            if pending is None or pending.expires <= now or pending.model != fp.model:
+                continue  # another model's entry: this call could not have read it
+            if key == fp.conversation and not pending.read:
+                tails = self._tails.get(pending.step)
+                if tails is not None:
+                    tails.read += 1
+            pending.read = True
 
     def _expired_unread(self, now: float) -> tuple[tuple[tuple[str, ...], int], ...]:
         wasted = []

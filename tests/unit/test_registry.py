@@ -157,3 +157,44 @@ def test_the_providers_named_reason_wins_and_others_leave_ours() -> None:
         fp(system=SYSTEM + "v2"), usage, 5, 5, 1024, OWNER, provider_reason="unavailable"
     )
     assert second.cause == "system_changed"
+
+
+def conversation(n: int, model: str = "claude-sonnet-4-6", turns: int = 1) -> Fingerprint:
+    messages = [{"role": "user", "content": f"conversation {n}"}]
+    messages += [
+        {"role": "assistant" if i % 2 else "user", "content": f"turn {i}"} for i in range(1, turns)
+    ]
+    body = {"model": model, "system": SYSTEM, "messages": messages}
+    return fingerprint(body, None, 4.0)
+
+
+def test_a_step_whose_tails_are_never_read_stops_writing_them_but_keeps_probing() -> None:
+    registry = PrefixRegistry()
+    usage = Usage(input=10, output=5, cache_write_5m=3000)
+    for n in range(20):  # the last step: nothing follows in its conversation
+        registry.record(conversation(n), usage, n, n, 1024, OWNER, step="synthesis")
+    decisions = [registry.tail_pays("synthesis") for _ in range(16)]
+    assert decisions.count(True) == 2  # one probe in 8
+    assert registry.tail_pays("other_step")  # no evidence: write
+
+
+def test_a_step_whose_tails_the_next_turn_reads_keeps_writing_them() -> None:
+    registry = PrefixRegistry()
+    written = Usage(input=10, output=5, cache_write_5m=3000)
+    read = Usage(input=10, output=5, cache_read=3000, cache_write_5m=50)
+    for n in range(20):
+        registry.record(conversation(n), written, 2 * n, 2 * n, 1024, OWNER, step="search")
+        next_turn = conversation(n, turns=3)
+        registry.record(next_turn, read, 2 * n + 1, 2 * n + 1, 1024, OWNER, step="fetch")
+    assert all(registry.tail_pays("search") for _ in range(16))
+
+
+def test_a_read_on_another_model_does_not_count_as_reading_the_tail() -> None:
+    registry = PrefixRegistry()
+    written = Usage(input=10, output=5, cache_write_5m=3000)
+    other = Usage(input=10, output=5, cache_read=1000)  # its own model's family prefix
+    for n in range(20):  # the cascade: the next step runs on another model
+        registry.record(conversation(n), written, 2 * n, 2 * n, 1024, OWNER, step="search")
+        switched = conversation(n, model="claude-opus-4-6", turns=3)
+        registry.record(switched, other, 2 * n + 1, 2 * n + 1, 1024, OWNER, step="synthesis")
+    assert not all(registry.tail_pays("search") for _ in range(16))

@@ -371,3 +371,30 @@ def test_auto_ttl_is_one_hour_where_the_registry_saw_reuse_minutes_apart() -> No
         req(system=POLICY, messages=[{"role": "user", "content": "Q9"}]), context(cache_ttl="5m")
     )
     assert marks(fixed.body) == [("system.0", "5m"), ("messages.0.0", "5m")]
+
+
+def test_a_step_whose_tails_do_not_pay_gets_only_the_stable_prefix_marked() -> None:
+    ctx = context()
+    history: Any = [
+        {"role": "user", "content": "Question " + "words " * 900},
+        {"role": "assistant", "content": "An answer."},
+        {"role": "user", "content": "Write it up."},
+    ]
+    body: dict[str, Any] = {"system": POLICY, "messages": history}
+    normal = rewrite(
+        LLMRequest("anthropic", {"model": MODEL, "max_tokens": 9, **body}, "synthesis"), ctx
+    )
+    assert [where for where, _ in marks(normal.body)] == ["system.0", "messages.2.0"]
+    written = Usage(input=10, output=5, cache_write_5m=3000)
+    for n in range(20):  # synthesis ends its conversations: its tails are never read
+        fp = rewrite(
+            req(system=POLICY, messages=[{"role": "user", "content": f"c{n}"}]), ctx
+        ).fingerprint
+        assert fp is not None
+        ctx.registry.record(
+            fp, written, n, n, 1024, ("anthropic", MODEL, "synthesis"), step="synthesis"
+        )
+    lean = rewrite(
+        LLMRequest("anthropic", {"model": MODEL, "max_tokens": 9, **body}, "synthesis"), ctx
+    )
+    assert [where for where, _ in marks(lean.body)] == ["system.0"]
