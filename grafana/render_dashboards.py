@@ -65,7 +65,7 @@ def ratio_line(limit: float) -> dict[str, Any]:
     }
 
 
-COST_AND_CACHE = (
+COST_AND_CACHE_PANELS = (
     Panel(
         "Spend today",
         (q("sum(increase(gateway_cost_usd_total[$__range]))"),),
@@ -180,6 +180,48 @@ COST_AND_CACHE = (
     ),
 )
 
+# Canaries and the cascade: each step's models side by side on what decides a switch.
+ERRORS = 'status=~"5..|429|stream_error|cut"'
+CALLS_BY_STEP_MODEL = f"sum by (step, model) (rate(gateway_requests_total[{RATE}]))"
+CASCADE = (
+    Panel(
+        "Cost per call by step and model",
+        (
+            q(
+                f"sum by (step, model) (rate(gateway_cost_usd_total[{RATE}]))"
+                f" / {CALLS_BY_STEP_MODEL}",
+                "{{step}} {{model}}",
+            ),
+        ),
+        unit="currencyUSD",
+        width=8,
+        description="A canary's candidate beside the step's model: same step, same traffic.",
+    ),
+    Panel(
+        "Request duration p95 by step and model",
+        (
+            q(
+                quantile(0.95, "gateway_request_duration_seconds", "step, model"),
+                "{{step}} {{model}}",
+            ),
+        ),
+        unit="s",
+        width=8,
+    ),
+    Panel(
+        "Error ratio by step and model",
+        (
+            q(
+                f"(sum by (step, model) (rate(gateway_requests_total{{{ERRORS}}}[{RATE}]))"
+                f" or {CALLS_BY_STEP_MODEL} * 0) / {CALLS_BY_STEP_MODEL}",
+                "{{step}} {{model}}",
+            ),
+        ),
+        unit="percentunit",
+        width=8,
+    ),
+)
+
 TTFT = "step:gateway_time_to_first_token_seconds"
 LATENCY = (
     Panel(
@@ -252,6 +294,7 @@ LATENCY = (
     ),
 )
 
+COST_AND_CACHE = COST_AND_CACHE_PANELS + CASCADE
 DASHBOARDS = {
     "cost-and-cache": ("Tollgate: Cost & cache", COST_AND_CACHE),
     "latency": ("Tollgate: Latency", LATENCY),
