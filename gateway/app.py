@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,6 +30,7 @@ from gateway.cascade.table import RoutingTable
 from gateway.catalog import ModelCatalog
 from gateway.coalesce import Coalescer
 from gateway.dispatch import Dispatcher
+from gateway.formats import ANTHROPIC_MESSAGES, OPENAI_CHAT, OPENAI_RESPONSES, WireFormat
 from gateway.metering.call_log import CallLog
 from gateway.metering.calls import CallWriter, Meter
 from gateway.metering.labels import LabelBounds
@@ -44,12 +46,14 @@ from gateway.state.lines import LineStats
 from gateway.state.registry import PrefixRegistry
 from gateway.state.stores import open_state
 from gateway.upstream import Upstream
-from gateway.wire.anthropic_usage import StreamUsage
+from gateway.wire.headers import header_value
 
-ANTHROPIC_ROUTES = (
-    ("POST", "/v1/messages/count_tokens"),
-    ("GET", "/v1/models"),
-)
+ANTHROPIC_ROUTES = (("POST", "/v1/messages/count_tokens"),)
+MODEL_CALLS = {
+    ("POST", "/v1/messages"): ANTHROPIC_MESSAGES,
+    ("POST", "/v1/chat/completions"): OPENAI_CHAT,
+    ("POST", "/v1/responses"): OPENAI_RESPONSES,
+}
 
 
 class Edge:
@@ -66,6 +70,19 @@ class Edge:
                 await relay(scope, receive, send)
                 return
         await self.rest(scope, receive, send)
+
+
+class ByClient:
+    """A path both providers serve (GET /v1/models): Anthropic's SDKs send anthropic-version,
+    OpenAI's do not."""
+
+    def __init__(self, anthropic: ASGIApp, openai: ASGIApp) -> None:
+        self.anthropic = anthropic
+        self.openai = openai
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        anthropic = header_value(scope["headers"], b"anthropic-version") is not None
+        await (self.anthropic if anthropic else self.openai)(scope, receive, send)
 
 
 def _exposition(registry: CollectorRegistry) -> CollectorRegistry:
@@ -109,7 +126,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     state = open_state(settings.state, meter.metrics.state_errors)
     provider_keys = {name: provider.api_key for name, provider in providers.items()}
     gate = Gate(state.ledger, settings.state, provider_keys, meter.metrics)
-    dispatcher = Dispatcher(upstream, RetryPolicy(settings.routing.retries), StreamUsage)
+    policy = RetryPolicy(settings.routing.retries)
     shadows = Shadows(upstream, meter, settings.routing.shadow_log)
 
     @asynccontextmanager
@@ -140,23 +157,33 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         _today,
     )
     limit = settings.server.max_body_bytes
-    anthropic = Relay(dispatcher, meter, "anthropic", limit)
-    anthropic.gate = gate.free_calls()  # count_tokens, models: the key swapped, no budget
+
+    def plain(wire: WireFormat) -> Relay:
+        """Relayed as is: count_tokens, the model list. The key is swapped, no budget."""
+        dispatcher = Dispatcher(upstream, policy, wire.new_tap)
+        return Relay(dispatcher, meter, wire, limit, gate=gate.free_calls())
+
+    def model_calls(wire: WireFormat) -> Relay:
+        return Relay(
+            Dispatcher(upstream, policy, wire.new_tap),
+            meter,
+            wire,
+            limit,
+            rewriter=functools.partial(rewrite, context=context, stages=wire.stages),
+            registry=prefixes,
+            coalescer=Coalescer(settings.rewrite.coalesce_max_wait_s),
+            coalesce_steps=frozenset(settings.rewrite.coalesce_steps),
+            gate=gate,
+            shared_prefixes=state.shared_prefixes,
+            routing=routing,
+            shadows=shadows,
+        )
+
+    anthropic = plain(ANTHROPIC_MESSAGES)
     relays: dict[tuple[str, str], ASGIApp] = {route: anthropic for route in ANTHROPIC_ROUTES}
-    relays["POST", "/v1/messages"] = Relay(
-        dispatcher,
-        meter,
-        "anthropic",
-        limit,
-        rewriter=lambda request: rewrite(request, context),
-        registry=prefixes,
-        coalescer=Coalescer(settings.rewrite.coalesce_max_wait_s),
-        coalesce_steps=frozenset(settings.rewrite.coalesce_steps),
-        gate=gate,
-        shared_prefixes=state.shared_prefixes,
-        routing=routing,
-        shadows=shadows,
-    )
+    relays["GET", "/v1/models"] = ByClient(anthropic, plain(OPENAI_CHAT))
+    for route, wire in MODEL_CALLS.items():
+        relays[route] = model_calls(wire)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -69,6 +69,13 @@ class RewriteSettings(Section):
     provider_diagnostics: bool = False
     # Conversations and prompt families remembered to explain cache misses.
     registry_max_entries: int = Field(default=100_000, ge=1)
+    # OpenAI: a prompt_cache_key derived from the prompt family when the client sent none.
+    prompt_cache_key: bool = True
+    # OpenAI cache lifetime per step ("*": every step), where the client set none:
+    # prompt_cache_retention on models before GPT-5.6 (24h only where the model offers it),
+    # prompt_cache_options.ttl on GPT-5.6 and later. Unset: the provider's default.
+    openai_cache_retention: dict[str, Literal["in_memory", "24h"]] = Field(default_factory=dict)
+    openai_cache_ttl: dict[str, Literal["30m", "12h"]] = Field(default_factory=dict)
 
 
 class MeteringSettings(Section):

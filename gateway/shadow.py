@@ -23,10 +23,9 @@ import orjson
 from gateway.cascade.table import StepPlan
 from gateway.dispatch import Route
 from gateway.errors import GatewayError
+from gateway.formats import WireFormat
 from gateway.metering.calls import Meter
 from gateway.upstream import Upstream
-from gateway.wire.anthropic_text import message_text
-from gateway.wire.anthropic_usage import usage_from_message
 from gateway.wire.usage import Usage
 
 LOG = logging.getLogger("gateway.shadow")
@@ -77,14 +76,19 @@ class Shadows:
         payload: dict[str, Any],
         plan: StepPlan,
         request_id: str,
+        wire: WireFormat,
     ) -> ShadowCall | None:
         """Starts a shadow for a sampled share of the step's calls; None for the rest."""
         shadow = plan.shadow
         if shadow is None or self._random.random() >= shadow.sample:
             return None
         call = ShadowCall()
-        body = orjson.dumps({**payload, "model": shadow.model, "stream": False})
-        task = asyncio.create_task(self._run(call, route, body, shadow.model, plan, request_id))
+        # Not a stream: stream_options (OpenAI) would be rejected without one.
+        fields = {k: v for k, v in payload.items() if k != "stream_options"}
+        body = orjson.dumps({**fields, "model": shadow.model, "stream": False})
+        task = asyncio.create_task(
+            self._run(call, route, body, shadow.model, plan, request_id, wire)
+        )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return call
@@ -97,10 +101,11 @@ class Shadows:
         model: str,
         plan: StepPlan,
         request_id: str,
+        wire: WireFormat,
     ) -> None:
         began = time.perf_counter()
         started_at = time.time()
-        answer = await self._ask(route, body, model, plan)
+        answer = await self._ask(route, body, model, plan, wire)
         try:
             primary = await asyncio.wait_for(call.primary(), timeout=PRIMARY_WAIT_S)
         except TimeoutError:
@@ -118,7 +123,9 @@ class Shadows:
             }
         )
 
-    async def _ask(self, route: Route, body: bytes, model: str, plan: StepPlan) -> Answer:
+    async def _ask(
+        self, route: Route, body: bytes, model: str, plan: StepPlan, wire: WireFormat
+    ) -> Answer:
         began = time.perf_counter()
         try:
             response = await self.upstream.open(
@@ -133,11 +140,11 @@ class Shadows:
             self.meter.on_shadow(route.provider, model, plan.name, status, None)
             return Answer(model, status, "", None, None, _ms(began))
         status = str(response.status_code)
-        reported = usage_from_message(raw) if response.is_success else None
+        reported = wire.usage_from_body(raw) if response.is_success else None
         usage = reported.usage if reported is not None else None
         served = (reported.model if reported is not None else None) or model
         cost = self.meter.on_shadow(route.provider, served, plan.name, status, usage)
-        text = message_text(raw) if response.is_success else raw.decode("utf-8", "replace")
+        text = wire.message_text(raw) if response.is_success else raw.decode("utf-8", "replace")
         return Answer(served, status, text, usage, cost, _ms(began))
 
     def _write(self, line: dict[str, Any]) -> None:

@@ -7,6 +7,7 @@ each time, so the prefix the provider hashed last turn is the prefix it sees now
 
 from __future__ import annotations
 
+from gateway.rewrite import openai_text
 from gateway.rewrite.request import Finding, LLMRequest, Rewrite
 from gateway.rewrite.text import edit_messages, edit_system, edit_tools
 
@@ -48,4 +49,24 @@ def whitespace(request: LLMRequest, enabled: bool) -> LLMRequest:
     for name in ("system", "tools"):
         if name not in body:
             del new_body[name]
+    return request.with_body(new_body, Rewrite(RULE, ", ".join(changed))).noting(finding)
+
+
+def whitespace_openai(request: LLMRequest, enabled: bool) -> LLMRequest:
+    """The same rule on an OpenAI body: instructions, messages or input items, tool
+    descriptions."""
+    body = request.body
+    key = openai_text.items_key(body)
+    fields = {
+        "instructions": openai_text.edit_content(body.get("instructions"), _edit),
+        "tools": openai_text.edit_tools(body.get("tools"), _edit),
+        key: openai_text.edit_items(body.get(key), _edit),
+    }
+    changed = [name for name, new in fields.items() if new is not body.get(name)]
+    if not changed:
+        return request
+    finding = Finding("whitespace_drift", ", ".join(changed))
+    if not enabled:
+        return request.noting(finding)
+    new_body = {**body, **{name: fields[name] for name in changed}}
     return request.with_body(new_body, Rewrite(RULE, ", ".join(changed))).noting(finding)

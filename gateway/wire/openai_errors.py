@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import orjson
 
+from gateway.wire.sse import encode_event
+
 ERROR_TYPE_BY_STATUS: dict[int, str] = {
     401: "invalid_request_error",  # with code "invalid_api_key"
     403: "permission_error",
@@ -36,3 +38,15 @@ def error_body(
     return orjson.dumps(
         {"error": {"message": message, "type": error_type, "param": param, "code": code}}
     )
+
+
+def chat_error_chunk(message: str, error_type: str = "server_error") -> bytes:
+    """A chat stream's mid-stream failure: the SDK raises on any chunk whose data holds `error`."""
+    error = {"message": message, "type": error_type, "param": None, "code": None}
+    return encode_event(orjson.dumps({"error": error}).decode())
+
+
+def responses_error_event(message: str, code: str = "server_error") -> bytes:
+    """A Responses stream's `error` event (WIRE D.3), as the API sends it before giving up."""
+    data = orjson.dumps({"type": "error", "code": code, "message": message, "param": None})
+    return encode_event(data.decode(), "error")

@@ -78,11 +78,13 @@ def emulator(*flags: str, env: dict[str, str] | None = None) -> Iterator[str]:
 def gateway(
     upstream_url: str, env: dict[str, str] | None = None, port: int | None = None
 ) -> Iterator[str]:
-    """`gateway serve` relaying Anthropic calls to `upstream_url` (on `port`, or a free one)."""
+    """`gateway serve` relaying Anthropic and OpenAI calls to `upstream_url` (on `port`, or a
+    free one)."""
     port = port or free_port()
     settings = {
         "GATEWAY_SERVER__START_EMULATOR": "false",
         "GATEWAY_PROVIDERS__ANTHROPIC__BASE_URL": upstream_url,
+        "GATEWAY_PROVIDERS__OPENAI__BASE_URL": upstream_url,
         **(env or {}),
     }
     with gateway_process(

@@ -1,0 +1,114 @@
+"""The wire formats the gateway relays, each as one small record of what differs between them.
+
+The relay (relay.py) is the same for every format: it reads one of these to know how to read
+usage from a body or a stream, how to render the gateway's own errors, how to end a stream it
+had to cut, which rewrite stages apply and whether a stream must be asked for its usage.
+Nothing here does I/O; everything is a plain function or a class from `wire/` or `rewrite/`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from gateway.dispatch import Tap
+from gateway.errors import GatewayError, render_anthropic, render_openai
+from gateway.rewrite.pipeline import ANTHROPIC_STAGES, OPENAI_STAGES, Stage
+from gateway.wire import anthropic_errors, openai_errors, openai_stream
+from gateway.wire.anthropic_text import StreamText, message_text
+from gateway.wire.anthropic_usage import StreamUsage, usage_from_message
+from gateway.wire.openai_text import ChatStreamText, ResponsesStreamText, chat_text, response_text
+from gateway.wire.openai_usage import (
+    ChatStreamUsage,
+    ResponsesStreamUsage,
+    usage_from_chat,
+    usage_from_response,
+)
+from gateway.wire.usage import Reported
+
+
+class TextCollector(Protocol):
+    """A stream's answer text as it passes (shadow pairs only)."""
+
+    def feed(self, chunk: bytes) -> None: ...
+
+    @property
+    def text(self) -> str: ...
+
+
+class ChunkFilter(Protocol):
+    """Bytes the client must not see taken out of a stream (openai_stream.UsageChunkFilter)."""
+
+    def feed(self, chunk: bytes) -> bytes: ...
+
+    def flush(self) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class WireFormat:
+    name: str  # for logs and tests: messages, chat_completions, responses
+    provider: str  # the providers.<name> the calls go to, and the metrics' provider label
+    new_tap: Callable[[], Tap]  # watches a stream for first token, usage, errors
+    usage_from_body: Callable[[bytes], Reported]  # a JSON response's usage
+    render_error: Callable[[GatewayError, str], bytes]  # (error, request id) -> body
+    stream_error_event: Callable[[str], bytes]  # ends a stream cut after bytes were sent
+    message_text: Callable[[bytes], str]
+    new_stream_text: Callable[[], TextCollector]
+    stages: tuple[Stage, ...] = ()  # the rewrite pipeline for this format's bodies
+    # The header that carries the gateway's request id on its own errors (OpenAI's SDK reads
+    # x-request-id; Anthropic's body has a request_id field instead).
+    request_id_header: bytes | None = None
+    # Sets what a stream needs to report usage, and says whether it changed the body; the
+    # filter then takes out of the client's stream what that setting added.
+    ask_usage: Callable[[dict[str, Any]], tuple[dict[str, Any], bool]] | None = None
+    new_usage_filter: Callable[[], ChunkFilter] | None = None
+
+
+def _anthropic_event(message: str) -> bytes:
+    return anthropic_errors.error_event("api_error", message)
+
+
+def _openai_error(error: GatewayError, request_id: str) -> bytes:
+    return render_openai(error)
+
+
+ANTHROPIC_MESSAGES = WireFormat(
+    name="messages",
+    provider="anthropic",
+    new_tap=StreamUsage,
+    usage_from_body=usage_from_message,
+    render_error=render_anthropic,
+    stream_error_event=_anthropic_event,
+    message_text=message_text,
+    new_stream_text=StreamText,
+    stages=ANTHROPIC_STAGES,
+)
+
+OPENAI_CHAT = WireFormat(
+    name="chat_completions",
+    provider="openai",
+    new_tap=ChatStreamUsage,
+    usage_from_body=usage_from_chat,
+    render_error=_openai_error,
+    stream_error_event=openai_errors.chat_error_chunk,
+    message_text=chat_text,
+    new_stream_text=ChatStreamText,
+    stages=OPENAI_STAGES,
+    request_id_header=b"x-request-id",
+    ask_usage=openai_stream.request_usage,
+    new_usage_filter=openai_stream.UsageChunkFilter,
+)
+
+OPENAI_RESPONSES = WireFormat(
+    name="responses",
+    provider="openai",
+    new_tap=ResponsesStreamUsage,
+    usage_from_body=usage_from_response,
+    render_error=_openai_error,
+    stream_error_event=openai_errors.responses_error_event,
+    message_text=response_text,
+    new_stream_text=ResponsesStreamText,
+    stages=OPENAI_STAGES,
+    request_id_header=b"x-request-id",
+)
