@@ -41,14 +41,16 @@ from typing import Literal
 
 import anthropic
 import httpx
-from workloads import Call, Variant, fanout, research, support
+import openai
+from workloads import Call, Variant, fanout, research, support, support_openai
 
+from gateway.catalog import ModelCatalog
 from gateway.metering.pricing import Pricing
 from gateway.wire.usage import Usage as TokenUsage
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
-WORKLOADS: dict[str, ModuleType] = {m.NAME: m for m in (support, research, fanout)}
+WORKLOADS: dict[str, ModuleType] = {m.NAME: m for m in (support, research, fanout, support_openai)}
 DAY = "2026-11-25"  # claude-sonnet-4-5-20250929 retires 2026-11-30: replay a day before it
 REPLY_WORDS = 150  # the emulator's answer length: ~200 output tokens a call
 Upstream = Literal["emulator", "gateway", "cascade"]
@@ -90,6 +92,12 @@ SHARED_PREFIX_READ = 0.9  # a call "read the shared prefix" when it read >= 90% 
 # --------------------------------------------------------------------------- measurements
 
 PRICING = Pricing.load()  # the gateway's own price source: genai-prices and its overrides
+CATALOG = ModelCatalog.load()
+
+
+def _provider(model: str) -> str:
+    spec = CATALOG.resolve(model)
+    return spec.provider if spec is not None else "anthropic"
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +122,7 @@ class Usage(TokenUsage):
         return self.cache_read / self.prompt if self.prompt else 0.0
 
     def cost(self, model: str) -> float:
-        priced = PRICING.cost("anthropic", model, self)
+        priced = PRICING.cost(_provider(model), model, self)
         if priced is None:
             raise LookupError(f"no price for {model}")
         return priced
@@ -266,10 +274,52 @@ async def send(
     )
 
 
+async def send_openai(
+    client: openai.AsyncOpenAI,
+    call: Call,
+    day_start: float,
+    gate: asyncio.Semaphore,
+    route: str,
+) -> Result:
+    """`send` for workloads on OpenAI's chat completions (PROVIDER = "openai")."""
+    headers = {"x-emulator-now": f"{day_start + call.at:.3f}", **call.headers}
+    if route == "gateway":
+        headers["x-gateway-route"] = "off"
+    if call.step:
+        headers["x-gateway-step"] = call.step
+    async with gate:
+        raw = await client.chat.completions.with_raw_response.create(
+            **call.params, extra_headers=headers
+        )
+    completion = raw.parse()
+    u = completion.usage
+    assert u is not None
+    details = u.prompt_tokens_details
+    cached = (details.cached_tokens if details else 0) or 0
+    written = (details.cache_write_tokens if details else 0) or 0
+    usage = Usage(u.prompt_tokens - cached - written, u.completion_tokens, cached, written, 0)
+    rewrites = raw.headers.get("x-gateway-rewrites", "")
+    return Result(
+        call,
+        usage,
+        float(raw.headers.get("x-emulator-ttft-ms", "nan")),
+        tuple(r.strip() for r in rewrites.split(",") if r.strip()),
+        completion.model,
+    )
+
+
 async def replay(
     run: Replay, calls: list[Call], base_url: str, day_start: float, gate: asyncio.Semaphore
 ) -> Replay:
     key = f"sk-bench-{run.workload}-{run.route}-{os.getpid()}"  # one workspace per replay
+    if getattr(WORKLOADS[run.workload], "PROVIDER", "anthropic") == "openai":
+        async with openai.AsyncOpenAI(
+            base_url=base_url + "/v1", api_key=key, max_retries=0, timeout=60
+        ) as chat:
+            for c in sorted(calls, key=lambda c: c.at):  # one conversation turn at a time
+                run.results.append(await send_openai(chat, c, day_start, gate, run.route))
+        print(f"  {run.workload:<9} {run.route:<8} {len(calls):>5} calls", file=sys.stderr)
+        return run
     async with anthropic.AsyncAnthropic(
         base_url=base_url, api_key=key, max_retries=0, timeout=60
     ) as client:
@@ -339,6 +389,7 @@ async def _run_group(
     gateway_env = {
         "GATEWAY_SERVER__START_EMULATOR": "false",
         "GATEWAY_PROVIDERS__ANTHROPIC__BASE_URL": f"http://127.0.0.1:{emulator_port}",
+        "GATEWAY_PROVIDERS__OPENAI__BASE_URL": f"http://127.0.0.1:{emulator_port}",
         "GATEWAY_REWRITE__COALESCE_STEPS": json.dumps(list(coalesce_steps)),
     }
     cascade_env = {**gateway_env, "GATEWAY_ROUTING__STEPS": json.dumps(CASCADE_STEPS)}
