@@ -36,7 +36,9 @@ def create_emulator_app(settings: Settings) -> Starlette:
     ]
 
     async def state(_: Request) -> JSONResponse:
-        return JSONResponse({"open_streams": streams.open, "responses": streams.total})
+        return JSONResponse(
+            {"open_streams": streams.open, "responses": streams.total, "faults": faults.injected}
+        )
 
     return Starlette(
         routes=[

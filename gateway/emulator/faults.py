@@ -63,8 +63,15 @@ class FaultInjector:
         self._rates = tuple(rates.items())
         self._random = random.Random(seed)
         self._served: dict[str, int] = {}
+        self.injected: dict[str, int] = {}  # faults served so far, by kind (/emulator/state)
 
     def pick(self, header: str | None, model: object = None) -> Fault | None:
+        fault = self._pick(header, model)
+        if fault is not None:
+            self.injected[fault.kind] = self.injected.get(fault.kind, 0) + 1
+        return fault
+
+    def _pick(self, header: str | None, model: object) -> Fault | None:
         if header is not None:
             fault = parse_fault(header)
             if fault.model is not None and fault.model != model:
