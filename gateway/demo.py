@@ -1,9 +1,10 @@
 """`gateway demo`: the emulator and the gateway together, and a sample agent session through both.
 
 A naive support agent (the time in its system prompt, no cache_control, an unpinned
-alias, every step on the large model) talks to the emulator once directly and once
-through the gateway; the two columns of the table are what pointing `base_url` at
-Tollgate changed. Then it keeps serving, so an SDK can be pointed at it.
+alias, every step on the large model — its routing step, which classifies each message,
+included) talks to the emulator once directly and once through the gateway; the two
+columns of the table are what pointing `base_url` at Tollgate changed. Then it keeps
+serving, so an SDK can be pointed at it.
 """
 
 from __future__ import annotations
@@ -20,15 +21,19 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from gateway.metering.pricing import Pricing
 from gateway.settings import Settings
+from gateway.wire.usage import Usage
 
-MODEL = "claude-sonnet-4-5"  # an unpinned alias, as a naive client sends it
+MODEL = "claude-opus-4-5"  # an unpinned alias, as a naive client sends it, for every step
+# Over the model's 4,096-token minimum cacheable prefix.
 POLICY = " ".join(
     f"Policy {i}: answer billing questions precisely, cite the refund rules, escalate fraud."
-    for i in range(60)
+    for i in range(240)
 )
 QUESTIONS = ("Where is my refund?", "It has been ten days.", "Can you escalate it?")
-PRICES = {"input": 3.0, "output": 15.0, "cache_read": 0.3, "cache_write": 3.75}  # $/MTok
+CLASSIFY = "Classify the customer's last message as billing, shipping or fraud. One word."
+PRICING = Pricing.load()
 
 
 @dataclass
@@ -39,12 +44,31 @@ class Tally:
     cache_write: int = 0
     ttft_ms: list[float] = field(default_factory=list)
     rewrites: set[str] = field(default_factory=set)
+    models: set[str] = field(default_factory=set)
+    cost: float = 0.0
 
-    @property
-    def cost(self) -> float:
-        tokens = {"input": self.input, "output": self.output}
-        tokens |= {"cache_read": self.cache_read, "cache_write": self.cache_write}
-        return sum(PRICES[kind] * count for kind, count in tokens.items()) / 1e6
+    def add(self, response: httpx.Response) -> dict[str, object]:
+        """Counts one call's tokens, cost and what the gateway did; returns the message."""
+        response.raise_for_status()
+        reply: dict[str, object] = response.json()
+        usage = reply["usage"]
+        assert isinstance(usage, dict)
+        counted = Usage(
+            input=usage["input_tokens"],
+            output=usage["output_tokens"],
+            cache_read=usage.get("cache_read_input_tokens") or 0,
+            cache_write_5m=usage.get("cache_creation_input_tokens") or 0,
+        )
+        self.input += counted.input
+        self.output += counted.output
+        self.cache_read += counted.cache_read
+        self.cache_write += counted.cache_write_5m
+        self.cost += PRICING.cost("anthropic", str(reply["model"]), counted) or 0.0
+        self.models.add(str(reply["model"]))
+        self.ttft_ms.append(float(response.headers.get("x-emulator-ttft-ms", "nan")))
+        rewrites = response.headers.get("x-gateway-rewrites", "").split(",")
+        self.rewrites |= set(filter(None, rewrites))
+        return reply
 
     @property
     def hit_ratio(self) -> float:
@@ -58,21 +82,18 @@ async def conversation(client: httpx.AsyncClient, user: str, tally: Tally) -> No
         now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         system = f"You are Acme's support agent.\nCurrent time: {now}\nCustomer: {user}\n{POLICY}"
         messages.append({"role": "user", "content": question})
+        route = {"model": MODEL, "max_tokens": 5, "system": CLASSIFY, "messages": messages}
+        tally.add(await client.post("/v1/messages", json=route, headers=STEP_ROUTING))
         body = {"model": MODEL, "max_tokens": 60, "system": system, "messages": messages}
-        response = await client.post("/v1/messages", json=body)
-        response.raise_for_status()
-        reply = response.json()
-        usage = reply["usage"]
-        tally.input += usage["input_tokens"]
-        tally.output += usage["output_tokens"]
-        tally.cache_read += usage.get("cache_read_input_tokens") or 0
-        tally.cache_write += usage.get("cache_creation_input_tokens") or 0
-        tally.ttft_ms.append(float(response.headers.get("x-emulator-ttft-ms", "nan")))
-        tally.rewrites |= set(
-            filter(None, response.headers.get("x-gateway-rewrites", "").split(","))
-        )
-        messages.append({"role": "assistant", "content": reply["content"][0]["text"]})
+        reply = tally.add(await client.post("/v1/messages", json=body, headers=STEP_ANSWER))
+        content = reply["content"]
+        assert isinstance(content, list)
+        messages.append({"role": "assistant", "content": content[0]["text"]})
         await asyncio.sleep(0.5)
+
+
+STEP_ROUTING = {"x-gateway-step": "routing"}  # the cascade sends it to the small tier
+STEP_ANSWER = {"x-gateway-step": "chat"}  # keeps the client's model (pinned)
 
 
 async def session(base_url: str, key: str) -> Tally:
@@ -91,10 +112,12 @@ def table(direct: Tally, through: Tally) -> str:
         ("time to first token p50", f"{statistics.median(direct.ttft_ms):.0f} ms",
          f"{statistics.median(through.ttft_ms):.0f} ms"),
         ("rewrites applied", "-", ", ".join(sorted(through.rewrites)) or "-"),
+        ("models that served it", ", ".join(sorted(direct.models)),
+         ", ".join(sorted(through.models))),
     ]  # fmt: skip
-    width = max(len(r[0]) for r in rows)
-    lines = [f"{'':{width}}  {'direct':>12}  {'through Tollgate':>16}"]
-    lines += [f"{name:{width}}  {a:>12}  {b:>16}" for name, a, b in rows]
+    rows.insert(0, ("", "direct", "through Tollgate"))
+    width, a_width, b_width = (max(len(row[k]) for row in rows) for k in range(3))
+    lines = [f"{name:{width}}  {a:>{a_width}}  {b:>{b_width}}" for name, a, b in rows]
     saved = 1 - through.cost / direct.cost if direct.cost else 0.0
     lines.append(f"\nTollgate saved {saved:.0%} of this session's cost.")
     return "\n".join(lines)
@@ -126,8 +149,9 @@ def run_demo(settings: Settings) -> int:
         print(
             f"\nTollgate is serving. Point an SDK at it:\n"
             f'  anthropic.Anthropic(base_url="{gateway_url}", api_key="any-key")\n'
-            f'  openai.OpenAI(base_url="{gateway_url}/v1", api_key="any-key")  '
-            f"(OpenAI formats arrive with a later release)\n"
+            f'  openai.OpenAI(base_url="{gateway_url}/v1", api_key="any-key")\n'
+            f"Name each step with the x-gateway-step header (routing, tool_decision,"
+            f" synthesis, ...).\n"
             f"Metrics: {gateway_url}/metrics   Ctrl-C stops.",
             flush=True,
         )

@@ -40,12 +40,20 @@ def test_create_returns_a_message_the_sdk_parses(
     assert message._request_id.startswith("req_")
 
 
+# The emulator's virtual clock: a day before claude-sonnet-4-5 retires (2026-11-30), so
+# these tests do not depend on the calendar.
+BEFORE_SONNET_4_5_RETIRES = {"x-emulator-now": "1795910400"}  # 2026-11-29T00:00:00Z
+
+
 def test_alias_answers_with_the_dated_snapshot(
     make_client: ClientFactory, emulator_url: str, api_key: str
 ) -> None:
     with pytest.warns(DeprecationWarning, match="claude-sonnet-4-5"):
         message = make_client(emulator_url, api_key).messages.create(
-            model="claude-sonnet-4-5", max_tokens=16, messages=[{"role": "user", "content": "Hi"}]
+            model="claude-sonnet-4-5",
+            max_tokens=16,
+            messages=[{"role": "user", "content": "Hi"}],
+            extra_headers=BEFORE_SONNET_4_5_RETIRES,
         )
     assert message.model == "claude-sonnet-4-5-20250929"
 
@@ -399,7 +407,7 @@ def test_stream_faults_surface_as_the_sdk_would_see_them(
 def test_models_list_reports_lifecycle(
     make_client: ClientFactory, emulator_url: str, api_key: str
 ) -> None:
-    sdk = make_client(emulator_url, api_key)
+    sdk = make_client(emulator_url, api_key, default_headers=BEFORE_SONNET_4_5_RETIRES)
     models = {model.id: model for model in sdk.models.list(limit=100)}
     assert models["claude-sonnet-4-6"].lifecycle == "active"
     assert models["claude-sonnet-4-5-20250929"].lifecycle == "deprecated"
