@@ -103,6 +103,12 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
     try:
         if server.workers > 1:
+            if settings.state.redis_url is None or not settings.state.redis_url.get_secret_value():
+                print(
+                    "gateway: no state.redis_url: each worker keeps its own budgets, rate"
+                    " limits and prefix registry",
+                    file=sys.stderr,
+                )
             # Each worker builds its own app from the same config file and environment, and
             # writes its metrics where every worker's /metrics reads them all (the sum).
             with tempfile.TemporaryDirectory(prefix="tollgate-metrics-") as metrics_dir:
