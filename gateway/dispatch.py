@@ -288,6 +288,8 @@ class _Chain:
         if failure.response is not None:
             return Started(failure.response, candidate.model, self.attempts)
         error = failure.error or UpstreamUnavailable("no attempt could be made")
+        if self.attempts:  # its error is what the client gets
+            self.attempts[-1] = replace(self.attempts[-1], relayed=True)
         raise ChainFailed(error, self.attempts)
 
     def _note(

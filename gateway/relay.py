@@ -173,6 +173,12 @@ class Relay:
             except GatewayError as error:
                 outcome = Outcome(str(error.status), call.sent_model)
                 await self._send_error(send_until_done, error, request_id)
+            except ChainFailed as failed:  # every attempt failed before a response
+                failed.error.retried = len(failed.attempts) > 1
+                status = str(failed.error.status)
+                attempts = tuple(failed.attempts)
+                outcome = Outcome(status, call.sent_model, attempts=attempts)
+                await self._send_error(send_until_done, failed.error, request_id)
             finally:
                 await self._recall(call, outcome)
                 self._complete(request_id, step, call, outcome, started, started_at, admitted)
@@ -304,9 +310,6 @@ class Relay:
             begun = await self.dispatcher.start(
                 route, call.candidates(self.provider), hedge_after_s, hedge_with
             )
-        except ChainFailed as failed:
-            failed.error.retried = len(failed.attempts) > 1
-            raise failed.error from None
         finally:
             if lead is not None and prefix is not None and self.coalescer is not None:
                 self.coalescer.release(prefix, lead)

@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from tests.integration.conftest import ClientFactory
-from tests.integration.servers import gateway, metric
+from tests.integration.servers import free_port, gateway, metric
 
 SMALL = "claude-haiku-5-5"  # the default small tier
 LARGE = "claude-sonnet-5-5"  # the default large tier
@@ -303,3 +303,16 @@ def test_a_latency_budget_breach_is_counted(
     before = metric(cascade_url, "gateway_latency_budget_breaches_total", **labels)
     create(make_client(cascade_url, api_key), "budgeted")
     assert metric(cascade_url, "gateway_latency_budget_breaches_total", **labels) == before + 1
+
+
+def test_an_unreachable_provider_is_retried_then_a_502_says_not_to_retry(
+    make_client: ClientFactory, api_key: str
+) -> None:
+    nowhere = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    with gateway(nowhere, env={"GATEWAY_ROUTING__RETRIES__BASE_DELAY_S": "0.01"}) as url:
+        with pytest.raises(anthropic.APIStatusError) as raised:
+            create(make_client(url, api_key, max_retries=2), None)
+        assert raised.value.status_code == 502
+        assert raised.value.response.headers["x-should-retry"] == "false"
+        assert metric(url, "gateway_retries_total", provider="anthropic") == 2
+        assert metric(url, "gateway_requests_total", status="502") == 1
