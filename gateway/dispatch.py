@@ -75,6 +75,7 @@ class Started:
     tap: Tap | None = None  # streams: already fed the prelude
     prelude: list[bytes] = field(default_factory=list)  # stream bytes read, not yet sent
     hedged: bool = False  # the hedge chain won
+    body: bytes | None = None  # a JSON response, read whole within its attempt
 
     @property
     def retried(self) -> bool:
@@ -249,12 +250,29 @@ class _Chain:
             self._note(candidate.model, str(response.status_code))
             return Failure(response=response)
         if not response.is_success or not _is_stream(response):
-            self._note(candidate.model, str(response.status_code))
-            return Started(response, candidate.model, self.attempts)
+            return await self._whole(candidate, response)
         if not self.hold:
             self._note(candidate.model, str(response.status_code))
             return Started(response, candidate.model, self.attempts, self.dispatcher.new_tap())
         return await self._prelude(candidate, response)
+
+    async def _whole(self, candidate: Candidate, response: httpx.Response) -> Started | Failure:
+        """Reads a JSON body within its attempt: nothing goes to the client before the whole
+        body, so one cut midway is retried like a failed status, not relayed as a 502."""
+        stream = response.stream
+        assert isinstance(stream, httpx.AsyncByteStream)
+        try:
+            body = b"".join([chunk async for chunk in stream])
+        except httpx.TransportError:
+            self._note(candidate.model, "cut")
+            await response.aclose()
+            provider = self.route.provider
+            return Failure(UpstreamUnavailable(f"{provider} closed the connection mid-response"))
+        except asyncio.CancelledError:
+            await response.aclose()
+            raise
+        self._note(candidate.model, str(response.status_code))
+        return Started(response, candidate.model, self.attempts, body=body)
 
     async def _prelude(self, candidate: Candidate, response: httpx.Response) -> Started | Failure:
         """Reads a stream up to its first content event: before that, it can still be retried."""

@@ -333,7 +333,9 @@ class Relay:
                 outcome = await self._relay_stream(begun, send, started, text, strip)
                 outcome.text = text.text if text is not None else ""
             else:
-                outcome = await self._relay_body(response, send, begun.model, own, collect)
+                outcome = await self._relay_body(
+                    response, send, begun.model, own, collect, begun.body
+                )
             outcome.answered = answered
             outcome.coalesced = coalesced
             outcome.overhead_s += preflight_s
@@ -411,15 +413,18 @@ class Relay:
         model: str | None,
         own: list[tuple[bytes, bytes]],
         collect: bool,
+        body: bytes | None,
     ) -> Outcome:
-        """A whole JSON body is read before the headers go, to add its cost to them."""
-        try:
-            body = b"".join([chunk async for chunk in _body(response)])
-        except httpx.TransportError:
-            # Nothing reached the client yet: it gets an error it can retry, not half a body.
-            raise UpstreamUnavailable(
-                f"{self.provider} closed the connection mid-response"
-            ) from None
+        """A whole JSON body is read before the headers go, to add its cost to them: by the
+        dispatcher (a cut is retried there), or here for an error relayed after the retries."""
+        if body is None:
+            try:
+                body = b"".join([chunk async for chunk in _body(response)])
+            except httpx.TransportError:
+                # Nothing reached the client yet: it gets an error it can retry, not half a body.
+                raise UpstreamUnavailable(
+                    f"{self.provider} closed the connection mid-response"
+                ) from None
         before = time.perf_counter()
         reported = self.wire.usage_from_body(body) if response.is_success else Reported()
         used, usage = reported.model, reported.usage

@@ -146,6 +146,19 @@ def test_a_429_waits_as_long_as_retry_after_says(
     assert time.monotonic() - began >= 1.0
 
 
+def test_a_json_body_cut_midway_is_retried_before_the_client_has_a_byte(
+    make_client: ClientFactory, cascade_url: str, api_key: str
+) -> None:
+    # Found by bench/soak.py: a cut JSON body reached the client as a 502, while nothing of
+    # it had been sent, so the gateway could still retry it.
+    before = metric(cascade_url, "gateway_upstream_errors_total", status="cut")
+    client = make_client(cascade_url, api_key, max_retries=0)  # the SDK would hide a 502
+    raw = create(client, None, **fault("cut", count=1))
+    assert raw.status_code == 200
+    assert raw.parse().usage.output_tokens > 0
+    assert metric(cascade_url, "gateway_upstream_errors_total", status="cut") == before + 1
+
+
 def test_a_persistent_529_falls_back_to_the_next_model(
     make_client: ClientFactory, cascade_url: str, api_key: str
 ) -> None:
