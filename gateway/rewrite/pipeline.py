@@ -80,7 +80,7 @@ def _model_facts(request: LLMRequest, context: RewriteContext) -> tuple[int, flo
 
 def _breakpoints(request: LLMRequest, context: RewriteContext) -> LLMRequest:
     min_tokens, chars_per_token = _model_facts(request, context)
-    tail = context.registry.tail_pays(request.step)
+    tail = context.registry.tail_pays(request.step, str(request.body.get("model")))
     reread = None
     if not tail:
         conversation = conversation_of(request.body, request.tenant)

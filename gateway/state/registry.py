@@ -67,6 +67,8 @@ class PendingWrite:
     read: bool = False
     step: str | None = None
     model: str = ""
+    # Read by its own conversation's next call (not just its family's shared prefix).
+    tail_read: bool = False
 
 
 @dataclass(slots=True)
@@ -94,7 +96,7 @@ class PrefixRegistry:
         self._writes: BoundedDict[bytes, PendingWrite] = BoundedDict(max_entries)
         self._cached: BoundedDict[bytes, float] = BoundedDict(max_entries)  # shared → answered
         self._gaps: BoundedDict[bytes, ReuseGaps] = BoundedDict(max_entries)
-        self._tails: BoundedDict[str | None, TailReuse] = BoundedDict(max_entries)
+        self._tails: BoundedDict[tuple[str | None, str], TailReuse] = BoundedDict(max_entries)
         self._expiries: deque[PendingWrite] = deque()
 
     def record(
@@ -129,7 +131,7 @@ class PrefixRegistry:
             pending = PendingWrite(owner, written, started + self.ttl_s, step=step, model=fp.model)
             self._writes[fp.conversation] = self._writes[fp.family] = pending
             self._expiries.append(pending)
-            tails = self._tails.setdefault(step, TailReuse())
+            tails = self._tails.setdefault((step, fp.model), TailReuse())
             tails.written += 1
             if tails.written > TAIL_WINDOW:
                 tails.written /= 2
@@ -181,12 +183,12 @@ class PrefixRegistry:
         if in_conversation is not None and in_conversation.fingerprint.family == fp.family:
             gaps.turns.append(now - in_conversation.started)
 
-    def tail_pays(self, step: str | None) -> bool:
-        """Whether to write this step's conversation tail to the cache: yes until the step
-        has shown (MIN_TAIL_SAMPLES writes) that its conversations rarely continue on the
-        same model — a last step, or one the cascade hands to another model — then only
+    def tail_pays(self, step: str | None, model: str) -> bool:
+        """Whether to write this step's conversation tail to the cache on `model`: yes until
+        the step has shown (MIN_TAIL_SAMPLES writes) that its conversations rarely continue
+        on the same model — a last step, or one the cascade hands to another model — then only
         one call in TAIL_PROBE_EVERY, to notice if that changes."""
-        tails = self._tails.get(step)
+        tails = self._tails.get((step, model))
         if tails is None or tails.written < MIN_TAIL_SAMPLES:
             return True
         if tails.read / tails.written >= TAIL_BREAK_EVEN:
@@ -247,8 +249,9 @@ class PrefixRegistry:
             pending = self._writes.get(key)
             if pending is None or pending.expires <= now or pending.model != fp.model:
                 continue  # another model's entry: this call could not have read it
-            if key == fp.conversation and not pending.read:
-                tails = self._tails.get(pending.step)
+            if key == fp.conversation and not pending.tail_read:
+                pending.tail_read = True
+                tails = self._tails.get((pending.step, pending.model))
                 if tails is not None:
                     tails.read += 1
             pending.read = True

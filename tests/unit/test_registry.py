@@ -11,7 +11,8 @@ from gateway.state.registry import PrefixRegistry
 from gateway.wire.usage import Usage
 
 SYSTEM = "Policy line.\n" * 400
-OWNER = ("anthropic", "claude-sonnet-4-6", "chat")
+MODEL = "claude-sonnet-4-6"
+OWNER = ("anthropic", MODEL, "chat")
 
 
 def fp(
@@ -173,9 +174,9 @@ def test_a_step_whose_tails_are_never_read_stops_writing_them_but_keeps_probing(
     usage = Usage(input=10, output=5, cache_write_5m=3000)
     for n in range(20):  # the last step: nothing follows in its conversation
         registry.record(conversation(n), usage, n, n, 1024, OWNER, step="synthesis")
-    decisions = [registry.tail_pays("synthesis") for _ in range(16)]
+    decisions = [registry.tail_pays("synthesis", MODEL) for _ in range(16)]
     assert decisions.count(True) == 2  # one probe in 8
-    assert registry.tail_pays("other_step")  # no evidence: write
+    assert registry.tail_pays("other_step", MODEL)  # no evidence: write
 
 
 def test_a_step_whose_tails_the_next_turn_reads_keeps_writing_them() -> None:
@@ -186,7 +187,7 @@ def test_a_step_whose_tails_the_next_turn_reads_keeps_writing_them() -> None:
         registry.record(conversation(n), written, 2 * n, 2 * n, 1024, OWNER, step="search")
         next_turn = conversation(n, turns=3)
         registry.record(next_turn, read, 2 * n + 1, 2 * n + 1, 1024, OWNER, step="fetch")
-    assert all(registry.tail_pays("search") for _ in range(16))
+    assert all(registry.tail_pays("search", MODEL) for _ in range(16))
 
 
 def test_a_read_on_another_model_does_not_count_as_reading_the_tail() -> None:
@@ -197,4 +198,20 @@ def test_a_read_on_another_model_does_not_count_as_reading_the_tail() -> None:
         registry.record(conversation(n), written, 2 * n, 2 * n, 1024, OWNER, step="search")
         switched = conversation(n, model="claude-opus-4-6", turns=3)
         registry.record(switched, other, 2 * n + 1, 2 * n + 1, 1024, OWNER, step="synthesis")
-    assert not all(registry.tail_pays("search") for _ in range(16))
+    assert not all(registry.tail_pays("search", MODEL) for _ in range(16))
+
+
+def test_a_family_read_by_another_conversation_does_not_hide_the_next_turns_read() -> None:
+    """Concurrent conversations of one family: B reading the shared prefix (the family's
+    last write is A's) must not stop A's next turn from counting as reading A's tail."""
+    registry = PrefixRegistry()
+    written = Usage(input=10, output=5, cache_write_5m=3000)
+    read = Usage(input=10, output=5, cache_read=3000, cache_write_5m=50)
+    at = 0.0
+    for n in range(0, 40, 2):
+        registry.record(conversation(n), written, at, at, 1024, OWNER, step="chat")
+        registry.record(conversation(n + 1), read, at + 1, at + 1, 1024, OWNER, step="chat")
+        next_turn = conversation(n, turns=3)
+        registry.record(next_turn, read, at + 2, at + 2, 1024, OWNER, step="chat")
+        at += 3
+    assert all(registry.tail_pays("chat", MODEL) for _ in range(16))

@@ -382,7 +382,10 @@ def test_a_step_whose_tails_do_not_pay_gets_only_the_stable_prefix_marked() -> N
     ]
     body: dict[str, Any] = {"system": POLICY, "messages": history}
     normal = rewrite(
-        LLMRequest("anthropic", {"model": MODEL, "max_tokens": 9, **body}, "synthesis"), ctx
+        LLMRequest(
+            "anthropic", {"model": MODEL, "max_tokens": 9, **body}, "synthesis", routing=False
+        ),
+        ctx,
     )
     assert [where for where, _ in marks(normal.body)] == ["system.0", "messages.2.0"]
     written = Usage(input=10, output=5, cache_write_5m=3000)
@@ -395,6 +398,9 @@ def test_a_step_whose_tails_do_not_pay_gets_only_the_stable_prefix_marked() -> N
             fp, written, n, n, 1024, ("anthropic", MODEL, "synthesis"), step="synthesis"
         )
     lean = rewrite(
-        LLMRequest("anthropic", {"model": MODEL, "max_tokens": 9, **body}, "synthesis"), ctx
+        LLMRequest(
+            "anthropic", {"model": MODEL, "max_tokens": 9, **body}, "synthesis", routing=False
+        ),
+        ctx,
     )
     assert [where for where, _ in marks(lean.body)] == ["system.0"]
