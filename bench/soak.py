@@ -87,7 +87,12 @@ FAST = {
     "cached_prefill_ms_per_1k": 0,
     "output_tokens_per_s": 1500,
 }
-MODELS = ("claude-haiku-4-5-20251001", "claude-haiku-5-5", "claude-sonnet-5-5")
+MODELS = (
+    "claude-haiku-4-5-20251001", "claude-haiku-5-5", "claude-sonnet-5-5",
+    "gpt-5.4-mini-2026-03-17", "gpt-5.6-luna", "gpt-5.6-terra",
+)  # fmt: skip
+OPENAI_SHARE = 0.25  # of calls: OpenAI Chat Completions, the rest Anthropic Messages
+PATHS = {"messages": "/v1/messages", "chat": "/v1/chat/completions"}
 
 
 # --------------------------------------------------------------------------- processes
@@ -99,10 +104,11 @@ def soak_config(emulator_port: int) -> str:
         {
             "server": {"start_emulator": False, "workers": 1, "upstream_transport": "aiohttp"},
             "providers": {
-                "anthropic": {
+                provider: {
                     "base_url": f"http://{HOST}:{emulator_port}",
                     "timeout_s": PROVIDER_TIMEOUT_S,
-                },
+                }
+                for provider in ("anthropic", "openai")
             },
             "emulator": {
                 "latency": "realistic",
@@ -121,7 +127,7 @@ def soak_config(emulator_port: int) -> str:
                         "tier": "small",
                         "ttft_ms": HEDGE_TTFT_MS,
                         "hedge": True,
-                        "fallbacks": ["claude-haiku-4-5"],
+                        "fallbacks": ["claude-haiku-4-5", "gpt-5.4-mini"],  # one per provider
                     },
                 },
             },
@@ -164,6 +170,7 @@ def rss_mb(pid: int) -> float:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
+    api: str  # a key of PATHS
     stream: bool
     step: str | None
     family: int
@@ -174,34 +181,42 @@ class Plan:
 def plans(count: int, seed: int) -> Iterator[Plan]:
     rng = random.Random(seed)
     for _ in range(count):
+        api = "chat" if rng.random() < OPENAI_SHARE else "messages"
         stream = rng.random() < STREAM_SHARE
         step = rng.choice(STEPS)
         family = rng.randrange(FAMILIES)
         draw = rng.random()
         if draw < LEAVE_EARLY_SHARE:
             after = rng.uniform(*LEAVE_EARLY_MS) / 1000
-            yield Plan(stream, step, family, "early", after)
+            yield Plan(api, stream, step, family, "early", after)
         elif stream and draw < LEAVE_EARLY_SHARE + LEAVE_MID_SHARE:
-            yield Plan(stream, step, family, "mid")
+            yield Plan(api, stream, step, family, "mid")
         else:
-            yield Plan(stream, step, family, None)
+            yield Plan(api, stream, step, family, None)
 
 
-def bodies() -> dict[tuple[int, bool], bytes]:
+def bodies() -> dict[tuple[str, int, bool], bytes]:
     out = {}
     for family in range(FAMILIES):
         system = (
             f"You are support agent {family} for a hardware store. Answer in two sentences, "
             "name the aisle, and never promise delivery dates. " * 3
         )
-        body = {
+        question = {"role": "user", "content": f"Where are the size {family} bolts?"}
+        messages = {
             "model": "claude-haiku-4-5",
             "max_tokens": 200,
             "system": system,
-            "messages": [{"role": "user", "content": f"Where are the size {family} bolts?"}],
+            "messages": [question],
         }
-        out[family, False] = orjson.dumps(body)
-        out[family, True] = orjson.dumps({**body, "stream": True})
+        chat = {  # no stream_options: the gateway asks for usage and filters it out again
+            "model": "gpt-5.4-mini",
+            "max_completion_tokens": 200,
+            "messages": [{"role": "system", "content": system}, question],
+        }
+        for api, body in (("messages", messages), ("chat", chat)):
+            out[api, family, False] = orjson.dumps(body)
+            out[api, family, True] = orjson.dumps({**body, "stream": True})
     return out
 
 
@@ -210,6 +225,7 @@ def bodies() -> dict[tuple[int, bool], bytes]:
 COMPLETE = ("complete json", "complete stream")
 LEFT = ("left before the response head", "left mid-stream")
 EVENT_RE = re.compile(rb"\r\n|\r|\n")
+STREAM_ENDS = (b"message_stop", b"event: error", b"[DONE]", b'{"error"')
 
 
 @dataclass
@@ -243,42 +259,64 @@ def sse_events(data: bytes) -> list[tuple[str, bytes]] | None:
     return events
 
 
-def error_envelope(data: bytes) -> dict[str, Any] | None:
-    """The error object of Anthropic's envelope, or None if the body is not one."""
+def error_envelope(data: bytes, api: str) -> dict[str, Any] | None:
+    """The error object of the API's envelope, or None if the body is not one: Anthropic's
+    `{"type":"error","error":{"type","message"},"request_id"}`, OpenAI's
+    `{"error":{"message","type","param","code"}}`."""
     try:
         parsed = orjson.loads(data)
     except orjson.JSONDecodeError:
         return None
     error = parsed.get("error") if isinstance(parsed, dict) else None
     if (
-        isinstance(parsed, dict)
-        and parsed.get("type") == "error"
-        and isinstance(error, dict)
+        isinstance(error, dict)
+        and (api == "chat" or parsed.get("type") == "error")
         and isinstance(error.get("type"), str)
         and isinstance(error.get("message"), str)
     ):
-        return parsed
+        return error
     return None
 
 
-def classify_stream(data: bytes) -> Result:
+def classify_stream(data: bytes, api: str) -> Result:
     events = sse_events(data)
     if events is None:
         return Result("VIOLATION stream ends mid-event", data[-300:].decode(errors="replace"))
+    if api == "chat":
+        return classify_chat_stream([payload for _, payload in events])
     names = [name for name, _ in events]
     if names and names[-1] == "message_stop" and "error" not in names:
         if names[0] != "message_start":
             return Result("VIOLATION stream without message_start", ",".join(names))
         return Result("complete stream")
     if names and names[-1] == "error":
-        envelope = error_envelope(events[-1][1])
-        if envelope is None:
+        error = error_envelope(events[-1][1], "messages")
+        if error is None:
             return Result("VIOLATION malformed error event", events[-1][1][:300].decode())
-        return Result(f"error event {envelope['error']['type']}")
+        return Result(f"error event {error['type']}")
     return Result("VIOLATION stream ends without message_stop or error", ",".join(names[-5:]))
 
 
-def classify_json(status: int, headers: Any, data: bytes) -> Result:
+def classify_chat_stream(payloads: list[bytes]) -> Result:
+    """Chat chunks end with `data: [DONE]`, or (a failure) with a chunk holding `error`."""
+    if payloads and payloads[-1] == b"[DONE]":
+        try:
+            chunks = [orjson.loads(payload) for payload in payloads[:-1]]
+        except orjson.JSONDecodeError:
+            return Result("VIOLATION chat chunk that is not JSON", b",".join(payloads).decode())
+        if any("error" in chunk for chunk in chunks):
+            return Result("VIOLATION chat stream with an error before [DONE]", str(chunks)[:300])
+        if not any(c.get("choices") and c["choices"][0].get("finish_reason") for c in chunks):
+            return Result("VIOLATION chat stream without a finish_reason", str(chunks)[-300:])
+        return Result("complete stream")
+    error = error_envelope(payloads[-1], "chat") if payloads else None
+    if error is None:
+        tail = b" | ".join(payloads[-3:]).decode(errors="replace")
+        return Result("VIOLATION chat stream ends without [DONE] or an error chunk", tail)
+    return Result(f"error event {error['type']}")
+
+
+def classify_json(status: int, headers: Any, data: bytes, api: str) -> Result:
     if status == 200:
         try:
             message = orjson.loads(data)
@@ -286,32 +324,37 @@ def classify_json(status: int, headers: Any, data: bytes) -> Result:
             example = data[:300].decode("latin-1")
             return Result("VIOLATION 200 with a body that is not JSON", example)
         usage = message.get("usage") if isinstance(message, dict) else None
+        kind, output = ("object", "chat.completion") if api == "chat" else ("type", "message")
+        tokens = "completion_tokens" if api == "chat" else "output_tokens"
         if (
             isinstance(usage, dict)
-            and message.get("type") == "message"
-            and isinstance(usage.get("output_tokens"), int)
+            and message.get(kind) == output
+            and isinstance(usage.get(tokens), int)
         ):
             return Result("complete json")
         return Result("VIOLATION 200 without a message and usage", data[:300].decode())
-    envelope = error_envelope(data)
-    if envelope is None:
+    error = error_envelope(data, api)
+    if error is None:
         example = f"{status} {headers.get('content-type')}: {data[:300].decode('latin-1')}"
         return Result(f"VIOLATION {status} without an error envelope", example)
+    # The gateway's own errors carry its request id where the API carries one: Anthropic's
+    # in the body, OpenAI's in x-request-id. Relayed errors carry the provider's.
     own_id = headers.get("x-gateway-request-id")
-    source = "gateway" if own_id and envelope.get("request_id") == own_id else "upstream"
+    named = headers.get("x-request-id") if api == "chat" else orjson.loads(data).get("request_id")
+    source = "gateway" if own_id and named == own_id else "upstream"
     if source == "gateway" and status >= 500 and status not in (502, 503, 504):
         return Result(f"VIOLATION the gateway's own {status}", data[:300].decode())
     retryable = status in (408, 409, 429) or status >= 500
     if source == "upstream" and retryable and headers.get("x-should-retry") != "false":
         example = f"{status}: {data[:300].decode()}"
         return Result("VIOLATION retried error relayed without x-should-retry: false", example)
-    return Result(f"error json {status} {envelope['error']['type']} ({source})")
+    return Result(f"error json {status} {error['type']} ({source})")
 
 
 class Client:
-    def __init__(self, session: aiohttp.ClientSession, url: str) -> None:
+    def __init__(self, session: aiohttp.ClientSession, origin: str) -> None:
         self.session = session
-        self.url = url
+        self.urls = {api: origin + path for api, path in PATHS.items()}
         self.bodies = bodies()
         self.in_flight = 0
 
@@ -327,13 +370,15 @@ class Client:
             self.in_flight -= 1
 
     async def _call(self, plan: Plan) -> Result:
-        headers = {"x-api-key": "k", "anthropic-version": "2023-06-01"}
+        if plan.api == "chat":
+            headers = {"authorization": "Bearer k"}
+        else:
+            headers = {"x-api-key": "k", "anthropic-version": "2023-06-01"}
         headers["content-type"] = "application/json"
         if plan.step is not None:
             headers["x-gateway-step"] = plan.step
-        request = self.session.post(
-            self.url, data=self.bodies[plan.family, plan.stream], headers=headers
-        )
+        body = self.bodies[plan.api, plan.family, plan.stream]
+        request = self.session.post(self.urls[plan.api], data=body, headers=headers)
         if plan.leave == "early":
             try:  # cancelling aiohttp's request closes its connection: the gateway sees it go
                 response = await asyncio.wait_for(request, plan.leave_after_s)
@@ -351,20 +396,20 @@ class Client:
         is_stream = response.headers.get("content-type", "").startswith("text/event-stream")
         if not is_stream:
             data = await response.read()
-            return classify_json(response.status, response.headers, data)
+            return classify_json(response.status, response.headers, data, plan.api)
         received = bytearray()
         try:
             async for chunk in response.content.iter_any():
                 received += chunk
-                if plan.leave == "mid" and b"content_block_delta" in received:
-                    if b"message_stop" in received or b"event: error" in received:
+                if plan.leave == "mid" and received.count(b"data:") >= 3:
+                    if any(end in received for end in STREAM_ENDS):
                         break  # the whole stream outran the departure
                     response.close()
                     return Result("left mid-stream")
         except aiohttp.ClientPayloadError as error:
             tail = bytes(received[-200:]).decode(errors="replace")
             return Result("VIOLATION stream dropped without an error event", f"{error}: {tail}")
-        result = classify_stream(bytes(received))
+        result = classify_stream(bytes(received), plan.api)
         if plan.leave == "mid":
             result.meant = "mid"
         return result
@@ -380,6 +425,11 @@ class Sample:
     rss_mb: float
     open_upstream: int
     in_flight: int
+
+
+def bare(key: str) -> str:
+    """An outcome without its API: "chat: complete json" -> "complete json"."""
+    return key.split(": ", 1)[1]
 
 
 @dataclass
@@ -400,7 +450,7 @@ class Run:
 
     @property
     def violations(self) -> int:
-        return sum(n for outcome, n in self.outcomes.items() if outcome.startswith("VIOLATION"))
+        return sum(n for key, n in self.outcomes.items() if bare(key).startswith("VIOLATION"))
 
 
 async def soak(gateway: Server, emulator: Server, requests: int, concurrency: int) -> Run:
@@ -408,7 +458,7 @@ async def soak(gateway: Server, emulator: Server, requests: int, concurrency: in
     connector = aiohttp.TCPConnector(limit=0)  # the workers are the limit
     timeout = aiohttp.ClientTimeout(total=None)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        client = Client(session, gateway.url)
+        client = Client(session, f"http://{HOST}:{gateway.port}")
         state_url = f"http://{HOST}:{emulator.port}/emulator/state"
         todo = plans(requests, FAULT_SEED)
         done = 0
@@ -419,13 +469,13 @@ async def soak(gateway: Server, emulator: Server, requests: int, concurrency: in
             nonlocal done
             for plan in todo:  # one shared iterator: each plan goes to one worker
                 result = await client.call(plan)
-                run.outcomes[result.outcome] += 1
+                run.outcomes[f"{plan.api}: {result.outcome}"] += 1
                 if result.meant:
                     run.outran[result.meant] += 1
                 if result.violation:
-                    run.examples.setdefault(result.outcome, [])
-                    if len(run.examples[result.outcome]) < 5:
-                        run.examples[result.outcome].append(result.example)
+                    examples = run.examples.setdefault(f"{plan.api}: {result.outcome}", [])
+                    if len(examples) < 5:
+                        examples.append(result.example)
                 done += 1
 
         async def sample() -> None:
@@ -515,8 +565,10 @@ def verdicts(run: Run) -> list[Verdict]:
     end = run.samples[-1]
     drift = end.rss_mb - warm.rss_mb if warm else float("nan")
     gateway_500s = sum(
-        n for outcome, n in run.outcomes.items() if "the gateway's own" in outcome
-    ) + sum(n for outcome, n in run.outcomes.items() if outcome.startswith("VIOLATION 500"))
+        n
+        for key, n in run.outcomes.items()
+        if "the gateway's own" in key or bare(key).startswith("VIOLATION 500")
+    )
     total = sum(run.outcomes.values())
     return [
         Verdict(
@@ -598,10 +650,12 @@ def markdown(run: Run, command: str) -> str:
         f"hedges after {HEDGE_TTFT_MS} ms.",
         f"- Emulator latency `realistic` with a fast profile ({FAST['ttft_base_ms']} ms to "
         f"first token, {FAST['output_tokens_per_s']:,} tokens/s; 30-word replies).",
-        f"- Client mix: {STREAM_SHARE:.0%} streams; steps {', '.join(str(s) for s in STEPS)} "
-        f"equally; {LEAVE_EARLY_SHARE:.0%} give up when the response head has not come within "
+        f"- Client mix: {OPENAI_SHARE:.0%} OpenAI Chat Completions (`chat`), the rest "
+        f"Anthropic Messages (`messages`); {STREAM_SHARE:.0%} streams; steps "
+        f"{', '.join(str(s) for s in STEPS)} equally; {LEAVE_EARLY_SHARE:.0%} give up when "
+        "the response head has not come within "
         f"{LEAVE_EARLY_MS[0]:g}–{LEAVE_EARLY_MS[1]:g} ms; {LEAVE_MID_SHARE:.0%} of the other "
-        f"streams close after their first content chunk; {FAMILIES} system prompts.",
+        f"streams close after their first two or three events; {FAMILIES} system prompts.",
         "",
         "## Outcomes",
         "",
@@ -683,7 +737,8 @@ def markdown(run: Run, command: str) -> str:
 def client_statuses(outcomes: Counter[str]) -> Counter[str]:
     """The client's outcomes named as the gateway's status label would name them."""
     out: Counter[str] = Counter()
-    for outcome, n in outcomes.items():
+    for key, n in outcomes.items():
+        outcome = bare(key)
         if outcome in COMPLETE:
             out["200"] += n
         elif outcome in LEFT:
