@@ -86,10 +86,14 @@ def volatile(request: LLMRequest, policy: VolatilePolicy, lines: LineStats) -> L
 
 
 def _mark_dated_turn(request: LLMRequest) -> LLMRequest:
-    """A newest turn that ends in a block of dates alone (as `move` leaves it): mark it."""
+    """A newest user turn that ends in a block of dates alone (as `move` leaves it): mark
+    it. A string content is its one block, as the breakpoint plan counts it."""
     messages = request.body.get("messages") or []
-    content = messages[-1].get("content") if messages else None
-    if not isinstance(content, list) or not content:
+    newest = messages[-1] if messages and isinstance(messages[-1], dict) else {}
+    content = newest.get("content")
+    if isinstance(content, str):
+        content = [{"type": "text", "text": content}]
+    if newest.get("role") != "user" or not isinstance(content, list) or not content:
         return request
     last = content[-1]
     text = last.get("text") if isinstance(last, dict) and last.get("type") == "text" else None

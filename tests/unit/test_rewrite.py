@@ -404,3 +404,19 @@ def test_a_step_whose_tails_do_not_pay_gets_only_the_stable_prefix_marked() -> N
         ctx,
     )
     assert [where for where, _ in marks(lean.body)] == ["system.0"]
+
+
+@pytest.mark.parametrize(
+    "messages",
+    [
+        [{"role": "user", "content": "0"}, {"role": "assistant", "content": "0:00"}],
+        [{"role": "user", "content": "Current time: 2026-11-24T10:32:11Z"}],
+    ],
+)
+def test_a_time_alone_in_the_newest_turn_is_planned_the_same_as_text_or_blocks(
+    messages: list[Any],
+) -> None:
+    """Found by the property test: an assistant turn or a string content holding only a
+    time was marked as moved dates once its content had become blocks, not before."""
+    once = rewrite(req(system="0\n" + POLICY, messages=messages), context())
+    assert rewrite(LLMRequest("anthropic", once.body), context()).body == once.body
