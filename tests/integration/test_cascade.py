@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import anthropic
+import httpx
 import orjson
 import pytest
 
@@ -329,3 +330,31 @@ def test_an_unreachable_provider_is_retried_then_a_502_says_not_to_retry(
         assert raised.value.response.headers["x-should-retry"] == "false"
         assert metric(url, "gateway_retries_total", provider="anthropic") == 2
         assert metric(url, "gateway_requests_total", status="502") == 1
+
+
+# --- lifecycle ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("refresh", [False, True])
+def test_retirement_dates_are_refreshed_from_the_providers_models_list(
+    make_client: ClientFactory, emulator_url: str, api_key: str, refresh: bool
+) -> None:
+    """The gateway's catalog says claude-opus-5 retired in 2020; the provider's list (the
+    emulator's) says nothing of the kind. With a key of its own the gateway asks, and
+    believes the provider."""
+    env = {
+        "GATEWAY_MODELS": json.dumps([{"id": "claude-opus-5", "retires_at": "2020-01-01"}]),
+        "GATEWAY_PROVIDERS__ANTHROPIC__API_KEY": "sk-ant-gateway-own-key",
+        "GATEWAY_ROUTING__REFRESH_LIFECYCLE": str(refresh).lower(),
+    }
+    with gateway(emulator_url, env=env) as url:
+        time.sleep(0.5)  # the refresh runs beside startup
+        create(make_client(url, api_key), None, model="claude-opus-5")
+        days = metric(url, "gateway_model_retirement_days", model="claude-opus-5")
+        retired = (
+            'gateway_model_retirement_days{model="claude-opus-5"}'
+            in httpx.get(url + "/metrics").text
+        )
+    assert retired is not refresh
+    if retired:
+        assert days < -2000  # 2020-01-01 is years ago
