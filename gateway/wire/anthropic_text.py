@@ -20,11 +20,9 @@ def message_text(body: bytes) -> str:
     except orjson.JSONDecodeError:
         return ""
     content = message.get("content") if isinstance(message, dict) else None
-    return (
-        "".join(_block_text(block) for block in content if isinstance(block, dict))
-        if isinstance(content, list)
-        else ""
-    )
+    if not isinstance(content, list):
+        return ""
+    return "".join(_block_text(block) for block in content if isinstance(block, dict))
 
 
 def _block_text(block: dict[str, Any]) -> str:
@@ -46,8 +44,14 @@ class StreamText:
         for event in self._decoder.feed(chunk):
             if event.event != "content_block_delta":
                 continue
-            delta = orjson.loads(event.data).get("delta") or {}
-            self._parts.append(delta.get("text") or delta.get("partial_json") or "")
+            try:
+                data = orjson.loads(event.data)
+            except orjson.JSONDecodeError:
+                continue  # a damaged event: relayed as it came, not collected
+            delta = data.get("delta") if isinstance(data, dict) else None
+            if isinstance(delta, dict):
+                piece = delta.get("text") or delta.get("partial_json")
+                self._parts.append(piece if isinstance(piece, str) else "")
 
     @property
     def text(self) -> str:

@@ -25,18 +25,56 @@ __all__ = [
 
 
 def usage_from_fields(fields: dict[str, Any]) -> Usage:
-    written = fields.get("cache_creation_input_tokens") or 0
-    split = fields.get("cache_creation") or {}
-    write_1h = split.get("ephemeral_1h_input_tokens") or 0
+    """Counts that are not non-negative integers (a damaged body) count as 0."""
+    written = _count(fields, "cache_creation_input_tokens")
+    split = fields.get("cache_creation")
+    split = split if isinstance(split, dict) else {}
+    write_1h = _count(split, "ephemeral_1h_input_tokens")
     # Without the split (older API versions) every write is a 5-minute write.
-    write_5m = split.get("ephemeral_5m_input_tokens", written - write_1h) or 0
+    if "ephemeral_5m_input_tokens" in split:
+        write_5m = _count(split, "ephemeral_5m_input_tokens")
+    else:
+        write_5m = max(0, written - write_1h)
     return Usage(
-        input=fields.get("input_tokens") or 0,
-        output=fields.get("output_tokens") or 0,
-        cache_read=fields.get("cache_read_input_tokens") or 0,
+        input=_count(fields, "input_tokens"),
+        output=_count(fields, "output_tokens"),
+        cache_read=_count(fields, "cache_read_input_tokens"),
         cache_write_5m=write_5m,
         cache_write_1h=write_1h,
     )
+
+
+def _count(fields: dict[str, Any], name: str) -> int:
+    value = fields.get(name)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _counts(usage: dict[str, Any]) -> dict[str, Any]:
+    """The fields a later event may overwrite: counts and nested objects, nothing damaged."""
+    return {
+        name: value
+        for name, value in usage.items()
+        if isinstance(value, dict)
+        or (isinstance(value, int) and not isinstance(value, bool) and value >= 0)
+    }
+
+
+def _object(data: str) -> dict[str, Any]:
+    """An event's data as a JSON object; {} when it is not one (upstream bytes are untrusted)."""
+    try:
+        parsed = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _field(parent: dict[str, Any], name: str) -> dict[str, Any]:
+    value = parent.get(name)
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def miss_reason(message: dict[str, Any]) -> str | None:
@@ -55,9 +93,9 @@ def usage_from_message(body: bytes) -> Reported:
     if not isinstance(message, dict) or not isinstance(message.get("usage"), dict):
         return Reported()
     return Reported(
-        message.get("model"),
+        _text(message.get("model")),
         usage_from_fields(message["usage"]),
-        message.get("id"),
+        _text(message.get("id")),
         miss_reason(message),
     )
 
@@ -94,21 +132,22 @@ class StreamUsage:
             self.observe(event)
 
     def observe(self, event: ServerSentEvent) -> None:
+        """Never raises: a damaged event is relayed as it came and simply not metered."""
         kind = event.event
         if kind == "content_block_delta":
             self.saw_content = True
         elif kind == "message_start":
-            message = orjson.loads(event.data).get("message") or {}
-            self.model = message.get("model")
-            self.message_id = message.get("id")
+            message = _field(_object(event.data), "message")
+            self.model = _text(message.get("model"))
+            self.message_id = _text(message.get("id"))
             self.miss_reason = miss_reason(message)
-            self.fields.update(message.get("usage") or {})
+            self.fields.update(_counts(_field(message, "usage")))
         elif kind == "message_delta":
-            self.fields.update(orjson.loads(event.data).get("usage") or {})
+            self.fields.update(_counts(_field(_object(event.data), "usage")))
         elif kind == "message_stop":
             self.complete = True
         elif kind == "error":
-            self.error_type = (orjson.loads(event.data).get("error") or {}).get("type", "error")
+            self.error_type = _text(_field(_object(event.data), "error").get("type")) or "error"
 
     @property
     def usage(self) -> Usage | None:

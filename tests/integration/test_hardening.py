@@ -8,11 +8,14 @@
   and streams included, never shows either key in stdout/stderr, the call log, /metrics,
   response headers or bodies;
 - no SSRF: Host, absolute-URI request targets, X-Forwarded-Host and Forwarded never move
-  a request off the configured upstream.
+  a request off the configured upstream;
+- upstream SSE split at random points, or damaged (broken JSON, stray bytes), reaches the
+  client byte for byte, metered where it can be, and never turns into a 500.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import secrets
@@ -32,7 +35,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.integration.servers import emulator, free_port, gateway
+from tests.integration.scripted_upstream import ScriptedUpstream, scripted_upstream
+from tests.integration.servers import emulator, free_port, gateway, metric
 
 MODEL = "claude-sonnet-4-6"
 FUZZ = settings(
@@ -359,3 +363,86 @@ def test_the_request_never_chooses_the_upstream(emulator_url: str) -> None:
             assert status in (b"HTTP/1.1 200 OK", b"HTTP/1.1 404 Not Found"), (head, answer[:300])
     decoy.sock.close()
     assert decoy.connections == 0
+
+
+# --- upstream SSE, chunked and malformed at random -------------------------------------
+
+STREAM = (
+    b'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_1",'
+    b'"model":"claude-sonnet-4-6","usage":{"input_tokens":12,"output_tokens":1}}}\n\n'
+    b"event: ping\ndata: {}\n\n"
+    b'event: content_block_start\ndata: {"type":"content_block_start","index":0,'
+    b'"content_block":{"type":"text","text":""}}\n\n'
+    b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+    b'"delta":{"type":"text_delta","text":"Hello"}}\n\n'
+    b'event: content_block_stop\ndata: {"type":"content_block_stop","index":0}\n\n'
+    b'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"end_turn"},'
+    b'"usage":{"output_tokens":7}}\n\n'
+    b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+)
+# Damage a provider (or a proxy before it) could do: broken JSON, unknown shapes, bare
+# fields, stray line ends, bytes that are not UTF-8.
+DAMAGE = st.sampled_from(
+    [
+        b'event: message_start\ndata: {"type":"message_start","message":{"usage":\n\n',
+        b"event: message_delta\ndata: [1, 2\n\n",
+        b'event: message_delta\ndata: {"usage": "lots"}\n\n',
+        b'event: error\ndata: {"error": 42}\n\n',
+        b"data: \xff\xfe\n\n",
+        b"\r\r\n\n",
+        b": a comment\n",
+        b"event: \n",
+        b'event: message_start\ndata: {"type":"message_start","message":null}\n\n',
+    ]
+)
+
+
+@pytest.fixture(scope="module")
+def scripted_gateway() -> Iterator[tuple[str, ScriptedUpstream]]:
+    with scripted_upstream() as (upstream_url, upstream), gateway(upstream_url) as url:
+        yield url, upstream
+
+
+def _relay(url: str, upstream: ScriptedUpstream, chunks: list[bytes]) -> httpx.Response:
+    upstream.script.chunks = chunks
+    body = {"model": MODEL, "max_tokens": 5, "stream": True, "messages": []}
+    headers = {"x-api-key": "sk-ant-fuzz", "anthropic-version": "2023-06-01"}
+    with httpx.Client(timeout=TIMEOUT) as client:
+        response = client.post(url + "/v1/messages", json=body, headers=headers)
+    return response
+
+
+def _split(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({min(c, len(data)) for c in cuts} | {0, len(data)})
+    return [data[a:b] for a, b in itertools.pairwise(points) if b > a]
+
+
+@FUZZ
+@given(cuts=st.lists(st.integers(min_value=0, max_value=len(STREAM)), max_size=40))
+def test_a_stream_split_anywhere_is_relayed_byte_for_byte_and_metered(
+    scripted_gateway: tuple[str, ScriptedUpstream], cuts: list[int]
+) -> None:
+    url, upstream = scripted_gateway
+    before = metric(url, "gateway_tokens_total", type="output")
+    response = _relay(url, upstream, _split(STREAM, cuts))
+    assert response.status_code == 200
+    assert response.content == STREAM
+    assert metric(url, "gateway_tokens_total", type="output") == before + 7
+
+
+@FUZZ
+@given(
+    damage=st.lists(DAMAGE, min_size=1, max_size=4),
+    at=st.integers(min_value=0, max_value=6),
+    cuts=st.lists(st.integers(min_value=0, max_value=len(STREAM) + 200), max_size=20),
+)
+def test_a_malformed_stream_is_relayed_as_it_came_never_a_500(
+    scripted_gateway: tuple[str, ScriptedUpstream], damage: list[bytes], at: int, cuts: list[int]
+) -> None:
+    url, upstream = scripted_gateway
+    events = STREAM.split(b"\n\n")
+    damaged = b"\n\n".join(events[:at]) + b"\n\n" + b"".join(damage) + b"\n\n".join(events[at:])
+    response = _relay(url, upstream, _split(damaged, cuts))
+    assert response.status_code == 200
+    assert response.content == damaged  # the client sees what upstream sent, unchanged
+    assert httpx.get(url + "/healthz", timeout=TIMEOUT).status_code == 200

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import orjson
+import pytest
 
 from gateway.wire.anthropic_usage import StreamUsage, usage_from_message
 from gateway.wire.sse import SSEDecoder, encode_event
@@ -84,3 +85,29 @@ def test_the_fast_path_for_delta_chunks_sees_what_full_decoding_sees() -> None:
         assert tap.usage == Usage(input=4, output=5)
         assert tap.saw_content
         assert tap.complete
+
+
+@pytest.mark.parametrize(
+    "damaged",
+    [
+        b'event: message_start\ndata: {"type":"message_start","message":{"usage":\n\n',
+        b'event: message_start\ndata: {"type":"message_start","message":null}\n\n',
+        b"event: message_delta\ndata: [1, 2]\n\n",
+        b'event: message_delta\ndata: {"usage": "lots"}\n\n',
+        b'event: message_delta\ndata: {"usage": {"output_tokens": "7", "input_tokens": -3}}\n\n',
+        b'event: error\ndata: {"error": 42}\n\n',
+        b"event: error\ndata: \xff\xfe\n\n",
+    ],
+)
+def test_damaged_events_never_raise_and_are_not_metered(damaged: bytes) -> None:
+    """Upstream bytes are untrusted: the tap must never break the relay it watches."""
+    tap = StreamUsage()
+    tap.feed(
+        b'event: message_start\ndata: {"type":"message_start","message":{"model":"m",'
+        b'"usage":{"input_tokens":12,"output_tokens":1}}}\n\n'
+    )
+    tap.feed(damaged)
+    tap.feed(
+        b'event: message_delta\ndata: {"type":"message_delta","usage":{"output_tokens":9}}\n\n'
+    )
+    assert tap.usage == Usage(input=12, output=9)
