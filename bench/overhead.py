@@ -101,7 +101,13 @@ def start_emulator(logs: Path) -> Server:
     return spawn("emulator", pinned(LOAD_CORE, [*command, "--latency", "none"]), env, port, logs)
 
 
-def start_gateway(transport: str, upstream: Server, logs: Path) -> Server:
+def start_gateway(
+    transport: str,
+    upstream: Server,
+    logs: Path,
+    state: dict[str, str] | None = None,
+    name: str | None = None,
+) -> Server:
     port = free_port()
     env = {
         "GATEWAY_SERVER__START_EMULATOR": "false",
@@ -109,9 +115,41 @@ def start_gateway(transport: str, upstream: Server, logs: Path) -> Server:
         "GATEWAY_SERVER__WORKERS": "1",
         "GATEWAY_SERVER__UPSTREAM_TRANSPORT": transport,
         "GATEWAY_PROVIDERS__ANTHROPIC__BASE_URL": f"http://{HOST}:{upstream.port}",
+        **(state or {}),
     }
     command = pinned(GATEWAY_CORE, [sys.executable, "-m", "gateway", "serve"])
-    return spawn(f"gateway-{transport}", command, env, port, logs)
+    return spawn(name or f"gateway-{transport}", command, env, port, logs)
+
+
+@contextmanager
+def redis_server(logs: Path) -> Iterator[Server]:
+    """A redis-server of its own, on the load core, keeping nothing on disk."""
+    port = free_port()
+    command = ["redis-server", "--port", str(port), "--bind", HOST, "--save", ""]
+    server = spawn("redis", pinned(LOAD_CORE, [*command, "--appendonly", "no"]), {}, port, logs)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection((HOST, port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"redis-server not up: {tail(server.log)}") from None
+                time.sleep(0.1)
+        yield server
+    finally:
+        stop(server)
+
+
+def gateway_key(state: dict[str, str]) -> str:
+    """A gateway key with a budget and rate limits, so every call is admitted and charged."""
+    command = [sys.executable, "-m", "gateway", "keys", "create", "--name", "bench"]
+    command += ["--daily-budget-usd", "1000000", "--rpm", "100000000", "--tpm", "100000000000"]
+    done = subprocess.run(
+        command, cwd=REPO, env={**os.environ, **state}, capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip().splitlines()[-1]
 
 
 def start_floor(client: str, upstream: Server, logs: Path) -> Server:
@@ -987,6 +1025,12 @@ def main(argv: list[str] | None = None) -> int:
         help="passthrough floors to run (bench/passthrough.py clients; '' for none)",
     )
     parser.add_argument("--no-litellm", action="store_true", help="skip LiteLLM even if there")
+    parser.add_argument(
+        "--state",
+        action="store_true",
+        help="only the gateway-key runs (budget + rate limit on every call): state in memory"
+        " vs Redis; results in bench/results/overhead-state.*",
+    )
     parser.add_argument("--setup-litellm", action="store_true", help="install LiteLLM, exit")
     args = parser.parse_args(argv)
     if args.setup_litellm:
@@ -1014,6 +1058,9 @@ def main(argv: list[str] | None = None) -> int:
         with running(start_emulator(workdir)) as emulator:
             bench = Bench(emulator, seconds, (1.0 if seconds < 4 else 2.0), workdir, report)
             bench.measure("direct", emulator, None)
+            if args.state:
+                measure_state(bench, emulator, transports[0], workdir)
+                floors, transports, args.no_litellm, soak_requests = [], [], True, 0
             for client in floors:
                 with running(start_floor(client, emulator, workdir)) as floor:
                     bench.measure(f"floor-{client}", floor, floor)
@@ -1041,9 +1088,30 @@ def main(argv: list[str] | None = None) -> int:
     text = markdown(report, command)
     print(text)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "overhead.md").write_text(text + "\n")
-    (RESULTS / "overhead.json").write_text(json.dumps(asdict(report), indent=1) + "\n")
+    name = "overhead-state" if args.state else "overhead"
+    (RESULTS / f"{name}.md").write_text(text + "\n")
+    (RESULTS / f"{name}.json").write_text(json.dumps(asdict(report), indent=1) + "\n")
     return 0
+
+
+def measure_state(bench: Bench, emulator: Server, transport: str, workdir: Path) -> None:
+    """The gateway passing provider keys through, then with a gateway key whose budget and
+    rate limits are checked before and charged after every call: in memory, then on Redis."""
+    with running(start_gateway(transport, emulator, workdir)) as gateway:
+        bench.measure(f"gateway-{transport}", gateway, gateway)
+    common = {
+        "GATEWAY_PROVIDERS__ANTHROPIC__API_KEY": "sk-ant-bench-provider-key",
+        "GATEWAY_METERING__CALL_LOG": "off",
+    }
+    memory = {**common, "GATEWAY_STATE__KEYS_FILE": str(workdir / "keys.json")}
+    with redis_server(workdir) as redis:
+        shared = {**common, "GATEWAY_STATE__REDIS_URL": f"redis://{HOST}:{redis.port}/0"}
+        for label, state in (("memory", memory), ("redis", shared)):
+            key = gateway_key(state)
+            name = f"gateway-{transport}-keys-{label}"
+            with running(start_gateway(transport, emulator, workdir, state, name)) as gateway:
+                gateway.api_key = key
+                bench.measure(name, gateway, gateway)
 
 
 if __name__ == "__main__":
