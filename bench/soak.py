@@ -624,6 +624,8 @@ def markdown(run: Run, command: str) -> str:
     passed = all(check.passed for check in checks)
     warm = next((s for s in run.samples if s.done >= run.requests * WARMUP_SHARE), run.samples[0])
     after = [s for s in run.samples if s.done >= warm.done]
+    peak = max(run.samples, key=lambda s: s.open_upstream)
+    above = sum(s.open_upstream > s.in_flight for s in run.samples)
     out = [
         "# Tollgate fault soak",
         "",
@@ -713,7 +715,9 @@ def markdown(run: Run, command: str) -> str:
         f"{warm.rss_mb:.1f} MB; at the end {run.samples[-1].rss_mb:.1f} MB; peak "
         f"{max(s.rss_mb for s in run.samples):.1f} MB; slope after warm-up "
         f"{slope_mb_per_100k(after):+.2f} MB per 100,000 requests. Open upstream = responses "
-        "the emulator is still sending; in flight = client requests not yet ended.",
+        "the emulator is still sending; in flight = client requests not yet ended. Open "
+        f"upstream at most {peak.open_upstream} (with {peak.in_flight} in flight); above the "
+        f"calls in flight in {above} of {len(run.samples)} samples (a hedge has two).",
         "",
         "| s | requests done | RSS MB | open upstream | in flight |",
         "|--:|--:|--:|--:|--:|",
