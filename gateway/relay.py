@@ -38,7 +38,7 @@ from gateway.metering.calls import CallRecord, Meter
 from gateway.rewrite.fingerprint import Fingerprint
 from gateway.rewrite.request import LLMRequest
 from gateway.shadow import Answer, ShadowCall, Shadows
-from gateway.state.registry import PrefixRegistry
+from gateway.state.registry import PrefixRegistry, Seen
 from gateway.state.shared_prefixes import SharedPrefixes
 from gateway.wire.headers import (
     client_response_headers,
@@ -180,7 +180,7 @@ class Relay:
                 outcome = Outcome(status, call.sent_model, attempts=attempts)
                 await self._send_error(send_until_done, failed.error, request_id)
             finally:
-                await self._recall(call, outcome)
+                await self._share(call, outcome, started_at)
                 self._complete(request_id, step, call, outcome, started, started_at, admitted)
 
     async def _read_body(self, receive: Receive) -> bytes:
@@ -509,9 +509,6 @@ class Relay:
                 step=step,
             )
             record = replace(record, cache=verdict)
-            seen = self.registry.last(call.fingerprint)
-            if self.shared_prefixes is not None and seen is not None:
-                self.shared_prefixes.publish(call.fingerprint, seen)
         metered = self.meter.on_call_complete(record)
         if outcome.shadow is not None:
             answer = Answer(
@@ -526,16 +523,21 @@ class Relay:
         if admitted is not None and self.gate is not None:
             self.gate.settle(admitted, metered.cost_usd, outcome.usage)
 
-    async def _recall(self, call: Prepared, outcome: Outcome) -> None:
+    async def _share(self, call: Prepared, outcome: Outcome, started_at: float) -> None:
         """Another replica's last call of this conversation, before the registry judges this
-        one: one state round trip, after the client has its response."""
+        one, and this one shared in its place: one state round trip, after the client has
+        its response."""
         if (
             self.shared_prefixes is not None
             and self.registry is not None
             and call.fingerprint is not None
             and outcome.usage is not None
+            and outcome.answered is not None
         ):
-            await self.shared_prefixes.recall(call.fingerprint, self.registry)
+            seen = Seen.of(
+                call.fingerprint, outcome.usage, started_at, outcome.answered, outcome.message_id
+            )
+            await self.shared_prefixes.exchange(call.fingerprint, seen, self.registry)
 
 
 def _tenant(headers: list[tuple[bytes, bytes]]) -> bytes:

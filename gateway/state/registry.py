@@ -50,6 +50,19 @@ class Seen:
     cached_tokens: int  # the prefix it read or wrote
     message_id: str | None = None  # the provider's id of its response, for diagnostics
 
+    @classmethod
+    def of(
+        cls,
+        fp: Fingerprint,
+        usage: Usage,
+        started: float,
+        answered: float,
+        message_id: str | None = None,
+    ) -> Seen:
+        """The call as the registry remembers it (and as replicas share it)."""
+        written = usage.cache_write_5m + usage.cache_write_1h
+        return cls(fp, started, answered, usage.cache_read + written, message_id)
+
 
 @dataclass(slots=True)
 class ReuseGaps:
@@ -121,7 +134,7 @@ class PrefixRegistry:
         if cause is not None and provider_reason in PROVIDER_CAUSES:
             cause = PROVIDER_CAUSES[provider_reason]  # the provider saw its own cache
         written = usage.cache_write_5m + usage.cache_write_1h
-        seen = Seen(fp, started, answered, usage.cache_read + written, message_id)
+        seen = Seen.of(fp, usage, started, answered, message_id)
         self._conversations[fp.conversation] = seen
         self._families[fp.family] = seen
         if seen.cached_tokens:
@@ -137,10 +150,6 @@ class PrefixRegistry:
                 tails.written /= 2
                 tails.read /= 2
         return Verdict(cause, max(0, expected - usage.cache_read), self._expired_unread(started))
-
-    def last(self, fp: Fingerprint) -> Seen | None:
-        """The call just recorded for `fp`'s conversation: what another replica is told."""
-        return self._conversations.get(fp.conversation)
 
     def adopt(self, fp: Fingerprint, conversation: Seen | None, family: Seen | None) -> None:
         """Takes another replica's last calls of `fp`'s conversation and family where they

@@ -1,12 +1,11 @@
 """The prefix registry shared between replicas: write-behind and read-through, in Redis.
 
 The registry (registry.py) stays the synchronous, in-memory view the rewrite pipeline
-reads. Around it, per call and always after the client has its response:
-- recall: before the registry judges a call, the last call of its conversation and of
-  its family are read from Redis (one round trip) and adopted where newer than the local
-  ones, so a turn answered by another replica is the one this call is compared with;
-- publish: after, this call is written there (a task, never awaited by the request), each
-  entry only if it is newer than the one stored (a Lua check), expiring after 2 hours.
+reads. Around it, per call and always after the client has its response, one round trip
+(a Lua script) exchanges this call for the stored ones: it reads the last call of the
+conversation and of the family, adopted where newer than the local ones (so a turn
+answered by another replica is the one this call is compared with), and writes this call
+in their place where it is newer, each entry expiring after 2 hours.
 
     prefix:c:<conversation digest>   HASH  t (call start, ms), v (the Seen, JSON)
     prefix:f:<family digest>         HASH  the same, per prompt family
@@ -16,9 +15,7 @@ Without Redis there is nothing to share: the registry alone is the in-memory ver
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from typing import Any, Protocol
+from typing import Protocol
 
 import orjson
 from redis.asyncio import Redis
@@ -29,24 +26,25 @@ from gateway.state.registry import PrefixRegistry, Seen
 
 ENTRY_TTL_S = 2 * 3600  # past a 1h cache TTL and the "ttl_expired" verdict it allows
 
-PUBLISH = """
+EXCHANGE = """
+local found = {}
 for i = 1, #KEYS do
-  local t = tonumber(redis.call('HGET', KEYS[i], 't'))
+  local stored = redis.call('HMGET', KEYS[i], 't', 'v')
+  found[i] = stored[2] or false
+  local t = tonumber(stored[1])
   if not t or t < tonumber(ARGV[1]) then
     redis.call('HSET', KEYS[i], 't', ARGV[1], 'v', ARGV[2])
     redis.call('EXPIRE', KEYS[i], ARGV[3])
   end
 end
-return 1
+return found
 """
 
 
 class SharedPrefixes(Protocol):
-    async def recall(self, fp: Fingerprint, registry: PrefixRegistry) -> None:
-        """Adopts the shared last calls of `fp`'s conversation and family, if newer."""
-
-    def publish(self, fp: Fingerprint, seen: Seen) -> None:
-        """Shares this call, in the background."""
+    async def exchange(self, fp: Fingerprint, seen: Seen, registry: PrefixRegistry) -> None:
+        """Adopts the shared last calls of `fp`'s conversation and family where newer, and
+        shares `seen` (this call) in their place where it is newer."""
 
 
 class RedisPrefixes:
@@ -54,39 +52,23 @@ class RedisPrefixes:
         self.client = client
         self.health = health
         self.prefix = prefix
-        self._publish = client.register_script(PUBLISH)
-        self._pending: set[asyncio.Task[None]] = set()
+        self._exchange = client.register_script(EXCHANGE)
 
     def _keys(self, fp: Fingerprint) -> list[str]:
         p = self.prefix
         return [f"{p}prefix:c:{fp.conversation.hex()}", f"{p}prefix:f:{fp.family.hex()}"]
 
-    async def recall(self, fp: Fingerprint, registry: PrefixRegistry) -> None:
+    async def exchange(self, fp: Fingerprint, seen: Seen, registry: PrefixRegistry) -> None:
         keys = self._keys(fp)
-
-        async def fetch() -> list[Any]:
-            async with self.client.pipeline(transaction=False) as pipe:
-                for key in keys:
-                    pipe.hget(key, "v")
-                return await pipe.execute()
-
+        args: list[bytes | int] = [int(seen.started * 1000), _encode(seen), ENTRY_TTL_S]
         try:
-            conversation, family = await self.health.run("prefix_recall", fetch)
+            found = await self.health.run(
+                "prefix_exchange", lambda: self._exchange(keys=keys, args=args)
+            )
         except StoreUnreachable:
             return  # the local view alone: a miss may be called cold instead of its cause
+        conversation, family = (raw or None for raw in found)
         registry.adopt(fp, _seen(conversation), _seen(family))
-
-    def publish(self, fp: Fingerprint, seen: Seen) -> None:
-        task = asyncio.get_running_loop().create_task(self._send(fp, seen))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
-
-    async def _send(self, fp: Fingerprint, seen: Seen) -> None:
-        args: list[bytes | int] = [int(seen.started * 1000), _encode(seen), ENTRY_TTL_S]
-        keys = self._keys(fp)
-        # Counted when it fails; the conversation's next call publishes again.
-        with contextlib.suppress(StoreUnreachable):
-            await self.health.run("prefix_publish", lambda: self._publish(keys=keys, args=args))
 
 
 def _encode(seen: Seen) -> bytes:

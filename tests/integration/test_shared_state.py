@@ -215,7 +215,8 @@ def test_an_outage_loses_no_request_and_enforcement_resumes(
         if not isinstance(server, RedisServer):
             pytest.skip("REDIS_URL is not ours to stop")
         env = state_env(server.url, "outage:")
-        open_key = create_key(env, "--rpm", "1000")
+        # A limit the load never reaches (a few hundred calls a second for seconds).
+        open_key = create_key(env, "--rpm", "1000000")
         limited = create_key(env, "--rpm", "3")
         closed = create_key(env, "--on-outage", "fail_closed")
         with gateway(emulator_url, env=env) as url:
