@@ -733,7 +733,9 @@ def fmt(value: float | None, digits: int = 3) -> str:
     return "–" if value is None or value != value else f"{value:.{digits}f}"
 
 
-def environment() -> dict[str, str]:
+def machine(packages: Sequence[str]) -> dict[str, str]:
+    """The gateway's commit, the CPU, Python and these packages' versions: a result's header."""
+
     def version(name: str) -> str:
         try:
             return metadata.version(name)
@@ -748,21 +750,27 @@ def environment() -> dict[str, str]:
         ),
         platform.processor(),
     )
-    wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True)
-    packages = (
-        "uvicorn", "uvloop", "httptools", "fastapi", "starlette", "httpx",
-        "httpcore", "httpx-aiohttp", "aiohttp", "orjson",
-    )  # fmt: skip
     git = ["git", "-C", str(REPO)]
     commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     dirty = subprocess.run([*git, "status", "--porcelain", "--", "gateway"], capture_output=True)
     return {
         "gateway code": commit.stdout.strip() + (" + uncommitted changes" if dirty.stdout else ""),
         "cpu": f"{cpu}, {os.cpu_count()} cores",
-        "kernel": platform.release(),
         "python": platform.python_version(),
-        "wrk": (wrk.stdout or wrk.stderr).split("\n", 1)[0].strip(),
         "packages": ", ".join(f"{name} {version(name)}" for name in packages),
+    }
+
+
+def environment() -> dict[str, str]:
+    wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True)
+    packages = (
+        "uvicorn", "uvloop", "httptools", "fastapi", "starlette", "httpx",
+        "httpcore", "httpx-aiohttp", "aiohttp", "orjson",
+    )  # fmt: skip
+    return {
+        **machine(packages),
+        "kernel": platform.release(),
+        "wrk": (wrk.stdout or wrk.stderr).split("\n", 1)[0].strip(),
         "litellm": litellm_version() or "not installed",
     }
 

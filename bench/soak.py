@@ -22,18 +22,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import platform
 import random
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -48,12 +45,14 @@ from overhead import (
     foreign_cpu_seconds,
     free_port,
     log,
+    machine,
     pinned,
     running,
     spawn,
 )
 
 RESULTS = REPO / "bench" / "results"
+PACKAGES = ("uvicorn", "httpx", "httpx-aiohttp", "aiohttp")  # named in the report's header
 
 # The injected faults: 5% of upstream attempts (retries and hedges draw again), seeded.
 FAULT_RATES = {"429": 0.01, "529": 0.01, "500": 0.01, "cut": 0.01, "slow": 0.01}
@@ -607,33 +606,6 @@ def verdict_word(check: Verdict) -> str:
     return "n/a" if not check.judged else "pass" if check.passed else "FAIL"
 
 
-def environment() -> dict[str, str]:
-    def version(name: str) -> str:
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            return "absent"
-
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    git = ["git", "-C", str(REPO)]
-    commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    dirty = subprocess.run([*git, "status", "--porcelain", "--", "gateway"], capture_output=True)
-    packages = ("uvicorn", "httpx", "httpx-aiohttp", "aiohttp")
-    return {
-        "gateway code": commit.stdout.strip() + (" + uncommitted changes" if dirty.stdout else ""),
-        "cpu": f"{cpu}, {os.cpu_count()} cores",
-        "python": platform.python_version(),
-        "packages": ", ".join(f"{name} {version(name)}" for name in packages),
-    }
-
-
 def markdown(run: Run, command: str) -> str:
     total = sum(run.outcomes.values())
     checks = verdicts(run)
@@ -647,7 +619,7 @@ def markdown(run: Run, command: str) -> str:
         "",
         f"Command: `{command}`  ",
         f"Date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}  ",
-        *(f"{key}: {value}  " for key, value in environment().items()),
+        *(f"{key}: {value}  " for key, value in machine(PACKAGES).items()),
         "",
         f"**{'PASS' if passed else 'FAIL'}** — {total:,} requests in {run.seconds:.0f} s "
         f"({total / run.seconds:,.0f} req/s) at concurrency {run.concurrency}. Other processes "
