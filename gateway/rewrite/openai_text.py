@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.rewrite.text import TextEdit
+from gateway.rewrite.text import edit_content as edit_blocks
 
 SYSTEM_ROLES = frozenset({"system", "developer"})
 TEXT_PARTS = frozenset({"text", "input_text", "output_text"})
@@ -54,14 +55,8 @@ def content_text(content: Any) -> str | None:
 
 
 def edit_content(content: Any, edit: TextEdit) -> Any:
-    """The content with `edit` applied to its text; the same object when nothing changed."""
-    if isinstance(content, str):
-        new = edit(content)
-        return content if new == content else new
-    if not isinstance(content, list):
-        return content
-    parts = [_edit_part(part, edit) for part in content]
-    return content if all(a is b for a, b in zip(parts, content, strict=True)) else parts
+    """The content with `edit` applied to its text parts; the same object when unchanged."""
+    return edit_blocks(content, edit, _edit_part)
 
 
 def _edit_part(part: Any, edit: TextEdit) -> Any:

@@ -47,14 +47,19 @@ def edit_messages(messages: Any, edit: TextEdit) -> Any:
     return out
 
 
-def edit_content(content: Any, edit: TextEdit) -> Any:
-    """The content with `edit` applied to its text; the same object when nothing changed."""
+PartEdit = Callable[[Any, TextEdit], Any]
+
+
+def edit_content(content: Any, edit: TextEdit, part: PartEdit | None = None) -> Any:
+    """The content with `edit` applied to its text; the same object when nothing changed.
+    `part` edits one block of a list (Anthropic's blocks by default; OpenAI's parts differ)."""
     if isinstance(content, str):
         new = edit(content)
         return content if new == content else new
     if not isinstance(content, list):
         return content
-    blocks = [_edit_block(block, edit) for block in content]
+    each = part or _edit_block
+    blocks = [each(block, edit) for block in content]
     return content if all(a is b for a, b in zip(blocks, content, strict=True)) else blocks
 
 
