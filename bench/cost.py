@@ -240,6 +240,26 @@ def server(args: Sequence[str], port: int, env: dict[str, str], ready: str) -> I
 # --------------------------------------------------------------------------- replay
 
 
+def request_headers(call: Call, day_start: float, route: str) -> dict[str, str]:
+    headers = {"x-emulator-now": f"{day_start + call.at:.3f}", **call.headers}
+    if route == "gateway":
+        headers["x-gateway-route"] = "off"  # caching alone: the client's models are kept
+    if call.step:
+        headers["x-gateway-step"] = call.step
+    return headers
+
+
+def result(call: Call, usage: Usage, headers: httpx.Headers, model: str) -> Result:
+    rewrites = headers.get("x-gateway-rewrites", "")
+    return Result(
+        call,
+        usage,
+        float(headers.get("x-emulator-ttft-ms", "nan")),
+        tuple(r.strip() for r in rewrites.split(",") if r.strip()),
+        model,
+    )
+
+
 async def send(
     client: anthropic.AsyncAnthropic,
     call: Call,
@@ -247,11 +267,7 @@ async def send(
     gate: asyncio.Semaphore,
     route: str,
 ) -> Result:
-    headers = {"x-emulator-now": f"{day_start + call.at:.3f}", **call.headers}
-    if route == "gateway":
-        headers["x-gateway-route"] = "off"  # caching alone: the client's models are kept
-    if call.step:
-        headers["x-gateway-step"] = call.step
+    headers = request_headers(call, day_start, route)
     async with gate:
         raw = await client.messages.with_raw_response.create(**call.params, extra_headers=headers)
     message = await raw.parse()
@@ -264,14 +280,7 @@ async def send(
     usage = Usage(
         u.input_tokens, u.output_tokens, u.cache_read_input_tokens or 0, written_5m, written_1h
     )
-    rewrites = raw.headers.get("x-gateway-rewrites", "")
-    return Result(
-        call,
-        usage,
-        float(raw.headers.get("x-emulator-ttft-ms", "nan")),
-        tuple(r.strip() for r in rewrites.split(",") if r.strip()),
-        message.model,
-    )
+    return result(call, usage, raw.headers, message.model)
 
 
 async def send_openai(
@@ -282,11 +291,7 @@ async def send_openai(
     route: str,
 ) -> Result:
     """`send` for workloads on OpenAI's chat completions (PROVIDER = "openai")."""
-    headers = {"x-emulator-now": f"{day_start + call.at:.3f}", **call.headers}
-    if route == "gateway":
-        headers["x-gateway-route"] = "off"
-    if call.step:
-        headers["x-gateway-step"] = call.step
+    headers = request_headers(call, day_start, route)
     async with gate:
         raw = await client.chat.completions.with_raw_response.create(
             **call.params, extra_headers=headers
@@ -298,14 +303,7 @@ async def send_openai(
     cached = (details.cached_tokens if details else 0) or 0
     written = (details.cache_write_tokens if details else 0) or 0
     usage = Usage(u.prompt_tokens - cached - written, u.completion_tokens, cached, written, 0)
-    rewrites = raw.headers.get("x-gateway-rewrites", "")
-    return Result(
-        call,
-        usage,
-        float(raw.headers.get("x-emulator-ttft-ms", "nan")),
-        tuple(r.strip() for r in rewrites.split(",") if r.strip()),
-        completion.model,
-    )
+    return result(call, usage, raw.headers, completion.model)
 
 
 async def replay(
