@@ -11,24 +11,11 @@ import pytest
 
 from gateway.emulator.openai.prompt import REQUEST_OVERHEAD_TOKENS as OVERHEAD
 from gateway.wire.sse import SSEDecoder
+from tests.integration.openai_tools import TOOLS
 
 MODEL = "gpt-4.1"
 NEW_MODEL = "gpt-5.6-terra"
 LONG_SYSTEM = "You are a support agent for Acme. Follow the policies below.\n" + "Policy. " * 800
-TOOLS: list[Any] = [
-    {
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "description": "Weather for a city",
-            "parameters": {
-                "type": "object",
-                "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
-                "required": ["city", "days"],
-            },
-        },
-    }
-]
 OPENAI_EXCEPTIONS: list[tuple[int, int, type[openai.APIStatusError]]] = [
     (400, 400, openai.BadRequestError),
     (401, 401, openai.AuthenticationError),

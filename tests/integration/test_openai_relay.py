@@ -12,6 +12,7 @@ import httpx
 import openai
 import pytest
 
+from tests.integration.openai_tools import TOOLS
 from tests.integration.servers import gateway, metric
 
 MODEL = "gpt-4.1"
@@ -20,20 +21,6 @@ NOW = 1_795_000_000.0
 # Chat and response ids, and the gateway's own request ids, differ per call: all else must not.
 IDS = re.compile(rb'"(chatcmpl-|resp_|msg_|fc_|call_)[A-Za-z0-9_]+')
 POLICIES = "## Policies\n" + "Answer politely and cite the policy you apply. " * 200
-TOOLS: list[Any] = [
-    {
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "description": "Weather for a city",
-            "parameters": {
-                "type": "object",
-                "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
-                "required": ["city", "days"],
-            },
-        },
-    }
-]
 # Statuses as the SDK raises them; the gateway retries 429 and 5xx before relaying them.
 OPENAI_EXCEPTIONS: list[tuple[str, int, type[openai.APIStatusError]]] = [
     ("400", 400, openai.BadRequestError),
