@@ -15,8 +15,9 @@ from starlette.types import ASGIApp
 
 from gateway.catalog import ModelCatalog
 from gateway.emulator.anthropic.routes import AnthropicEmulator
+from gateway.emulator.endpoints import Endpoint
 from gateway.emulator.faults import FaultInjector
-from gateway.emulator.openai.routes import Endpoint, OpenAIEmulator
+from gateway.emulator.openai.routes import OpenAIEmulator
 from gateway.emulator.pacing import StreamCounter
 from gateway.settings import Settings
 

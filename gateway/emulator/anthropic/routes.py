@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import secrets
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -26,6 +24,7 @@ from gateway.emulator.anthropic.message import message_json, stream_events, usag
 from gateway.emulator.anthropic.prompt import Prompt, build_prompt
 from gateway.emulator.anthropic.validation import check_request, check_version
 from gateway.emulator.clock import request_time
+from gateway.emulator.endpoints import Endpoint, guarded, new_id
 from gateway.emulator.errors import EmulatedError
 from gateway.emulator.faults import FAULT_HEADER, Fault, FaultInjector, fault_error
 from gateway.emulator.latency import model_timing
@@ -35,12 +34,10 @@ from gateway.settings import EmulatorSettings
 from gateway.wire.anthropic_errors import error_body, error_event
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
-Handler = Callable[[Request], Awaitable[ASGIApp]]
-Endpoint = Callable[[Request], Awaitable[ASGIApp]]
 
 
-def new_id(prefix: str) -> str:
-    return prefix + secrets.token_hex(12)
+def _error_body(error: EmulatedError, request_id: str) -> bytes:
+    return error_body(error.error_type, error.message, request_id)
 
 
 RATE_LIMITS = (
@@ -89,22 +86,8 @@ class AnthropicEmulator:
         """List and retrieve: /v1/models is shared with OpenAI, so the app routes between them."""
         return self._endpoint(self.list_models), self._endpoint(self.get_model)
 
-    def _endpoint(self, handler: Handler) -> Endpoint:
-        async def endpoint(request: Request) -> ASGIApp:
-            request_id = new_id("req_")
-            request.state.request_id = request_id
-            try:
-                return await handler(request)
-            except EmulatedError as error:
-                headers = {**self._headers(request_id), **error.headers}
-                return Response(
-                    error_body(error.error_type, error.message, request_id),
-                    status_code=error.status,
-                    headers=headers,
-                    media_type="application/json",
-                )
-
-        return endpoint
+    def _endpoint(self, handler: Endpoint) -> Endpoint:
+        return guarded(handler, _error_body, self._headers)
 
     def _headers(self, request_id: str) -> dict[str, str]:
         headers = {"request-id": request_id, "anthropic-organization-id": "emulator-org"}

@@ -7,8 +7,7 @@ reply, chat / responses) and paces the answer by the shared latency model and fa
 from __future__ import annotations
 
 import datetime as dt
-import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -19,6 +18,7 @@ from starlette.types import ASGIApp
 
 from gateway.catalog import ModelCatalog, ModelSpec
 from gateway.emulator.clock import request_time
+from gateway.emulator.endpoints import Endpoint, guarded, new_id
 from gateway.emulator.errors import EmulatedError
 from gateway.emulator.faults import FAULT_HEADER, Fault, FaultInjector, fault_error
 from gateway.emulator.latency import model_timing
@@ -34,7 +34,6 @@ from gateway.wire.openai_errors import OVERLOADED_STATUS, error_body, error_type
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
 MAX_EXPLICIT_BREAKPOINTS = 4
-Endpoint = Callable[[Request], Awaitable[ASGIApp]]
 # Limits as a high usage tier shows them; resets are Go-style durations (WIRE D.1).
 RATE_LIMIT_HEADERS = {
     "x-ratelimit-limit-requests": "10000",
@@ -46,8 +45,9 @@ RATE_LIMIT_HEADERS = {
 }
 
 
-def new_id(prefix: str) -> str:
-    return prefix + secrets.token_hex(12)
+def _error_body(error: EmulatedError, request_id: str) -> bytes:
+    """OpenAI's body has no request id: it is in the x-request-id header."""
+    return error_body(error.message, error.error_type, error.param, error.code)
 
 
 class OpenAIEmulator:
@@ -75,20 +75,7 @@ class OpenAIEmulator:
         return self._endpoint(self.list_models), self._endpoint(self.get_model)
 
     def _endpoint(self, handler: Endpoint) -> Endpoint:
-        async def endpoint(request: Request) -> ASGIApp:
-            request_id = new_id("req_")
-            request.state.request_id = request_id
-            try:
-                return await handler(request)
-            except EmulatedError as error:
-                return Response(
-                    error_body(error.message, error.error_type, error.param, error.code),
-                    status_code=error.status,
-                    headers={**self._headers(request_id), **error.headers},
-                    media_type="application/json",
-                )
-
-        return endpoint
+        return guarded(handler, _error_body, self._headers)
 
     @staticmethod
     def _headers(request_id: str) -> dict[str, str]:
