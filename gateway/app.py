@@ -12,7 +12,7 @@ import asyncio
 import datetime as dt
 import functools
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -29,7 +29,7 @@ from gateway.cascade.retry import RetryPolicy
 from gateway.cascade.table import RoutingTable
 from gateway.catalog import ModelCatalog
 from gateway.coalesce import Coalescer
-from gateway.dispatch import Dispatcher
+from gateway.dispatch import Dispatcher, Tap
 from gateway.formats import ANTHROPIC_MESSAGES, OPENAI_CHAT, OPENAI_RESPONSES, WireFormat
 from gateway.metering.call_log import CallLog
 from gateway.metering.calls import CallWriter, Meter
@@ -158,14 +158,17 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     )
     limit = settings.server.max_body_bytes
 
+    def taps(wire: WireFormat) -> Callable[[], Tap]:
+        return functools.partial(wire.new_tap, upstream.settings(wire.provider).max_event_bytes)
+
     def plain(wire: WireFormat) -> Relay:
         """Relayed as is: count_tokens, the model list. The key is swapped, no budget."""
-        dispatcher = Dispatcher(upstream, policy, wire.new_tap)
+        dispatcher = Dispatcher(upstream, policy, taps(wire))
         return Relay(dispatcher, meter, wire, limit, gate=gate.free_calls())
 
     def model_calls(wire: WireFormat) -> Relay:
         return Relay(
-            Dispatcher(upstream, policy, wire.new_tap),
+            Dispatcher(upstream, policy, taps(wire)),
             meter,
             wire,
             limit,

@@ -23,8 +23,14 @@ from typing import Protocol
 
 import httpx
 
-from gateway.cascade.retry import RetryPolicy, retryable
-from gateway.errors import GatewayError, UpstreamUnavailable
+from gateway.cascade.retry import RetryPolicy, after_error, retryable
+from gateway.errors import (
+    DeadlinePassed,
+    GatewayError,
+    ResponseTooLarge,
+    UpstreamSilent,
+    UpstreamUnavailable,
+)
 from gateway.upstream import Upstream
 from gateway.wire.headers import RawHeaders
 from gateway.wire.usage import Usage
@@ -110,6 +116,26 @@ class Route:
     headers: RawHeaders
 
 
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    """When a call must be over, in the event loop's clock; `seconds` as configured."""
+
+    at: float
+    seconds: float
+
+    @classmethod
+    def after(cls, seconds: float) -> Deadline:
+        return cls(asyncio.get_running_loop().time() + seconds, seconds)
+
+    def left(self) -> float:
+        return self.at - asyncio.get_running_loop().time()
+
+    def passed(self) -> DeadlinePassed:
+        return DeadlinePassed(
+            f"The call did not finish within its time limit of {self.seconds:g} s."
+        )
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -129,9 +155,11 @@ class Dispatcher:
         candidates: Sequence[Candidate],
         hedge_after_s: float | None = None,
         hedge_with: Candidate | None = None,
+        deadline: Deadline | None = None,
     ) -> Started:
-        """The started attempt; raises ChainFailed when no attempt got a response."""
-        started = await self._start(route, candidates, hedge_after_s, hedge_with)
+        """The started attempt; raises ChainFailed when no attempt got a response, or none
+        did before `deadline` (DeadlinePassed)."""
+        started = await self._start(route, candidates, hedge_after_s, hedge_with, deadline)
         mine = [i for i, a in enumerate(started.attempts) if a.hedge == started.hedged]
         if mine:
             started.attempts[mine[-1]] = replace(started.attempts[mine[-1]], relayed=True)
@@ -143,11 +171,12 @@ class Dispatcher:
         candidates: Sequence[Candidate],
         hedge_after_s: float | None,
         hedge_with: Candidate | None,
+        deadline: Deadline | None,
     ) -> Started:
         if hedge_after_s is None or hedge_with is None:
-            return await _Chain(self, route, candidates, hedge=False, hold=False).run()
-        primary = _Chain(self, route, candidates, hedge=False, hold=True)
-        hedge = _Chain(self, route, [hedge_with], hedge=True, hold=True)
+            return await _Chain(self, route, candidates, deadline, hedge=False, hold=False).run()
+        primary = _Chain(self, route, candidates, deadline, hedge=False, hold=True)
+        hedge = _Chain(self, route, [hedge_with], deadline, hedge=True, hold=True)
         first = asyncio.ensure_future(primary.run())
         second: asyncio.Future[Started] | None = None
         chosen: asyncio.Future[Started] | None = None
@@ -181,6 +210,7 @@ class _Chain:
         dispatcher: Dispatcher,
         route: Route,
         candidates: Sequence[Candidate],
+        deadline: Deadline | None,
         *,
         hedge: bool,
         hold: bool,  # a stream starts at its first content event, not at its headers
@@ -191,6 +221,7 @@ class _Chain:
         per_model = dispatcher.policy.settings.attempts_per_model
         self.plan = [(candidate, retry) for candidate in candidates for retry in range(per_model)]
         self.hedge = hedge
+        self.deadline = deadline
         self.attempts: list[Attempt] = []
         self.tap: Tap | None = None  # the attempt in flight's, for a cancelled loser's usage
         self.current: str | None = None  # the model of the attempt in flight
@@ -212,12 +243,15 @@ class _Chain:
             outcome = await self._attempt(candidate)
             if isinstance(outcome, Started):
                 return outcome
-            if index == len(self.plan) - 1:
+            then = after_error(outcome.error) if outcome.error is not None else "retry"
+            if index == len(self.plan) - 1 or then == "stop":
                 return self._give_up(candidate, outcome)
             delay: float | None = None
-            if self.plan[index + 1][0] is candidate:
+            if then == "retry" and self.plan[index + 1][0] is candidate:
                 headers = outcome.response.headers if outcome.response else httpx.Headers()
                 delay = self.dispatcher.policy.delay_s(retry, headers)
+            if delay is not None and self.deadline is not None and delay >= self.deadline.left():
+                return self._give_up(candidate, outcome)  # no time left to wait and try again
             if delay is None:
                 index = self._next_model(index)  # asked to wait too long, or out of retries
                 if index == len(self.plan):
@@ -235,10 +269,21 @@ class _Chain:
         return index
 
     async def _attempt(self, candidate: Candidate) -> Started | Failure:
-        route = self.route
         self.began = time.perf_counter()
         self.current = candidate.model
         self.tap = None
+        if self.deadline is None:
+            return await self._try(candidate)
+        try:
+            async with asyncio.timeout_at(self.deadline.at):
+                return await self._try(candidate)
+        except TimeoutError:
+            if self.current is not None:
+                self._note(candidate.model, "504", usage=self.tap.usage if self.tap else None)
+            return Failure(self.deadline.passed())
+
+    async def _try(self, candidate: Candidate) -> Started | Failure:
+        route = self.route
         try:
             response = await self.dispatcher.upstream.open(
                 route.provider, route.method, route.target, route.headers, candidate.body
@@ -259,15 +304,12 @@ class _Chain:
     async def _whole(self, candidate: Candidate, response: httpx.Response) -> Started | Failure:
         """Reads a JSON body within its attempt: nothing goes to the client before the whole
         body, so one cut midway is retried like a failed status, not relayed as a 502."""
-        stream = response.stream
-        assert isinstance(stream, httpx.AsyncByteStream)
         try:
-            body = b"".join([chunk async for chunk in stream])
-        except httpx.TransportError:
-            self._note(candidate.model, "cut")
+            body = await self.dispatcher.upstream.read(self.route.provider, response)
+        except GatewayError as error:
+            self._note(candidate.model, _status(error))
             await response.aclose()
-            provider = self.route.provider
-            return Failure(UpstreamUnavailable(f"{provider} closed the connection mid-response"))
+            return Failure(error)
         except asyncio.CancelledError:
             await response.aclose()
             raise
@@ -286,10 +328,13 @@ class _Chain:
                 tap.feed(chunk)
                 if tap.saw_content or tap.error_type or tap.complete:
                     break
-        except httpx.TransportError:
-            self._note(candidate.model, "cut", usage=tap.usage)
+        except httpx.TransportError as error:
+            failed = self.dispatcher.upstream.body_error(self.route.provider, error)
+            self._note(candidate.model, _status(failed), usage=tap.usage)
             await response.aclose()
-            return Failure(UpstreamUnavailable("upstream closed the stream before its first token"))
+            if not isinstance(failed, UpstreamSilent):
+                failed = UpstreamUnavailable("upstream closed the stream before its first token")
+            return Failure(failed)
         except asyncio.CancelledError:
             await response.aclose()
             raise
@@ -316,6 +361,13 @@ class _Chain:
         duration = time.perf_counter() - self.began
         self.attempts.append(Attempt(model, status, duration, self.hedge, cancelled, usage))
         self.current = None
+
+
+def _status(error: GatewayError) -> str:
+    """An attempt's status in the call log for the gateway's own error."""
+    if isinstance(error, UpstreamSilent | ResponseTooLarge):
+        return str(error.status)
+    return "cut"
 
 
 def _is_stream(response: httpx.Response) -> bool:

@@ -5,7 +5,11 @@
     ├── UnsupportedMediaType    415 the body is not declared as JSON
     ├── PayloadTooLarge         413 the body is over `server.max_body_bytes`
     ├── UpstreamUnavailable     502 the provider could not be reached or dropped the request
+    │   ├── MalformedResponse   502 what came back is not a valid HTTP response
+    │   └── ResponseTooLarge    502 a JSON body over `providers.<name>.max_response_bytes`
     ├── UpstreamTimeout         504 the provider did not answer in time
+    │   ├── UpstreamSilent      504 it took the request, then sent nothing for `timeout_s`
+    │   └── DeadlinePassed      504 the call's total time (`total_timeout_s`, a step's) ran out
     ├── AuthenticationFailed    401 an unknown or revoked gateway key, or none when one is required
     ├── PermissionDenied        403 a gateway key used for a model or step it does not allow
     ├── RateLimited             429 a gateway key over its requests or tokens a minute (retry-after)
@@ -55,9 +59,25 @@ class UpstreamUnavailable(GatewayError):
     error_type = "api_error"
 
 
+class MalformedResponse(UpstreamUnavailable):
+    pass
+
+
+class ResponseTooLarge(UpstreamUnavailable):
+    pass
+
+
 class UpstreamTimeout(GatewayError):
     status = 504
     error_type = "timeout_error"
+
+
+class UpstreamSilent(UpstreamTimeout):
+    pass
+
+
+class DeadlinePassed(UpstreamTimeout):
+    pass
 
 
 class AuthenticationFailed(GatewayError):

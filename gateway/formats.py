@@ -49,12 +49,13 @@ class ChunkFilter(Protocol):
 class WireFormat:
     name: str  # for logs and tests: messages, chat_completions, responses
     provider: str  # the providers.<name> the calls go to, and the metrics' provider label
-    new_tap: Callable[[], Tap]  # watches a stream for first token, usage, errors
+    # Each stream parser is given the most of one event it may hold (max_event_bytes).
+    new_tap: Callable[[int], Tap]  # watches a stream for first token, usage, errors
     usage_from_body: Callable[[bytes], Reported]  # a JSON response's usage
     render_error: Callable[[GatewayError, str], bytes]  # (error, request id) -> body
     stream_error_event: Callable[[str], bytes]  # ends a stream cut after bytes were sent
     message_text: Callable[[bytes], str]
-    new_stream_text: Callable[[], TextCollector]
+    new_stream_text: Callable[[int], TextCollector]
     stages: tuple[Stage, ...] = ()  # the rewrite pipeline for this format's bodies
     # The header that carries the gateway's request id on its own errors (OpenAI's SDK reads
     # x-request-id; Anthropic's body has a request_id field instead).
@@ -62,7 +63,7 @@ class WireFormat:
     # Sets what a stream needs to report usage, and says whether it changed the body; the
     # filter then takes out of the client's stream what that setting added.
     ask_usage: Callable[[dict[str, Any]], tuple[dict[str, Any], bool]] | None = None
-    new_usage_filter: Callable[[], ChunkFilter] | None = None
+    new_usage_filter: Callable[[int], ChunkFilter] | None = None
 
 
 def _anthropic_event(message: str) -> bytes:

@@ -9,6 +9,7 @@ token and usage, which reach the meter at the end.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import secrets
@@ -25,13 +26,20 @@ from gateway.access import Admitted, Gate
 from gateway.cascade.table import RoutingTable, StepPlan
 from gateway.coalesce import Coalescer
 from gateway.disconnect import DisconnectWatch
-from gateway.dispatch import Attempt, Candidate, ChainFailed, Dispatcher, Route, Started
+from gateway.dispatch import (
+    Attempt,
+    Candidate,
+    ChainFailed,
+    Deadline,
+    Dispatcher,
+    Route,
+    Started,
+)
 from gateway.errors import (
     GatewayError,
     InvalidRequest,
     PayloadTooLarge,
     UnsupportedMediaType,
-    UpstreamUnavailable,
 )
 from gateway.formats import ChunkFilter, TextCollector, WireFormat
 from gateway.metering.calls import CallRecord, Meter
@@ -51,6 +59,7 @@ from gateway.wire.usage import Reported, Usage
 STEP_HEADER = b"x-gateway-step"
 ROUTE_HEADER = b"x-gateway-route"
 CUT_MESSAGE = "The provider closed the connection mid-stream; the response is incomplete."
+TIMEOUT_MESSAGE = "The stream did not finish within its time limit of {:g} s; it is incomplete."
 LOG = logging.getLogger("gateway.relay")
 Rewriter = Callable[[LLMRequest], LLMRequest]
 
@@ -306,9 +315,12 @@ class Relay:
         lead = await self.coalescer.join(prefix) if self.coalescer and prefix else None
         coalesced = prefix is not None and lead is None
         hedge_after_s, hedge_with = call.hedge(self.provider)
+        limits = self.dispatcher.upstream.settings(self.provider)
+        step_s = call.plan.timeout_s if call.plan is not None else None
+        deadline = Deadline.after(step_s or limits.total_timeout_s)
         try:
             begun = await self.dispatcher.start(
-                route, call.candidates(self.provider), hedge_after_s, hedge_with
+                route, call.candidates(self.provider), hedge_after_s, hedge_with, deadline
             )
         finally:
             if lead is not None and prefix is not None and self.coalescer is not None:
@@ -326,11 +338,17 @@ class Relay:
         try:
             collect = shadow is not None
             if begun.tap is not None:
-                text = self.wire.new_stream_text() if collect else None
+                cap = limits.max_event_bytes
+                text = self.wire.new_stream_text(cap) if collect else None
                 new_filter = self.wire.new_usage_filter
-                strip = new_filter() if call.filtered and new_filter is not None else None
-                await send(self._start(response, own))
-                outcome = await self._relay_stream(begun, send, started, text, strip)
+                strip = new_filter(cap) if call.filtered and new_filter is not None else None
+                # From the first attempt, as the call's deadline: a stream may run longer.
+                ends = Deadline(
+                    deadline.at - deadline.seconds + (step_s or limits.stream_timeout_s),
+                    step_s or limits.stream_timeout_s,
+                )
+                await send(self._start(response, own, stream=True))
+                outcome = await self._relay_stream(begun, send, started, text, strip, ends)
                 outcome.text = text.text if text is not None else ""
             else:
                 outcome = await self._relay_body(
@@ -345,8 +363,12 @@ class Relay:
             await response.aclose()
 
     @staticmethod
-    def _start(response: httpx.Response, own: list[tuple[bytes, bytes]]) -> Message:
-        headers = client_response_headers(response.headers.raw, own)
+    def _start(
+        response: httpx.Response, own: list[tuple[bytes, bytes]], *, stream: bool = False
+    ) -> Message:
+        """A JSON body goes as upstream sent it, with its Content-Length; a stream's bytes may
+        change on the way (the usage filter, an error event at a cut), so it never keeps one."""
+        headers = client_response_headers(response.headers.raw, own, keep_length=not stream)
         return {"type": "http.response.start", "status": response.status_code, "headers": headers}
 
     async def _relay_stream(
@@ -356,9 +378,11 @@ class Relay:
         started: float,
         text: TextCollector | None,
         strip: ChunkFilter | None,
+        deadline: Deadline,
     ) -> Outcome:
         """Chunks go to the client as they come; with `strip`, less what the gateway asked for
-        (the tap and the text still see every upstream byte)."""
+        (the tap and the text still see every upstream byte). A stream still going at
+        `deadline` is ended with the wire's error event, as a cut one is."""
         tap = begun.tap
         assert tap is not None
         response = begun.response
@@ -373,26 +397,32 @@ class Relay:
                 text.feed(chunk)
         if tap.saw_content:
             ttft_s = time.perf_counter() - started
+        ended: str | None = None
         try:
-            async for chunk in _body(response):
-                out = strip.feed(chunk) if strip is not None else chunk
-                await send({"type": "http.response.body", "body": out, "more_body": True})
-                last = out or last
-                if text is not None:
-                    text.feed(chunk)
-                before = time.perf_counter()
-                tap.feed(chunk)
-                if ttft_s is None and tap.saw_content:
-                    ttft_s = before - started
-                tap_s += time.perf_counter() - before
+            async with asyncio.timeout_at(deadline.at):
+                async for chunk in _body(response):
+                    out = strip.feed(chunk) if strip is not None else chunk
+                    await send({"type": "http.response.body", "body": out, "more_body": True})
+                    last = out or last
+                    if text is not None:
+                        text.feed(chunk)
+                    before = time.perf_counter()
+                    tap.feed(chunk)
+                    if ttft_s is None and tap.saw_content:
+                        ttft_s = before - started
+                    tap_s += time.perf_counter() - before
         except httpx.TransportError:
+            ended, message = "cut", CUT_MESSAGE
+        except TimeoutError:
+            ended, message = "504", TIMEOUT_MESSAGE.format(deadline.seconds)
+        if ended is not None:
             # Bytes have reached the client, so nothing is replayed: the stream ends with an
             # error event the SDK raises, instead of a dropped connection.
             # (A filter holds back only an incomplete event: it is dropped, not flushed.)
             end = b"" if last.endswith(b"\n\n") else b"\n\n"
-            end += self.wire.stream_error_event(CUT_MESSAGE)
+            end += self.wire.stream_error_event(message)
             await send({"type": "http.response.body", "body": end, "more_body": False})
-            return Outcome("cut", tap.model or begun.model, ttft_s, tap.usage, overhead_s=tap_s)
+            return Outcome(ended, tap.model or begun.model, ttft_s, tap.usage, overhead_s=tap_s)
         tail = strip.flush() if strip is not None else b""
         await send({"type": "http.response.body", "body": tail, "more_body": False})
         status = "stream_error" if tap.error_type else str(response.status_code)
@@ -418,13 +448,9 @@ class Relay:
         """A whole JSON body is read before the headers go, to add its cost to them: by the
         dispatcher (a cut is retried there), or here for an error relayed after the retries."""
         if body is None:
-            try:
-                body = b"".join([chunk async for chunk in _body(response)])
-            except httpx.TransportError:
-                # Nothing reached the client yet: it gets an error it can retry, not half a body.
-                raise UpstreamUnavailable(
-                    f"{self.provider} closed the connection mid-response"
-                ) from None
+            # Nothing reached the client yet: a cut, silence or an oversized body is an error
+            # in the caller's envelope, not half a body.
+            body = await self.dispatcher.upstream.read(self.provider, response)
         before = time.perf_counter()
         reported = self.wire.usage_from_body(body) if response.is_success else Reported()
         used, usage = reported.model, reported.usage

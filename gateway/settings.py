@@ -163,6 +163,9 @@ class StepSettings(Section):
     hedge: bool = False
     # Tried in order once the step's model has failed its retries: model ids or "tier:NAME".
     fallbacks: tuple[str, ...] = ()
+    # The whole call's time limit for this step (attempts, backoff, the body or stream to its
+    # last byte), enforced; unset: the provider's total_timeout_s / stream_timeout_s.
+    timeout_s: float | None = Field(default=None, gt=0)
     canary: CanarySettings | None = None
     shadow: ShadowSettings | None = None
 
@@ -265,10 +268,27 @@ class StateSettings(Section):
 
 
 class ProviderSettings(Section):
+    """Where a provider is, and how long and how much the gateway waits for and holds of it
+    (docs/limits.md, "Upstream")."""
+
     base_url: str
     api_key: SecretStr | None = None
-    timeout_s: float = Field(default=600.0, gt=0)
-    connect_timeout_s: float = Field(default=5.0, gt=0)
+    # Per read: the longest silence from the provider, its response headers included (a JSON
+    # answer's headers come only once the whole answer is made). Past it: 504, not retried
+    # on the same model (it took the call; another try would bill it again).
+    timeout_s: float = Field(default=120.0, gt=0)
+    connect_timeout_s: float = Field(default=5.0, gt=0)  # past it: 504, retried
+    # A whole call: every attempt and backoff, and reading a JSON body; a step's
+    # `timeout_s` replaces it (and stream_timeout_s). Past it: 504.
+    total_timeout_s: float = Field(default=600.0, gt=0)
+    # A stream, from its first attempt to its last byte: past it, the stream is ended with the
+    # wire format's error event.
+    stream_timeout_s: float = Field(default=1800.0, gt=0)
+    # A JSON response held whole (to read its usage): past it, 502.
+    max_response_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
+    # One SSE line or event held by a stream's parsers: past it, the event is skipped by the
+    # meter (its bytes still reach the client) and the usage filter passes bytes unchanged.
+    max_event_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
 
 
 class ProvidersSettings(Section):

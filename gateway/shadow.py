@@ -132,7 +132,7 @@ class Shadows:
                 route.provider, "POST", route.target, route.headers, body
             )
             try:
-                raw = await response.aread()
+                raw = await self.upstream.read(route.provider, response)
             finally:
                 await response.aclose()
         except (GatewayError, httpx.TransportError) as error:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 
-import httpx
 from pydantic import SecretStr
 
 from gateway.cascade.lifecycle import Lifecycle
@@ -29,8 +28,8 @@ async def refresh_lifecycle(lifecycle: Lifecycle, upstream: Upstream, key: Secre
         LOG.info("model lifecycle not refreshed: %s", error.message)
         return 0
     try:
-        body = await response.aread()
-    except httpx.TransportError:
+        body = await upstream.read("anthropic", response)
+    except GatewayError:
         return 0
     finally:
         await response.aclose()

@@ -1,7 +1,12 @@
 """Whether a failed attempt is tried again, and after how long (../shared/WIRE.md A.7).
 
-Retried: 408, 409, 429, any 5xx (529 included), connect errors and timeouts — what the
-providers' own SDKs retry. Never another 4xx: the same request would fail the same way.
+Retried: 408, 409, 429, any 5xx (529 included), connect errors and connect timeouts, a
+connection cut or a malformed response — what the providers' own SDKs retry. Never another
+4xx: the same request would fail the same way. Not retried on the same model (the next
+fallback, if any, is tried): a provider that took the call and then went silent past its
+read timeout (another try would bill it again, and likely wait as long), and a response
+over the size the gateway holds (it would be as large again). Nothing is tried once the
+call's deadline has passed.
 The delay is the provider's `retry-after-ms` / `retry-after` when it gives one, else
 exponential backoff with jitter.
 """
@@ -10,14 +15,26 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
+from typing import Literal
 
+from gateway.errors import DeadlinePassed, GatewayError, ResponseTooLarge, UpstreamSilent
 from gateway.settings import RetrySettings
 
 RETRIED_CLIENT_ERRORS = frozenset({408, 409, 429})
+Next = Literal["retry", "next_model", "stop"]
 
 
 def retryable(status: int) -> bool:
     return status in RETRIED_CLIENT_ERRORS or status >= 500
+
+
+def after_error(error: GatewayError) -> Next:
+    """What follows an attempt that failed with the gateway's own error."""
+    if isinstance(error, DeadlinePassed):
+        return "stop"
+    if isinstance(error, UpstreamSilent | ResponseTooLarge):
+        return "next_model"
+    return "retry"
 
 
 def retry_after_s(headers: Mapping[str, str]) -> float | None:

@@ -43,6 +43,7 @@ class StepPlan:
     shadow: ShadowSettings | None
     # provider -> fallback models in order, pinned and resolved from tiers
     fallbacks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    timeout_s: float | None = None  # the whole call's enforced limit (the provider's if None)
 
     @property
     def budget(self) -> LatencyBudget | None:
@@ -78,7 +79,7 @@ class RoutingTable:
         }
         return StepPlan(
             label, step.tier, step.ttft_ms, step.total_ms, step.hedge,
-            step.canary, step.shadow, fallbacks,
+            step.canary, step.shadow, fallbacks, step.timeout_s,
         )  # fmt: skip
 
     def _fallback_model(self, name: str, provider: str) -> str | None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from gateway.wire.sse import SSEDecoder
+from gateway.wire.sse import MAX_EVENT_BYTES, SSEDecoder
 
 
 def message_text(body: bytes) -> str:
@@ -36,8 +36,8 @@ def _block_text(block: dict[str, Any]) -> str:
 class StreamText:
     """Collects a stream's text and tool-input deltas as they pass."""
 
-    def __init__(self) -> None:
-        self._decoder = SSEDecoder()
+    def __init__(self, max_event_bytes: int = MAX_EVENT_BYTES) -> None:
+        self._decoder = SSEDecoder(max_event_bytes)
         self._parts: list[str] = []
 
     def feed(self, chunk: bytes) -> None:

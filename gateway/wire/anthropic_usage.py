@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from gateway.wire.sse import ServerSentEvent, SSEDecoder
+from gateway.wire.sse import MAX_EVENT_BYTES, ServerSentEvent, SSEDecoder
 from gateway.wire.usage import Reported, Usage
 
 # Usage and Reported are re-exported: callers written before they moved to wire/usage.py.
@@ -109,8 +109,8 @@ PING = b"event: ping\n"
 class StreamUsage:
     """Watches a Messages stream's bytes; only the few events that carry usage are parsed."""
 
-    def __init__(self) -> None:
-        self.decoder = SSEDecoder()
+    def __init__(self, max_event_bytes: int = MAX_EVENT_BYTES) -> None:
+        self.decoder = SSEDecoder(max_event_bytes)
         self.fields: dict[str, Any] = {}
         self.model: str | None = None
         self.message_id: str | None = None

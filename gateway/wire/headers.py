@@ -44,11 +44,13 @@ def with_credential(headers: RawHeaders, credential: bytes) -> RawHeaders:
 
 
 def client_response_headers(
-    upstream_headers: Iterable[tuple[bytes, bytes]], own: RawHeaders
+    upstream_headers: Iterable[tuple[bytes, bytes]], own: RawHeaders, *, keep_length: bool = True
 ) -> RawHeaders:
-    """Upstream's response headers, less hop-by-hop ones, plus the gateway's `x-gateway-*`."""
+    """Upstream's response headers, less hop-by-hop ones, plus the gateway's `x-gateway-*`.
+    Without `keep_length` (a body the gateway may change), less Content-Length too."""
+    dropped = HOP_BY_HOP if keep_length else HOP_BY_HOP | {b"content-length"}
     kept = [(name.lower(), value) for name, value in upstream_headers]
-    return [(n, v) for n, v in kept if n not in HOP_BY_HOP] + own
+    return [(n, v) for n, v in kept if n not in dropped] + own
 
 
 def header_value(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | None:

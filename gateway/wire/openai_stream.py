@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 
+from gateway.wire.sse import MAX_EVENT_BYTES
+
 __all__ = ["UsageChunkFilter", "request_usage"]
 
 
@@ -45,11 +47,17 @@ class UsageChunkFilter:
 
     Only an incomplete event is held back: each event is released by the feed that completes
     it. `flush()` at the end of the stream returns what is still held (an unterminated event).
+    An event held past `max_event_bytes` (a stream with no line ends) makes the filter give up:
+    what it holds and every byte after pass unchanged, so it never holds more than the cap.
     """
 
-    __slots__ = ("_dropped_last", "_held", "_line_start", "_removed", "_skip_lf")
+    __slots__ = (
+        "_dropped_last", "_held", "_line_start", "_max", "_passing", "_removed", "_skip_lf",
+    )  # fmt: skip
 
-    def __init__(self) -> None:
+    def __init__(self, max_event_bytes: int = MAX_EVENT_BYTES) -> None:
+        self._max = max_event_bytes
+        self._passing = False  # gave up: bytes pass unchanged
         self._held = bytearray()  # the start of the current, incomplete event
         self._line_start = 0  # where in _held the current line begins (scanned up to here)
         self._removed = False  # the usage chunk has been taken out (there is only one)
@@ -57,6 +65,8 @@ class UsageChunkFilter:
         self._dropped_last = False  # the last event released was the dropped usage chunk
 
     def feed(self, chunk: bytes) -> bytes:
+        if self._passing:
+            return chunk
         out = bytearray()
         if chunk and self._skip_lf:
             self._skip_lf = False
@@ -87,6 +97,10 @@ class UsageChunkFilter:
                 break
         self._held = held[start:]
         self._line_start = line - start
+        if len(self._held) > self._max:
+            self._passing = True
+            out += self._held
+            self._held = bytearray()
         return bytes(out)
 
     def flush(self) -> bytes:

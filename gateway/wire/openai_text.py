@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from gateway.wire.sse import SSEDecoder
+from gateway.wire.sse import MAX_EVENT_BYTES, SSEDecoder
 
 
 def _loads(body: bytes | str) -> Any:
@@ -62,8 +62,8 @@ def response_text(body: bytes) -> str:
 class ChatStreamText:
     """Collects a chat stream's content and tool-argument deltas as they pass."""
 
-    def __init__(self) -> None:
-        self._decoder = SSEDecoder()
+    def __init__(self, max_event_bytes: int = MAX_EVENT_BYTES) -> None:
+        self._decoder = SSEDecoder(max_event_bytes)
         self._parts: list[str] = []
 
     def feed(self, chunk: bytes) -> None:
@@ -89,8 +89,8 @@ class ResponsesStreamText:
 
     _DELTAS = frozenset({"response.output_text.delta", "response.function_call_arguments.delta"})
 
-    def __init__(self) -> None:
-        self._decoder = SSEDecoder()
+    def __init__(self, max_event_bytes: int = MAX_EVENT_BYTES) -> None:
+        self._decoder = SSEDecoder(max_event_bytes)
         self._parts: list[str] = []
 
     def feed(self, chunk: bytes) -> None:

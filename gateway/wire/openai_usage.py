@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from gateway.wire.sse import ServerSentEvent, SSEDecoder
+from gateway.wire.sse import MAX_EVENT_BYTES, ServerSentEvent, SSEDecoder
 from gateway.wire.usage import Reported, Usage
 
 __all__ = [
@@ -107,8 +107,8 @@ class ChatStreamUsage:
     saw_content, error_type, complete.
     """
 
-    def __init__(self) -> None:
-        self.decoder = SSEDecoder()
+    def __init__(self, max_event_bytes: int = MAX_EVENT_BYTES) -> None:
+        self.decoder = SSEDecoder(max_event_bytes)
         self.model: str | None = None
         self.message_id: str | None = None
         self.miss_reason: str | None = None  # OpenAI has no cache diagnostics on chat
@@ -166,8 +166,8 @@ _CONTENT_SUFFIXES = (".delta",)
 class ResponsesStreamUsage:
     """Watches a Responses stream (`event: <type>` blocks); parses only the few that matter."""
 
-    def __init__(self) -> None:
-        self.decoder = SSEDecoder()
+    def __init__(self, max_event_bytes: int = MAX_EVENT_BYTES) -> None:
+        self.decoder = SSEDecoder(max_event_bytes)
         self.model: str | None = None
         self.message_id: str | None = None  # the response id, resp_…
         self.miss_reason: str | None = None

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["SSEDecoder", "ServerSentEvent", "encode_event"]
+__all__ = ["MAX_EVENT_BYTES", "SSEDecoder", "ServerSentEvent", "encode_event"]
+
+# The most of one line, or of one event's fields, a decoder holds (providers.*.max_event_bytes).
+MAX_EVENT_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,11 +32,23 @@ class SSEDecoder:
     Lines end at CRLF, CR or LF. A chunk is normalised to LF and only its complete lines are
     decoded, so a UTF-8 character split across chunks is decoded whole and an unterminated
     line costs one append, not a re-scan, on each later feed.
+
+    Held bytes are bounded: an event whose line or fields grow past `max_event_bytes` is
+    skipped whole (counted in `skipped`) and decoding resumes at the next event, so a stream
+    with no line ends, or one endless event, never grows the decoder past the cap.
     """
 
-    __slots__ = ("_after_cr", "_data", "_event", "_last_id", "_partial", "_retry", "_started")
+    __slots__ = (
+        "_after_cr", "_data", "_event", "_held", "_last_id", "_long_line", "_max",
+        "_partial", "_retry", "_skipping", "_started", "skipped",
+    )  # fmt: skip
 
-    def __init__(self) -> None:
+    def __init__(self, max_event_bytes: int = MAX_EVENT_BYTES) -> None:
+        self._max = max_event_bytes
+        self._held = 0  # bytes of the current event's fields
+        self._skipping = False  # the current event went over the cap: its lines are dropped
+        self._long_line = False  # ...and the line that took it over has not ended yet
+        self.skipped = 0  # events dropped for their size
         self._partial = bytearray()  # the current unterminated line
         self._after_cr = False  # the last chunk ended in CR: a leading LF belongs to it
         self._started = False  # the BOM may only be stripped at the very start
@@ -52,6 +67,7 @@ class SSEDecoder:
                 or self._data
                 or self._event
                 or self._retry is not None
+                or self._skipping
             )
             and self._started
         )
@@ -68,9 +84,22 @@ class SSEDecoder:
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         end = chunk.rfind(b"\n")
         if end < 0:
-            self._partial += chunk
+            if not self._long_line:
+                self._partial += chunk
+                if len(self._partial) + self._held > self._max:
+                    self._skip(mid_line=True)
             return []
-        if self._partial:
+        if self._long_line:
+            # The rest of the overlong line is dropped; complete lines after it are decoded
+            # (and dropped too, up to the empty line that ends the skipped event).
+            self._long_line = False
+            self._started = True
+            first = chunk.find(b"\n")
+            self._partial = bytearray(chunk[end + 1 :])
+            if first == end:
+                return []
+            text = chunk[first + 1 : end].decode("utf-8", "replace")
+        elif self._partial:
             self._partial += chunk[:end]
             text = self._partial.decode("utf-8", "replace")
             self._partial = bytearray(chunk[end + 1 :])
@@ -91,12 +120,24 @@ class SSEDecoder:
         EventSource does, keeps the last event ID."""
         self._partial.clear()
         self._after_cr = self._started = False
-        self._data, self._event, self._retry = [], "", None
+        self._skipping = self._long_line = False
+        self._data, self._event, self._retry, self._held = [], "", None, 0
         return []
+
+    def _skip(self, *, mid_line: bool = False) -> None:
+        """The current event is over the cap: drop what it holds, and its lines to come."""
+        self._skipping = True
+        self._long_line = mid_line
+        self.skipped += 1
+        self._partial = bytearray()
+        self._data, self._event, self._retry, self._held = [], "", None, 0
 
     def _lines(self, lines: list[str]) -> list[ServerSentEvent]:
         events: list[ServerSentEvent] = []
         for line in lines:
+            if self._skipping:
+                self._skipping = bool(line)  # the skipped event ends at its empty line
+                continue
             if not line:
                 # An empty `data:` still counts: the spec's buffer is then "\n", not empty.
                 if self._data:
@@ -116,6 +157,10 @@ class SSEDecoder:
             if value[:1] == " ":
                 value = value[1:]
             if name == "data":
+                self._held += len(value) + 1
+                if self._held > self._max:
+                    self._skip()
+                    continue
                 self._data.append(value)
             elif name == "event":
                 self._event = value
