@@ -223,7 +223,7 @@ class Relay:
         model = model if isinstance(model, str) else None
         if self.rewriter is None:
             asked, filtered = self._ask_usage(parsed)
-            return Prepared(orjson.dumps(asked) if filtered else raw, model, filtered=filtered)
+            return Prepared(_dumps(asked) if filtered else raw, model, filtered=filtered)
         routing = header_value(headers, ROUTE_HEADER) != b"off"
         request = LLMRequest(self.provider, parsed, step, _tenant(headers), routing)
         try:
@@ -234,13 +234,13 @@ class Relay:
             # A body the stages do not understand is the provider's to judge: send it as is.
             LOG.exception("rewrite failed; the request is forwarded unchanged")
             asked, filtered = self._ask_usage(parsed)
-            body = orjson.dumps(asked) if filtered else raw
+            body = _dumps(asked) if filtered else raw
             return Prepared(body, model, findings=("rewrite_failed",), filtered=filtered)
         sent = request.body.get("model")
         sent = sent if isinstance(sent, str) else model
         payload, filtered = self._ask_usage(request.body)
         return Prepared(
-            orjson.dumps(payload) if request.changed or filtered else raw,
+            _dumps(payload) if request.changed or filtered else raw,
             model,
             tuple(rewrite.rule for rewrite in request.rewrites),
             tuple(finding.code for finding in request.findings),
@@ -564,6 +564,15 @@ class Relay:
                 call.fingerprint, outcome.usage, started_at, outcome.answered, outcome.message_id
             )
             await self.shared_prefixes.exchange(call.fingerprint, seen, self.registry)
+
+
+def _dumps(body: dict[str, Any]) -> bytes:
+    """A body the gateway changed, serialised; one nested past orjson's 255 levels cannot be
+    (the providers refuse such bodies too): a 400, not the gateway's own 500."""
+    try:
+        return orjson.dumps(body)
+    except orjson.JSONEncodeError:
+        raise InvalidRequest("The request body is nested too deeply.") from None
 
 
 def _tenant(headers: list[tuple[bytes, bytes]]) -> bytes:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Awaitable, Callable
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp
@@ -15,6 +16,16 @@ from gateway.emulator.errors import EmulatedError
 Endpoint = Callable[[Request], Awaitable[ASGIApp]]
 ErrorBody = Callable[[EmulatedError, str], bytes]  # (error, request id) -> the JSON body
 Headers = Callable[[str], dict[str, str]]  # request id -> the headers every response carries
+
+
+def too_deep(body: object) -> bool:
+    """Nested past what the emulator can serialise (orjson's 255 levels): the real APIs
+    refuse such a body with a 400, and so does the emulator, instead of failing with a 500."""
+    try:
+        orjson.dumps(body)
+    except orjson.JSONEncodeError:
+        return True
+    return False
 
 
 def new_id(prefix: str) -> str:

@@ -24,7 +24,7 @@ from gateway.emulator.anthropic.message import message_json, stream_events, usag
 from gateway.emulator.anthropic.prompt import Prompt, build_prompt
 from gateway.emulator.anthropic.validation import check_request, check_version
 from gateway.emulator.clock import request_time
-from gateway.emulator.endpoints import Endpoint, guarded, new_id
+from gateway.emulator.endpoints import Endpoint, guarded, new_id, too_deep
 from gateway.emulator.errors import EmulatedError
 from gateway.emulator.faults import FAULT_HEADER, Fault, FaultInjector, fault_error
 from gateway.emulator.latency import model_timing
@@ -122,6 +122,10 @@ class AnthropicEmulator:
             raise EmulatedError(
                 400, "invalid_request_error", "The request body is not valid JSON."
             ) from None
+        if too_deep(parsed):
+            raise EmulatedError(
+                400, "invalid_request_error", "The request body is nested too deeply."
+            )
         body = check_request(parsed, version, counting=counting)
         spec = self.catalog.resolve(body["model"])
         today = dt.datetime.fromtimestamp(now, dt.UTC).date()

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp
 
 from gateway.catalog import ModelCatalog, ModelSpec
 from gateway.emulator.clock import request_time
-from gateway.emulator.endpoints import Endpoint, guarded, new_id
+from gateway.emulator.endpoints import Endpoint, guarded, new_id, too_deep
 from gateway.emulator.errors import EmulatedError
 from gateway.emulator.faults import FAULT_HEADER, Fault, FaultInjector, fault_error
 from gateway.emulator.latency import model_timing
@@ -115,6 +115,8 @@ class OpenAIEmulator:
             raise invalid(
                 "We could not parse the JSON body of your request.", None, "invalid_json"
             ) from None
+        if too_deep(parsed):
+            raise invalid("The request body is nested too deeply.", None, "invalid_json")
         body = check(parsed)
         spec = self.catalog.resolve(body["model"])
         today = dt.datetime.fromtimestamp(now, dt.UTC).date()
