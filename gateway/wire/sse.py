@@ -58,6 +58,11 @@ class SSEDecoder:
         self._last_id: str | None = None
 
     @property
+    def held_bytes(self) -> int:
+        """What the decoder holds of the current line and event: at most the cap plus a chunk."""
+        return len(self._partial) + self._held
+
+    @property
     def between_events(self) -> bool:
         """Nothing is pending: the next byte starts a new line of a new event."""
         return (
@@ -150,7 +155,7 @@ class SSEDecoder:
                         )
                     )
                     self._data = []
-                self._event, self._retry = "", None
+                self._event, self._retry, self._held = "", None, 0
                 continue
             # A comment (":" first) parses as the empty field name: ignored like any unknown field.
             name, _, value = line.partition(":")

@@ -81,9 +81,7 @@ def chat_stream_with_usage() -> bytes:
         + b',"usage":null}\n\n',
         _chat_chunk({**base, "choices": [{"index": 0, "delta": {"content": "Hello"}}]})[:-3]
         + b',"usage":null}\n\n',
-        _chat_chunk({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})[
-            :-3
-        ]
+        _chat_chunk({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})[:-3]
         + b',"usage":null}\n\n',
         _chat_chunk(
             {

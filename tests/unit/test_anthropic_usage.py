@@ -111,3 +111,21 @@ def test_damaged_events_never_raise_and_are_not_metered(damaged: bytes) -> None:
         b'event: message_delta\ndata: {"type":"message_delta","usage":{"output_tokens":9}}\n\n'
     )
     assert tap.usage == Usage(input=12, output=9)
+
+
+def test_the_tap_skips_an_oversized_event_and_still_meters_the_stream() -> None:
+    cap = 64 * 1024
+    start = encode_event(
+        orjson.dumps({"message": {"model": "m", "usage": {"input_tokens": 10}}}).decode(),
+        "message_start",
+    )
+    end = encode_event('{"usage": {"output_tokens": 7}}', "message_delta")
+    end += encode_event("{}", "message_stop")
+    tap = StreamUsage(cap)
+    tap.feed(start)
+    tap.feed(b"event: ping\ndata: " + b"p" * (4 * cap))
+    tap.feed(b"\n\n" + end)
+    assert tap.decoder.skipped == 1
+    assert tap.decoder.held_bytes == 0
+    assert tap.complete
+    assert tap.usage == Usage(input=10, output=7)

@@ -117,3 +117,22 @@ def test_nothing_complete_is_held_back(data: st.DataObject) -> None:
         if fed.endswith(b"\n\n"):  # at an event boundary, every event so far is out
             assert sent == filtered([fed])
     assert usage_filter.flush() == b""
+
+
+def test_the_filter_gives_up_on_an_event_past_its_cap_and_passes_every_byte() -> None:
+    cap = 64 * 1024
+    usage_filter = UsageChunkFilter(cap)
+    endless = b"data: " + b"x" * (10 * 1024 * 1024)  # no line end, ever
+    out = bytearray()
+    for i in range(0, len(endless), 16 * 1024):
+        out += usage_filter.feed(endless[i : i + 16 * 1024])
+        assert len(endless[: i + 16 * 1024]) - len(out) <= cap + 16 * 1024  # held at most
+    rest = stream(with_usage=True)
+    out += usage_filter.feed(rest) + usage_filter.flush()
+    assert bytes(out) == endless + rest  # unchanged from there on
+
+
+def test_events_under_the_cap_are_still_filtered() -> None:
+    body = stream(with_usage=True)
+    usage_filter = UsageChunkFilter(len(body))
+    assert usage_filter.feed(body) + usage_filter.flush() == stream(with_usage=False)

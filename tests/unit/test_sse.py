@@ -292,3 +292,69 @@ def test_any_stream_in_any_chunking_matches_the_spec_reference(
     bounds = sorted({min(c, len(stream)) for c in cuts} | {0, len(stream)})
     chunks = [stream[a:b] for a, b in itertools.pairwise(bounds)]
     assert decode(*chunks) == reference(stream)
+
+
+# Caps (issue 13, item 6): an upstream stream with no line ends, or one endless event, must
+# not grow what the decoder holds past max_event_bytes.
+
+CAP = 64 * 1024
+BLOCK = b"x" * 16 * 1024
+
+
+def test_a_stream_without_line_ends_never_grows_the_decoder_past_its_cap() -> None:
+    decoder = SSEDecoder(CAP)
+    held = 0
+    for _ in range(640):  # 10 MiB in 16 KiB chunks
+        assert decoder.feed(BLOCK) == []
+        held = max(held, decoder.held_bytes)
+    assert held <= CAP + len(BLOCK)
+    assert decoder.skipped == 1
+
+
+def test_decoding_resumes_at_the_event_after_an_oversized_one() -> None:
+    decoder = SSEDecoder(CAP)
+    events = decoder.feed(b"event: ping\ndata: ")
+    for _ in range(20):
+        events += decoder.feed(BLOCK)
+    events += decoder.feed(b"\ndata: more of the same event\n\n")
+    events += decoder.feed(b"event: message_stop\ndata: {}\n\n")
+    assert [(e.event, e.data) for e in events] == [("message_stop", "{}")]
+    assert decoder.skipped == 1
+    assert decoder.between_events
+
+
+def test_an_event_of_many_short_lines_over_the_cap_is_skipped_whole() -> None:
+    decoder = SSEDecoder(CAP)
+    line = b"data: " + b"y" * 1000 + b"\n"
+    events = decoder.feed(b"event: huge\n")
+    for _ in range(200):  # 200 KB of data lines in one event
+        events += decoder.feed(line)
+        assert decoder.held_bytes <= CAP + len(line)
+    events += decoder.feed(b"\nevent: after\ndata: ok\n\n")
+    assert [(e.event, e.data) for e in events] == [("after", "ok")]
+    assert decoder.skipped == 1
+
+
+def test_an_overlong_line_split_at_any_chunking_ends_the_same_way() -> None:
+    stream = b"data: " + b"z" * (3 * CAP) + b"\n\n" + b"data: next\n\n"
+    for size in (1000, CAP - 1, CAP, CAP + 7, len(stream)):
+        decoder = SSEDecoder(CAP)
+        events = [
+            e for i in range(0, len(stream), size) for e in decoder.feed(stream[i : i + size])
+        ]
+        assert [e.data for e in events] == ["next"], size
+
+
+def test_events_under_the_cap_are_unaffected() -> None:
+    decoder = SSEDecoder(len(ANTHROPIC))
+    assert [e.event for e in decoder.feed(ANTHROPIC)] == ANTHROPIC_EVENTS
+    assert decoder.skipped == 0
+
+
+def test_the_cap_is_per_event_not_per_stream() -> None:
+    decoder = SSEDecoder(CAP)
+    event = b"data: " + b"w" * 1000 + b"\n\n"
+    events = [e for _ in range(500) for e in decoder.feed(event)]  # 500 KB in all
+    assert len(events) == 500
+    assert decoder.skipped == 0
+    assert decoder.held_bytes == 0
