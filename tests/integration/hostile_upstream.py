@@ -117,6 +117,8 @@ class HostileUpstream:
         if self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(10)
+        if not self._thread.is_alive():
+            self._loop.close()
 
     def _run(self) -> None:
         self._loop.run_until_complete(self._serve())
@@ -127,9 +129,11 @@ class HostileUpstream:
         self._ready.set()
         async with server:
             await self._stop.wait()
-        for task in asyncio.all_tasks():
-            if task is not asyncio.current_task():
-                task.cancel()
+        others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+        await asyncio.sleep(0.05)  # closed transports finish closing
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
