@@ -119,7 +119,12 @@ def soak_config(emulator_port: int) -> str:
             "models": [{"id": model, "latency": FAST} for model in MODELS],
             "routing": {
                 "refresh_lifecycle": False,
-                "retries": {"base_delay_s": BASE_DELAY_S, "max_delay_s": MAX_DELAY_S},
+                # Its slow first byte is a read timeout, retried as before these were not.
+                "retries": {
+                    "base_delay_s": BASE_DELAY_S,
+                    "max_delay_s": MAX_DELAY_S,
+                    "retry_read_timeouts": True,
+                },
                 "steps": {
                     "routing": {"tier": "small"},
                     "synthesis": {"tier": "large", "fallbacks": ["tier:small"]},

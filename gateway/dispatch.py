@@ -23,7 +23,7 @@ from typing import Protocol
 
 import httpx
 
-from gateway.cascade.retry import RetryPolicy, after_error, retryable
+from gateway.cascade.retry import RetryPolicy, retryable
 from gateway.errors import (
     DeadlinePassed,
     GatewayError,
@@ -243,7 +243,8 @@ class _Chain:
             outcome = await self._attempt(candidate)
             if isinstance(outcome, Started):
                 return outcome
-            then = after_error(outcome.error) if outcome.error is not None else "retry"
+            policy = self.dispatcher.policy
+            then = policy.after_error(outcome.error) if outcome.error is not None else "retry"
             if index == len(self.plan) - 1 or then == "stop":
                 return self._give_up(candidate, outcome)
             delay: float | None = None

@@ -178,6 +178,10 @@ class RetrySettings(Section):
     max_delay_s: float = Field(default=8.0, ge=0)
     # A provider asking to wait longer than this: the next fallback instead, or the error.
     max_retry_after_s: float = Field(default=20.0, ge=0)
+    # A provider that took the call and then sent nothing for its timeout_s: false, the next
+    # fallback (another try would bill the call again and likely wait as long); true, retried
+    # like a connect timeout, within the call's total_timeout_s.
+    retry_read_timeouts: bool = False
 
 
 def _default_tiers() -> dict[str, dict[str, str]]:

@@ -14,7 +14,15 @@ from gateway.cascade.retry import RetryPolicy, retry_after_s, retryable
 from gateway.cascade.table import LatencyBudget, RoutingTable, in_canary
 from gateway.catalog import ModelCatalog
 from gateway.cli import retirement_warnings
-from gateway.errors import InvalidRequest
+from gateway.errors import (
+    DeadlinePassed,
+    InvalidRequest,
+    MalformedResponse,
+    ResponseTooLarge,
+    UpstreamSilent,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 from gateway.rewrite.pin import note_retirement, pin
 from gateway.rewrite.request import LLMRequest
 from gateway.rewrite.route import route
@@ -230,3 +238,22 @@ def test_check_warns_about_config_that_names_a_retiring_model() -> None:
         " pin a current model",
     ]
     assert retirement_warnings(Settings(), dt.date(2026, 11, 25)) == []
+
+
+def test_what_follows_each_upstream_failure() -> None:
+    policy = RetryPolicy(RetrySettings())
+    assert policy.after_error(UpstreamUnavailable("cut")) == "retry"
+    assert policy.after_error(MalformedResponse("not HTTP")) == "retry"
+    assert policy.after_error(UpstreamTimeout("connect")) == "retry"
+    assert policy.after_error(UpstreamSilent("took the call, then nothing")) == "next_model"
+    assert policy.after_error(ResponseTooLarge("500 MB")) == "next_model"
+    assert policy.after_error(DeadlinePassed("600 s")) == "stop"
+    lenient = RetryPolicy(RetrySettings(retry_read_timeouts=True))
+    assert lenient.after_error(UpstreamSilent("took the call, then nothing")) == "retry"
+
+
+def test_a_steps_time_limit_reaches_its_plan() -> None:
+    settings = RoutingSettings(steps={"quick": {"timeout_s": 1.5}, "slow": {}})  # type: ignore[dict-item]
+    table = RoutingTable(settings, ModelCatalog.load())
+    assert table.plan("quick").timeout_s == 1.5  # type: ignore[union-attr]
+    assert table.plan("slow").timeout_s is None  # type: ignore[union-attr]
