@@ -352,7 +352,7 @@ class Relay:
                 outcome.text = text.text if text is not None else ""
             else:
                 outcome = await self._relay_body(
-                    response, send, begun.model, own, collect, begun.body
+                    response, send, begun.model, own, collect, begun.body, deadline
                 )
             outcome.answered = answered
             outcome.coalesced = coalesced
@@ -444,13 +444,19 @@ class Relay:
         own: list[tuple[bytes, bytes]],
         collect: bool,
         body: bytes | None,
+        deadline: Deadline,
     ) -> Outcome:
         """A whole JSON body is read before the headers go, to add its cost to them: by the
         dispatcher (a cut is retried there), or here for an error relayed after the retries."""
         if body is None:
             # Nothing reached the client yet: a cut, silence or an oversized body is an error
-            # in the caller's envelope, not half a body.
-            body = await self.dispatcher.upstream.read(self.provider, response)
+            # in the caller's envelope, not half a body; so is one still coming at the deadline
+            # (a response given up on for lack of time has some left to be read).
+            try:
+                async with asyncio.timeout_at(deadline.at):
+                    body = await self.dispatcher.upstream.read(self.provider, response)
+            except TimeoutError:
+                raise deadline.passed() from None
         before = time.perf_counter()
         reported = self.wire.usage_from_body(body) if response.is_success else Reported()
         used, usage = reported.model, reported.usage

@@ -128,15 +128,18 @@ class Shadows:
     ) -> Answer:
         began = time.perf_counter()
         try:
-            response = await self.upstream.open(
-                route.provider, "POST", route.target, route.headers, body
-            )
-            try:
-                raw = await self.upstream.read(route.provider, response)
-            finally:
-                await response.aclose()
-        except (GatewayError, httpx.TransportError) as error:
+            # A shadow is a whole call too: it never outlives the provider's total_timeout_s.
+            async with asyncio.timeout(self.upstream.settings(route.provider).total_timeout_s):
+                response = await self.upstream.open(
+                    route.provider, "POST", route.target, route.headers, body
+                )
+                try:
+                    raw = await self.upstream.read(route.provider, response)
+                finally:
+                    await response.aclose()
+        except (GatewayError, httpx.TransportError, TimeoutError) as error:
             status = str(error.status) if isinstance(error, GatewayError) else "cut"
+            status = "504" if isinstance(error, TimeoutError) else status
             self.meter.on_shadow(route.provider, model, plan.name, status, None)
             return Answer(model, status, "", None, None, _ms(began))
         status = str(response.status_code)
