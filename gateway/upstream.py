@@ -75,7 +75,7 @@ class Upstream:
         except httpx.TransportError as error:
             raise self._error(provider, error) from None
         status = response.status_code
-        if not 200 <= status <= 599 or len(response.headers.raw) > MAX_RESPONSE_HEADERS:
+        if not 200 <= status <= 599 or len(response.headers) > MAX_RESPONSE_HEADERS:
             await response.aclose()
             what = f"status {status}" if not 200 <= status <= 599 else "too many headers"
             raise MalformedResponse(f"{provider} sent a malformed response ({what}).")

@@ -257,3 +257,14 @@ def test_a_steps_time_limit_reaches_its_plan() -> None:
     table = RoutingTable(settings, ModelCatalog.load())
     assert table.plan("quick").timeout_s == 1.5  # type: ignore[union-attr]
     assert table.plan("slow").timeout_s is None  # type: ignore[union-attr]
+
+
+def test_a_hung_provider_holds_a_client_for_one_read_timeout_by_default() -> None:
+    """Issue 13, item 7: 3 attempts x 600 s before; now one attempt of timeout_s, and no call
+    outlives total_timeout_s (streams: stream_timeout_s)."""
+    settings = Settings()
+    for provider in (settings.providers.anthropic, settings.providers.openai):
+        assert provider.timeout_s <= 120
+        assert provider.timeout_s < provider.total_timeout_s <= provider.stream_timeout_s
+    assert not settings.routing.retries.retry_read_timeouts
+    assert RetryPolicy(settings.routing.retries).after_error(UpstreamSilent("")) != "retry"
