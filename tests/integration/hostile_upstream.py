@@ -144,6 +144,8 @@ class HostileUpstream:
                 await writer.drain()
         except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
             pass
+        except asyncio.CancelledError:
+            pass  # the server is stopping: a connection still in its mode just ends
         finally:
             writer.close()
 
