@@ -13,7 +13,7 @@ from httpx_aiohttp import AiohttpTransport
 
 from gateway.errors import UpstreamTimeout, UpstreamUnavailable
 from gateway.settings import ProviderSettings
-from gateway.wire.headers import RawHeaders
+from gateway.wire.headers import RawHeaders, without_emulator_headers
 
 Transport = Literal["aiohttp", "httpcore"]
 POOL_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200)
@@ -21,7 +21,13 @@ MAX_CACHED_URLS = 1024
 
 
 class Upstream:
-    def __init__(self, providers: dict[str, ProviderSettings], transport: Transport) -> None:
+    def __init__(
+        self,
+        providers: dict[str, ProviderSettings],
+        transport: Transport,
+        emulated: frozenset[str] = frozenset(),  # providers whose upstream is the emulator
+    ) -> None:
+        self._emulated = emulated
         self._origins = {name: p.base_url.rstrip("/") for name, p in providers.items()}
         self._timeouts = {
             name: httpx.Timeout(p.timeout_s, connect=p.connect_timeout_s).as_dict()
@@ -37,6 +43,8 @@ class Upstream:
         self, provider: str, method: str, target: str, headers: RawHeaders, body: bytes
     ) -> httpx.Response:
         """Sends the request and returns once response headers arrive; the body streams on."""
+        if provider not in self._emulated:
+            headers = without_emulator_headers(headers)
         request = httpx.Request(
             method,
             self._url(provider, target),
