@@ -213,6 +213,9 @@ class _CycleTransport:
     def __init__(self, transport: asyncio.Transport, protocol: EdgeProtocol) -> None:
         self._transport = transport
         self._protocol = protocol
+        # What the cycle calls per body chunk, bound once rather than found by __getattr__.
+        self.write = transport.write
+        self.is_closing = transport.is_closing
 
     def close(self) -> None:
         self._protocol.close_after_response()
