@@ -388,6 +388,8 @@ async def _run_group(
         "GATEWAY_SERVER__START_EMULATOR": "false",
         "GATEWAY_PROVIDERS__ANTHROPIC__BASE_URL": f"http://127.0.0.1:{emulator_port}",
         "GATEWAY_PROVIDERS__OPENAI__BASE_URL": f"http://127.0.0.1:{emulator_port}",
+        "GATEWAY_PROVIDERS__ANTHROPIC__EMULATOR": "true",  # x-emulator-now reaches it
+        "GATEWAY_PROVIDERS__OPENAI__EMULATOR": "true",
         "GATEWAY_REWRITE__COALESCE_STEPS": json.dumps(list(coalesce_steps)),
     }
     cascade_env = {**gateway_env, "GATEWAY_ROUTING__STEPS": json.dumps(CASCADE_STEPS)}

@@ -15,11 +15,13 @@ import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.access import Gate
@@ -30,7 +32,16 @@ from gateway.cascade.table import RoutingTable
 from gateway.catalog import ModelCatalog
 from gateway.coalesce import Coalescer
 from gateway.dispatch import Dispatcher, Tap
-from gateway.formats import ANTHROPIC_MESSAGES, OPENAI_CHAT, OPENAI_RESPONSES, WireFormat
+from gateway.errors import HttpError, new_request_id
+from gateway.formats import (
+    ANTHROPIC_MESSAGES,
+    OPENAI_CHAT,
+    OPENAI_RESPONSES,
+    WireFormat,
+    error_response,
+    wire_for,
+)
+from gateway.intake import Intake
 from gateway.metering.call_log import CallLog
 from gateway.metering.calls import CallWriter, Meter
 from gateway.metering.labels import LabelBounds
@@ -95,6 +106,40 @@ def _exposition(registry: CollectorRegistry) -> CollectorRegistry:
     return combined
 
 
+def _emulated(settings: Settings) -> frozenset[str]:
+    """The providers whose upstream is Tollgate's emulator, which x-emulator-* headers reach:
+    marked so (providers.NAME.emulator), or at the address of the one `serve` starts."""
+    emulator = settings.emulator
+    started = f"http://{emulator.host}:{emulator.port}" if settings.server.start_emulator else None
+    providers = {"anthropic": settings.providers.anthropic, "openai": settings.providers.openai}
+    return frozenset(
+        name
+        for name, provider in providers.items()
+        if provider.emulator or provider.base_url.rstrip("/") == started
+    )
+
+
+async def _framework_error(request: Request, exc: Exception) -> Response:
+    """The web framework's own errors (404, 405, a bad query, an unexpected exception) in
+    the envelope of the provider the path belongs to, as the relay's."""
+    if isinstance(exc, StarletteHTTPException):
+        headers = tuple(
+            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in (exc.headers or {}).items()
+        )
+        error = HttpError(exc.status_code, f"{exc.detail}: {request.method} {request.url.path}")
+        error.headers = headers
+    elif isinstance(exc, RequestValidationError):
+        error = HttpError(422, f"Invalid request: {exc.errors()}")
+    else:
+        error = HttpError(500, "Internal error in the gateway.")
+    wire = wire_for(request.url.path, request.headers.raw)
+    raw, body = error_response(wire, error, new_request_id())
+    response = Response(body, status_code=error.status)
+    response.raw_headers = raw
+    return response
+
+
 def _today() -> dt.date:
     return dt.datetime.now(dt.UTC).date()
 
@@ -106,14 +151,19 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         settings.metering.steps,
         (name for spec in catalog.models for name in (spec.id, *spec.aliases)),
     )
-    writers: list[CallWriter] = [CallLog.open(settings.metering.call_log)]
+    exported = Metrics(registry)
+    metering = settings.metering
+    call_log = CallLog.open(
+        metering.call_log, metering.call_log_queue_bytes, exported.call_log_dropped.inc
+    )
+    writers: list[CallWriter] = [call_log]
     if settings.metering.otlp_endpoint:
         writers.append(CallTracer.otlp(settings.metering.otlp_endpoint))
     routing = RoutingTable(settings.routing, catalog)
     lifecycle = Lifecycle(catalog)
     window = settings.routing.retirement_window_days
     meter = Meter(
-        Metrics(registry),
+        exported,
         labels,
         Pricing.load(settings.pricing),
         writers,
@@ -122,7 +172,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     for alias, snapshot in routing.pins.items():
         meter.metrics.model_pins.labels(alias, snapshot).set(1)
     providers = {"anthropic": settings.providers.anthropic, "openai": settings.providers.openai}
-    upstream = Upstream(providers, settings.server.upstream_transport)
+    upstream = Upstream(providers, settings.server.upstream_transport, _emulated(settings))
     state = open_state(settings.state, meter.metrics.state_errors)
     provider_keys = {name: provider.api_key for name, provider in providers.items()}
     gate = Gate(state.ledger, settings.state, provider_keys, meter.metrics)
@@ -143,8 +193,12 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         await upstream.aclose()
         await gate.drain()
         await state.aclose()
+        await asyncio.to_thread(call_log.close, metering.call_log_flush_s)
 
     app = FastAPI(title="Tollgate", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.add_exception_handler(StarletteHTTPException, _framework_error)
+    app.add_exception_handler(RequestValidationError, _framework_error)
+    app.add_exception_handler(Exception, _framework_error)
     prefixes = PrefixRegistry(settings.rewrite.registry_max_entries)
     context = RewriteContext(
         settings.rewrite,
@@ -156,7 +210,9 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         lifecycle,
         _today,
     )
-    limit = settings.server.max_body_bytes
+    server = settings.server
+    # One for every relay: the total of the bodies being received is the process's.
+    intake = Intake(server.max_body_bytes, server.body_timeout_s, server.max_incoming_body_bytes)
 
     def taps(wire: WireFormat) -> Callable[[], Tap]:
         return functools.partial(wire.new_tap, upstream.settings(wire.provider).max_event_bytes)
@@ -164,14 +220,14 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     def plain(wire: WireFormat) -> Relay:
         """Relayed as is: count_tokens, the model list. The key is swapped, no budget."""
         dispatcher = Dispatcher(upstream, policy, taps(wire))
-        return Relay(dispatcher, meter, wire, limit, gate=gate.free_calls())
+        return Relay(dispatcher, meter, wire, intake, gate=gate.free_calls())
 
     def model_calls(wire: WireFormat) -> Relay:
         return Relay(
             Dispatcher(upstream, policy, taps(wire)),
             meter,
             wire,
-            limit,
+            intake,
             rewriter=functools.partial(rewrite, context=context, stages=wire.stages),
             registry=prefixes,
             coalescer=Coalescer(settings.rewrite.coalesce_max_wait_s),

@@ -20,7 +20,7 @@ from gateway.cascade.lifecycle import Lifecycle
 from gateway.cascade.table import RoutingTable
 from gateway.catalog import ModelCatalog
 from gateway.keys_command import add_parser as add_keys_parser
-from gateway.protocol import bounded_head
+from gateway.protocol import edge_protocol
 from gateway.settings import ConfigError, Settings, config_path, load_settings
 
 CONFIG_ENV = "GATEWAY_CONFIG"
@@ -98,7 +98,17 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     options |= {"server_header": False, "date_header": False}
     # SIGTERM: stop accepting, let in-flight streams finish up to the grace, then exit.
     options |= {"timeout_graceful_shutdown": server.shutdown_grace_s}
-    options["http"] = bounded_head(server.max_header_bytes, server.max_headers)
+    # The client edge's limits (docs/limits.md): head size and time, the connection cap in
+    # the protocol; idle connections through uvicorn's keep-alive timer, which the protocol
+    # also arms for a new connection; the body's size and time in the relay.
+    options["http"] = edge_protocol(
+        server.max_header_bytes,
+        server.max_headers,
+        server.head_timeout_s,
+        server.max_connections,
+        server.linger_s,
+    )
+    options["timeout_keep_alive"] = server.idle_timeout_s
     # uvicorn re-raises the SIGTERM it caught once it has drained: that is a clean exit (0).
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
     try:

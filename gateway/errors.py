@@ -3,7 +3,11 @@
     GatewayError                    status, error type, message
     ├── InvalidRequest          400 the body is not a JSON object, or a field is unusable
     ├── UnsupportedMediaType    415 the body is not declared as JSON
-    ├── PayloadTooLarge         413 the body is over `server.max_body_bytes`
+    ├── PayloadTooLarge         413 the body is (or is declared) over `server.max_body_bytes`
+    ├── RequestTimeout          408 the head or body did not arrive in time (and close)
+    ├── Overloaded              503 over `server.max_connections` or
+    │                               `server.max_incoming_body_bytes` (and close)
+    ├── HttpError               any status the web framework or HTTP server answers
     ├── UpstreamUnavailable     502 the provider could not be reached or dropped the request
     │   ├── MalformedResponse   502 what came back is not a valid HTTP response
     │   └── ResponseTooLarge    502 a JSON body over `providers.<name>.max_response_bytes`
@@ -23,7 +27,14 @@ both, the type in the body is the caller's. Messages never carry a provider key.
 
 from __future__ import annotations
 
+import secrets
+
 from gateway.wire import anthropic_errors, openai_errors
+
+
+def new_request_id() -> str:
+    """The id of a request the gateway answers: in x-gateway-request-id and the call log."""
+    return "gw_" + secrets.token_hex(12)
 
 
 class GatewayError(Exception):
@@ -49,9 +60,38 @@ class UnsupportedMediaType(GatewayError):
     error_type = "invalid_request_error"
 
 
+# The rest of the request is not read: the connection cannot carry another one.
+CLOSE = (b"connection", b"close")
+
+
 class PayloadTooLarge(GatewayError):
     status = 413
     error_type = "request_too_large"
+    headers = (CLOSE,)
+
+
+class RequestTimeout(GatewayError):
+    status = 408
+    error_type = "timeout_error"
+    headers = (CLOSE,)
+
+
+class Overloaded(GatewayError):
+    status = 503
+    error_type = "overloaded_error"
+    headers = (CLOSE,)
+
+
+class HttpError(GatewayError):
+    """A status the framework (404, 405...) or the HTTP server (400, 431) answers itself."""
+
+    def __init__(
+        self, status: int, message: str, headers: tuple[tuple[bytes, bytes], ...] = ()
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_type = anthropic_errors.error_type_for(status)
+        self.headers = headers
 
 
 class UpstreamUnavailable(GatewayError):

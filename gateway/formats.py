@@ -8,7 +8,7 @@ Nothing here does I/O; everything is a plain function or a class from `wire/` or
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -113,3 +113,39 @@ OPENAI_RESPONSES = WireFormat(
     stages=OPENAI_STAGES,
     request_id_header=b"x-request-id",
 )
+
+
+OPENAI_PATHS = frozenset({"/v1/chat/completions", "/v1/responses"})
+ANTHROPIC_PATH_PREFIX = "/v1/messages"
+
+
+def wire_for(path: str, headers: Iterable[tuple[bytes, bytes]] = ()) -> WireFormat:
+    """The envelope an error on `path` is rendered in when no relay owns the request (the
+    framework's 404/405, the HTTP server's 400/408/431/503): OpenAI's on OpenAI's paths and
+    for OpenAI-style clients (a bearer token, no anthropic-version), Anthropic's otherwise."""
+    if path in OPENAI_PATHS:
+        return OPENAI_CHAT
+    if path.startswith(ANTHROPIC_PATH_PREFIX):
+        return ANTHROPIC_MESSAGES
+    names = {name for name, _ in headers}
+    if b"authorization" in names and b"anthropic-version" not in names:
+        return OPENAI_CHAT
+    return ANTHROPIC_MESSAGES
+
+
+def error_response(
+    wire: WireFormat, error: GatewayError, request_id: str
+) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """The headers and body of a gateway error in `wire`'s envelope."""
+    body = wire.render_error(error, request_id)
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"x-gateway-request-id", request_id.encode()),
+    ]
+    if wire.request_id_header is not None:
+        headers.append((wire.request_id_header, request_id.encode()))
+    if error.retried:
+        headers.append((b"x-should-retry", b"false"))
+    headers.extend(error.headers)
+    return headers, body

@@ -1,10 +1,28 @@
-"""The HTTP/1.1 protocol the gateway serves: uvicorn's httptools one, with a bounded head.
+"""The HTTP/1.1 protocol the gateway serves: uvicorn's httptools one, with the client edge's
+limits (docs/limits.md, "Client edge"), and its own answers in the provider's envelope.
 
-httptools (llhttp) buffers a request line and headers of any size, and uvicorn sets no
-limit on it (its `h11_max_incomplete_event_size` applies to h11 only, the slower parser):
-a client could make the gateway hold megabytes before any handler runs. Past
-`max_head_bytes` of request head, or `max_headers` header lines, the client gets 431 and
-the connection is closed.
+- A bounded head: httptools (llhttp) buffers a request line and headers of any size, and
+  uvicorn sets no limit on it (its `h11_max_incomplete_event_size` applies to h11 only, the
+  slower parser). Past `max_head_bytes` of request head, or `max_headers` header lines,
+  the client gets 431 and the connection is closed.
+- A head timeout: from a request's first byte, its head must be whole within
+  `head_timeout_s` (a slowloris trickling header bytes), else 408 and close.
+- An idle timeout: a connection with no request in progress, a new one included (uvicorn
+  times out only kept-alive ones), is closed after `idle_timeout_s` (uvicorn's
+  `timeout_keep_alive`, which the server is given).
+- A connection cap: past `max_connections` open connections or requests in progress (this
+  process), a request gets 503 and its connection is closed (uvicorn's `limit_concurrency`
+  answers the same in text/plain).
+- A response sent before its request's body was read whole (a 404, a 413 on the declared
+  length, a 408 or 503) ends the connection: the rest of the body is never waited for. It
+  is a lingering close: the gateway stops writing, then reads and discards what the client
+  still sends for up to `linger_s` before closing, so that a client still sending its body
+  reads the response instead of a reset (which closing with unread data would send).
+- The server's own errors (400 for a request that is not HTTP, 408, 431, 503) are JSON in
+  the envelope of the provider the path belongs to (formats.wire_for), as the relay's are.
+
+The body's own deadline (`body_timeout_s`) is the relay's: it answers 408 in the caller's
+wire format and frees what it read (relay.py).
 """
 
 from __future__ import annotations
@@ -17,14 +35,22 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
-TOO_LARGE = b"Request header fields too large."
+from gateway.errors import (
+    CLOSE,
+    GatewayError,
+    HttpError,
+    Overloaded,
+    RequestTimeout,
+    new_request_id,
+)
+from gateway.formats import error_response, wire_for
 
 
 class HeadTooLarge(Exception):
     """Raised in a parser callback; httptools re-raises it from feed_data as a parser error."""
 
 
-class BoundedHeadProtocol(HttpToolsProtocol):
+class EdgeProtocol(HttpToolsProtocol):
     def __init__(
         self,
         config: Config,
@@ -34,25 +60,53 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         *,
         max_head_bytes: int,
         max_headers: int,
+        head_timeout_s: float,
+        max_connections: int,
+        linger_s: float,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self.max_head_bytes = max_head_bytes
         self.max_headers = max_headers
+        self.head_timeout_s = head_timeout_s
+        self.max_connections = max_connections
+        self.linger_s = linger_s
+        self.lingering = False
         self.in_head = True  # a connection opens with a request head
         self.head_bytes = 0  # of the request line and headers parsed so far
         self.buffered_bytes = 0  # received while the head is incomplete
         self.header_count = 0
         self.head_too_large = False
+        self.head_timer: asyncio.TimerHandle | None = None
+        self.url = b""
+        self.app_proper = self.app
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        # uvicorn's keep-alive timer, armed for a connection that has sent nothing yet too.
+        self.timeout_keep_alive_task = self.loop.call_later(
+            self.timeout_keep_alive, self.timeout_keep_alive_handler
+        )
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_head_timer()
+        super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self.lingering:
+            return  # the rest of a body no one will read
         super().data_received(data)
+        if not self.in_head or self.transport.is_closing():
+            return
         # A header line that never ends is buffered inside httptools, where the callbacks
         # below never see it: count what arrived while the head is still incomplete.
-        if self.in_head and not self.head_too_large:
+        if not self.head_too_large:
             self.buffered_bytes += len(data)
             if self.buffered_bytes > self.max_head_bytes:
                 self.head_too_large = True
                 self._send_431()
+                return
+        if self.head_timer is None:
+            self.head_timer = self.loop.call_later(self.head_timeout_s, self._head_timed_out)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -76,35 +130,125 @@ class BoundedHeadProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self.in_head = False
+        self._stop_head_timer()
+        # Counted as uvicorn's limit_concurrency counts: this connection is in `connections`,
+        # this request not yet in `tasks`.
+        over = (
+            len(self.connections) > self.max_connections or len(self.tasks) >= self.max_connections
+        )
+        self.app = _overloaded if over else self.app_proper
         super().on_headers_complete()
+        if self.cycle is not None:
+            self.cycle.transport = cast(asyncio.Transport, _CycleTransport(self.transport, self))
+
+    def eof_received(self) -> None:
+        if self.lingering:
+            self.transport.close()
+
+    def close_after_response(self) -> None:
+        """Closes the connection, lingering if the request's body is still arriving."""
+        transport = self.transport
+        if transport.is_closing() or self.lingering:
+            return
+        cycle = self.cycle
+        if cycle is None or not cycle.more_body or not transport.can_write_eof():
+            transport.close()
+            return
+        self.lingering = True
+        self._stop_head_timer()
+        self._unset_keepalive_if_required()
+        transport.write_eof()  # after what is buffered: the response, then FIN
+        self.flow.resume_reading()
+        self.loop.call_later(self.linger_s, transport.close)
+
+    def on_response_complete(self) -> None:
+        cycle = self.cycle
+        if not self.pipeline and cycle is not None and cycle.more_body:
+            # Answered before the body was read whole: the connection cannot be reused, and
+            # what is left of the body is not waited for.
+            self.server_state.total_requests += 1
+            self.close_after_response()
+            return
+        super().on_response_complete()
 
     def send_400_response(self, msg: str) -> None:
         if self.head_too_large:
             self._send_431()
         else:
-            super().send_400_response(msg)
+            self._send_error(HttpError(400, "Invalid HTTP request received.", (CLOSE,)))
 
     def _send_431(self) -> None:
+        self._send_error(HttpError(431, "Request header fields too large.", (CLOSE,)))
+
+    def _head_timed_out(self) -> None:
+        self.head_timer = None
+        if self.cycle is not None and not self.cycle.response_complete:
+            # The next head of a pipelining client, while a response is still going out.
+            self.head_timer = self.loop.call_later(self.head_timeout_s, self._head_timed_out)
+        elif self.in_head:
+            message = f"The request head did not arrive within {self.head_timeout_s:g} s."
+            self._send_error(RequestTimeout(message))
+
+    def _stop_head_timer(self) -> None:
+        if self.head_timer is not None:
+            self.head_timer.cancel()
+            self.head_timer = None
+
+    def _send_error(self, error: GatewayError) -> None:
+        """An error of the server's own, in the envelope of the path's provider; then close."""
         if self.transport.is_closing():
             return
-        self.transport.write(
-            b"".join(
-                [
-                    STATUS_LINE[431],
-                    b"content-type: text/plain; charset=utf-8\r\n",
-                    b"content-length: %d\r\n" % len(TOO_LARGE),
-                    b"connection: close\r\n\r\n",
-                    TOO_LARGE,
-                ]
-            )
-        )
+        path = self.url.split(b"?", 1)[0].decode("latin-1")
+        headers, body = error_response(wire_for(path, self.headers or ()), error, new_request_id())
+        head = [STATUS_LINE[error.status]]
+        head += [b"%s: %s\r\n" % (name, value) for name, value in headers]
+        self.transport.write(b"".join([*head, b"\r\n", body]))
         self.transport.close()
 
 
-def bounded_head(max_head_bytes: int, max_headers: int) -> type[asyncio.Protocol]:
+class _CycleTransport:
+    """The connection as uvicorn's request cycle sees it: its close (after a response with
+    `connection: close`, or a failure) is the protocol's, which lingers if need be."""
+
+    def __init__(self, transport: asyncio.Transport, protocol: EdgeProtocol) -> None:
+        self._transport = transport
+        self._protocol = protocol
+        # What the cycle calls per body chunk, bound once rather than found by __getattr__.
+        self.write = transport.write
+        self.is_closing = transport.is_closing
+
+    def close(self) -> None:
+        self._protocol.close_after_response()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+async def _overloaded(scope: Any, receive: Any, send: Any) -> None:
+    """The app a request gets past the connection cap."""
+    error = Overloaded("The gateway is at its connection limit; retry shortly.")
+    headers, body = error_response(
+        wire_for(scope["path"], scope["headers"]), error, new_request_id()
+    )
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def edge_protocol(
+    max_head_bytes: int,
+    max_headers: int,
+    head_timeout_s: float,
+    max_connections: int,
+    linger_s: float,
+) -> type[asyncio.Protocol]:
     """What uvicorn's `http=` takes: it calls it with (config, server_state, app_state)."""
     factory = functools.partial(
-        BoundedHeadProtocol, max_head_bytes=max_head_bytes, max_headers=max_headers
+        EdgeProtocol,
+        max_head_bytes=max_head_bytes,
+        max_headers=max_headers,
+        head_timeout_s=head_timeout_s,
+        max_connections=max_connections,
+        linger_s=linger_s,
     )
     # A partial of a module-level class, not a class: it pickles for `--workers N`.
     return cast(type[asyncio.Protocol], factory)

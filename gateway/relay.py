@@ -1,7 +1,8 @@
 """The relay: one model call from the client's request to the last byte of the response.
 
 A pure ASGI endpoint (no BaseHTTPMiddleware: it would hide disconnects and cost per
-request). The body is parsed once and, where a rewriter is set, passed through the
+request). The body is read within its limits (intake.py), parsed once, its model name
+checked fit to echo in a header, and, where a rewriter is set, passed through the
 rewrite pipeline and serialized once if it changed. Response bytes go to the client
 unchanged and at once; a tap beside them parses the SSE events to learn time to first
 token and usage, which reach the meter at the end.
@@ -12,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -38,10 +38,11 @@ from gateway.dispatch import (
 from gateway.errors import (
     GatewayError,
     InvalidRequest,
-    PayloadTooLarge,
     UnsupportedMediaType,
+    new_request_id,
 )
-from gateway.formats import ChunkFilter, TextCollector, WireFormat
+from gateway.formats import ChunkFilter, TextCollector, WireFormat, error_response
+from gateway.intake import Intake
 from gateway.metering.calls import CallRecord, Meter
 from gateway.rewrite.fingerprint import Fingerprint
 from gateway.rewrite.request import LLMRequest
@@ -51,6 +52,8 @@ from gateway.state.shared_prefixes import SharedPrefixes
 from gateway.wire.headers import (
     client_response_headers,
     header_value,
+    is_json,
+    safe_model_name,
     upstream_request_headers,
     with_credential,
 )
@@ -124,7 +127,7 @@ class Relay:
         dispatcher: Dispatcher,  # built with wire.new_tap
         meter: Meter,
         wire: WireFormat,
-        max_body_bytes: int,
+        intake: Intake,  # the request body's size and time limits
         rewriter: Rewriter | None = None,
         registry: PrefixRegistry | None = None,
         coalescer: Coalescer | None = None,
@@ -135,12 +138,12 @@ class Relay:
         shadows: Shadows | None = None,
     ) -> None:
         self.dispatcher = dispatcher
+        self.intake = intake
         self.routing = routing
         self.shadows = shadows
         self.meter = meter
         self.wire = wire
         self.provider = wire.provider
-        self.max_body_bytes = max_body_bytes
         self.rewriter = rewriter
         self.registry = registry
         self.coalescer = coalescer
@@ -151,14 +154,15 @@ class Relay:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         started_at = time.time()
-        request_id = "gw_" + secrets.token_hex(12)
+        request_id = new_request_id()
         headers: list[tuple[bytes, bytes]] = scope["headers"]
         raw_step = header_value(headers, STEP_HEADER)
         step = raw_step.decode("latin-1") if raw_step is not None else None
         call = Prepared(b"")
         admitted: Admitted | None = None
         try:
-            call = self._prepare(scope["method"], headers, await self._read_body(receive), step)
+            body = await self.intake.read(headers, receive)
+            call = self._prepare(scope["method"], headers, body, step)
             if self.gate is not None:
                 # A gateway key's budget and rate limits: the one pre-flight state read.
                 admitted = await self.gate.admit(headers, self.provider, call.model, step)
@@ -192,26 +196,12 @@ class Relay:
                 await self._share(call, outcome, started_at)
                 self._complete(request_id, step, call, outcome, started, started_at, admitted)
 
-    async def _read_body(self, receive: Receive) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                raise PayloadTooLarge(f"Request body exceeds {self.max_body_bytes} bytes.")
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
-
     def _prepare(
         self, method: str, headers: list[tuple[bytes, bytes]], raw: bytes, step: str | None
     ) -> Prepared:
         if method != "POST":
             return Prepared(raw)
-        content_type = header_value(headers, b"content-type") or b""
-        if not content_type.startswith(b"application/json"):
+        if not is_json(header_value(headers, b"content-type")):
             raise UnsupportedMediaType("Content-Type must be application/json.")
         try:
             parsed = orjson.loads(raw)
@@ -221,6 +211,11 @@ class Relay:
             raise InvalidRequest("The request body must be a JSON object.")
         model = parsed.get("model")
         model = model if isinstance(model, str) else None
+        if model is not None and not safe_model_name(model):
+            # It is echoed in x-gateway-model, and named in logs and metrics.
+            raise InvalidRequest(
+                "model: must be 1 to 256 printable ASCII characters, without spaces."
+            )
         if self.rewriter is None:
             asked, filtered = self._ask_usage(parsed)
             return Prepared(_dumps(asked) if filtered else raw, model, filtered=filtered)
@@ -479,17 +474,7 @@ class Relay:
         )
 
     async def _send_error(self, send: Send, error: GatewayError, request_id: str) -> None:
-        body = self.wire.render_error(error, request_id)
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"x-gateway-request-id", request_id.encode()),
-        ]
-        if self.wire.request_id_header is not None:
-            headers.append((self.wire.request_id_header, request_id.encode()))
-        if error.retried:
-            headers.append((b"x-should-retry", b"false"))
-        headers.extend(error.headers)
+        headers, body = error_response(self.wire, error, request_id)
         await send({"type": "http.response.start", "status": error.status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 

@@ -44,6 +44,23 @@ class ServerSettings(Section):
     # Request line plus headers, and the number of headers: past either, 431 and close.
     max_header_bytes: int = Field(default=64 * 1024, gt=0)
     max_headers: int = Field(default=100, gt=0)
+    # The client edge (docs/limits.md): from a request's first byte to the end of its head,
+    # past it 408 and close (slowloris); a body must arrive whole within body_timeout_s of
+    # its head, past it 408 and close, its bytes released (32 MiB in 60 s is ~4.5 Mbit/s).
+    head_timeout_s: float = Field(default=10.0, gt=0)
+    body_timeout_s: float = Field(default=60.0, gt=0)
+    # Request bodies being received at once (declared lengths counted up front), per worker:
+    # past it, 503 and close. What slow or withholding uploads can pin in memory.
+    max_incoming_body_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
+    # An error sent before the body was read whole: the rest of the body is read and dropped
+    # for up to this long before the close, so that the client reads the error, not a reset.
+    linger_s: float = Field(default=5.0, ge=0)
+    # A connection with no request in progress (new, or kept alive after a response) is
+    # closed after this long: longer than a load balancer's own idle timeout (AWS ALB: 60 s),
+    # so that the balancer, not the gateway, closes a pooled connection.
+    idle_timeout_s: float = Field(default=75.0, gt=0)
+    # Connections (or requests in progress) per worker process: past it, 503 and close.
+    max_connections: int = Field(default=1024, ge=1)
 
 
 class RewriteSettings(Section):
@@ -81,6 +98,11 @@ class RewriteSettings(Section):
 class MeteringSettings(Section):
     # One JSON line per model call, never prompt text: "stdout", "off", or a file path.
     call_log: str = "stdout"
+    # Lines waiting for the call log's writer thread; past it a line is dropped and counted
+    # (gateway_call_log_dropped_total) rather than the gateway waiting on a stalled stdout.
+    call_log_queue_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    # At shutdown, how long the writer may take to write out what is queued.
+    call_log_flush_s: float = Field(default=5.0, ge=0)
     # OpenTelemetry traces of each call (GenAI conventions) to this OTLP/HTTP endpoint, e.g.
     # http://collector:4318/v1/traces; unset: no tracing.
     otlp_endpoint: str | None = None
@@ -293,6 +315,10 @@ class ProviderSettings(Section):
     # One SSE line or event held by a stream's parsers: past it, the event is skipped by the
     # meter (its bytes still reach the client) and the usage filter passes bytes unchanged.
     max_event_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    # This upstream is Tollgate's emulator: the client's x-emulator-* headers (faults, the
+    # virtual clock) are forwarded to it; to any other upstream they are stripped. An
+    # upstream that `server.start_emulator` starts at the emulator's address counts as one.
+    emulator: bool = False
 
 
 class ProvidersSettings(Section):

@@ -31,7 +31,7 @@ from gateway.errors import (
     UpstreamUnavailable,
 )
 from gateway.settings import ProviderSettings
-from gateway.wire.headers import RawHeaders
+from gateway.wire.headers import RawHeaders, without_emulator_headers
 
 Transport = Literal["aiohttp", "httpcore"]
 POOL_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200)
@@ -43,7 +43,13 @@ CHUNK_BYTES = 16 * 1024
 
 
 class Upstream:
-    def __init__(self, providers: dict[str, ProviderSettings], transport: Transport) -> None:
+    def __init__(
+        self,
+        providers: dict[str, ProviderSettings],
+        transport: Transport,
+        emulated: frozenset[str] = frozenset(),  # providers whose upstream is the emulator
+    ) -> None:
+        self._emulated = emulated
         self._origins = {name: p.base_url.rstrip("/") for name, p in providers.items()}
         self._settings = dict(providers)
         self._timeouts = {
@@ -63,6 +69,8 @@ class Upstream:
         self, provider: str, method: str, target: str, headers: RawHeaders, body: bytes
     ) -> httpx.Response:
         """Sends the request and returns once response headers arrive; the body streams on."""
+        if provider not in self._emulated:
+            headers = without_emulator_headers(headers)
         request = httpx.Request(
             method,
             self._url(provider, target),

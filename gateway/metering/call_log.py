@@ -1,35 +1,118 @@
 """The call log: one JSON line per model call, for operators. Never any prompt text.
 
 To stdout (the default: a container's log), to a file (appended), or off.
+
+The event loop never writes: a line goes to a queue bounded in bytes, which a thread drains
+into the output (a batch per write). An output that does not keep up (`gateway serve |
+sleep 3600`, a full disk) fills the queue, and lines past it are dropped and counted
+(gateway_call_log_dropped_total) instead of every request waiting on the output. At
+shutdown, `close` gives the thread a bounded time to write what is queued.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import sys
+import threading
+from collections import deque
+from collections.abc import Callable
 from typing import IO
 
 import orjson
 
 from gateway.metering.calls import CallRecord, Metered
 
+DEFAULT_QUEUE_BYTES = 4 * 1024 * 1024
+
 
 class CallLog:
-    def __init__(self, out: IO[bytes] | None) -> None:
+    def __init__(
+        self,
+        out: IO[bytes] | None,
+        max_queue_bytes: int = DEFAULT_QUEUE_BYTES,
+        on_drop: Callable[[], None] | None = None,  # a line dropped: the queue was full
+    ) -> None:
         self._out = out
+        self._max_queue_bytes = max_queue_bytes
+        self._on_drop = on_drop
+        self._lines: deque[bytes] = deque()
+        self._queued = 0  # bytes queued, and being written
+        self._ready = threading.Condition()
+        self._closing = False
+        self.dropped = 0
+        self._thread: threading.Thread | None = None
+        if out is not None:
+            # A daemon: a writer stuck on a stalled output must not keep the process alive.
+            self._thread = threading.Thread(target=self._drain, name="call-log", daemon=True)
+            self._thread.start()
 
     @classmethod
-    def open(cls, target: str) -> CallLog:
+    def open(
+        cls,
+        target: str,
+        max_queue_bytes: int = DEFAULT_QUEUE_BYTES,
+        on_drop: Callable[[], None] | None = None,
+    ) -> CallLog:
         """`stdout`, `off`, or a file path to append to."""
         if target == "off":
             return cls(None)
         if target == "stdout":
-            return cls(sys.stdout.buffer)
-        return cls(open(target, "ab"))  # held open for the life of the process
+            # The file descriptor itself, unbuffered: sys.stdout's buffer has a lock that a
+            # writer stuck on a stalled pipe would hold at interpreter exit.
+            out: IO[bytes] = open(sys.stdout.fileno(), "wb", buffering=0, closefd=False)  # noqa: SIM115
+        else:
+            out = open(target, "ab", buffering=0)  # noqa: SIM115 - held for the process' life
+        return cls(out, max_queue_bytes, on_drop)
 
     def write(self, call: CallRecord, metered: Metered) -> None:
         if self._out is None:
             return
+        line = self._line(call, metered)
+        with self._ready:
+            fits = self._queued + len(line) <= self._max_queue_bytes and not self._closing
+            if fits:
+                self._lines.append(line)
+                self._queued += len(line)
+                self._ready.notify()
+        if not fits:
+            self.dropped += 1
+            if self._on_drop is not None:
+                self._on_drop()
+
+    def close(self, timeout_s: float) -> bool:
+        """Stops taking lines and waits up to `timeout_s` for the queued ones to be written;
+        False if they were not."""
+        if self._thread is None:
+            return True
+        with self._ready:
+            self._closing = True
+            self._ready.notify()
+        self._thread.join(timeout_s)
+        return not self._thread.is_alive()
+
+    def _drain(self) -> None:
+        assert self._out is not None
+        while True:
+            with self._ready:
+                while not self._lines and not self._closing:
+                    self._ready.wait()
+                if not self._lines:
+                    return
+                batch = b"".join(self._lines)
+                lines = len(self._lines)
+                self._lines.clear()
+            try:
+                _write_all(self._out, batch)
+            except (OSError, ValueError):  # a closed pipe or file: those lines are lost
+                self.dropped += lines
+                if self._on_drop is not None:
+                    for _ in range(lines):
+                        self._on_drop()
+            with self._ready:
+                self._queued -= len(batch)
+
+    @staticmethod
+    def _line(call: CallRecord, metered: Metered) -> bytes:
         usage = call.usage
         line = {
             "request_id": call.request_id,
@@ -67,5 +150,12 @@ class CallLog:
             if len(call.attempts) > 1
             else [],
         }
-        self._out.write(orjson.dumps(line) + b"\n")
-        self._out.flush()
+        return orjson.dumps(line) + b"\n"
+
+
+def _write_all(out: IO[bytes], data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = out.write(view)
+        view = view[written if written is not None else len(view) :]
+    out.flush()

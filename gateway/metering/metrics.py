@@ -181,6 +181,12 @@ class Metrics:
             ["key", "reason"],
             registry=registry,
         )
+        self.call_log_dropped = Counter(
+            "gateway_call_log_dropped",
+            "Call log lines dropped because the output did not keep up and the queue"
+            " (metering.call_log_queue_bytes) was full, or the output was closed.",
+            registry=registry,
+        )
         self.model_calls = Counter(
             "gateway_model_calls",
             "Calls by the model the client asked for and the model that served them.",

@@ -1,11 +1,18 @@
 """Which headers cross the gateway: hop-by-hop ones never do, nor the gateway's own controls.
 
-RFC 9110 §7.6.1 lists the hop-by-hop fields; content-length is recomputed by whoever
-frames the body, and host belongs to the upstream origin.
+RFC 9110 §7.6.1 lists the hop-by-hop fields, and any field a `Connection` header names is
+one too; content-length is recomputed by whoever frames the body, and host belongs to the
+upstream origin. `x-gateway-*` are the gateway's own, both ways: the client's controls are
+not sent upstream, and an upstream's are not relayed beside the gateway's. `x-emulator-*`
+control Tollgate's emulator and reach no other upstream (upstream.py). What the gateway
+echoes from a request into a response header must be safe there: a model name is 1 to 256
+printable ASCII characters, without spaces (a control character would break the response,
+non-ASCII would reach the client garbled).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 HOP_BY_HOP = frozenset(
@@ -16,17 +23,52 @@ HOP_BY_HOP = frozenset(
 )  # fmt: skip
 NOT_FORWARDED_UP = HOP_BY_HOP | {b"host", b"content-length", b"accept-encoding"}
 GATEWAY_PREFIX = b"x-gateway-"
+EMULATOR_PREFIX = b"x-emulator-"
+MODEL_NAME = re.compile(r"[\x21-\x7e]{1,256}")
 
 RawHeaders = list[tuple[bytes, bytes]]
 
 
 def upstream_request_headers(client_headers: Iterable[tuple[bytes, bytes]]) -> RawHeaders:
     """The client's headers as sent upstream: auth, versions, betas and unknown ones pass."""
+    headers = list(client_headers)
+    named = connection_options(headers)
     return [
         (name, value)
-        for name, value in client_headers
-        if name not in NOT_FORWARDED_UP and not name.startswith(GATEWAY_PREFIX)
+        for name, value in headers
+        if name not in NOT_FORWARDED_UP
+        and not name.startswith(GATEWAY_PREFIX)
+        and (not named or name not in named)
     ]
+
+
+def without_emulator_headers(headers: RawHeaders) -> RawHeaders:
+    """The request headers for an upstream that is not the emulator."""
+    if not any(name.startswith(EMULATOR_PREFIX) for name, _ in headers):
+        return headers
+    return [(n, v) for n, v in headers if not n.startswith(EMULATOR_PREFIX)]
+
+
+def connection_options(headers: Iterable[tuple[bytes, bytes]]) -> frozenset[bytes]:
+    """The fields `Connection` headers name (lowercased): hop-by-hop, never forwarded."""
+    named: set[bytes] = set()
+    for name, value in headers:
+        if name.lower() == b"connection":
+            named.update(token.strip().lower() for token in value.split(b","))
+    named.discard(b"")
+    return frozenset(named)
+
+
+def is_json(content_type: bytes | None) -> bool:
+    """Whether a Content-Type is application/json: the media type case-insensitively, any
+    parameters (charset) after it."""
+    if content_type is None:
+        return False
+    return content_type.split(b";", 1)[0].strip().lower() == b"application/json"
+
+
+def safe_model_name(name: str) -> bool:
+    return MODEL_NAME.fullmatch(name) is not None
 
 
 def with_credential(headers: RawHeaders, credential: bytes) -> RawHeaders:
@@ -46,11 +88,17 @@ def with_credential(headers: RawHeaders, credential: bytes) -> RawHeaders:
 def client_response_headers(
     upstream_headers: Iterable[tuple[bytes, bytes]], own: RawHeaders, *, keep_length: bool = True
 ) -> RawHeaders:
-    """Upstream's response headers, less hop-by-hop ones, plus the gateway's `x-gateway-*`.
-    Without `keep_length` (a body the gateway may change), less Content-Length too."""
+    """Upstream's response headers, less hop-by-hop ones, those its `Connection` names, and
+    upstream's own `x-gateway-*`, plus the gateway's `x-gateway-*`. Without `keep_length` (a
+    body the gateway may change), less Content-Length too."""
     dropped = HOP_BY_HOP if keep_length else HOP_BY_HOP | {b"content-length"}
     kept = [(name.lower(), value) for name, value in upstream_headers]
-    return [(n, v) for n, v in kept if n not in dropped] + own
+    named = connection_options(kept)
+    return [
+        (n, v)
+        for n, v in kept
+        if n not in dropped and not n.startswith(GATEWAY_PREFIX) and n not in named
+    ] + own
 
 
 def header_value(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | None:

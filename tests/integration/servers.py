@@ -85,6 +85,9 @@ def gateway(
         "GATEWAY_SERVER__START_EMULATOR": "false",
         "GATEWAY_PROVIDERS__ANTHROPIC__BASE_URL": upstream_url,
         "GATEWAY_PROVIDERS__OPENAI__BASE_URL": upstream_url,
+        # Tests drive the emulator's faults and clock through the gateway (x-emulator-*).
+        "GATEWAY_PROVIDERS__ANTHROPIC__EMULATOR": "true",
+        "GATEWAY_PROVIDERS__OPENAI__EMULATOR": "true",
         **(env or {}),
     }
     with gateway_process(

@@ -216,6 +216,7 @@ def test_keys_never_appear_in_any_output(tmp_path: Path) -> None:
         env = {
             "GATEWAY_SERVER__START_EMULATOR": "false",
             "GATEWAY_PROVIDERS__ANTHROPIC__BASE_URL": upstream,
+            "GATEWAY_PROVIDERS__ANTHROPIC__EMULATOR": "true",
             "GATEWAY_PROVIDERS__ANTHROPIC__API_KEY": provider_key,
             "GATEWAY_METERING__CALL_LOG": str(call_log),
             "GATEWAY_SERVER__MAX_BODY_BYTES": "5000",

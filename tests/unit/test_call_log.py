@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import threading
 
 import orjson
 
@@ -28,6 +29,7 @@ def test_one_json_line_per_call_with_the_documented_fields() -> None:
     log = CallLog(out)
     log.write(call, Metered(0.0123, ("unpinned_model",)))
     log.write(call, Metered(0.0, ()))
+    assert log.close(timeout_s=10)  # the writer thread has written everything queued
     first, second = out.getvalue().splitlines()
     line = orjson.loads(first)
     assert line["request_id"] == "gw_1"
@@ -49,3 +51,44 @@ def test_one_json_line_per_call_with_the_documented_fields() -> None:
         "200",
     )
     assert orjson.loads(second)["cost_usd"] == 0.0
+
+
+class StalledOutput:
+    """An output that takes nothing until released (a pipe nobody reads), then everything."""
+
+    def __init__(self) -> None:
+        self.released = threading.Event()
+        self.data = bytearray()
+
+    def write(self, data: bytes) -> int:
+        self.released.wait(30)
+        self.data += data
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_a_stalled_output_never_blocks_the_caller_lines_past_the_queue_are_dropped() -> None:
+    call = CallRecord("gw_1", "anthropic", None, "m", "m", "200", 0.1, None, None)
+    output = StalledOutput()
+    drops: list[None] = []
+    log = CallLog(output, max_queue_bytes=4096, on_drop=lambda: drops.append(None))  # type: ignore[arg-type]
+    for _ in range(100):  # ~500 bytes a line: the writer holds one batch, the queue ~8 lines
+        log.write(call, Metered(0.0, ()))
+    assert 0 < log.dropped < 100
+    assert len(drops) == log.dropped
+    output.released.set()
+    assert log.close(timeout_s=10)
+    lines = bytes(output.data).splitlines()
+    assert len(lines) == 100 - log.dropped
+    assert all(orjson.loads(line)["request_id"] == "gw_1" for line in lines)
+
+
+def test_close_waits_a_bounded_time_for_a_stalled_output() -> None:
+    call = CallRecord("gw_1", "anthropic", None, "m", "m", "200", 0.1, None, None)
+    output = StalledOutput()
+    log = CallLog(output)  # type: ignore[arg-type]
+    log.write(call, Metered(0.0, ()))
+    assert not log.close(timeout_s=0.2)  # the writer is still stuck: close gives up
+    output.released.set()

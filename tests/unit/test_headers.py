@@ -1,7 +1,14 @@
 from __future__ import annotations
 
+from gateway.formats import ANTHROPIC_MESSAGES, OPENAI_CHAT, wire_for
 from gateway.metering.labels import LabelBounds
-from gateway.wire.headers import client_response_headers, upstream_request_headers
+from gateway.wire.headers import (
+    client_response_headers,
+    is_json,
+    safe_model_name,
+    upstream_request_headers,
+    without_emulator_headers,
+)
 
 
 def test_hop_by_hop_and_gateway_headers_stay_behind() -> None:
@@ -50,3 +57,70 @@ def test_label_values_are_bounded() -> None:
     assert labels.model("claude-sonnet-4-6") == "claude-sonnet-4-6"
     assert labels.model("made-up-model") == "other"
     assert labels.model(None) == "other"
+
+
+def test_an_upstreams_own_gateway_headers_and_connection_options_stay_behind() -> None:
+    headers = client_response_headers(
+        [
+            (b"Connection", b"close, X-Hop"),
+            (b"X-Hop", b"1"),
+            (b"X-Gateway-Model", b"upstream-says"),
+            (b"x-gateway-cost-usd", b"0.000001"),
+            (b"request-id", b"req_1"),
+        ],
+        [(b"x-gateway-model", b"claude-haiku-4-5")],
+    )
+    assert headers == [(b"request-id", b"req_1"), (b"x-gateway-model", b"claude-haiku-4-5")]
+
+
+def test_request_headers_a_connection_header_names_are_not_forwarded() -> None:
+    sent = upstream_request_headers(
+        [
+            (b"connection", b"keep-alive, X-Secret-Hop"),
+            (b"x-secret-hop", b"1"),
+            (b"x-api-key", b"sk-ant-1"),
+        ]
+    )
+    assert sent == [(b"x-api-key", b"sk-ant-1")]
+
+
+def test_emulator_headers_are_stripped_for_other_upstreams() -> None:
+    headers = [(b"x-emulator-fault", b"529"), (b"x-emulator-now", b"1"), (b"x-api-key", b"k")]
+    assert without_emulator_headers(headers) == [(b"x-api-key", b"k")]
+
+
+def test_content_type_is_a_case_insensitive_media_type_with_parameters() -> None:
+    assert is_json(b"application/json")
+    assert is_json(b"APPLICATION/JSON")
+    assert is_json(b"Application/Json ; charset=UTF-8")
+    assert not is_json(b"application/jsonx")
+    assert not is_json(b"text/plain; application/json")
+    assert not is_json(None)
+
+
+def test_model_names_echoed_into_a_header_are_printable_ascii() -> None:
+    assert safe_model_name("claude-haiku-4-5")
+    assert safe_model_name("gpt-5.6-luna")
+    assert safe_model_name("anthropic/claude-3:beta@2024")
+    assert safe_model_name("m" * 256)
+    for bad in (
+        "",
+        "m" * 257,
+        "claude\u0000",
+        "a\r\nb",
+        "a\u007f",
+        "claude haiku",
+        "haïku",
+        "a\tb",
+    ):
+        assert not safe_model_name(bad), bad
+
+
+def test_errors_the_gateway_answers_alone_take_the_paths_envelope() -> None:
+    assert wire_for("/v1/chat/completions") is OPENAI_CHAT
+    assert wire_for("/v1/responses") is OPENAI_CHAT
+    assert wire_for("/v1/messages/count_tokens") is ANTHROPIC_MESSAGES
+    assert wire_for("/nope") is ANTHROPIC_MESSAGES
+    assert wire_for("/v1/embeddings", [(b"authorization", b"Bearer k")]) is OPENAI_CHAT
+    bearer_with_version = [(b"authorization", b"Bearer k"), (b"anthropic-version", b"1")]
+    assert wire_for("/v1/models", bearer_with_version) is ANTHROPIC_MESSAGES
