@@ -42,6 +42,7 @@ from gateway.rewrite.pipeline import RewriteContext, rewrite
 from gateway.rewrite.tool_json import ToolForms
 from gateway.settings import Settings
 from gateway.shadow import Shadows
+from gateway.state.bounded import LearnedState
 from gateway.state.lines import LineStats
 from gateway.state.registry import PrefixRegistry
 from gateway.state.stores import open_state
@@ -145,12 +146,17 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         await state.aclose()
 
     app = FastAPI(title="Tollgate", lifespan=lifespan, docs_url=None, redoc_url=None)
-    prefixes = PrefixRegistry(settings.rewrite.registry_max_entries)
+    learned = LearnedState(
+        settings.rewrite.learned_state_max_bytes,
+        settings.rewrite.learned_state_per_tenant_max_bytes,
+        meter.metrics.learned_state_bytes.set,
+    )
+    prefixes = PrefixRegistry(learned)
     context = RewriteContext(
         settings.rewrite,
         catalog,
-        ToolForms(settings.rewrite.tool_forms_max_entries),
-        LineStats(settings.rewrite.learn_volatile_after),
+        ToolForms(learned),
+        LineStats(settings.rewrite.learn_volatile_after, state=learned),
         prefixes,
         routing,
         lifecycle,
