@@ -7,17 +7,19 @@ from __future__ import annotations
 import gc
 import tracemalloc
 import uuid
+from pathlib import Path
 from typing import Any
 
 from gateway.cascade.lifecycle import Lifecycle
 from gateway.cascade.table import RoutingTable
 from gateway.catalog import ModelCatalog
+from gateway.cli import deprecation_warnings
 from gateway.rewrite.fingerprint import fingerprint
 from gateway.rewrite.pipeline import RewriteContext, rewrite
 from gateway.rewrite.request import LLMRequest
 from gateway.rewrite.tool_json import ToolForms
 from gateway.rewrite.volatile import volatile
-from gateway.settings import RewriteSettings, RoutingSettings
+from gateway.settings import RewriteSettings, RoutingSettings, load_settings
 from gateway.state.bounded import ENTRY_OVERHEAD_BYTES, LearnedState, LearnedTable
 from gateway.state.lines import LineStats
 from gateway.state.registry import PrefixRegistry
@@ -267,3 +269,16 @@ def test_a_call_is_remembered_in_a_constant_size_however_long_its_conversation()
     edited = [*more[:1000], {"role": "user", "content": "edited"}, *more[1001:]]
     assert registry.record(fp(edited), usage, 20, 20, 1024, owner).cause == "messages_changed"
     assert state.bytes < 8_000
+
+
+def test_the_entry_limits_of_before_still_load_and_are_reported_ignored(tmp_path: Any) -> None:
+    config = tmp_path / "gateway.yaml"
+    config.write_text("rewrite:\n  tool_forms_max_entries: 10000\n  registry_max_entries: 5\n")
+    settings = load_settings(config)
+    assert settings.rewrite.learned_state_max_bytes == 64 * MIB
+    assert [w.split(" ")[0] for w in deprecation_warnings(settings)] == [
+        "rewrite.tool_forms_max_entries",
+        "rewrite.registry_max_entries",
+    ]
+    shipped = Path(__file__).resolve().parents[2] / "config" / "gateway.yaml"
+    assert not deprecation_warnings(load_settings(shipped))
