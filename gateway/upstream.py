@@ -18,6 +18,7 @@ from gateway.wire.headers import RawHeaders
 Transport = Literal["aiohttp", "httpcore"]
 POOL_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200)
 MAX_CACHED_URLS = 1024
+MAX_CACHED_TARGET_CHARS = 512  # a path with a long query string is parsed, not kept
 
 
 class Upstream:
@@ -59,7 +60,7 @@ class Upstream:
         url = self._urls.get(key)
         if url is None:
             url = httpx.URL(self._origins[provider] + target)
-            if len(self._urls) < MAX_CACHED_URLS:
+            if len(self._urls) < MAX_CACHED_URLS and len(target) <= MAX_CACHED_TARGET_CHARS:
                 self._urls[key] = url
         return url
 

@@ -14,15 +14,17 @@ from gateway.cascade.lifecycle import Lifecycle
 from gateway.cascade.table import RoutingTable
 from gateway.catalog import ModelCatalog
 from gateway.cli import deprecation_warnings
+from gateway.metering.pricing import Pricing
 from gateway.rewrite.fingerprint import fingerprint
 from gateway.rewrite.pipeline import RewriteContext, rewrite
 from gateway.rewrite.request import LLMRequest
 from gateway.rewrite.tool_json import ToolForms
 from gateway.rewrite.volatile import volatile
-from gateway.settings import RewriteSettings, RoutingSettings, load_settings
+from gateway.settings import ProviderSettings, RewriteSettings, RoutingSettings, load_settings
 from gateway.state.bounded import ENTRY_OVERHEAD_BYTES, LearnedState, LearnedTable
 from gateway.state.lines import LineStats
 from gateway.state.registry import PrefixRegistry
+from gateway.upstream import Upstream
 from gateway.wire.usage import Usage
 
 CATALOG = ModelCatalog.load()
@@ -174,12 +176,12 @@ def retained(send: Any) -> int:
 
 
 def test_a_flood_of_distinct_system_prompts_keeps_at_most_a_tenants_share() -> None:
-    # 150 distinct 10 KB prompts (1.5 MB sent): counting their lines held ~20 MB before.
+    # 100 distinct 10 KB prompts (1 MB sent): counting their lines held ~12 MB before.
     state = LearnedState(8 * MIB, 1 * MIB)
     ctx = context(state)
 
     def send() -> None:
-        for _ in range(150):
+        for _ in range(100):
             rewrite(request(A, system=distinct_prompt()), ctx)
 
     held = retained(send)
@@ -282,3 +284,29 @@ def test_the_entry_limits_of_before_still_load_and_are_reported_ignored(tmp_path
     ]
     shipped = Path(__file__).resolve().parents[2] / "config" / "gateway.yaml"
     assert not deprecation_warnings(load_settings(shipped))
+
+
+# --------------------------------------------------------------------- other caches a client fills
+
+
+def test_prices_of_long_model_names_are_resolved_but_not_kept() -> None:
+    pricing = Pricing.load()
+    names = [f"{i}-" + "m" * 1_000_000 for i in range(20)]  # 20 MB of names
+
+    def ask() -> None:
+        for name in names:
+            assert pricing.price("anthropic", name) is None
+
+    assert retained(ask) < MIB  # each name was kept as a cache key: 20 MB
+
+
+def test_upstream_urls_with_long_query_strings_are_parsed_but_not_kept() -> None:
+    upstream = Upstream({"anthropic": ProviderSettings(base_url="http://127.0.0.1:9")}, "httpcore")
+    # Each under httpx's URL limit (64 KiB), as the server's header limit keeps them.
+    targets = [f"/v1/messages?q={i}" + "a" * 60_000 for i in range(100)]  # 6 MB of targets
+
+    def send() -> None:
+        for target in targets:
+            assert str(upstream._url("anthropic", target)).endswith(target[-10:])
+
+    assert retained(send) < MIB  # each URL was kept: 6 MB
