@@ -128,7 +128,12 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     provider_keys = {name: provider.api_key for name, provider in providers.items()}
     gate = Gate(state.ledger, settings.state, provider_keys, meter.metrics)
     policy = RetryPolicy(settings.routing.retries)
-    shadows = Shadows(upstream, meter, settings.routing.shadow_log)
+    shadows = Shadows(
+        upstream,
+        meter,
+        settings.routing.shadow_log,
+        max_pending_bytes=settings.routing.shadow_max_pending_bytes,
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

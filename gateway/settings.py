@@ -222,6 +222,9 @@ class RoutingSettings(Section):
     retries: RetrySettings = RetrySettings()
     # Shadow pairs (primary and candidate outputs, usage, cost), one JSON line each.
     shadow_log: str = "shadow.jsonl"
+    # Request bodies held by shadow calls in flight: past this, a sampled call gets no
+    # shadow (gateway_shadow_calls_total{status="skipped"}).
+    shadow_max_pending_bytes: int = Field(default=16 * 1024 * 1024, ge=0)
 
     @model_validator(mode="after")
     def _known_names(self) -> RoutingSettings:
