@@ -47,7 +47,9 @@ def volatile_openai(request: LLMRequest, policy: VolatilePolicy, lines: LineStat
     flat = [line for source in split for line in source]
     dated = {i for i, line in enumerate(flat) if is_volatile(line)}
     family = _family(body, [line for i, line in enumerate(flat) if i not in dated])
-    personal = lines.observe(request.tenant, family, flat) - dated
+    volatile_lines, lesson = lines.observe(request.tenant, family, flat)
+    personal = volatile_lines - dated
+    request = request.learning(lesson)
     if "previous_response_id" in body:
         personal = set()
     findings = []

@@ -72,7 +72,9 @@ def volatile(request: LLMRequest, policy: VolatilePolicy, lines: LineStats) -> L
     flat = [line for text in texts for line in text]
     dated = {i for i, line in enumerate(flat) if is_volatile(line)}
     family = _family(request, [line for i, line in enumerate(flat) if i not in dated])
-    personal = lines.observe(request.tenant, family, flat) - dated
+    volatile_lines, lesson = lines.observe(request.tenant, family, flat)
+    personal = volatile_lines - dated
+    request = request.learning(lesson)
     findings = []
     if dated:
         findings.append(Finding("timestamp_in_prefix", f"{len(dated)} line(s) in system"))

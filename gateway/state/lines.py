@@ -11,6 +11,7 @@ requests count only in its own families, so no caller can make another's lines v
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway.state.bounded import BoundedDict, LearnedState, LearnedTable
@@ -44,23 +45,30 @@ class LineStats:
         state = LearnedState.default() if state is None else state
         self._families: LearnedTable[bytes, FamilyLines] = LearnedTable(state, "lines")
 
-    def observe(self, tenant: bytes, family: bytes, lines: list[str]) -> set[int]:
-        """Counts this request's lines; returns the indexes of those learned to be volatile."""
-        stats = self._families.get(tenant, family)
-        if stats is None:
-            stats = FamilyLines()
-        stats.requests += 1
+    def observe(
+        self, tenant: bytes, family: bytes, lines: list[str]
+    ) -> tuple[set[int], Callable[[], None]]:
+        """The indexes of this request's lines learned to be volatile, judged with this
+        request counted; and the lesson that counts it, once the provider has accepted it."""
+        stats = self._families.get(tenant, family) or FamilyLines()
         keys = [hashlib.blake2b(line.encode(), digest_size=8).digest() for line in lines]
-        counted = len(stats.counts)
-        for key in set(keys):
-            stats.counts[key] = (stats.counts.get(key) or 0) + 1
-        if stats.requests == 1 or len(stats.counts) != counted:
-            self._families.put(tenant, family, stats, stats.size)
-        if stats.requests < self.min_requests:
-            return set()
-        floor = self.stable_share * stats.requests
+        distinct = set(keys)
+
+        def learn() -> None:
+            counted = self._families.get(tenant, family) or FamilyLines()
+            before = len(counted.counts)
+            counted.requests += 1
+            for key in distinct:
+                counted.counts[key] = (counted.counts.get(key) or 0) + 1
+            if counted.requests == 1 or len(counted.counts) != before:
+                self._families.put(tenant, family, counted, counted.size)
+
+        requests = stats.requests + 1
+        if requests < self.min_requests:
+            return set(), learn
+        floor = self.stable_share * requests
         return {
             i
             for i, (line, key) in enumerate(zip(lines, keys, strict=True))
-            if line.strip() and (stats.counts.get(key) or 0) < floor
-        }
+            if line.strip() and (stats.counts.get(key) or 0) + 1 < floor
+        }, learn

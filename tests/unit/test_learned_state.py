@@ -149,6 +149,19 @@ def request(tenant: bytes, **fields: Any) -> LLMRequest:
     return LLMRequest("anthropic", {**body, **fields}, tenant=tenant)
 
 
+def accepted(sent: LLMRequest, ctx: RewriteContext) -> LLMRequest:
+    """Rewritten, and what it taught kept, as relay.py does once the provider accepts it."""
+    out = rewrite(sent, ctx)
+    out.learn()
+    return out
+
+
+def accepted_volatile(sent: LLMRequest, policy: Any, lines: LineStats) -> LLMRequest:
+    out = volatile(sent, policy, lines)
+    out.learn()
+    return out
+
+
 def distinct_prompt() -> str:
     tag = uuid.uuid4().hex[:6]  # 950 short lines, each unique: the most lines per byte
     return "\n".join(f"{i:03d} {tag}xx" for i in range(950))
@@ -182,7 +195,7 @@ def test_a_flood_of_distinct_system_prompts_keeps_at_most_a_tenants_share() -> N
 
     def send() -> None:
         for _ in range(100):
-            rewrite(request(A, system=distinct_prompt()), ctx)
+            accepted(request(A, system=distinct_prompt()), ctx)
 
     held = retained(send)
     assert state.tenant_bytes(A) <= 1 * MIB
@@ -196,7 +209,7 @@ def test_a_flood_of_unique_large_tools_keeps_at_most_a_tenants_share() -> None:
 
     def send() -> None:
         for _ in range(60):
-            rewrite(request(A, tools=[unique_tool(200_000)]), ctx)
+            accepted(request(A, tools=[unique_tool(200_000)]), ctx)
 
     held = retained(send)
     assert state.tenant_bytes(A) <= 1 * MIB
@@ -208,11 +221,11 @@ def test_another_tenants_flood_leaves_a_tenants_tool_forms_in_place() -> None:
     ctx = context(state)
     search = {"name": "search", "description": "Search", "input_schema": {"type": "object"}}
     fetch = {"name": "fetch", "input_schema": {"type": "object", "properties": {}}}
-    rewrite(request(B, tools=[search, fetch]), ctx)
+    accepted(request(B, tools=[search, fetch]), ctx)
     for _ in range(100):  # 10 MB: more than all the learned state may hold
-        rewrite(request(A, tools=[unique_tool(100_000)]), ctx)
+        accepted(request(A, tools=[unique_tool(100_000)]), ctx)
     shuffled = [{**dict(reversed(fetch.items()))}, {**dict(reversed(search.items()))}]
-    again = rewrite(request(B, tools=shuffled), ctx)
+    again = accepted(request(B, tools=shuffled), ctx)
     assert [list(tool) for tool in again.body["tools"]] == [list(search), list(fetch)]
     assert state.bytes <= state.max_bytes
 
@@ -220,9 +233,9 @@ def test_another_tenants_flood_leaves_a_tenants_tool_forms_in_place() -> None:
 def test_one_tenants_tool_form_is_never_imposed_on_another() -> None:
     ctx = context(LearnedState.default())
     first = {"name": "lookup", "input_schema": {"type": "object"}, "description": "Find"}
-    rewrite(request(A, tools=[first]), ctx)
+    accepted(request(A, tools=[first]), ctx)
     own = {"description": "Find", "name": "lookup", "input_schema": {"type": "object"}}
-    sent = rewrite(request(B, tools=[own]), ctx)
+    sent = accepted(request(B, tools=[own]), ctx)
     assert list(sent.body["tools"][0]) == list(own)  # B's first-seen form is its own
     assert "tool_json" not in [r.rule for r in sent.rewrites]
 
@@ -231,10 +244,10 @@ def test_one_tenants_requests_never_make_anothers_lines_volatile() -> None:
     lines = LineStats(min_requests=5)
     system = "You are Acme's agent.\nRefunds within 30 days only.\nBe brief."
     for _ in range(5):
-        volatile(request(B, system=system), "move", lines)
+        accepted_volatile(request(B, system=system), "move", lines)
     for i in range(20):  # the same family (first line, no tools), other lines
-        volatile(request(A, system=f"You are Acme's agent.\nnoise {i}"), "move", lines)
-    after = volatile(request(B, system=system), "move", lines)
+        accepted_volatile(request(A, system=f"You are Acme's agent.\nnoise {i}"), "move", lines)
+    after = accepted_volatile(request(B, system=system), "move", lines)
     assert not after.changed
     assert not after.findings
 
