@@ -12,7 +12,11 @@ official anthropic SDK, one credential sends two floods, one request after anoth
 
 1. `--prompts` requests, each with a distinct system prompt of 10 KB (950 lines, each
    unique): every request is a new prompt family with lines to count;
-2. `--tools` requests, each with a unique tool of `--tool-mb` MB (its description).
+2. `--tools` requests, each with a unique tool of `--tool-mb` MB (its description), on a
+   model with a 1M-token context: the emulator accepts them, so the gateway learns each
+   tool's first-seen form;
+3. the same on a 200k-token model: the emulator refuses each (400, prompt too long), as a
+   provider refuses calls with an unknown key: the gateway learns nothing from them.
 
 The gateway's RSS (/proc/<pid>/statm) is read after a warm-up, after each flood, and the
 bytes of learned state it accounts (`gateway_learned_state_bytes`, where /metrics has it).
@@ -46,6 +50,7 @@ from overhead import (
 )
 
 MODEL = "claude-haiku-4-5"
+LARGE_CONTEXT_MODEL = "claude-sonnet-5-5"  # 1M input tokens: a 1 MB tool fits
 PROMPT_LINES = 950
 LINE_CHARS = 10  # 950 lines of 10 characters and a newline: about 10 KB
 
@@ -106,10 +111,10 @@ def learned_bytes(gateway: Server) -> float | None:
 
 
 def send(client: anthropic.Anthropic, statuses: Counter[int], **fields: Any) -> None:
-    """One call; an error status (a 1 MB tool is past the model's context: 400) is counted, as
-    the gateway has learned from the request before the provider refused it."""
+    """One call; an error status (a 1 MB tool is past a 200k model's context: 400) is
+    counted, not raised."""
     try:
-        client.messages.create(model=MODEL, max_tokens=16, **fields)
+        client.messages.create(**{"model": MODEL, "max_tokens": 16, **fields})
         statuses[200] += 1
     except anthropic.APIStatusError as error:
         statuses[error.status_code] += 1
@@ -147,12 +152,19 @@ def main() -> int:
             for _ in range(args.prompts):
                 send(client, statuses, system=prompt(), messages=messages)
             after_prompts = report(gateway, f"after {args.prompts} prompts", before)
-            log(f"flood 2: {args.tools} unique tools of {args.tool_mb} MB")
+            log(f"flood 2: {args.tools} unique tools of {args.tool_mb} MB, accepted")
+            for _ in range(args.tools):
+                tools = [tool(args.tool_mb)]
+                send(client, statuses, model=LARGE_CONTEXT_MODEL, messages=messages, tools=tools)
+            after_tools = report(gateway, f"after {args.tools} tools", after_prompts)
+            log(f"flood 3: {args.tools} unique tools of {args.tool_mb} MB, refused")
             for _ in range(args.tools):
                 send(client, statuses, messages=messages, tools=[tool(args.tool_mb)])
-            after_tools = report(gateway, f"after {args.tools} tools", after_prompts)
+            after_refused = report(gateway, f"after {args.tools} refused", after_tools)
             print(f"statuses: {dict(sorted(statuses.items()))}")
-            grew = max(after_prompts - before, after_tools - after_prompts)
+            grew = max(
+                after_prompts - before, after_tools - after_prompts, after_refused - after_tools
+            )
             verdict = "ok" if grew <= args.limit_mb else "FAIL"
             print(
                 f"largest growth of a flood: {grew:.1f} MB (limit {args.limit_mb:.0f}): {verdict}"
