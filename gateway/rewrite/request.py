@@ -65,8 +65,8 @@ class LLMRequest:
     def with_body(self, body: dict[str, Any], *rewrites: Rewrite) -> LLMRequest:
         return replace(self, body=body, rewrites=self.rewrites + rewrites, changed=True)
 
-    def noting(self, *findings: Finding) -> LLMRequest:
-        return replace(self, findings=self.findings + findings)
+    def noting(self, *findings: Finding, lessons: tuple[Lesson, ...] = ()) -> LLMRequest:
+        return replace(self, findings=self.findings + findings, lessons=self.lessons + lessons)
 
     def learning(self, *lessons: Lesson | None) -> LLMRequest:
         kept = tuple(lesson for lesson in lessons if lesson is not None)

@@ -66,9 +66,9 @@ class LineStats:
         requests = stats.requests + 1
         if requests < self.min_requests:
             return set(), learn
-        floor = self.stable_share * requests
+        floor = self.stable_share * requests - 1  # this request counted: one more each
         return {
             i
             for i, (line, key) in enumerate(zip(lines, keys, strict=True))
-            if line.strip() and (stats.counts.get(key) or 0) + 1 < floor
+            if line.strip() and (stats.counts.get(key) or 0) < floor
         }, learn
