@@ -18,6 +18,9 @@ official anthropic SDK, one credential sends two floods, one request after anoth
 3. the same on a 200k-token model: the emulator refuses each (400, prompt too long), as a
    provider refuses calls with an unknown key: the gateway learns nothing from them.
 
+With `--require-gateway-key`, the gateway requires gateway keys and the floods send none:
+every call is refused with 401 (the case reported in issue 13.5).
+
 The gateway's RSS (/proc/<pid>/statm) is read after a warm-up, after each flood, and the
 bytes of learned state it accounts (`gateway_learned_state_bytes`, where /metrics has it).
 Not a timed test: it prints numbers, and exits 1 if a flood grew RSS past --limit-mb.
@@ -55,7 +58,7 @@ PROMPT_LINES = 950
 LINE_CHARS = 10  # 950 lines of 10 characters and a newline: about 10 KB
 
 
-def start(logs: Path) -> tuple[Server, Server]:
+def start(logs: Path, require_gateway_key: bool) -> tuple[Server, Server]:
     emulator_port = free_port()
     command = [sys.executable, "-m", "gateway", "emulate", "--port", str(emulator_port)]
     emulator = spawn(
@@ -69,6 +72,9 @@ def start(logs: Path) -> tuple[Server, Server]:
         "GATEWAY_PROVIDERS__ANTHROPIC__BASE_URL": f"http://{HOST}:{emulator_port}",
         "GATEWAY_METERING__CALL_LOG": "off",
     }
+    if require_gateway_key:  # no key is created: every call is refused with 401
+        env["GATEWAY_STATE__REQUIRE_GATEWAY_KEY"] = "true"
+        env["GATEWAY_STATE__KEYS_FILE"] = str(logs / "keys.json")
     command = pinned(GATEWAY_CORE, [sys.executable, "-m", "gateway", "serve"])
     return emulator, spawn("gateway", command, env, port, logs)
 
@@ -135,9 +141,14 @@ def main() -> int:
     parser.add_argument("--tools", type=int, default=150)
     parser.add_argument("--tool-mb", type=float, default=1.0)
     parser.add_argument("--limit-mb", type=float, default=50.0)
+    parser.add_argument(
+        "--require-gateway-key",
+        action="store_true",
+        help="the gateway requires gateway keys and the floods send none: all answered 401",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as logs:
-        emulator, gateway = start(Path(logs))
+        emulator, gateway = start(Path(logs), args.require_gateway_key)
         try:
             wait_ready(emulator, "/emulator/state")
             wait_ready(gateway, "/healthz")
@@ -152,15 +163,15 @@ def main() -> int:
             for _ in range(args.prompts):
                 send(client, statuses, system=prompt(), messages=messages)
             after_prompts = report(gateway, f"after {args.prompts} prompts", before)
-            log(f"flood 2: {args.tools} unique tools of {args.tool_mb} MB, accepted")
+            log(f"flood 2: {args.tools} unique tools of {args.tool_mb} MB on a 1M-token model")
             for _ in range(args.tools):
                 tools = [tool(args.tool_mb)]
                 send(client, statuses, model=LARGE_CONTEXT_MODEL, messages=messages, tools=tools)
             after_tools = report(gateway, f"after {args.tools} tools", after_prompts)
-            log(f"flood 3: {args.tools} unique tools of {args.tool_mb} MB, refused")
+            log(f"flood 3: {args.tools} unique tools of {args.tool_mb} MB on a 200k-token model")
             for _ in range(args.tools):
                 send(client, statuses, messages=messages, tools=[tool(args.tool_mb)])
-            after_refused = report(gateway, f"after {args.tools} refused", after_tools)
+            after_refused = report(gateway, f"after {args.tools} more tools", after_tools)
             print(f"statuses: {dict(sorted(statuses.items()))}")
             grew = max(
                 after_prompts - before, after_tools - after_prompts, after_refused - after_tools
