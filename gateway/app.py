@@ -53,6 +53,7 @@ from gateway.rewrite.pipeline import RewriteContext, rewrite
 from gateway.rewrite.tool_json import ToolForms
 from gateway.settings import Settings
 from gateway.shadow import Shadows
+from gateway.state.bounded import LearnedState
 from gateway.state.lines import LineStats
 from gateway.state.registry import PrefixRegistry
 from gateway.state.stores import open_state
@@ -177,7 +178,12 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     provider_keys = {name: provider.api_key for name, provider in providers.items()}
     gate = Gate(state.ledger, settings.state, provider_keys, meter.metrics)
     policy = RetryPolicy(settings.routing.retries)
-    shadows = Shadows(upstream, meter, settings.routing.shadow_log)
+    shadows = Shadows(
+        upstream,
+        meter,
+        settings.routing.shadow_log,
+        max_pending_bytes=settings.routing.shadow_max_pending_bytes,
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -199,12 +205,17 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     app.add_exception_handler(StarletteHTTPException, _framework_error)
     app.add_exception_handler(RequestValidationError, _framework_error)
     app.add_exception_handler(Exception, _framework_error)
-    prefixes = PrefixRegistry(settings.rewrite.registry_max_entries)
+    learned = LearnedState(
+        settings.rewrite.learned_state_max_bytes,
+        settings.rewrite.learned_state_per_tenant_max_bytes,
+        meter.metrics.learned_state_bytes.set,
+    )
+    prefixes = PrefixRegistry(learned)
     context = RewriteContext(
         settings.rewrite,
         catalog,
-        ToolForms(settings.rewrite.tool_forms_max_entries),
-        LineStats(settings.rewrite.learn_volatile_after),
+        ToolForms(learned),
+        LineStats(settings.rewrite.learn_volatile_after, state=learned),
         prefixes,
         routing,
         lifecycle,

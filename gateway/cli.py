@@ -168,10 +168,26 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
 def _check(args: argparse.Namespace, settings: Settings) -> int:
     path = config_path(args.config)
-    for warning in retirement_warnings(settings, dt.datetime.now(dt.UTC).date()):
+    today = dt.datetime.now(dt.UTC).date()
+    for warning in [*retirement_warnings(settings, today), *deprecation_warnings(settings)]:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"configuration OK ({path or 'embedded defaults'})")
     return 0
+
+
+DEPRECATED_REWRITE = {
+    "tool_forms_max_entries": "learned_state_max_bytes",
+    "registry_max_entries": "learned_state_max_bytes",
+}
+
+
+def deprecation_warnings(settings: Settings) -> list[str]:
+    """Settings still accepted but ignored, and what replaced them."""
+    return [
+        f"rewrite.{name} is deprecated and ignored: rewrite.{instead} bounds it in bytes"
+        for name, instead in DEPRECATED_REWRITE.items()
+        if name in settings.rewrite.model_fields_set
+    ]
 
 
 def retirement_warnings(settings: Settings, today: dt.date) -> list[str]:

@@ -45,7 +45,7 @@ from gateway.formats import ChunkFilter, TextCollector, WireFormat, error_respon
 from gateway.intake import Intake
 from gateway.metering.calls import CallRecord, Meter
 from gateway.rewrite.fingerprint import Fingerprint
-from gateway.rewrite.request import LLMRequest
+from gateway.rewrite.request import Lesson, LLMRequest
 from gateway.shadow import Answer, ShadowCall, Shadows
 from gateway.state.registry import PrefixRegistry, Seen
 from gateway.state.shared_prefixes import SharedPrefixes
@@ -83,6 +83,8 @@ class Prepared:
     plan: StepPlan | None = None
     # The gateway asked the stream for its usage: what that added is taken out again.
     filtered: bool = False
+    # What the rewrite stages learned from the request: kept once the provider accepts it.
+    lessons: tuple[Lesson, ...] = ()
 
     def candidates(self, provider: str) -> list[Candidate]:
         """The model the call goes to, then the step's fallbacks, each with its body."""
@@ -246,6 +248,7 @@ class Relay:
             request.tier,
             self.routing.plan(step) if self.routing is not None else None,
             filtered,
+            request.lessons,
         )
 
     def _ask_usage(self, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
@@ -322,6 +325,9 @@ class Relay:
                 self.coalescer.release(prefix, lead)
         answered = time.time()
         response = begun.response
+        if response.is_success:  # the provider accepted the call: its lessons are kept
+            for lesson in call.lessons:
+                lesson()
         own = [
             (b"x-gateway-request-id", request_id.encode()),
             (b"x-gateway-model", begun.model.encode()),

@@ -76,7 +76,14 @@ class RewriteSettings(Section):
     # observed reuse gaps (median of the last 16) fall between 5 minutes and an hour;
     # 5m otherwise, and until 3 gaps have been seen.
     cache_ttl: Literal["auto", "5m", "1h"] = "auto"
-    tool_forms_max_entries: int = Field(default=10_000, ge=1)
+    # What the gateway learns from requests (tool forms, per-user lines, the prefix registry)
+    # is bounded in bytes: in all, and per tenant (a credential: a gateway key, or the
+    # provider key a client sends). A tenant past its share forgets its own oldest entries,
+    # never those of a tenant within its share (docs/limits.md, "Learned state").
+    learned_state_max_bytes: int = Field(default=64 * 1024 * 1024, ge=64 * 1024)
+    learned_state_per_tenant_max_bytes: int = Field(default=16 * 1024 * 1024, ge=16 * 1024)
+    # Deprecated, ignored: learned state is bounded by the byte limits above.
+    tool_forms_max_entries: int | None = Field(default=None, ge=1, deprecated=True)
     # Steps whose concurrent calls on a prefix not yet cached wait for the first one's
     # response to begin, so they read the cache instead of all writing it ("*": every step).
     coalesce_steps: tuple[str, ...] = ()
@@ -84,8 +91,8 @@ class RewriteSettings(Section):
     # Ask Anthropic for its own cache-miss diagnosis (`diagnostics.previous_message_id`,
     # GA since 2026-09-23): off by default, as a provider or proxy without it rejects the field.
     provider_diagnostics: bool = False
-    # Conversations and prompt families remembered to explain cache misses.
-    registry_max_entries: int = Field(default=100_000, ge=1)
+    # Deprecated, ignored: the prefix registry is learned state (learned_state_max_bytes).
+    registry_max_entries: int | None = Field(default=None, ge=1, deprecated=True)
     # OpenAI: a prompt_cache_key derived from the prompt family when the client sent none.
     prompt_cache_key: bool = True
     # OpenAI cache lifetime per step ("*": every step), where the client set none:
@@ -244,6 +251,9 @@ class RoutingSettings(Section):
     retries: RetrySettings = RetrySettings()
     # Shadow pairs (primary and candidate outputs, usage, cost), one JSON line each.
     shadow_log: str = "shadow.jsonl"
+    # Request bodies held by shadow calls in flight: past this, a sampled call gets no
+    # shadow (gateway_shadow_calls_total{status="skipped"}).
+    shadow_max_pending_bytes: int = Field(default=16 * 1024 * 1024, ge=0)
 
     @model_validator(mode="after")
     def _known_names(self) -> RoutingSettings:

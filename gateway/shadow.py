@@ -31,6 +31,8 @@ from gateway.wire.usage import Usage
 LOG = logging.getLogger("gateway.shadow")
 # The primary may still be streaming when its shadow is done: a long answer takes minutes.
 PRIMARY_WAIT_S = 900.0
+# What a shadow in flight holds beside its body: its task, future and answer's record.
+SHADOW_OVERHEAD_BYTES = 8 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +63,13 @@ class ShadowCall:
 
 class Shadows:
     def __init__(
-        self, upstream: Upstream, meter: Meter, log_path: str, rng: random.Random | None = None
+        self,
+        upstream: Upstream,
+        meter: Meter,
+        log_path: str,
+        rng: random.Random | None = None,
+        *,
+        max_pending_bytes: int = 16 * 1024 * 1024,
     ) -> None:
         self.upstream = upstream
         self.meter = meter
@@ -69,6 +77,10 @@ class Shadows:
         self._random = rng or random.Random()
         self._out: IO[bytes] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        # Shadows in flight hold their bodies: past this many bytes, a sampled call gets
+        # none (counted as gateway_shadow_calls_total{status="skipped"}).
+        self.max_pending_bytes = max_pending_bytes
+        self.pending_bytes = 0
 
     def start(
         self,
@@ -82,16 +94,25 @@ class Shadows:
         shadow = plan.shadow
         if shadow is None or self._random.random() >= shadow.sample:
             return None
-        call = ShadowCall()
         # Not a stream: stream_options (OpenAI) would be rejected without one.
         fields = {k: v for k, v in payload.items() if k != "stream_options"}
         body = orjson.dumps({**fields, "model": shadow.model, "stream": False})
+        held = len(body) + SHADOW_OVERHEAD_BYTES
+        if self.pending_bytes + held > self.max_pending_bytes:
+            self.meter.on_shadow(route.provider, shadow.model, plan.name, "skipped", None)
+            return None
+        call = ShadowCall()
         task = asyncio.create_task(
             self._run(call, route, body, shadow.model, plan, request_id, wire)
         )
+        self.pending_bytes += held
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda _: self._release(held))
         return call
+
+    def _release(self, held: int) -> None:
+        self.pending_bytes -= held
 
     async def _run(
         self,
@@ -106,6 +127,7 @@ class Shadows:
         began = time.perf_counter()
         started_at = time.time()
         answer = await self._ask(route, body, model, plan, wire)
+        del body  # not held while the primary may stream on for minutes
         try:
             primary = await asyncio.wait_for(call.primary(), timeout=PRIMARY_WAIT_S)
         except TimeoutError:

@@ -40,6 +40,7 @@ MAX_CACHED_URLS = 1024
 # too, so that both transports refuse the same answers.
 MAX_RESPONSE_HEADERS = 128
 CHUNK_BYTES = 16 * 1024
+MAX_CACHED_TARGET_CHARS = 512  # a path with a long query string is parsed, not kept
 
 
 class Upstream:
@@ -132,7 +133,7 @@ class Upstream:
         url = self._urls.get(key)
         if url is None:
             url = httpx.URL(self._origins[provider] + target)
-            if len(self._urls) < MAX_CACHED_URLS:
+            if len(self._urls) < MAX_CACHED_URLS and len(target) <= MAX_CACHED_TARGET_CHARS:
                 self._urls[key] = url
         return url
 

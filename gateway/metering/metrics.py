@@ -159,6 +159,14 @@ class Metrics:
             CALL_LABELS,
             registry=registry,
         )
+        self.learned_state_bytes = Gauge(
+            "gateway_learned_state_bytes",
+            "Bytes (estimated) of what the gateway has learned from requests and keeps in"
+            " memory: tool forms, per-user lines, the prefix registry. Bounded by"
+            " rewrite.learned_state_max_bytes per process.",
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
         self.state_errors = Counter(
             "gateway_state_errors",
             "State store (Redis) operations that failed, timed out or were skipped while it"

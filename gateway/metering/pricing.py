@@ -35,8 +35,10 @@ PER_MTOK = 1e-6
 CACHE_READ_OF_INPUT = 0.1
 CACHE_WRITE_5M_OF_INPUT = 1.25
 CACHE_WRITE_1H_OF_INPUT = 2.0
-# Model names come from clients: resolved prices are kept for this many names at most.
+# Model names come from clients: resolved prices are kept for this many names at most,
+# and only for names of a model id's length (a client's 1 MB name is resolved, not kept).
 MAX_CACHED = 4096
+MAX_CACHED_NAME_CHARS = 256
 SECONDS_PER_DAY = 86_400
 
 log = logging.getLogger(__name__)
@@ -169,9 +171,12 @@ class Pricing:
         try:
             return self._prices[key]
         except KeyError:
-            price = self._prices[key] = self._resolve(provider, model, batch, context)
+            price = self._resolve(provider, model, batch, context)
+            if len(model) <= MAX_CACHED_NAME_CHARS:
+                self._prices[key] = price
             if price is None and not batch and not context:
-                log.warning("no price for %s model %r: metered at cost 0", provider, model)
+                name = model[:MAX_CACHED_NAME_CHARS]
+                log.warning("no price for %s model %r: metered at cost 0", provider, name)
             return price
 
     def _resolve(

@@ -32,6 +32,7 @@ class Fingerprint:
     # differ only in their newest block (a fan-out's question) have in common.
     shared: bytes
     prompt_tokens: int  # estimated, for the minimum-length check
+    tenant: bytes = b""  # who called (a credential's digest): whose learned state it is
 
 
 def _unmarked(blocks: Any) -> bytes:
@@ -115,4 +116,5 @@ def fingerprint(
         messages=tuple(messages),
         shared=marks[-2] if len(marks) > 1 else marks[-1],
         prompt_tokens=int(size / chars_per_token),
+        tenant=tenant,
     )

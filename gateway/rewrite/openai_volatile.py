@@ -47,7 +47,8 @@ def volatile_openai(request: LLMRequest, policy: VolatilePolicy, lines: LineStat
     flat = [line for source in split for line in source]
     dated = {i for i, line in enumerate(flat) if is_volatile(line)}
     family = _family(body, [line for i, line in enumerate(flat) if i not in dated])
-    personal = lines.observe(family, flat) - dated
+    volatile_lines, lesson = lines.observe(request.tenant, family, flat)
+    personal = volatile_lines - dated
     if "previous_response_id" in body:
         personal = set()
     findings = []
@@ -56,10 +57,10 @@ def volatile_openai(request: LLMRequest, policy: VolatilePolicy, lines: LineStat
     if personal:
         findings.append(Finding("user_content_in_prefix", f"{len(personal)} line(s) in system"))
     if not findings or policy == "report_only":
-        return request.noting(*findings)
+        return request.noting(*findings, lessons=(lesson,))
     if policy == "truncate_to_day":
-        return _truncate(request, lead).noting(*findings)
-    return _move(request, split, lead, dated, personal).noting(*findings)
+        return _truncate(request, lead).noting(*findings, lessons=(lesson,))
+    return _move(request, split, lead, dated, personal).noting(*findings, lessons=(lesson,))
 
 
 def _family(body: dict[str, Any], stable_lines: list[str]) -> bytes:

@@ -80,15 +80,16 @@ def _model_facts(request: LLMRequest, context: RewriteContext) -> tuple[int, flo
 
 def _breakpoints(request: LLMRequest, context: RewriteContext) -> LLMRequest:
     min_tokens, chars_per_token = _model_facts(request, context)
-    tail = context.registry.tail_pays(request.step, str(request.body.get("model")))
+    model = str(request.body.get("model"))
+    tail = context.registry.tail_pays(request.tenant, request.step, model)
     reread = None
     if not tail:
         conversation = conversation_of(request.body, request.tenant)
-        reread = context.registry.previous_prompt(conversation, str(request.body.get("model")))
+        reread = context.registry.previous_prompt(request.tenant, conversation, model)
     setting = context.settings.cache_ttl
     if setting == "auto":
         family = family_of(request.body, request.stable_system_blocks, request.tenant)
-        stable_ttl, tail_ttl = context.registry.ttls(family)
+        stable_ttl, tail_ttl = context.registry.ttls(request.tenant, family)
     else:
         stable_ttl = tail_ttl = setting
     return plan_breakpoints(

@@ -6,6 +6,7 @@ shares every part it did not touch (copy on write), so unchanged requests cost n
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -26,6 +27,10 @@ class Finding:
 
     code: str
     detail: str = ""
+
+
+# Something a stage learned from a request, to keep once the provider has accepted the call.
+Lesson = Callable[[], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,9 +56,23 @@ class LLMRequest:
     # Set by the last stage, for the prefix registry after the call.
     fingerprint: Fingerprint | None = None
     min_cacheable_tokens: int = 0
+    # What the stages learned from this request (a tool's first-seen form, its lines'
+    # counts): kept only once the provider has accepted the call (relay.py), so a caller
+    # whose calls are refused — an unknown credential, a body the provider rejects —
+    # teaches the gateway nothing.
+    lessons: tuple[Lesson, ...] = ()
 
     def with_body(self, body: dict[str, Any], *rewrites: Rewrite) -> LLMRequest:
         return replace(self, body=body, rewrites=self.rewrites + rewrites, changed=True)
 
-    def noting(self, *findings: Finding) -> LLMRequest:
-        return replace(self, findings=self.findings + findings)
+    def noting(self, *findings: Finding, lessons: tuple[Lesson, ...] = ()) -> LLMRequest:
+        return replace(self, findings=self.findings + findings, lessons=self.lessons + lessons)
+
+    def learning(self, *lessons: Lesson | None) -> LLMRequest:
+        kept = tuple(lesson for lesson in lessons if lesson is not None)
+        return replace(self, lessons=self.lessons + kept) if kept else self
+
+    def learn(self) -> None:
+        """Keeps what the stages learned: for a call the provider accepted."""
+        for lesson in self.lessons:
+            lesson()

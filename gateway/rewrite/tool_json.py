@@ -13,10 +13,14 @@ from typing import Any
 
 import orjson
 
-from gateway.rewrite.request import Finding, LLMRequest, Rewrite
-from gateway.state.bounded import BoundedDict
+from gateway.rewrite.request import Finding, Lesson, LLMRequest, Rewrite
+from gateway.state.bounded import LearnedState, LearnedTable
 
 RULE = "tool_json"
+# Beyond a form's own length: its identity and the bytes object (tracemalloc, rounded up).
+FORM_BYTES = 100
+# A tool set's order: an identity in a frozenset and in a tuple (tracemalloc, rounded up).
+ORDER_BYTES_PER_TOOL = 160
 
 
 def _identity(value: Any) -> bytes:
@@ -26,30 +30,66 @@ def _identity(value: Any) -> bytes:
 
 
 class ToolForms:
-    """First-seen forms of tools and of tool sets; bounded, so it never grows without limit."""
+    """First-seen forms of tools and of tool sets, per tenant (a caller's first form is
+    never imposed on another's tools) and bounded in bytes with the rest of the learned
+    state (state/bounded.py): a form is kept whole, as it is sent again in its place."""
 
-    def __init__(self, max_entries: int = 10_000) -> None:
-        self.tools: BoundedDict[bytes, bytes] = BoundedDict(max_entries)
-        self.orders: BoundedDict[frozenset[bytes], tuple[bytes, ...]] = BoundedDict(max_entries)
+    def __init__(self, state: LearnedState | None = None) -> None:
+        state = LearnedState.default() if state is None else state
+        self.tools: LearnedTable[bytes, bytes] = LearnedTable(state, "tool_form")
+        self.orders: LearnedTable[frozenset[bytes], tuple[bytes, ...]] = LearnedTable(
+            state, "tool_order"
+        )
 
-    def canonical(self, tools: list[Any]) -> list[Any]:
-        """The tools in their first-seen form and order (the same list if already so)."""
+    def canonical(self, tenant: bytes, tools: list[Any]) -> tuple[list[Any], Lesson | None]:
+        """The tools in their first-seen form and order (the same list if already so), and
+        what to remember of them once the provider has accepted the call (None: nothing new)."""
         sent = [orjson.dumps(tool) for tool in tools]
         identities = [_identity(tool) for tool in tools]
-        forms = [self.tools.setdefault(i, b) for i, b in zip(identities, sent, strict=True)]
-        order = self.orders.setdefault(frozenset(identities), tuple(identities))
+        known = [self.tools.get(tenant, identity) for identity in identities]
+        forms = [form or fresh for form, fresh in zip(known, sent, strict=True)]
+        new = [(i, b) for i, b, form in zip(identities, sent, known, strict=True) if form is None]
+        order, new_order = tuple(identities), None
+        if len(identities) > 1:  # one tool has one order: nothing to remember
+            key = frozenset(identities)
+            first = self.orders.get(tenant, key)
+            if first is None:
+                new_order = (key, order)
+            else:
+                order = first
+        lesson = self._lesson(tenant, new, new_order) if new or new_order else None
         if len(order) != len(identities):
-            return tools  # the same tool twice: leave it to the provider to reject
+            return tools, lesson  # the same tool twice: leave it to the provider to reject
         by_identity = dict(zip(identities, forms, strict=True))
         wanted = [by_identity[identity] for identity in order]
-        return tools if wanted == sent else [orjson.loads(form) for form in wanted]
+        canonical = tools if wanted == sent else [orjson.loads(form) for form in wanted]
+        return canonical, lesson
+
+    def _lesson(
+        self,
+        tenant: bytes,
+        forms: list[tuple[bytes, bytes]],
+        order: tuple[frozenset[bytes], tuple[bytes, ...]] | None,
+    ) -> Lesson:
+        def learn() -> None:
+            for identity, sent in forms:
+                if self.tools.get(tenant, identity) is None:  # the first accepted form stays
+                    # A copy of its exact size: orjson's output keeps the buffer it grew.
+                    form = bytes(memoryview(sent))
+                    self.tools.put(tenant, identity, form, len(form) + FORM_BYTES)
+            if order is not None and self.orders.get(tenant, order[0]) is None:
+                key, identities = order
+                self.orders.put(tenant, key, identities, ORDER_BYTES_PER_TOOL * len(identities))
+
+        return learn
 
 
 def stable_tool_json(request: LLMRequest, forms: ToolForms, enabled: bool) -> LLMRequest:
     tools = request.body.get("tools")
     if not isinstance(tools, list) or not tools or not all(isinstance(t, dict) for t in tools):
         return request
-    canonical = forms.canonical(tools)
+    canonical, lesson = forms.canonical(request.tenant, tools)
+    request = request.learning(lesson)
     if canonical is tools:
         return request
     finding = Finding("unstable_tool_json", f"{len(tools)} tools re-serialized")

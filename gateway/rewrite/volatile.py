@@ -72,17 +72,18 @@ def volatile(request: LLMRequest, policy: VolatilePolicy, lines: LineStats) -> L
     flat = [line for text in texts for line in text]
     dated = {i for i, line in enumerate(flat) if is_volatile(line)}
     family = _family(request, [line for i, line in enumerate(flat) if i not in dated])
-    personal = lines.observe(family, flat) - dated
+    volatile_lines, lesson = lines.observe(request.tenant, family, flat)
+    personal = volatile_lines - dated
     findings = []
     if dated:
         findings.append(Finding("timestamp_in_prefix", f"{len(dated)} line(s) in system"))
     if personal:
         findings.append(Finding("user_content_in_prefix", f"{len(personal)} line(s) in system"))
     if not findings or policy == "report_only":
-        return _mark_dated_turn(request).noting(*findings)
+        return _mark_dated_turn(request).noting(*findings, lessons=(lesson,))
     if policy == "truncate_to_day":
-        return _truncate(request, blocks).noting(*findings)
-    return _move(request, blocks, dated, personal).noting(*findings)
+        return _truncate(request, blocks).noting(*findings, lessons=(lesson,))
+    return _move(request, blocks, dated, personal).noting(*findings, lessons=(lesson,))
 
 
 def _mark_dated_turn(request: LLMRequest) -> LLMRequest:

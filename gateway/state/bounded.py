@@ -1,9 +1,12 @@
-"""A dictionary that forgets its least recently used entries past a fixed size."""
+"""Stores that forget their least recently used entries: past a number of entries
+(BoundedDict), or past a number of bytes per tenant and in all (LearnedState)."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Generic, TypeVar
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar, cast
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -36,3 +39,129 @@ class BoundedDict(Generic[K, V]):
 
     def __len__(self) -> int:
         return len(self._data)
+
+
+# What one entry of learned state costs beyond the bytes its table counts for it: its record,
+# its key tuple and a node in each of the two orders (measured with tracemalloc, rounded up).
+ENTRY_OVERHEAD_BYTES = 320
+# The defaults of rewrite.learned_state_max_bytes and learned_state_per_tenant_max_bytes.
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+DEFAULT_PER_TENANT_MAX_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(slots=True)
+class _Entry:
+    value: object
+    size: int
+    tenant: bytes
+
+
+@dataclass(slots=True)
+class _Tenant:
+    bytes: int = 0
+    # Its entries, least recently used first: a tenant over its share forgets its own first.
+    order: OrderedDict[Hashable, None] = field(default_factory=OrderedDict)
+
+
+class LearnedState:
+    """Everything the gateway learns from requests, bounded by bytes, per tenant and in all.
+
+    A tenant is a credential (its digest: relay.py's `_tenant`). Its entries are forgotten
+    least recently used first once it holds more than `per_tenant_max_bytes`; past
+    `max_bytes` in all, an insertion by a tenant holding more than its fair share
+    (`max_bytes` over the tenants holding state) forgets that tenant's own oldest entry, and
+    one by a tenant within its share forgets the oldest entry of anyone. So a caller that
+    floods holds at most its own cap and pushes out only its own entries, never those of a
+    tenant within its share. Sizes are estimates (`ENTRY_OVERHEAD_BYTES` plus what the
+    table counts: the lengths of stored strings and a constant per object), kept cheap.
+    """
+
+    def __init__(
+        self,
+        max_bytes: int,
+        per_tenant_max_bytes: int,
+        on_change: Callable[[int], None] | None = None,
+    ) -> None:
+        self.max_bytes = max_bytes
+        self.per_tenant_max_bytes = min(per_tenant_max_bytes, max_bytes)
+        self.on_change = on_change  # told the bytes held after each change (a gauge)
+        self.bytes = 0
+        self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()  # least recent first
+        self._tenants: dict[bytes, _Tenant] = {}
+
+    @classmethod
+    def default(cls) -> LearnedState:
+        return cls(DEFAULT_MAX_BYTES, DEFAULT_PER_TENANT_MAX_BYTES)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def tenant_bytes(self, tenant: bytes) -> int:
+        held = self._tenants.get(tenant)
+        return held.bytes if held is not None else 0
+
+    def get(self, key: Hashable) -> object | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        self._entries.move_to_end(key)
+        self._tenants[entry.tenant].order.move_to_end(key)
+        return entry.value
+
+    def put(self, tenant: bytes, key: Hashable, value: object, size: int) -> bool:
+        """Stores `value` (replacing what `key` held), forgetting what the bounds require;
+        False when it is larger than a tenant may hold, and so not stored."""
+        size += ENTRY_OVERHEAD_BYTES
+        self.pop(key)
+        if size > self.per_tenant_max_bytes:
+            self._changed()
+            return False
+        held = self._tenants.get(tenant)
+        if held is None:
+            held = self._tenants[tenant] = _Tenant()
+        self._entries[key] = _Entry(value, size, tenant)
+        held.order[key] = None
+        held.bytes += size
+        self.bytes += size
+        while held.bytes > self.per_tenant_max_bytes:
+            self.pop(next(iter(held.order)))
+        while self.bytes > self.max_bytes:
+            fair_share = self.max_bytes / len(self._tenants)
+            own = held.bytes > fair_share
+            self.pop(next(iter(held.order)) if own else next(iter(self._entries)))
+        self._changed()
+        return key in self._entries
+
+    def pop(self, key: Hashable) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is None:
+            return
+        held = self._tenants[entry.tenant]
+        del held.order[key]
+        held.bytes -= entry.size
+        self.bytes -= entry.size
+        if not held.order:
+            del self._tenants[entry.tenant]
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change(self.bytes)
+
+
+class LearnedTable(Generic[K, V]):
+    """One kind of learned entry (tool forms, line counts, ...) in a shared LearnedState:
+    keys are per tenant, so one tenant's entries are never another's."""
+
+    def __init__(self, state: LearnedState, name: str) -> None:
+        self.state = state
+        self.name = name
+
+    def get(self, tenant: bytes, key: K) -> V | None:
+        return cast("V | None", self.state.get((self.name, tenant, key)))
+
+    def put(self, tenant: bytes, key: K, value: V, size: int) -> bool:
+        """See LearnedState.put; `size` is what the key and value hold, in bytes (estimated)."""
+        return self.state.put(tenant, (self.name, tenant, key), value, size)
+
+    def pop(self, tenant: bytes, key: K) -> None:
+        self.state.pop((self.name, tenant, key))

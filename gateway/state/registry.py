@@ -1,19 +1,22 @@
 """The prefix registry: what each prompt family and conversation sent last, and when.
 
 It answers, after each call, why the cache missed (the cause and the tokens it cost) and
-which cache writes expired without ever being read. In memory and bounded; a dictionary
-lookup or two per call (Redis comes with the shared-state issue).
+which cache writes expired without ever being read. In memory, a dictionary lookup or two
+per call (shared_prefixes.py shares the last calls between replicas), and bounded: its
+entries are learned state (state/bounded.py), counted in bytes per tenant, and a call is
+remembered in a constant size whatever the length of its conversation (the last message
+digest and the count: digests are chained, so the last one stands for them all).
 """
 
 from __future__ import annotations
 
 import statistics
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from gateway.rewrite.fingerprint import Fingerprint
-from gateway.state.bounded import BoundedDict
+from gateway.state.bounded import LearnedState, LearnedTable
 from gateway.wire.anthropic_usage import Usage
 
 # The provider's diagnostics.cache_miss_reason types that name a cause (WIRE B.3); the
@@ -33,6 +36,16 @@ TAIL_BREAK_EVEN = 0.25 / 0.9
 MIN_TAIL_SAMPLES = 20  # writes of a step before its tails may be judged not to pay
 TAIL_WINDOW = 200  # counts halve past this: the judgement follows a step's recent calls
 TAIL_PROBE_EVERY = 8  # a step judged not to pay still writes one tail in 8, to keep learning
+# What an entry holds beyond the strings it counts (tracemalloc, rounded up): a Seen with its
+# compacted Fingerprint; a PendingWrite; two deques of GAP_SAMPLES floats; a float; counts.
+SEEN_BYTES = 700
+PENDING_BYTES = 300
+GAPS_BYTES = 1_600
+CACHED_BYTES = 120
+TAILS_BYTES = 200
+# Pending writes waiting for their expiry to be judged hold at most this share of the learned
+# state's bytes (beside it: a write forgotten by its table is still judged at its expiry).
+EXPIRIES_SHARE = 1 / 8
 Ttl = Literal["5m", "1h"]
 MissCause = Literal[
     "cold", "ttl_expired", "model_changed", "tools_changed", "system_changed",
@@ -49,6 +62,35 @@ class Seen:
     answered: float  # when its response began: its cache writes are readable from then
     cached_tokens: int  # the prefix it read or wrote
     message_id: str | None = None  # the provider's id of its response, for diagnostics
+    # How many messages it sent, where `fingerprint.messages` keeps only the last digest.
+    message_count: int | None = None
+
+    @property
+    def messages(self) -> int:
+        count = self.message_count
+        return len(self.fingerprint.messages) if count is None else count
+
+    def compact(self) -> Seen:
+        """The same call in a constant size: the last cumulative message digest stands for
+        those before it (each covers all the messages up to it)."""
+        fp = self.fingerprint
+        if len(fp.messages) <= 1:
+            return self
+        return replace(
+            self, fingerprint=replace(fp, messages=fp.messages[-1:]), message_count=self.messages
+        )
+
+    @property
+    def size(self) -> int:
+        fp = self.fingerprint
+        return SEEN_BYTES + len(fp.model) + len(self.message_id or "") + 48 * len(fp.messages)
+
+    def extended_by(self, fp: Fingerprint) -> bool:
+        """Whether `fp` sends this call's messages first (and maybe more after them)."""
+        count = self.messages
+        if count > len(fp.messages):
+            return False
+        return count == 0 or fp.messages[count - 1] == self.fingerprint.messages[-1]
 
     @classmethod
     def of(
@@ -83,6 +125,10 @@ class PendingWrite:
     # Read by its own conversation's next call (not just its family's shared prefix).
     tail_read: bool = False
 
+    @property
+    def size(self) -> int:
+        return PENDING_BYTES + len(self.step or "") + len(self.model)
+
 
 @dataclass(slots=True)
 class TailReuse:
@@ -102,15 +148,19 @@ class Verdict:
 
 
 class PrefixRegistry:
-    def __init__(self, max_entries: int = 100_000, ttl_s: float = 300.0) -> None:
+    def __init__(self, state: LearnedState | None = None, ttl_s: float = 300.0) -> None:
         self.ttl_s = ttl_s
-        self._conversations: BoundedDict[bytes, Seen] = BoundedDict(max_entries)
-        self._families: BoundedDict[bytes, Seen] = BoundedDict(max_entries)
-        self._writes: BoundedDict[bytes, PendingWrite] = BoundedDict(max_entries)
-        self._cached: BoundedDict[bytes, float] = BoundedDict(max_entries)  # shared → answered
-        self._gaps: BoundedDict[bytes, ReuseGaps] = BoundedDict(max_entries)
-        self._tails: BoundedDict[tuple[str | None, str], TailReuse] = BoundedDict(max_entries)
+        state = LearnedState.default() if state is None else state
+        self._conversations: LearnedTable[bytes, Seen] = LearnedTable(state, "conversation")
+        self._families: LearnedTable[bytes, Seen] = LearnedTable(state, "family")
+        self._writes: LearnedTable[bytes, PendingWrite] = LearnedTable(state, "write")
+        # A shared prefix -> when the response that cached it began.
+        self._cached: LearnedTable[bytes, float] = LearnedTable(state, "cached")
+        self._gaps: LearnedTable[bytes, ReuseGaps] = LearnedTable(state, "gaps")
+        self._tails: LearnedTable[tuple[str | None, str], TailReuse] = LearnedTable(state, "tails")
         self._expiries: deque[PendingWrite] = deque()
+        self._expiries_bytes = 0
+        self._expiries_max_bytes = int(state.max_bytes * EXPIRIES_SHARE)
 
     def record(
         self,
@@ -126,59 +176,75 @@ class PrefixRegistry:
         step: str | None = None,
     ) -> Verdict:
         """Attributes this call's misses, then remembers it for the next call."""
-        in_conversation = self._conversations.get(fp.conversation)
-        in_family = self._families.get(fp.family)
+        tenant = fp.tenant
+        in_conversation = self._conversations.get(tenant, fp.conversation)
+        in_family = self._families.get(tenant, fp.family)
         self._note_gaps(fp, in_conversation, in_family, started)
         previous = in_conversation or in_family
         cause, expected = self._cause(fp, previous, usage, started, min_tokens)
         if cause is not None and provider_reason in PROVIDER_CAUSES:
             cause = PROVIDER_CAUSES[provider_reason]  # the provider saw its own cache
         written = usage.cache_write_5m + usage.cache_write_1h
-        seen = Seen.of(fp, usage, started, answered, message_id)
-        self._conversations[fp.conversation] = seen
-        self._families[fp.family] = seen
+        seen = Seen.of(fp, usage, started, answered, message_id).compact()
+        self._conversations.put(tenant, fp.conversation, seen, seen.size)
+        self._families.put(tenant, fp.family, seen, seen.size)
         if seen.cached_tokens:
-            self._cached[fp.shared] = answered
+            self._cached.put(tenant, fp.shared, answered, CACHED_BYTES)
         self._note_reads(fp, usage, started)
         if written:
             pending = PendingWrite(owner, written, started + self.ttl_s, step=step, model=fp.model)
-            self._writes[fp.conversation] = self._writes[fp.family] = pending
-            self._expiries.append(pending)
-            tails = self._tails.setdefault((step, fp.model), TailReuse())
+            self._writes.put(tenant, fp.conversation, pending, pending.size)
+            self._writes.put(tenant, fp.family, pending, pending.size)
+            self._expect(pending)
+            key = (step, fp.model)
+            tails = self._tails.get(tenant, key)
+            if tails is None:
+                tails = TailReuse()
+                self._tails.put(tenant, key, tails, TAILS_BYTES + len(step or "") + len(fp.model))
             tails.written += 1
             if tails.written > TAIL_WINDOW:
                 tails.written /= 2
                 tails.read /= 2
         return Verdict(cause, max(0, expected - usage.cache_read), self._expired_unread(started))
 
+    def _expect(self, pending: PendingWrite) -> None:
+        """Queues a write to be judged at its expiry; past the queue's bytes, the oldest
+        goes unjudged (its waste, if any, is not reported)."""
+        self._expiries.append(pending)
+        self._expiries_bytes += pending.size
+        while self._expiries_bytes > self._expiries_max_bytes and self._expiries:
+            self._expiries_bytes -= self._expiries.popleft().size
+
     def adopt(self, fp: Fingerprint, conversation: Seen | None, family: Seen | None) -> None:
         """Takes another replica's last calls of `fp`'s conversation and family where they
         are newer than this one's, so `record` compares with the real previous call."""
-        for store, key, seen in (
+        tenant = fp.tenant
+        for store, key, shared in (
             (self._conversations, fp.conversation, conversation),
             (self._families, fp.family, family),
         ):
-            if seen is None:
+            if shared is None:
                 continue
-            mine = store.get(key)
-            if mine is None or mine.started < seen.started:
-                store[key] = seen
+            mine = store.get(tenant, key)
+            if mine is None or mine.started < shared.started:
+                seen = shared.compact()
+                store.put(tenant, key, seen, seen.size)
                 if seen.cached_tokens:
-                    self._cached[seen.fingerprint.shared] = seen.answered
+                    self._cached.put(tenant, seen.fingerprint.shared, seen.answered, CACHED_BYTES)
 
     def previous_message_id(self, fp: Fingerprint) -> str | None:
         """The id of the last response in this call's conversation, to ask the provider why."""
-        seen = self._conversations.get(fp.conversation)
+        seen = self._conversations.get(fp.tenant, fp.conversation)
         return seen.message_id if seen is not None else None
 
-    def ttls(self, family: bytes) -> tuple[Ttl, Ttl]:
+    def ttls(self, tenant: bytes, family: bytes) -> tuple[Ttl, Ttl]:
         """(stable prefix, conversation tail) TTLs from observed reuse gaps.
 
         1h pays where uses come between 5 minutes and an hour apart: a 5m entry would have
         expired, and a 2x write read at 0.1x beats a 1.25x write each time. Closer uses
         keep a 5m entry alive (a hit refreshes it); rarer ones outlive even 1h.
         """
-        gaps = self._gaps.get(family)
+        gaps = self._gaps.get(tenant, family)
         if gaps is None:
             return "5m", "5m"
         return _ttl(gaps.prefix, self.ttl_s), _ttl(gaps.turns, self.ttl_s)
@@ -186,18 +252,21 @@ class PrefixRegistry:
     def _note_gaps(
         self, fp: Fingerprint, in_conversation: Seen | None, in_family: Seen | None, now: float
     ) -> None:
-        gaps = self._gaps.setdefault(fp.family, ReuseGaps())
+        gaps = self._gaps.get(fp.tenant, fp.family)
+        if gaps is None:
+            gaps = ReuseGaps()
+            self._gaps.put(fp.tenant, fp.family, gaps, GAPS_BYTES)
         if in_family is not None and in_family.fingerprint.family == fp.family:
             gaps.prefix.append(now - in_family.started)
         if in_conversation is not None and in_conversation.fingerprint.family == fp.family:
             gaps.turns.append(now - in_conversation.started)
 
-    def tail_pays(self, step: str | None, model: str) -> bool:
+    def tail_pays(self, tenant: bytes, step: str | None, model: str) -> bool:
         """Whether to write this step's conversation tail to the cache on `model`: yes until
         the step has shown (MIN_TAIL_SAMPLES writes) that its conversations rarely continue
         on the same model — a last step, or one the cascade hands to another model — then only
         one call in TAIL_PROBE_EVERY, to notice if that changes."""
-        tails = self._tails.get((step, model))
+        tails = self._tails.get(tenant, (step, model))
         if tails is None or tails.written < MIN_TAIL_SAMPLES:
             return True
         if tails.read / tails.written >= TAIL_BREAK_EVEN:
@@ -205,17 +274,17 @@ class PrefixRegistry:
         tails.calls += 1
         return tails.calls % TAIL_PROBE_EVERY == 0
 
-    def previous_prompt(self, conversation: bytes, model: str) -> int | None:
+    def previous_prompt(self, tenant: bytes, conversation: bytes, model: str) -> int | None:
         """How many messages the conversation's previous call sent, if it ran on `model` and
         cached something: a breakpoint at its end reads that entry back without a new write."""
-        seen = self._conversations.get(conversation)
+        seen = self._conversations.get(tenant, conversation)
         if seen is None or seen.fingerprint.model != model or not seen.cached_tokens:
             return None
-        return len(seen.fingerprint.messages)
+        return seen.messages
 
     def is_warm(self, fp: Fingerprint, now: float) -> bool:
         """Whether a call whose response has begun cached the prefix this call shares."""
-        answered = self._cached.get(fp.shared)
+        answered = self._cached.get(fp.tenant, fp.shared)
         return answered is not None and answered <= now and now - answered < self.ttl_s
 
     def _cause(
@@ -232,7 +301,7 @@ class PrefixRegistry:
             return (None, 0) if usage.cache_read else ("cold", 0)
         before = previous.fingerprint
         same_prefix = before.family == fp.family and before.model == fp.model
-        extends = same_prefix and fp.messages[: len(before.messages)] == before.messages
+        extends = same_prefix and previous.extended_by(fp)
         if usage.cache_read and (usage.cache_read >= previous.cached_tokens or not extends):
             return None, 0
         expected = previous.cached_tokens
@@ -255,12 +324,12 @@ class PrefixRegistry:
         if not usage.cache_read:
             return
         for key in (fp.conversation, fp.family):
-            pending = self._writes.get(key)
+            pending = self._writes.get(fp.tenant, key)
             if pending is None or pending.expires <= now or pending.model != fp.model:
                 continue  # another model's entry: this call could not have read it
             if key == fp.conversation and not pending.tail_read:
                 pending.tail_read = True
-                tails = self._tails.get((pending.step, pending.model))
+                tails = self._tails.get(fp.tenant, (pending.step, pending.model))
                 if tails is not None:
                     tails.read += 1
             pending.read = True
@@ -269,6 +338,7 @@ class PrefixRegistry:
         wasted = []
         while self._expiries and self._expiries[0].expires <= now:
             pending = self._expiries.popleft()
+            self._expiries_bytes -= pending.size
             if not pending.read:
                 wasted.append((pending.owner, pending.tokens))
         return tuple(wasted)

@@ -163,3 +163,24 @@ def test_the_providers_own_diagnosis_names_the_cause(api_key: str) -> None:
         assert diagnosis.cache_miss_reason is not None
         assert diagnosis.cache_miss_reason.type == "system_changed"
         assert metric(url, "gateway_cache_miss_cause_total", cause="system_changed") == 1
+
+
+def test_a_call_the_provider_refuses_teaches_the_gateway_nothing(
+    make_client: ClientFactory, gateway_url: str, api_key: str
+) -> None:
+    """Issue 13.5: what a stage learns (here a tool's first-seen form) is kept only once the
+    provider has accepted the call, so refused calls pin nothing and poison nothing."""
+    client = make_client(gateway_url, api_key)
+    first: Any = dict(WEATHER)
+    reordered: Any = dict(reversed(list(WEATHER.items())))
+    question: Any = [{"role": "user", "content": "Weather?"}]
+    with pytest.raises(anthropic.BadRequestError):  # refused: max_tokens is out of range
+        client.messages.create(model=MODEL, max_tokens=-1, messages=question, tools=[first])
+    raw = client.messages.with_raw_response.create(
+        model=MODEL, max_tokens=5, messages=question, tools=[reordered]
+    )
+    assert "tool_json" not in raw.headers["x-gateway-rewrites"]  # its own first form
+    again = client.messages.with_raw_response.create(
+        model=MODEL, max_tokens=5, messages=question, tools=[first]
+    )
+    assert "tool_json" in again.headers["x-gateway-rewrites"]  # the accepted form is kept

@@ -143,6 +143,7 @@ def test_per_user_lines_are_learned_and_moved_after_the_stable_system() -> None:
             "move",
             lines,
         )
+        out.learn()  # as the relay does once the provider has accepted the call
     assert out.body["messages"] == [
         system("Support bot.\nRules."),
         system("The customer is Fay."),

@@ -118,14 +118,14 @@ def test_ttl_follows_the_observed_reuse_gaps(
             None, 4.0,
         )  # fmt: skip
         record(registry, conversation, read=1300, write=10, at=at)
-    assert registry.ttls(conversation.family) == expected
+    assert registry.ttls(b"", conversation.family) == expected
 
 
 def test_turn_gaps_decide_the_tail_ttl() -> None:
     registry = PrefixRegistry()
     for turn, at in enumerate((0, 700, 1500, 2400, 3100)):
         record(registry, fp(turns=2 * turn + 1), read=1300 if turn else 0, write=50, at=at)
-    assert registry.ttls(fp().family) == ("1h", "1h")
+    assert registry.ttls(b"", fp().family) == ("1h", "1h")
 
 
 def test_a_breakpoint_moving_on_does_not_make_history_look_changed() -> None:
@@ -174,9 +174,9 @@ def test_a_step_whose_tails_are_never_read_stops_writing_them_but_keeps_probing(
     usage = Usage(input=10, output=5, cache_write_5m=3000)
     for n in range(20):  # the last step: nothing follows in its conversation
         registry.record(conversation(n), usage, n, n, 1024, OWNER, step="synthesis")
-    decisions = [registry.tail_pays("synthesis", MODEL) for _ in range(16)]
+    decisions = [registry.tail_pays(b"", "synthesis", MODEL) for _ in range(16)]
     assert decisions.count(True) == 2  # one probe in 8
-    assert registry.tail_pays("other_step", MODEL)  # no evidence: write
+    assert registry.tail_pays(b"", "other_step", MODEL)  # no evidence: write
 
 
 def test_a_step_whose_tails_the_next_turn_reads_keeps_writing_them() -> None:
@@ -187,7 +187,7 @@ def test_a_step_whose_tails_the_next_turn_reads_keeps_writing_them() -> None:
         registry.record(conversation(n), written, 2 * n, 2 * n, 1024, OWNER, step="search")
         next_turn = conversation(n, turns=3)
         registry.record(next_turn, read, 2 * n + 1, 2 * n + 1, 1024, OWNER, step="fetch")
-    assert all(registry.tail_pays("search", MODEL) for _ in range(16))
+    assert all(registry.tail_pays(b"", "search", MODEL) for _ in range(16))
 
 
 def test_a_read_on_another_model_does_not_count_as_reading_the_tail() -> None:
@@ -198,7 +198,7 @@ def test_a_read_on_another_model_does_not_count_as_reading_the_tail() -> None:
         registry.record(conversation(n), written, 2 * n, 2 * n, 1024, OWNER, step="search")
         switched = conversation(n, model="claude-opus-4-6", turns=3)
         registry.record(switched, other, 2 * n + 1, 2 * n + 1, 1024, OWNER, step="synthesis")
-    assert not all(registry.tail_pays("search", MODEL) for _ in range(16))
+    assert not all(registry.tail_pays(b"", "search", MODEL) for _ in range(16))
 
 
 def test_a_family_read_by_another_conversation_does_not_hide_the_next_turns_read() -> None:
@@ -214,4 +214,4 @@ def test_a_family_read_by_another_conversation_does_not_hide_the_next_turns_read
         next_turn = conversation(n, turns=3)
         registry.record(next_turn, read, at + 2, at + 2, 1024, OWNER, step="chat")
         at += 3
-    assert all(registry.tail_pays("chat", MODEL) for _ in range(16))
+    assert all(registry.tail_pays(b"", "chat", MODEL) for _ in range(16))

@@ -105,6 +105,7 @@ def test_tools_keep_their_first_seen_form_and_order() -> None:
     fetch = {"name": "fetch", "input_schema": {"type": "object", "properties": {}}}
     first = stable_tool_json(req(tools=[search, fetch], messages=[]), forms, enabled=True)
     assert not first.changed
+    first.learn()  # as the relay does once the provider has accepted the call
     shuffled = [
         {"input_schema": {"properties": {}, "type": "object"}, "name": "fetch"},
         {"input_schema": {"type": "object"}, "description": "Search", "name": "search"},
@@ -113,6 +114,16 @@ def test_tools_keep_their_first_seen_form_and_order() -> None:
     assert again.changed
     assert [list(tool) for tool in again.body["tools"]] == [list(search), list(fetch)]
     assert again.body["tools"] == [search, fetch]
+
+
+def test_a_call_the_provider_refused_teaches_nothing() -> None:
+    forms = ToolForms()
+    search = {"name": "search", "description": "Search", "input_schema": {"type": "object"}}
+    refused = stable_tool_json(req(tools=[search], messages=[]), forms, enabled=True)
+    assert refused.lessons  # not learned: the relay keeps them only for an accepted call
+    shuffled = [dict(reversed(search.items()))]
+    own = stable_tool_json(req(tools=shuffled, messages=[]), forms, enabled=True)
+    assert not own.changed  # the refused call's form was never kept
 
 
 @pytest.mark.parametrize(
@@ -159,14 +170,11 @@ def test_dates_move_to_the_end_of_the_newest_turn() -> None:
 
 def test_lines_that_vary_per_user_are_learned_and_moved_after_the_stable_system() -> None:
     lines = LineStats(min_requests=5)
-    results = [
-        volatile(
-            req(system=f"You are Acme's agent.\nCustomer: {name}\n{POLICY}", messages=[]),
-            "move",
-            lines,
-        )
-        for name in ("Ann", "Bo", "Cy", "Di", "Ed", "Flo")
-    ]
+    results = []
+    for name in ("Ann", "Bo", "Cy", "Di", "Ed", "Flo"):
+        system = f"You are Acme's agent.\nCustomer: {name}\n{POLICY}"
+        results.append(volatile(req(system=system, messages=[]), "move", lines))
+        results[-1].learn()  # as the relay does once the provider has accepted the call
     assert not results[0].changed  # not yet learned: too few requests of the family
     last = results[-1]
     assert [f.code for f in last.findings] == ["user_content_in_prefix"]
