@@ -50,8 +50,9 @@ class ServerSettings(Section):
     head_timeout_s: float = Field(default=10.0, gt=0)
     body_timeout_s: float = Field(default=60.0, gt=0)
     # Request bodies being received at once (declared lengths counted up front), per worker:
-    # past it, 503 and close. What slow or withholding uploads can pin in memory.
-    max_incoming_body_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
+    # past it, 503 and close. What slow or withholding uploads can pin in memory: room for
+    # one body of max_body_bytes and some small ones beside it.
+    max_incoming_body_bytes: int = Field(default=40 * 1024 * 1024, gt=0)
     # An error sent before the body was read whole: the rest of the body is read and dropped
     # for up to this long before the close, so that the client reads the error, not a reset.
     linger_s: float = Field(default=5.0, ge=0)
