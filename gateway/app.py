@@ -33,6 +33,7 @@ from gateway.dispatch import Dispatcher
 from gateway.formats import ANTHROPIC_MESSAGES, OPENAI_CHAT, OPENAI_RESPONSES, WireFormat
 from gateway.metering.call_log import CallLog
 from gateway.metering.calls import CallWriter, Meter
+from gateway.metering.ceiling import CostCeiling
 from gateway.metering.labels import LabelBounds
 from gateway.metering.metrics import Metrics
 from gateway.metering.pricing import Pricing
@@ -125,7 +126,17 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     upstream = Upstream(providers, settings.server.upstream_transport)
     state = open_state(settings.state, meter.metrics.state_errors)
     provider_keys = {name: provider.api_key for name, provider in providers.items()}
-    gate = Gate(state.ledger, settings.state, provider_keys, meter.metrics)
+    aliases: dict[str, tuple[str, ...]] = {}
+    for alias, snapshot in routing.pins.items():
+        aliases[snapshot] = (*aliases.get(snapshot, ()), alias)
+    gate = Gate(
+        state.ledger,
+        settings.state,
+        provider_keys,
+        meter.metrics,
+        ceiling=CostCeiling(meter.pricing, catalog, settings.state.reserve_output_tokens),
+        aliases=aliases,
+    )
     policy = RetryPolicy(settings.routing.retries)
     shadows = Shadows(upstream, meter, settings.routing.shadow_log)
 

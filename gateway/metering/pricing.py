@@ -95,6 +95,13 @@ class Price:
     def cost(self, usage: Usage, web_searches: int = 0) -> float:
         return self.rates(usage).cost(usage) + web_searches * self.per_web_search
 
+    def most(self, input_tokens: int, output_tokens: int) -> float:
+        """The most a call of this many input and output tokens can cost: every input token
+        at the dearest of its rates (a cache write can cost twice the input rate)."""
+        rates = self.rates(Usage(input=input_tokens))
+        per_input = max(rates.input, rates.cache_write_5m, rates.cache_write_1h)
+        return input_tokens * per_input + output_tokens * rates.output
+
     def scaled(self, factor: float) -> Price:
         return replace(
             self,

@@ -79,26 +79,29 @@ def test_budget_reserves_then_settles_the_real_cost(make_state: Callable[..., St
     async def work() -> None:
         state = make_state()
         key_digest, key = await new_key(state, daily_budget_usd=0.05)
-        first = await state.ledger.admit(key_digest, NOW)
+        first = await state.ledger.admit(key_digest, NOW, reserve_nano=10_000_000)
         assert first.refused is None
-        assert first.reserved_nano == RESERVE * NANO
+        assert first.reserved_nano == 10_000_000
         assert first.period == Period.at(NOW)
         spent = await state.ledger.settle(
             key, first.period, first.reserved_nano, 20_000_000, 0, NOW
         )
         assert spent[0] == 20_000_000  # the reservation is gone, the real cost is there
-        second = await state.ledger.admit(key_digest, NOW)
-        assert second.reserved_nano == 25_000_000  # the key's last cost, and a quarter
+        second = await state.ledger.admit(key_digest, NOW, reserve_nano=25_000_000)
+        assert second.reserved_nano == 25_000_000  # what the caller asked to reserve
         assert second.spent_nano[0] == 20_000_000
-        third = await state.ledger.admit(key_digest, NOW)
-        assert third.refused is None  # 45 of 50 spent or reserved
-        refused = await state.ledger.admit(key_digest, NOW)  # 70 of 50
+        # 45 of 50 spent or reserved: a call that may cost 10 does not fit, one of 5 does.
+        refused = await state.ledger.admit(key_digest, NOW, reserve_nano=10_000_000)
         assert refused.refused == "spend_limit"
         assert refused.reason == "daily"
-        # Released reservations make room again.
-        await state.ledger.settle(key, first.period, 20_000_000, 0, 0, NOW)
-        await state.ledger.settle(key, first.period, 20_000_000, 0, 0, NOW)
-        assert (await state.ledger.admit(key_digest, NOW)).refused is None
+        assert refused.spent_nano[0] == 45_000_000
+        assert (await state.ledger.admit(key_digest, NOW, reserve_nano=5_000_000)).refused is None
+        spent_out = await state.ledger.admit(key_digest, NOW)  # 50 of 50: even a free one
+        assert spent_out.refused == "spend_limit"
+        # A released reservation makes room again.
+        await state.ledger.settle(key, first.period, 25_000_000, 0, 0, NOW)
+        again = await state.ledger.admit(key_digest, NOW, reserve_nano=10_000_000)
+        assert again.refused is None
         # The next UTC day starts from nothing.
         assert (await state.ledger.admit(key_digest, NOW + 86_400)).spent_nano[0] == 0
         await state.aclose()

@@ -35,7 +35,7 @@ def gate_with(tmp_path: Path, *keys: GatewayKey, **settings: Any) -> Gate:
     for key in keys:
         asyncio.run(store.create(key))
     state = StateSettings(redis_url=None, **settings)
-    ledger = MemoryLedger(store, {}, 10_000_000)
+    ledger = MemoryLedger(store, {})
     provider = {"anthropic": SecretStr("sk-ant-held")}
     return Gate(ledger, state, provider, Metrics(CollectorRegistry()))
 
@@ -46,8 +46,16 @@ def a_key(**limits: Any) -> tuple[str, GatewayKey]:
 
 
 def admit(gate: Gate, secret: str, model: str = "m", step: str | None = None) -> Any:
+    """As the relay asks: authenticate, authorize the model, admit."""
     headers = [(b"x-api-key", secret.encode())]
-    return asyncio.run(gate.admit(headers, "anthropic", model, step))
+
+    async def ask() -> Any:
+        caller = await gate.authenticate(headers, step)
+        if caller is not None:
+            gate.authorize(caller, model, ())
+        return await gate.admit(caller, "anthropic", [model])
+
+    return asyncio.run(ask())
 
 
 def test_provider_keys_pass_through_unless_a_gateway_key_is_required(tmp_path: Path) -> None:
@@ -87,8 +95,8 @@ def test_models_and_steps_a_key_allows(tmp_path: Path) -> None:
 
 def test_refusals_render_as_the_api_renders_them(tmp_path: Path) -> None:
     secret, key = a_key(daily_budget_usd=0.001, rpm=1)
-    gate = gate_with(tmp_path, key)
-    admit(gate, secret)  # reserves 0.01: over the budget
+    gate = gate_with(tmp_path, key, first_call_reserve_usd=0.001)
+    admit(gate, secret)  # reserves 0.001: the whole budget
     with pytest.raises(SpendLimitReached) as spent:
         admit(gate, secret)
     body = orjson.loads(render_anthropic(spent.value, "req_1"))
@@ -171,7 +179,9 @@ def test_budget_ratios_by_key_and_team_and_free_calls_leave_them(tmp_path: Path)
     gate.ledger.teams = gate.teams  # type: ignore[attr-defined]  # the ledger built without them
     admit(gate, secret)  # reserves 0.01
     admit(gate, secret)  # sees 0.01 spent or reserved
-    asyncio.run(gate.free_calls().admit([(b"x-api-key", secret.encode())], "anthropic", "m", None))
+    free = gate.free_calls()
+    headers = [(b"x-api-key", secret.encode())]
+    asyncio.run(free.admit(asyncio.run(free.authenticate(headers, None)), "anthropic"))
     ratio = gate.metrics.budget_used_ratio
     assert ratio.labels("agent", "daily")._value.get() == pytest.approx(0.25)
     assert ratio.labels("team:search", "daily")._value.get() == pytest.approx(0.125)
