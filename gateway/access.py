@@ -30,7 +30,7 @@ import math
 import os
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +76,7 @@ class Caller:
 
     key: GatewayKey
     digest: str = field(repr=False)
+    step: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +138,7 @@ class Gate:
         count: bool = True,
         ceiling: CostCeiling | None = None,
         aliases: Mapping[str, tuple[str, ...]] | None = None,
+        step_models: Callable[[str | None], frozenset[str] | None] | None = None,
     ) -> None:
         self.ledger = ledger
         self.settings = settings
@@ -146,6 +148,8 @@ class Gate:
         self.ceiling = ceiling
         # model id -> the aliases pinned to it: a key allowing an alias allows its snapshot.
         self.aliases: Mapping[str, tuple[str, ...]] = aliases or {}
+        # step -> the models its routing can send a call to (None: the client's choice).
+        self.step_models = step_models or (lambda step: None)
         self.teams = {
             name: TeamBudget(to_nano(t.daily_budget_usd), to_nano(t.monthly_budget_usd))
             for name, t in settings.teams.items()
@@ -161,7 +165,7 @@ class Gate:
         checked and swapped, no budget or rate limit applies."""
         gate = Gate(
             self.ledger, self.settings, self.provider_keys, self.metrics,
-            count=False, aliases=self.aliases,
+            count=False, aliases=self.aliases, step_models=self.step_models,
         )  # fmt: skip
         gate._known, gate._labels = self._known, self._labels
         return gate
@@ -197,7 +201,7 @@ class Gate:
         if not key.allows_step(step):
             self._refused(self._label(key.name), "forbidden")
             raise PermissionDenied(f"Gateway key {key.name!r} may not call step {step!r}.")
-        return Caller(key, key_digest)
+        return Caller(key, key_digest, step)
 
     def _confirmed(self, key_digest: str, admission: Admission) -> GatewayKey:
         """The store's answer about a key, remembered: its record, or that it has none."""
@@ -225,11 +229,26 @@ class Gate:
     def authorize(self, caller: Caller, model: str, others: Iterable[str]) -> frozenset[str]:
         """Refuses (403) a model the key may not call; returns the `others` (fallbacks,
         hedge, shadow) it may not call, which the call goes without."""
+        if not self._allows(caller, model):
+            self._refused(self._label(caller.key.name), "forbidden")
+            raise PermissionDenied(
+                f"Gateway key {caller.key.name!r} may not call {model or None}"
+                f" (step {caller.step!r})."
+            )
+        return frozenset(m for m in others if not self._allows(caller, m))
+
+    def _allows(self, caller: Caller, model: str) -> bool:
+        """The key's model patterns, matched by the model's id or an alias pinned to it. A
+        key limited to steps alone may call what those steps route to, and nothing else:
+        neither `x-gateway-route: off` nor a `tier:` model takes it elsewhere."""
         key = caller.key
-        if not key.allows_model(model, *self.aliases.get(model, ())):
-            self._refused(self._label(key.name), "forbidden")
-            raise PermissionDenied(f"Gateway key {key.name!r} may not call {model or None}.")
-        return frozenset(m for m in others if not key.allows_model(m, *self.aliases.get(m, ())))
+        names = (model, *self.aliases.get(model, ()))
+        if not key.allows_model(*names):
+            return False
+        if key.models or not key.steps:
+            return True
+        routed = self.step_models(caller.step)
+        return routed is None or any(name in routed for name in names)
 
     # 3. Whether its budgets and limits let it go.
 

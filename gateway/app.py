@@ -136,6 +136,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         meter.metrics,
         ceiling=CostCeiling(meter.pricing, catalog, settings.state.reserve_output_tokens),
         aliases=aliases,
+        step_models=routing.step_models,
     )
     policy = RetryPolicy(settings.routing.retries)
     shadows = Shadows(upstream, meter, settings.routing.shadow_log)

@@ -16,7 +16,7 @@ from pydantic import SecretStr
 
 from gateway.settings import StateSettings, TeamBudgetSettings
 from gateway.state.health import StoreUnreachable
-from gateway.state.keys import NANO, GatewayKey, KeyExists, digest, new_secret
+from gateway.state.keys import GatewayKey, KeyExists, digest, new_secret
 from gateway.state.ledger import Period
 from gateway.state.stores import State, open_state
 from tests.integration.redis_server import RedisServer, needs_redis, redis_server
