@@ -24,7 +24,7 @@ from gateway.errors import (
 )
 from gateway.metering.metrics import Metrics
 from gateway.settings import StateSettings, TeamBudgetSettings
-from gateway.state.health import StateHealth, StoreUnreachable
+from gateway.state.health import StateHealth, StoreBusy, StoreUnreachable
 from gateway.state.keys import GatewayKey, MemoryKeyStore, digest, new_secret
 from gateway.state.ledger import MemoryLedger, window_wait
 from gateway.wire.headers import with_credential
@@ -185,3 +185,199 @@ def test_budget_ratios_by_key_and_team_and_free_calls_leave_them(tmp_path: Path)
     ratio = gate.metrics.budget_used_ratio
     assert ratio.labels("agent", "daily")._value.get() == pytest.approx(0.25)
     assert ratio.labels("team:search", "daily")._value.get() == pytest.approx(0.125)
+
+
+# Item 1: the state store's health, judged apart from one call's slowness.
+
+
+def health_with(**options: Any) -> tuple[StateHealth, Counter]:
+    errors = Counter("errors", "", ["operation"], registry=CollectorRegistry())
+    return StateHealth(errors, **{"timeout_s": 0.05, "log_interval_s": 3600, **options}), errors
+
+
+def test_the_wait_for_a_pooled_connection_is_not_the_call_deadline() -> None:
+    """A pool of one connection (a lock, as redis-py's pool holds it): ten calls of 30 ms
+    each take 300 ms in all, but none waits 50 ms once it has its connection."""
+    health, errors = health_with(max_connections=1, pool_wait_s=30)
+    connection = asyncio.Lock()
+
+    async def redis_call() -> str:
+        async with connection:
+            await asyncio.sleep(0.03)
+        return "ok"
+
+    async def burst() -> list[str]:
+        return await asyncio.gather(*(health.run("admit", redis_call) for _ in range(10)))
+
+    assert asyncio.run(burst()) == ["ok"] * 10
+    assert errors.labels("admit")._value.get() == 0
+
+
+def test_a_full_pool_past_its_wait_is_busy_not_an_outage() -> None:
+    health, _ = health_with(max_connections=1, pool_wait_s=0.05)
+
+    async def work() -> None:
+        release = asyncio.Event()
+
+        async def held() -> None:
+            await release.wait()
+
+        holder = asyncio.create_task(health.run("admit", held))
+        await asyncio.sleep(0)
+        with pytest.raises(StoreBusy):
+            await health.run("admit", held)
+        release.set()
+        await holder
+
+    health.timeout_s = 30  # the holder is not slow, it holds the connection
+    asyncio.run(work())
+    assert not health.degraded
+
+
+def test_one_slow_call_is_not_an_outage(caplog: pytest.LogCaptureFixture) -> None:
+    health, _ = health_with(outage_after=3)
+
+    async def slow() -> str:
+        await asyncio.sleep(1)
+        return "late"
+
+    async def fast() -> str:
+        return "pong"
+
+    async def work() -> None:
+        with pytest.raises(StoreUnreachable):
+            await health.run("admit", slow)
+        assert not health.degraded
+        assert await health.run("admit", fast) == "pong"  # tried, not skipped
+        for _ in range(3):
+            with pytest.raises(StoreUnreachable):
+                await health.run("admit", slow)
+        assert health.degraded  # three in a row: unreachable
+
+    with caplog.at_level(logging.WARNING, logger="gateway.state"):
+        asyncio.run(work())
+    assert ["timed out" in r.getMessage() for r in caplog.records] == [True]
+
+
+def test_back_after_an_outage_that_began_during_the_call_is_never_negative(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    health, _ = health_with(timeout_s=5)
+
+    async def work() -> None:
+        outage = asyncio.Event()
+
+        async def slow_success() -> str:
+            await outage.wait()
+            return "ok"
+
+        async def refused() -> None:
+            raise RedisConnectionError("refused")
+
+        pending = asyncio.create_task(health.run("admit", slow_success))
+        await asyncio.sleep(0.01)
+        with pytest.raises(StoreUnreachable):
+            await health.run("settle", refused)
+        outage.set()
+        assert await pending == "ok"
+
+    with caplog.at_level(logging.WARNING, logger="gateway.state"):
+        asyncio.run(work())
+    back = caplog.records[-1].getMessage()
+    assert "reachable again after" in back
+    assert float(back.split("after ")[1].split(" s")[0]) >= 0, back
+
+
+# Item 1: an answered call is charged, if not now then when the store is back.
+
+
+class FlakyLedger:
+    """The in-memory ledger behind a switch: off, every call is unreachable."""
+
+    def __init__(self, ledger: MemoryLedger) -> None:
+        self.ledger = ledger
+        self.up = True
+        self.settled: list[int] = []
+
+    async def admit(self, key_digest: str, now: float, **options: Any) -> Any:
+        if not self.up:
+            raise StoreUnreachable("admit")
+        return await self.ledger.admit(key_digest, now, **options)
+
+    async def settle(
+        self, key: GatewayKey, period: Any, reserved: int, cost: int, *rest: Any
+    ) -> Any:
+        if not self.up:
+            raise StoreUnreachable("settle")
+        self.settled.append(cost)
+        return await self.ledger.settle(key, period, reserved, cost, *rest)
+
+    async def spent(self, key: GatewayKey, now: float) -> Any:
+        return await self.ledger.spent(key, now)
+
+
+def flaky_gate(tmp_path: Path, key: GatewayKey, **settings: Any) -> tuple[Gate, FlakyLedger]:
+    gate = gate_with(tmp_path, key, **settings)
+    flaky = FlakyLedger(gate.ledger)  # type: ignore[arg-type]  # the memory ledger
+    gate.ledger = flaky
+    return gate, flaky
+
+
+def test_charges_the_store_missed_are_settled_when_it_is_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("gateway.access.PROBE_EVERY_S", 0.01)
+    secret, key = a_key(daily_budget_usd=1.0)
+    gate, flaky = flaky_gate(tmp_path, key, settle_backlog_max=2)
+    headers = [(b"x-api-key", secret.encode())]
+
+    async def work() -> None:
+        caller = await gate.authenticate(headers, None)
+        admitted = [await gate.admit(caller, "anthropic", ["m"]) for _ in range(3)]
+        flaky.up = False
+        for n, one in enumerate(admitted):
+            assert one is not None
+            gate.settle(one, 0.001 * (n + 1), None)
+        await asyncio.sleep(0.05)
+        assert gate.backlog == 2  # bounded: the oldest charge was dropped, and counted
+        assert gate.metrics.settle_dropped._value.get() == 1
+        flaky.up = True
+        for _ in range(500):  # bounded: 5 s at most
+            if not gate.backlog:
+                break
+            await asyncio.sleep(0.01)
+        assert gate.backlog == 0
+        await gate.drain()
+
+    asyncio.run(work())
+    assert flaky.settled == [2_000_000, 3_000_000]
+
+
+# Item 3: the last known state wins over fail_open.
+
+
+def test_revoked_and_spent_keys_stay_refused_while_the_store_is_away(tmp_path: Path) -> None:
+    secret, key = a_key(daily_budget_usd=0.02)
+    gate, flaky = flaky_gate(tmp_path, key, first_call_reserve_usd=0.01)
+    headers = [(b"x-api-key", secret.encode())]
+
+    async def ask() -> Any:
+        caller = await gate.authenticate(headers, None)
+        return await gate.admit(caller, "anthropic", ["m"])
+
+    async def work() -> None:
+        assert await ask() is not None  # 0.01 of 0.02 reserved
+        flaky.up = False
+        assert await ask() is not None  # fail_open, counted here: 0.02 of 0.02
+        with pytest.raises(SpendLimitReached):
+            await ask()  # this replica's count says it is spent
+        flaky.up = True
+        await gate.ledger.ledger.keys.revoke(key.name)  # type: ignore[attr-defined]
+        gate.ledger.ledger.keys._checked = 0  # type: ignore[attr-defined]  # re-read now
+        with pytest.raises(AuthenticationFailed):
+            await ask()
+        flaky.up = False
+        with pytest.raises(AuthenticationFailed):
+            await ask()
+
+    asyncio.run(work())
