@@ -28,9 +28,10 @@ import hmac
 import logging
 import math
 import os
+import secrets
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,7 +49,7 @@ from gateway.metering.ceiling import CostCeiling
 from gateway.metering.metrics import Metrics
 from gateway.settings import StateSettings
 from gateway.state.bounded import BoundedDict
-from gateway.state.health import PROBE_EVERY_S, StoreBusy, StoreUnreachable
+from gateway.state.health import PROBE_EVERY_S, StoreBusy, StoreSlow, StoreUnreachable
 from gateway.state.keys import NANO, GatewayKey, digest, is_gateway_key, to_nano
 from gateway.state.ledger import (
     PERIOD_NAMES,
@@ -90,6 +91,7 @@ class Admitted:
     counted: bool = True  # a model call: settled after it
     digest: str = field(default="", repr=False)
     local_nano: int = 0  # reserved in this replica's known spend only (the store was away)
+    call_id: str = ""  # the ledger's name for the call: its reservation, settled once
 
 
 @dataclass(slots=True)
@@ -115,6 +117,7 @@ class Charge:
     tokens: int
     at: float
     unchecked: bool = False  # admitted while the store was away
+    call_id: str = ""
 
 
 def credential_of(headers: RawHeaders) -> bytes | None:
@@ -184,7 +187,9 @@ class Gate:
         known = self._known.get(key_digest)
         if known is None:
             try:
-                admission = await self.ledger.admit(key_digest, time.time(), count=False)
+                admission = await self._retried(
+                    lambda: self.ledger.admit(key_digest, time.time(), count=False)
+                )
             except StoreBusy:
                 self._refused(None, "state_busy")
                 raise _busy() from None
@@ -266,15 +271,19 @@ class Gate:
         key_digest = caller.digest
         now = time.time()
         reserve = self._reserve_nano(provider, models, body) if self.count else 0
+        # Named, so that a retry after a late reply is not counted twice.
+        call_id = secrets.token_hex(12) if self.count else ""
         try:
-            admission = await self.ledger.admit(
-                key_digest, now, count=self.count, reserve_nano=reserve
+            admission = await self._retried(
+                lambda: self.ledger.admit(
+                    key_digest, now, count=self.count, reserve_nano=reserve, call_id=call_id
+                )
             )
         except StoreBusy:
             self._refused(self._label(caller.key.name), "state_busy")
             raise _busy() from None
         except StoreUnreachable:
-            return self._unchecked(caller, provider, reserve, now)
+            return self._unchecked(caller, provider, reserve, now, call_id)
         key = self._confirmed(key_digest, admission)
         label = self._label(key.name)
         if self.count:  # a free call reads no spend
@@ -288,8 +297,18 @@ class Gate:
             raise self._refusal(key, admission, reserve)
         return Admitted(
             key, self._provider_key(key, provider), admission.period or Period.at(now),
-            admission.reserved_nano, self.count, key_digest,
+            admission.reserved_nano, self.count, key_digest, call_id=call_id,
         )  # fmt: skip
+
+    async def _retried(self, ask: Callable[[], Awaitable[Admission]]) -> Admission:
+        """The ledger's answer, asked again while single calls time out (the store is slow,
+        not judged unreachable), up to state.outage_after_failures times in all."""
+        for _ in range(self.settings.outage_after_failures - 1):
+            try:
+                return await ask()
+            except StoreSlow:
+                continue
+        return await ask()
 
     def _reserve_nano(
         self, provider: str, models: Iterable[str], body: Mapping[str, Any] | None
@@ -301,7 +320,9 @@ class Gate:
             return to_nano(self.settings.first_call_reserve_usd)
         return math.ceil(most * NANO)
 
-    def _unchecked(self, caller: Caller, provider: str, reserve: int, now: float) -> Admitted:
+    def _unchecked(
+        self, caller: Caller, provider: str, reserve: int, now: float, call_id: str
+    ) -> Admitted:
         """The store is unreachable: the key's last known state, then its policy."""
         known = self._known.get(caller.digest)
         if known is None:
@@ -325,7 +346,7 @@ class Gate:
                     raise self._refusal(key, refusal, reserve)
             known.period, known.spent = period, _plus(spent, reserve)
         credential = self._provider_key(key, provider)
-        return Admitted(key, credential, period, 0, self.count, caller.digest, reserve)
+        return Admitted(key, credential, period, 0, self.count, caller.digest, reserve, call_id)
 
     # After the call.
 
@@ -337,6 +358,7 @@ class Gate:
         charge = Charge(
             admitted.key, admitted.digest, admitted.period, admitted.reserved_nano,
             round(cost_usd * NANO), tokens, time.time(), admitted.local_nano > 0,
+            admitted.call_id,
         )  # fmt: skip
         if admitted.local_nano:  # this replica's own count, until the store answers again
             self._adjust(charge, round(cost_usd * NANO) - admitted.local_nano)
@@ -348,7 +370,7 @@ class Gate:
         try:
             spent = await self.ledger.settle(
                 charge.key, charge.period, charge.reserved_nano, charge.cost_nano,
-                charge.tokens, charge.at,
+                charge.tokens, charge.at, charge.call_id,
             )  # fmt: skip
         except StoreUnreachable:
             if not charge.unchecked:  # admitted unchecked: already in the known spend
@@ -381,7 +403,7 @@ class Gate:
             try:
                 spent = await self.ledger.settle(
                     charge.key, charge.period, charge.reserved_nano, charge.cost_nano,
-                    charge.tokens, charge.at,
+                    charge.tokens, charge.at, charge.call_id,
                 )  # fmt: skip
             except StoreUnreachable:
                 await asyncio.sleep(PROBE_EVERY_S)

@@ -35,6 +35,11 @@ class StoreUnreachable(Exception):
     """The state store did not answer (in time): the caller applies its outage policy."""
 
 
+class StoreSlow(StoreUnreachable):
+    """This call failed (timed out) but the store is not judged unreachable: a caller may
+    try again (an idempotent call), or apply its outage policy to this call alone."""
+
+
 class StoreBusy(StoreUnreachable):
     """No connection was free within the pool wait: the store is up, this replica is over
     its connection budget. Not an outage: callers must not fail open on it."""
@@ -86,8 +91,8 @@ class StateHealth:
             async with asyncio.timeout(self.timeout_s):
                 result = await call()
         except (RedisError, OSError, TimeoutError) as error:
-            self._failed(operation, error)
-            raise StoreUnreachable(operation) from None
+            down = self._failed(operation, error)
+            raise (StoreUnreachable if down else StoreSlow)(operation) from None
         finally:
             slots.release()
         self._failures_in_row = 0
@@ -99,24 +104,26 @@ class StateHealth:
             self._down_since = None
         return result
 
-    def _failed(self, operation: str, error: BaseException | None) -> None:
+    def _failed(self, operation: str, error: BaseException | None) -> bool:
+        """Counts a failed call; True when the store is (now) judged unreachable."""
         now = time.monotonic()
         self.errors.labels(operation).inc()
         self._failed_since_log += 1
         if error is None:  # skipped during an outage
             if now - self._logged_at >= self.log_interval_s:
                 self._log(now, "state store still unreachable")
-            return
+            return True
         self._failures_in_row += 1
         refused = isinstance(error, RedisConnectionError | ConnectionError)
         if self._down_since is None and not refused and self._failures_in_row < self.outage_after:
-            return  # one slow call: the next call tries again
+            return False  # one slow call: the next call tries again
         self._probe_at = now + PROBE_EVERY_S
         if self._down_since is None:
             self._down_since = now
             self._log(now, f"state store unreachable ({operation}: {_describe(error)})")
         elif now - self._logged_at >= self.log_interval_s:
             self._log(now, "state store still unreachable")
+        return True
 
     def _log(self, now: float, what: str) -> None:
         LOG.warning(

@@ -63,11 +63,18 @@ class Admission:
 
 class Ledger(Protocol):
     async def admit(
-        self, key_digest: str, now: float, *, count: bool = True, reserve_nano: int = 0
+        self,
+        key_digest: str,
+        now: float,
+        *,
+        count: bool = True,
+        reserve_nano: int = 0,
+        call_id: str = "",
     ) -> Admission:
         """The key, and whether this call may go (counted, and `reserve_nano` reserved, if
         so). With count=False only the key is looked up (authentication; count_tokens,
-        models: free calls)."""
+        models: free calls). A `call_id` already admitted is not counted again: its
+        reservation is returned (a retry whose first reply was lost)."""
 
     async def settle(
         self,
@@ -77,8 +84,11 @@ class Ledger(Protocol):
         cost_nano: int,
         tokens: int,
         now: float,
+        call_id: str = "",
     ) -> tuple[int, int, int, int]:
-        """Replaces the reservation by the real cost; returns the spend after it."""
+        """Replaces the reservation by the real cost; returns the spend after it. With a
+        `call_id`, the reservation is the one the ledger holds for it (0 if it never
+        admitted the call), and a call settled already is not settled again."""
 
     async def spent(self, key: GatewayKey, now: float) -> tuple[int, int, int, int]: ...
 
@@ -125,10 +135,17 @@ class MemoryLedger:
         self.keys = keys
         self.teams = teams
         self._spend: BoundedDict[str, int] = BoundedDict(max_entries)
+        self._calls: BoundedDict[str, int] = BoundedDict(max_entries)  # reservation; -1: settled
         self._windows: BoundedDict[str, list[int]] = BoundedDict(max_entries)  # [requests, tokens]
 
     async def admit(
-        self, key_digest: str, now: float, *, count: bool = True, reserve_nano: int = 0
+        self,
+        key_digest: str,
+        now: float,
+        *,
+        count: bool = True,
+        reserve_nano: int = 0,
+        call_id: str = "",
     ) -> Admission:
         key = self.keys.get(key_digest)
         if key is None:
@@ -138,6 +155,9 @@ class MemoryLedger:
             return Admission(key, period=period)
         counters = _counters(key, period)
         spent4 = four([self._spend.get(c) or 0 for c in counters])
+        held = self._calls.get(call_id) if call_id else None
+        if held is not None:
+            return Admission(key, reserved_nano=max(held, 0), spent_nano=spent4, period=period)
         for name, used, limit in zip(PERIOD_NAMES, spent4, limits_of(key, self.teams), strict=True):
             if over_budget(used, limit, reserve_nano):
                 return Admission(key, "spend_limit", name, spent_nano=spent4, period=period)
@@ -155,6 +175,8 @@ class MemoryLedger:
         self._windows[f"{key.name}:{int(index)}"] = current
         for counter in counters:
             self._spend[counter] = (self._spend.get(counter) or 0) + reserve_nano
+        if call_id:
+            self._calls[call_id] = reserve_nano
         return Admission(key, reserved_nano=reserve_nano, spent_nano=spent4, period=period)
 
     async def settle(
@@ -165,7 +187,14 @@ class MemoryLedger:
         cost_nano: int,
         tokens: int,
         now: float,
+        call_id: str = "",
     ) -> tuple[int, int, int, int]:
+        if call_id:
+            held = self._calls.get(call_id)
+            if held is not None and held < 0:  # settled already
+                return await self.spent(key, now, period)
+            reserved_nano = held if held is not None else reserved_nano
+            self._calls[call_id] = -1
         counters = _counters(key, period)
         for counter in counters:
             self._spend[counter] = (self._spend.get(counter) or 0) + cost_nano - reserved_nano

@@ -34,9 +34,24 @@ def test_never_less_than_the_call_is_billed(ceiling: CostCeiling) -> None:
     assert most is not None
     assert billed is not None
     assert most >= billed
-    # Each input token at the dearest rate it can be billed at (a 1h cache write: 6).
-    assert most == pytest.approx(
-        estimate_body_tokens(ask(text), 4.0) * 6e-6 + 1000 * 15e-6, rel=0.01
+    # Without cache_control nothing is written: each input token at the input rate (3)...
+    tokens = estimate_body_tokens(ask(text), 4.0)
+    assert most == pytest.approx(tokens * 3e-6 + 1000 * 15e-6, rel=0.01)
+    # ... with a 1h breakpoint, at the 1h write rate (6), which a 1h write is billed at.
+    marked = ask(
+        text,
+        max_tokens=1000,
+        system=[{"type": "text", "text": "s", "cache_control": {"type": "ephemeral", "ttl": "1h"}}],
+    )
+    written = ceiling.usd("anthropic", [SONNET], marked)
+    assert written is not None
+    billed_1h = Pricing.load().cost(
+        "anthropic", SONNET, Usage(cache_write_1h=count_tokens(text, 4.0), output=1000)
+    )
+    assert billed_1h is not None
+    assert written >= billed_1h
+    assert written == pytest.approx(
+        estimate_body_tokens(marked, 4.0) * 6e-6 + 1000 * 15e-6, rel=0.01
     )
 
 
