@@ -8,6 +8,7 @@ tokenizer: the ratio per model lives in the catalog (`chars_per_token`).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 # Inline media (base64 images and documents) is billed by its pixels and pages, not its
@@ -22,11 +23,32 @@ def count_tokens(text: str, chars_per_token: float) -> int:
 
 def estimate_body_tokens(body: Any, chars_per_token: float) -> int:
     """At least the input tokens a request body is billed for: every string in it (field
-    names included) counted as text, inline media at MEDIA_CHARS_PER_TOKEN. Media is known
-    by its shape, not its content (text that looks like base64 is still text): a data URL
-    (OpenAI's images and files), or the `data` of a `{"type": "base64"}` source
-    (Anthropic's). Iterative: a body nested as deep as the JSON parser allows is walked
-    without recursion."""
+    names included) counted as text, inline media at MEDIA_CHARS_PER_TOKEN."""
+    return BodyChars.of(body).tokens(chars_per_token)
+
+
+@dataclass(frozen=True, slots=True)
+class BodyChars:
+    """A body's characters, counted once for any number of models' ratios."""
+
+    text: int
+    media: int
+
+    def tokens(self, chars_per_token: float) -> int:
+        return math.ceil(self.text / chars_per_token) + math.ceil(
+            self.media / MEDIA_CHARS_PER_TOKEN
+        )
+
+    @classmethod
+    def of(cls, body: Any) -> BodyChars:
+        """Media is known by its shape, not its content (text that looks like base64 is
+        still text): a data URL (OpenAI's images and files), or the `data` of a
+        `{"type": "base64"}` source (Anthropic's). Iterative: a body nested as deep as the
+        JSON parser allows is walked without recursion."""
+        return cls(*_walk(body))
+
+
+def _walk(body: Any) -> tuple[int, int]:
     text = media = 0
     stack: list[Any] = [body]
     while stack:
@@ -48,4 +70,4 @@ def estimate_body_tokens(body: Any, chars_per_token: float) -> int:
             stack.extend(value)
         elif value is not None:
             text += 8  # a number or a boolean
-    return math.ceil(text / chars_per_token) + math.ceil(media / MEDIA_CHARS_PER_TOKEN)
+    return text, media

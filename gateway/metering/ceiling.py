@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from gateway.catalog import ModelCatalog, ModelSpec
-from gateway.catalog.tokens import estimate_body_tokens
+from gateway.catalog.tokens import BodyChars
 from gateway.metering.pricing import CacheWrites, Pricing
 
 OUTPUT_LIMIT_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
@@ -34,13 +34,15 @@ class CostCeiling:
         """The most the call can cost on the dearest of `models`; None if none is priced."""
         most: float | None = None
         writes = cache_writes(body) if provider == "anthropic" else "1h"
+        chars: BodyChars | None = None  # counted once, for the first priced model
         for model in dict.fromkeys(models):
             price = self.pricing.price(provider, model)
             if price is None:
                 continue
             spec = self.catalog.resolve(model)
             cpt = spec.chars_per_token if spec is not None else DEFAULT_CHARS_PER_TOKEN
-            input_tokens = estimate_body_tokens(body, cpt)
+            chars = chars or BodyChars.of(body)
+            input_tokens = chars.tokens(cpt)
             if spec is not None:  # the provider refuses a longer prompt
                 input_tokens = min(input_tokens, spec.max_input_tokens)
             cost = price.most(input_tokens, self._output_tokens(body, spec), writes)
