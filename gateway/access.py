@@ -282,8 +282,10 @@ class Gate:
         except StoreBusy:
             self._refused(self._label(caller.key.name), "state_busy")
             raise _busy() from None
+        except StoreSlow:  # not judged unreachable: no fail_open
+            return self._unchecked(caller, provider, reserve, now, call_id, down=False)
         except StoreUnreachable:
-            return self._unchecked(caller, provider, reserve, now, call_id)
+            return self._unchecked(caller, provider, reserve, now, call_id, down=True)
         key = self._confirmed(key_digest, admission)
         label = self._label(key.name)
         if self.count:  # a free call reads no spend
@@ -302,8 +304,8 @@ class Gate:
 
     async def _retried(self, ask: Callable[[], Awaitable[Admission]]) -> Admission:
         """The ledger's answer, asked again while single calls time out (the store is slow,
-        not judged unreachable), up to state.outage_after_failures times in all."""
-        for _ in range(self.settings.outage_after_failures - 1):
+        not judged unreachable), up to state.call_attempts times in all."""
+        for _ in range(self.settings.call_attempts - 1):
             try:
                 return await ask()
             except StoreSlow:
@@ -321,9 +323,10 @@ class Gate:
         return math.ceil(most * NANO)
 
     def _unchecked(
-        self, caller: Caller, provider: str, reserve: int, now: float, call_id: str
+        self, caller: Caller, provider: str, reserve: int, now: float, call_id: str, down: bool
     ) -> Admitted:
-        """The store is unreachable: the key's last known state, then its policy."""
+        """The store did not answer: the key's last known state refuses what it refused
+        (revoked, spent); then, only if the store is judged unreachable, its policy."""
         known = self._known.get(caller.digest)
         if known is None:
             self._refused(None, "state_unavailable")
@@ -332,18 +335,22 @@ class Gate:
         if key is None:
             raise self._revoked()
         label = self._label(key.name)
-        if (key.on_outage or self.settings.on_outage) == "fail_closed":
-            self._refused(label, "state_unavailable")
-            raise StateUnavailable("Budgets cannot be checked right now; try again shortly.")
         period = Period.at(now)
+        spent = _in_period(known, period)
         if self.count:
-            spent = _in_period(known, period)
             limits = limits_of(key, self.teams)
             for name, used, limit in zip(PERIOD_NAMES, spent, limits, strict=True):
                 if over_budget(used, limit, reserve):
                     self._refused(label, "spend_limit")
                     refusal = Admission(key, "spend_limit", name, spent_nano=spent, period=period)
                     raise self._refusal(key, refusal, reserve)
+        if not down:
+            self._refused(label, "state_busy")
+            raise _busy()
+        if (key.on_outage or self.settings.on_outage) == "fail_closed":
+            self._refused(label, "state_unavailable")
+            raise StateUnavailable("Budgets cannot be checked right now; try again shortly.")
+        if self.count:
             known.period, known.spent = period, _plus(spent, reserve)
         credential = self._provider_key(key, provider)
         return Admitted(key, credential, period, 0, self.count, caller.digest, reserve, call_id)

@@ -253,9 +253,12 @@ class StateSettings(Section):
     # Past max_connections a call queues for a free connection this long, then is refused
     # (503): a busy pool is load, not an outage, and never fails open.
     pool_wait_ms: int = Field(default=1000, gt=0)
-    # Redis is judged unreachable (on_outage applies) after a connection error, or after
-    # this many calls in a row failed (timed out): one slow call is not an outage.
-    outage_after_failures: int = Field(default=3, ge=1)
+    # Redis is judged unreachable (each key's last known state, then on_outage, applies)
+    # after a connection error, or when no call has succeeded for this long while calls
+    # fail. Before that a call that times out is tried again, up to call_attempts times in
+    # all, then refused (503): a slow Redis is not an outage and never fails open.
+    outage_after_ms: int = Field(default=1000, gt=0)
+    call_attempts: int = Field(default=3, ge=1)
     # Charges of answered calls that could not be settled (Redis away), kept in memory and
     # settled when it is back; past this many the oldest are dropped and counted
     # (gateway_settle_dropped_total). About 200 bytes each.

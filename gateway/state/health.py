@@ -6,13 +6,15 @@ Three waits, each with its own limit:
   to `pool_wait_s`. A full pool is load, not an outage: past the wait a call fails with
   `StoreBusy`, and the store is not judged unreachable.
 - the call itself: `timeout_s`, from the moment it has a connection (the queue does not
-  count against it).
+  count against it). A call past it fails with `StoreSlow` while the store is not judged
+  unreachable: its caller may try again, and must not fail open.
 - the outage signal: the store is judged unreachable after a connection error (refused,
-  reset) or `outage_after` calls in a row that failed (timed out); one slow call is just
-  a failed call. While unreachable, calls fail at once for a second (no request waits on
-  a dead server each time), then one is let through to probe; the first success ends the
-  outage. The log says so once when it starts, at most once per interval while it lasts,
-  and once when it ends.
+  reset), or once calls have failed for `outage_after_s` without one success between (a
+  frozen or unroutable server). Slow calls under load do not make an outage while others succeed.
+  While unreachable, calls fail at once for a second (no request waits on a dead server
+  each time), then are let through to probe; the first success ends the outage. The log
+  says so once when it starts, at most once per interval while it lasts, and once when it
+  ends.
 """
 
 from __future__ import annotations
@@ -54,13 +56,13 @@ class StateHealth:
         *,
         max_connections: int = 64,
         pool_wait_s: float = 1.0,
-        outage_after: int = 3,
+        outage_after_s: float = 1.0,
     ) -> None:
         self.errors = errors  # gateway_state_errors_total
         self.timeout_s = timeout_s
         self.log_interval_s = log_interval_s
         self.pool_wait_s = pool_wait_s
-        self.outage_after = outage_after
+        self.outage_after_s = outage_after_s
         # Created on first use: it belongs to the event loop that runs the calls.
         self._slots: asyncio.Semaphore | None = None
         self._max_connections = max_connections
@@ -68,7 +70,7 @@ class StateHealth:
         self._probe_at = 0.0
         self._logged_at = 0.0
         self._failed_since_log = 0
-        self._failures_in_row = 0
+        self._failing_since: float | None = None  # the first failure since a success
 
     @property
     def degraded(self) -> bool:
@@ -95,7 +97,7 @@ class StateHealth:
             raise (StoreUnreachable if down else StoreSlow)(operation) from None
         finally:
             slots.release()
-        self._failures_in_row = 0
+        self._failing_since = None
         if self._down_since is not None:
             LOG.warning(
                 "state store reachable again after %.1f s; enforcing budgets and rate limits",
@@ -113,10 +115,12 @@ class StateHealth:
             if now - self._logged_at >= self.log_interval_s:
                 self._log(now, "state store still unreachable")
             return True
-        self._failures_in_row += 1
         refused = isinstance(error, RedisConnectionError | ConnectionError)
-        if self._down_since is None and not refused and self._failures_in_row < self.outage_after:
-            return False  # one slow call: the next call tries again
+        if self._failing_since is None:
+            self._failing_since = now
+        quiet = now - self._failing_since >= self.outage_after_s
+        if self._down_since is None and not refused and not quiet:
+            return False  # slow, not gone: others still get answers
         self._probe_at = now + PROBE_EVERY_S
         if self._down_since is None:
             self._down_since = now

@@ -65,7 +65,7 @@ def open_state(settings: StateSettings, errors: Counter | None = None) -> State:
         settings.outage_log_interval_s,
         max_connections=settings.max_connections,
         pool_wait_s=pool_wait_s,
-        outage_after=settings.outage_after_failures,
+        outage_after_s=settings.outage_after_ms / 1000,
     )
     prefix = settings.key_prefix
     return State(

@@ -11,7 +11,7 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ import pytest
 import redis
 
 from tests.integration.redis_server import RedisServer, needs_redis, redis_server
-from tests.integration.servers import gateway, metric
+from tests.integration.servers import gateway
 from tests.integration.test_shared_state import PROVIDER_KEY, create_key, keys_cli, state_env
 
 MODEL = "claude-sonnet-4-6"
@@ -51,8 +51,10 @@ async def burst(url: str, key: str, bodies: list[dict[str, Any]]) -> list[httpx.
 
 
 def served_costs(responses: list[httpx.Response]) -> list[float]:
+    """What the calls served cost. The others were refused: 429 (the budget), or 503 with
+    retry-after (Redis could not answer in time on a loaded machine: never fail_open)."""
     statuses = {r.status_code for r in responses}
-    assert statuses <= {200, 429}, statuses
+    assert statuses <= {200, 429, 503}, statuses
     return [float(r.headers["x-gateway-cost-usd"]) for r in responses if r.status_code == 200]
 
 
@@ -108,7 +110,6 @@ def test_a_burst_on_a_fresh_key_queues_for_redis_and_never_fails_open(
         assert wait_for_spend(own_redis.url, prefix, name, sum(costs)) == pytest.approx(
             sum(costs), abs=1e-6 * len(costs)
         )
-        assert metric(url, "gateway_state_errors_total") == 0
 
 
 # Item 4: a cheap call, then a burst of dear ones on a $0.01 budget.
@@ -265,7 +266,9 @@ def test_a_revoked_or_spent_key_stays_refused_while_redis_is_frozen_or_stopped(
             for _ in range(3):
                 assert status(revoked) == 401
                 assert status(spent) == 429
-            assert status(still_open) == 200  # fail_open, for a key in good standing
+            # A key in good standing: 503 while Redis is only slow, then (no answer for
+            # outage_after_ms) judged unreachable: fail_open.
+            assert until_served(status, still_open) == 200
         finally:
             os.kill(pid, signal.SIGCONT)
         own_redis.stop(save=True)  # stopped: connections refused
@@ -273,7 +276,7 @@ def test_a_revoked_or_spent_key_stays_refused_while_redis_is_frozen_or_stopped(
             for _ in range(3):
                 assert status(revoked) == 401
                 assert status(spent) == 429
-            assert status(still_open) == 200
+            assert until_served(status, still_open) == 200
         finally:
             own_redis.start()
         # The calls let through while Redis was away are charged once it is back.
@@ -281,6 +284,14 @@ def test_a_revoked_or_spent_key_stays_refused_while_redis_is_frozen_or_stopped(
         while recorded_spend(own_redis.url, prefix, open_name) < before * 3 - 1e-9:
             assert time.monotonic() < deadline, "the outage's calls were never charged"
             time.sleep(0.1)
+
+
+def until_served(status: Callable[[str], int], key: str) -> int:
+    """The key's status once it is not 503 (bounded: 20 s)."""
+    deadline = time.monotonic() + DEADLINE_S
+    while (answer := status(key)) == 503 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return answer
 
 
 # Item 5 (first half): an unauthenticated request never reaches the rewrite pipeline.

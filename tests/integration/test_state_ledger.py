@@ -22,7 +22,6 @@ from gateway.state.stores import State, open_state
 from tests.integration.redis_server import RedisServer, needs_redis, redis_server
 
 NOW = 1_800_000_000.0 + 10  # 10 s into a minute
-RESERVE = 0.01
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +38,8 @@ def make_state(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., 
             settings |= {"redis_url": SecretStr(url), "key_prefix": f"t{uuid.uuid4().hex}:"}
         else:
             settings |= {"redis_url": None, "keys_file": str(tmp_path / "keys.json")}
-        return open_state(StateSettings(first_call_reserve_usd=RESERVE, **settings))
+        # Not about timeouts: a generous deadline for a loaded machine.
+        return open_state(StateSettings(**{"timeout_ms": 2000, **settings}))
 
     return make
 
