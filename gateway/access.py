@@ -185,24 +185,26 @@ class Gate:
             return None
         key_digest = digest(credential)
         known = self._known.get(key_digest)
-        if known is None:
+        if known is not None and known.key is not None:
+            key = known.key  # seen valid: admit() confirms it with the store
+        else:  # never seen, or last seen revoked (a store restored from backup may know it)
             try:
                 admission = await self._retried(
                     lambda: self.ledger.admit(key_digest, time.time(), count=False)
                 )
             except StoreBusy:
+                if known is not None:
+                    raise self._revoked() from None
                 self._refused(None, "state_busy")
                 raise _busy() from None
             except StoreUnreachable:
+                if known is not None:  # revoked, as last known
+                    raise self._revoked() from None
                 self._refused(None, "state_unavailable")
                 raise StateUnavailable(
                     "Gateway key store unreachable; the key cannot be checked."
                 ) from None
             key = self._confirmed(key_digest, admission)
-        elif known.key is None:
-            raise self._revoked()
-        else:
-            key = known.key
         if not key.allows_step(step):
             self._refused(self._label(key.name), "forbidden")
             raise PermissionDenied(f"Gateway key {key.name!r} may not call step {step!r}.")

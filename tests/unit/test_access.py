@@ -384,5 +384,10 @@ def test_revoked_and_spent_keys_stay_refused_while_the_store_is_away(tmp_path: P
         flaky.up = False
         with pytest.raises(AuthenticationFailed):
             await ask()
+        # Last known, not forever: a store that knows the key again (restored) is believed.
+        flaky.up = True
+        await gate.ledger.ledger.keys.create(key)  # type: ignore[attr-defined]
+        gate.ledger.ledger.keys._checked = 0  # type: ignore[attr-defined]
+        assert await ask() is not None  # the store's spend: 0.01 of 0.02
 
     asyncio.run(work())
