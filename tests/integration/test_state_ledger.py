@@ -109,6 +109,31 @@ def test_budget_reserves_then_settles_the_real_cost(make_state: Callable[..., St
     run(work)
 
 
+def test_a_named_call_is_reserved_and_settled_once(make_state: Callable[..., State]) -> None:
+    """A retry whose first reply was late (the same call id) changes nothing twice, and a
+    settle swaps the reservation the ledger holds for the call, whatever the caller thinks
+    it is (0 for a call admitted while the store seemed away)."""
+
+    async def work() -> None:
+        state = make_state()
+        key_digest, key = await new_key(state, daily_budget_usd=0.05, rpm=2)
+        first = await state.ledger.admit(key_digest, NOW, reserve_nano=10_000_000, call_id="c1")
+        again = await state.ledger.admit(key_digest, NOW, reserve_nano=10_000_000, call_id="c1")
+        assert again.refused is None
+        assert again.reserved_nano == 10_000_000
+        assert again.spent_nano[0] == 10_000_000  # not reserved twice
+        assert first.period is not None
+        spent = await state.ledger.settle(key, first.period, 0, 3_000_000, 0, NOW, "c1")
+        assert spent[0] == 3_000_000  # the held reservation was swapped, not the caller's 0
+        spent = await state.ledger.settle(key, first.period, 0, 3_000_000, 0, NOW, "c1")
+        assert spent[0] == 3_000_000  # settled once
+        # Counted once against the rpm of 2: one more call fits.
+        assert (await state.ledger.admit(key_digest, NOW, call_id="c2")).refused is None
+        await state.aclose()
+
+    run(work)
+
+
 def test_team_budget_spans_its_keys(make_state: Callable[..., State]) -> None:
     async def work() -> None:
         state = make_state(teams={"search": TeamBudgetSettings(monthly_budget_usd=0.03)})
