@@ -24,6 +24,7 @@ the last spend it saw), and only then does the key's on_outage policy apply.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
 import math
@@ -33,8 +34,10 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import orjson
 from pydantic import SecretStr
 
 from gateway.errors import (
@@ -118,6 +121,25 @@ class Charge:
     at: float
     unchecked: bool = False  # admitted while the store was away
     call_id: str = ""
+
+    def to_line(self) -> bytes:
+        """One JSON line of the backlog file (the key's record, never its secret)."""
+        fields = {
+            "key": self.key.to_fields(), "digest": self.digest, "day": self.period.day,
+            "month": self.period.month, "reserved_nano": self.reserved_nano,
+            "cost_nano": self.cost_nano, "tokens": self.tokens, "at": self.at,
+            "unchecked": self.unchecked, "call_id": self.call_id,
+        }  # fmt: skip
+        return orjson.dumps(fields) + b"\n"
+
+    @classmethod
+    def from_line(cls, line: bytes) -> Charge:
+        d = orjson.loads(line)
+        return cls(
+            GatewayKey.from_fields(d["key"]), d["digest"], Period(d["day"], d["month"]),
+            int(d["reserved_nano"]), int(d["cost_nano"]), int(d["tokens"]), float(d["at"]),
+            bool(d["unchecked"]), str(d["call_id"]),
+        )  # fmt: skip
 
 
 def credential_of(headers: RawHeaders) -> bytes | None:
@@ -435,13 +457,40 @@ class Gate:
             await asyncio.wait({self._replay}, timeout=DRAIN_S)
             self._replay.cancel()
         if self._backlog:
+            kept = self._save_backlog()
             LOG.warning(
-                "%d charges of answered calls could not be settled: the state store is away",
+                "%d charges of answered calls could not be settled: the state store is away; %s",
                 len(self._backlog),
+                f"kept in {kept} for the next start" if kept else "they are lost",
             )
-            self.metrics.settle_dropped.inc(len(self._backlog))
+            if not kept:
+                self.metrics.settle_dropped.inc(len(self._backlog))
             self._backlog.clear()
             self.metrics.settle_backlog.set(0)
+
+    def _save_backlog(self) -> str | None:
+        """Appends the backlog to state.settle_backlog_file; its path, or None (no file)."""
+        path = self.settings.settle_backlog_file
+        if not path:
+            return None
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "ab") as out:
+                out.write(b"".join(charge.to_line() for charge in self._backlog))
+        except OSError:
+            LOG.exception("could not write the settle backlog to %s", path)
+            return None
+        return path
+
+    async def resume(self) -> None:
+        """At start: charges a previous run kept in state.settle_backlog_file are settled
+        (the file is taken whole, so one of several workers gets each)."""
+        path = self.settings.settle_backlog_file
+        charges = await asyncio.to_thread(_take_backlog, path) if path else []
+        for charge in charges:
+            self._defer(charge)
+        if charges:
+            LOG.warning("%d charges kept by a previous run are being settled", len(charges))
 
     # This replica's memory of keys.
 
@@ -517,6 +566,24 @@ class Gate:
             f"Gateway key {key.name!r} is over its {admission.reason} limit.",
             admission.retry_after_s or 1,
         )
+
+
+def _take_backlog(path: str) -> list[Charge]:
+    """The charges in a backlog file, which is removed (renamed first: taken once)."""
+    taken = f"{path}.{os.getpid()}.replaying"
+    try:
+        os.replace(path, taken)
+    except FileNotFoundError:
+        return []
+    try:
+        with open(taken, "rb") as lines:
+            charges = [Charge.from_line(line) for line in lines if line.strip()]
+    except (OSError, ValueError, KeyError):
+        LOG.exception("could not read the settle backlog %s: left for an operator", taken)
+        return []
+    with contextlib.suppress(OSError):
+        os.remove(taken)
+    return charges
 
 
 def _busy() -> StateUnavailable:

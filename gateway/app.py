@@ -148,6 +148,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         # Only with a key of the gateway's own: no unauthenticated calls to a provider.
         if settings.routing.refresh_lifecycle and key is not None:
             refresh = asyncio.create_task(refresh_lifecycle(lifecycle, upstream, key))
+        await gate.resume()  # charges a previous run could not settle
         yield
         if refresh is not None:
             refresh.cancel()

@@ -263,6 +263,9 @@ class StateSettings(Section):
     # settled when it is back; past this many the oldest are dropped and counted
     # (gateway_settle_dropped_total). About 200 bytes each.
     settle_backlog_max: int = Field(default=50_000, ge=0)
+    # Where charges still unsettled at shutdown are kept (JSON lines, no secrets) and
+    # settled from at the next start; "": not kept (counted as dropped).
+    settle_backlog_file: str = ".tollgate/settle-backlog.jsonl"
     # Gateway keys whose last known state (valid, revoked, spend) this replica keeps for
     # outages: about 1 KB each.
     known_keys_max: int = Field(default=10_000, ge=0)

@@ -391,3 +391,40 @@ def test_revoked_and_spent_keys_stay_refused_while_the_store_is_away(tmp_path: P
         assert await ask() is not None  # the store's spend: 0.01 of 0.02
 
     asyncio.run(work())
+
+
+def test_charges_unsettled_at_shutdown_are_kept_for_the_next_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("gateway.access.DRAIN_S", 0.05)
+    monkeypatch.setattr("gateway.access.PROBE_EVERY_S", 0.01)
+    secret, key = a_key(daily_budget_usd=1.0)
+    kept = tmp_path / "backlog.jsonl"
+    gate, flaky = flaky_gate(tmp_path, key, settle_backlog_file=str(kept))
+    headers = [(b"x-api-key", secret.encode())]
+
+    async def first_run() -> None:
+        admitted = await gate.admit(await gate.authenticate(headers, None), "anthropic", ["m"])
+        assert admitted is not None
+        flaky.up = False
+        gate.settle(admitted, 0.004, None)
+        await gate.drain()  # the store never came back
+
+    asyncio.run(first_run())
+    assert gate.metrics.settle_dropped._value.get() == 0
+    assert secret not in kept.read_text()
+    assert len(kept.read_bytes().splitlines()) == 1
+    flaky.up = True
+    next_run = gate_with(tmp_path / "next", key, settle_backlog_file=str(kept))
+    next_run.ledger = flaky
+
+    async def second_run() -> None:
+        await next_run.resume()
+        for _ in range(500):  # bounded: 5 s at most
+            if not next_run.backlog:
+                break
+            await asyncio.sleep(0.01)
+
+    asyncio.run(second_run())
+    assert flaky.settled == [4_000_000]
+    assert not kept.exists()
