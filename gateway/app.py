@@ -44,6 +44,7 @@ from gateway.formats import (
 from gateway.intake import Intake
 from gateway.metering.call_log import CallLog
 from gateway.metering.calls import CallWriter, Meter
+from gateway.metering.ceiling import CostCeiling
 from gateway.metering.labels import LabelBounds
 from gateway.metering.metrics import Metrics
 from gateway.metering.pricing import Pricing
@@ -176,7 +177,18 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     upstream = Upstream(providers, settings.server.upstream_transport, _emulated(settings))
     state = open_state(settings.state, meter.metrics.state_errors)
     provider_keys = {name: provider.api_key for name, provider in providers.items()}
-    gate = Gate(state.ledger, settings.state, provider_keys, meter.metrics)
+    aliases: dict[str, tuple[str, ...]] = {}
+    for alias, snapshot in routing.pins.items():
+        aliases[snapshot] = (*aliases.get(snapshot, ()), alias)
+    gate = Gate(
+        state.ledger,
+        settings.state,
+        provider_keys,
+        meter.metrics,
+        ceiling=CostCeiling(meter.pricing, catalog, settings.state.reserve_output_tokens),
+        aliases=aliases,
+        step_models=routing.step_models,
+    )
     policy = RetryPolicy(settings.routing.retries)
     shadows = Shadows(
         upstream,
@@ -192,6 +204,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         # Only with a key of the gateway's own: no unauthenticated calls to a provider.
         if settings.routing.refresh_lifecycle and key is not None:
             refresh = asyncio.create_task(refresh_lifecycle(lifecycle, upstream, key))
+        await gate.resume()  # charges a previous run could not settle
         yield
         if refresh is not None:
             refresh.cancel()

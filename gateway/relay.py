@@ -102,6 +102,34 @@ class Prepared:
         model = fallbacks[0] if fallbacks else self.sent_model or self.model or ""
         return plan.ttft_ms / 1000, self._on(model)
 
+    def models(self, provider: str) -> tuple[str, tuple[str, ...]]:
+        """The model the call goes to, and every other one it may call: its fallbacks, the
+        hedge and the shadow. A gateway key must be allowed each (access.py authorizes)."""
+        first = self.sent_model or self.model or ""
+        plan = self.plan
+        if plan is None or self.payload is None:
+            return first, ()
+        others = list(plan.fallbacks.get(provider, ()))
+        if plan.shadow is not None:
+            others.append(plan.shadow.model)
+        return first, tuple(others)
+
+    def billed_models(self, provider: str) -> tuple[str, ...]:
+        """The models whose calls are charged to the caller: all but the shadow's."""
+        plan = self.plan
+        fallbacks = plan.fallbacks.get(provider, ()) if plan is not None and self.payload else ()
+        return (self.sent_model or self.model or "", *fallbacks)
+
+    def without(self, refused: frozenset[str], provider: str) -> Prepared:
+        """The call without the fallbacks, hedge and shadow the caller may not use."""
+        plan = self.plan
+        if not refused or plan is None:
+            return self
+        fallbacks = {**plan.fallbacks}
+        fallbacks[provider] = tuple(m for m in fallbacks.get(provider, ()) if m not in refused)
+        shadow = plan.shadow if plan.shadow is None or plan.shadow.model not in refused else None
+        return replace(self, plan=replace(plan, fallbacks=fallbacks, shadow=shadow))
+
     def _on(self, model: str) -> Candidate:
         assert self.payload is not None
         return Candidate(model, orjson.dumps({**self.payload, "model": model}))
@@ -163,11 +191,19 @@ class Relay:
         call = Prepared(b"")
         admitted: Admitted | None = None
         try:
+            # Who calls, from the headers alone: nothing reads or learns from the body of a
+            # caller that is refused.
+            caller = await self.gate.authenticate(headers, step) if self.gate else None
             body = await self.intake.read(headers, receive)
             call = self._prepare(scope["method"], headers, body, step)
-            if self.gate is not None:
-                # A gateway key's budget and rate limits: the one pre-flight state read.
-                admitted = await self.gate.admit(headers, self.provider, call.model, step)
+            if self.gate is not None and caller is not None:
+                # What the call will use, once routed: the models, then the budget (the one
+                # pre-flight state round trip).
+                model, others = call.models(self.provider)
+                call = call.without(self.gate.authorize(caller, model, others), self.provider)
+                admitted = await self.gate.admit(
+                    caller, self.provider, call.billed_models(self.provider), call.payload
+                )
                 if admitted is not None:
                     scope = {**scope, "headers": with_credential(headers, admitted.credential)}
         except GatewayError as error:
@@ -220,7 +256,8 @@ class Relay:
             )
         if self.rewriter is None:
             asked, filtered = self._ask_usage(parsed)
-            return Prepared(_dumps(asked) if filtered else raw, model, filtered=filtered)
+            body = _dumps(asked) if filtered else raw
+            return Prepared(body, model, filtered=filtered, payload=asked)
         routing = header_value(headers, ROUTE_HEADER) != b"off"
         request = LLMRequest(self.provider, parsed, step, _tenant(headers), routing)
         try:
@@ -232,7 +269,9 @@ class Relay:
             LOG.exception("rewrite failed; the request is forwarded unchanged")
             asked, filtered = self._ask_usage(parsed)
             body = _dumps(asked) if filtered else raw
-            return Prepared(body, model, findings=("rewrite_failed",), filtered=filtered)
+            return Prepared(
+                body, model, findings=("rewrite_failed",), filtered=filtered, payload=asked
+            )
         sent = request.body.get("model")
         sent = sent if isinstance(sent, str) else model
         payload, filtered = self._ask_usage(request.body)

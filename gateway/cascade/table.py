@@ -99,6 +99,21 @@ class RoutingTable:
             plan = self._plans[self.settings.default_step]
         return plan
 
+    def step_models(self, step: str | None) -> frozenset[str] | None:
+        """Every model a call labelled `step` can be sent to (its tier's models, canary,
+        fallbacks, shadow); None when the step keeps the client's model (no tier)."""
+        plan = self.plan(step)
+        if plan is None or plan.tier is None:
+            return None
+        models = set(self._tiers.get(plan.tier, {}).values())
+        if plan.canary is not None:
+            models.add(self.pinned(plan.canary.model))
+        if plan.shadow is not None:
+            models |= {plan.shadow.model, self.pinned(plan.shadow.model)}
+        for fallbacks in plan.fallbacks.values():
+            models.update(fallbacks)
+        return frozenset(models)
+
     def tier_model(self, tier: str, provider: str) -> str | None:
         models = self._tiers.get(tier)
         return None if models is None else models.get(provider)

@@ -1,14 +1,73 @@
 """Tokens from characters at the model's fixed ratio: fast and deterministic.
 
 The emulator bills with it exactly; the gateway uses it as its estimate (for cache
-minimums and breakpoint placement). Not a real tokenizer: the ratio per model lives
-in the catalog (`chars_per_token`).
+minimums and breakpoint placement, and for the most a call can cost). Not a real
+tokenizer: the ratio per model lives in the catalog (`chars_per_token`).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Any
+
+# Inline media (base64 images and documents) is billed by its pixels and pages, not its
+# characters: one token per this many base64 characters is above what providers bill
+# for images and PDF pages, far below counting it as text.
+MEDIA_CHARS_PER_TOKEN = 32
 
 
 def count_tokens(text: str, chars_per_token: float) -> int:
     return math.ceil(len(text) / chars_per_token) if text else 0
+
+
+def estimate_body_tokens(body: Any, chars_per_token: float) -> int:
+    """At least the input tokens a request body is billed for: every string in it (field
+    names included) counted as text, inline media at MEDIA_CHARS_PER_TOKEN."""
+    return BodyChars.of(body).tokens(chars_per_token)
+
+
+@dataclass(frozen=True, slots=True)
+class BodyChars:
+    """A body's characters, counted once for any number of models' ratios."""
+
+    text: int
+    media: int
+
+    def tokens(self, chars_per_token: float) -> int:
+        return math.ceil(self.text / chars_per_token) + math.ceil(
+            self.media / MEDIA_CHARS_PER_TOKEN
+        )
+
+    @classmethod
+    def of(cls, body: Any) -> BodyChars:
+        """Media is known by its shape, not its content (text that looks like base64 is
+        still text): a data URL (OpenAI's images and files), or the `data` of a
+        `{"type": "base64"}` source (Anthropic's). Iterative: a body nested as deep as the
+        JSON parser allows is walked without recursion."""
+        return cls(*_walk(body))
+
+
+def _walk(body: Any) -> tuple[int, int]:
+    text = media = 0
+    stack: list[Any] = [body]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            if value.startswith("data:"):
+                media += len(value)
+            else:
+                text += len(value)
+        elif isinstance(value, dict):
+            base64_source = value.get("type") == "base64"
+            for name, item in value.items():
+                text += len(name) if isinstance(name, str) else 0
+                if base64_source and name == "data" and isinstance(item, str):
+                    media += len(item)
+                else:
+                    stack.append(item)
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif value is not None:
+            text += 8  # a number or a boolean
+    return text, media

@@ -174,6 +174,18 @@ class Metrics:
             ["operation"],
             registry=registry,
         )
+        self.settle_backlog = Gauge(
+            "gateway_settle_backlog",
+            "Charges of answered gateway-key calls waiting for the state store to be settled.",
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
+        self.settle_dropped = Counter(
+            "gateway_settle_dropped",
+            "Charges of answered gateway-key calls never recorded: the settle backlog was"
+            " full (state.settle_backlog_max) or the gateway stopped with the store away.",
+            registry=registry,
+        )
         self.budget_used_ratio = Gauge(
             "gateway_budget_used_ratio",
             "Spend over budget of a gateway key, or its team (key=team:NAME), by period:"
@@ -185,7 +197,7 @@ class Metrics:
         self.admission_refused = Counter(
             "gateway_admission_refused",
             "Calls the gateway refused for a gateway key, by reason: spend_limit, rate_limit,"
-            " unknown_key, forbidden, state_unavailable.",
+            " unknown_key, revoked, forbidden, state_unavailable, state_busy.",
             ["key", "reason"],
             registry=registry,
         )

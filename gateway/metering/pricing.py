@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from importlib import resources
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from genai_prices.data_snapshot import find_provider_by_id
@@ -25,6 +25,8 @@ from gateway.settings import ModelPriceSettings, PricingSettings, TierPriceSetti
 from gateway.wire.usage import Usage
 
 UNPRICED_MODEL = "unpriced_model"
+# The dearest cache write a call can make: none, 5-minute writes only, or 1-hour writes too.
+CacheWrites = Literal["none", "5m", "1h"]
 # (key, value) pairs of genai-prices' price context: ("speed", "fast") for Anthropic's
 # fast mode, ("service_tier", "priority" | "flex") for OpenAI's tiers.
 PriceContext = tuple[tuple[str, str], ...]
@@ -96,6 +98,18 @@ class Price:
 
     def cost(self, usage: Usage, web_searches: int = 0) -> float:
         return self.rates(usage).cost(usage) + web_searches * self.per_web_search
+
+    def most(self, input_tokens: int, output_tokens: int, writes: CacheWrites = "1h") -> float:
+        """The most a call of this many input and output tokens can cost: every input token
+        at the dearest rate it may be billed at, given the cache writes the call can make
+        (a 1h write costs twice the input rate)."""
+        rates = self.rates(Usage(input=input_tokens))
+        per_input = rates.input
+        if writes != "none":
+            per_input = max(per_input, rates.cache_write_5m)
+        if writes == "1h":
+            per_input = max(per_input, rates.cache_write_1h)
+        return input_tokens * per_input + output_tokens * rates.output
 
     def scaled(self, factor: float) -> Price:
         return replace(

@@ -80,8 +80,14 @@ class GatewayKey:
         return cls(**values)  # type: ignore[arg-type]  # checked field by field above
 
     def allows(self, model: str | None, step: str | None) -> bool:
-        if self.models and not any(fnmatchcase(model or "", p) for p in self.models):
-            return False
+        return self.allows_model(model or "") and self.allows_step(step)
+
+    def allows_model(self, *names: str) -> bool:
+        """Whether the key may call a model known by any of `names` (its id and the aliases
+        that stand for it): `claude-haiku-4-5` allows the snapshot it is pinned to."""
+        return not self.models or any(fnmatchcase(n, p) for n in names for p in self.models)
+
+    def allows_step(self, step: str | None) -> bool:
         return not self.steps or (step or "") in self.steps
 
 

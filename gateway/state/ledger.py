@@ -1,10 +1,12 @@
 """Spend and rate limits per gateway key: admitted before a call, settled after it.
 
 `admit` is the one pre-flight read: it finds the key by its digest, refuses it if a budget
-(key or team, day or month) is spent or a per-minute window is full, else counts the
-request and reserves the key's last call cost (and a quarter) against its budgets.
-`settle` swaps the reservation for the real cost and adds the call's tokens to the window.
-Reserving keeps concurrent calls on several replicas from overspending by more than a call.
+(key or team, day or month) has no room for the call's reservation or a per-minute window
+is full, else counts the request and reserves the call's reservation against its budgets.
+The caller sizes the reservation (access.py: what the call can cost at most), so the
+ledger holds no pricing. `settle` swaps the reservation for the real cost and adds the
+call's tokens to the window. Reserving the most a call can cost keeps concurrent calls,
+on any number of replicas, from overspending a budget at all.
 
 Windows are sliding per minute, as two fixed windows weighted by how far the current one
 has run (the previous one counts for the part of it still inside the last 60 s): O(1)
@@ -24,9 +26,6 @@ from gateway.state.bounded import BoundedDict
 from gateway.state.keys import GatewayKey, MemoryKeyStore, to_nano
 
 WINDOW_S = 60
-# A call reserves its key's last call cost and a quarter more: calls of one key vary a
-# little, and only a reservation at least as large as the cost bounds the overspend.
-RESERVE_HEADROOM = 1.25
 Refusal = Literal["unknown_key", "spend_limit", "rate_limit"]
 # The spend counters of a key, in this order: key day, key month, team day, team month.
 PERIOD_NAMES = ("daily", "monthly", "team_daily", "team_monthly")
@@ -63,9 +62,19 @@ class Admission:
 
 
 class Ledger(Protocol):
-    async def admit(self, key_digest: str, now: float, *, count: bool = True) -> Admission:
-        """The key, and whether this call may go (counted and reserved if so). With
-        count=False only the key is looked up (count_tokens, models: free calls)."""
+    async def admit(
+        self,
+        key_digest: str,
+        now: float,
+        *,
+        count: bool = True,
+        reserve_nano: int = 0,
+        call_id: str = "",
+    ) -> Admission:
+        """The key, and whether this call may go (counted, and `reserve_nano` reserved, if
+        so). With count=False only the key is looked up (authentication; count_tokens,
+        models: free calls). A `call_id` already admitted is not counted again: its
+        reservation is returned (a retry whose first reply was lost)."""
 
     async def settle(
         self,
@@ -75,8 +84,11 @@ class Ledger(Protocol):
         cost_nano: int,
         tokens: int,
         now: float,
+        call_id: str = "",
     ) -> tuple[int, int, int, int]:
-        """Replaces the reservation by the real cost; returns the spend after it."""
+        """Replaces the reservation by the real cost; returns the spend after it. With a
+        `call_id`, the reservation is the one the ledger holds for it (0 if it never
+        admitted the call), and a call settled already is not settled again."""
 
     async def spent(self, key: GatewayKey, now: float) -> tuple[int, int, int, int]: ...
 
@@ -89,6 +101,12 @@ def limits_of(key: GatewayKey, teams: dict[str, TeamBudget]) -> tuple[int, int, 
         team.daily_nano,
         team.monthly_nano,
     )
+
+
+def over_budget(spent: int, limit: int, reserve_nano: int) -> bool:
+    """A budget refuses a call when it is spent, or has no room for the reservation.
+    (The Lua ADMIT in redis_store.py applies the same test.)"""
+    return limit > 0 and (spent >= limit or spent + reserve_nano > limit)
 
 
 def window_wait(previous: float, current: float, elapsed: float, room: float) -> float:
@@ -112,20 +130,23 @@ class MemoryLedger:
     """One process's ledger: budgets and limits hold per process (per worker)."""
 
     def __init__(
-        self,
-        keys: MemoryKeyStore,
-        teams: dict[str, TeamBudget],
-        first_reserve_nano: int,
-        max_entries: int = 100_000,
+        self, keys: MemoryKeyStore, teams: dict[str, TeamBudget], max_entries: int = 100_000
     ) -> None:
         self.keys = keys
         self.teams = teams
-        self.first_reserve_nano = first_reserve_nano
         self._spend: BoundedDict[str, int] = BoundedDict(max_entries)
-        self._last_cost: BoundedDict[str, int] = BoundedDict(max_entries)
+        self._calls: BoundedDict[str, int] = BoundedDict(max_entries)  # reservation; -1: settled
         self._windows: BoundedDict[str, list[int]] = BoundedDict(max_entries)  # [requests, tokens]
 
-    async def admit(self, key_digest: str, now: float, *, count: bool = True) -> Admission:
+    async def admit(
+        self,
+        key_digest: str,
+        now: float,
+        *,
+        count: bool = True,
+        reserve_nano: int = 0,
+        call_id: str = "",
+    ) -> Admission:
         key = self.keys.get(key_digest)
         if key is None:
             return Admission(None, "unknown_key")
@@ -134,8 +155,11 @@ class MemoryLedger:
             return Admission(key, period=period)
         counters = _counters(key, period)
         spent4 = four([self._spend.get(c) or 0 for c in counters])
+        held = self._calls.get(call_id) if call_id else None
+        if held is not None:
+            return Admission(key, reserved_nano=max(held, 0), spent_nano=spent4, period=period)
         for name, used, limit in zip(PERIOD_NAMES, spent4, limits_of(key, self.teams), strict=True):
-            if limit and used >= limit:
+            if over_budget(used, limit, reserve_nano):
                 return Admission(key, "spend_limit", name, spent_nano=spent4, period=period)
         index, elapsed = divmod(now / WINDOW_S, 1)
         current = self._windows.get(f"{key.name}:{int(index)}") or [0, 0]
@@ -149,11 +173,11 @@ class MemoryLedger:
             return Admission(key, "rate_limit", "tokens per minute", retry_after(wait))
         current[0] += 1
         self._windows[f"{key.name}:{int(index)}"] = current
-        last = self._last_cost.get(key.name)
-        reserve = math.ceil(last * RESERVE_HEADROOM) if last else self.first_reserve_nano
         for counter in counters:
-            self._spend[counter] = (self._spend.get(counter) or 0) + reserve
-        return Admission(key, reserved_nano=reserve, spent_nano=spent4, period=period)
+            self._spend[counter] = (self._spend.get(counter) or 0) + reserve_nano
+        if call_id:
+            self._calls[call_id] = reserve_nano
+        return Admission(key, reserved_nano=reserve_nano, spent_nano=spent4, period=period)
 
     async def settle(
         self,
@@ -163,12 +187,17 @@ class MemoryLedger:
         cost_nano: int,
         tokens: int,
         now: float,
+        call_id: str = "",
     ) -> tuple[int, int, int, int]:
+        if call_id:
+            held = self._calls.get(call_id)
+            if held is not None and held < 0:  # settled already
+                return await self.spent(key, now, period)
+            reserved_nano = held if held is not None else reserved_nano
+            self._calls[call_id] = -1
         counters = _counters(key, period)
         for counter in counters:
             self._spend[counter] = (self._spend.get(counter) or 0) + cost_nano - reserved_nano
-        if cost_nano:
-            self._last_cost[key.name] = cost_nano
         if tokens:
             window = f"{key.name}:{int(now // WINDOW_S)}"
             current = self._windows.get(window) or [0, 0]

@@ -7,8 +7,10 @@ Key layout (every key starts with `state.key_prefix`, "tollgate:" by default):
     spend:key:<name>:d<YYYYMMDD>  INT   nano-dollars spent (and reserved) that UTC day, 2 days
     spend:key:<name>:m<YYYYMM>    INT   ... that month, 35 days
     spend:team:<team>:d…/m…       INT   the same for the key's team
-    last_cost:<name>              INT   the key's last call cost: what its next call reserves
     rate:<name>:<minute>          HASH  r (requests), t (tokens) in that minute, 2 minutes
+    call:<id>                     STR   a call's reservation, then "s" once settled, 1 hour:
+                                        a retried ADMIT or SETTLE (its reply was late)
+                                        changes nothing twice
 
 Read-modify-write happens in Lua scripts (ADMIT, SETTLE, CREATE, REVOKE), atomic on the
 server, so concurrent replicas never double-spend or lose an increment. ADMIT derives
@@ -41,6 +43,7 @@ from gateway.state.ledger import (
 DAY_TTL_S = 2 * 86_400
 MONTH_TTL_S = 35 * 86_400
 WINDOW_TTL_MS = 2 * WINDOW_S * 1000 + 1000
+CALL_TTL_S = 3600  # a call's reservation marker: longer than any call, and its settle
 
 ADMIT = """
 local rec = redis.call('HGETALL', KEYS[1])
@@ -62,8 +65,14 @@ local got = redis.call('MGET', unpack(counters))
 local s = {}
 for i = 1, 4 do s[i] = tonumber(got[i]) or 0 end
 local names = {'daily', 'monthly', 'team_daily', 'team_monthly'}
+local marker = ARGV[11] ~= '' and (p .. 'call:' .. ARGV[11]) or nil
+if marker then
+  local held = redis.call('GET', marker)
+  if held then return {'ok', '', tonumber(held) or 0, s[1], s[2], s[3], s[4], rec} end
+end
+local reserve = tonumber(ARGV[6])
 for i = 1, 4 do
-  if limits[i] > 0 and s[i] >= limits[i] then
+  if limits[i] > 0 and (s[i] >= limits[i] or s[i] + reserve > limits[i]) then
     return {'spend_limit', names[i], 0, s[1], s[2], s[3], s[4], rec}
   end
 end
@@ -94,24 +103,28 @@ if tpm > 0 and pt * weight + ct >= tpm then
 end
 redis.call('HINCRBY', wc, 'r', 1)
 redis.call('PEXPIRE', wc, ARGV[10])
-local last = tonumber(redis.call('GET', p .. 'last_cost:' .. r.name))
-local reserve = last and math.ceil(last * 1.25) or tonumber(ARGV[6])
 for i = 1, #counters do
   redis.call('INCRBY', counters[i], reserve)
   redis.call('EXPIRE', counters[i], (i % 2 == 1) and ARGV[8] or ARGV[9])
 end
+if marker then redis.call('SET', marker, reserve, 'EX', ARGV[12]) end
 return {'ok', '', reserve, s[1], s[2], s[3], s[4], rec}
 """
 
 SETTLE = """
-for i = 3, #KEYS do
-  redis.call('INCRBY', KEYS[i], ARGV[1])
-  redis.call('EXPIRE', KEYS[i], (i % 2 == 1) and ARGV[4] or ARGV[5])
-end
-if tonumber(ARGV[2]) > 0 then redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[5]) end
-if tonumber(ARGV[3]) > 0 then
-  redis.call('HINCRBY', KEYS[1], 't', ARGV[3])
-  redis.call('PEXPIRE', KEYS[1], ARGV[6])
+local held = nil
+if KEYS[2] ~= '' then held = redis.call('GET', KEYS[2]) end
+if held ~= 's' then
+  local delta = tonumber(ARGV[1]) - (held and tonumber(held) or tonumber(ARGV[7]))
+  for i = 3, #KEYS do
+    redis.call('INCRBY', KEYS[i], delta)
+    redis.call('EXPIRE', KEYS[i], (i % 2 == 1) and ARGV[3] or ARGV[4])
+  end
+  if tonumber(ARGV[2]) > 0 then
+    redis.call('HINCRBY', KEYS[1], 't', ARGV[2])
+    redis.call('PEXPIRE', KEYS[1], ARGV[5])
+  end
+  if KEYS[2] ~= '' then redis.call('SET', KEYS[2], 's', 'EX', ARGV[6]) end
 end
 local out = {}
 for i = 3, #KEYS do out[#out + 1] = tonumber(redis.call('GET', KEYS[i])) or 0 end
@@ -133,14 +146,15 @@ return 1
 """
 
 
-def connect(url: str, timeout_s: float, max_connections: int) -> Redis:
+def connect(url: str, timeout_s: float, max_connections: int, pool_wait_s: float) -> Redis:
     """A pooled client that fails fast: short socket timeouts and no retries of its own
     (StateHealth decides when to try again). Past `max_connections` a call waits for a free
-    connection (within its timeout) rather than failing as if Redis were down."""
+    connection (StateHealth queues it, for up to `pool_wait_s`) rather than failing as if
+    Redis were down."""
     pool = BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
-        timeout=timeout_s,
+        timeout=pool_wait_s,
         socket_timeout=timeout_s,
         socket_connect_timeout=timeout_s,
         retry=Retry(NoBackoff(), 0),
@@ -184,22 +198,29 @@ class RedisLedger:
         health: StateHealth,
         prefix: str,
         teams: dict[str, TeamBudget],
-        first_reserve_nano: int,
     ) -> None:
         self.client = client
         self.health = health
         self.prefix = prefix
-        self.first_reserve_nano = str(first_reserve_nano)
         # Built once: every ADMIT carries the team budgets (a few bytes per team).
         self.teams_json = json.dumps({t: [b.daily_nano, b.monthly_nano] for t, b in teams.items()})
         self._admit = client.register_script(ADMIT)
         self._settle = client.register_script(SETTLE)
 
-    async def admit(self, key_digest: str, now: float, *, count: bool = True) -> Admission:
+    async def admit(
+        self,
+        key_digest: str,
+        now: float,
+        *,
+        count: bool = True,
+        reserve_nano: int = 0,
+        call_id: str = "",
+    ) -> Admission:
         period = Period.at(now)
         args: list[str | int] = [
             self.prefix, period.day, period.month, int(now * 1000), "1" if count else "0",
-            self.first_reserve_nano, self.teams_json, DAY_TTL_S, MONTH_TTL_S, WINDOW_TTL_MS,
+            reserve_nano, self.teams_json, DAY_TTL_S, MONTH_TTL_S, WINDOW_TTL_MS,
+            call_id, CALL_TTL_S,
         ]  # fmt: skip
         keys = [self.prefix + "key:" + key_digest]
         reply = await self.health.run("admit", lambda: self._admit(keys=keys, args=args))
@@ -213,15 +234,16 @@ class RedisLedger:
         cost_nano: int,
         tokens: int,
         now: float,
+        call_id: str = "",
     ) -> tuple[int, int, int, int]:
         p = self.prefix
         keys = [
             f"{p}rate:{key.name}:{int(now * 1000) // (WINDOW_S * 1000)}",
-            f"{p}last_cost:{key.name}",
+            f"{p}call:{call_id}" if call_id else "",
             *(p + name for name in counter_names(key, period)),
         ]
-        args = [cost_nano - reserved_nano, cost_nano, tokens, DAY_TTL_S, MONTH_TTL_S]
-        args.append(WINDOW_TTL_MS)
+        args = [cost_nano, tokens, DAY_TTL_S, MONTH_TTL_S, WINDOW_TTL_MS, CALL_TTL_S]
+        args.append(reserved_nano)
         reply = await self.health.run("settle", lambda: self._settle(keys=keys, args=args))
         return four(cast(list[int], reply))
 

@@ -50,20 +50,27 @@ def open_state(settings: StateSettings, errors: Counter | None = None) -> State:
         name: TeamBudget(to_nano(team.daily_budget_usd), to_nano(team.monthly_budget_usd))
         for name, team in settings.teams.items()
     }
-    reserve = to_nano(settings.first_call_reserve_usd)
     url = settings.redis_url.get_secret_value() if settings.redis_url else ""
     if not url:
         keys = MemoryKeyStore(Path(settings.keys_file) if settings.keys_file else None)
-        return State(keys, MemoryLedger(keys, teams, reserve))
+        return State(keys, MemoryLedger(keys, teams))
     if errors is None:  # the CLI: counted nowhere
         errors = Counter("state_errors", "", ["operation"], registry=CollectorRegistry())
     timeout_s = settings.timeout_ms / 1000
-    client = connect(url, timeout_s, settings.max_connections)
-    health = StateHealth(errors, timeout_s, settings.outage_log_interval_s)
+    pool_wait_s = settings.pool_wait_ms / 1000
+    client = connect(url, timeout_s, settings.max_connections, pool_wait_s)
+    health = StateHealth(
+        errors,
+        timeout_s,
+        settings.outage_log_interval_s,
+        max_connections=settings.max_connections,
+        pool_wait_s=pool_wait_s,
+        outage_after_s=settings.outage_after_ms / 1000,
+    )
     prefix = settings.key_prefix
     return State(
         RedisKeyStore(client, prefix),
-        RedisLedger(client, health, prefix, teams, reserve),
+        RedisLedger(client, health, prefix, teams),
         RedisPrefixes(client, health, prefix),
         health,
         client,

@@ -16,13 +16,12 @@ from pydantic import SecretStr
 
 from gateway.settings import StateSettings, TeamBudgetSettings
 from gateway.state.health import StoreUnreachable
-from gateway.state.keys import NANO, GatewayKey, KeyExists, digest, new_secret
+from gateway.state.keys import GatewayKey, KeyExists, digest, new_secret
 from gateway.state.ledger import Period
 from gateway.state.stores import State, open_state
 from tests.integration.redis_server import RedisServer, needs_redis, redis_server
 
 NOW = 1_800_000_000.0 + 10  # 10 s into a minute
-RESERVE = 0.01
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +38,8 @@ def make_state(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., 
             settings |= {"redis_url": SecretStr(url), "key_prefix": f"t{uuid.uuid4().hex}:"}
         else:
             settings |= {"redis_url": None, "keys_file": str(tmp_path / "keys.json")}
-        return open_state(StateSettings(first_call_reserve_usd=RESERVE, **settings))
+        # Not about timeouts: a generous deadline for a loaded machine.
+        return open_state(StateSettings(**{"timeout_ms": 2000, **settings}))
 
     return make
 
@@ -79,28 +79,56 @@ def test_budget_reserves_then_settles_the_real_cost(make_state: Callable[..., St
     async def work() -> None:
         state = make_state()
         key_digest, key = await new_key(state, daily_budget_usd=0.05)
-        first = await state.ledger.admit(key_digest, NOW)
+        first = await state.ledger.admit(key_digest, NOW, reserve_nano=10_000_000)
         assert first.refused is None
-        assert first.reserved_nano == RESERVE * NANO
+        assert first.reserved_nano == 10_000_000
         assert first.period == Period.at(NOW)
         spent = await state.ledger.settle(
             key, first.period, first.reserved_nano, 20_000_000, 0, NOW
         )
         assert spent[0] == 20_000_000  # the reservation is gone, the real cost is there
-        second = await state.ledger.admit(key_digest, NOW)
-        assert second.reserved_nano == 25_000_000  # the key's last cost, and a quarter
+        second = await state.ledger.admit(key_digest, NOW, reserve_nano=25_000_000)
+        assert second.reserved_nano == 25_000_000  # what the caller asked to reserve
         assert second.spent_nano[0] == 20_000_000
-        third = await state.ledger.admit(key_digest, NOW)
-        assert third.refused is None  # 45 of 50 spent or reserved
-        refused = await state.ledger.admit(key_digest, NOW)  # 70 of 50
+        # 45 of 50 spent or reserved: a call that may cost 10 does not fit, one of 5 does.
+        refused = await state.ledger.admit(key_digest, NOW, reserve_nano=10_000_000)
         assert refused.refused == "spend_limit"
         assert refused.reason == "daily"
-        # Released reservations make room again.
-        await state.ledger.settle(key, first.period, 20_000_000, 0, 0, NOW)
-        await state.ledger.settle(key, first.period, 20_000_000, 0, 0, NOW)
-        assert (await state.ledger.admit(key_digest, NOW)).refused is None
+        assert refused.spent_nano[0] == 45_000_000
+        assert (await state.ledger.admit(key_digest, NOW, reserve_nano=5_000_000)).refused is None
+        spent_out = await state.ledger.admit(key_digest, NOW)  # 50 of 50: even a free one
+        assert spent_out.refused == "spend_limit"
+        # A released reservation makes room again.
+        await state.ledger.settle(key, first.period, 25_000_000, 0, 0, NOW)
+        again = await state.ledger.admit(key_digest, NOW, reserve_nano=10_000_000)
+        assert again.refused is None
         # The next UTC day starts from nothing.
         assert (await state.ledger.admit(key_digest, NOW + 86_400)).spent_nano[0] == 0
+        await state.aclose()
+
+    run(work)
+
+
+def test_a_named_call_is_reserved_and_settled_once(make_state: Callable[..., State]) -> None:
+    """A retry whose first reply was late (the same call id) changes nothing twice, and a
+    settle swaps the reservation the ledger holds for the call, whatever the caller thinks
+    it is (0 for a call admitted while the store seemed away)."""
+
+    async def work() -> None:
+        state = make_state()
+        key_digest, key = await new_key(state, daily_budget_usd=0.05, rpm=2)
+        first = await state.ledger.admit(key_digest, NOW, reserve_nano=10_000_000, call_id="c1")
+        again = await state.ledger.admit(key_digest, NOW, reserve_nano=10_000_000, call_id="c1")
+        assert again.refused is None
+        assert again.reserved_nano == 10_000_000
+        assert again.spent_nano[0] == 10_000_000  # not reserved twice
+        assert first.period is not None
+        spent = await state.ledger.settle(key, first.period, 0, 3_000_000, 0, NOW, "c1")
+        assert spent[0] == 3_000_000  # the held reservation was swapped, not the caller's 0
+        spent = await state.ledger.settle(key, first.period, 0, 3_000_000, 0, NOW, "c1")
+        assert spent[0] == 3_000_000  # settled once
+        # Counted once against the rpm of 2: one more call fits.
+        assert (await state.ledger.admit(key_digest, NOW, call_id="c2")).refused is None
         await state.aclose()
 
     run(work)

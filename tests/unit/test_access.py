@@ -24,7 +24,7 @@ from gateway.errors import (
 )
 from gateway.metering.metrics import Metrics
 from gateway.settings import StateSettings, TeamBudgetSettings
-from gateway.state.health import StateHealth, StoreUnreachable
+from gateway.state.health import StateHealth, StoreBusy, StoreSlow, StoreUnreachable
 from gateway.state.keys import GatewayKey, MemoryKeyStore, digest, new_secret
 from gateway.state.ledger import MemoryLedger, window_wait
 from gateway.wire.headers import with_credential
@@ -35,7 +35,7 @@ def gate_with(tmp_path: Path, *keys: GatewayKey, **settings: Any) -> Gate:
     for key in keys:
         asyncio.run(store.create(key))
     state = StateSettings(redis_url=None, **settings)
-    ledger = MemoryLedger(store, {}, 10_000_000)
+    ledger = MemoryLedger(store, {})
     provider = {"anthropic": SecretStr("sk-ant-held")}
     return Gate(ledger, state, provider, Metrics(CollectorRegistry()))
 
@@ -46,8 +46,16 @@ def a_key(**limits: Any) -> tuple[str, GatewayKey]:
 
 
 def admit(gate: Gate, secret: str, model: str = "m", step: str | None = None) -> Any:
+    """As the relay asks: authenticate, authorize the model, admit."""
     headers = [(b"x-api-key", secret.encode())]
-    return asyncio.run(gate.admit(headers, "anthropic", model, step))
+
+    async def ask() -> Any:
+        caller = await gate.authenticate(headers, step)
+        if caller is not None:
+            gate.authorize(caller, model, ())
+        return await gate.admit(caller, "anthropic", [model])
+
+    return asyncio.run(ask())
 
 
 def test_provider_keys_pass_through_unless_a_gateway_key_is_required(tmp_path: Path) -> None:
@@ -87,8 +95,8 @@ def test_models_and_steps_a_key_allows(tmp_path: Path) -> None:
 
 def test_refusals_render_as_the_api_renders_them(tmp_path: Path) -> None:
     secret, key = a_key(daily_budget_usd=0.001, rpm=1)
-    gate = gate_with(tmp_path, key)
-    admit(gate, secret)  # reserves 0.01: over the budget
+    gate = gate_with(tmp_path, key, first_call_reserve_usd=0.001)
+    admit(gate, secret)  # reserves 0.001: the whole budget
     with pytest.raises(SpendLimitReached) as spent:
         admit(gate, secret)
     body = orjson.loads(render_anthropic(spent.value, "req_1"))
@@ -171,7 +179,252 @@ def test_budget_ratios_by_key_and_team_and_free_calls_leave_them(tmp_path: Path)
     gate.ledger.teams = gate.teams  # type: ignore[attr-defined]  # the ledger built without them
     admit(gate, secret)  # reserves 0.01
     admit(gate, secret)  # sees 0.01 spent or reserved
-    asyncio.run(gate.free_calls().admit([(b"x-api-key", secret.encode())], "anthropic", "m", None))
+    free = gate.free_calls()
+    headers = [(b"x-api-key", secret.encode())]
+    asyncio.run(free.admit(asyncio.run(free.authenticate(headers, None)), "anthropic"))
     ratio = gate.metrics.budget_used_ratio
     assert ratio.labels("agent", "daily")._value.get() == pytest.approx(0.25)
     assert ratio.labels("team:search", "daily")._value.get() == pytest.approx(0.125)
+
+
+# Item 1: the state store's health, judged apart from one call's slowness.
+
+
+def health_with(**options: Any) -> tuple[StateHealth, Counter]:
+    errors = Counter("errors", "", ["operation"], registry=CollectorRegistry())
+    return StateHealth(errors, **{"timeout_s": 0.05, "log_interval_s": 3600, **options}), errors
+
+
+def test_the_wait_for_a_pooled_connection_is_not_the_call_deadline() -> None:
+    """A pool of one connection (a lock, as redis-py's pool holds it): ten calls of 30 ms
+    each take 300 ms in all, but none waits 50 ms once it has its connection."""
+    health, errors = health_with(max_connections=1, pool_wait_s=30)
+    connection = asyncio.Lock()
+
+    async def redis_call() -> str:
+        async with connection:
+            await asyncio.sleep(0.03)
+        return "ok"
+
+    async def burst() -> list[str]:
+        return await asyncio.gather(*(health.run("admit", redis_call) for _ in range(10)))
+
+    assert asyncio.run(burst()) == ["ok"] * 10
+    assert errors.labels("admit")._value.get() == 0
+
+
+def test_a_full_pool_past_its_wait_is_busy_not_an_outage() -> None:
+    health, _ = health_with(max_connections=1, pool_wait_s=0.05)
+
+    async def work() -> None:
+        release = asyncio.Event()
+
+        async def held() -> None:
+            await release.wait()
+
+        holder = asyncio.create_task(health.run("admit", held))
+        await asyncio.sleep(0)
+        with pytest.raises(StoreBusy):
+            await health.run("admit", held)
+        release.set()
+        await holder
+
+    health.timeout_s = 30  # the holder is not slow, it holds the connection
+    asyncio.run(work())
+    assert not health.degraded
+
+
+def test_slow_calls_are_not_an_outage_until_none_succeeds_for_a_while(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    health, _ = health_with(outage_after_s=0.2)
+
+    async def slow() -> str:
+        await asyncio.sleep(1)
+        return "late"
+
+    async def fast() -> str:
+        return "pong"
+
+    async def work() -> None:
+        for _ in range(2):
+            with pytest.raises(StoreSlow):  # the caller may try again; no fail_open
+                await health.run("admit", slow)
+        assert not health.degraded
+        assert await health.run("admit", fast) == "pong"  # tried, not skipped
+        for _ in range(20):  # 50 ms each: judged unreachable after 0.2 s of failures
+            with pytest.raises(StoreUnreachable):
+                await health.run("admit", slow)
+            if health.degraded:
+                break
+        assert health.degraded
+
+    with caplog.at_level(logging.WARNING, logger="gateway.state"):
+        asyncio.run(work())
+    assert ["timed out" in r.getMessage() for r in caplog.records] == [True]
+
+
+def test_back_after_an_outage_that_began_during_the_call_is_never_negative(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    health, _ = health_with(timeout_s=5)
+
+    async def work() -> None:
+        outage = asyncio.Event()
+
+        async def slow_success() -> str:
+            await outage.wait()
+            return "ok"
+
+        async def refused() -> None:
+            raise RedisConnectionError("refused")
+
+        pending = asyncio.create_task(health.run("admit", slow_success))
+        await asyncio.sleep(0.01)
+        with pytest.raises(StoreUnreachable):
+            await health.run("settle", refused)
+        outage.set()
+        assert await pending == "ok"
+
+    with caplog.at_level(logging.WARNING, logger="gateway.state"):
+        asyncio.run(work())
+    back = caplog.records[-1].getMessage()
+    assert "reachable again after" in back
+    assert float(back.split("after ")[1].split(" s")[0]) >= 0, back
+
+
+# Item 1: an answered call is charged, if not now then when the store is back.
+
+
+class FlakyLedger:
+    """The in-memory ledger behind a switch: off, every call is unreachable."""
+
+    def __init__(self, ledger: MemoryLedger) -> None:
+        self.ledger = ledger
+        self.up = True
+        self.settled: list[int] = []
+
+    async def admit(self, key_digest: str, now: float, **options: Any) -> Any:
+        if not self.up:
+            raise StoreUnreachable("admit")
+        return await self.ledger.admit(key_digest, now, **options)
+
+    async def settle(
+        self, key: GatewayKey, period: Any, reserved: int, cost: int, *rest: Any
+    ) -> Any:
+        if not self.up:
+            raise StoreUnreachable("settle")
+        self.settled.append(cost)
+        return await self.ledger.settle(key, period, reserved, cost, *rest)
+
+    async def spent(self, key: GatewayKey, now: float) -> Any:
+        return await self.ledger.spent(key, now)
+
+
+def flaky_gate(tmp_path: Path, key: GatewayKey, **settings: Any) -> tuple[Gate, FlakyLedger]:
+    gate = gate_with(tmp_path, key, **settings)
+    flaky = FlakyLedger(gate.ledger)  # type: ignore[arg-type]  # the memory ledger
+    gate.ledger = flaky
+    return gate, flaky
+
+
+def test_charges_the_store_missed_are_settled_when_it_is_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("gateway.access.PROBE_EVERY_S", 0.01)
+    secret, key = a_key(daily_budget_usd=1.0)
+    gate, flaky = flaky_gate(tmp_path, key, settle_backlog_max=2)
+    headers = [(b"x-api-key", secret.encode())]
+
+    async def work() -> None:
+        caller = await gate.authenticate(headers, None)
+        admitted = [await gate.admit(caller, "anthropic", ["m"]) for _ in range(3)]
+        flaky.up = False
+        for n, one in enumerate(admitted):
+            assert one is not None
+            gate.settle(one, 0.001 * (n + 1), None)
+        await asyncio.sleep(0.05)
+        assert gate.backlog == 2  # bounded: the oldest charge was dropped, and counted
+        assert gate.metrics.settle_dropped._value.get() == 1
+        flaky.up = True
+        for _ in range(500):  # bounded: 5 s at most
+            if not gate.backlog:
+                break
+            await asyncio.sleep(0.01)
+        assert gate.backlog == 0
+        await gate.drain()
+
+    asyncio.run(work())
+    assert flaky.settled == [2_000_000, 3_000_000]
+
+
+# Item 3: the last known state wins over fail_open.
+
+
+def test_revoked_and_spent_keys_stay_refused_while_the_store_is_away(tmp_path: Path) -> None:
+    secret, key = a_key(daily_budget_usd=0.02)
+    gate, flaky = flaky_gate(tmp_path, key, first_call_reserve_usd=0.01)
+    headers = [(b"x-api-key", secret.encode())]
+
+    async def ask() -> Any:
+        caller = await gate.authenticate(headers, None)
+        return await gate.admit(caller, "anthropic", ["m"])
+
+    async def work() -> None:
+        assert await ask() is not None  # 0.01 of 0.02 reserved
+        flaky.up = False
+        assert await ask() is not None  # fail_open, counted here: 0.02 of 0.02
+        with pytest.raises(SpendLimitReached):
+            await ask()  # this replica's count says it is spent
+        flaky.up = True
+        await gate.ledger.ledger.keys.revoke(key.name)  # type: ignore[attr-defined]
+        gate.ledger.ledger.keys._checked = 0  # type: ignore[attr-defined]  # re-read now
+        with pytest.raises(AuthenticationFailed):
+            await ask()
+        flaky.up = False
+        with pytest.raises(AuthenticationFailed):
+            await ask()
+        # Last known, not forever: a store that knows the key again (restored) is believed.
+        flaky.up = True
+        await gate.ledger.ledger.keys.create(key)  # type: ignore[attr-defined]
+        gate.ledger.ledger.keys._checked = 0  # type: ignore[attr-defined]
+        assert await ask() is not None  # the store's spend: 0.01 of 0.02
+
+    asyncio.run(work())
+
+
+def test_charges_unsettled_at_shutdown_are_kept_for_the_next_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("gateway.access.DRAIN_S", 0.05)
+    monkeypatch.setattr("gateway.access.PROBE_EVERY_S", 0.01)
+    secret, key = a_key(daily_budget_usd=1.0)
+    kept = tmp_path / "backlog.jsonl"
+    gate, flaky = flaky_gate(tmp_path, key, settle_backlog_file=str(kept))
+    headers = [(b"x-api-key", secret.encode())]
+
+    async def first_run() -> None:
+        admitted = await gate.admit(await gate.authenticate(headers, None), "anthropic", ["m"])
+        assert admitted is not None
+        flaky.up = False
+        gate.settle(admitted, 0.004, None)
+        await gate.drain()  # the store never came back
+
+    asyncio.run(first_run())
+    assert gate.metrics.settle_dropped._value.get() == 0
+    assert secret not in kept.read_text()
+    assert len(kept.read_bytes().splitlines()) == 1
+    flaky.up = True
+    next_run = gate_with(tmp_path / "next", key, settle_backlog_file=str(kept))
+    next_run.ledger = flaky
+
+    async def second_run() -> None:
+        await next_run.resume()
+        for _ in range(500):  # bounded: 5 s at most
+            if not next_run.backlog:
+                break
+            await asyncio.sleep(0.01)
+
+    asyncio.run(second_run())
+    assert flaky.settled == [4_000_000]
+    assert not kept.exists()

@@ -1,0 +1,95 @@
+"""The most a call can cost, reserved against a gateway key's budget before it is made."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+
+from gateway.catalog import ModelCatalog
+from gateway.catalog.tokens import count_tokens, estimate_body_tokens
+from gateway.metering.ceiling import CostCeiling
+from gateway.metering.pricing import Pricing
+from gateway.wire.usage import Usage
+
+SONNET = "claude-sonnet-4-6"  # 3 input, 15 output, 6 a 1h cache write (USD per MTok)
+
+
+@pytest.fixture(scope="module")
+def ceiling() -> CostCeiling:
+    return CostCeiling(Pricing.load(), ModelCatalog.load(), default_output_tokens=4096)
+
+
+def ask(text: str, **fields: Any) -> dict[str, Any]:
+    return {"model": SONNET, "messages": [{"role": "user", "content": text}], **fields}
+
+
+def test_never_less_than_the_call_is_billed(ceiling: CostCeiling) -> None:
+    text = "The quick brown fox jumps over the lazy dog. " * 500
+    most = ceiling.usd("anthropic", [SONNET], ask(text, max_tokens=1000))
+    billed = Pricing.load().cost(
+        "anthropic", SONNET, Usage(input=count_tokens(text, 4.0), output=1000)
+    )
+    assert most is not None
+    assert billed is not None
+    assert most >= billed
+    # Without cache_control nothing is written: each input token at the input rate (3)...
+    tokens = estimate_body_tokens(ask(text), 4.0)
+    assert most == pytest.approx(tokens * 3e-6 + 1000 * 15e-6, rel=0.01)
+    # ... with a 1h breakpoint, at the 1h write rate (6), which a 1h write is billed at.
+    marked = ask(
+        text,
+        max_tokens=1000,
+        system=[{"type": "text", "text": "s", "cache_control": {"type": "ephemeral", "ttl": "1h"}}],
+    )
+    written = ceiling.usd("anthropic", [SONNET], marked)
+    assert written is not None
+    billed_1h = Pricing.load().cost(
+        "anthropic", SONNET, Usage(cache_write_1h=count_tokens(text, 4.0), output=1000)
+    )
+    assert billed_1h is not None
+    assert written >= billed_1h
+    assert written == pytest.approx(
+        estimate_body_tokens(marked, 4.0) * 6e-6 + 1000 * 15e-6, rel=0.01
+    )
+
+
+def test_without_max_tokens_the_model_s_own_maximum(ceiling: CostCeiling) -> None:
+    most = ceiling.usd("anthropic", [SONNET], ask("hi"))
+    assert most is not None
+    assert most >= 64_000 * 15e-6  # Sonnet 4.6 writes up to 64k tokens
+    unknown = ceiling.usd("openai", ["gpt-4o"], {"model": "gpt-4o", "messages": []})
+    assert unknown is not None  # priced but not in the catalog: the configured default
+    assert unknown >= 4096 * 10e-6
+
+
+def test_the_dearest_model_the_call_may_be_served_by(ceiling: CostCeiling) -> None:
+    cheap = ceiling.usd("anthropic", ["claude-haiku-4-5"], ask("hi", max_tokens=100))
+    both = ceiling.usd("anthropic", ["claude-haiku-4-5", SONNET], ask("hi", max_tokens=100))
+    assert cheap is not None
+    assert both is not None
+    assert both > cheap
+    assert ceiling.usd("anthropic", ["no-such-model"], ask("hi")) is None
+
+
+def test_media_is_known_by_its_shape_not_its_content() -> None:
+    image = base64.b64encode(bytes(range(256)) * 400).decode()  # 136 KB of base64
+    source = {
+        "type": "image",
+        "source": {"type": "base64", "media_type": "image/png", "data": image},
+    }
+    as_media = estimate_body_tokens({"content": [source]}, 4.0)
+    assert as_media < len(image) / 30  # not 34k tokens of text
+    assert (
+        estimate_body_tokens({"content": "data:image/png;base64," + image}, 4.0) < len(image) / 30
+    )
+    # The same characters sent as text are billed as text.
+    assert estimate_body_tokens({"content": image}, 4.0) >= len(image) / 4
+
+
+def test_a_deeply_nested_body_is_walked_without_recursion() -> None:
+    body: Any = "leaf"
+    for _ in range(5000):
+        body = [body]
+    assert estimate_body_tokens(body, 4.0) == 1
