@@ -22,6 +22,7 @@ from gateway.emulator.endpoints import Endpoint, guarded, new_id
 from gateway.emulator.errors import EmulatedError
 from gateway.emulator.faults import FAULT_HEADER, Fault, FaultInjector, fault_error
 from gateway.emulator.latency import model_timing
+from gateway.emulator.models import served_model
 from gateway.emulator.openai import chat, responses
 from gateway.emulator.openai.cache import CacheUsage, PrefixCache, Retention
 from gateway.emulator.openai.prompt import Prompt, build_chat_prompt, build_responses_prompt
@@ -116,16 +117,19 @@ class OpenAIEmulator:
                 "We could not parse the JSON body of your request.", None, "invalid_json"
             ) from None
         body = check(parsed)
-        spec = self.catalog.resolve(body["model"])
         today = dt.datetime.fromtimestamp(now, dt.UTC).date()
-        if spec is None or spec.provider != "openai" or spec.lifecycle(today) == "retired":
+        served = served_model(
+            self.catalog, body["model"], "openai", today, strict=self.settings.strict_models
+        )
+        if served is None:
             raise EmulatedError(
                 404,
                 "invalid_request_error",
                 f"The model `{body['model']}` does not exist or you do not have access to it.",
                 code="model_not_found",
             )
-        return workspace, body, spec, now
+        request.state.served_headers = served.headers()
+        return workspace, body, served.spec, now
 
     def _fault(self, request: Request) -> Fault | None:
         fault = self.faults.pick(request.headers.get(FAULT_HEADER))
@@ -239,6 +243,7 @@ class OpenAIEmulator:
             )
         headers = {**self._headers(request.state.request_id), **timing.headers()}
         headers["openai-processing-ms"] = f"{timing.total_s * 1000:.0f}"
+        headers.update(request.state.served_headers)
         sleep = mode == "realistic"
         delay_s = slow_s + (timing.ttft_s if sleep else 0.0)
         if body.get("stream"):
