@@ -228,3 +228,23 @@ def test_anthropic_parse_with_a_pydantic_model(
         output_format=Report,
     )
     assert isinstance(message.parsed_output, Report)
+
+
+# --- the same through the gateway: unlisted ids and system turns pass, priced or not ---------
+
+
+def test_gateway_relays_unlisted_models_and_system_turns(
+    make_client: ClientFactory, gateway_url: str, api_key: str
+) -> None:
+    raw = make_client(gateway_url, api_key).beta.messages.with_raw_response.create(
+        model="claude-opus-5-1",
+        max_tokens=256,
+        messages=list(SYSTEM_TURN),  # type: ignore[arg-type]
+        betas=[MID_CONVERSATION_SYSTEM_BETA],
+    )
+    assert raw.headers[INFERRED_HEADER] == "claude-opus-5"
+    assert raw.parse().content[0].type == "text"
+    with openai.OpenAI(base_url=gateway_url + "/v1", api_key=api_key, max_retries=0) as client:
+        response = client.responses.with_raw_response.create(model="gpt-6.2-sol", input="REPLY: hi")
+        assert response.headers[INFERRED_HEADER] == "gpt-6.1-sol"
+        assert response.parse().output_text == "hi"
