@@ -20,7 +20,13 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from gateway.emulator.errors import invalid_request
+
 MAX_DEPTH = 24  # nested objects and $ref hops before recursive schemas are cut short
+# A schema may ask for more than any reply should hold (minItems: 10**9, nested arrays):
+# past these the request is refused rather than the emulator's memory spent.
+MAX_VALUES = 10_000  # values in one instance
+MAX_STRING_CHARS = 10_000  # characters in one string (minLength)
 STRING_FORMATS = {
     "date-time": "2026-01-01T00:00:00Z",
     "date": "2026-01-01",
@@ -55,8 +61,20 @@ def schema_instance(schema: Any) -> Any:
 class _Generator:
     def __init__(self, root: Mapping[str, Any]) -> None:
         self.root = root
+        self.values = 0
 
     def value(self, schema: Any, depth: int) -> Any:
+        self.values += 1
+        if depth > 2 * MAX_DEPTH:
+            raise invalid_request(
+                "The JSON schema requires its instance to nest without end "
+                "(a required recursive reference)."
+            )
+        if self.values > MAX_VALUES:
+            raise invalid_request(
+                f"The JSON schema asks for an instance of more than {MAX_VALUES} values, "
+                "more than the emulator generates."
+            )
         if not isinstance(schema, Mapping):
             return None if schema is False else EXAMPLE_STRING
         schema = _described_bounds(self._resolved(schema, depth))
@@ -97,8 +115,8 @@ class _Generator:
         if isinstance(parts, list) and parts:
             merged: dict[str, Any] = {k: v for k, v in schema.items() if k != "allOf"}
             for part in parts:
-                if isinstance(part, Mapping):
-                    part = self._resolved(part, depth)
+                if isinstance(part, Mapping) and depth < MAX_DEPTH:
+                    part = self._resolved(part, depth + 1)
                     properties = {**part.get("properties", {}), **merged.get("properties", {})}
                     required = [*merged.get("required", []), *part.get("required", [])]
                     merged = {**part, **merged, "properties": properties, "required": required}
@@ -181,6 +199,11 @@ class _Generator:
 def _string(schema: Mapping[str, Any]) -> str:
     text = STRING_FORMATS.get(str(schema.get("format")), EXAMPLE_STRING)
     minimum, maximum = schema.get("minLength"), schema.get("maxLength")
+    if isinstance(minimum, int) and minimum > MAX_STRING_CHARS:
+        raise invalid_request(
+            f"The JSON schema asks for a string of at least {minimum} characters, more than "
+            f"the emulator generates ({MAX_STRING_CHARS})."
+        )
     if isinstance(minimum, int) and len(text) < minimum:
         text = text + "x" * (minimum - len(text))
     if isinstance(maximum, int) and len(text) > maximum:

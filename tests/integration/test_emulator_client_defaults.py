@@ -248,3 +248,17 @@ def test_gateway_relays_unlisted_models_and_system_turns(
         response = client.responses.with_raw_response.create(model="gpt-6.2-sol", input="REPLY: hi")
         assert response.headers[INFERRED_HEADER] == "gpt-6.1-sol"
         assert response.parse().output_text == "hi"
+
+
+def test_a_schema_asking_too_much_is_a_400(openai_client: openai.OpenAI) -> None:
+    huge = {"type": "array", "items": {"type": "string"}, "minItems": 10**9}
+    with pytest.raises(openai.BadRequestError, match="more than 10000 values"):
+        openai_client.chat.completions.create(
+            model="gpt-4.1",
+            messages=[{"role": "user", "content": "hi"}],
+            response_format={
+                "type": "json_schema",
+                "json_schema": {"name": "huge", "schema": {"type": "object",
+                    "properties": {"a": huge}, "required": ["a"]}},
+            },
+        )  # fmt: skip

@@ -8,6 +8,7 @@ import jsonschema
 import pytest
 from pydantic import BaseModel, Field
 
+from gateway.emulator.errors import EmulatedError
 from gateway.emulator.schema_instance import MAX_DEPTH, schema_instance
 
 
@@ -99,3 +100,24 @@ def test_bounds_stated_in_the_description_are_followed() -> None:
         "required": ["days", "zip", "age"],
     }
     assert schema_instance(schema) == {"days": [1, 1, 1], "zip": "examp", "age": 18}
+
+
+@pytest.mark.parametrize(
+    ("schema", "error"),
+    [
+        ({"type": "array", "items": {"type": "integer"}, "minItems": 10**9}, "more than 10000"),
+        ({"type": "string", "minLength": 10**9}, "at least 1000000000 characters"),
+        ({"$defs": {"A": {"type": "object", "properties": {"a": {"$ref": "#/$defs/A"}},
+                          "required": ["a"]}}, "$ref": "#/$defs/A"}, "nest without end"),
+        ({"$defs": {"A": {"anyOf": [{"$ref": "#/$defs/A"}]}}, "$ref": "#/$defs/A"},
+         "nest without end"),
+        ({"$defs": {"A": {"allOf": [{"$ref": "#/$defs/A"}]}}, "$ref": "#/$defs/A"}, None),
+    ],
+)  # fmt: skip
+def test_schemas_asking_too_much_are_refused(schema: dict[str, Any], error: str | None) -> None:
+    """A client's schema must not exhaust the emulator: a 400, never a crash or a huge reply."""
+    if error is None:
+        schema_instance(schema)  # self-referencing allOf: cut at the depth limit
+        return
+    with pytest.raises(EmulatedError, match=error):
+        schema_instance(schema)

@@ -215,6 +215,9 @@ class OpenAIEmulator:
             timing = model_timing(spec.latency, usage.uncached_tokens, usage.cached_tokens, 0)
             return now + slow_s + timing.ttft_s
 
+        # The reply first: a request it refuses (a schema asking too much) leaves no cache entry.
+        seed = prompt.blocks[-1].digest if prompt.blocks else spec.id.encode()
+        reply = compose_reply(reply_input, spec.chars_per_token, seed, self.settings.reply_words)
         key = body.get("prompt_cache_key")
         usage = self.cache.apply(
             (workspace, key if isinstance(key, str) else None),
@@ -225,8 +228,6 @@ class OpenAIEmulator:
             now=now,
             response_start=response_start,
         )
-        seed = prompt.blocks[-1].digest if prompt.blocks else spec.id.encode()
-        reply = compose_reply(reply_input, spec.chars_per_token, seed, self.settings.reply_words)
         timing = model_timing(
             spec.latency, usage.uncached_tokens, usage.cached_tokens, reply.output_tokens
         )
