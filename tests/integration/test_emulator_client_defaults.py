@@ -138,6 +138,10 @@ def test_future_claude_model_is_served_and_unknown_names_are_not(
     )
     assert raw.headers[INFERRED_HEADER] == "claude-opus-5"
     assert raw.parse().model == "claude-opus-5-1"
+    counted = client.messages.with_raw_response.count_tokens(
+        model="claude-opus-5-1", messages=[{"role": "user", "content": "hi"}]
+    )
+    assert counted.headers[INFERRED_HEADER] == "claude-opus-5"
     with pytest.raises(anthropic.NotFoundError):
         client.messages.create(
             model="claude-poem-5", max_tokens=16, messages=[{"role": "user", "content": "x"}]

@@ -149,7 +149,9 @@ class AnthropicEmulator:
     async def count_tokens(self, request: Request) -> ASGIApp:
         _, body, spec, _ = await self._read_request(request, counting=True)
         prompt = build_prompt(body, spec)
-        return self._json({"input_tokens": prompt.total_tokens}, request.state.request_id)
+        response = self._json({"input_tokens": prompt.total_tokens}, request.state.request_id)
+        response.headers.update(request.state.served_headers)
+        return response
 
     async def messages(self, request: Request) -> ASGIApp:
         workspace, body, spec, now = await self._read_request(request, counting=False)
