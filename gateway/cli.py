@@ -61,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     emulate.add_argument("--port", type=int)
     emulate.add_argument("--latency", choices=["none", "realistic", "simulated"])
     emulate.add_argument("--virtual-clock", action="store_true", default=None)
+    emulate.add_argument("--strict-models", action="store_true", default=None)
     emulate.set_defaults(run=_emulate)
 
     demo = commands.add_parser(
@@ -149,7 +150,9 @@ def _start_emulator(config: Path | None) -> subprocess.Popen[bytes]:
 def _emulate(args: argparse.Namespace, settings: Settings) -> int:
     from gateway.emulator.app import create_emulator_app
 
-    emulator = _overridden(settings.emulator, args, "host", "port", "latency", "virtual_clock")
+    emulator = _overridden(
+        settings.emulator, args, "host", "port", "latency", "virtual_clock", "strict_models"
+    )
     settings = settings.model_copy(update={"emulator": emulator})
     print(
         f"emulator: Anthropic API on http://{emulator.host}:{emulator.port} "

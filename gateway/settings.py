@@ -377,6 +377,10 @@ class EmulatorSettings(Section):
     fault_rates: dict[FaultKind, float] = Field(default_factory=dict)
     fault_seed: int = 0
     slow_fault_ms: int = Field(default=2000, ge=0)
+    # A model id the catalog does not list but that follows a provider's naming
+    # (`gpt-6.2-sol`, `claude-opus-5-1`) is served with its nearest listed relative's
+    # defaults and an `x-emulator-model-inferred` header; strict refuses it with a 404.
+    strict_models: bool = False
 
 
 class Settings(BaseSettings):

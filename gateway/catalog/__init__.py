@@ -1,12 +1,15 @@
 """The model catalog: ids, aliases, lifecycle dates, cache minimums, tokenizer and latency.
 
 The table itself is data (`models.yaml` beside this file, extended from gateway.yaml);
-this module only loads it and answers look-ups by id or alias.
+this module only loads it and answers look-ups by id or alias, and — for an id the table
+does not list yet but that follows a provider's naming (`claude-opus-5-1`, `gpt-6.2-sol`) —
+names the listed model of the same family and tier whose defaults it can be served with.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable, Mapping
 from importlib import resources
 from typing import Any, Literal
@@ -47,6 +50,8 @@ class ModelSpec(BaseModel):
     openai_cache: Literal["rounded", "exact"] | None = None
     # Accepts prompt_cache_retention "24h" (WIRE D.4 lists the models).
     extended_retention: bool = False
+    # Accepts `role: "system"` messages inside `messages` (Anthropic; docs/emulator.md).
+    mid_conversation_system: bool = False
 
     def lifecycle(self, today: dt.date) -> Lifecycle:
         if self.retires_at is not None and today >= self.retires_at:
@@ -72,6 +77,42 @@ class ModelCatalog:
     def for_provider(self, provider: str) -> tuple[ModelSpec, ...]:
         return tuple(spec for spec in self.models if spec.provider == provider)
 
+    def nearest(self, name: str) -> ModelSpec | None:
+        """The listed model an unlisted id is served like, None if the id follows no known naming.
+
+        Same provider, family and tier (`claude-<line>-…`, `gpt-<major>…-<tier>`, `o<n>-<tier>`):
+        the newest listed version not above the requested one, else the oldest above it.
+        """
+        wanted = model_family(name)
+        if wanted is None or self.resolve(name) is not None:
+            return None
+        family, version = wanted
+        relatives = [
+            (found[1], spec)
+            for spec in self.models
+            if (found := model_family(spec.id)) is not None and found[0] == family
+        ]
+        older = [pair for pair in relatives if pair[0] <= version]
+        if older:
+            return max(older, key=lambda pair: (pair[0], pair[1].created_at))[1]
+        newer = [pair for pair in relatives if pair[0] > version]
+        return min(newer, key=lambda pair: (pair[0], pair[1].created_at))[1] if newer else None
+
+    def infer(self, name: str) -> ModelSpec | None:
+        """An unlisted id with its nearest listed relative's defaults, without lifecycle dates."""
+        base = self.nearest(name)
+        if base is None:
+            return None
+        return base.model_copy(
+            update={
+                "id": name,
+                "aliases": (),
+                "display_name": name,
+                "deprecated_at": None,
+                "retires_at": None,
+            }
+        )
+
     @classmethod
     def load(cls, overrides: Iterable[Mapping[str, Any]] = ()) -> ModelCatalog:
         """The packaged table, with entries from config replacing same-id ones or appended."""
@@ -80,3 +121,29 @@ class ModelCatalog:
         for entry in overrides:
             entries[entry["id"]] = {**entries.get(entry["id"], {}), **entry}
         return cls(ModelSpec.model_validate(entry) for entry in entries.values())
+
+
+Family = tuple[str, ...]  # provider, line or series, tier
+Version = tuple[int, ...]
+
+# claude-opus-4-8, claude-opus-5, claude-opus-4-5-20251101 (the old claude-3-7-sonnet order is
+# not a pattern new models follow).
+_CLAUDE = re.compile(r"^claude-(opus|sonnet|haiku|fable|mythos)-(\d+)(?:-(\d{1,2}))?(?:-\d{8})?$")
+# gpt-6.2-sol, gpt-6-astra, gpt-5.4-mini-2026-03-17, gpt-5, gpt-4o-mini.
+_GPT = re.compile(r"^gpt-(\d+)(?:\.(\d+))?(o)?(?:-([a-z]+))?(?:-\d{4}-\d{2}-\d{2})?$")
+# o3, o4-mini, o3-2025-04-16.
+_O_SERIES = re.compile(r"^o(\d+)(?:-([a-z]+))?(?:-\d{4}-\d{2}-\d{2})?$")
+
+
+def model_family(name: str) -> tuple[Family, Version] | None:
+    """(provider, line, tier) and the version numbers an id spells, None if it spells none."""
+    if match := _CLAUDE.match(name):
+        line, major, minor = match.groups()
+        return ("anthropic", line, ""), (int(major), int(minor or 0))
+    if match := _GPT.match(name):
+        major, minor, omni, tier = match.groups()
+        return ("openai", "gpt" + (omni or ""), tier or ""), (int(major), int(minor or 0))
+    if match := _O_SERIES.match(name):
+        series, tier = match.groups()
+        return ("openai", "o", tier or ""), (int(series),)
+    return None

@@ -1,8 +1,10 @@
 """The emulated model's answer: deterministic content derived from the request.
 
-Same request → same reply. Two directives in the last user text steer it, so tests can
+Same request → same reply. Two directives in the newest user text steer it, so tests can
 ask for exact output: a line `REPLY: <text>` answers exactly <text>; a line
-`USE_TOOL: <name>` calls that tool (tool_choice `any`/`tool` force a call anyway).
+`USE_TOOL: <name>` calls that tool while that user text is the last turn — once a tool
+result follows, the reply is text, so agent loops end (tool_choice `any`/`tool` force a
+call anyway).
 `max_tokens` and `stop_sequences` cut the reply as the real API does.
 """
 
@@ -17,6 +19,7 @@ from typing import Any
 import orjson
 
 from gateway.catalog.tokens import count_tokens
+from gateway.emulator.schema_instance import schema_instance
 
 SENTENCE = (
     "the cache holds the stable prefix so every later turn reads it for a tenth of the "
@@ -27,6 +30,8 @@ SENTENCE = (
 WORDS = tuple(SENTENCE.split(" "))
 REPLY_DIRECTIVE = "REPLY:"
 TOOL_DIRECTIVE = "USE_TOOL:"
+# output_config.format types answered with JSON (OpenAI's response_format maps onto these).
+JSON_FORMATS = frozenset({"json_schema", "json_object"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,24 +64,54 @@ def compose_reply(
         rng = random.Random(seed)
         words = [rng.choice(WORDS) for _ in range(reply_words)]
     pieces = [words[0], *(" " + word for word in words[1:])]
+    output_format = (body.get("output_config") or {}).get("format")
+    if isinstance(output_format, Mapping) and output_format.get("type") in JSON_FORMATS:
+        pieces = _json_pieces(output_format, "".join(pieces))
     return _cut_text(pieces, max_tokens, body.get("stop_sequences") or (), chars_per_token)
 
 
+def _json_pieces(output_format: Mapping[str, Any], text: str) -> list[str]:
+    """Structured output: an instance of the requested schema (json_schema), or a small
+    object holding the text (json_object), in three stream pieces."""
+    if output_format["type"] == "json_schema":
+        value = schema_instance(output_format.get("schema"))
+    else:
+        value = {"reply": text}
+    return _thirds(orjson.dumps(value).decode())
+
+
+def _thirds(raw: str) -> list[str]:
+    third = max(1, len(raw) // 3)
+    return [p for p in (raw[:third], raw[third : 2 * third], raw[2 * third :]) if p]
+
+
 def _directives(messages: list[dict[str, Any]]) -> dict[str, str]:
-    last_user = next((m for m in reversed(messages) if m["role"] == "user"), None)
-    if last_user is None:
-        return {}
-    content = last_user["content"]
-    texts = [content] if isinstance(content, str) else [
-        block["text"] for block in content if block.get("type") == "text"
-    ]  # fmt: skip
-    found: dict[str, str] = {}
-    for text in texts:
-        for line in text.split("\n"):
-            for directive in (REPLY_DIRECTIVE, TOOL_DIRECTIVE):
-                if line.startswith(directive):
-                    found[directive] = line[len(directive) :].strip()
-    return found
+    """The directives of the newest user text. `USE_TOOL:` counts only while that text is the
+    turn being answered: the last message (system turns aside) is a user message without
+    tool results — after a tool result the model answers, so an agent loop ends."""
+    turns = [m for m in messages if m.get("role") != "system"]
+    for position in range(len(turns) - 1, -1, -1):
+        message = turns[position]
+        if message.get("role") != "user":
+            continue
+        content = message["content"]
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+        texts = [block["text"] for block in blocks if block.get("type") == "text"]
+        if not texts:
+            continue
+        answering = position == len(turns) - 1 and not any(
+            block.get("type") == "tool_result" for block in blocks
+        )
+        found: dict[str, str] = {}
+        for text in texts:
+            for line in text.split("\n"):
+                for directive in (REPLY_DIRECTIVE, TOOL_DIRECTIVE):
+                    if line.startswith(directive):
+                        found[directive] = line[len(directive) :].strip()
+        if not answering:
+            found.pop(TOOL_DIRECTIVE, None)
+        return found
+    return {}
 
 
 def _chosen_tool(body: Mapping[str, Any], asked: str | None) -> dict[str, Any] | None:
@@ -92,10 +127,10 @@ def _chosen_tool(body: Mapping[str, Any], asked: str | None) -> dict[str, Any] |
 
 
 def _tool_reply(tool: dict[str, Any], seed: bytes, chars_per_token: float) -> Reply:
-    arguments = _example_input(tool.get("input_schema") or {})
+    arguments = schema_instance(tool.get("input_schema") or {"type": "object"})
+    if not isinstance(arguments, dict):
+        arguments = {}
     raw = orjson.dumps(arguments).decode()
-    third = max(1, len(raw) // 3)
-    pieces = (raw[:third], raw[third : 2 * third], raw[2 * third :])
     block = {
         "type": "tool_use",
         "id": "toolu_" + hashlib.blake2b(seed, digest_size=12).hexdigest(),
@@ -104,27 +139,11 @@ def _tool_reply(tool: dict[str, Any], seed: bytes, chars_per_token: float) -> Re
     }
     tokens = count_tokens(tool["name"], chars_per_token) + count_tokens(raw, chars_per_token)
     return Reply(
-        blocks=(ReplyBlock(block, tuple(p for p in pieces if p)),),
+        blocks=(ReplyBlock(block, tuple(_thirds(raw))),),
         stop_reason="tool_use",
         stop_sequence=None,
         output_tokens=tokens,
     )
-
-
-def _example_input(schema: Mapping[str, Any]) -> dict[str, Any]:
-    properties: Mapping[str, Any] = schema.get("properties") or {}
-    names = schema.get("required") or list(properties)
-    return {name: _example_value(properties.get(name) or {}) for name in names}
-
-
-def _example_value(schema: Mapping[str, Any]) -> Any:
-    if schema.get("enum"):
-        return schema["enum"][0]
-    kind = schema.get("type")
-    examples: dict[str, Any] = {"integer": 1, "number": 1.0, "boolean": True, "array": []}
-    if kind == "object":
-        return _example_input(schema)
-    return examples.get(str(kind), "example")
 
 
 def _cut_text(

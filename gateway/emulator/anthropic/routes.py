@@ -22,12 +22,18 @@ from gateway.emulator.anthropic.cache import CacheUsage, PromptCache
 from gateway.emulator.anthropic.diagnostics import CacheDiagnostics
 from gateway.emulator.anthropic.message import message_json, stream_events, usage_json
 from gateway.emulator.anthropic.prompt import Prompt, build_prompt
-from gateway.emulator.anthropic.validation import check_request, check_version
+from gateway.emulator.anthropic.validation import (
+    MID_CONVERSATION_SYSTEM_BETA,
+    check_request,
+    check_version,
+    request_betas,
+)
 from gateway.emulator.clock import request_time
 from gateway.emulator.endpoints import Endpoint, guarded, new_id, too_deep
 from gateway.emulator.errors import EmulatedError
 from gateway.emulator.faults import FAULT_HEADER, Fault, FaultInjector, fault_error
 from gateway.emulator.latency import model_timing
+from gateway.emulator.models import served_model
 from gateway.emulator.pacing import PacedResponse, StreamCounter
 from gateway.emulator.reply import compose_reply
 from gateway.settings import EmulatorSettings
@@ -126,17 +132,30 @@ class AnthropicEmulator:
             raise EmulatedError(
                 400, "invalid_request_error", "The request body is nested too deeply."
             )
-        body = check_request(parsed, version, counting=counting)
-        spec = self.catalog.resolve(body["model"])
         today = dt.datetime.fromtimestamp(now, dt.UTC).date()
-        if spec is None or spec.provider != "anthropic" or spec.lifecycle(today) == "retired":
+        strict = self.settings.strict_models
+        betas = request_betas(request.headers.getlist("anthropic-beta"))
+
+        def system_messages(model: str) -> bool:
+            """Mid-conversation system turns: behind their beta, or where the model has them."""
+            if MID_CONVERSATION_SYSTEM_BETA in betas:
+                return True
+            served = served_model(self.catalog, model, "anthropic", today, strict=strict)
+            return served is not None and served.spec.mid_conversation_system
+
+        body = check_request(parsed, version, counting=counting, system_messages=system_messages)
+        served = served_model(self.catalog, body["model"], "anthropic", today, strict=strict)
+        if served is None:
             raise EmulatedError(404, "not_found_error", f"model: {body['model']}")
-        return workspace, body, spec, now
+        request.state.served_headers = served.headers()
+        return workspace, body, served.spec, now
 
     async def count_tokens(self, request: Request) -> ASGIApp:
         _, body, spec, _ = await self._read_request(request, counting=True)
         prompt = build_prompt(body, spec)
-        return self._json({"input_tokens": prompt.total_tokens}, request.state.request_id)
+        response = self._json({"input_tokens": prompt.total_tokens}, request.state.request_id)
+        response.headers.update(request.state.served_headers)
+        return response
 
     async def messages(self, request: Request) -> ASGIApp:
         workspace, body, spec, now = await self._read_request(request, counting=False)
@@ -203,6 +222,7 @@ class AnthropicEmulator:
             message_id, spec.id, reply, usage_json(usage, reply.output_tokens), diagnostics
         )
         headers = {**self._headers(request.state.request_id), **timing.headers()}
+        headers.update(request.state.served_headers)
         sleep = mode == "realistic"
         delay_s = slow_s + (timing.ttft_s if sleep else 0.0)
         if body.get("stream"):

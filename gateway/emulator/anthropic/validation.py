@@ -1,12 +1,13 @@
 """Checks a Messages request the way the real API does, raising its 400s.
 
-Covers the fields and rules in ../shared/WIRE.md A.2–A.3 and B.2; cache_control
+Covers the fields and rules of the Messages API reference; cache_control
 placement and counts are checked where breakpoints are read (prompt.py).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from gateway.emulator.errors import invalid_request
@@ -31,6 +32,17 @@ ASSISTANT_BLOCKS = frozenset(
 )  # fmt: skip
 TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
 TOOL_CHOICES = frozenset({"auto", "any", "tool", "none"})
+# `role: "system"` turns inside `messages` (docs/emulator.md): the models that have them take
+# them without a header; Claude Code sends this beta with them, and the emulator takes that
+# as the client's opt-in on any model.
+MID_CONVERSATION_SYSTEM_BETA = "mid-conversation-system-2026-04-07"
+
+
+def request_betas(headers: Iterable[str]) -> frozenset[str]:
+    """The betas a request names: `anthropic-beta` is a comma-separated list, maybe repeated."""
+    return frozenset(
+        name.strip() for header in headers for name in header.split(",") if name.strip()
+    )
 
 
 def check_version(version: str | None) -> str:
@@ -41,8 +53,17 @@ def check_version(version: str | None) -> str:
     return version
 
 
-def check_request(body: Any, version: str, *, counting: bool) -> dict[str, Any]:
-    """The body as a dict if the API would accept it; counting=True for count_tokens."""
+def check_request(
+    body: Any,
+    version: str,
+    *,
+    counting: bool,
+    system_messages: Callable[[str], bool] = lambda model: False,
+) -> dict[str, Any]:
+    """The body as a dict if the API would accept it; counting=True for count_tokens.
+
+    system_messages(model) says whether `role: "system"` turns are allowed in `messages`.
+    """
     if not isinstance(body, dict):
         raise invalid_request("The request body must be a JSON object")
     allowed = COMMON_FIELDS if counting else MESSAGE_FIELDS
@@ -64,7 +85,7 @@ def check_request(body: Any, version: str, *, counting: bool) -> dict[str, Any]:
     tool_names = _check_tools(body.get("tools"))
     _check_tool_choice(body.get("tool_choice"), tool_names)
     _check_thinking(body)
-    _check_messages(body["messages"], version)
+    _check_messages(body["messages"], version, lambda: system_messages(body["model"]))
     return body
 
 
@@ -161,13 +182,17 @@ def _check_thinking(body: dict[str, Any]) -> None:
             raise invalid_request("`max_tokens` must be greater than `thinking.budget_tokens`")
 
 
-def _check_messages(messages: Any, version: str) -> None:
+def _check_messages(messages: Any, version: str, system_allowed: Callable[[], bool]) -> None:
     if not isinstance(messages, list) or not messages:
         raise invalid_request("messages: at least one message is required")
     pending_tool_uses: set[str] = set()
     for index, message in enumerate(messages):
         where = f"messages.{index}"
-        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
+        role = message.get("role") if isinstance(message, dict) else None
+        if role == "system" and system_allowed():
+            _check_system_message(messages, index)
+            continue
+        if role not in ("user", "assistant"):
             raise invalid_request(f"{where}.role: Input should be 'user' or 'assistant'")
         content = message.get("content")
         blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
@@ -198,6 +223,29 @@ def _check_messages(messages: Any, version: str) -> None:
                 pending_tool_uses.add(block["id"])
         if pending_tool_uses and index == len(messages) - 1:
             pending_tool_uses = set()
+
+
+def _check_system_message(messages: list[Any], index: int) -> None:
+    """A system turn comes after a user turn (or another system turn), and holds only text."""
+    where = f"messages.{index}"
+    before = messages[index - 1].get("role") if index > 0 else None
+    if before not in ("user", "system"):
+        raise invalid_request(
+            f"{where}: a system message must follow a user message; it cannot be the first "
+            "message or follow an assistant message"
+        )
+    content = messages[index].get("content")
+    blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+    if not isinstance(blocks, list) or not blocks:
+        raise invalid_request(
+            f"{where}.content: Input should be a string or a non-empty list of text blocks"
+        )
+    for position, block in enumerate(blocks):
+        at = f"{where}.content.{position}"
+        if not isinstance(block, dict) or block.get("type") != "text":
+            raise invalid_request(f"{at}.type: a system message holds only text blocks")
+        if not isinstance(block.get("text"), str) or not block["text"]:
+            raise invalid_request(f"{at}: text content blocks must be non-empty")
 
 
 def _check_block(block: Any, where: str, role: str, version: str) -> None:

@@ -1,8 +1,10 @@
 """An OpenAI request as the shared reply machinery (gateway/emulator/reply.py) reads it.
 
-compose_reply speaks Messages: max_tokens, messages with text blocks, tools with input_schema,
-tool_choice {type: auto|any|tool|none}, stop_sequences. Both OpenAI formats map onto that, so
-the REPLY: / USE_TOOL: directives and the deterministic text work the same on every wire.
+compose_reply speaks Messages: max_tokens, messages with text blocks (a tool result is a user
+turn holding a tool_result), tools with input_schema, tool_choice {type: auto|any|tool|none},
+stop_sequences, output_config.format (structured outputs). Both OpenAI formats map onto that,
+so the REPLY: / USE_TOOL: directives, the deterministic text and the schema instances work
+the same on every wire.
 """
 
 from __future__ import annotations
@@ -35,10 +37,52 @@ def _tool_choice(choice: Any, function_name: str | None) -> dict[str, Any]:
     return {"type": "auto"}
 
 
+_TOOL_RESULT = [{"type": "tool_result"}]
+
+
+def _turn(role: Any, content: Any) -> dict[str, Any] | None:
+    """A message as compose_reply reads it: user text, a tool result (a user turn holding
+    only a tool_result), or an assistant turn; instructions (system, developer) are left out."""
+    if role == "user":
+        return {"role": "user", "content": _user_texts(content)}
+    if role in ("tool", "function"):
+        return {"role": "user", "content": _TOOL_RESULT}
+    if role == "assistant":
+        return {"role": "assistant", "content": []}
+    return None
+
+
+def _item_turn(item: Any) -> dict[str, Any] | None:
+    if not isinstance(item, Mapping):
+        return None
+    kind = item.get("type", "message")
+    if kind == "message":
+        return _turn(item.get("role"), item.get("content"))
+    if str(kind).endswith("_call_output"):
+        return _turn("tool", None)
+    if str(kind).endswith("_call") or kind == "reasoning":
+        return _turn("assistant", None)
+    return None
+
+
+def _output_config(output_format: Any) -> dict[str, Any]:
+    """Structured outputs in Messages' shape: output_config.format {type, schema}."""
+    if not isinstance(output_format, Mapping):
+        return {}
+    kind = output_format.get("type")
+    if kind == "json_object":
+        return {"format": {"type": "json_object"}}
+    if kind != "json_schema":
+        return {}
+    # Chat nests the schema under json_schema; Responses' text.format holds it directly.
+    nested = output_format.get("json_schema")
+    holder = nested if isinstance(nested, Mapping) else output_format
+    return {"format": {"type": "json_schema", "schema": holder.get("schema") or {}}}
+
+
 def chat_reply_input(body: Mapping[str, Any], spec: ModelSpec) -> dict[str, Any]:
     messages: Sequence[Mapping[str, Any]] = body["messages"]
-    users = [{"role": "user", "content": _user_texts(m.get("content"))} for m in messages
-             if m.get("role") == "user"]  # fmt: skip
+    turns = [t for m in messages if (t := _turn(m.get("role"), m.get("content"))) is not None]
     tools = [
         {"name": t["function"]["name"], "input_schema": t["function"].get("parameters") or {}}
         for t in body.get("tools") or ()
@@ -50,21 +94,18 @@ def chat_reply_input(body: Mapping[str, Any], spec: ModelSpec) -> dict[str, Any]
     limit = body.get("max_completion_tokens") or body.get("max_tokens") or spec.max_tokens
     return {
         "max_tokens": limit,
-        "messages": users[-1:],
+        "messages": turns,
         "tools": tools,
         "tool_choice": _tool_choice(choice, named),
         "stop_sequences": [stop] if isinstance(stop, str) else stop or [],
+        "output_config": _output_config(body.get("response_format")),
     }
 
 
 def responses_reply_input(body: Mapping[str, Any], spec: ModelSpec) -> dict[str, Any]:
     raw = body.get("input")
     items: Sequence[Any] = [{"role": "user", "content": raw}] if isinstance(raw, str) else raw or []
-    users = [
-        {"role": "user", "content": _user_texts(item.get("content"))}
-        for item in items
-        if isinstance(item, Mapping) and item.get("role") == "user"
-    ]
+    turns = [t for item in items if (t := _item_turn(item)) is not None]
     tools = [
         {"name": t["name"], "input_schema": t.get("parameters") or {}}
         for t in body.get("tools") or ()
@@ -72,9 +113,12 @@ def responses_reply_input(body: Mapping[str, Any], spec: ModelSpec) -> dict[str,
     ]
     choice = body.get("tool_choice")
     named = choice.get("name") if isinstance(choice, Mapping) else None
+    text = body.get("text")
+    text = text if isinstance(text, Mapping) else {}
     return {
         "max_tokens": body.get("max_output_tokens") or spec.max_tokens,
-        "messages": users[-1:],
+        "messages": turns,
         "tools": tools,
         "tool_choice": _tool_choice(choice, named),
+        "output_config": _output_config(text.get("format")),
     }

@@ -22,6 +22,7 @@ from gateway.emulator.endpoints import Endpoint, guarded, new_id, too_deep
 from gateway.emulator.errors import EmulatedError
 from gateway.emulator.faults import FAULT_HEADER, Fault, FaultInjector, fault_error
 from gateway.emulator.latency import model_timing
+from gateway.emulator.models import served_model
 from gateway.emulator.openai import chat, responses
 from gateway.emulator.openai.cache import CacheUsage, PrefixCache, Retention
 from gateway.emulator.openai.prompt import Prompt, build_chat_prompt, build_responses_prompt
@@ -118,16 +119,19 @@ class OpenAIEmulator:
         if too_deep(parsed):
             raise invalid("The request body is nested too deeply.", None, "invalid_json")
         body = check(parsed)
-        spec = self.catalog.resolve(body["model"])
         today = dt.datetime.fromtimestamp(now, dt.UTC).date()
-        if spec is None or spec.provider != "openai" or spec.lifecycle(today) == "retired":
+        served = served_model(
+            self.catalog, body["model"], "openai", today, strict=self.settings.strict_models
+        )
+        if served is None:
             raise EmulatedError(
                 404,
                 "invalid_request_error",
                 f"The model `{body['model']}` does not exist or you do not have access to it.",
                 code="model_not_found",
             )
-        return workspace, body, spec, now
+        request.state.served_headers = served.headers()
+        return workspace, body, served.spec, now
 
     def _fault(self, request: Request) -> Fault | None:
         fault = self.faults.pick(request.headers.get(FAULT_HEADER))
@@ -213,6 +217,9 @@ class OpenAIEmulator:
             timing = model_timing(spec.latency, usage.uncached_tokens, usage.cached_tokens, 0)
             return now + slow_s + timing.ttft_s
 
+        # The reply first: a request it refuses (a schema asking too much) leaves no cache entry.
+        seed = prompt.blocks[-1].digest if prompt.blocks else spec.id.encode()
+        reply = compose_reply(reply_input, spec.chars_per_token, seed, self.settings.reply_words)
         key = body.get("prompt_cache_key")
         usage = self.cache.apply(
             (workspace, key if isinstance(key, str) else None),
@@ -223,8 +230,6 @@ class OpenAIEmulator:
             now=now,
             response_start=response_start,
         )
-        seed = prompt.blocks[-1].digest if prompt.blocks else spec.id.encode()
-        reply = compose_reply(reply_input, spec.chars_per_token, seed, self.settings.reply_words)
         timing = model_timing(
             spec.latency, usage.uncached_tokens, usage.cached_tokens, reply.output_tokens
         )
@@ -241,6 +246,7 @@ class OpenAIEmulator:
             )
         headers = {**self._headers(request.state.request_id), **timing.headers()}
         headers["openai-processing-ms"] = f"{timing.total_s * 1000:.0f}"
+        headers.update(request.state.served_headers)
         sleep = mode == "realistic"
         delay_s = slow_s + (timing.ttft_s if sleep else 0.0)
         if body.get("stream"):
