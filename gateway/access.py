@@ -381,10 +381,20 @@ class Gate:
 
     # After the call.
 
-    def settle(self, admitted: Admitted, cost_usd: float, usage: Usage | None) -> None:
-        """Charges the call's real cost and tokens, in the background."""
+    def settle(
+        self,
+        admitted: Admitted,
+        cost_usd: float,
+        usage: Usage | None,
+        *,
+        at_least_reserved: bool = False,
+    ) -> None:
+        """Charges the call's real cost and tokens, in the background; `at_least_reserved`
+        (a model with no price): never less than the call reserved."""
         if not admitted.counted:
             return
+        if at_least_reserved:
+            cost_usd = max(cost_usd, admitted.reserved_nano / NANO)
         tokens = 0 if usage is None else sum(usage.by_type().values()) - usage.cache_read
         charge = Charge(
             admitted.key, admitted.digest, admitted.period, admitted.reserved_nano,

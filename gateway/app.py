@@ -142,6 +142,16 @@ async def _framework_error(request: Request, exc: Exception) -> Response:
     return response
 
 
+def _relative(catalog: ModelCatalog) -> Callable[[str], str | None]:
+    """The listed model an unlisted id follows the naming of: what it is priced as."""
+
+    def relative(model: str) -> str | None:
+        spec = catalog.nearest(model)
+        return None if spec is None else spec.id
+
+    return relative
+
+
 def _today() -> dt.date:
     return dt.datetime.now(dt.UTC).date()
 
@@ -167,7 +177,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     meter = Meter(
         exported,
         labels,
-        Pricing.load(settings.pricing),
+        Pricing.load(settings.pricing, _relative(catalog)),
         writers,
         retirement=lambda model: lifecycle.retiring_within(model, _today(), window),
     )

@@ -44,6 +44,7 @@ from gateway.errors import (
 from gateway.formats import ChunkFilter, TextCollector, WireFormat, error_response
 from gateway.intake import Intake
 from gateway.metering.calls import CallRecord, Meter
+from gateway.metering.pricing import UNPRICED_MODEL
 from gateway.rewrite.fingerprint import Fingerprint
 from gateway.rewrite.request import Lesson, LLMRequest
 from gateway.shadow import Answer, ShadowCall, Shadows
@@ -583,7 +584,9 @@ class Relay:
             )
             outcome.shadow.primary_done(answer)
         if admitted is not None and self.gate is not None:
-            self.gate.settle(admitted, metered.cost_usd, outcome.usage)
+            # No price for the model: its reservation is the charge, never nothing.
+            unpriced = UNPRICED_MODEL in metered.findings
+            self.gate.settle(admitted, metered.cost_usd, outcome.usage, at_least_reserved=unpriced)
 
     async def _share(self, call: Prepared, outcome: Outcome, started_at: float) -> None:
         """Another replica's last call of this conversation, before the registry judges this

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -132,6 +132,7 @@ class Pricing:
         *,
         batch_multiplier: float = 0.5,
         providers: Sequence[Provider] | None = None,
+        relative: Callable[[str], str | None] | None = None,
     ) -> None:
         if providers is None:
             # The bundled tables themselves (1.6 MB, so only when pricing): genai-prices'
@@ -142,11 +143,18 @@ class Pricing:
         self.providers = list(providers)
         self.layers = tuple(layers)
         self.batch_multiplier = batch_multiplier
+        # An id no layer prices, served like a listed relative (a newer snapshot of a known
+        # family): priced as that relative, so that it is metered and counts against budgets.
+        self.relative = relative
         self._prices: dict[tuple[str, str, bool, PriceContext], Price | None] = {}
         self._day = 0
 
     @classmethod
-    def load(cls, settings: PricingSettings | None = None) -> Pricing:
+    def load(
+        cls,
+        settings: PricingSettings | None = None,
+        relative: Callable[[str], str | None] | None = None,
+    ) -> Pricing:
         """genai-prices, then the packaged table, then config's `pricing.models`."""
         settings = settings or PricingSettings()
         text = resources.files(__package__).joinpath("prices.yaml").read_text("utf-8")
@@ -157,6 +165,7 @@ class Pricing:
         return cls(
             (("packaged", packaged), ("config", settings.models)),
             batch_multiplier=settings.batch_multiplier,
+            relative=relative,
         )
 
     def cost(
@@ -213,6 +222,10 @@ class Pricing:
                 price = price.scaled(entry.scale)
         if price is not None and batch and not batch_priced:
             price = price.scaled(self.batch_multiplier)
+        if price is None and self.relative is not None:
+            like = self.relative(model)
+            if like is not None and like != model:
+                return self._resolve(provider, like, batch, context)
         return price
 
     def _listed(self, provider: str, model: str) -> ModelInfo | None:

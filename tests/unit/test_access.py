@@ -428,3 +428,35 @@ def test_charges_unsettled_at_shutdown_are_kept_for_the_next_start(
     asyncio.run(second_run())
     assert flaky.settled == [4_000_000]
     assert not kept.exists()
+
+
+def test_a_call_to_a_model_with_no_price_is_charged_what_it_reserved(tmp_path: Path) -> None:
+    """Metered at cost 0, it would never count against the budget: the reservation is the
+    charge instead (no price, so first_call_reserve_usd is what it reserved)."""
+    secret, key = a_key(daily_budget_usd=0.05)
+    gate = gate_with(tmp_path, key, first_call_reserve_usd=0.02)
+
+    async def calls() -> list[str]:
+        outcomes = []
+        for _ in range(4):  # bounded: the budget is spent by the third
+            try:
+                settled = await admit_async(gate, secret, "no-price-model")
+            except SpendLimitReached:
+                outcomes.append("refused")
+                continue
+            assert settled is not None
+            gate.settle(settled, 0.0, None, at_least_reserved=True)
+            await gate.drain()
+            outcomes.append("served")
+        return outcomes
+
+    outcomes = asyncio.run(calls())
+    # $0.02 reserved and charged a call: two fit in $0.05, a third's reservation does not.
+    assert outcomes == ["served", "served", "refused", "refused"]
+
+
+async def admit_async(gate: Gate, secret: str, model: str) -> Any:
+    caller = await gate.authenticate([(b"x-api-key", secret.encode())], None)
+    if caller is not None:
+        gate.authorize(caller, model, ())
+    return await gate.admit(caller, "anthropic", [model])

@@ -200,3 +200,16 @@ def test_surcharges_genai_prices_knows(pricing: Pricing) -> None:
     assert pricing.cost("anthropic", "claude-opus-5-5", Usage(), web_searches=3) == pytest.approx(
         0.03
     )
+
+
+def test_an_unlisted_id_is_priced_as_the_relative_it_is_served_like() -> None:
+    """A newer snapshot the tables do not list yet (Codex's default moves faster than any
+    price table): priced as its listed relative, so that it is metered and budgeted."""
+    usage = Usage(input=1_000_000, output=0)
+    unrelated = Pricing.load()
+    assert unrelated.cost("anthropic", "claude-opus-9-9", usage) is None
+    related = Pricing.load(relative=lambda m: "claude-opus-4-5" if m == "claude-opus-9-9" else None)
+    assert related.cost("anthropic", "claude-opus-9-9", usage) == related.cost(
+        "anthropic", "claude-opus-4-5", usage
+    )
+    assert related.cost("anthropic", "claude-opus-9-9", usage)
