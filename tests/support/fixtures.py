@@ -75,3 +75,27 @@ def load(path: Path) -> Fixture:
 
 def all_fixtures() -> list[Fixture]:
     return [load(path) for path in sorted(FIXTURES.glob("*.jsonl"))]
+
+
+def bench_bodies() -> dict[str, bytes]:
+    """Real-size request bodies for the benchmarks (bench/overhead.py): a Claude Code session's
+    first turn (~116 KB) and its last (over 300 KB, after many tool results), streaming, as
+    the client sent them, with the model set to one the emulator serves."""
+    session = load(FIXTURES / "claude-long.jsonl")
+    first, late = session.calls[0], max(session.calls, key=lambda call: len(call.raw_body()))
+    return {"claude-code-first-turn": first.raw_body(), "claude-code-late-turn": late.raw_body()}
+
+
+def main() -> None:
+    """`python -m tests.support.fixtures DIR`: writes bench_bodies() as DIR/<name>.json."""
+    import sys
+
+    folder = Path(sys.argv[1])
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, body in bench_bodies().items():
+        (folder / f"{name}.json").write_bytes(body)
+        print(f"{folder / name}.json: {len(body):,} bytes")
+
+
+if __name__ == "__main__":
+    main()

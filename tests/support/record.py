@@ -32,7 +32,8 @@ from pathlib import Path
 from tests.integration.servers import free_port, gateway_process, server_process
 
 REPO = Path(__file__).resolve().parents[2]
-CLIENTS = Path(os.environ.get("CLIENTS_BIN", "/work/scratch/clients/node_modules/.bin"))
+# `npm install --prefix .cache/clients @anthropic-ai/claude-code @openai/codex` (.ci/run).
+CLIENTS = Path(os.environ.get("CLIENTS_BIN", REPO / ".cache" / "clients" / "node_modules" / ".bin"))
 FRAMEWORK_VENV = REPO / ".cache" / "recording-venv"
 # Until the emulator serves the clients' defaults (issue 14 findings 4-6), explicit models.
 CLAUDE_MODEL = "claude-sonnet-4-6"

@@ -41,6 +41,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tests.support.recording_proxy import CREDENTIAL_HEADERS
+
 SCRUBBER_VERSION = 1
 API_PATHS = ("/v1/messages", "/v1/responses", "/v1/chat/completions")
 # Header values that are shape, not content: kept verbatim.
@@ -65,7 +67,8 @@ SHARED_FIELDS = ("tools", "system", "instructions")
 # And each long message or input item, the same on every later turn.
 SHARED_ITEMS = ("messages", "input")
 MIN_SHARED_BYTES = 2048
-DROPPED_HEADERS = frozenset({"host", "content-length", "connection"})
+# Credentials too, should a recording hold one (the proxy already leaves them out).
+DROPPED_HEADERS = frozenset({"host", "content-length", "connection", *CREDENTIAL_HEADERS})
 KEPT_RESPONSE_HEADERS = frozenset({"content-type", "content-length", "transfer-encoding"})
 # JSON keys whose string values are enumerations or model names: kept.
 KEPT_VALUES = frozenset(
@@ -101,7 +104,8 @@ TAG = re.compile(r"</?[A-Za-z][\w:-]*(?: [A-Za-z][\w-]*)?/?>")
 UUID = re.compile(
     r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"
 )
-PREFIXED_ID = re.compile(r"\b[a-z]{2,8}_[A-Za-z0-9]{8,}\b")
+# toolu_01…, call_…, msg_…: a prefix and a tail with a digit (not a snake_case word).
+PREFIXED_ID = re.compile(r"\b[a-z]{2,8}_(?=[A-Za-z]*\d)[A-Za-z0-9]{8,}\b")
 HEX = re.compile(r"\b[0-9a-f]{12,}\b")
 PATH = re.compile(r"(?<![\w/])(?:~|\.{1,2})?(?:/[\w.@+-]+)+/?")
 ISO_DATE = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
