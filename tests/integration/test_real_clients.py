@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.servers import emulator, free_port, gateway, server_process
-from tests.support.record import CLIENTS
+from tests.support.record import CLIENTS, REPO
 
 CLIENT_TIMEOUT_S = 300
 # Until the emulator serves the clients' defaults (issue 14 findings 4 and 6).
@@ -52,7 +52,10 @@ def upstream_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
     with (
         emulator() as emulator_url,
         server_process(
-            [*proxy, "--upstream", emulator_url], f"http://127.0.0.1:{port}", "/emulator/state"
+            [*proxy, "--upstream", emulator_url],
+            f"http://127.0.0.1:{port}",
+            "/emulator/state",
+            env={"PYTHONPATH": str(REPO)},  # `tests` importable from any working directory
         ) as proxy_url,
         gateway(proxy_url) as gateway_url,
     ):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import sys
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -41,6 +42,7 @@ from tests.integration.servers import emulator, free_port, gateway, server_proce
 from tests.support.fixtures import FIXTURES, Call, Fixture, load
 from tests.support.rewrite_diff import Context, judge, varying_system_lines
 
+REPO = Path(__file__).resolve().parents[2]
 NAMES = sorted(path.stem for path in FIXTURES.glob("*.jsonl"))
 CALL_TIMEOUT_S = 120.0
 # Headers the replay sets itself: the credential, and what httpx computes from the body.
@@ -134,51 +136,53 @@ def _send(client: httpx.Client, base: str, call: Call, key: str) -> httpx.Respon
     )
 
 
-def _upstream_bodies(log: Path, seen: int) -> list[dict[str, object]]:
-    entries = [json.loads(line) for line in log.read_text("utf-8").splitlines()]
-    requests = [e for e in entries if "method" in e and e["path"].startswith("/v1/")]
-    return [e["body"] for e in requests[seen:]]
+class UpstreamLog:
+    """The recording proxy's log, read on from where the last read ended."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+
+    def new_bodies(self) -> list[dict[str, object]]:
+        with self.path.open("rb") as file:
+            file.seek(self.offset)
+            data = file.read()
+        self.offset += len(data)
+        entries = [json.loads(line) for line in data.splitlines() if line.strip()]
+        return [e["body"] for e in entries if "method" in e and e["path"].startswith("/v1/")]
 
 
-def replay(fixture: Fixture, tmp: Path) -> Replay:
+@dataclass(frozen=True)
+class Upstream:
+    """The emulator, and the recording proxy in front of it that the gateways call."""
+
+    emulator_url: str
+    proxy_url: str
+    log: UpstreamLog
+
+
+def replay(fixture: Fixture, upstream: Upstream) -> Replay:
+    """The fixture's calls direct, then through a gateway of its own (so nothing one fixture
+    taught a gateway changes another's replay), each with a key of its own."""
     result = Replay(fixture)
     pricing = Pricing.load()
     context = Context(
         varying_lines=varying_system_lines(call.body for call in fixture.calls),
         today=fixture.meta.get("today"),
     )
-    log = tmp / f"{fixture.name}-upstream.jsonl"
-    log.touch()
-    proxy_port = free_port()
     with (
-        emulator() as emulator_url,
-        server_process(
-            [
-                sys.executable,
-                "-m",
-                "tests.support.recording_proxy",
-                "--upstream",
-                emulator_url,
-                "--port",
-                str(proxy_port),
-                "--out",
-                str(log),
-            ],
-            f"http://127.0.0.1:{proxy_port}",
-            "/emulator/state",
-        ) as proxy_url,
-        gateway(proxy_url) as gateway_url,
+        gateway(upstream.proxy_url) as gateway_url,
         httpx.Client(timeout=CALL_TIMEOUT_S) as client,
     ):
         direct_key, gateway_key = (f"sk-ant-replay-{uuid.uuid4().hex}" for _ in range(2))
         for call in fixture.calls:
-            response = _send(client, emulator_url, call, direct_key)
+            response = _send(client, upstream.emulator_url, call, direct_key)
             result.direct_status.append(response.status_code)
             if response.is_success:
                 cost, prompt = _cost(pricing, call, response, result)
                 result.direct_cost += cost
                 result.direct_prompt_cost += prompt
-        seen = len(_upstream_bodies(log, 0))
+        upstream.log.new_bodies()  # whatever came before this replay
         for call in fixture.calls:
             response = _send(client, gateway_url, call, gateway_key)
             result.gateway_status.append(response.status_code)
@@ -189,11 +193,10 @@ def replay(fixture: Fixture, tmp: Path) -> Replay:
             result.gateway_prompt_cost += prompt
             rewrites = {r for r in response.headers.get("x-gateway-rewrites", "").split(",") if r}
             result.rewrites.extend(sorted(rewrites - set(result.rewrites)))
-            upstream = _upstream_bodies(log, seen)
-            seen += len(upstream)
-            assert len(upstream) == 1, f"call {call.seq}: {len(upstream)} upstream requests"
+            sent = upstream.log.new_bodies()
+            assert len(sent) == 1, f"call {call.seq}: {len(sent)} upstream requests"
             anthropic = call.wire == "anthropic"
-            verdict = judge(call.body, upstream[0], rewrites, context, anthropic)  # type: ignore[arg-type]
+            verdict = judge(call.body, sent[0], rewrites, context, anthropic)  # type: ignore[arg-type]
             result.unexplained += [f"call {call.seq}: {d}" for d in verdict.unexplained]
             result.role_changes += [f"call {call.seq}: {d}" for d in verdict.role_changes]
             result.structure_changes += [f"call {call.seq}: {d}" for d in verdict.structure_changes]
@@ -201,15 +204,31 @@ def replay(fixture: Fixture, tmp: Path) -> Replay:
 
 
 @pytest.fixture(scope="module")
-def replays(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Replay]:
-    cache: dict[str, Replay] = {}
+def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstream]:
+    log = tmp_path_factory.mktemp("replay") / "upstream.jsonl"
+    log.touch()
+    proxy_port = free_port()
+    proxy = [sys.executable, "-m", "tests.support.recording_proxy", "--out", str(log)]
+    with (
+        emulator() as emulator_url,
+        server_process(
+            [*proxy, "--upstream", emulator_url, "--port", str(proxy_port)],
+            f"http://127.0.0.1:{proxy_port}",
+            "/emulator/state",
+            env={"PYTHONPATH": str(REPO)},  # `tests` importable from any working directory
+        ) as proxy_url,
+    ):
+        yield Upstream(emulator_url, proxy_url, UpstreamLog(log))
+
+
+@pytest.fixture(scope="module")
+def replays(upstream: Upstream) -> dict[str, Replay]:
+    """Each fixture's replay, made on first use."""
 
     class Lazy(dict[str, Replay]):
         def __missing__(self, name: str) -> Replay:
-            cache[name] = self[name] = replay(
-                load(FIXTURES / f"{name}.jsonl"), tmp_path_factory.mktemp(name)
-            )
-            return cache[name]
+            self[name] = replay(load(FIXTURES / f"{name}.jsonl"), upstream)
+            return self[name]
 
     return Lazy()
 

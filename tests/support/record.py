@@ -75,7 +75,8 @@ def recording(out: Path) -> Iterator[str]:
             "--end-tool-loops",
         ]
         proxy_url = f"http://127.0.0.1:{proxy_port}"
-        with server_process(command, proxy_url, "/emulator/state"):
+        env = {"PYTHONPATH": str(REPO)}  # `tests` importable from any working directory
+        with server_process(command, proxy_url, "/emulator/state", env):
             yield proxy_url
 
 
