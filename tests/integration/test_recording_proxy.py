@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,6 +44,24 @@ def entries(log: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in log.read_text("utf-8").splitlines()]
 
 
+def posted(log: Path) -> dict[str, object]:
+    """The logged POST (the request line: written before the response is relayed)."""
+    [request] = [e for e in entries(log) if e.get("method") == "POST"]
+    return request
+
+
+def ended(log: Path, seq: object) -> dict[str, object]:
+    """The exchange's closing line, written once the relayed response has ended: the client
+    may see its last byte first, so wait for it (bounded)."""
+    deadline = time.monotonic() + 20
+    while True:
+        found = [e for e in entries(log) if e.get("seq") == seq and "method" not in e]
+        if found or time.monotonic() > deadline:
+            assert found, "the response's end was never logged"
+            return found[0]
+        time.sleep(0.02)
+
+
 def test_an_exchange_is_logged_without_its_credential(recorded: tuple[str, Path]) -> None:
     url, log = recorded
     body = {
@@ -59,12 +78,12 @@ def test_an_exchange_is_logged_without_its_credential(recorded: tuple[str, Path]
         for line in response.text.splitlines()
         if line.startswith("data: ")
     )
-    request, ended = [e for e in entries(log) if e.get("seq") == entries(log)[-1]["seq"]]
+    request = posted(log)
     assert request["body"] == body
     assert request["status"] == 200
     assert ["x-stainless-retry-count", "0"] in request["headers"]  # type: ignore[operator]
     assert KEY not in log.read_text("utf-8")
-    assert ended["response_bytes"] == len(response.content)
+    assert ended(log, request["seq"])["response_bytes"] == len(response.content)
 
 
 def test_end_tool_loops_changes_only_what_goes_upstream(emulator_url: str, tmp_path: Path) -> None:
@@ -86,4 +105,4 @@ def test_end_tool_loops_changes_only_what_goes_upstream(emulator_url: str, tmp_p
         )
         assert response.status_code == 200
         assert response.json()["output"][-1]["type"] == "message"
-        assert entries(log)[-2]["body"] == body
+        assert posted(log)["body"] == body
