@@ -22,8 +22,9 @@ import httpx
 import httpx2  # the anthropic SDK's HTTP client
 import pytest
 
+from bench.harness import free_port
 from tests.integration.conftest import ClientFactory
-from tests.integration.servers import emulator, free_port
+from tests.integration.servers import emulator
 
 MODEL = "claude-sonnet-4-6"  # 75 output tokens/s in realistic latency
 

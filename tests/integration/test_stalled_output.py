@@ -15,7 +15,7 @@ import time
 
 import httpx
 
-from tests.integration.servers import free_port
+from bench.harness import free_port
 
 CALLS = 500
 TIMEOUT = httpx.Timeout(20.0)  # a stalled gateway fails the test instead of hanging it
