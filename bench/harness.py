@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import httpx
 import redis
@@ -32,6 +33,34 @@ def free_port() -> int:
         return port
 
 
+def wait_ready(
+    process: subprocess.Popen[bytes],
+    ready_url: str,
+    timeout_s: float = 20,
+    log: IO[bytes] | None = None,
+) -> None:
+    """Returns once `ready_url` answers 2xx-4xx; raises if `process` exits first (with what
+    it wrote to `log`) or `timeout_s` passes."""
+    args = process.args
+    command = " ".join(map(str, args)) if isinstance(args, list) else str(args)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if process.poll() is not None:
+            output = ""
+            if log is not None:
+                log.seek(0)
+                output = log.read().decode(errors="replace")
+            raise RuntimeError(f"{command} exited early:\n{output}")
+        try:
+            if httpx.get(ready_url, timeout=1).status_code < 500:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{command} did not become ready")
+        time.sleep(0.05)
+
+
 @contextmanager
 def started(
     command: list[str], ready_url: str, env: dict[str, str] | None = None, timeout_s: float = 20
@@ -44,20 +73,7 @@ def started(
         command, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT
     )
     try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if process.poll() is not None:
-                log.seek(0)
-                output = log.read().decode(errors="replace")
-                raise RuntimeError(f"{' '.join(command)} exited early:\n{output}")
-            try:
-                if httpx.get(ready_url, timeout=1).status_code < 500:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{' '.join(command)} did not become ready")
-            time.sleep(0.05)
+        wait_ready(process, ready_url, timeout_s, log)
         yield process
     finally:
         process.terminate()
