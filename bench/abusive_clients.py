@@ -19,42 +19,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import socket
-import subprocess
 import sys
 import time
-from pathlib import Path
 
-import httpx
-
-HOST = "127.0.0.1"
-REPO = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
-
-
-def wait_ready(url: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise TimeoutError(url)
+from harness import HOST, free_port, rss_kib, started
 
 
 async def withhold(port: int, size: int, sent: asyncio.Event, hold_s: float) -> bytes:
@@ -89,7 +57,7 @@ async def withhold(port: int, size: int, sent: asyncio.Event, hold_s: float) -> 
 
 
 async def run(port: int, pid: int, clients: int, size: int, hold_s: float) -> None:
-    before = rss_mb(pid)
+    before = rss_kib(pid) / 1024
     print(f"RSS before: {before:.0f} MB", flush=True)
     events = [asyncio.Event() for _ in range(clients)]
     started = time.monotonic()
@@ -99,13 +67,13 @@ async def run(port: int, pid: int, clients: int, size: int, hold_s: float) -> No
     await asyncio.sleep(1)
     print(
         f"RSS with {clients} bodies of {size / 1e6:.0f} MB less one byte in: "
-        f"{rss_mb(pid):.0f} MB ({time.monotonic() - started:.1f} s)",
+        f"{rss_kib(pid) / 1024:.0f} MB ({time.monotonic() - started:.1f} s)",
         flush=True,
     )
     answers = await asyncio.gather(*tasks)
-    print(f"RSS at the end of the {hold_s:.0f} s hold: {rss_mb(pid):.0f} MB", flush=True)
+    print(f"RSS at the end of the {hold_s:.0f} s hold: {rss_kib(pid) / 1024:.0f} MB", flush=True)
     await asyncio.sleep(5)
-    after = rss_mb(pid)
+    after = rss_kib(pid) / 1024
     print(f"RSS 5 s after the clients closed: {after:.0f} MB (+{after - before:.0f} MB)")
     statuses: dict[str, int] = {}
     for answer in answers:
@@ -122,20 +90,14 @@ def main() -> int:
     args = parser.parse_args()
     port = free_port()
     env = {
-        **os.environ,
         "GATEWAY_SERVER__START_EMULATOR": "false",
         "GATEWAY_PROVIDERS__ANTHROPIC__BASE_URL": f"http://{HOST}:{free_port()}",
         "GATEWAY_METERING__CALL_LOG": "off",
     }
     command = [sys.executable, "-m", "gateway", "serve", "--port", str(port)]
-    process = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.DEVNULL)
-    try:
-        wait_ready(f"http://{HOST}:{port}")
+    with started(command, f"http://{HOST}:{port}/healthz", env, timeout_s=30) as process:
         size = int(args.mb * 1e6)
         asyncio.run(run(port, process.pid, args.clients, size, args.hold))
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
     return 0
 
 

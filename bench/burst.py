@@ -23,91 +23,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import redis
+from harness import REDIS_SERVER, free_port, gateway_process, redis_server
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL = "claude-sonnet-4-6"
 PROVIDER_KEY = "sk-ant-bench-" + uuid.uuid4().hex
 FRESH_BUDGET = 0.002
 WARM_BUDGET = 0.01
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextmanager
-def process(command: list[str], ready: str, env: dict[str, str]) -> Iterator[None]:
-    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed below
-    child = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if child.poll() is not None:
-                log.seek(0)
-                raise RuntimeError(f"{command} exited:\n{log.read().decode(errors='replace')}")
-            try:
-                if httpx.get(ready, timeout=1).status_code < 500:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{command} did not become ready")
-            time.sleep(0.05)
-        yield
-    finally:
-        child.terminate()
-        try:
-            child.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-        log.close()
-
-
-@contextmanager
-def redis_server() -> Iterator[str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("needs redis-server on PATH")
-    port = free_port()
-    with tempfile.TemporaryDirectory() as directory:
-        command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-        command += ["--appendonly", "no", "--dir", directory]
-        child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        url = f"redis://127.0.0.1:{port}/0"
-        try:
-            client = redis.Redis.from_url(url)
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    client.ping()
-                    break
-                except redis.ConnectionError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.02)
-            client.close()
-            yield url
-        finally:
-            child.terminate()
-            child.wait(timeout=10)
 
 
 def gateway_cli(env: dict[str, str], *args: str) -> str:
@@ -193,15 +125,18 @@ def main() -> None:
     options = parser.parse_args()
     base = {**os.environ, "GATEWAY_METERING__CALL_LOG": "off"}
     base["GATEWAY_PROVIDERS__ANTHROPIC__API_KEY"] = PROVIDER_KEY
+    if REDIS_SERVER is None:
+        raise SystemExit("needs redis-server on PATH")
     emulator_port = free_port()
-    emulator_url = f"http://127.0.0.1:{emulator_port}"
-    emulate = [sys.executable, "-m", "gateway", "emulate", "--port", str(emulator_port)]
     rows: list[tuple[str, dict[str, Any]]] = []
     with (
-        process(emulate, emulator_url + "/emulator/state", base),
-        redis_server() as redis_url,
+        gateway_process(
+            "emulate", "--port", str(emulator_port), port=emulator_port, env=base, timeout_s=30
+        ) as emulator_url,
+        redis_server() as store,
         tempfile.TemporaryDirectory() as directory,
     ):
+        redis_url = store.url
         ledgers = {
             "memory": {"REDIS_URL": "", "GATEWAY_STATE__KEYS_FILE": f"{directory}/keys.json"},
             "redis": {
@@ -217,9 +152,15 @@ def main() -> None:
                 "GATEWAY_SERVER__START_EMULATOR": "false",
                 "GATEWAY_PROVIDERS__ANTHROPIC__BASE_URL": emulator_url,
             }
-            serve = [sys.executable, "-m", "gateway", "serve", "--port", str(port)]
-            url = f"http://127.0.0.1:{port}"
-            with process(serve, url + "/healthz", env):
+            with gateway_process(
+                "serve",
+                "--port",
+                str(port),
+                port=port,
+                env=env,
+                ready_path="/healthz",
+                timeout_s=30,
+            ) as url:
                 for case in ("fresh", "warm"):
                     for _ in range(options.runs):
                         redis_url_or_none = redis_url if ledger == "redis" else None

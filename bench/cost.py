@@ -25,15 +25,13 @@ import datetime as dt
 import json
 import math
 import os
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 import warnings
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
@@ -42,6 +40,7 @@ from typing import Literal
 import anthropic
 import httpx
 import openai
+from harness import free_port, gateway_process
 from workloads import Call, Variant, fanout, research, support, support_openai
 
 from gateway.catalog import ModelCatalog
@@ -194,47 +193,12 @@ def percentile(values: Sequence[float], q: float) -> float:
 # --------------------------------------------------------------------------- servers
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextmanager
-def server(args: Sequence[str], port: int, env: dict[str, str], ready: str) -> Iterator[str]:
-    """`python -m gateway ARGS` as a subprocess until the block ends (tests/integration)."""
-    log = tempfile.TemporaryFile()  # noqa: SIM115 - a file, not a pipe: never blocks the server
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gateway", *args, "--port", str(port)],
-        cwd=REPO,
-        env={**os.environ, **env},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                log.seek(0)
-                raise RuntimeError(f"gateway {args[0]} exited:\n{log.read().decode()}")
-            try:
-                httpx.get(url + ready, timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+def server(
+    args: Sequence[str], port: int, env: dict[str, str], ready: str
+) -> AbstractContextManager[str]:
+    """`python -m gateway ARGS --port PORT` until the block ends (bench/harness.py)."""
+    command = (*args, "--port", str(port))
+    return gateway_process(*command, port=port, env=env, ready_path=ready, timeout_s=30)
 
 
 # --------------------------------------------------------------------------- replay

@@ -24,8 +24,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from harness import HOST, free_port, rss_kib, started
+
 from tests.integration.hostile_upstream import HostileUpstream, hostile_upstream
-from tests.integration.servers import free_port, gateway_process
 
 MIB = 1024 * 1024
 HEADERS = {"x-api-key": "sk-ant-bench", "anthropic-version": "2023-06-01"}
@@ -43,33 +44,6 @@ CASES = [
 ]
 
 
-def rss_kib(pid: int, field: str = "VmRSS") -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no {field} for {pid}")
-
-
-def gateway_pid(port: int) -> int:
-    """The process listening on `port`: `gateway serve` with one worker serves in-process."""
-    inode = None
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            parts = line.split()
-            if parts[3] == "0A" and int(parts[1].rsplit(":", 1)[1], 16) == port:
-                inode = parts[9]
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            for fd in (proc / "fd").iterdir():
-                if fd.readlink().as_posix() == f"socket:[{inode}]":
-                    return int(proc.name)
-        except OSError:
-            continue
-    raise RuntimeError(f"nothing listens on {port}")
-
-
 def run_case(upstream: HostileUpstream, mode: str, stream: bool, size: int) -> dict[str, object]:
     port = free_port()
     env = {
@@ -79,10 +53,11 @@ def run_case(upstream: HostileUpstream, mode: str, stream: bool, size: int) -> d
         "GATEWAY_ROUTING__REFRESH_LIFECYCLE": "false",
         "GATEWAY_METERING__CALL_LOG": "off",
     }
-    with gateway_process(
-        "serve", "--port", str(port), env=env, port=port, ready_path="/healthz"
-    ) as url:
-        pid = gateway_pid(port)
+    command = [sys.executable, "-m", "gateway", "serve", "--port", str(port)]
+    url = f"http://{HOST}:{port}"
+    # `gateway serve` with one worker serves in-process: its pid is the server's.
+    with started(command, url + "/healthz", env) as process:
+        pid = process.pid
         upstream.mode = "ok_json"
         httpx.post(url + "/v1/messages", json=BODY, headers=HEADERS, timeout=30).raise_for_status()
         time.sleep(0.5)

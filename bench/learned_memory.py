@@ -39,12 +39,12 @@ from typing import Any
 
 import anthropic
 import httpx
+from harness import free_port
 from overhead import (
     GATEWAY_CORE,
     HOST,
     LOAD_CORE,
     Server,
-    free_port,
     log,
     pinned,
     rss_mb,

@@ -38,6 +38,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import TypeVar
 
+from harness import free_port, rss_kib
+
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
 LITELLM_VENV = REPO / ".cache" / "litellm-venv"
@@ -52,7 +54,6 @@ QUIET_TRIES = 5
 QUIET_WINDOW_S = 3.0  # before a cell, this long with other processes quiet
 QUIET_WAIT_S = 300.0  # at most
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-PAGE = os.sysconf("SC_PAGE_SIZE")
 
 BODY = b'{"model":"claude-haiku-4-5","max_tokens":200,"messages":[{"role":"user","content":"hi"}]}'
 STREAM_BODY = BODY[:-1] + b',"stream":true}'
@@ -72,13 +73,6 @@ class Server:
     @property
     def url(self) -> str:
         return f"http://{HOST}:{self.port}/v1/messages"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def pinned(core: int, command: Sequence[str]) -> list[str]:
@@ -222,8 +216,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def rss_mb(pid: int) -> float:
-    pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
-    return pages * PAGE / 1e6
+    return rss_kib(pid) * 1024 / 1e6
 
 
 def children_cpu_seconds() -> float:

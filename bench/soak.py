@@ -36,6 +36,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+from harness import free_port, rss_kib
 from overhead import (
     GATEWAY_CORE,
     HOST,
@@ -43,7 +44,6 @@ from overhead import (
     REPO,
     Server,
     foreign_cpu_seconds,
-    free_port,
     log,
     machine,
     pinned,
@@ -164,10 +164,7 @@ def start(workdir: Path) -> tuple[Server, Server]:
 
 
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for pid {pid}")
+    return rss_kib(pid) / 1024
 
 
 # --------------------------------------------------------------------------- the mix

@@ -409,16 +409,20 @@ class Gate:
 
     async def _settle(self, charge: Charge) -> None:
         try:
-            spent = await self.ledger.settle(
-                charge.key, charge.period, charge.reserved_nano, charge.cost_nano,
-                charge.tokens, charge.at, charge.call_id,
-            )  # fmt: skip
+            spent = await self._store(charge)
         except StoreUnreachable:
             if not charge.unchecked:  # admitted unchecked: already in the known spend
                 self._adjust(charge, charge.cost_nano - charge.reserved_nano)
             self._defer(charge)
             return
         self._settled(charge, spent)
+
+    async def _store(self, charge: Charge) -> Spend:
+        """The ledger's settle of `charge`; raises StoreUnreachable while the store is away."""
+        return await self.ledger.settle(
+            charge.key, charge.period, charge.reserved_nano, charge.cost_nano,
+            charge.tokens, charge.at, charge.call_id,
+        )  # fmt: skip
 
     def _settled(self, charge: Charge, spent: Spend) -> None:
         self._remember(charge.digest, charge.key, charge.period, spent)
@@ -442,10 +446,7 @@ class Gate:
         while self._backlog:
             charge = self._backlog[0]
             try:
-                spent = await self.ledger.settle(
-                    charge.key, charge.period, charge.reserved_nano, charge.cost_nano,
-                    charge.tokens, charge.at, charge.call_id,
-                )  # fmt: skip
+                spent = await self._store(charge)
             except StoreUnreachable:
                 await asyncio.sleep(PROBE_EVERY_S)
                 continue

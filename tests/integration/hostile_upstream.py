@@ -34,7 +34,7 @@ from contextlib import contextmanager
 
 import orjson
 
-from tests.integration.servers import free_port
+from bench.harness import free_port
 
 MAX_SECONDS = 120.0  # no mode runs longer than this, whatever `seconds` says
 CHUNK = 64 * 1024

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import yaml
 
-from tests.integration.servers import free_port, server_process
+from bench.harness import free_port, server_process
 
 PROMETHEUS = shutil.which("prometheus")
 PROMTOOL = shutil.which("promtool")

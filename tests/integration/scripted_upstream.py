@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import uvicorn
 from starlette.types import Receive, Scope, Send
 
-from tests.integration.servers import free_port
+from bench.harness import free_port
 
 
 @dataclass

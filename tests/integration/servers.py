@@ -1,70 +1,14 @@
-"""Real servers on loopback ports for the integration tests: each a subprocess of the CLI."""
+"""The emulator and the gateway as the integration tests run them: each a subprocess of the
+CLI (bench/harness.py starts and stops them)."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextmanager
-def server_process(
-    command: list[str], base_url: str, ready_path: str, env: dict[str, str] | None = None
-) -> Iterator[str]:
-    """Runs `command` until the block ends; yields `base_url` once `ready_path` answers 2xx-4xx."""
-    # A file, not a pipe: a server that logs a lot must never block on a full pipe.
-    log = tempfile.TemporaryFile()  # noqa: SIM115 - outlives this statement; closed below
-    process = subprocess.Popen(
-        command, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            if process.poll() is not None:
-                log.seek(0)
-                output = log.read().decode(errors="replace")
-                raise RuntimeError(f"{' '.join(command)} exited early:\n{output}")
-            try:
-                if httpx.get(base_url + ready_path, timeout=1).status_code < 500:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{' '.join(command)} did not become ready")
-            time.sleep(0.05)
-        yield base_url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-
-
-@contextmanager
-def gateway_process(
-    *args: str, port: int, env: dict[str, str] | None = None, ready_path: str = "/emulator/state"
-) -> Iterator[str]:
-    """Runs `python -m gateway ARGS` until the block ends; yields its base URL once it answers."""
-    command = [sys.executable, "-m", "gateway", *args]
-    with server_process(command, f"http://127.0.0.1:{port}", ready_path, env) as url:
-        yield url
+from bench.harness import free_port, gateway_process
 
 
 @contextmanager

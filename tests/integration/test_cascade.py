@@ -15,8 +15,9 @@ import httpx
 import orjson
 import pytest
 
+from bench.harness import free_port
 from tests.integration.conftest import ClientFactory
-from tests.integration.servers import free_port, gateway, metric
+from tests.integration.servers import gateway, metric
 
 SMALL = "claude-haiku-5-5"  # the default small tier
 LARGE = "claude-sonnet-5-5"  # the default large tier

@@ -10,7 +10,7 @@ import time
 
 import httpx
 
-from tests.integration.servers import free_port
+from bench.harness import free_port
 
 
 def test_demo_shows_the_saving_then_keeps_serving() -> None:

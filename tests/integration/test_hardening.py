@@ -35,8 +35,9 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bench.harness import free_port
 from tests.integration.scripted_upstream import ScriptedUpstream, scripted_upstream
-from tests.integration.servers import emulator, free_port, gateway, metric
+from tests.integration.servers import emulator, gateway, metric
 
 MODEL = "claude-sonnet-4-6"
 FUZZ = settings(

@@ -23,9 +23,10 @@ from typing import Any
 import pytest
 import yaml
 
+from bench.harness import free_port
 from tests.integration.agent_traffic import drive
 from tests.integration.prometheus import MISSING, PROMETHEUS, PROMTOOL, PrometheusAPI, prometheus
-from tests.integration.servers import emulator, free_port, gateway, metric
+from tests.integration.servers import emulator, gateway, metric
 
 ROOT = Path(__file__).resolve().parents[2]
 RULE_FILES = sorted((ROOT / "deploy/prometheus/rules").glob("*.yml"))

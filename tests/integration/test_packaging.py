@@ -29,9 +29,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from bench.harness import free_port, server_process
 from gateway.settings import Settings, load_settings
 from tests.integration.kustomize import render
-from tests.integration.servers import free_port, server_process
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy/k8s"

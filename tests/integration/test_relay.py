@@ -14,11 +14,12 @@ import httpx
 import orjson
 import pytest
 
+from bench.harness import free_port, gateway_process
 from gateway.wire.sse import SSEDecoder
 from tests.integration.conftest import ClientFactory
 from tests.integration.scripted_upstream import scripted_upstream
 from tests.integration.sdk_errors import SDK_EXCEPTIONS
-from tests.integration.servers import emulator, free_port, gateway, gateway_process, metric
+from tests.integration.servers import emulator, gateway, metric
 
 MODEL = "claude-sonnet-4-6"
 HEADERS = {"anthropic-version": "2026-10-21", "content-type": "application/json"}

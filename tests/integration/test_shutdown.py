@@ -22,8 +22,9 @@ import httpx
 import httpx2  # the anthropic SDK's HTTP client
 import pytest
 
+from bench.harness import free_port, wait_ready
 from tests.integration.conftest import ClientFactory
-from tests.integration.servers import emulator, free_port
+from tests.integration.servers import emulator
 
 MODEL = "claude-sonnet-4-6"  # 75 output tokens/s in realistic latency
 
@@ -55,16 +56,7 @@ def gateway_popen(
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            assert process.poll() is None, "gateway exited early"
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "gateway did not become ready"
-            time.sleep(0.05)
+        wait_ready(process, url + "/healthz", log=log)
         yield process, url
     finally:
         if process.poll() is None:

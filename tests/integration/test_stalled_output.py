@@ -11,11 +11,10 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 
 import httpx
 
-from tests.integration.servers import free_port
+from bench.harness import free_port, wait_ready
 
 CALLS = 500
 TIMEOUT = httpx.Timeout(20.0)  # a stalled gateway fails the test instead of hanging it
@@ -35,16 +34,7 @@ def test_a_stdout_nobody_reads_never_stalls_the_gateway(emulator_url: str) -> No
         process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=errors)
         try:
             url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 20
-            while True:
-                assert process.poll() is None, "gateway exited early"
-                try:
-                    if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "gateway did not become ready"
-                time.sleep(0.05)
+            wait_ready(process, url + "/healthz")
             body = {"model": "claude-haiku-4-5", "max_tokens": 5, "messages": []}
             headers = {"x-api-key": "sk-ant-stall", "anthropic-version": "2023-06-01"}
             with httpx.Client(base_url=url, timeout=TIMEOUT, headers=headers) as client:

@@ -8,6 +8,7 @@ import gc
 import tracemalloc
 import uuid
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -194,30 +195,29 @@ def retained(send: Any) -> int:
         tracemalloc.stop()
 
 
-def test_a_flood_of_distinct_system_prompts_keeps_at_most_a_tenants_share() -> None:
-    # 100 distinct 10 KB prompts (1 MB sent): counting their lines held ~12 MB before.
+def flooded(count: int, make: Callable[[], LLMRequest]) -> tuple[LearnedState, int]:
+    """`count` requests of one tenant into 8 MiB of learned state (1 MiB per tenant); the
+    state, and the bytes still allocated after them."""
     state = LearnedState(8 * MIB, 1 * MIB)
     ctx = context(state)
 
     def send() -> None:
-        for _ in range(100):
-            accepted(request(A, system=distinct_prompt()), ctx)
+        for _ in range(count):
+            accepted(make(), ctx)
 
-    held = retained(send)
+    return state, retained(send)
+
+
+def test_a_flood_of_distinct_system_prompts_keeps_at_most_a_tenants_share() -> None:
+    # 100 distinct 10 KB prompts (1 MB sent): counting their lines held ~12 MB before.
+    state, held = flooded(100, lambda: request(A, system=distinct_prompt()))
     assert state.tenant_bytes(A) <= 1 * MIB
     assert held < 2 * MIB, f"{held / MIB:.1f} MiB retained"
 
 
 def test_a_flood_of_unique_large_tools_keeps_at_most_a_tenants_share() -> None:
     # 60 unique 200 KB tools (12 MB sent): their first-seen forms held ~100 MB before.
-    state = LearnedState(8 * MIB, 1 * MIB)
-    ctx = context(state)
-
-    def send() -> None:
-        for _ in range(60):
-            accepted(request(A, tools=[unique_tool(200_000)]), ctx)
-
-    held = retained(send)
+    state, held = flooded(60, lambda: request(A, tools=[unique_tool(200_000)]))
     assert state.tenant_bytes(A) <= 1 * MIB
     assert held < 2 * MIB, f"{held / MIB:.1f} MiB retained"
 
