@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.servers import emulator, free_port, gateway, server_process
+from bench.harness import free_port, server_process
+from tests.integration.servers import emulator, gateway
 from tests.support.record import CLIENTS, REPO
 
 CLIENT_TIMEOUT_S = 300

@@ -29,6 +29,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench.harness import free_port, server_process
 from gateway.metering.pricing import Pricing
 from gateway.wire.anthropic_usage import StreamUsage, usage_from_message
 from gateway.wire.openai_usage import (
@@ -38,7 +39,7 @@ from gateway.wire.openai_usage import (
     usage_from_response,
 )
 from gateway.wire.usage import Reported
-from tests.integration.servers import emulator, free_port, gateway, server_process
+from tests.integration.servers import emulator, gateway
 from tests.support.fixtures import FIXTURES, Call, Fixture, load
 from tests.support.rewrite_diff import Context, judge, varying_system_lines
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.servers import free_port, server_process
+from bench.harness import free_port, server_process
 from tests.support.record import REPO
 
 KEY = "sk-ant-proxy-test-secret-0000"

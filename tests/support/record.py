@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.integration.servers import free_port, gateway_process, server_process
+from bench.harness import free_port, gateway_process, server_process
 
 REPO = Path(__file__).resolve().parents[2]
 # `npm install --prefix .cache/clients @anthropic-ai/claude-code @openai/codex` (.ci/run).
