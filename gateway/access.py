@@ -388,13 +388,17 @@ class Gate:
         usage: Usage | None,
         *,
         at_least_reserved: bool = False,
+        unseen_attempts: int = 0,
     ) -> None:
         """Charges the call's real cost and tokens, in the background; `at_least_reserved`
-        (a model with no price): never less than the call reserved."""
+        (no price, or tokens made whose usage was not seen): never less than the call
+        reserved; `unseen_attempts` (a hedge's loser, a cut retried): one reservation each."""
         if not admitted.counted:
             return
+        reserved = (admitted.reserved_nano or admitted.local_nano) / NANO
         if at_least_reserved:
-            cost_usd = max(cost_usd, admitted.reserved_nano / NANO)
+            cost_usd = max(cost_usd, reserved)
+        cost_usd += unseen_attempts * reserved
         tokens = 0 if usage is None else sum(usage.by_type().values()) - usage.cache_read
         charge = Charge(
             admitted.key, admitted.digest, admitted.period, admitted.reserved_nano,

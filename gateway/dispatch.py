@@ -49,6 +49,11 @@ class Tap(Protocol):
     def feed(self, chunk: bytes) -> None: ...
 
     @property
+    def usage_final(self) -> bool:
+        """The stream's final usage was seen (its output counted), not only its start's."""
+        ...
+
+    @property
     def usage(self) -> Usage | None: ...
 
 

@@ -150,6 +150,11 @@ class ChatStreamUsage:
         if not self.saw_content:
             self.saw_content = any(_has_content(choice) for choice in data.get("choices") or ())
 
+    @property
+    def usage_final(self) -> bool:
+        """The stream's usage chunk seen: only the last one carries usage."""
+        return self.usage is not None
+
 
 def _has_content(choice: Any) -> bool:
     delta = choice.get("delta") if isinstance(choice, dict) else None
@@ -207,3 +212,8 @@ class ResponsesStreamUsage:
             error = response.get("error")
             if isinstance(error, dict):
                 self.error_type = _str(error.get("code")) or "response_failed"
+
+    @property
+    def usage_final(self) -> bool:
+        """The final response's usage seen (response.completed and its kin)."""
+        return self.usage is not None
