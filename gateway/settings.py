@@ -318,8 +318,9 @@ class StateSettings(Section):
     # Without Redis, gateway keys live in this file: `gateway keys` writes it, serve reads it.
     keys_file: str = ".tollgate/keys.json"
     # A call reserves the most it can cost (input estimated from the body, plus its
-    # max_tokens, at the dearest model it may be served by); a call to a model without a
-    # price reserves this instead.
+    # max_tokens, at the dearest model it may be served by). A model without a price is
+    # refused (403) to a key or team with a budget, and reserves nothing for one without.
+    # This is reserved only by a counted call without a JSON body to judge.
     first_call_reserve_usd: float = Field(default=0.01, ge=0)
     # The output limit a call without max_tokens reserves for, on a model the catalog does
     # not know (a known model reserves its own maximum output).
