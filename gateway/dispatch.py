@@ -45,6 +45,7 @@ class Tap(Protocol):
     model: str | None
     message_id: str | None
     miss_reason: str | None
+    service_tier: str | None  # the tier the response says it was served at (OpenAI)
 
     def feed(self, chunk: bytes) -> None: ...
 

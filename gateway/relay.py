@@ -44,6 +44,7 @@ from gateway.errors import (
 from gateway.formats import ChunkFilter, TextCollector, WireFormat, error_response
 from gateway.intake import Intake
 from gateway.metering.calls import CallRecord, Meter
+from gateway.metering.ceiling import price_context
 from gateway.metering.pricing import UNPRICED_MODEL
 from gateway.rewrite.fingerprint import Fingerprint
 from gateway.rewrite.request import Lesson, LLMRequest
@@ -153,6 +154,7 @@ class Outcome:
     # The answer's upstream request may have generated tokens whose final usage the gateway
     # did not see (the client left, the stream was cut or timed out): charged its reservation.
     unseen: bool = False
+    service_tier: str | None = None  # as the response reports it (OpenAI)
 
 
 @dataclass(slots=True)
@@ -282,6 +284,7 @@ class Relay:
         if begun.tap is not None:
             outcome.usage = begun.tap.usage
             outcome.unseen = not begun.tap.usage_final
+            outcome.service_tier = begun.tap.service_tier
         elif begun.body is not None and begun.response.is_success:
             outcome.usage = self.wire.usage_from_body(begun.body).usage
             outcome.unseen = outcome.usage is None
@@ -451,7 +454,7 @@ class Relay:
                 outcome.text = text.text if text is not None else ""
             else:
                 outcome = await self._relay_body(
-                    response, send, begun.model, own, collect, begun.body, deadline
+                    response, send, begun.model, own, collect, begun.body, deadline, call.payload
                 )
             outcome.answered = answered
             outcome.coalesced = coalesced
@@ -523,6 +526,7 @@ class Relay:
             await send({"type": "http.response.body", "body": end, "more_body": False})
             outcome = Outcome(ended, tap.model or begun.model, ttft_s, tap.usage, overhead_s=tap_s)
             outcome.unseen = not tap.usage_final
+            outcome.service_tier = tap.service_tier
             return outcome
         tail = strip.flush() if strip is not None else b""
         await send({"type": "http.response.body", "body": tail, "more_body": False})
@@ -536,6 +540,7 @@ class Relay:
             message_id=tap.message_id,
             miss_reason=tap.miss_reason,
             unseen=not tap.usage_final,
+            service_tier=tap.service_tier,
         )
 
     async def _relay_body(
@@ -547,6 +552,7 @@ class Relay:
         collect: bool,
         body: bytes | None,
         deadline: Deadline,
+        payload: dict[str, Any] | None = None,  # the request, for the tier it asked for
     ) -> Outcome:
         """A whole JSON body is read before the headers go, to add its cost to them: by the
         dispatcher (a cut is retried there), or here for an error relayed after the retries."""
@@ -563,7 +569,8 @@ class Relay:
         reported = self.wire.usage_from_body(body) if response.is_success else Reported()
         used, usage = reported.model, reported.usage
         if usage is not None:
-            cost = self.meter.pricing.cost(self.provider, used or model, usage)
+            context = price_context(payload or {}, reported.service_tier)
+            cost = self.meter.pricing.cost(self.provider, used or model, usage, context=context)
             if cost is not None:
                 own = [*own, (b"x-gateway-cost-usd", f"{cost:.6f}".encode())]
         overhead_s = time.perf_counter() - before
@@ -580,6 +587,7 @@ class Relay:
             text=self.wire.message_text(body) if collect else "",
             # A success without usage (a background call, queued) is charged its reservation.
             unseen=response.is_success and usage is None,
+            service_tier=reported.service_tier,
         )
 
     async def _send_error(self, send: Send, error: GatewayError, request_id: str) -> None:
@@ -616,6 +624,7 @@ class Relay:
             tier=call.tier,
             attempts=outcome.attempts,
             budget=call.plan.budget if call.plan is not None else None,
+            context=price_context(call.payload or {}, outcome.service_tier),
         )
         if (
             self.registry is not None

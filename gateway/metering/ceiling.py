@@ -77,9 +77,11 @@ class CostCeiling:
         return spec.max_tokens if spec is not None else self.default_output_tokens
 
 
-def price_context(body: Mapping[str, Any]) -> PriceContext:
-    """The price context a request asks for: OpenAI's priority tier is billed dearer."""
-    return PRIORITY if body.get("service_tier") == "priority" else ()
+def price_context(body: Mapping[str, Any], served: str | None = None) -> PriceContext:
+    """The price context of a call: the tier the response says it was served at, else the
+    one the request asks for (OpenAI's priority tier is billed dearer)."""
+    tier = served if served is not None else body.get("service_tier")
+    return PRIORITY if tier == "priority" else ()
 
 
 def choices_of(body: Mapping[str, Any]) -> int:

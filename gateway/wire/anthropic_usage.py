@@ -119,6 +119,7 @@ class StreamUsage:
         self.saw_content = False
         self.complete = False
         self.usage_final = False  # a message_delta's usage seen: the output is counted
+        self.service_tier: str | None = None  # OpenAI's tiers only: never set here
 
     def feed(self, chunk: bytes) -> None:
         if (
