@@ -56,6 +56,9 @@ class ServerSettings(Section):
     # An error sent before the body was read whole: the rest of the body is read and dropped
     # for up to this long before the close, so that the client reads the error, not a reset.
     linger_s: float = Field(default=5.0, ge=0)
+    # ... and for up to this many bytes: past them the connection is closed at once (a client
+    # declaring a 10**12-byte body would otherwise have ~15 GB read in 5 s on loopback).
+    linger_max_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
     # A connection with no request in progress (new, or kept alive after a response) is
     # closed after this long: longer than a load balancer's own idle timeout (AWS ALB: 60 s),
     # so that the balancer, not the gateway, closes a pooled connection.
