@@ -235,6 +235,7 @@ class Relay:
                 )
                 if admitted is not None:
                     scope = {**scope, "headers": with_credential(headers, admitted.credential)}
+                    call = _as_judged(call, body)
         except GatewayError as error:
             await self._send_error(send, error, request_id)
             self._complete(request_id, step, call, Outcome(str(error.status)), started, started_at)
@@ -691,6 +692,16 @@ def _dumps(body: dict[str, Any]) -> bytes:
         return orjson.dumps(body)
     except orjson.JSONEncodeError:
         raise InvalidRequest("The request body is nested too deeply.") from None
+
+
+def _as_judged(call: Prepared, raw: bytes) -> Prepared:
+    """A gateway key's call goes out as the gateway judged it (model, output limits): a body
+    sent as it came is serialised from its parse, so that a duplicated key (orjson keeps the
+    last, a provider may keep the first) cannot call another model or limit than the one
+    authorized and reserved for. ~30 µs for a 270 KB body (orjson.dumps)."""
+    if call.body is not raw or call.payload is None:
+        return call  # changed, so serialised from the parse already
+    return replace(call, body=_dumps(call.payload))
 
 
 def _tenant(headers: list[tuple[bytes, bytes]]) -> bytes:
