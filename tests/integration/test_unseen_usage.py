@@ -1,5 +1,6 @@
 """Ways past a key's budget, through `gateway serve`, the emulator and a real redis-server:
-a stream left (or cut) before its final usage event is charged its reservation, never $0."""
+a stream left (or cut) before its final usage event, or a call answered without usage, is
+charged its reservation, never $0."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import orjson
 import pytest
 
 from tests.integration.redis_server import RedisServer, needs_redis, redis_server
+from tests.integration.scripted_upstream import Script, scripted_upstream
 from tests.integration.servers import emulator, gateway
 from tests.integration.test_key_enforcement import new_key, recorded_spend
 from tests.integration.test_shared_state import state_env
@@ -132,3 +134,37 @@ def test_an_upstream_error_status_is_not_charged(
         cost = float(answer.headers["x-gateway-cost-usd"])
         spent = wait_for_spend_above(redis_url, prefix, name, cost - 1e-6)
         assert spent == pytest.approx(cost, abs=2e-6)
+
+
+@needs_redis
+def test_a_background_call_answered_without_usage_is_charged_its_reservation(
+    own_redis: RedisServer | str,
+) -> None:
+    """`background: true`: the provider answers `queued`, without usage; the gateway does not
+    follow the response, so the call is charged what it reserved."""
+    redis_url = _url(own_redis)
+    prefix = f"unseen-{uuid.uuid4().hex[:8]}:"
+    env = {**state_env(redis_url, prefix), "GATEWAY_PROVIDERS__OPENAI__API_KEY": "sk-held"}
+    name, key = new_key(env, "--daily-budget-usd", "5")
+    queued = {"id": "resp_1", "object": "response", "status": "queued", "model": "gpt-5.6-terra"}
+    body = {
+        "model": "gpt-5.6-terra",
+        "input": "hi",
+        "background": True,
+        "max_output_tokens": MAX_TOKENS,
+    }
+    with scripted_upstream() as (upstream_url, upstream):
+        upstream.script = Script(
+            headers=[(b"content-type", b"application/json")], chunks=[orjson.dumps(queued)]
+        )
+        with gateway(upstream_url, env=env) as url:
+            answer = httpx.post(
+                f"{url}/v1/responses",
+                json=body,
+                headers={"authorization": f"Bearer {key}"},
+                timeout=60,
+            )
+        assert answer.status_code == 200, answer.text
+    least = MAX_TOKENS * 12e-6  # gpt-5.6-terra's output: $12 / MTok
+    spent = wait_for_spend_above(redis_url, prefix, name, least)
+    assert spent >= least, spent
