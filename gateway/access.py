@@ -294,7 +294,7 @@ class Gate:
             return None
         key_digest = caller.digest
         now = time.time()
-        reserve = self._reserve_nano(provider, models, body) if self.count else 0
+        reserve = self._reserve_nano(caller, provider, models, body) if self.count else 0
         # Named, so that a retry after a late reply is not counted twice.
         call_id = secrets.token_hex(12) if self.count else ""
         try:
@@ -337,14 +337,27 @@ class Gate:
         return await ask()
 
     def _reserve_nano(
-        self, provider: str, models: Iterable[str], body: Mapping[str, Any] | None
+        self,
+        caller: Caller,
+        provider: str,
+        models: Iterable[str],
+        body: Mapping[str, Any] | None,
     ) -> int:
-        most = None
-        if self.ceiling is not None and body is not None:
-            most = self.ceiling.usd(provider, models, body)
-        if most is None:  # no price: metered at 0, reserved at the configured amount
+        if self.ceiling is None or body is None:  # nothing to judge the call's cost by
             return to_nano(self.settings.first_call_reserve_usd)
-        return math.ceil(most * NANO)
+        models = tuple(models)
+        most = self.ceiling.usd(provider, models, body)
+        if most is not None:
+            return math.ceil(most * NANO)
+        # No price: its cost cannot be known, so a budget cannot hold it.
+        if any(limits_of(caller.key, self.teams)):
+            self._refused(self._label(caller.key.name), "unpriced_model")
+            raise PermissionDenied(
+                f"Gateway key {caller.key.name!r} has a budget, and the gateway has no price for"
+                f" {', '.join(dict.fromkeys(models)) or 'this model'}: add it under"
+                " pricing.models in the gateway's config to call it with this key."
+            )
+        return 0
 
     def _unchecked(
         self, caller: Caller, provider: str, reserve: int, now: float, call_id: str, down: bool
@@ -388,13 +401,17 @@ class Gate:
         usage: Usage | None,
         *,
         at_least_reserved: bool = False,
+        unseen_attempts: int = 0,
     ) -> None:
         """Charges the call's real cost and tokens, in the background; `at_least_reserved`
-        (a model with no price): never less than the call reserved."""
+        (no price, or tokens made whose usage was not seen): never less than the call
+        reserved; `unseen_attempts` (a hedge's loser, a cut retried): one reservation each."""
         if not admitted.counted:
             return
+        reserved = (admitted.reserved_nano or admitted.local_nano) / NANO
         if at_least_reserved:
-            cost_usd = max(cost_usd, admitted.reserved_nano / NANO)
+            cost_usd = max(cost_usd, reserved)
+        cost_usd += unseen_attempts * reserved
         tokens = 0 if usage is None else sum(usage.by_type().values()) - usage.cache_read
         charge = Charge(
             admitted.key, admitted.digest, admitted.period, admitted.reserved_nano,

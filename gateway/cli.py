@@ -108,6 +108,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         server.head_timeout_s,
         server.max_connections,
         server.linger_s,
+        server.linger_max_bytes,
     )
     options["timeout_keep_alive"] = server.idle_timeout_s
     # uvicorn re-raises the SIGTERM it caught once it has drained: that is a clean exit (0).

@@ -45,8 +45,14 @@ class Tap(Protocol):
     model: str | None
     message_id: str | None
     miss_reason: str | None
+    service_tier: str | None  # the tier the response says it was served at (OpenAI)
 
     def feed(self, chunk: bytes) -> None: ...
+
+    @property
+    def usage_final(self) -> bool:
+        """The stream's final usage was seen (its output counted), not only its start's."""
+        ...
 
     @property
     def usage(self) -> Usage | None: ...

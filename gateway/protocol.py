@@ -16,8 +16,9 @@ limits (docs/limits.md, "Client edge"), and its own answers in the provider's en
 - A response sent before its request's body was read whole (a 404, a 413 on the declared
   length, a 408 or 503) ends the connection: the rest of the body is never waited for. It
   is a lingering close: the gateway stops writing, then reads and discards what the client
-  still sends for up to `linger_s` before closing, so that a client still sending its body
-  reads the response instead of a reset (which closing with unread data would send).
+  still sends for up to `linger_s` and `linger_max_bytes` before closing, so that a client
+  still sending its body reads the response instead of a reset (which closing with unread
+  data would send). Such a response always says `connection: close`.
 - The server's own errors (400 for a request that is not HTTP, 408, 431, 503) are JSON in
   the envelope of the provider the path belongs to (formats.wire_for), as the relay's are.
 
@@ -63,6 +64,7 @@ class EdgeProtocol(HttpToolsProtocol):
         head_timeout_s: float,
         max_connections: int,
         linger_s: float,
+        linger_max_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self.max_head_bytes = max_head_bytes
@@ -70,7 +72,9 @@ class EdgeProtocol(HttpToolsProtocol):
         self.head_timeout_s = head_timeout_s
         self.max_connections = max_connections
         self.linger_s = linger_s
+        self.linger_max_bytes = linger_max_bytes
         self.lingering = False
+        self.lingered = 0  # bytes read and dropped while lingering
         self.in_head = True  # a connection opens with a request head
         self.head_bytes = 0  # of the request line and headers parsed so far
         self.buffered_bytes = 0  # received while the head is incomplete
@@ -92,8 +96,11 @@ class EdgeProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self.lingering:
-            return  # the rest of a body no one will read
+        if self.lingering:  # the rest of a body no one will read
+            self.lingered += len(data)
+            if self.lingered > self.linger_max_bytes:
+                self.transport.close()
+            return
         super().data_received(data)
         if not self.in_head or self.transport.is_closing():
             return
@@ -140,6 +147,7 @@ class EdgeProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         if self.cycle is not None:
             self.cycle.transport = cast(asyncio.Transport, _CycleTransport(self.transport, self))
+            self.cycle.send = _closing_early(self.cycle)  # type: ignore[method-assign]
 
     def eof_received(self) -> None:
         if self.lingering:
@@ -224,6 +232,22 @@ class _CycleTransport:
         return getattr(self._transport, name)
 
 
+def _closing_early(cycle: Any) -> Any:
+    """The cycle's send, saying `connection: close` on a response that starts before the
+    request's body was read whole (a 401 or 404 answered from the head): the connection
+    cannot be reused, and the client must not wait to send on it."""
+    send = cycle.send
+
+    async def closing_send(message: Any) -> None:
+        if message["type"] == "http.response.start" and cycle.more_body:
+            headers = list(message.get("headers", ()))
+            if not any(name.lower() == b"connection" for name, _ in headers):
+                message = {**message, "headers": [*headers, CLOSE]}
+        await send(message)
+
+    return closing_send
+
+
 async def _overloaded(scope: Any, receive: Any, send: Any) -> None:
     """The app a request gets past the connection cap."""
     error = Overloaded("The gateway is at its connection limit; retry shortly.")
@@ -240,6 +264,7 @@ def edge_protocol(
     head_timeout_s: float,
     max_connections: int,
     linger_s: float,
+    linger_max_bytes: int = 64 * 1024 * 1024,
 ) -> type[asyncio.Protocol]:
     """What uvicorn's `http=` takes: it calls it with (config, server_state, app_state)."""
     factory = functools.partial(
@@ -249,6 +274,7 @@ def edge_protocol(
         head_timeout_s=head_timeout_s,
         max_connections=max_connections,
         linger_s=linger_s,
+        linger_max_bytes=linger_max_bytes,
     )
     # A partial of a module-level class, not a class: it pickles for `--workers N`.
     return cast(type[asyncio.Protocol], factory)

@@ -44,6 +44,7 @@ from gateway.errors import (
 from gateway.formats import ChunkFilter, TextCollector, WireFormat, error_response
 from gateway.intake import Intake
 from gateway.metering.calls import CallRecord, Meter
+from gateway.metering.ceiling import price_context
 from gateway.metering.pricing import UNPRICED_MODEL
 from gateway.rewrite.fingerprint import Fingerprint
 from gateway.rewrite.request import Lesson, LLMRequest
@@ -150,6 +151,33 @@ class Outcome:
     miss_reason: str | None = None  # the provider's own diagnosis of a cache miss
     shadow: ShadowCall | None = None  # a shadow call waiting for this call's answer
     text: str = ""  # the answer's text, collected only for a shadow pair
+    # The answer's upstream request may have generated tokens whose final usage the gateway
+    # did not see (the client left, the stream was cut or timed out): charged its reservation.
+    unseen: bool = False
+    service_tier: str | None = None  # as the response reports it (OpenAI)
+
+
+@dataclass(slots=True)
+class Flight:
+    """Whether the call has gone upstream: set before the first attempt is sent, read when
+    the client leaves mid-call (the relay's task is cancelled, its locals lost)."""
+
+    dispatched: bool = False
+    begun: Started | None = None  # the attempt being relayed, once there is one
+
+
+# An attempt that was not relayed but may have made tokens nobody reported: a hedge race's
+# loser, a stream cut or a response abandoned at the deadline. An error status is not billed.
+UNSEEN_ATTEMPT_STATUSES = frozenset({"cut", "504"})
+
+
+def unseen_attempts(attempts: tuple[Attempt, ...]) -> int:
+    """Attempts other than the answer's that may have made tokens nobody reported."""
+    return sum(
+        1
+        for a in attempts
+        if not a.relayed and (a.cancelled or a.status in UNSEEN_ATTEMPT_STATUSES)
+    )
 
 
 class Relay:
@@ -207,11 +235,13 @@ class Relay:
                 )
                 if admitted is not None:
                     scope = {**scope, "headers": with_credential(headers, admitted.credential)}
+                    call = _as_judged(call, body)
         except GatewayError as error:
             await self._send_error(send, error, request_id)
             self._complete(request_id, step, call, Outcome(str(error.status)), started, started_at)
             return
         outcome = Outcome("client_closed", call.sent_model)
+        flight = Flight()
         # A client that leaves must stop the upstream call at once, wherever the relay waits.
         async with DisconnectWatch(receive) as watch:
 
@@ -221,7 +251,9 @@ class Relay:
                 await send(message)
 
             try:
-                outcome = await self._relay(scope, send_until_done, call, step, request_id, started)
+                outcome = await self._relay(
+                    scope, send_until_done, call, step, request_id, started, flight
+                )
             except GatewayError as error:
                 outcome = Outcome(str(error.status), call.sent_model)
                 await self._send_error(send_until_done, error, request_id)
@@ -230,10 +262,34 @@ class Relay:
                 status = str(failed.error.status)
                 attempts = tuple(failed.attempts)
                 outcome = Outcome(status, call.sent_model, attempts=attempts)
+                # The attempt given up on at a cut or the deadline may have made tokens.
+                outcome.unseen = (
+                    attempts[-1].status in UNSEEN_ATTEMPT_STATUSES if attempts else False
+                )
                 await self._send_error(send_until_done, failed.error, request_id)
             finally:
+                if outcome.status == "client_closed":
+                    outcome = self._left(outcome, flight)
                 await self._share(call, outcome, started_at)
                 self._complete(request_id, step, call, outcome, started, started_at, admitted)
+
+    def _left(self, outcome: Outcome, flight: Flight) -> Outcome:
+        """A call the client left: what the upstream attempt reported before, and whether
+        its tokens went unreported (any call sent upstream whose final usage was not seen)."""
+        begun = flight.begun
+        if begun is None:
+            outcome.unseen = flight.dispatched
+            return outcome
+        outcome.model = begun.model
+        outcome.attempts = tuple(begun.attempts)
+        if begun.tap is not None:
+            outcome.usage = begun.tap.usage
+            outcome.unseen = not begun.tap.usage_final
+            outcome.service_tier = begun.tap.service_tier
+        elif begun.body is not None and begun.response.is_success:
+            outcome.usage = self.wire.usage_from_body(begun.body).usage
+            outcome.unseen = outcome.usage is None
+        return outcome
 
     def _prepare(
         self, method: str, headers: list[tuple[bytes, bytes]], raw: bytes, step: str | None
@@ -316,6 +372,7 @@ class Relay:
         step: str | None,
         request_id: str,
         started: float,
+        flight: Flight,
     ) -> Outcome:
         target = scope["raw_path"].decode("latin-1")
         if scope["query_string"]:
@@ -325,7 +382,9 @@ class Relay:
         )
         shadow = self._shadow(route, call, request_id)
         try:
-            outcome = await self._relay_call(route, send, call, step, started, request_id, shadow)
+            outcome = await self._relay_call(
+                route, send, call, step, started, request_id, shadow, flight
+            )
         except BaseException:
             if shadow is not None:
                 shadow.primary_done(Answer(call.sent_model, "failed", "", None, None, 0.0))
@@ -347,6 +406,7 @@ class Relay:
         started: float,
         request_id: str,
         shadow: ShadowCall | None,
+        flight: Flight,
     ) -> Outcome:
         prefix = self._coalescing_prefix(call, step)
         preflight_s = time.perf_counter() - started
@@ -357,9 +417,11 @@ class Relay:
         step_s = call.plan.timeout_s if call.plan is not None else None
         deadline = Deadline.after(step_s or limits.total_timeout_s)
         try:
+            flight.dispatched = True
             begun = await self.dispatcher.start(
                 route, call.candidates(self.provider), hedge_after_s, hedge_with, deadline
             )
+            flight.begun = begun
         finally:
             if lead is not None and prefix is not None and self.coalescer is not None:
                 self.coalescer.release(prefix, lead)
@@ -393,7 +455,7 @@ class Relay:
                 outcome.text = text.text if text is not None else ""
             else:
                 outcome = await self._relay_body(
-                    response, send, begun.model, own, collect, begun.body, deadline
+                    response, send, begun.model, own, collect, begun.body, deadline, call.payload
                 )
             outcome.answered = answered
             outcome.coalesced = coalesced
@@ -463,7 +525,10 @@ class Relay:
             end = b"" if last.endswith(b"\n\n") else b"\n\n"
             end += self.wire.stream_error_event(message)
             await send({"type": "http.response.body", "body": end, "more_body": False})
-            return Outcome(ended, tap.model or begun.model, ttft_s, tap.usage, overhead_s=tap_s)
+            outcome = Outcome(ended, tap.model or begun.model, ttft_s, tap.usage, overhead_s=tap_s)
+            outcome.unseen = not tap.usage_final
+            outcome.service_tier = tap.service_tier
+            return outcome
         tail = strip.flush() if strip is not None else b""
         await send({"type": "http.response.body", "body": tail, "more_body": False})
         status = "stream_error" if tap.error_type else str(response.status_code)
@@ -475,6 +540,8 @@ class Relay:
             overhead_s=tap_s,
             message_id=tap.message_id,
             miss_reason=tap.miss_reason,
+            unseen=not tap.usage_final,
+            service_tier=tap.service_tier,
         )
 
     async def _relay_body(
@@ -486,6 +553,7 @@ class Relay:
         collect: bool,
         body: bytes | None,
         deadline: Deadline,
+        payload: dict[str, Any] | None = None,  # the request, for the tier it asked for
     ) -> Outcome:
         """A whole JSON body is read before the headers go, to add its cost to them: by the
         dispatcher (a cut is retried there), or here for an error relayed after the retries."""
@@ -502,7 +570,8 @@ class Relay:
         reported = self.wire.usage_from_body(body) if response.is_success else Reported()
         used, usage = reported.model, reported.usage
         if usage is not None:
-            cost = self.meter.pricing.cost(self.provider, used or model, usage)
+            context = price_context(payload or {}, reported.service_tier)
+            cost = self.meter.pricing.cost(self.provider, used or model, usage, context=context)
             if cost is not None:
                 own = [*own, (b"x-gateway-cost-usd", f"{cost:.6f}".encode())]
         overhead_s = time.perf_counter() - before
@@ -517,6 +586,9 @@ class Relay:
             message_id=reported.message_id,
             miss_reason=reported.miss_reason,
             text=self.wire.message_text(body) if collect else "",
+            # A success without usage (a background call, queued) is charged its reservation.
+            unseen=response.is_success and usage is None,
+            service_tier=reported.service_tier,
         )
 
     async def _send_error(self, send: Send, error: GatewayError, request_id: str) -> None:
@@ -553,6 +625,7 @@ class Relay:
             tier=call.tier,
             attempts=outcome.attempts,
             budget=call.plan.budget if call.plan is not None else None,
+            context=price_context(call.payload or {}, outcome.service_tier),
         )
         if (
             self.registry is not None
@@ -584,9 +657,16 @@ class Relay:
             )
             outcome.shadow.primary_done(answer)
         if admitted is not None and self.gate is not None:
-            # No price for the model: its reservation is the charge, never nothing.
+            # No price for the model, or tokens made that no usage reported: its reservation
+            # is the charge, never nothing; so is each other attempt's that may have.
             unpriced = UNPRICED_MODEL in metered.findings
-            self.gate.settle(admitted, metered.cost_usd, outcome.usage, at_least_reserved=unpriced)
+            self.gate.settle(
+                admitted,
+                metered.cost_usd,
+                outcome.usage,
+                at_least_reserved=unpriced or outcome.unseen,
+                unseen_attempts=unseen_attempts(outcome.attempts),
+            )
 
     async def _share(self, call: Prepared, outcome: Outcome, started_at: float) -> None:
         """Another replica's last call of this conversation, before the registry judges this
@@ -612,6 +692,16 @@ def _dumps(body: dict[str, Any]) -> bytes:
         return orjson.dumps(body)
     except orjson.JSONEncodeError:
         raise InvalidRequest("The request body is nested too deeply.") from None
+
+
+def _as_judged(call: Prepared, raw: bytes) -> Prepared:
+    """A gateway key's call goes out as the gateway judged it (model, output limits): a body
+    sent as it came is serialised from its parse, so that a duplicated key (orjson keeps the
+    last, a provider may keep the first) cannot call another model or limit than the one
+    authorized and reserved for. ~30 µs for a 270 KB body (orjson.dumps)."""
+    if call.body is not raw or call.payload is None:
+        return call  # changed, so serialised from the parse already
+    return replace(call, body=_dumps(call.payload))
 
 
 def _tenant(headers: list[tuple[bytes, bytes]]) -> bytes:

@@ -56,6 +56,9 @@ class ServerSettings(Section):
     # An error sent before the body was read whole: the rest of the body is read and dropped
     # for up to this long before the close, so that the client reads the error, not a reset.
     linger_s: float = Field(default=5.0, ge=0)
+    # ... and for up to this many bytes: past them the connection is closed at once (a client
+    # declaring a 10**12-byte body would otherwise have ~15 GB read in 5 s on loopback).
+    linger_max_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
     # A connection with no request in progress (new, or kept alive after a response) is
     # closed after this long: longer than a load balancer's own idle timeout (AWS ALB: 60 s),
     # so that the balancer, not the gateway, closes a pooled connection.
@@ -318,8 +321,9 @@ class StateSettings(Section):
     # Without Redis, gateway keys live in this file: `gateway keys` writes it, serve reads it.
     keys_file: str = ".tollgate/keys.json"
     # A call reserves the most it can cost (input estimated from the body, plus its
-    # max_tokens, at the dearest model it may be served by); a call to a model without a
-    # price reserves this instead.
+    # max_tokens, at the dearest model it may be served by). A model without a price is
+    # refused (403) to a key or team with a budget, and reserves nothing for one without.
+    # This is reserved only by a counted call without a JSON body to judge.
     first_call_reserve_usd: float = Field(default=0.01, ge=0)
     # The output limit a call without max_tokens reserves for, on a model the catalog does
     # not know (a known model reserves its own maximum output).

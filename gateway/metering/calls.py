@@ -14,7 +14,7 @@ from gateway.cascade.table import LatencyBudget
 from gateway.dispatch import Attempt
 from gateway.metering.labels import LabelBounds
 from gateway.metering.metrics import Metrics
-from gateway.metering.pricing import UNPRICED_MODEL, Pricing
+from gateway.metering.pricing import UNPRICED_MODEL, PriceContext, Pricing
 from gateway.state.registry import Verdict
 from gateway.wire.usage import Usage
 
@@ -45,6 +45,7 @@ class CallRecord:
     attempts: tuple[Attempt, ...] = ()  # every request upstream: retries, fallbacks, hedges
     budget: LatencyBudget | None = None  # the step's latency budget
     key: str | None = None  # the gateway key's name (None: a provider key passed through)
+    context: PriceContext = ()  # the price context it was served at (OpenAI's priority tier)
 
     @property
     def budget_breaches(self) -> tuple[str, ...]:
@@ -101,6 +102,7 @@ class Meter:
             call.provider,
             call.model_used or call.model_requested,
             call.usage,
+            context=call.context,
         )
 
     def on_call_complete(self, call: CallRecord) -> Metered:
@@ -191,7 +193,7 @@ class Meter:
         for kind, count in usage.by_type().items():
             if count:
                 self._child(self.metrics.tokens, *labels, kind).inc(count)
-        cost = self.pricing.cost(call.provider, model, usage) or 0.0
+        cost = self.pricing.cost(call.provider, model, usage, context=call.context) or 0.0
         if cost:
             self._child(self.metrics.cost, *labels).inc(cost)
         return cost

@@ -1,13 +1,17 @@
 """The most a call can cost, before it is made: what a gateway key's budget reserves.
 
 Its input tokens, estimated from the body (catalog/tokens.py), plus its output limit
-(`max_tokens`, `max_completion_tokens` or `max_output_tokens`; the model's own maximum
-when the body sets none), priced at the dearest of the models the call may be served by
-(the routed model, its fallbacks and hedge). Input is priced at the dearest rate it can be
-billed at: an Anthropic body writes to the cache only where it says so (`cache_control`,
-its TTL), so it is priced by what the body as sent asks for; an OpenAI call may write any
-of its prompt (the provider caches on its own), so at the dearest write rate. Never less
-than the call can be billed for its text; inline media is estimated
+(the largest of `max_tokens`, `max_completion_tokens` and `max_output_tokens` the body
+sets, since providers differ in which they read; the model's own maximum when it sets
+none) times the choices it asks for (OpenAI chat's `n`), priced at the dearest of the
+models the call may be served by (the routed model, its fallbacks and hedge) and at the
+service tier it asks for (`service_tier: "priority"` is priced as such). A Responses call
+that continues a stored conversation (`previous_response_id`, `conversation`) has input the
+body does not show: it is reserved at the model's whole input window. Input is priced at
+the dearest rate it can be billed at: an Anthropic body writes to the cache only where it
+says so (`cache_control`, its TTL), so it is priced by what the body as sent asks for; an
+OpenAI call may write any of its prompt (the provider caches on its own), so at the dearest
+write rate. Never less than the call can be billed for its text; inline media is estimated
 (MEDIA_CHARS_PER_TOKEN), server-side tools (web search) are not counted.
 """
 
@@ -18,10 +22,15 @@ from typing import Any
 
 from gateway.catalog import ModelCatalog, ModelSpec
 from gateway.catalog.tokens import BodyChars
-from gateway.metering.pricing import CacheWrites, Pricing
+from gateway.metering.pricing import CacheWrites, PriceContext, Pricing
 
 OUTPUT_LIMIT_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
 DEFAULT_CHARS_PER_TOKEN = 2.0  # a model the catalog does not know: a dense tokenizer
+# The input window assumed for a model the catalog does not know, when the body continues a
+# stored conversation: the largest any listed model has.
+DEFAULT_MAX_INPUT_TOKENS = 1_050_000
+PRIORITY: PriceContext = (("service_tier", "priority"),)
+STORED_INPUT_FIELDS = ("previous_response_id", "conversation")
 
 
 class CostCeiling:
@@ -34,27 +43,51 @@ class CostCeiling:
         """The most the call can cost on the dearest of `models`; None if none is priced."""
         most: float | None = None
         writes = cache_writes(body) if provider == "anthropic" else "1h"
+        context = price_context(body)
+        stored = provider == "openai" and any(body.get(name) for name in STORED_INPUT_FIELDS)
+        choices = choices_of(body) if provider == "openai" else 1
         chars: BodyChars | None = None  # counted once, for the first priced model
         for model in dict.fromkeys(models):
-            price = self.pricing.price(provider, model)
+            price = self.pricing.price(provider, model, context=context)
             if price is None:
                 continue
             spec = self.catalog.resolve(model)
-            cpt = spec.chars_per_token if spec is not None else DEFAULT_CHARS_PER_TOKEN
-            chars = chars or BodyChars.of(body)
-            input_tokens = chars.tokens(cpt)
-            if spec is not None:  # the provider refuses a longer prompt
-                input_tokens = min(input_tokens, spec.max_input_tokens)
-            cost = price.most(input_tokens, self._output_tokens(body, spec), writes)
+            window = spec.max_input_tokens if spec is not None else DEFAULT_MAX_INPUT_TOKENS
+            if stored:  # earlier turns the provider holds: up to the model's whole window
+                input_tokens = window
+            else:
+                cpt = spec.chars_per_token if spec is not None else DEFAULT_CHARS_PER_TOKEN
+                chars = chars or BodyChars.of(body)
+                input_tokens = min(chars.tokens(cpt), window)  # a longer prompt is refused
+            output_tokens = self._output_tokens(body, spec) * choices
+            cost = price.most(input_tokens, output_tokens, writes)
             most = cost if most is None else max(most, cost)
         return most
 
     def _output_tokens(self, body: Mapping[str, Any], spec: ModelSpec | None) -> int:
-        for name in OUTPUT_LIMIT_FIELDS:
-            value = body.get(name)
-            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-                return value if spec is None else min(value, spec.max_tokens)
+        """The largest output limit the body sets: a provider reading another than the one
+        judged here must not be able to generate past the reservation."""
+        limits = [
+            value
+            for value in (body.get(name) for name in OUTPUT_LIMIT_FIELDS)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0
+        ]
+        if limits:
+            return max(limits) if spec is None else min(max(limits), spec.max_tokens)
         return spec.max_tokens if spec is not None else self.default_output_tokens
+
+
+def price_context(body: Mapping[str, Any], served: str | None = None) -> PriceContext:
+    """The price context of a call: the tier the response says it was served at, else the
+    one the request asks for (OpenAI's priority tier is billed dearer)."""
+    tier = served if served is not None else body.get("service_tier")
+    return PRIORITY if tier == "priority" else ()
+
+
+def choices_of(body: Mapping[str, Any]) -> int:
+    """OpenAI chat's `n`: each choice is billed its own output."""
+    n = body.get("n")
+    return n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
 
 
 def cache_writes(body: Mapping[str, Any]) -> CacheWrites:

@@ -42,6 +42,11 @@ CACHE_WRITE_1H_OF_INPUT = 2.0
 MAX_CACHED = 4096
 MAX_CACHED_NAME_CHARS = 256
 SECONDS_PER_DAY = 86_400
+# A fine-tuned OpenAI model (`ft:<base>:<org>::<id>`) genai-prices does not list is priced
+# as its base model times this: OpenAI bills fine-tuned inference at 1.5x (gpt-4o, gpt-4.1)
+# to 2x (gpt-4o-mini, gpt-4.1-mini and -nano) the base rates; the dearer ratio is taken.
+# An exact id under `pricing.models` wins.
+FINE_TUNED_FACTOR = 2.0
 
 log = logging.getLogger(__name__)
 
@@ -222,6 +227,11 @@ class Pricing:
                 price = price.scaled(entry.scale)
         if price is not None and batch and not batch_priced:
             price = price.scaled(self.batch_multiplier)
+        if price is None and model.startswith("ft:"):
+            base = model.split(":")[1] if model.count(":") >= 1 else ""
+            found = self._resolve(provider, base, batch, context) if base else None
+            if found is not None:
+                return found.scaled(FINE_TUNED_FACTOR)
         if price is None and self.relative is not None:
             like = self.relative(model)
             if like is not None and like != model:

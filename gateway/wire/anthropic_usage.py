@@ -118,6 +118,8 @@ class StreamUsage:
         self.error_type: str | None = None
         self.saw_content = False
         self.complete = False
+        self.usage_final = False  # a message_delta's usage seen: the output is counted
+        self.service_tier: str | None = None  # OpenAI's tiers only: never set here
 
     def feed(self, chunk: bytes) -> None:
         if (
@@ -143,7 +145,9 @@ class StreamUsage:
             self.miss_reason = miss_reason(message)
             self.fields.update(_counts(_field(message, "usage")))
         elif kind == "message_delta":
-            self.fields.update(_counts(_field(_object(event.data), "usage")))
+            usage = _field(_object(event.data), "usage")
+            self.fields.update(_counts(usage))
+            self.usage_final = self.usage_final or bool(usage)
         elif kind == "message_stop":
             self.complete = True
         elif kind == "error":

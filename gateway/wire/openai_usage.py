@@ -80,7 +80,10 @@ def usage_from_chat(body: bytes) -> Reported:
     if completion is None or not isinstance(usage := completion.get("usage"), dict):
         return Reported()
     return Reported(
-        _str(completion.get("model")), usage_from_chat_fields(usage), _str(completion.get("id"))
+        _str(completion.get("model")),
+        usage_from_chat_fields(usage),
+        _str(completion.get("id")),
+        service_tier=_str(completion.get("service_tier")),
     )
 
 
@@ -90,7 +93,10 @@ def usage_from_response(body: bytes) -> Reported:
     if response is None or not isinstance(usage := response.get("usage"), dict):
         return Reported()
     return Reported(
-        _str(response.get("model")), usage_from_response_fields(usage), _str(response.get("id"))
+        _str(response.get("model")),
+        usage_from_response_fields(usage),
+        _str(response.get("id")),
+        service_tier=_str(response.get("service_tier")),
     )
 
 
@@ -112,6 +118,7 @@ class ChatStreamUsage:
         self.model: str | None = None
         self.message_id: str | None = None
         self.miss_reason: str | None = None  # OpenAI has no cache diagnostics on chat
+        self.service_tier: str | None = None  # as served: every chunk says it
         self.usage: Usage | None = None
         self.error_type: str | None = None
         self.saw_content = False
@@ -145,10 +152,16 @@ class ChatStreamUsage:
             return
         self.model = self.model or _str(data.get("model"))
         self.message_id = self.message_id or _str(data.get("id"))
+        self.service_tier = _str(data.get("service_tier")) or self.service_tier
         if isinstance(usage := data.get("usage"), dict):
             self.usage = usage_from_chat_fields(usage)
         if not self.saw_content:
             self.saw_content = any(_has_content(choice) for choice in data.get("choices") or ())
+
+    @property
+    def usage_final(self) -> bool:
+        """The stream's usage chunk seen: only the last one carries usage."""
+        return self.usage is not None
 
 
 def _has_content(choice: Any) -> bool:
@@ -171,6 +184,7 @@ class ResponsesStreamUsage:
         self.model: str | None = None
         self.message_id: str | None = None  # the response id, resp_…
         self.miss_reason: str | None = None
+        self.service_tier: str | None = None
         self.usage: Usage | None = None
         self.error_type: str | None = None
         self.saw_content = False
@@ -200,6 +214,7 @@ class ResponsesStreamUsage:
             return
         self.model = _str(response.get("model")) or self.model
         self.message_id = _str(response.get("id")) or self.message_id
+        self.service_tier = _str(response.get("service_tier")) or self.service_tier
         if final:
             self.complete = True
             if isinstance(usage := response.get("usage"), dict):
@@ -207,3 +222,8 @@ class ResponsesStreamUsage:
             error = response.get("error")
             if isinstance(error, dict):
                 self.error_type = _str(error.get("code")) or "response_failed"
+
+    @property
+    def usage_final(self) -> bool:
+        """The final response's usage seen (response.completed and its kin)."""
+        return self.usage is not None

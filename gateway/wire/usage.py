@@ -40,3 +40,4 @@ class Reported:
     usage: Usage | None = None
     message_id: str | None = None  # Anthropic's msg_…, OpenAI's chatcmpl-… or resp_…
     miss_reason: str | None = None  # diagnostics.cache_miss_reason.type, when asked for
+    service_tier: str | None = None  # OpenAI's tier the call was served at (priority, …)

@@ -330,3 +330,41 @@ def test_headers_that_must_not_cross_the_gateway() -> None:
     assert response.headers.get_list("x-gateway-model") == [sent_model(upstream)]
     assert "x-gateway-cost-usd" not in response.headers  # the reply had no usage to price
     assert response.headers["request-id"] == "req_1"
+
+
+# The budget review, F: an answer from the head alone closes, and the linger is bounded.
+
+
+@pytest.fixture(scope="module")
+def lingering_url(emulator_url: str) -> Iterator[str]:
+    """A long linger, bounded in bytes: the bytes, not the time, end it."""
+    env = {"GATEWAY_SERVER__LINGER_S": "60", "GATEWAY_SERVER__LINGER_MAX_BYTES": "1000000"}
+    with gateway(emulator_url, env=env) as url:
+        yield url
+
+
+@pytest.mark.parametrize("path", [b"/v1/nowhere", b"/v1/messages"])
+def test_an_answer_before_the_body_says_close_and_stops_reading_past_a_bound(
+    lingering_url: str, path: bytes
+) -> None:
+    """404 (no such route) and 401 (a gateway key no one issued) are answered from the head;
+    a client declaring a 10**12-byte body may not keep the gateway reading it."""
+    head = (
+        b"POST %s HTTP/1.1\r\nhost: a\r\nx-api-key: tg-no-such-key\r\n"
+        b"content-type: application/json\r\ncontent-length: 1000000000000\r\n\r\n" % path
+    )
+    chunk = b" " * 65536
+    sent = 0
+    answer = b""
+    with connect(lingering_url) as sock:
+        sock.sendall(head)
+        answer = sock.recv(65536)  # the answer comes before any of the body
+        with suppress(BrokenPipeError, ConnectionResetError):
+            while sent < 200_000_000:  # bounded: a gateway reading it all fails the case
+                sock.sendall(chunk)
+                sent += len(chunk)
+    status, headers, _ = split(answer)
+    assert status.split()[1] in (b"401", b"404"), answer[:200]
+    assert headers[b"connection"] == b"close"
+    # 1 MB dropped, and what the socket buffers held on the way.
+    assert sent < 50_000_000, sent

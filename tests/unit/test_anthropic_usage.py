@@ -129,3 +129,14 @@ def test_the_tap_skips_an_oversized_event_and_still_meters_the_stream() -> None:
     assert tap.decoder.held_bytes == 0
     assert tap.complete
     assert tap.usage == Usage(input=10, output=7)
+
+
+def test_usage_is_final_only_once_a_message_delta_reported_it() -> None:
+    """A stream left after message_start has usage (input, 1 output) that is not final: the
+    relay charges such a call its reservation (rule A of the budget review)."""
+    start = ("message_start", {"message": {"usage": {"input_tokens": 9, "output_tokens": 1}}})
+    begun = stream(start, ("content_block_delta", {}))
+    assert begun.usage is not None
+    assert not begun.usage_final
+    done = stream(start, ("message_delta", {"usage": {"output_tokens": 30}}))
+    assert done.usage_final

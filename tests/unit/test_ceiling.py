@@ -93,3 +93,59 @@ def test_a_deeply_nested_body_is_walked_without_recursion() -> None:
     for _ in range(5000):
         body = [body]
     assert estimate_body_tokens(body, 4.0) == 1
+
+
+# The budget review: fields and options the ceiling must not be blind to.
+
+GPT = "gpt-5.6-terra"
+
+
+def chat(**fields: Any) -> dict[str, Any]:
+    return {"model": GPT, "messages": [{"role": "user", "content": "hi"}], **fields}
+
+
+def test_the_largest_output_limit_is_reserved_whichever_field_sets_it(
+    ceiling: CostCeiling,
+) -> None:
+    """{"max_tokens":16,"max_completion_tokens":20000}: OpenAI generates up to 20000."""
+    both = ceiling.usd("openai", [GPT], chat(max_tokens=16, max_completion_tokens=20000))
+    alone = ceiling.usd("openai", [GPT], chat(max_completion_tokens=20000))
+    assert both is not None
+    assert both == pytest.approx(alone, rel=1e-3)  # the body's own size aside
+    responses = {"model": GPT, "input": "hi", "max_tokens": 16, "max_output_tokens": 20000}
+    assert ceiling.usd("openai", [GPT], responses) == pytest.approx(alone, rel=1e-3)
+
+
+def test_each_choice_is_reserved_its_output(ceiling: CostCeiling) -> None:
+    one = ceiling.usd("openai", [GPT], chat(max_completion_tokens=1000))
+    eight = ceiling.usd("openai", [GPT], chat(max_completion_tokens=1000, n=8))
+    assert one is not None
+    assert eight is not None
+    assert eight - one == pytest.approx(7 * 1000 * 12e-6, rel=0.01)  # output: $12 / MTok
+
+
+def test_the_priority_tier_is_reserved_at_its_price(ceiling: CostCeiling) -> None:
+    default = ceiling.usd("openai", [GPT], chat(max_completion_tokens=1000))
+    priority = ceiling.usd(
+        "openai", [GPT], chat(max_completion_tokens=1000, service_tier="priority")
+    )
+    assert default is not None
+    assert priority is not None
+    assert priority == pytest.approx(2 * default, rel=0.01)
+
+
+@pytest.mark.parametrize("field", ["previous_response_id", "conversation"])
+def test_a_stored_conversation_is_reserved_at_the_model_s_input_window(
+    ceiling: CostCeiling, field: str
+) -> None:
+    body = {"model": GPT, "input": "and then?", "max_output_tokens": 10, field: "resp_1"}
+    spec = ModelCatalog.load().resolve(GPT)
+    assert spec is not None
+    most = ceiling.usd("openai", [GPT], body)
+    assert most is not None
+    fresh = ceiling.usd("openai", [GPT], {k: v for k, v in body.items() if k != field})
+    assert fresh is not None
+    assert most > fresh
+    price = Pricing.load().price("openai", GPT)
+    assert price is not None
+    assert most == pytest.approx(price.most(spec.max_input_tokens, 10), rel=0.01)
