@@ -371,8 +371,9 @@ class Relay:
         own = [
             (b"x-gateway-request-id", request_id.encode()),
             (b"x-gateway-model", begun.model.encode()),
-            (b"x-gateway-rewrites", ",".join(call.rewrites).encode()),
         ]
+        if call.rewrites:  # absent when nothing was rewritten, never sent empty
+            own.append((b"x-gateway-rewrites", ",".join(call.rewrites).encode()))
         if begun.retried and not response.is_success:
             # The gateway has retried already: the SDK's own retries would multiply them.
             own.append((b"x-should-retry", b"false"))
@@ -388,7 +389,7 @@ class Relay:
                     deadline.at - deadline.seconds + (step_s or limits.stream_timeout_s),
                     step_s or limits.stream_timeout_s,
                 )
-                await send(self._start(response, own, stream=True))
+                await send(self._start(response, own))
                 outcome = await self._relay_stream(begun, send, started, text, strip, ends)
                 outcome.text = text.text if text is not None else ""
             else:
@@ -404,12 +405,11 @@ class Relay:
             await response.aclose()
 
     @staticmethod
-    def _start(
-        response: httpx.Response, own: list[tuple[bytes, bytes]], *, stream: bool = False
-    ) -> Message:
-        """A JSON body goes as upstream sent it, with its Content-Length; a stream's bytes may
-        change on the way (the usage filter, an error event at a cut), so it never keeps one."""
-        headers = client_response_headers(response.headers.raw, own, keep_length=not stream)
+    def _start(response: httpx.Response, own: list[tuple[bytes, bytes]]) -> Message:
+        """Upstream's headers and the gateway's, less upstream's Content-Length: a stream's
+        bytes may change on the way (the usage filter, an error event at a cut), and a JSON
+        body's length is added by its caller, from the body it holds."""
+        headers = client_response_headers(response.headers.raw, own, keep_length=False)
         return {"type": "http.response.start", "status": response.status_code, "headers": headers}
 
     async def _relay_stream(
@@ -506,7 +506,10 @@ class Relay:
             if cost is not None:
                 own = [*own, (b"x-gateway-cost-usd", f"{cost:.6f}".encode())]
         overhead_s = time.perf_counter() - before
-        await send(self._start(response, own))
+        # The body is held whole: its length goes with it, whichever attempt it came from and
+        # whether upstream sent one or chunked it.
+        length = [(b"content-length", str(len(body)).encode())]
+        await send(self._start(response, own + length))
         await send({"type": "http.response.body", "body": body, "more_body": False})
         return Outcome(
             str(response.status_code),

@@ -36,7 +36,8 @@ class ServerSettings(Section):
     max_body_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
     # httpx's transport to providers; aiohttp won the overhead benchmark (README).
     upstream_transport: Literal["aiohttp", "httpcore"] = "aiohttp"
-    # `gateway serve` starts `gateway emulate` beside itself, so the defaults run with no keys.
+    # `gateway serve` starts `gateway emulate` beside itself, so the defaults run with no keys:
+    # only when a provider's base_url is the emulator's address (emulator.host:emulator.port).
     start_emulator: bool = True
     # On SIGTERM: stop accepting, let in-flight requests and streams finish for up to this
     # long, then cut what is left and exit. Kubernetes' grace period must be longer (deploy/k8s).
