@@ -18,6 +18,7 @@ circuit breaker off (the gateway as it was before them).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -31,7 +32,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.integration.servers import emulator, free_port, gateway_process  # noqa: E402
+from tests.integration.servers import emulator, free_port, gateway_process
 
 MODEL = "claude-sonnet-4-6"
 
@@ -83,12 +84,10 @@ def run_python(gateway_url: str, until: float) -> int:
     runs = 0
     while until - time.monotonic() > 1:
         runs += 1
-        try:
+        with contextlib.suppress(anthropic.APIError):
             client.messages.create(
                 model=MODEL, max_tokens=20, messages=[{"role": "user", "content": "hi"}]
             )
-        except anthropic.APIError:
-            pass
     return runs
 
 
