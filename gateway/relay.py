@@ -46,10 +46,12 @@ from gateway.intake import Intake
 from gateway.metering.calls import CallRecord, Meter
 from gateway.metering.pricing import UNPRICED_MODEL
 from gateway.rewrite.fingerprint import Fingerprint
-from gateway.rewrite.request import Lesson, LLMRequest
+from gateway.rewrite.prompt_cache import KEY_RULE
+from gateway.rewrite.request import Lesson, LLMRequest, Rewrite
 from gateway.shadow import Answer, ShadowCall, Shadows
 from gateway.state.registry import PrefixRegistry, Seen
 from gateway.state.shared_prefixes import SharedPrefixes
+from gateway.wire.echo import EchoFilter, unecho
 from gateway.wire.headers import (
     client_response_headers,
     header_value,
@@ -86,6 +88,9 @@ class Prepared:
     filtered: bool = False
     # What the rewrite stages learned from the request: kept once the provider accepts it.
     lessons: tuple[Lesson, ...] = ()
+    # A value the gateway added to the request (its prompt_cache_key, as JSON) that the
+    # provider echoes back: the client gets null in its place (wire/echo.py).
+    injected: bytes | None = None
 
     def candidates(self, provider: str) -> list[Candidate]:
         """The model the call goes to, then the step's fallbacks, each with its body."""
@@ -289,6 +294,7 @@ class Relay:
             self.routing.plan(step) if self.routing is not None else None,
             filtered,
             request.lessons,
+            _injected_key(request.rewrites),
         )
 
     def _ask_usage(self, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
@@ -384,6 +390,9 @@ class Relay:
                 text = self.wire.new_stream_text(cap) if collect else None
                 new_filter = self.wire.new_usage_filter
                 strip = new_filter(cap) if call.filtered and new_filter is not None else None
+                if call.injected is not None:
+                    echo = EchoFilter(call.injected, NULL)
+                    strip = echo if strip is None else _Chained(strip, echo)
                 # From the first attempt, as the call's deadline: a stream may run longer.
                 ends = Deadline(
                     deadline.at - deadline.seconds + (step_s or limits.stream_timeout_s),
@@ -394,7 +403,7 @@ class Relay:
                 outcome.text = text.text if text is not None else ""
             else:
                 outcome = await self._relay_body(
-                    response, send, begun.model, own, collect, begun.body, deadline
+                    response, send, begun.model, own, collect, begun.body, deadline, call.injected
                 )
             outcome.answered = answered
             outcome.coalesced = coalesced
@@ -486,6 +495,7 @@ class Relay:
         collect: bool,
         body: bytes | None,
         deadline: Deadline,
+        injected: bytes | None = None,
     ) -> Outcome:
         """A whole JSON body is read before the headers go, to add its cost to them: by the
         dispatcher (a cut is retried there), or here for an error relayed after the retries."""
@@ -505,6 +515,8 @@ class Relay:
             cost = self.meter.pricing.cost(self.provider, used or model, usage)
             if cost is not None:
                 own = [*own, (b"x-gateway-cost-usd", f"{cost:.6f}".encode())]
+        if injected is not None and response.is_success:
+            body = unecho(body, injected, NULL)  # the client sent no key: none comes back
         overhead_s = time.perf_counter() - before
         # The body is held whole: its length goes with it, whichever attempt it came from and
         # whether upstream sent one or chunked it.
@@ -608,6 +620,9 @@ class Relay:
             await self.shared_prefixes.exchange(call.fingerprint, seen, self.registry)
 
 
+NULL = b"null"
+
+
 def _dumps(body: dict[str, Any]) -> bytes:
     """A body the gateway changed, serialised; one nested past orjson's 255 levels cannot be
     (the providers refuse such bodies too): a 400, not the gateway's own 500."""
@@ -615,6 +630,28 @@ def _dumps(body: dict[str, Any]) -> bytes:
         return orjson.dumps(body)
     except orjson.JSONEncodeError:
         raise InvalidRequest("The request body is nested too deeply.") from None
+
+
+class _Chained:
+    """Two chunk filters, one after the other."""
+
+    def __init__(self, first: ChunkFilter, second: ChunkFilter) -> None:
+        self.first = first
+        self.second = second
+
+    def feed(self, chunk: bytes) -> bytes:
+        return self.second.feed(self.first.feed(chunk))
+
+    def flush(self) -> bytes:
+        return self.second.feed(self.first.flush()) + self.second.flush()
+
+
+def _injected_key(rewrites: tuple[Rewrite, ...]) -> bytes | None:
+    """The prompt_cache_key the gateway added, as it appears in JSON; None if it added none."""
+    for rewrite in rewrites:
+        if rewrite.rule == KEY_RULE and rewrite.detail:
+            return orjson.dumps(rewrite.detail)
+    return None
 
 
 def _tenant(headers: list[tuple[bytes, bytes]]) -> bytes:
