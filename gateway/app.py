@@ -25,9 +25,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.access import Gate
+from gateway.cascade.breaker import Breakers
 from gateway.cascade.lifecycle import Lifecycle
 from gateway.cascade.refresh import refresh_lifecycle
 from gateway.cascade.retry import RetryPolicy
+from gateway.cascade.retry_budget import RetryBudget
 from gateway.cascade.table import RoutingTable
 from gateway.catalog import ModelCatalog
 from gateway.coalesce import Coalescer
@@ -200,6 +202,23 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         step_models=routing.step_models,
     )
     policy = RetryPolicy(settings.routing.retries)
+    gauges = meter.metrics
+
+    def circuit_changed(provider: str, model: str, opened: bool) -> None:
+        gauge = gauges.circuit_open.labels(provider, labels.model(model))
+        gauge.inc(1 if opened else -1)
+
+    breakers = Breakers(
+        settings.routing.retries,
+        on_change=circuit_changed,
+        on_reject=lambda provider, model: gauges.circuit_rejections.labels(
+            provider, labels.model(model)
+        ).inc(),
+    )
+    budget = RetryBudget(
+        settings.routing.retries,
+        on_exhausted=lambda provider: gauges.retry_budget_exhausted.labels(provider).inc(),
+    )
     shadows = Shadows(
         upstream,
         meter,
@@ -258,7 +277,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
 
     def model_calls(wire: WireFormat) -> Relay:
         return Relay(
-            Dispatcher(upstream, policy, taps(wire)),
+            Dispatcher(upstream, policy, taps(wire), breakers=breakers, budget=budget),
             meter,
             wire,
             intake,

@@ -86,7 +86,7 @@ def _overridden(section: SectionT, args: argparse.Namespace, *names: str) -> Sec
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     server = _overridden(settings.server, args, "host", "port", "workers")
     settings = settings.model_copy(update={"server": server})
-    emulator = _start_emulator(args.config) if server.start_emulator else None
+    emulator = _start_emulator(args.config) if emulator_wanted(settings) else None
     print(
         f"gateway: listening on http://{server.host}:{server.port}\n"
         f'  anthropic SDK: anthropic.Anthropic(base_url="http://{server.host}:{server.port}")\n'
@@ -134,6 +134,16 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             emulator.terminate()
             emulator.wait(timeout=10)
     return 0
+
+
+def emulator_wanted(settings: Settings) -> bool:
+    """`serve` starts the emulator only if asked to and a provider's base_url points at it."""
+    if not settings.server.start_emulator:
+        return False
+    emulator = settings.emulator
+    address = f"http://{emulator.host}:{emulator.port}"
+    providers = (settings.providers.anthropic, settings.providers.openai)
+    return any(provider.base_url.rstrip("/") == address for provider in providers)
 
 
 def app_from_environment() -> Edge:

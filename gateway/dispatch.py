@@ -23,8 +23,11 @@ from typing import Protocol
 
 import httpx
 
+from gateway.cascade.breaker import Breakers
 from gateway.cascade.retry import RetryPolicy, retryable
+from gateway.cascade.retry_budget import RetryBudget
 from gateway.errors import (
+    CircuitOpen,
     DeadlinePassed,
     GatewayError,
     ResponseTooLarge,
@@ -101,6 +104,7 @@ class Failure:
     error: GatewayError | None = None
     response: httpx.Response | None = None
     started: Started | None = None  # a stream that sent an error event before any content
+    rejected: bool = False  # refused by the model's open breaker: nothing was sent
 
 
 class ChainFailed(Exception):
@@ -149,11 +153,15 @@ class Dispatcher:
         policy: RetryPolicy,
         new_tap: Callable[[], Tap],
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        breakers: Breakers | None = None,
+        budget: RetryBudget | None = None,
     ) -> None:
         self.upstream = upstream
         self.policy = policy
         self.new_tap = new_tap
         self.sleep = sleep
+        self.breakers = breakers
+        self.budget = budget
 
     async def start(
         self,
@@ -165,6 +173,8 @@ class Dispatcher:
     ) -> Started:
         """The started attempt; raises ChainFailed when no attempt got a response, or none
         did before `deadline` (DeadlinePassed)."""
+        if self.budget is not None:
+            self.budget.call(route.provider)
         started = await self._start(route, candidates, hedge_after_s, hedge_with, deadline)
         mine = [i for i, a in enumerate(started.attempts) if a.hedge == started.hedged]
         if mine:
@@ -225,6 +235,8 @@ class _Chain:
         self.hold = hold
         self.route = route
         per_model = dispatcher.policy.settings.attempts_per_model
+        if client_retry(route.headers):
+            per_model = 1  # the client is retrying already: no retries on top of its own
         self.plan = [(candidate, retry) for candidate in candidates for retry in range(per_model)]
         self.hedge = hedge
         self.deadline = deadline
@@ -232,6 +244,7 @@ class _Chain:
         self.tap: Tap | None = None  # the attempt in flight's, for a cancelled loser's usage
         self.current: str | None = None  # the model of the attempt in flight
         self.began = 0.0
+        self.sent = False  # an attempt of this chain reached upstream
 
     async def run(self) -> Started:
         try:
@@ -251,6 +264,8 @@ class _Chain:
                 return outcome
             policy = self.dispatcher.policy
             then = policy.after_error(outcome.error) if outcome.error is not None else "retry"
+            if outcome.rejected:
+                then = "next_model"
             if index == len(self.plan) - 1 or then == "stop":
                 return self._give_up(candidate, outcome)
             delay: float | None = None
@@ -263,6 +278,9 @@ class _Chain:
                 index = self._next_model(index)  # asked to wait too long, or out of retries
                 if index == len(self.plan):
                     return self._give_up(candidate, outcome)
+            budget = self.dispatcher.budget
+            if self.sent and budget is not None and not budget.try_retry(self.route.provider):
+                return self._give_up(candidate, outcome)  # over the provider's retry budget
             if outcome.response is not None:
                 await outcome.response.aclose()
             if delay is not None:
@@ -276,9 +294,31 @@ class _Chain:
         return index
 
     async def _attempt(self, candidate: Candidate) -> Started | Failure:
+        breakers = self.dispatcher.breakers
+        if breakers is None:
+            return await self._timed(candidate)
+        provider = self.route.provider
+        wait_s = breakers.admit(provider, candidate.model)
+        if wait_s is not None:
+            return Failure(_circuit_open(provider, candidate.model, wait_s), rejected=True)
+        outcome: Started | Failure | None = None
+        try:
+            outcome = await self._timed(candidate)
+        finally:
+            healthy = _healthy(outcome)
+            if healthy is None:
+                breakers.abandoned(provider, candidate.model)
+            elif healthy:
+                breakers.succeeded(provider, candidate.model)
+            else:
+                breakers.failed(provider, candidate.model)
+        return outcome
+
+    async def _timed(self, candidate: Candidate) -> Started | Failure:
         self.began = time.perf_counter()
         self.current = candidate.model
         self.tap = None
+        self.sent = True
         if self.deadline is None:
             return await self._try(candidate)
         try:
@@ -368,6 +408,37 @@ class _Chain:
         duration = time.perf_counter() - self.began
         self.attempts.append(Attempt(model, status, duration, self.hedge, cancelled, usage))
         self.current = None
+
+
+def client_retry(headers: RawHeaders) -> bool:
+    """The client says this call is its own retry (the Stainless SDKs' x-stainless-retry-count
+    above 0): the gateway adds no retries of the same model to it."""
+    for name, value in headers:
+        if name.lower() == b"x-stainless-retry-count":
+            return value.strip().isdigit() and int(value) > 0
+    return False
+
+
+def _circuit_open(provider: str, model: str, wait_s: float) -> CircuitOpen:
+    status = 529 if provider == "anthropic" else 503
+    return CircuitOpen(
+        f"{model} is failing at {provider}: the gateway is not sending it calls for"
+        f" {wait_s:g} s while it recovers (its circuit breaker is open).",
+        status,
+        wait_s,
+    )
+
+
+def _healthy(outcome: Started | Failure | None) -> bool | None:
+    """What an attempt says of the model's health, for its breaker; None: nothing (it was
+    cancelled, ran out of the call's time, or was too large to hold)."""
+    if outcome is None:
+        return None
+    if isinstance(outcome, Started):
+        return True
+    if isinstance(outcome.error, DeadlinePassed | ResponseTooLarge):
+        return None
+    return False
 
 
 def _status(error: GatewayError) -> str:

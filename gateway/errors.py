@@ -7,6 +7,8 @@
     ├── RequestTimeout          408 the head or body did not arrive in time (and close)
     ├── Overloaded              503 over `server.max_connections` or
     │                               `server.max_incoming_body_bytes` (and close)
+    ├── CircuitOpen             529 (Anthropic) / 503 (OpenAI) a model whose breaker is open
+    │                               (retry-after: until its probe)
     ├── HttpError               any status the web framework or HTTP server answers
     ├── UpstreamUnavailable     502 the provider could not be reached or dropped the request
     │   ├── MalformedResponse   502 what came back is not a valid HTTP response
@@ -27,6 +29,7 @@ both, the type in the body is the caller's. Messages never carry a provider key.
 
 from __future__ import annotations
 
+import math
 import secrets
 
 from gateway.wire import anthropic_errors, openai_errors
@@ -80,6 +83,18 @@ class Overloaded(GatewayError):
     status = 503
     error_type = "overloaded_error"
     headers = (CLOSE,)
+
+
+class CircuitOpen(GatewayError):
+    """A model whose breaker is open (cascade/breaker.py): the provider's own overloaded
+    answer (Anthropic 529 overloaded_error, OpenAI 503), with when to try again."""
+
+    error_type = "overloaded_error"
+
+    def __init__(self, message: str, status: int, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers = ((b"retry-after", str(math.ceil(retry_after_s)).encode()),)
 
 
 class HttpError(GatewayError):

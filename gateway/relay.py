@@ -47,10 +47,12 @@ from gateway.metering.calls import CallRecord, Meter
 from gateway.metering.ceiling import price_context
 from gateway.metering.pricing import UNPRICED_MODEL
 from gateway.rewrite.fingerprint import Fingerprint
-from gateway.rewrite.request import Lesson, LLMRequest
+from gateway.rewrite.prompt_cache import KEY_RULE
+from gateway.rewrite.request import Lesson, LLMRequest, Rewrite
 from gateway.shadow import Answer, ShadowCall, Shadows
 from gateway.state.registry import PrefixRegistry, Seen
 from gateway.state.shared_prefixes import SharedPrefixes
+from gateway.wire.echo import EchoFilter, unecho
 from gateway.wire.headers import (
     client_response_headers,
     header_value,
@@ -87,6 +89,9 @@ class Prepared:
     filtered: bool = False
     # What the rewrite stages learned from the request: kept once the provider accepts it.
     lessons: tuple[Lesson, ...] = ()
+    # A value the gateway added to the request (its prompt_cache_key, as JSON) that the
+    # provider echoes back: the client gets null in its place (wire/echo.py).
+    injected: bytes | None = None
 
     def candidates(self, provider: str) -> list[Candidate]:
         """The model the call goes to, then the step's fallbacks, each with its body."""
@@ -345,6 +350,7 @@ class Relay:
             self.routing.plan(step) if self.routing is not None else None,
             filtered,
             request.lessons,
+            _injected_key(request.rewrites),
         )
 
     def _ask_usage(self, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
@@ -433,8 +439,9 @@ class Relay:
         own = [
             (b"x-gateway-request-id", request_id.encode()),
             (b"x-gateway-model", begun.model.encode()),
-            (b"x-gateway-rewrites", ",".join(call.rewrites).encode()),
         ]
+        if call.rewrites:  # absent when nothing was rewritten, never sent empty
+            own.append((b"x-gateway-rewrites", ",".join(call.rewrites).encode()))
         if begun.retried and not response.is_success:
             # The gateway has retried already: the SDK's own retries would multiply them.
             own.append((b"x-should-retry", b"false"))
@@ -445,17 +452,28 @@ class Relay:
                 text = self.wire.new_stream_text(cap) if collect else None
                 new_filter = self.wire.new_usage_filter
                 strip = new_filter(cap) if call.filtered and new_filter is not None else None
+                if call.injected is not None:
+                    echo = EchoFilter(call.injected, NULL)
+                    strip = echo if strip is None else _Chained(strip, echo)
                 # From the first attempt, as the call's deadline: a stream may run longer.
                 ends = Deadline(
                     deadline.at - deadline.seconds + (step_s or limits.stream_timeout_s),
                     step_s or limits.stream_timeout_s,
                 )
-                await send(self._start(response, own, stream=True))
+                await send(self._start(response, own))
                 outcome = await self._relay_stream(begun, send, started, text, strip, ends)
                 outcome.text = text.text if text is not None else ""
             else:
                 outcome = await self._relay_body(
-                    response, send, begun.model, own, collect, begun.body, deadline, call.payload
+                    response,
+                    send,
+                    begun.model,
+                    own,
+                    collect,
+                    begun.body,
+                    deadline,
+                    call.payload,
+                    call.injected,
                 )
             outcome.answered = answered
             outcome.coalesced = coalesced
@@ -466,12 +484,11 @@ class Relay:
             await response.aclose()
 
     @staticmethod
-    def _start(
-        response: httpx.Response, own: list[tuple[bytes, bytes]], *, stream: bool = False
-    ) -> Message:
-        """A JSON body goes as upstream sent it, with its Content-Length; a stream's bytes may
-        change on the way (the usage filter, an error event at a cut), so it never keeps one."""
-        headers = client_response_headers(response.headers.raw, own, keep_length=not stream)
+    def _start(response: httpx.Response, own: list[tuple[bytes, bytes]]) -> Message:
+        """Upstream's headers and the gateway's, less upstream's Content-Length: a stream's
+        bytes may change on the way (the usage filter, an error event at a cut), and a JSON
+        body's length is added by its caller, from the body it holds."""
+        headers = client_response_headers(response.headers.raw, own, keep_length=False)
         return {"type": "http.response.start", "status": response.status_code, "headers": headers}
 
     async def _relay_stream(
@@ -554,6 +571,7 @@ class Relay:
         body: bytes | None,
         deadline: Deadline,
         payload: dict[str, Any] | None = None,  # the request, for the tier it asked for
+        injected: bytes | None = None,
     ) -> Outcome:
         """A whole JSON body is read before the headers go, to add its cost to them: by the
         dispatcher (a cut is retried there), or here for an error relayed after the retries."""
@@ -574,8 +592,13 @@ class Relay:
             cost = self.meter.pricing.cost(self.provider, used or model, usage, context=context)
             if cost is not None:
                 own = [*own, (b"x-gateway-cost-usd", f"{cost:.6f}".encode())]
+        if injected is not None and response.is_success:
+            body = unecho(body, injected, NULL)  # the client sent no key: none comes back
         overhead_s = time.perf_counter() - before
-        await send(self._start(response, own))
+        # The body is held whole: its length goes with it, whichever attempt it came from and
+        # whether upstream sent one or chunked it.
+        length = [(b"content-length", str(len(body)).encode())]
+        await send(self._start(response, own + length))
         await send({"type": "http.response.body", "body": body, "more_body": False})
         return Outcome(
             str(response.status_code),
@@ -685,6 +708,9 @@ class Relay:
             await self.shared_prefixes.exchange(call.fingerprint, seen, self.registry)
 
 
+NULL = b"null"
+
+
 def _dumps(body: dict[str, Any]) -> bytes:
     """A body the gateway changed, serialised; one nested past orjson's 255 levels cannot be
     (the providers refuse such bodies too): a 400, not the gateway's own 500."""
@@ -702,6 +728,28 @@ def _as_judged(call: Prepared, raw: bytes) -> Prepared:
     if call.body is not raw or call.payload is None:
         return call  # changed, so serialised from the parse already
     return replace(call, body=_dumps(call.payload))
+
+
+class _Chained:
+    """Two chunk filters, one after the other."""
+
+    def __init__(self, first: ChunkFilter, second: ChunkFilter) -> None:
+        self.first = first
+        self.second = second
+
+    def feed(self, chunk: bytes) -> bytes:
+        return self.second.feed(self.first.feed(chunk))
+
+    def flush(self) -> bytes:
+        return self.second.feed(self.first.flush()) + self.second.flush()
+
+
+def _injected_key(rewrites: tuple[Rewrite, ...]) -> bytes | None:
+    """The prompt_cache_key the gateway added, as it appears in JSON; None if it added none."""
+    for rewrite in rewrites:
+        if rewrite.rule == KEY_RULE and rewrite.detail:
+            return orjson.dumps(rewrite.detail)
+    return None
 
 
 def _tenant(headers: list[tuple[bytes, bytes]]) -> bytes:

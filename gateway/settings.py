@@ -36,7 +36,8 @@ class ServerSettings(Section):
     max_body_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
     # httpx's transport to providers; aiohttp won the overhead benchmark (README).
     upstream_transport: Literal["aiohttp", "httpcore"] = "aiohttp"
-    # `gateway serve` starts `gateway emulate` beside itself, so the defaults run with no keys.
+    # `gateway serve` starts `gateway emulate` beside itself, so the defaults run with no keys:
+    # only when a provider's base_url is the emulator's address (emulator.host:emulator.port).
     start_emulator: bool = True
     # On SIGTERM: stop accepting, let in-flight requests and streams finish for up to this
     # long, then cut what is left and exit. Kubernetes' grace period must be longer (deploy/k8s).
@@ -215,6 +216,22 @@ class RetrySettings(Section):
     # fallback (another try would bill the call again and likely wait as long); true, retried
     # like a connect timeout, within the call's total_timeout_s.
     retry_read_timeouts: bool = False
+    # The retry budget, per provider (Envoy's and Finagle's): over the last `budget_window_s`,
+    # retries (and fallback attempts) are at most `budget_ratio` of the calls plus
+    # `budget_min_per_s` a second; past it a failed attempt's error goes to the client at once.
+    budget_ratio: float = Field(default=0.2, ge=0)
+    budget_min_per_s: float = Field(default=0.1, ge=0)
+    budget_window_s: float = Field(default=10.0, gt=0)
+    # The circuit breaker, per provider and model: after `breaker_failures` failed attempts
+    # in a row (429, 5xx, 529, connect errors, timeouts, cuts) calls to that model are answered
+    # at once with the provider's overloaded error and a retry-after, without calling it; after
+    # `breaker_cooldown_s` one call goes through as a probe, and its success closes it.
+    # 0 failures: no breaker.
+    breaker_failures: int = Field(default=5, ge=0)
+    breaker_cooldown_s: float = Field(default=30.0, gt=0)
+    # Models with a failure on record, per process: past it, a new model's failures are not
+    # counted (its calls are never refused) until another model's breaker closes.
+    breaker_max_models: int = Field(default=1024, ge=1)
 
 
 def _default_tiers() -> dict[str, dict[str, str]]:

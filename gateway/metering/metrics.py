@@ -186,6 +186,29 @@ class Metrics:
             " full (state.settle_backlog_max) or the gateway stopped with the store away.",
             registry=registry,
         )
+        self.circuit_open = Gauge(
+            "gateway_circuit_open",
+            "Circuit breakers open (or half-open) for a provider's model: 1 while the gateway"
+            " answers its calls with the overloaded error without sending them"
+            " (routing.retries.breaker_failures failures in a row; models outside the"
+            " catalog sum under model=other).",
+            ["provider", "model"],
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
+        self.circuit_rejections = Counter(
+            "gateway_circuit_rejections",
+            "Attempts the gateway did not send because the model's circuit breaker was open.",
+            ["provider", "model"],
+            registry=registry,
+        )
+        self.retry_budget_exhausted = Counter(
+            "gateway_retry_budget_exhausted",
+            "Failed attempts not retried because the provider's retry budget was spent"
+            " (routing.retries.budget_ratio of the calls, plus budget_min_per_s).",
+            ["provider"],
+            registry=registry,
+        )
         self.budget_used_ratio = Gauge(
             "gateway_budget_used_ratio",
             "Spend over budget of a gateway key, or its team (key=team:NAME), by period:"

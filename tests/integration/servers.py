@@ -32,6 +32,10 @@ def gateway(
         # Tests drive the emulator's faults and clock through the gateway (x-emulator-*).
         "GATEWAY_PROVIDERS__ANTHROPIC__EMULATOR": "true",
         "GATEWAY_PROVIDERS__OPENAI__EMULATOR": "true",
+        # Tests count each call's own attempts: the retry budget and the breakers, whose
+        # state spans calls (and so tests), are off unless a test turns them on.
+        "GATEWAY_ROUTING__RETRIES__BUDGET_MIN_PER_S": "1000000",
+        "GATEWAY_ROUTING__RETRIES__BREAKER_FAILURES": "0",
         **(env or {}),
     }
     with gateway_process(

@@ -150,11 +150,28 @@ def test_responses_stream_is_the_direct_stream(
     body = {"model": NEW_MODEL, "input": "REPLY: same bytes", "stream": True}
     expected = _raw_stream(emulator_url + "/v1/responses", key + "-direct", body)
     relayed = _raw_stream(openai_gateway + "/v1/responses", key, body)
-    # The gateway added a prompt_cache_key; the response echoes the request's fields.
-    relayed = re.sub(
-        rb'"prompt_cache_key":"tollgate-[0-9a-f]+"', b'"prompt_cache_key":null', relayed
-    )
+    # The gateway added a prompt_cache_key, which the response echoes: the client, which
+    # sent none, gets the stream it gets direct (finding 11).
+    assert b"tollgate-" not in relayed
     assert IDS.sub(b"ID", relayed) == IDS.sub(b"ID", expected)
+
+
+@pytest.mark.parametrize("sent", [None, "my-key"])
+def test_a_responses_json_echoes_only_the_clients_own_prompt_cache_key(
+    openai_gateway: str, key: str, sent: str | None
+) -> None:
+    """Finding 11: the key the gateway injected came back to a client that never sent one."""
+    body: dict[str, Any] = {"model": NEW_MODEL, "input": "REPLY: json"}
+    if sent is not None:
+        body["prompt_cache_key"] = sent
+    response = httpx.post(
+        openai_gateway + "/v1/responses", json=body, headers={"authorization": f"Bearer {key}"}
+    )
+    assert response.status_code == 200
+    assert response.json()["prompt_cache_key"] == sent
+    assert response.headers["content-length"] == str(len(response.content))
+    if sent is None:
+        assert "prompt_cache_key" in response.headers["x-gateway-rewrites"]
 
 
 def test_tool_calls(client: openai.OpenAI) -> None:

@@ -46,7 +46,7 @@ def test_create_matches_direct(
     assert relayed.headers["anthropic-ratelimit-requests-limit"] == "4000"
     assert relayed.headers["x-gateway-request-id"].startswith("gw_")
     assert relayed.headers["x-gateway-model"] == MODEL
-    assert "x-gateway-rewrites" in relayed.headers
+    assert "x-gateway-rewrites" not in relayed.headers  # nothing was rewritten: no header
 
 
 def test_stream_text_and_tool_use_match_direct(
