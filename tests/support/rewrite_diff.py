@@ -196,8 +196,26 @@ def non_text(body: dict[str, Any]) -> list[Any]:
     return out
 
 
-def _normalized(body: dict[str, Any], rewrites: set[str]) -> dict[str, Any]:
+def _as_blocks(body: dict[str, Any]) -> dict[str, Any]:
+    """An Anthropic body with every string content (and a string system) as the one text
+    block the API reads it as: how a rule that marks it (cache_breakpoints) must write it."""
     out = dict(body)
+    if isinstance(out.get("system"), str):
+        out["system"] = [{"type": "text", "text": out["system"]}]
+    if isinstance(out.get("messages"), list):
+        out["messages"] = [
+            {**m, "content": [{"type": "text", "text": m["content"]}]}
+            if isinstance(m, dict) and isinstance(m.get("content"), str)
+            else m
+            for m in out["messages"]
+        ]
+    return out
+
+
+def _normalized(
+    body: dict[str, Any], rewrites: set[str], anthropic: bool = False
+) -> dict[str, Any]:
+    out = _as_blocks(body) if anthropic else dict(body)
     for rule, fields in FIELD_RULES.items():
         if rule in rewrites:
             for name in fields:
@@ -269,10 +287,10 @@ def judge(
     anthropic: bool,
 ) -> Verdict:
     verdict = Verdict()
-    if _normalized(client, rewrites) != _normalized(upstream, rewrites):
-        difference = _first_difference(
-            _normalized(client, rewrites), _normalized(upstream, rewrites)
-        )
+    normal_client = _normalized(client, rewrites, anthropic)
+    normal_upstream = _normalized(upstream, rewrites, anthropic)
+    if normal_client != normal_upstream:
+        difference = _first_difference(normal_client, normal_upstream)
         verdict.unexplained.append(f"not by {sorted(rewrites) or 'any rule'}: {difference}")
     before, after = lines_by_role(client), lines_by_role(upstream)
     everything_before = sum(before.values(), Counter())

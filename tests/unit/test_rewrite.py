@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 from typing import Any
 
@@ -27,6 +28,7 @@ from gateway.wire.anthropic_usage import Usage
 CATALOG = ModelCatalog.load()
 MODEL = "claude-sonnet-4-6"  # minimum cacheable prefix: 1,024 tokens
 POLICY = "Answer billing questions politely and cite the refund policy when relevant.\n" * 60
+NOW = dt.datetime(2026, 11, 24, 10, 40, tzinfo=dt.UTC)  # the requests' time in these tests
 
 
 def req(**body: Any) -> LLMRequest:
@@ -152,36 +154,36 @@ def test_ordinary_lines_are_not(line: str) -> None:
 def test_dates_move_to_the_end_of_the_newest_turn() -> None:
     system = "You are Acme's agent.\nCurrent time: 2026-11-24 10:32\n" + POLICY
     turn = [{"role": "user", "content": "Hello"}]
-    moved = volatile(req(system=system, messages=turn), "move", LineStats())
-    [stable] = moved.body["system"]
-    assert "Current time" not in stable["text"]
+    moved = volatile(req(system=system, messages=turn), "move", LineStats(), NOW)
+    stable = moved.body["system"]  # a string system stays a string
+    assert "Current time" not in stable
     assert moved.body["messages"][0]["content"] == [
         {"type": "text", "text": "Hello"},
         {"type": "text", "text": "Current time: 2026-11-24 10:32"},
     ]
     assert moved.dates_at == (0, 1)
     assert [f.code for f in moved.findings] == ["timestamp_in_prefix"]
-    truncated = volatile(req(system=system, messages=turn), "truncate_to_day", LineStats())
-    assert "Current time: 2026-11-24\n" in truncated.body["system"][0]["text"]
-    reported = volatile(req(system=system, messages=turn), "report_only", LineStats())
+    truncated = volatile(req(system=system, messages=turn), "truncate_to_day", LineStats(), NOW)
+    assert "Current time: 2026-11-24\n" in truncated.body["system"]
+    reported = volatile(req(system=system, messages=turn), "report_only", LineStats(), NOW)
     assert not reported.changed
     assert reported.findings == moved.findings
 
 
-def test_lines_that_vary_per_user_are_learned_and_moved_after_the_stable_system() -> None:
+def test_lines_that_vary_per_user_are_learned_and_kept_in_their_block() -> None:
+    """Issue 14, finding 2: a block of their own (the one place a move would pay on this
+    wire) changes the system's structure: the learned line stays, reported."""
     lines = LineStats(min_requests=5)
     results = []
     for name in ("Ann", "Bo", "Cy", "Di", "Ed", "Flo"):
         system = f"You are Acme's agent.\nCustomer: {name}\n{POLICY}"
-        results.append(volatile(req(system=system, messages=[]), "move", lines))
+        results.append(volatile(req(system=system, messages=[]), "move", lines, NOW))
         results[-1].learn()  # as the relay does once the provider has accepted the call
-    assert not results[0].changed  # not yet learned: too few requests of the family
+    assert not results[0].findings  # not yet learned: too few requests of the family
     last = results[-1]
-    assert [f.code for f in last.findings] == ["user_content_in_prefix"]
-    stable, personal = last.body["system"]
-    assert "Customer" not in stable["text"]
-    assert personal["text"] == "Customer: Flo"
-    assert last.stable_system_blocks == 1
+    assert [f.code for f in last.findings] == ["user_content_in_prefix", "volatile_line_kept"]
+    assert not last.changed
+    assert last.body["system"] == f"You are Acme's agent.\nCustomer: Flo\n{POLICY}"
 
 
 def test_tool_results_stay_first_in_their_turn() -> None:
@@ -192,9 +194,9 @@ def test_tool_results_stay_first_in_their_turn() -> None:
         {"role": "assistant", "content": [call]},
         {"role": "user", "content": [result]},
     ]
-    moved = volatile(
-        req(system="Today is Monday, April 17\n" + POLICY, messages=messages), "move", LineStats()
-    )
+    system = "Now: Tuesday, November 24, 10:32\n" + POLICY
+    moved = volatile(req(system=system, messages=messages), "move", LineStats(), NOW)
+    assert [r.rule for r in moved.rewrites] == ["volatile_moved"]
     assert moved.body["messages"][2]["content"][0] == result
 
 
