@@ -137,6 +137,18 @@ def test_dates_are_reported_only_or_truncated_by_policy() -> None:
     assert cut.body["messages"][0]["content"] == "A.\nCurrent time: 2026-11-25"
 
 
+def test_todays_date_the_same_on_every_call_stays() -> None:
+    """Issue 14, finding 1 (openai-agents): today's date, the same on every call, stays in
+    the instructions: moving it saves nothing and costs its tokens uncached every call."""
+    lines = LineStats(min_requests=2)
+    for question in ["q1", "q2", "q3"]:
+        sent = responses(instructions="Agent.\nToday's date is 2026-11-25.", input=question)
+        out = volatile_openai(sent, "move", lines, NOW)
+        out.learn()
+        assert out.body == sent.body
+        assert not out.findings
+
+
 def test_per_user_lines_are_learned_and_moved_to_the_end_of_their_text() -> None:
     """Issue 14, finding 2: the learned line stays in its message (no message of its own),
     at its end, where what followed it is shared by the family again."""

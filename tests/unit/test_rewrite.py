@@ -186,6 +186,72 @@ def test_lines_that_vary_per_user_are_learned_and_kept_in_their_block() -> None:
     assert last.body["system"] == f"You are Acme's agent.\nCustomer: Flo\n{POLICY}"
 
 
+# Claude Code's memory instructions (issue 14, finding 1), in shape: an example date in a
+# tag-delimited section, and one outside any section.
+MEMORY = (
+    "<type>\n"
+    '    <when_to_save>Convert relative dates: "Thursday" → "2026-03-05".</when_to_save>\n'
+    "</type>\n"
+    "Example: a project note dated 2026-03-05 says the freeze starts then.\n"
+)
+
+
+def family(texts: list[Any], **body: Any) -> list[LLMRequest]:
+    """Each system text sent in turn by one tenant, as the relay does: learned once accepted."""
+    lines = LineStats(min_requests=5)
+    out = []
+    for text in texts:
+        sent = req(system=text, messages=[{"role": "user", "content": "Hi"}], **body)
+        out.append(volatile(sent, "move", lines, NOW))
+        out[-1].learn()
+    return out
+
+
+@pytest.mark.parametrize(
+    "dated",
+    [
+        MEMORY,  # an example date in static instructions, in a section and out of one
+        "Today's date is 2026-11-24.\n",  # today's date alone: the same on every call
+        "Today is Tuesday, November 24.\n",
+    ],
+)
+def test_dates_that_do_not_vary_stay_in_the_system_prompt(dated: str) -> None:
+    """Issue 14, finding 1: a date shape alone moves nothing; nor is it reported."""
+    for result in family([f"You are Acme's agent.\n{dated}{POLICY}"] * 7):
+        assert not result.changed
+        assert not result.findings
+
+
+def test_a_date_learned_to_vary_across_the_family_moves() -> None:
+    systems = [f"You are Acme's agent.\nLast login: 2026-10-0{i}\n{POLICY}" for i in range(1, 8)]
+    results = family(systems)
+    assert not results[0].changed  # not yet learned, and no "now" stamp
+    last = results[-1]
+    assert last.body["messages"][-1]["content"][-1] == {
+        "type": "text",
+        "text": "Last login: 2026-10-07",
+    }
+    assert "Last login" not in last.body["system"]
+
+
+def test_a_now_stamp_in_a_section_stays_and_is_reported() -> None:
+    system = f"You are Acme's agent.\n<env>\nCurrent time: 2026-11-24 10:32\n</env>\n{POLICY}"
+    [result] = family([system])
+    assert not result.changed
+    assert [f.code for f in result.findings] == ["timestamp_in_prefix", "volatile_line_kept"]
+    assert "inside a <section>" in result.findings[-1].detail
+
+
+def test_a_now_stamp_that_would_empty_its_block_stays() -> None:
+    blocks = [
+        {"type": "text", "text": POLICY, "cache_control": {"type": "ephemeral"}},
+        {"type": "text", "text": "Current time: 2026-11-24T10:32:11Z"},
+    ]
+    [result] = family([blocks])
+    assert not result.changed
+    assert "would empty its block" in result.findings[-1].detail
+
+
 def test_tool_results_stay_first_in_their_turn() -> None:
     result: Any = {"type": "tool_result", "tool_use_id": "t1", "content": "42"}
     call: Any = {"type": "tool_use", "id": "t1", "name": "calc", "input": {}}
