@@ -49,10 +49,13 @@ TIME_LEVEL = re.compile(
 )
 
 
+_DIGIT = re.compile(r"\d")
+
+
 def is_volatile(line: str) -> bool:
     """Whether a line holds something shaped like a date or a time."""
-    # Every shape above has a digit: most lines are dismissed by one scan, no regex.
-    if not any(c.isdigit() for c in line):
+    # Every shape above has a digit: most lines are dismissed by one scan.
+    if not _DIGIT.search(line):
         return False
     return bool(ISO_DATETIME.search(line) or TIME_LEVEL.search(line) or DAY_LEVEL.search(line))
 
@@ -170,27 +173,35 @@ def plan(
     texts: Sequence[Sequence[str]],
     learned: set[int],
     now: dt.datetime,
+    shaped: Sequence[bool],
     *,
     turn_takes_dates: bool,
     ends_pay: bool,
 ) -> Moves:
     """`texts`: the system prompt's texts, as lines; `learned`: the indexes state/lines.py
     learned to vary; `turn_takes_dates`: whether a user turn can take moved dates;
+    `shaped`: per line, whether it holds a date shape (is_volatile);
     `ends_pay`: whether moving a line to its text's end can save anything (token-prefix
     caching) — if not, learned lines stay."""
     where: list[tuple[int, int]] = [
         (t, j) for t, text in enumerate(texts) for j in range(len(text))
     ]
     flat = [texts[t][j] for t, j in where]
-    layouts = [layout(text) for text in texts]
-    now_stamps = {i for i, line in enumerate(flat) if is_volatile(line) and is_now_stamp(line, now)}
+    layouts: dict[int, Layout] = {}
+
+    def layout_of(t: int) -> Layout:  # only for texts holding a line that varies
+        if t not in layouts:
+            layouts[t] = layout(texts[t])
+        return layouts[t]
+
+    candidates = [i for i, shape in enumerate(shaped) if shape]
+    now_stamps = {i for i in candidates if is_now_stamp(flat[i], now)}
     dated = {
         i
-        for i, line in enumerate(flat)
-        if is_volatile(line)
-        and (i in now_stamps or (i in learned and not is_todays_date(line, now)))
+        for i in candidates
+        if i in now_stamps or (i in learned and not is_todays_date(flat[i], now))
     }
-    personal = {i for i in learned if i not in dated and not is_volatile(flat[i])}
+    personal = {i for i in learned if not shaped[i]}
     varying = dated | personal
     kept: list[str] = []
 
@@ -206,7 +217,7 @@ def plan(
         t, j = where[i]
         if i not in now_stamps and not stable_after(i, same_text=False):
             continue  # nothing stable follows: moving it saves nothing
-        if layouts[t].enclosed[j]:
+        if layout_of(t).enclosed[j]:
             kept.append("inside a <section>")
         elif not turn_takes_dates:
             kept.append("with no user turn to take a date")
@@ -229,7 +240,7 @@ def plan(
         rest = range(j + 1, len(texts[t]))
         if not ends_pay:
             kept.append("would need a system block of its own")
-        elif layouts[t].enclosed[j] or layouts[t].ends_enclosed:
+        elif layout_of(t).enclosed[j] or layout_of(t).ends_enclosed:
             kept.append("inside a <section>")
         elif any(HEADING.match(texts[t][k]) for k in rest):
             kept.append("would cross a heading")

@@ -76,12 +76,14 @@ def volatile_openai(
         return request
     split = [text.split("\n") for _, text in texts]
     flat = [line for source in split for line in source]
-    family = _family(body, [line for line in flat if not is_volatile(line)])
+    shaped = [is_volatile(line) for line in flat]
+    family = _family(body, [line for line, shape in zip(flat, shaped, strict=True) if not shape])
     learned, lesson = lines.observe(request.tenant, family, flat)
     moves = plan(
         split,
         learned,
         now or dt.datetime.now(dt.UTC),
+        shaped,
         turn_takes_dates=True,
         ends_pay="previous_response_id" not in body,
     )

@@ -77,7 +77,8 @@ def volatile(
         if isinstance(b, dict) and isinstance(b.get("text"), str)
     ]
     flat = [line for text in texts for line in text]
-    family = _family(request, [line for line in flat if not is_volatile(line)])
+    shaped = [is_volatile(line) for line in flat]
+    family = _family(request, [line for line, shape in zip(flat, shaped, strict=True) if not shape])
     learned, lesson = lines.observe(request.tenant, family, flat)
     messages = request.body.get("messages") or []
     newest = messages[-1] if messages and isinstance(messages[-1], dict) else {}
@@ -85,6 +86,7 @@ def volatile(
         texts,
         learned,
         now or dt.datetime.now(dt.UTC),
+        shaped,
         turn_takes_dates=newest.get("role") == "user",
         ends_pay=False,
     )
