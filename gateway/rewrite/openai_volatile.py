@@ -4,9 +4,9 @@ The system part here is `instructions` (Responses) and the leading system/develo
 messages: its texts are the instructions, each string content and each text part. Under
 the policy `move`, within what movable.py allows:
 - lines holding a date or time that varies go to the end of the newest user message, as a
-  text part of their own where it has a part list (so the parts before keep their bytes
-  next turn), or else as a user message of their own after the newest: a string content
-  never becomes a part list;
+  text part of their own (so the parts before keep their bytes next turn; a chat string
+  is read as one text part), or, where there is no such part to follow — a Responses
+  string, tool results — as a user message of their own after the newest;
 - lines learned to vary within a prompt family (state/lines.py) go to the end of the text
   that holds them: the provider caches by token prefix, so what followed them is shared
   by the family again. Never out of a `<section>`, across a heading, or into another
@@ -170,14 +170,17 @@ def _move(
 def _with_dates(
     conversation: list[Any], dates: str, chat: bool
 ) -> tuple[list[Any], tuple[int, int]]:
-    """Dates as a last text part of the newest user message, and where they went. Where
-    that would change the structure of the message before them — a string content would
-    become a part list — or the newest message is not the user's (tool results), they are
-    a user message of their own after it."""
+    """Dates as a last text part of the newest user message, and where they went (in chat a
+    string content is one text part: it gains the dates' part). Where that would change the
+    message before them — a Responses string content would become input_text parts, other
+    bytes next turn — or the newest message is not the user's (tool results), they are a
+    user message of their own after it."""
     newest = len(conversation) - 1
     last = conversation[newest] if conversation else None
     content = last.get("content") if isinstance(last, dict) and last.get("role") == "user" else None
     kind = "text" if chat else "input_text"
+    if isinstance(content, str) and chat:
+        content = [{"type": kind, "text": content}]
     if isinstance(content, list) and content and isinstance(last, dict):
         message = {**last, "content": [*content, {"type": kind, "text": dates}]}
         return [*conversation[:newest], message], (newest, len(content))

@@ -96,10 +96,10 @@ def test_whitespace_switched_off_still_reports() -> None:
 @pytest.mark.parametrize(
     ("request_", "field", "expected", "dates_at"),
     [
-        # Chat: the date leaves the system message for the newest user turn; a string
-        # content stays a string, so the date is a user message of its own.
+        # Chat: the date leaves the system message for the end of the newest user turn.
         (chat(system(f"Be brief.\n{STAMP}"), user("hi")), "messages",
-         [system("Be brief."), user("hi"), user(STAMP)], (2, 0)),
+         [system("Be brief."), user([{"type": "text", "text": "hi"},
+                                     {"type": "text", "text": STAMP}])], (1, 1)),
         # The developer role, and a newest turn that already has parts.
         (chat(system(f"{STAMP}\nRules.", "developer"), user([{"type": "text", "text": "q"}])),
          "messages", [system("Rules.", "developer"),
@@ -249,9 +249,8 @@ MARK = {"mode": "explicit"}
 
 
 def test_breakpoints_on_gpt_5_6_chat() -> None:
-    question = user([{"type": "text", "text": "q1"}])
     request = volatile_openai(
-        chat(system(f"Rules.\n{STAMP}"), question, model=NEW), "move", LineStats(), NOW
+        chat(system(f"Rules.\n{STAMP}"), user("q1"), model=NEW), "move", LineStats(), NOW
     )
     out = prompt_cache.breakpoints(request, CATALOG.resolve(NEW), respect=False)
     messages = out.body["messages"]
