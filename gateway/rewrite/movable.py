@@ -123,32 +123,35 @@ def is_todays_date(line: str, now: dt.datetime) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Layout:
-    """Where a text's lines sit: inside a tag-delimited section or not, and under which
-    markdown heading (the index of the heading line, -1 before any)."""
+    """Where a text's lines sit: inside a tag-delimited section or not; and where its last
+    markdown heading is."""
 
     enclosed: list[bool]
     ends_enclosed: bool
-    heading: list[int]
+    last_heading: int  # the index of the text's last heading line, -1 if none
 
 
 def layout(lines: Sequence[str]) -> Layout:
     open_tags: list[str] = []
+    at: dict[str, list[int]] = {}  # each open tag's places in open_tags: closing is O(1) amortized
     enclosed: list[bool] = []
-    heading: list[int] = []
-    current = -1
+    last_heading = -1
     for j, line in enumerate(lines):
         if match := SECTION_OPEN.match(line):
+            at.setdefault(match[1], []).append(len(open_tags))
             open_tags.append(match[1])
             enclosed.append(True)  # the tag lines are the section's own
-        elif (match := SECTION_CLOSE.match(line)) and match[1] in open_tags:
-            del open_tags[open_tags.index(match[1]) :]
+        elif (match := SECTION_CLOSE.match(line)) and at.get(match[1]):
+            cut = at[match[1]][-1]  # closes its section and any left open inside it
+            for tag in open_tags[cut:]:
+                at[tag].pop()
+            del open_tags[cut:]
             enclosed.append(True)
         else:
             enclosed.append(bool(open_tags))
         if HEADING.match(line):
-            current = j
-        heading.append(current)
-    return Layout(enclosed, bool(open_tags), heading)
+            last_heading = j
+    return Layout(enclosed, bool(open_tags), last_heading)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,12 +208,15 @@ def plan(
     varying = dated | personal
     kept: list[str] = []
 
+    # The last stable line, in all and in each text: what a move would put it after.
+    last_stable = -1
+    last_stable_in: dict[int, int] = {}
+    for i, line in enumerate(flat):
+        if i not in varying and line.strip():
+            last_stable = last_stable_in[where[i][0]] = i
+
     def stable_after(i: int, same_text: bool) -> bool:
-        t = where[i][0]
-        return any(
-            flat[k].strip() and k not in varying and not (same_text and where[k][0] != t)
-            for k in range(i + 1, len(flat))
-        )
+        return (last_stable_in.get(where[i][0], -1) if same_text else last_stable) > i
 
     to_turn: set[int] = set()
     for i in sorted(dated):
@@ -237,12 +243,11 @@ def plan(
         t, j = where[i]
         if not stable_after(i, same_text=ends_pay):
             continue  # already after everything stable: nothing to gain
-        rest = range(j + 1, len(texts[t]))
         if not ends_pay:
             kept.append("would need a system block of its own")
         elif layout_of(t).enclosed[j] or layout_of(t).ends_enclosed:
             kept.append("inside a <section>")
-        elif any(HEADING.match(texts[t][k]) for k in rest):
+        elif layout_of(t).last_heading > j:
             kept.append("would cross a heading")
         else:
             to_end.add(i)
