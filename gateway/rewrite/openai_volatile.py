@@ -1,66 +1,98 @@
 """Volatile content out of an OpenAI prompt's cached prefix (volatile.py, for OpenAI bodies).
 
 The system part here is `instructions` (Responses) and the leading system/developer
-messages. Under the policy `move`:
-- lines holding a date or time go to the end of the newest user message, as a text part of
-  their own (so the parts before keep their bytes next turn), or, where there is no such
-  part to follow, to a user message of their own after the newest;
-- lines learned to vary within a prompt family (state/lines.py) go to a message of the same
-  role right after the stable system part: constant within a conversation, after what the
-  family shares. Not on a Responses call that continues a stored conversation
-  (`previous_response_id`): the message would pile up in it at every turn.
+messages: its texts are the instructions, each string content and each text part. Under
+the policy `move`, within what movable.py allows:
+- lines holding a date or time that varies go to the end of the newest user message, as a
+  text part of their own (so the parts before keep their bytes next turn; a chat string
+  is read as one text part), or, where there is no such part to follow — a Responses
+  string, tool results — as a user message of their own after the newest;
+- lines learned to vary within a prompt family (state/lines.py) go to the end of the text
+  that holds them: the provider caches by token prefix, so what followed them is shared
+  by the family again. Never out of a `<section>`, across a heading, or into another
+  message or part; not on a Responses call that continues a stored conversation
+  (`previous_response_id`).
 `truncate_to_day` and `report_only` work as on Anthropic bodies.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from gateway.rewrite.openai_text import content_text, items, items_key, leading_system
-from gateway.rewrite.request import Finding, LLMRequest, Rewrite
+from gateway.rewrite.movable import Moves, plan, rebuilt
+from gateway.rewrite.openai_text import TEXT_PARTS, items, items_key, leading_system
+from gateway.rewrite.request import LLMRequest, Rewrite
 from gateway.rewrite.volatile import (
     ISO_DATETIME,
     RFC_2822,
     RULE,
     TRUNCATE_RULE,
     VolatilePolicy,
+    findings_of,
     is_volatile,
 )
 from gateway.state.lines import LineStats
 
+# Where a text of the system part lives: ("instructions",), ("message", m), ("part", m, p).
+Place = tuple[int, ...]
+INSTRUCTIONS: Place = ()
 
-def volatile_openai(request: LLMRequest, policy: VolatilePolicy, lines: LineStats) -> LLMRequest:
-    body = request.body
+
+def _texts(body: dict[str, Any], lead: int) -> list[tuple[Place, str]]:
     conversation = items(body)
-    lead = leading_system(conversation)
+    found: list[tuple[Place, str]] = []
     instructions = body.get("instructions")
-    sources: list[str] = [instructions] if isinstance(instructions, str) and instructions else []
-    texts = [content_text(message.get("content")) for message in conversation[:lead]]
-    if any(text is None for text in texts):
-        return request  # a system message with an image or a file: leave it be
-    sources += [text for text in texts if text is not None]
-    if not sources:
+    if isinstance(instructions, str) and instructions:
+        found.append((INSTRUCTIONS, instructions))
+    for m, message in enumerate(conversation[:lead]):
+        content = message.get("content")
+        if isinstance(content, str):
+            found.append(((m,), content))
+        elif isinstance(content, list):
+            found += [
+                ((m, p), part["text"])
+                for p, part in enumerate(content)
+                if isinstance(part, dict)
+                and part.get("type") in TEXT_PARTS
+                and isinstance(part.get("text"), str)
+            ]
+    return found
+
+
+def volatile_openai(
+    request: LLMRequest,
+    policy: VolatilePolicy,
+    lines: LineStats,
+    now: dt.datetime | None = None,
+) -> LLMRequest:
+    body = request.body
+    lead = leading_system(items(body))
+    texts = _texts(body, lead)
+    if not texts:
         return request
-    split = [source.split("\n") for source in sources]
+    split = [text.split("\n") for _, text in texts]
     flat = [line for source in split for line in source]
-    dated = {i for i, line in enumerate(flat) if is_volatile(line)}
-    family = _family(body, [line for i, line in enumerate(flat) if i not in dated])
-    volatile_lines, lesson = lines.observe(request.tenant, family, flat)
-    personal = volatile_lines - dated
-    if "previous_response_id" in body:
-        personal = set()
-    findings = []
-    if dated:
-        findings.append(Finding("timestamp_in_prefix", f"{len(dated)} line(s) in system"))
-    if personal:
-        findings.append(Finding("user_content_in_prefix", f"{len(personal)} line(s) in system"))
-    if not findings or policy == "report_only":
-        return request.noting(*findings, lessons=(lesson,))
-    if policy == "truncate_to_day":
-        return _truncate(request, lead).noting(*findings, lessons=(lesson,))
-    return _move(request, split, lead, dated, personal).noting(*findings, lessons=(lesson,))
+    shaped = [is_volatile(line) for line in flat]
+    family = _family(body, [line for line, shape in zip(flat, shaped, strict=True) if not shape])
+    learned, lesson = lines.observe(request.tenant, family, flat)
+    moves = plan(
+        split,
+        learned,
+        now or dt.datetime.now(dt.UTC),
+        shaped,
+        turn_takes_dates=True,
+        ends_pay="previous_response_id" not in body,
+    )
+    findings = findings_of(moves, policy)
+    if policy == "truncate_to_day" and moves.varying_dates:
+        return _truncate(request, texts, moves).noting(*findings, lessons=(lesson,))
+    if policy == "move" and (moves.to_turn or moves.to_end):
+        return _move(request, texts, lead, moves).noting(*findings, lessons=(lesson,))
+    return request.noting(*findings, lessons=(lesson,))
 
 
 def _family(body: dict[str, Any], stable_lines: list[str]) -> bytes:
@@ -74,55 +106,63 @@ def _family(body: dict[str, Any], stable_lines: list[str]) -> bytes:
     return hashlib.blake2b(f"{names}\0{first}".encode(), digest_size=12).digest()
 
 
+def _edited(
+    body: dict[str, Any], texts: list[tuple[Place, str]], edit: Callable[[list[str], int], str]
+) -> dict[str, Any]:
+    """The body with each text of the system part (its lines, and the index of its first
+    line in the whole system part) passed through `edit`, every structure kept."""
+    new_body = dict(body)
+    conversation = list(items(body))
+    first = 0
+    for place, text in texts:
+        lines = text.split("\n")
+        new = edit(lines, first)
+        first += len(lines)
+        if new == text:
+            continue
+        if place == INSTRUCTIONS:
+            new_body["instructions"] = new
+            continue
+        message = conversation[place[0]]
+        if len(place) == 1:
+            conversation[place[0]] = {**message, "content": new}
+        else:
+            parts = list(message["content"])
+            parts[place[1]] = {**parts[place[1]], "text": new}
+            conversation[place[0]] = {**message, "content": parts}
+    if isinstance(body.get(items_key(body)), list):
+        new_body[items_key(body)] = conversation
+    return new_body
+
+
 def _move(
-    request: LLMRequest,
-    split: list[list[str]],
-    lead: int,
-    dated: set[int],
-    personal: set[int],
+    request: LLMRequest, texts: list[tuple[Place, str]], lead: int, moves: Moves
 ) -> LLMRequest:
     body = request.body
-    conversation = items(body)
-    kept: list[str] = []
-    moved_dated: list[str] = []
-    moved_personal: list[str] = []
-    index = 0
-    for source in split:
-        keep: list[str] = []
-        for line in source:
-            target = (
-                moved_dated if index in dated else moved_personal if index in personal else keep
-            )
-            target.append(line)
-            index += 1
-        kept.append("\n".join(keep).strip("\n"))
-    has_instructions = len(split) > lead
-    new_body = dict(body)
-    if has_instructions:
-        new_body["instructions"] = kept.pop(0)
-    system = []
-    for message, text in zip(conversation[:lead], kept, strict=True):
-        if text:
-            system.append({**message, "content": text})
-    if not (system or new_body.get("instructions")):
-        return request  # the whole system part is volatile: nothing stable to cache
-    role = conversation[lead - 1].get("role") if lead else "developer"
-    tail = [{"role": role, "content": "\n".join(moved_personal)}] if moved_personal else []
-    out = [*system, *tail, *conversation[lead:]]
-    dates_at = None
-    if moved_dated:
-        out, dates_at = _with_dates(out, "\n".join(moved_dated), items_key(body) == "messages")
-    new_body[items_key(body)] = out
-    if not new_body.get("instructions") and has_instructions:
-        del new_body["instructions"]
+    new_body = _edited(body, texts, lambda lines, first: rebuilt(lines, first, moves))
+    flat = [line for _, text in texts for line in text.split("\n")]
     where = []
-    if moved_personal:
-        where.append(f"{len(moved_personal)} line(s) after the stable system prompt")
-    if moved_dated:
-        where.append(f"{len(moved_dated)} to the end of the newest turn")
+    # The system part's layers (openai_text.layers): the instructions, then each message.
+    has_instructions = bool(body.get("instructions"))
+    stable = has_instructions + lead
+    if moves.to_end:
+        where.append(f"{len(moves.to_end)} line(s) to the end of their text")
+        first = 0
+        for place, text in texts:
+            count = text.count("\n") + 1
+            if any(first <= i < first + count for i in moves.to_end):
+                stable = 0 if place == INSTRUCTIONS else has_instructions + place[0]
+                break
+            first += count
+    dates_at = None
+    if moves.to_turn:
+        dates = "\n".join(flat[i] for i in sorted(moves.to_turn))
+        out, dates_at = _with_dates(items(new_body), dates, items_key(body) == "messages")
+        new_body[items_key(body)] = out
+        where.append(f"{len(moves.to_turn)} to the end of the newest turn")
     return replace(
         request.with_body(new_body, Rewrite(RULE, ", ".join(where))),
-        stable_system_blocks=len(system) + bool(new_body.get("instructions")),
+        stable_system_blocks=stable,
         dates_at=dates_at,
     )
 
@@ -130,10 +170,11 @@ def _move(
 def _with_dates(
     conversation: list[Any], dates: str, chat: bool
 ) -> tuple[list[Any], tuple[int, int]]:
-    """Dates as a last text part of the newest user message, and where they went. Where
-    that would change the bytes of the message before them — a Responses string content
-    becomes input_text parts — or the newest message is not the user's (tool results),
-    they are a user message of their own after it."""
+    """Dates as a last text part of the newest user message, and where they went (in chat a
+    string content is one text part: it gains the dates' part). Where that would change the
+    message before them — a Responses string content would become input_text parts, other
+    bytes next turn — or the newest message is not the user's (tool results), they are a
+    user message of their own after it."""
     newest = len(conversation) - 1
     last = conversation[newest] if conversation else None
     content = last.get("content") if isinstance(last, dict) and last.get("role") == "user" else None
@@ -146,21 +187,16 @@ def _with_dates(
     return [*conversation, {"role": "user", "content": dates}], (newest + 1, 0)
 
 
-def _truncate(request: LLMRequest, lead: int) -> LLMRequest:
-    def to_day(text: str) -> str:
-        return RFC_2822.sub(r"\1", ISO_DATETIME.sub(r"\1", text))
+def _truncate(request: LLMRequest, texts: list[tuple[Place, str]], moves: Moves) -> LLMRequest:
+    def to_day(lines: list[str], first: int) -> str:
+        return "\n".join(
+            RFC_2822.sub(r"\1", ISO_DATETIME.sub(r"\1", line))
+            if first + j in moves.varying_dates
+            else line
+            for j, line in enumerate(lines)
+        )
 
-    body = request.body
-    new_body = dict(body)
-    if isinstance(instructions := body.get("instructions"), str):
-        new_body["instructions"] = to_day(instructions)
-    conversation = items(body)
-    system = [
-        {**m, "content": to_day(m["content"])} if isinstance(m.get("content"), str) else m
-        for m in conversation[:lead]
-    ]
-    if lead:
-        new_body[items_key(body)] = [*system, *conversation[lead:]]
-    if new_body == body:
+    new_body = _edited(request.body, texts, to_day)
+    if new_body == request.body:
         return request
     return request.with_body(new_body, Rewrite(TRUNCATE_RULE, "timestamps cut to their date"))

@@ -43,6 +43,8 @@ class RewriteContext:
     routing: RoutingTable
     lifecycle: Lifecycle
     today: Callable[[], dt.date] = field(default=lambda: dt.datetime.now(dt.UTC).date())
+    # The request's time: a date close to it in the system prompt is a "now" stamp.
+    now: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
 
 
 Stage = Callable[[LLMRequest, RewriteContext], LLMRequest]
@@ -67,7 +69,7 @@ def _tool_json(request: LLMRequest, context: RewriteContext) -> LLMRequest:
 
 
 def _volatile(request: LLMRequest, context: RewriteContext) -> LLMRequest:
-    return volatile(request, context.settings.volatile, context.lines)
+    return volatile(request, context.settings.volatile, context.lines, context.now())
 
 
 def _model_facts(request: LLMRequest, context: RewriteContext) -> tuple[int, float]:
@@ -147,7 +149,7 @@ def _openai_whitespace(request: LLMRequest, context: RewriteContext) -> LLMReque
 
 
 def _openai_volatile(request: LLMRequest, context: RewriteContext) -> LLMRequest:
-    return volatile_openai(request, context.settings.volatile, context.lines)
+    return volatile_openai(request, context.settings.volatile, context.lines, context.now())
 
 
 def _prompt_cache_key(request: LLMRequest, context: RewriteContext) -> LLMRequest:

@@ -1,65 +1,72 @@
 """Volatile content out of the cached prefix: dates and times, and lines that vary per user.
 
-A date in the system prompt changes the prompt's bytes every minute or every day, and a
-user's name in it gives every user a prefix of their own: nothing after such a line is
-read from cache. With the policy `move` (the default) the model still sees every word,
-but where it no longer breaks the prefix:
-- lines learned to vary between requests of a prompt family (a user's name, company,
-  plan — see state/lines.py) go to a system block after the stable ones: constant within
-  a conversation, so its history still caches;
-- lines holding a date or time go to the end of the newest user turn, after the last
-  breakpoint, so the conversation's history caches too (in the system prompt they would
-  change the prefix of every later message at each turn).
-`truncate_to_day` cuts ISO and RFC 2822 timestamps to their date in place instead, and
-`report_only` changes nothing. Findings `timestamp_in_prefix` and `user_content_in_prefix`
-are reported whatever the policy.
+A time in the system prompt changes the prompt's bytes every minute, and a user's name in it
+gives every user a prefix of their own: nothing after such a line is read from cache. With
+the policy `move` (the default) the model still sees every word, but where it no longer
+breaks the prefix — within what movable.py allows, which keeps meaning and structure:
+- lines holding a date or time that varies (a "now" stamp, or learned to vary across the
+  prompt family, state/lines.py) go to the end of the newest user turn, after the last
+  breakpoint, so the conversation's history caches too: the one move that changes a
+  line's role. Example dates in static instructions, and today's date alone, stay;
+- lines learned to vary per user stay where they are on this wire: a cache entry ends at a
+  block's end, so only a block of their own would help, and that changes the structure.
+A line that varies but cannot move is left in place and reported (`volatile_line_kept`).
+`truncate_to_day` cuts the varying ISO and RFC 2822 timestamps to their date in place
+instead, and `report_only` changes nothing. Findings `timestamp_in_prefix` and
+`user_content_in_prefix` are reported whatever the policy.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
-import re
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Literal
 
+from gateway.rewrite.movable import (
+    DAY_LEVEL,
+    ISO_DATETIME,
+    RFC_2822,
+    TIME_LEVEL,
+    Moves,
+    is_volatile,
+    plan,
+    rebuilt,
+)
 from gateway.rewrite.request import Finding, LLMRequest, Rewrite
 from gateway.state.lines import LineStats
 
+__all__ = ["DAY_LEVEL", "ISO_DATETIME", "RFC_2822", "TIME_LEVEL", "is_volatile", "volatile"]
+
 RULE = "volatile_moved"
 TRUNCATE_RULE = "timestamp_truncated"
+KEPT = "volatile_line_kept"
 VolatilePolicy = Literal["move", "truncate_to_day", "report_only"]
 
-_MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
-_MON = "Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec"
-_DAYS = "Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday"
-ISO_DATETIME = re.compile(
-    r"\b(\d{4}-\d{2}-\d{2})[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?"
-)
-RFC_2822 = re.compile(
-    rf"\b((?:Mon|Tue|Wed|Thu|Fri|Sat|Sun),\s+\d{{1,2}}\s+(?:{_MON})\s+\d{{4}})"
-    r"\s+\d{2}:\d{2}(?::\d{2})?(?:\s+(?:[+-]\d{4}|GMT|UTC))?"
-)
-DAY_LEVEL = re.compile(
-    rf"\b\d{{4}}-\d{{2}}-\d{{2}}\b"
-    rf"|\b(?:{_DAYS}),?\s+(?:{_MONTHS})\s+\d{{1,2}}(?:st|nd|rd|th)?\b"
-    rf"|\b(?:{_MONTHS})\s+\d{{1,2}}(?:st|nd|rd|th)?,\s+\d{{4}}\b"
-    rf"|\b(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun),\s+\d{{1,2}}\s+(?:{_MON})\s+\d{{4}}\b"
-    r"|\b\d{1,2}/\d{1,2}/\d{2,4}\b"
-)
-TIME_LEVEL = re.compile(
-    r"\b\d{1,2}:\d{2}(?::\d{2})?\s?(?:[AaPp]\.?[Mm]\.?)?\b"
-    r"|(?i:\b(?:timestamp|time|epoch|now|ts|unix)\b\W{0,3}\d{10}(?:\d{3})?\b)"
-)
+
+def findings_of(moves: Moves, policy: VolatilePolicy) -> list[Finding]:
+    findings = []
+    if moves.varying_dates:
+        findings.append(
+            Finding("timestamp_in_prefix", f"{len(moves.varying_dates)} line(s) in system")
+        )
+    if moves.personal:
+        findings.append(
+            Finding("user_content_in_prefix", f"{len(moves.personal)} line(s) in system")
+        )
+    if moves.kept and policy == "move":
+        findings.append(Finding(KEPT, moves.detail()))
+    return findings
 
 
-def is_volatile(line: str) -> bool:
-    # Every shape above has a digit: most lines are dismissed by one scan, no regex.
-    if not any(c.isdigit() for c in line):
-        return False
-    return bool(ISO_DATETIME.search(line) or TIME_LEVEL.search(line) or DAY_LEVEL.search(line))
-
-
-def volatile(request: LLMRequest, policy: VolatilePolicy, lines: LineStats) -> LLMRequest:
+def volatile(
+    request: LLMRequest,
+    policy: VolatilePolicy,
+    lines: LineStats,
+    now: dt.datetime | None = None,
+) -> LLMRequest:
+    """`now`: the request's time (a "now" stamp is close to it); the clock's by default."""
     system = request.body.get("system")
     blocks = [{"type": "text", "text": system}] if isinstance(system, str) else system
     if not isinstance(blocks, list) or not blocks:
@@ -70,20 +77,25 @@ def volatile(request: LLMRequest, policy: VolatilePolicy, lines: LineStats) -> L
         if isinstance(b, dict) and isinstance(b.get("text"), str)
     ]
     flat = [line for text in texts for line in text]
-    dated = {i for i, line in enumerate(flat) if is_volatile(line)}
-    family = _family(request, [line for i, line in enumerate(flat) if i not in dated])
-    volatile_lines, lesson = lines.observe(request.tenant, family, flat)
-    personal = volatile_lines - dated
-    findings = []
-    if dated:
-        findings.append(Finding("timestamp_in_prefix", f"{len(dated)} line(s) in system"))
-    if personal:
-        findings.append(Finding("user_content_in_prefix", f"{len(personal)} line(s) in system"))
-    if not findings or policy == "report_only":
-        return _mark_dated_turn(request).noting(*findings, lessons=(lesson,))
-    if policy == "truncate_to_day":
-        return _truncate(request, blocks).noting(*findings, lessons=(lesson,))
-    return _move(request, blocks, dated, personal).noting(*findings, lessons=(lesson,))
+    shaped = [is_volatile(line) for line in flat]
+    family = _family(request, [line for line, shape in zip(flat, shaped, strict=True) if not shape])
+    learned, lesson = lines.observe(request.tenant, family, flat)
+    messages = request.body.get("messages") or []
+    newest = messages[-1] if messages and isinstance(messages[-1], dict) else {}
+    moves = plan(
+        texts,
+        learned,
+        now or dt.datetime.now(dt.UTC),
+        shaped,
+        turn_takes_dates=newest.get("role") == "user",
+        ends_pay=False,
+    )
+    findings = findings_of(moves, policy)
+    if policy == "truncate_to_day" and moves.varying_dates:
+        return _truncate(request, blocks, moves).noting(*findings, lessons=(lesson,))
+    if policy == "move" and moves.to_turn:
+        return _move(request, blocks, moves).noting(*findings, lessons=(lesson,))
+    return _mark_dated_turn(request).noting(*findings, lessons=(lesson,))
 
 
 def _mark_dated_turn(request: LLMRequest) -> LLMRequest:
@@ -110,52 +122,46 @@ def _family(request: LLMRequest, stable_lines: list[str]) -> bytes:
     return hashlib.blake2b(f"{tools}\0{first}".encode(), digest_size=12).digest()
 
 
-def _move(
-    request: LLMRequest, blocks: list[Any], dated: set[int], personal: set[int]
-) -> LLMRequest:
-    stable: list[Any] = []
-    moved_dated: list[str] = []
-    moved_personal: list[str] = []
-    index = 0
+def _text_blocks(blocks: list[Any], edit: Callable[[list[str], int], str]) -> list[Any]:
+    """The system blocks with each text block's lines (and the index of its first line in
+    the whole system prompt) passed through `edit`."""
+    out = []
+    first = 0
     for block in blocks:
-        if not (isinstance(block, dict) and isinstance(block.get("text"), str)):
-            stable.append(block)
-            continue
-        keep: list[str] = []
-        for line in block["text"].split("\n"):
-            target = (
-                moved_dated if index in dated else moved_personal if index in personal else keep
-            )
-            target.append(line)
-            index += 1
-        text = "\n".join(keep).strip("\n")
-        if text:
-            stable.append({**block, "text": text})
-        elif "cache_control" in block and stable:
-            # The client's breakpoint was on a block that is now empty: keep it on the last one.
-            stable[-1] = {**stable[-1], "cache_control": block["cache_control"]}
-    if not stable:
-        return request  # the whole system prompt is volatile: nothing stable to cache
+        if isinstance(block, dict) and isinstance(block.get("text"), str):
+            lines = block["text"].split("\n")
+            text = edit(lines, first)
+            first += len(lines)
+            block = block if text == block["text"] else {**block, "text": text}
+        out.append(block)
+    return out
+
+
+def _system(request: LLMRequest, blocks: list[Any]) -> Any:
+    """The system field as the client wrote it: a string stays a string."""
+    return blocks[0]["text"] if isinstance(request.body.get("system"), str) else blocks
+
+
+def _move(request: LLMRequest, blocks: list[Any], moves: Moves) -> LLMRequest:
+    flat = [
+        line
+        for b in blocks
+        if isinstance(b, dict) and isinstance(b.get("text"), str)
+        for line in b["text"].split("\n")
+    ]
+    dates = "\n".join(flat[i] for i in sorted(moves.to_turn))
     messages = request.body.get("messages") or []
     newest = len(messages) - 1
-    turn_takes_dates = bool(moved_dated) and newest >= 0 and messages[newest].get("role") == "user"
-    tail = moved_personal + ([] if turn_takes_dates else moved_dated)
     body = {
         **request.body,
-        "system": stable + ([{"type": "text", "text": "\n".join(tail)}] if tail else []),
+        "system": _system(request, _text_blocks(blocks, lambda ls, at: rebuilt(ls, at, moves))),
+        "messages": [*messages[:newest], _append(messages[newest], dates)],
     }
-    if turn_takes_dates:
-        dates = "\n".join(moved_dated)
-        body["messages"] = [*messages[:newest], _append(messages[newest], dates)]
-    where = f"{len(tail)} line(s) after the stable system prompt"
-    if turn_takes_dates:
-        where += f", {len(moved_dated)} to the end of the newest turn"
+    where = f"{len(moves.to_turn)} line(s) to the end of the newest turn"
     return replace(
         request.with_body(body, Rewrite(RULE, where)),
-        stable_system_blocks=len(stable),
-        dates_at=(newest, len(body["messages"][newest]["content"]) - 1)
-        if turn_takes_dates
-        else None,
+        stable_system_blocks=len(blocks),
+        dates_at=(newest, len(body["messages"][newest]["content"]) - 1),
     )
 
 
@@ -168,17 +174,17 @@ def _append(message: dict[str, Any], text: str) -> dict[str, Any]:
     return {**message, "content": [*blocks, {"type": "text", "text": text}]}
 
 
-def _truncate(request: LLMRequest, blocks: list[Any]) -> LLMRequest:
-    def to_day(text: str) -> str:
-        return RFC_2822.sub(r"\1", ISO_DATETIME.sub(r"\1", text))
+def _truncate(request: LLMRequest, blocks: list[Any], moves: Moves) -> LLMRequest:
+    def to_day(lines: list[str], first: int) -> str:
+        return "\n".join(
+            RFC_2822.sub(r"\1", ISO_DATETIME.sub(r"\1", line))
+            if first + j in moves.varying_dates
+            else line
+            for j, line in enumerate(lines)
+        )
 
-    new_blocks = [
-        {**b, "text": to_day(b["text"])}
-        if isinstance(b, dict) and isinstance(b.get("text"), str)
-        else b
-        for b in blocks
-    ]
+    new_blocks = _text_blocks(blocks, to_day)
     if new_blocks == blocks:
         return request
-    body = {**request.body, "system": new_blocks}
+    body = {**request.body, "system": _system(request, new_blocks)}
     return request.with_body(body, Rewrite(TRUNCATE_RULE, "timestamps cut to their date"))

@@ -308,7 +308,9 @@ def test_models_list_goes_to_the_clients_provider(
 
 
 def _ask(sdk: openai.OpenAI, model: str, at: float, question: str) -> Any:
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
+    # The client's clock reads the real time (the gateway takes a stamp near its own clock
+    # for a "now" stamp); the emulator's cache runs on the virtual `at`.
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + at - NOW))
     system = f"You are the support assistant.\nCurrent time: {stamp}\n\n{POLICIES}"
     return sdk.chat.completions.with_raw_response.create(
         model=model,

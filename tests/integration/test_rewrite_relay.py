@@ -7,6 +7,7 @@ calls go once straight to the emulator and once through the gateway.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
@@ -30,7 +31,9 @@ def no_cache_control(turn: int) -> dict[str, Any]:
 
 
 def timestamp_in_system(turn: int) -> dict[str, Any]:
-    return {"system": f"Current time: 2026-11-24T10:{turn:02d}:00Z\n{POLICY}"}
+    """The time as a client's clock gives it (the gateway moves a stamp near its own)."""
+    now = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=turn)
+    return {"system": f"Current time: {now:%Y-%m-%dT%H:%M:%SZ}\n{POLICY}"}
 
 
 def whitespace_drift(turn: int) -> dict[str, Any]:

@@ -121,8 +121,8 @@ def _lines(text: str) -> list[str]:
 
 def skeleton(body: dict[str, Any], anthropic: bool) -> list[Any]:
     """The structure around the text: system blocks, messages, their roles and part types.
-    On Anthropic's wire a string is the same as one text block (the API reads it so); on
-    OpenAI's a string and a part list are different structures."""
+    On Anthropic's wire and in Chat Completions a string is the same as one text block (the
+    API reads it so); in Responses a string and a part list are different structures."""
     system = body.get("system")
     blocks = 1 if isinstance(system, str) else len(system or [])
     shape: list[Any] = [
@@ -196,8 +196,26 @@ def non_text(body: dict[str, Any]) -> list[Any]:
     return out
 
 
-def _normalized(body: dict[str, Any], rewrites: set[str]) -> dict[str, Any]:
+def _as_blocks(body: dict[str, Any]) -> dict[str, Any]:
+    """An Anthropic body with every string content (and a string system) as the one text
+    block the API reads it as: how a rule that marks it (cache_breakpoints) must write it."""
     out = dict(body)
+    if isinstance(out.get("system"), str):
+        out["system"] = [{"type": "text", "text": out["system"]}]
+    if isinstance(out.get("messages"), list):
+        out["messages"] = [
+            {**m, "content": [{"type": "text", "text": m["content"]}]}
+            if isinstance(m, dict) and isinstance(m.get("content"), str)
+            else m
+            for m in out["messages"]
+        ]
+    return out
+
+
+def _normalized(
+    body: dict[str, Any], rewrites: set[str], anthropic: bool = False
+) -> dict[str, Any]:
+    out = _as_blocks(body) if anthropic else dict(body)
     for rule, fields in FIELD_RULES.items():
         if rule in rewrites:
             for name in fields:
@@ -269,10 +287,11 @@ def judge(
     anthropic: bool,
 ) -> Verdict:
     verdict = Verdict()
-    if _normalized(client, rewrites) != _normalized(upstream, rewrites):
-        difference = _first_difference(
-            _normalized(client, rewrites), _normalized(upstream, rewrites)
-        )
+    one_part = _string_is_one_part(client, anthropic)
+    normal_client = _normalized(client, rewrites, one_part)
+    normal_upstream = _normalized(upstream, rewrites, one_part)
+    if normal_client != normal_upstream:
+        difference = _first_difference(normal_client, normal_upstream)
         verdict.unexplained.append(f"not by {sorted(rewrites) or 'any rule'}: {difference}")
     before, after = lines_by_role(client), lines_by_role(upstream)
     everything_before = sum(before.values(), Counter())
@@ -287,8 +306,13 @@ def judge(
             kind = "a static dated line" if is_volatile(line) else "a line"
             if not _may_move_to_user(line, context):
                 verdict.role_changes.append(f"{kind} went from system to user: {line[:80]!r}")
-    _structure(client, upstream, verdict, anthropic)
+    _structure(client, upstream, verdict, one_part)
     return verdict
+
+
+def _string_is_one_part(body: dict[str, Any], anthropic: bool) -> bool:
+    """Anthropic Messages and Chat Completions read a string content as one text part."""
+    return anthropic or "messages" in body
 
 
 def _structure(

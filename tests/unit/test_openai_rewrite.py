@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import orjson
@@ -30,6 +31,7 @@ from gateway.wire.usage import Usage
 CATALOG = ModelCatalog.load()
 OLD, NEW = "gpt-4.1-2025-04-14", "gpt-5.6-terra"
 STAMP = "Current time: 2026-11-25T10:00:00Z"
+NOW = dt.datetime(2026, 11, 25, 10, 0, 5, tzinfo=dt.UTC)  # the requests' time: STAMP is "now"
 
 
 def chat(*messages: dict[str, Any], model: str = OLD, **extra: Any) -> LLMRequest:
@@ -57,6 +59,7 @@ def context(**overrides: Any) -> RewriteContext:
         PrefixRegistry(),
         RoutingTable(RoutingSettings(), CATALOG),
         Lifecycle(CATALOG),
+        now=lambda: NOW,
     )
 
 
@@ -118,7 +121,7 @@ def test_whitespace_switched_off_still_reports() -> None:
 def test_dates_move_to_the_newest_turn(
     request_: LLMRequest, field: str, expected: Any, dates_at: tuple[int, int]
 ) -> None:
-    out = volatile_openai(request_, "move", LineStats())
+    out = volatile_openai(request_, "move", LineStats(), NOW)
     assert out.body[field] == expected
     assert out.dates_at == dates_at
     assert [r.rule for r in out.rewrites] == ["volatile_moved"]
@@ -127,14 +130,28 @@ def test_dates_move_to_the_newest_turn(
 
 def test_dates_are_reported_only_or_truncated_by_policy() -> None:
     request = chat(system(f"A.\n{STAMP}"), user("hi"))
-    reported = volatile_openai(request, "report_only", LineStats())
+    reported = volatile_openai(request, "report_only", LineStats(), NOW)
     assert reported.body == request.body
     assert [f.code for f in reported.findings] == ["timestamp_in_prefix"]
-    cut = volatile_openai(request, "truncate_to_day", LineStats())
+    cut = volatile_openai(request, "truncate_to_day", LineStats(), NOW)
     assert cut.body["messages"][0]["content"] == "A.\nCurrent time: 2026-11-25"
 
 
-def test_per_user_lines_are_learned_and_moved_after_the_stable_system() -> None:
+def test_todays_date_the_same_on_every_call_stays() -> None:
+    """Issue 14, finding 1 (openai-agents): today's date, the same on every call, stays in
+    the instructions: moving it saves nothing and costs its tokens uncached every call."""
+    lines = LineStats(min_requests=2)
+    for question in ["q1", "q2", "q3"]:
+        sent = responses(instructions="Agent.\nToday's date is 2026-11-25.", input=question)
+        out = volatile_openai(sent, "move", lines, NOW)
+        out.learn()
+        assert out.body == sent.body
+        assert not out.findings
+
+
+def test_per_user_lines_are_learned_and_moved_to_the_end_of_their_text() -> None:
+    """Issue 14, finding 2: the learned line stays in its message (no message of its own),
+    at its end, where what followed it is shared by the family again."""
     lines = LineStats(min_requests=5)
     out = chat()
     for name in ["Ann", "Bob", "Cid", "Dee", "Eve", "Fay"]:
@@ -142,14 +159,35 @@ def test_per_user_lines_are_learned_and_moved_after_the_stable_system() -> None:
             chat(system(f"Support bot.\nThe customer is {name}.\nRules."), user("q")),
             "move",
             lines,
+            NOW,
         )
         out.learn()  # as the relay does once the provider has accepted the call
     assert out.body["messages"] == [
-        system("Support bot.\nRules."),
-        system("The customer is Fay."),
+        system("Support bot.\nRules.\nThe customer is Fay."),
         user("q"),
     ]
-    assert out.stable_system_blocks == 1
+    assert out.stable_system_blocks == 0
+
+
+def test_learned_lines_keep_their_section_and_their_parts() -> None:
+    """Issue 14, finding 2 (Codex): a learned line inside `<permissions instructions>`
+    stays there, and a developer message's part list stays a part list."""
+    lines = LineStats(min_requests=5)
+    out = responses()
+    for root in ["a", "b", "c", "d", "e", "f"]:
+        parts = [
+            {"type": "input_text", "text": "Sandbox rules."},
+            {"type": "input_text", "text": f"<permissions instructions>\nRoots: /{root}\nMore."
+             "\n</permissions instructions>"},
+        ]  # fmt: skip
+        sent = responses(
+            instructions="Agent.", input=[{"role": "developer", "content": parts}, user("q")]
+        )
+        out = volatile_openai(sent, "move", lines, NOW)
+        out.learn()
+        assert out.body == sent.body
+    assert [f.code for f in out.findings] == ["user_content_in_prefix", "volatile_line_kept"]
+    assert "inside a <section>" in out.findings[-1].detail
 
 
 @pytest.mark.parametrize(
@@ -212,7 +250,7 @@ MARK = {"mode": "explicit"}
 
 def test_breakpoints_on_gpt_5_6_chat() -> None:
     request = volatile_openai(
-        chat(system(f"Rules.\n{STAMP}"), user("q1"), model=NEW), "move", LineStats()
+        chat(system(f"Rules.\n{STAMP}"), user("q1"), model=NEW), "move", LineStats(), NOW
     )
     out = prompt_cache.breakpoints(request, CATALOG.resolve(NEW), respect=False)
     messages = out.body["messages"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 from typing import Any
 
@@ -27,6 +28,7 @@ from gateway.wire.anthropic_usage import Usage
 CATALOG = ModelCatalog.load()
 MODEL = "claude-sonnet-4-6"  # minimum cacheable prefix: 1,024 tokens
 POLICY = "Answer billing questions politely and cite the refund policy when relevant.\n" * 60
+NOW = dt.datetime(2026, 11, 24, 10, 40, tzinfo=dt.UTC)  # the requests' time in these tests
 
 
 def req(**body: Any) -> LLMRequest:
@@ -152,36 +154,102 @@ def test_ordinary_lines_are_not(line: str) -> None:
 def test_dates_move_to_the_end_of_the_newest_turn() -> None:
     system = "You are Acme's agent.\nCurrent time: 2026-11-24 10:32\n" + POLICY
     turn = [{"role": "user", "content": "Hello"}]
-    moved = volatile(req(system=system, messages=turn), "move", LineStats())
-    [stable] = moved.body["system"]
-    assert "Current time" not in stable["text"]
+    moved = volatile(req(system=system, messages=turn), "move", LineStats(), NOW)
+    stable = moved.body["system"]  # a string system stays a string
+    assert "Current time" not in stable
     assert moved.body["messages"][0]["content"] == [
         {"type": "text", "text": "Hello"},
         {"type": "text", "text": "Current time: 2026-11-24 10:32"},
     ]
     assert moved.dates_at == (0, 1)
     assert [f.code for f in moved.findings] == ["timestamp_in_prefix"]
-    truncated = volatile(req(system=system, messages=turn), "truncate_to_day", LineStats())
-    assert "Current time: 2026-11-24\n" in truncated.body["system"][0]["text"]
-    reported = volatile(req(system=system, messages=turn), "report_only", LineStats())
+    truncated = volatile(req(system=system, messages=turn), "truncate_to_day", LineStats(), NOW)
+    assert "Current time: 2026-11-24\n" in truncated.body["system"]
+    reported = volatile(req(system=system, messages=turn), "report_only", LineStats(), NOW)
     assert not reported.changed
     assert reported.findings == moved.findings
 
 
-def test_lines_that_vary_per_user_are_learned_and_moved_after_the_stable_system() -> None:
+def test_lines_that_vary_per_user_are_learned_and_kept_in_their_block() -> None:
+    """Issue 14, finding 2: a block of their own (the one place a move would pay on this
+    wire) changes the system's structure: the learned line stays, reported."""
     lines = LineStats(min_requests=5)
     results = []
     for name in ("Ann", "Bo", "Cy", "Di", "Ed", "Flo"):
         system = f"You are Acme's agent.\nCustomer: {name}\n{POLICY}"
-        results.append(volatile(req(system=system, messages=[]), "move", lines))
+        results.append(volatile(req(system=system, messages=[]), "move", lines, NOW))
         results[-1].learn()  # as the relay does once the provider has accepted the call
-    assert not results[0].changed  # not yet learned: too few requests of the family
+    assert not results[0].findings  # not yet learned: too few requests of the family
     last = results[-1]
-    assert [f.code for f in last.findings] == ["user_content_in_prefix"]
-    stable, personal = last.body["system"]
-    assert "Customer" not in stable["text"]
-    assert personal["text"] == "Customer: Flo"
-    assert last.stable_system_blocks == 1
+    assert [f.code for f in last.findings] == ["user_content_in_prefix", "volatile_line_kept"]
+    assert not last.changed
+    assert last.body["system"] == f"You are Acme's agent.\nCustomer: Flo\n{POLICY}"
+
+
+# Claude Code's memory instructions (issue 14, finding 1), in shape: an example date in a
+# tag-delimited section, and one outside any section.
+MEMORY = (
+    "<type>\n"
+    '    <when_to_save>Convert relative dates: "Thursday" → "2026-03-05".</when_to_save>\n'
+    "</type>\n"
+    "Example: a project note dated 2026-03-05 says the freeze starts then.\n"
+)
+
+
+def family(texts: list[Any], **body: Any) -> list[LLMRequest]:
+    """Each system text sent in turn by one tenant, as the relay does: learned once accepted."""
+    lines = LineStats(min_requests=5)
+    out = []
+    for text in texts:
+        sent = req(system=text, messages=[{"role": "user", "content": "Hi"}], **body)
+        out.append(volatile(sent, "move", lines, NOW))
+        out[-1].learn()
+    return out
+
+
+@pytest.mark.parametrize(
+    "dated",
+    [
+        MEMORY,  # an example date in static instructions, in a section and out of one
+        "Today's date is 2026-11-24.\n",  # today's date alone: the same on every call
+        "Today is Tuesday, November 24.\n",
+    ],
+)
+def test_dates_that_do_not_vary_stay_in_the_system_prompt(dated: str) -> None:
+    """Issue 14, finding 1: a date shape alone moves nothing; nor is it reported."""
+    for result in family([f"You are Acme's agent.\n{dated}{POLICY}"] * 7):
+        assert not result.changed
+        assert not result.findings
+
+
+def test_a_date_learned_to_vary_across_the_family_moves() -> None:
+    systems = [f"You are Acme's agent.\nLast login: 2026-10-0{i}\n{POLICY}" for i in range(1, 8)]
+    results = family(systems)
+    assert not results[0].changed  # not yet learned, and no "now" stamp
+    last = results[-1]
+    assert last.body["messages"][-1]["content"][-1] == {
+        "type": "text",
+        "text": "Last login: 2026-10-07",
+    }
+    assert "Last login" not in last.body["system"]
+
+
+def test_a_now_stamp_in_a_section_stays_and_is_reported() -> None:
+    system = f"You are Acme's agent.\n<env>\nCurrent time: 2026-11-24 10:32\n</env>\n{POLICY}"
+    [result] = family([system])
+    assert not result.changed
+    assert [f.code for f in result.findings] == ["timestamp_in_prefix", "volatile_line_kept"]
+    assert "inside a <section>" in result.findings[-1].detail
+
+
+def test_a_now_stamp_that_would_empty_its_block_stays() -> None:
+    blocks = [
+        {"type": "text", "text": POLICY, "cache_control": {"type": "ephemeral"}},
+        {"type": "text", "text": "Current time: 2026-11-24T10:32:11Z"},
+    ]
+    [result] = family([blocks])
+    assert not result.changed
+    assert "would empty its block" in result.findings[-1].detail
 
 
 def test_tool_results_stay_first_in_their_turn() -> None:
@@ -192,9 +260,9 @@ def test_tool_results_stay_first_in_their_turn() -> None:
         {"role": "assistant", "content": [call]},
         {"role": "user", "content": [result]},
     ]
-    moved = volatile(
-        req(system="Today is Monday, April 17\n" + POLICY, messages=messages), "move", LineStats()
-    )
+    system = "Now: Tuesday, November 24, 10:32\n" + POLICY
+    moved = volatile(req(system=system, messages=messages), "move", LineStats(), NOW)
+    assert [r.rule for r in moved.rewrites] == ["volatile_moved"]
     assert moved.body["messages"][2]["content"][0] == result
 
 

@@ -1,0 +1,268 @@
+"""Which system-prompt lines the volatile rule may move, and where: the rules that keep meaning.
+
+The rule moves text only where it actually varies, and never changes the structure around it:
+- A line holding a date or time moves to the newest user turn (the one documented role
+  change) only when it varies: a "now" stamp — a time of day or an epoch stamp within a
+  day of the request's time — or a line learned to vary across the calls of its prompt
+  family (state/lines.py) that is not just today's date. An example date in static
+  instructions never moves (nor is it reported), and today's date alone stays: every call
+  of the day shares it, so moving it would only cost its tokens uncached on every call.
+- A learned line (a user's name, a project's folder) stays in the text that holds it (a
+  system block, a message, a part): it moves only to that text's end, where the provider
+  caches by token prefix (OpenAI), and only if stable text followed it. On Anthropic a
+  cache entry ends at a block's end, so a move inside a block saves nothing, and a block
+  of its own would change the system's structure: there it stays.
+- No line leaves a tag-delimited section (`<env>` … `</env>`, a tag alone on its line), a
+  learned line crosses no markdown heading, and no text is emptied (its block or message
+  would go). A line that varies but cannot move is left in place and reported.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+_MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
+_MONS = "Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec"
+_DAYS = "Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday"
+# The shapes of a date or time (volatile.py reports and moves the lines holding one).
+ISO_DATETIME = re.compile(
+    r"\b(\d{4}-\d{2}-\d{2})[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?"
+)
+RFC_2822 = re.compile(
+    rf"\b((?:Mon|Tue|Wed|Thu|Fri|Sat|Sun),\s+\d{{1,2}}\s+(?:{_MONS})\s+\d{{4}})"
+    r"\s+\d{2}:\d{2}(?::\d{2})?(?:\s+(?:[+-]\d{4}|GMT|UTC))?"
+)
+DAY_LEVEL = re.compile(
+    rf"\b\d{{4}}-\d{{2}}-\d{{2}}\b"
+    rf"|\b(?:{_DAYS}),?\s+(?:{_MONTHS})\s+\d{{1,2}}(?:st|nd|rd|th)?\b"
+    rf"|\b(?:{_MONTHS})\s+\d{{1,2}}(?:st|nd|rd|th)?,\s+\d{{4}}\b"
+    rf"|\b(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun),\s+\d{{1,2}}\s+(?:{_MONS})\s+\d{{4}}\b"
+    r"|\b\d{1,2}/\d{1,2}/\d{2,4}\b"
+)
+TIME_LEVEL = re.compile(
+    r"\b\d{1,2}:\d{2}(?::\d{2})?\s?(?:[AaPp]\.?[Mm]\.?)?\b"
+    r"|(?i:\b(?:timestamp|time|epoch|now|ts|unix)\b\W{0,3}\d{10}(?:\d{3})?\b)"
+)
+
+
+_DIGIT = re.compile(r"\d")
+
+
+def is_volatile(line: str) -> bool:
+    """Whether a line holds something shaped like a date or a time."""
+    # Every shape above has a digit: most lines are dismissed by one scan.
+    if not _DIGIT.search(line):
+        return False
+    return bool(ISO_DATETIME.search(line) or TIME_LEVEL.search(line) or DAY_LEVEL.search(line))
+
+
+SECTION_OPEN = re.compile(r"^\s*<([A-Za-z][\w:-]*(?: [A-Za-z][\w-]*)*)>\s*$")
+SECTION_CLOSE = re.compile(r"^\s*</([A-Za-z][\w:-]*(?: [A-Za-z][\w-]*)*)>\s*$")
+HEADING = re.compile(r"^\s{0,3}#{1,6}\s")
+
+_MON = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_MONTH = r"(Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:tember)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)"  # noqa: E501
+ISO_DATE = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})")
+MONTH_DAY = re.compile(rf"\b{_MONTH}\s+(\d{{1,2}})(?:st|nd|rd|th)?\b(?:,?\s+(\d{{4}})\b)?")
+DAY_MONTH = re.compile(rf"\b(\d{{1,2}})\s+{_MONTH}\s+(\d{{4}})\b")
+SLASHED = re.compile(r"\b(\d{1,2})/(\d{1,2})/(\d{2,4})\b")
+TIME_OF_DAY = re.compile(r"(?<!\d)\d{1,2}:\d{2}(?!\d)")
+EPOCH = re.compile(r"(?i:\b(?:timestamp|time|epoch|now|ts|unix)\b\W{0,3}(\d{10}(?:\d{3})?)\b)")
+NEAR = dt.timedelta(days=1)  # a stamp this close to the request's time is "now"
+
+
+def _day(year: int, month: int, day: int) -> dt.date | None:
+    try:
+        return dt.date(year, month, day)
+    except ValueError:
+        return None
+
+
+def dates_in(line: str, today: dt.date) -> list[dt.date]:
+    """The calendar dates a line names (a date without a year: the one nearest today)."""
+    found: list[dt.date | None] = [
+        _day(int(y), int(m), int(d)) for y, m, d in ISO_DATE.findall(line)
+    ]
+    for month, day, year in MONTH_DAY.findall(line):
+        number = _MON.index(month[:3]) + 1
+        years = [int(year)] if year else [today.year - 1, today.year, today.year + 1]
+        candidates = [d for y in years if (d := _day(y, number, int(day))) is not None]
+        found.append(min(candidates, key=lambda d: abs(d - today), default=None))
+    for day, month, year in DAY_MONTH.findall(line):
+        found.append(_day(int(year), _MON.index(month[:3]) + 1, int(day)))
+    for a, b, year in SLASHED.findall(line):
+        full = int(year) + 2000 if len(year) == 2 else int(year)
+        found += [_day(full, int(a), int(b)), _day(full, int(b), int(a))]  # m/d or d/m
+    return [d for d in found if d is not None]
+
+
+def is_now_stamp(line: str, now: dt.datetime) -> bool:
+    """A time of day on a date within a day of `now`, or an epoch stamp within a day of it."""
+    for match in EPOCH.finditer(line):
+        seconds = int(match[1]) / (1000 if len(match[1]) == 13 else 1)
+        if abs(seconds - now.timestamp()) <= NEAR.total_seconds():
+            return True
+    if not TIME_OF_DAY.search(line):
+        return False
+    today = now.date()
+    return any(abs(d - today) <= NEAR for d in dates_in(line, today))
+
+
+def is_todays_date(line: str, now: dt.datetime) -> bool:
+    """Only a date, no time, and every date it names within a day of `now`."""
+    today = now.date()
+    dates = dates_in(line, today)
+    return (
+        bool(dates) and not TIME_OF_DAY.search(line) and all(abs(d - today) <= NEAR for d in dates)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Where a text's lines sit: inside a tag-delimited section or not; and where its last
+    markdown heading is."""
+
+    enclosed: list[bool]
+    ends_enclosed: bool
+    last_heading: int  # the index of the text's last heading line, -1 if none
+
+
+def layout(lines: Sequence[str]) -> Layout:
+    open_tags: list[str] = []
+    at: dict[str, list[int]] = {}  # each open tag's places in open_tags: closing is O(1) amortized
+    enclosed: list[bool] = []
+    last_heading = -1
+    for j, line in enumerate(lines):
+        if match := SECTION_OPEN.match(line):
+            at.setdefault(match[1], []).append(len(open_tags))
+            open_tags.append(match[1])
+            enclosed.append(True)  # the tag lines are the section's own
+        elif (match := SECTION_CLOSE.match(line)) and at.get(match[1]):
+            cut = at[match[1]][-1]  # closes its section and any left open inside it
+            for tag in open_tags[cut:]:
+                at[tag].pop()
+            del open_tags[cut:]
+            enclosed.append(True)
+        else:
+            enclosed.append(bool(open_tags))
+        if HEADING.match(line):
+            last_heading = j
+    return Layout(enclosed, bool(open_tags), last_heading)
+
+
+@dataclass(frozen=True, slots=True)
+class Moves:
+    """What the volatile rule does with a system prompt's lines (indexes into its lines,
+    all texts in order)."""
+
+    varying_dates: frozenset[int]  # lines with a date that varies (reported)
+    personal: frozenset[int]  # lines learned to vary, without a date (reported)
+    to_turn: frozenset[int]  # dated lines for the end of the newest user turn
+    to_end: frozenset[int]  # learned lines for the end of the text holding them
+    kept: tuple[str, ...] = ()  # why each line that varies and would gain stays
+
+    def detail(self) -> str:
+        reasons = Counter(self.kept)
+        return f"{len(self.kept)} line(s) left in place: " + ", ".join(
+            f"{n} {why}" for why, n in reasons.items()
+        )
+
+
+def plan(
+    texts: Sequence[Sequence[str]],
+    learned: set[int],
+    now: dt.datetime,
+    shaped: Sequence[bool],
+    *,
+    turn_takes_dates: bool,
+    ends_pay: bool,
+) -> Moves:
+    """`texts`: the system prompt's texts, as lines; `learned`: the indexes state/lines.py
+    learned to vary; `turn_takes_dates`: whether a user turn can take moved dates;
+    `shaped`: per line, whether it holds a date shape (is_volatile);
+    `ends_pay`: whether moving a line to its text's end can save anything (token-prefix
+    caching) — if not, learned lines stay."""
+    where: list[tuple[int, int]] = [
+        (t, j) for t, text in enumerate(texts) for j in range(len(text))
+    ]
+    flat = [texts[t][j] for t, j in where]
+    layouts: dict[int, Layout] = {}
+
+    def layout_of(t: int) -> Layout:  # only for texts holding a line that varies
+        if t not in layouts:
+            layouts[t] = layout(texts[t])
+        return layouts[t]
+
+    candidates = [i for i, shape in enumerate(shaped) if shape]
+    now_stamps = {i for i in candidates if is_now_stamp(flat[i], now)}
+    dated = {
+        i
+        for i in candidates
+        if i in now_stamps or (i in learned and not is_todays_date(flat[i], now))
+    }
+    personal = {i for i in learned if not shaped[i]}
+    varying = dated | personal
+    kept: list[str] = []
+
+    # The last stable line, in all and in each text: what a move would put it after.
+    last_stable = -1
+    last_stable_in: dict[int, int] = {}
+    for i, line in enumerate(flat):
+        if i not in varying and line.strip():
+            last_stable = last_stable_in[where[i][0]] = i
+
+    def stable_after(i: int, same_text: bool) -> bool:
+        return (last_stable_in.get(where[i][0], -1) if same_text else last_stable) > i
+
+    to_turn: set[int] = set()
+    for i in sorted(dated):
+        t, j = where[i]
+        if i not in now_stamps and not stable_after(i, same_text=False):
+            continue  # nothing stable follows: moving it saves nothing
+        if layout_of(t).enclosed[j]:
+            kept.append("inside a <section>")
+        elif not turn_takes_dates:
+            kept.append("with no user turn to take a date")
+        else:
+            to_turn.add(i)
+    starts = [0]
+    for text in texts:
+        starts.append(starts[-1] + len(text))
+    for t in sorted({where[i][0] for i in to_turn}):  # an emptied text would lose its block
+        ours = range(starts[t], starts[t + 1])
+        if all(i in to_turn for i in ours if flat[i].strip()):
+            emptied = to_turn.intersection(ours)
+            kept += ["would empty its block"] * len(emptied)
+            to_turn -= emptied
+    to_end: set[int] = set()
+    for i in sorted(personal):
+        t, j = where[i]
+        if not stable_after(i, same_text=ends_pay):
+            continue  # already after everything stable: nothing to gain
+        if not ends_pay:
+            kept.append("would need a system block of its own")
+        elif layout_of(t).enclosed[j] or layout_of(t).ends_enclosed:
+            kept.append("inside a <section>")
+        elif layout_of(t).last_heading > j:
+            kept.append("would cross a heading")
+        else:
+            to_end.add(i)
+    return Moves(
+        frozenset(dated), frozenset(personal), frozenset(to_turn), frozenset(to_end), tuple(kept)
+    )
+
+
+def rebuilt(lines: Sequence[str], first: int, moves: Moves) -> str:
+    """A text (its lines, the first at index `first`) without the lines moved to the turn,
+    with its learned lines at its end (before any trailing blank lines)."""
+    moved = moves.to_turn | moves.to_end
+    keep = [line for j, line in enumerate(lines) if first + j not in moved]
+    end = [line for j, line in enumerate(lines) if first + j in moves.to_end]
+    blank = len(keep)
+    while blank and not keep[blank - 1].strip():
+        blank -= 1
+    return "\n".join([*keep[:blank], *end, *keep[blank:]])
