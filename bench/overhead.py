@@ -5,6 +5,7 @@ Run from the repository root (one run produces the whole table):
     .venv/bin/python bench/overhead.py            # full: 10 s per cell, 100,000-request soak
     .venv/bin/python bench/overhead.py --quick    # 2 s per cell, 5,000-request soak
     .venv/bin/python bench/overhead.py --setup-litellm   # once: LiteLLM in .cache/litellm-venv
+    .venv/bin/python bench/overhead.py --body claude-code-late-turn   # a recorded 340 KB body
 
 Layout: the gateway worker alone on core 1; the emulator (`--latency none`) and the load
 generators on core 0. The floors (bench/passthrough.py, a do-nothing raw-ASGI passthrough on
@@ -57,6 +58,32 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 BODY = b'{"model":"claude-haiku-4-5","max_tokens":200,"messages":[{"role":"user","content":"hi"}]}'
 STREAM_BODY = BODY[:-1] + b',"stream":true}'
+FILLER = "filler"  # --body: the small body above; otherwise a recorded one (recorded_bodies)
+
+
+def recorded_bodies() -> dict[str, bytes]:
+    """Real-size bodies from the recorded fixtures (tests/support/fixtures.py): a Claude Code
+    session's first turn (~116 KB) and a late turn (300 KB+), streaming, as the client sent
+    them."""
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from tests.support.fixtures import bench_bodies
+
+    return bench_bodies()
+
+
+def body_pair(name: str) -> tuple[bytes, bytes]:
+    """(JSON body, streaming body) for --body `name`: the recorded body is the stream one, as
+    sent; the JSON one is the same bytes with its top-level `"stream":true` made false."""
+    if name == FILLER:
+        return BODY, STREAM_BODY
+    stream = recorded_bodies()[name]
+    parsed = json.loads(stream)
+    head = stream.rsplit(b'"stream":true', 1)
+    plain = b'"stream":false'.join(head)
+    if parsed.get("stream") is not True or len(head) != 2 or json.loads(plain)["stream"]:
+        plain = json.dumps({**parsed, "stream": False}, separators=(",", ":")).encode()
+    return plain, stream
 
 
 # --------------------------------------------------------------------------- processes
@@ -520,12 +547,14 @@ class Bench:
     warmup_s: float
     workdir: Path
     report: Report
+    bodies: tuple[bytes, bytes] = (BODY, STREAM_BODY)  # (JSON, stream), see --body
+    quiet: bool = True  # wait for, and re-run cells until, a quiet machine
 
     def measure(self, path: str, server: Server, proxy: Server | None) -> None:
         """Every wrk cell and probe cell for one path (direct or through a proxy), then the
         proxy's RSS."""
         log(f"{path} :{server.port}" + (f" (pid {proxy.proc.pid})" if proxy else ""))
-        for mode, body in (("json", BODY), ("stream", STREAM_BODY)):
+        for mode, body in zip(("json", "stream"), self.bodies, strict=True):
             script = wrk_script(server.api_key, [body])
             for concurrency in CONCURRENCY:
                 self._wrk_cell(path, mode, concurrency, server, proxy, script)
@@ -539,13 +568,14 @@ class Bench:
         all) if one was busy during it: a shared core would skew every number in it. Keeps
         the quietest try."""
         tries: list[CellT] = []
-        for _ in range(QUIET_TRIES):
-            self._wait_for_quiet()
+        for _ in range(QUIET_TRIES if self.quiet else 1):
+            if self.quiet:
+                self._wait_for_quiet()
             before, started = foreign_cpu_seconds(), time.monotonic()
             cell = run()
             cell.foreign_cores = (foreign_cpu_seconds() - before) / (time.monotonic() - started)
             tries.append(cell)
-            if cell.foreign_cores <= QUIET_LIMIT:
+            if cell.foreign_cores <= QUIET_LIMIT or not self.quiet:
                 break
             self.report.reruns.append(f"{label} ({cell.foreign_cores:.0%})")
             log(f"  {label}: other processes used {cell.foreign_cores:.0%} of a core; again")
@@ -648,7 +678,7 @@ class Bench:
     def soak(self, transport: str, gateway: Server, requests: int) -> Soak:
         """`requests` alternating JSON and stream calls at c=64; the gateway's RSS is read at
         every tenth of them (wrk's script reports progress, and is stopped at the end)."""
-        script = wrk_script(gateway.api_key, [BODY, STREAM_BODY], stop_after=requests)
+        script = wrk_script(gateway.api_key, list(self.bodies), stop_after=requests)
         bound = max(60.0, requests / 100)  # never longer than this, whatever happens
         samples = [(0.0, rss_mb(gateway.proc.pid))]
         command = wrk_command(gateway, script, 64, bound, self.workdir)
@@ -851,6 +881,8 @@ def markdown(report: Report, command: str) -> str:
         f"test (gateway, floor or LiteLLM) pinned alone on core {GATEWAY_CORE}; emulator, wrk "
         f"and the probe on core {LOAD_CORE}. {report.args['seconds']:g} s per cell after "
         f"{report.args['warmup']:g} s warm-up. "
+        f"Request body: {report.args.get('body', FILLER)} "
+        f"({report.args.get('body_bytes', f'{len(BODY)} / {len(STREAM_BODY)}')} bytes). "
         "Latency and throughput: wrk, closed loop, one thread, whole response. "
         "Added = through the proxy minus direct, same cell. CPU/req = the proxy process's "
         "utime+stime over the cell / requests; 'capacity' = 1 / CPU per request, what one "
@@ -1033,6 +1065,19 @@ def main(argv: list[str] | None = None) -> int:
         " vs Redis; results in bench/results/overhead-state.*",
     )
     parser.add_argument("--setup-litellm", action="store_true", help="install LiteLLM, exit")
+    parser.add_argument(
+        "--body",
+        default=FILLER,
+        help="the request body: 'filler' (a 1 KB one-line question, the default) or a"
+        " recorded one, claude-code-first-turn (~116 KB) or claude-code-late-turn (300 KB+);"
+        " results in bench/results/overhead-<body>.*",
+    )
+    parser.add_argument(
+        "--no-quiet",
+        action="store_true",
+        help="run each cell once without waiting for a quiet machine (a smoke run: the"
+        " numbers are not comparable)",
+    )
     args = parser.parse_args(argv)
     if args.setup_litellm:
         return setup_litellm()
@@ -1042,6 +1087,10 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("wrk") is None:
         log("needs wrk: apt-get install -y wrk")
         return 2
+    if args.body != FILLER and args.body not in recorded_bodies():
+        log(f"--body: {args.body!r} is not one of {[FILLER, *recorded_bodies()]}")
+        return 2
+    bodies = body_pair(args.body)
     seconds = args.seconds or (2.0 if args.quick else 10.0)
     soak_requests = args.soak if args.soak is not None else (5_000 if args.quick else 100_000)
     transports = [t for t in args.transports.split(",") if t]
@@ -1051,13 +1100,20 @@ def main(argv: list[str] | None = None) -> int:
         [".venv/bin/python bench/overhead.py", *(argv if argv is not None else sys.argv[1:])]
     )
     report = Report(
-        args={"seconds": seconds, "warmup": (1.0 if seconds < 4 else 2.0), "soak": soak_requests},
+        args={
+            "seconds": seconds,
+            "warmup": (1.0 if seconds < 4 else 2.0),
+            "soak": soak_requests,
+            "body": args.body,
+            "body_bytes": f"{len(bodies[0]):,} JSON / {len(bodies[1]):,} stream",
+        },
         environment=environment(),
     )
     with tempfile.TemporaryDirectory(prefix="tollgate-bench-") as tmp:
         workdir = Path(tmp)
         with running(start_emulator(workdir)) as emulator:
-            bench = Bench(emulator, seconds, (1.0 if seconds < 4 else 2.0), workdir, report)
+            warmup = 1.0 if seconds < 4 else 2.0
+            bench = Bench(emulator, seconds, warmup, workdir, report, bodies, not args.no_quiet)
             bench.measure("direct", emulator, None)
             if args.state:
                 measure_state(bench, emulator, transports[0], workdir)
@@ -1090,6 +1146,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = "overhead-state" if args.state else "overhead"
+    name += "" if args.body == FILLER else f"-{args.body}"
     (RESULTS / f"{name}.md").write_text(text + "\n")
     (RESULTS / f"{name}.json").write_text(json.dumps(asdict(report), indent=1) + "\n")
     return 0

@@ -88,20 +88,33 @@ def _thirds(raw: str) -> list[str]:
 def _directives(messages: list[dict[str, Any]]) -> dict[str, str]:
     """The directives of the newest user text. `USE_TOOL:` counts only while that text is the
     turn being answered: the last message (system turns aside) is a user message without
-    tool results — after a tool result the model answers, so an agent loop ends."""
-    turns = [m for m in messages if m.get("role") != "system"]
+    tool results — after a tool result the model answers, so an agent loop ends.
+    Consecutive user messages of text are one turn, as the Messages API combines them: a text
+    the gateway adds after the newest (a moved date line) does not hide the user's directives.
+    (A tool result stays a turn of its own: a user message after it is a new question.)"""
+    turns: list[dict[str, Any]] = []
+    for message in messages:
+        if message.get("role") == "system":
+            continue
+        content = message["content"]
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+        if (
+            turns
+            and message.get("role") == turns[-1]["role"]
+            and not _has_tool_result([*turns[-1]["content"], *blocks])
+        ):
+            turns[-1]["content"] = [*turns[-1]["content"], *blocks]
+        else:
+            turns.append({"role": message.get("role"), "content": list(blocks)})
     for position in range(len(turns) - 1, -1, -1):
         message = turns[position]
         if message.get("role") != "user":
             continue
-        content = message["content"]
-        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+        blocks = message["content"]
         texts = [block["text"] for block in blocks if block.get("type") == "text"]
         if not texts:
             continue
-        answering = position == len(turns) - 1 and not any(
-            block.get("type") == "tool_result" for block in blocks
-        )
+        answering = position == len(turns) - 1 and not _has_tool_result(blocks)
         found: dict[str, str] = {}
         for text in texts:
             for line in text.split("\n"):
@@ -112,6 +125,10 @@ def _directives(messages: list[dict[str, Any]]) -> dict[str, str]:
             found.pop(TOOL_DIRECTIVE, None)
         return found
     return {}
+
+
+def _has_tool_result(blocks: list[dict[str, Any]]) -> bool:
+    return any(block.get("type") == "tool_result" for block in blocks)
 
 
 def _chosen_tool(body: Mapping[str, Any], asked: str | None) -> dict[str, Any] | None:

@@ -5,11 +5,14 @@
 
 Each runs a small agent with one tool and two questions, the first asking the emulated
 model for a tool call (`USE_TOOL:`), against the base URL given (the recording proxy).
-Imported only in the framework venv: the dev venv does not install these frameworks.
+The recorder runs them in a separate venv (its pins apart from the dev one); the dev extras
+install both frameworks too, and tests/integration/test_frameworks.py runs them in-process
+through the gateway. Each returns the agent's last answer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from typing import Any
 
@@ -36,14 +39,14 @@ def lookup_order(order_id: str) -> str:
     return f"Order {order_id}: shipped 2026-11-28, carrier parcel, 2 items, tracking 7781."
 
 
-def langchain_anthropic(base_url: str) -> None:
+def langchain_anthropic(base_url: str, api_key: str = API_KEY) -> str:
     from langchain_anthropic import ChatAnthropic
     from langchain_core.messages import HumanMessage, SystemMessage, ToolMessage
     from langchain_core.tools import tool
 
     lookup = tool(lookup_order)
     model = ChatAnthropic(  # type: ignore[call-arg]
-        model="claude-sonnet-4-6", base_url=base_url, api_key=API_KEY, max_tokens=1024
+        model="claude-sonnet-4-6", base_url=base_url, api_key=api_key, max_tokens=1024
     ).bind_tools([lookup])
     history: list[Any] = [SystemMessage(SYSTEM)]
     for question in QUESTIONS:
@@ -55,9 +58,10 @@ def langchain_anthropic(base_url: str) -> None:
                 break
             for call in reply.tool_calls:
                 history.append(ToolMessage(lookup.invoke(call["args"]), tool_call_id=call["id"]))
+    return str(history[-1].text)
 
 
-def openai_agents(base_url: str) -> None:
+def openai_agents(base_url: str, api_key: str = API_KEY) -> str:
     from agents import (
         Agent,
         OpenAIResponsesModel,
@@ -68,17 +72,25 @@ def openai_agents(base_url: str) -> None:
     from openai import AsyncOpenAI
 
     set_tracing_disabled(True)  # never to api.openai.com
-    client = AsyncOpenAI(base_url=base_url + "/v1", api_key=API_KEY)
+    client = AsyncOpenAI(base_url=base_url + "/v1", api_key=api_key)
     agent = Agent(
         name="order desk",
         instructions=SYSTEM,
         tools=[function_tool(lookup_order)],
         model=OpenAIResponsesModel(model="gpt-5.4", openai_client=client),
     )
-    history: list[Any] = []
-    for question in QUESTIONS:
-        result = Runner.run_sync(agent, [*history, {"role": "user", "content": question}])
-        history = result.to_input_list()
+
+    async def conversation() -> str:
+        # One event loop for every turn: the client's connections belong to it.
+        history: list[Any] = []
+        answer = ""
+        for question in QUESTIONS:
+            result = await Runner.run(agent, [*history, {"role": "user", "content": question}])
+            history, answer = result.to_input_list(), str(result.final_output)
+        await client.close()
+        return answer
+
+    return asyncio.run(conversation())
 
 
 def main() -> None:

@@ -132,3 +132,26 @@ def test_anthropic_output_config_format() -> None:
         "output_config": {"format": {"type": "json_schema", "schema": ANSWER_SCHEMA}},
     }
     jsonschema.validate(orjson.loads(text(reply(body))), ANSWER_SCHEMA)
+
+
+def test_consecutive_user_messages_are_one_turn() -> None:
+    """A user message after the user's question (the gateway's moved date line, as its own
+    message where the question's content is a string) does not hide the question's
+    directives; after a tool result it still does not call again."""
+    asking: list[dict[str, Any]] = [
+        {"role": "user", "content": ASK},
+        {"role": "user", "content": "Today's date is 2026-11-30."},
+    ]
+    first = reply(responses_reply_input({"input": asking, "tools": RESPONSES_TOOLS}, SPEC))
+    assert kinds(first) == ["tool_use"]
+    answered = [{"role": "user", "content": "REPLY: exactly this"}, asking[1]]
+    assert text(reply(responses_reply_input({"input": answered}, SPEC))) == "exactly this"
+    after = [
+        asking[0],
+        {"type": "function_call", "call_id": "c1", "name": "lookup", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "c1", "output": "sunny"},
+        asking[1],
+    ]
+    assert kinds(
+        reply(responses_reply_input({"input": after, "tools": RESPONSES_TOOLS}, SPEC))
+    ) == ["text"]
