@@ -18,7 +18,14 @@ import hashlib
 from dataclasses import replace
 from typing import Any
 
-from gateway.rewrite.openai_text import content_text, items, items_key, leading_system
+from gateway.rewrite.openai_text import (
+    content_text,
+    is_tools_item,
+    items,
+    items_key,
+    leading_system,
+    prompt_tools,
+)
 from gateway.rewrite.request import Finding, LLMRequest, Rewrite
 from gateway.rewrite.volatile import (
     ISO_DATETIME,
@@ -37,7 +44,11 @@ def volatile_openai(request: LLMRequest, policy: VolatilePolicy, lines: LineStat
     lead = leading_system(conversation)
     instructions = body.get("instructions")
     sources: list[str] = [instructions] if isinstance(instructions, str) and instructions else []
-    texts = [content_text(message.get("content")) for message in conversation[:lead]]
+    texts = [
+        content_text(message.get("content"))
+        for message in conversation[:lead]
+        if not is_tools_item(message)  # tools placed in the input: kept as they are
+    ]
     if any(text is None for text in texts):
         return request  # a system message with an image or a file: leave it be
     sources += [text for text in texts if text is not None]
@@ -67,7 +78,7 @@ def _family(body: dict[str, Any], stable_lines: list[str]) -> bytes:
     """A prompt family: the tools and the system part's first line that holds no date."""
     first = next((line for line in stable_lines if line.strip()), "")
     names = []
-    for tool in body.get("tools") or ():
+    for tool in prompt_tools(body):
         if isinstance(tool, dict):
             nested = tool.get("function")
             names.append((nested if isinstance(nested, dict) else tool).get("name"))
@@ -101,8 +112,11 @@ def _move(
     if has_instructions:
         new_body["instructions"] = kept.pop(0)
     system = []
-    for message, text in zip(conversation[:lead], kept, strict=True):
-        if text:
+    texts = iter(kept)
+    for message in conversation[:lead]:
+        if is_tools_item(message):
+            system.append(message)
+        elif text := next(texts):
             system.append({**message, "content": text})
     if not (system or new_body.get("instructions")):
         return request  # the whole system part is volatile: nothing stable to cache
