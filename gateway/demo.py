@@ -130,6 +130,7 @@ def run_demo(settings: Settings) -> int:
         **os.environ,
         "GATEWAY_SERVER__START_EMULATOR": "false",
         "GATEWAY_PROVIDERS__ANTHROPIC__BASE_URL": emulator_url,
+        "GATEWAY_PROVIDERS__OPENAI__BASE_URL": emulator_url,  # both wires: Codex, openai SDK
         "GATEWAY_METERING__CALL_LOG": "off",
     }
     # SIGTERM must run the cleanup below too, or the two servers would outlive the demo.

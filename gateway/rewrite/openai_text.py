@@ -4,6 +4,12 @@ The OpenAI counterpart of text.py. A chat body holds `messages`; a Responses bod
 `instructions` and `input` (a string, or items). The prompt's prefix, in the order the cache
 hashes it: tools, then the instructions, then the messages or items. Its *system part* is
 the instructions and the leading system/developer messages: what a prompt family shares.
+
+Tools may also sit in the input: an `additional_tools` item (role developer, a `tools` list,
+no content) places them at a point in the conversation — Codex's "responses-lite" shape for
+GPT-6 models puts all its tools in one, first. Such an item is not a message: no rule edits
+it, a leading one belongs to the system part (as `tools` would) and its tools to the
+prompt's tools.
 """
 
 from __future__ import annotations
@@ -15,6 +21,12 @@ from gateway.rewrite.text import edit_content as edit_blocks
 
 SYSTEM_ROLES = frozenset({"system", "developer"})
 TEXT_PARTS = frozenset({"text", "input_text", "output_text"})
+TOOLS_ITEM = "additional_tools"
+
+
+def is_tools_item(item: Any) -> bool:
+    """An input item that places tools in the conversation (no text to edit)."""
+    return isinstance(item, dict) and item.get("type") == TOOLS_ITEM
 
 
 def items_key(body: dict[str, Any]) -> str:
@@ -31,13 +43,32 @@ def items(body: dict[str, Any]) -> list[Any]:
 
 
 def leading_system(messages: list[Any]) -> int:
-    """How many messages at the start are system or developer ones."""
+    """How many items at the start are system or developer messages, or tools items."""
     count = 0
     for message in messages:
-        if not (isinstance(message, dict) and message.get("role") in SYSTEM_ROLES):
+        if not (is_tools_item(message) or _is_system_message(message)):
             break
         count += 1
     return count
+
+
+def _is_system_message(item: Any) -> bool:
+    return (
+        isinstance(item, dict)
+        and item.get("type", "message") == "message"
+        and item.get("role") in SYSTEM_ROLES
+    )
+
+
+def prompt_tools(body: dict[str, Any]) -> list[Any]:
+    """The tools of the prompt's prefix: `tools`, then those of leading tools items."""
+    tools = body.get("tools")
+    out = list(tools) if isinstance(tools, list) else []
+    conversation = items(body)
+    for item in conversation[: leading_system(conversation)]:
+        if is_tools_item(item) and isinstance(item.get("tools"), list):
+            out += item["tools"]
+    return out
 
 
 def content_text(content: Any) -> str | None:
@@ -122,13 +153,13 @@ def layers(body: dict[str, Any]) -> dict[str, Any]:
         {"type": "text", "text": text}
         for text in (
             body.get("instructions"),
-            *(m.get("content") for m in conversation[:lead]),
+            *(m.get("content") for m in conversation[:lead] if not is_tools_item(m)),
         )
         if text
     ]
     return {
         "model": body.get("model"),
-        "tools": body.get("tools") or [],
+        "tools": prompt_tools(body),
         "system": system,
         "messages": conversation[lead:],
     }

@@ -24,7 +24,7 @@ from dataclasses import replace
 from typing import Any
 
 from gateway.rewrite.movable import Moves, plan, rebuilt
-from gateway.rewrite.openai_text import TEXT_PARTS, items, items_key, leading_system
+from gateway.rewrite.openai_text import TEXT_PARTS, items, items_key, leading_system, prompt_tools
 from gateway.rewrite.request import LLMRequest, Rewrite
 from gateway.rewrite.volatile import (
     ISO_DATETIME,
@@ -99,7 +99,7 @@ def _family(body: dict[str, Any], stable_lines: list[str]) -> bytes:
     """A prompt family: the tools and the system part's first line that holds no date."""
     first = next((line for line in stable_lines if line.strip()), "")
     names = []
-    for tool in body.get("tools") or ():
+    for tool in prompt_tools(body):
         if isinstance(tool, dict):
             nested = tool.get("function")
             names.append((nested if isinstance(nested, dict) else tool).get("name"))

@@ -44,6 +44,15 @@ def test_demo_shows_the_saving_then_keeps_serving() -> None:
         assert hit is not None
         assert (int(hit.group(1)), int(hit.group(2)) > 50) == (0, True)
         assert httpx.get(f"http://127.0.0.1:{gateway_port}/healthz").status_code == 200
+        # The OpenAI wire is served by the demo's emulator too (on any port): Codex's default.
+        answer = httpx.post(
+            f"http://127.0.0.1:{gateway_port}/v1/responses",
+            headers={"authorization": "Bearer any-key"},
+            json={"model": "gpt-6.2-sol", "input": "REPLY: hi"},
+            timeout=60,
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["output"][0]["content"][0]["text"] == "hi"
     finally:
         process.terminate()
         process.wait(timeout=20)

@@ -6,6 +6,12 @@ a temporary folder and every URL on loopback. Skipped where the CLIs are not ins
 (`.ci/run` installs them into .cache/clients; `CLIENTS_BIN` points elsewhere). A recording
 proxy between the gateway and the emulator shows what went upstream; for Codex it also
 ends the tool loop the emulator would otherwise never leave (issue 14, finding 7).
+
+Each runs twice: with an explicit model, and with the client's default (no `--model`, no
+`model` in config.toml) as a newcomer's first try would — Claude Code 2.1.197's default
+`claude-opus-4-8` sends mid-conversation system messages, Codex 0.171.0's default
+`gpt-6.2-sol` sends the "responses-lite" shape (its tools in an `additional_tools` input
+item, the shell a custom tool `exec` in the namespace `functions`).
 """
 
 from __future__ import annotations
@@ -24,9 +30,10 @@ from tests.integration.servers import emulator, gateway
 from tests.support.record import CLIENTS, REPO
 
 CLIENT_TIMEOUT_S = 300
-# Until the emulator serves the clients' defaults (issue 14 findings 4 and 6).
 CLAUDE_MODEL = "claude-sonnet-4-6"
 CODEX_MODEL = "gpt-5.4"
+CLAUDE_DEFAULT = "claude-opus-4-8"  # Claude Code 2.1.197's, when no --model is given
+CODEX_DEFAULT = "gpt-6.2-sol"  # Codex 0.171.0's, when config.toml names no model
 KEY = "sk-ant-e2e-00000000000000000000"
 
 
@@ -68,7 +75,7 @@ def _calls(log: Path, path: str) -> list[dict[str, object]]:
     return [e for e in entries if "method" in e and str(e["path"]).startswith(path)]
 
 
-def _run(command: list[str], cwd: Path, env: dict[str, str]) -> None:
+def _run(command: list[str], cwd: Path, env: dict[str, str]) -> str:
     done = subprocess.run(
         command,
         cwd=cwd,
@@ -80,6 +87,7 @@ def _run(command: list[str], cwd: Path, env: dict[str, str]) -> None:
     )
     output = (done.stdout + done.stderr).decode(errors="replace")[-3000:]
     assert done.returncode == 0, output
+    return done.stdout.decode(errors="replace")
 
 
 def _env(home: Path, **extra: str) -> dict[str, str]:
@@ -93,8 +101,9 @@ def _env(home: Path, **extra: str) -> dict[str, str]:
 
 
 @pytest.mark.skipif(not _installed("claude"), reason="Claude Code is not installed")
+@pytest.mark.parametrize("model", [CLAUDE_MODEL, None], ids=["explicit", "default"])
 def test_claude_code_runs_a_tool_through_the_gateway(
-    upstream_log: tuple[str, Path], tmp_path: Path
+    upstream_log: tuple[str, Path], tmp_path: Path, model: str | None
 ) -> None:
     gateway_url, log = upstream_log
     before = len(_calls(log, "/v1/messages"))
@@ -110,26 +119,38 @@ def test_claude_code_runs_a_tool_through_the_gateway(
     )
     prompt = "List the files.\nUSE_TOOL: Bash"
     command = [str(CLIENTS / "claude"), "-p", "--dangerously-skip-permissions"]
-    _run([*command, "--model", CLAUDE_MODEL, prompt], tmp_path, env)
+    chosen = ["--model", model] if model else []
+    output = _run([*command, *chosen, prompt], tmp_path, env)
+    assert output.strip()  # the answer after the tool result
     calls = _calls(log, "/v1/messages")[before:]
     assert len(calls) >= 2  # the tool call, then the answer after its result
     last = calls[-1]["body"]
     assert isinstance(last, dict)
+    assert last["model"] == (model or CLAUDE_DEFAULT)
     blocks = [b for m in last["messages"] for b in m["content"] if isinstance(m["content"], list)]
     assert any(b.get("type") == "tool_result" for b in blocks)
+    if model is None:  # the default model's mid-conversation system reminders
+        assert "system" in [m["role"] for m in last["messages"]]
 
 
 @pytest.mark.skipif(not _installed("codex"), reason="Codex is not installed")
+@pytest.mark.parametrize(
+    ("model", "tool", "output_item"),
+    [
+        (CODEX_MODEL, "exec_command", "function_call_output"),
+        (None, "exec", "custom_tool_call_output"),  # responses-lite: a custom tool
+    ],
+    ids=["explicit", "default"],
+)
 def test_codex_runs_a_tool_through_the_gateway(
-    upstream_log: tuple[str, Path], tmp_path: Path
+    upstream_log: tuple[str, Path], tmp_path: Path, model: str | None, tool: str, output_item: str
 ) -> None:
     gateway_url, log = upstream_log
     before = len(_calls(log, "/v1/responses"))
     home = tmp_path / "home"
     (home / ".codex").mkdir(parents=True)
     (home / ".codex" / "config.toml").write_text(
-        f'model = "{CODEX_MODEL}"\n'
-        'model_provider = "tollgate"\n'
+        (f'model = "{model}"\n' if model else "") + 'model_provider = "tollgate"\n'
         'approval_policy = "never"\n'
         'sandbox_mode = "workspace-write"\n\n'
         "[model_providers.tollgate]\n"
@@ -139,10 +160,12 @@ def test_codex_runs_a_tool_through_the_gateway(
         'wire_api = "responses"\n'
     )
     env = _env(home, TOLLGATE_API_KEY=KEY)
-    prompt = "List the files.\nUSE_TOOL: exec_command"
-    _run([str(CLIENTS / "codex"), "exec", "--skip-git-repo-check", prompt], tmp_path, env)
+    prompt = f"List the files.\nREPLY: listed them\nUSE_TOOL: {tool}"
+    command = [str(CLIENTS / "codex"), "exec", "--skip-git-repo-check", prompt]
+    assert "listed them" in _run(command, tmp_path, env)
     calls = _calls(log, "/v1/responses")[before:]
     assert len(calls) >= 2
     last = calls[-1]["body"]
     assert isinstance(last, dict)
-    assert any(item.get("type") == "function_call_output" for item in last["input"])
+    assert last["model"] == (model or CODEX_DEFAULT)
+    assert any(item.get("type") == output_item for item in last["input"])

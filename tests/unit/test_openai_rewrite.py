@@ -331,3 +331,49 @@ def test_wire_text_and_error_events() -> None:
 )  # fmt: skip
 def test_openai_prices(model: str, usage: Usage, expected: float) -> None:
     assert Pricing.load().cost("openai", model, usage) == pytest.approx(expected / 1e6)
+
+
+# Codex's responses-lite shape (GPT-6 models): the tools sit in an input item, no `tools`.
+def tools_item(*names: str) -> dict[str, Any]:
+    functions = [{"type": "function", "name": n, "parameters": {}} for n in names]
+    namespace = {"type": "namespace", "name": "functions", "description": "", "tools": functions}
+    return {"type": "additional_tools", "id": "at_1", "role": "developer", "tools": [namespace]}
+
+
+def developer(text: str) -> dict[str, Any]:
+    return {"type": "message", "role": "developer",
+            "content": [{"type": "input_text", "text": text}]}  # fmt: skip
+
+
+def lite(*names: str, rules: str = "Rules.") -> LLMRequest:
+    ask = user([{"type": "input_text", "text": "q"}])
+    return responses(model="gpt-6.2-sol", input=[tools_item(*names), developer(rules), ask])
+
+
+def test_a_tools_item_stays_in_place_while_dates_move() -> None:
+    request = lite("exec", rules=f"Rules.\n{STAMP}")
+    out = volatile_openai(request, "move", LineStats(), NOW)
+    assert [r.rule for r in out.rewrites] == ["volatile_moved"]
+    assert out.body["input"][0] is request.body["input"][0]  # the same item, untouched
+    # The developer message keeps its part list (finding 2: no part list becomes a string).
+    assert out.body["input"][1]["content"] == [{"type": "input_text", "text": "Rules."}]
+    assert out.body["input"][2]["content"][-1] == {"type": "input_text", "text": STAMP}
+    assert out.stable_system_blocks == 2
+
+
+def test_a_tools_item_is_part_of_the_prompts_tools_and_family() -> None:
+    assert [t["name"] for t in layers(lite("exec").body)["tools"]] == ["functions"]
+    assert len(layers(lite("exec").body)["system"]) == 1  # the developer message alone
+
+    def key(request: LLMRequest) -> str:
+        return str(prompt_cache.cache_key(request).body["prompt_cache_key"])
+
+    assert key(lite("exec")) == key(lite("exec"))
+    assert key(lite("exec")) != key(lite("exec", "wait"))  # other tools, another family
+
+
+def test_the_pipeline_leaves_a_tools_item_as_it_came() -> None:
+    request = LLMRequest("openai", lite("exec", rules=f"Rules. \n{STAMP}").body, "chat")
+    out = rewrite(request, context(), OPENAI_STAGES)
+    assert out.body["input"][0] == tools_item("exec")
+    assert "volatile_moved" in [r.rule for r in out.rewrites]

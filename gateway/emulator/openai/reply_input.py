@@ -102,14 +102,59 @@ def chat_reply_input(body: Mapping[str, Any], spec: ModelSpec) -> dict[str, Any]
     }
 
 
+# A custom (freeform) tool's call carries one string: the reply machinery fills it as the one
+# string property of this schema, and responses.py writes it as the call's `input`.
+CUSTOM_INPUT_SCHEMA = {
+    "type": "object",
+    "properties": {"input": {"type": "string"}},
+    "required": ["input"],
+}
+
+
+def responses_tools(body: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The function and custom tools a Responses request offers, by the name a call uses:
+    the top-level `tools`, then those of every `additional_tools` input item (the
+    "responses-lite" shape Codex sends GPT-6 models: tools placed at a point in the input,
+    not in `tools`), with `namespace` tools opened up — their children are called by name
+    and the call names the namespace. The first tool of a name wins."""
+    groups: list[Any] = [body.get("tools")]
+    raw = body.get("input")
+    if isinstance(raw, list):
+        groups += [
+            item.get("tools")
+            for item in raw
+            if isinstance(item, Mapping) and item.get("type") == "additional_tools"
+        ]
+    found: dict[str, dict[str, Any]] = {}
+
+    def add(tool: Any, namespace: str | None) -> None:
+        if not isinstance(tool, Mapping) or not isinstance(tool.get("name"), str):
+            return
+        kind = tool.get("type")
+        if kind == "namespace" and namespace is None:
+            for child in tool.get("tools") or ():
+                add(child, tool["name"])
+        elif kind in ("function", "custom") and tool["name"] not in found:
+            found[tool["name"]] = {**tool, "namespace": namespace}
+
+    for group in groups:
+        for tool in group if isinstance(group, list) else ():
+            add(tool, None)
+    return found
+
+
 def responses_reply_input(body: Mapping[str, Any], spec: ModelSpec) -> dict[str, Any]:
     raw = body.get("input")
     items: Sequence[Any] = [{"role": "user", "content": raw}] if isinstance(raw, str) else raw or []
     turns = [t for item in items if (t := _item_turn(item)) is not None]
     tools = [
-        {"name": t["name"], "input_schema": t.get("parameters") or {}}
-        for t in body.get("tools") or ()
-        if t.get("type") == "function"
+        {
+            "name": name,
+            "input_schema": (
+                CUSTOM_INPUT_SCHEMA if t["type"] == "custom" else t.get("parameters") or {}
+            ),
+        }
+        for name, t in responses_tools(body).items()
     ]
     choice = body.get("tool_choice")
     named = choice.get("name") if isinstance(choice, Mapping) else None

@@ -15,6 +15,7 @@ import orjson
 
 from gateway.catalog.tokens import count_tokens
 from gateway.emulator.openai.cache import CacheUsage
+from gateway.emulator.openai.reply_input import responses_tools
 from gateway.emulator.reply import Reply, ReplyBlock
 from gateway.wire.sse import encode_event
 
@@ -49,17 +50,38 @@ def _item_id(prefix: str, response_id: str, index: int) -> str:
     return prefix + digest
 
 
-def _item(response_id: str, index: int, part: ReplyBlock, status: str) -> dict[str, Any]:
+def _item(
+    response_id: str,
+    index: int,
+    part: ReplyBlock,
+    status: str,
+    tools: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
     block = part.block
     if block["type"] == "tool_use":
-        return {
-            "type": "function_call",
-            "id": _item_id("fc_", response_id, index),
-            "call_id": "call_" + str(block["id"]).removeprefix("toolu_"),
-            "name": block["name"],
-            "arguments": orjson.dumps(block["input"]).decode(),
-            "status": status,
-        }
+        tool = tools.get(block["name"]) or {}
+        call_id = "call_" + str(block["id"]).removeprefix("toolu_")
+        if tool.get("type") == "custom":
+            item: dict[str, Any] = {
+                "type": "custom_tool_call",
+                "id": _item_id("ctc_", response_id, index),
+                "call_id": call_id,
+                "name": block["name"],
+                "input": str(block["input"].get("input", "")),
+                "status": status,
+            }
+        else:
+            item = {
+                "type": "function_call",
+                "id": _item_id("fc_", response_id, index),
+                "call_id": call_id,
+                "name": block["name"],
+                "arguments": orjson.dumps(block["input"]).decode(),
+                "status": status,
+            }
+        if tool.get("namespace") is not None:
+            item["namespace"] = tool["namespace"]
+        return item
     return {
         "type": "message",
         "id": _item_id("msg_", response_id, index),
@@ -79,6 +101,7 @@ def response_json(
     usage: dict[str, Any],
 ) -> dict[str, Any]:
     incomplete = reply.stop_reason == "max_tokens"
+    tools = responses_tools(body)
     return {
         "id": response_id,
         "object": "response",
@@ -88,7 +111,9 @@ def response_json(
         "error": None,
         "incomplete_details": {"reason": "max_output_tokens"} if incomplete else None,
         "model": model,
-        "output": [_item(response_id, i, p, "completed") for i, p in enumerate(reply.blocks)],
+        "output": [
+            _item(response_id, i, p, "completed", tools) for i, p in enumerate(reply.blocks)
+        ],
         "parallel_tool_calls": body.get("parallel_tool_calls", True),
         "tool_choice": body.get("tool_choice", "auto"),
         "tools": body.get("tools") or [],
@@ -113,7 +138,7 @@ class _Events:
 
 
 def stream_events(
-    response: dict[str, Any], reply: Reply, chars_per_token: float
+    response: dict[str, Any], body: dict[str, Any], reply: Reply, chars_per_token: float
 ) -> list[tuple[bytes, int]]:
     """The stream of a finished response as (event bytes, output tokens it carries)."""
     head = {**response, "status": "in_progress", "completed_at": None, "output": [],
@@ -122,11 +147,19 @@ def stream_events(
     events.add("response.created", {"response": head})
     events.add("response.in_progress", {"response": head})
     rid = response["id"]
+    tools = responses_tools(body)
     for index, part in enumerate(reply.blocks):
-        item = _item(rid, index, part, "completed")
+        item = _item(rid, index, part, "completed", tools)
         opened = {**item, "status": "in_progress"}
         where = {"item_id": item["id"], "output_index": index}
-        if item["type"] == "function_call":
+        if item["type"] == "custom_tool_call":
+            added = {"output_index": index, "item": {**opened, "input": ""}}
+            events.add("response.output_item.added", added)
+            tokens = count_tokens(item["input"], chars_per_token)
+            events.add("response.custom_tool_call_input.delta", {**where, "delta": item["input"]},
+                       tokens)  # fmt: skip
+            events.add("response.custom_tool_call_input.done", {**where, "input": item["input"]})
+        elif item["type"] == "function_call":
             added = {"output_index": index, "item": {**opened, "arguments": ""}}
             events.add("response.output_item.added", added)
             for piece in part.pieces:

@@ -300,7 +300,7 @@ class OpenAIEmulator:
             if failing:
                 return [*events[:2], (chat.error_chunk(message), 0)]
             return events
-        events = responses.stream_events(payload, reply, spec.chars_per_token)
+        events = responses.stream_events(payload, body, reply, spec.chars_per_token)
         if failing:
             return responses.failed_events(events, payload, 4, message)
         return events
