@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,9 +26,8 @@ import pytest
 
 from bench.harness import free_port, server_process
 from tests.integration.servers import emulator, gateway
-from tests.support.record import CLIENTS, REPO
+from tests.support.record import CLAUDE_OFFLINE, CLIENTS, REPO, run_client
 
-CLIENT_TIMEOUT_S = 300
 CLAUDE_MODEL = "claude-sonnet-4-6"
 CODEX_MODEL = "gpt-5.4"
 CLAUDE_DEFAULT = "claude-opus-4-8"  # Claude Code 2.1.197's, when no --model is given
@@ -75,21 +73,6 @@ def _calls(log: Path, path: str) -> list[dict[str, object]]:
     return [e for e in entries if "method" in e and str(e["path"]).startswith(path)]
 
 
-def _run(command: list[str], cwd: Path, env: dict[str, str]) -> str:
-    done = subprocess.run(
-        command,
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        timeout=CLIENT_TIMEOUT_S,
-        check=False,
-    )
-    output = (done.stdout + done.stderr).decode(errors="replace")[-3000:]
-    assert done.returncode == 0, output
-    return done.stdout.decode(errors="replace")
-
-
 def _env(home: Path, **extra: str) -> dict[str, str]:
     home.mkdir(parents=True, exist_ok=True)
     return {
@@ -108,19 +91,12 @@ def test_claude_code_runs_a_tool_through_the_gateway(
     gateway_url, log = upstream_log
     before = len(_calls(log, "/v1/messages"))
     env = _env(
-        tmp_path / "home",
-        IS_SANDBOX="1",  # --dangerously-skip-permissions as root
-        ANTHROPIC_BASE_URL=gateway_url,
-        ANTHROPIC_API_KEY=KEY,
-        DISABLE_TELEMETRY="1",
-        DISABLE_AUTOUPDATER="1",
-        DISABLE_ERROR_REPORTING="1",
-        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
+        tmp_path / "home", ANTHROPIC_BASE_URL=gateway_url, ANTHROPIC_API_KEY=KEY, **CLAUDE_OFFLINE
     )
     prompt = "List the files.\nUSE_TOOL: Bash"
     command = [str(CLIENTS / "claude"), "-p", "--dangerously-skip-permissions"]
     chosen = ["--model", model] if model else []
-    output = _run([*command, *chosen, prompt], tmp_path, env)
+    output = run_client([*command, *chosen, prompt], tmp_path, env)
     assert output.strip()  # the answer after the tool result
     calls = _calls(log, "/v1/messages")[before:]
     assert len(calls) >= 2  # the tool call, then the answer after its result
@@ -162,7 +138,7 @@ def test_codex_runs_a_tool_through_the_gateway(
     env = _env(home, TOLLGATE_API_KEY=KEY)
     prompt = f"List the files.\nREPLY: listed them\nUSE_TOOL: {tool}"
     command = [str(CLIENTS / "codex"), "exec", "--skip-git-repo-check", prompt]
-    assert "listed them" in _run(command, tmp_path, env)
+    assert "listed them" in run_client(command, tmp_path, env)
     calls = _calls(log, "/v1/responses")[before:]
     assert len(calls) >= 2
     last = calls[-1]["body"]

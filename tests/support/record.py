@@ -104,8 +104,19 @@ def _env(run: Run, **extra: str) -> dict[str, str]:
     }
 
 
-def _run(command: list[str], cwd: Path, env: dict[str, str]) -> None:
-    print("  $", " ".join(command[:1] + [c.replace("\n", "\\n") for c in command[1:]]))
+# What keeps Claude Code on loopback, quiet and non-interactive as root.
+CLAUDE_OFFLINE = {
+    "IS_SANDBOX": "1",  # --dangerously-skip-permissions as root
+    "DISABLE_TELEMETRY": "1",
+    "DISABLE_AUTOUPDATER": "1",
+    "DISABLE_ERROR_REPORTING": "1",
+    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+}
+
+
+def run_client(command: list[str], cwd: Path, env: dict[str, str]) -> str:
+    """Runs a client CLI to its end (bounded); its stdout, or RuntimeError with its output's
+    tail if it exits non-zero."""
     done = subprocess.run(
         command,
         cwd=cwd,
@@ -116,9 +127,14 @@ def _run(command: list[str], cwd: Path, env: dict[str, str]) -> None:
         check=False,
     )
     if done.returncode != 0:
-        sys.stderr.write(done.stdout.decode(errors="replace")[-2000:])
-        sys.stderr.write(done.stderr.decode(errors="replace")[-2000:])
-        raise RuntimeError(f"{command[0]} exited {done.returncode}")
+        output = (done.stdout + done.stderr).decode(errors="replace")[-3000:]
+        raise RuntimeError(f"{command[0]} exited {done.returncode}:\n{output}")
+    return done.stdout.decode(errors="replace")
+
+
+def _run(command: list[str], cwd: Path, env: dict[str, str]) -> None:
+    print("  $", " ".join(command[:1] + [c.replace("\n", "\\n") for c in command[1:]]))
+    run_client(command, cwd, env)
 
 
 def _project(root: Path, name: str, files: int) -> Path:
@@ -131,16 +147,7 @@ def _project(root: Path, name: str, files: int) -> Path:
 
 
 def _claude(run: Run, cwd: Path, prompts: list[str], model: str | None) -> None:
-    env = _env(
-        run,
-        IS_SANDBOX="1",
-        ANTHROPIC_BASE_URL=run.proxy_url,
-        ANTHROPIC_API_KEY=API_KEY,
-        DISABLE_TELEMETRY="1",
-        DISABLE_AUTOUPDATER="1",
-        DISABLE_ERROR_REPORTING="1",
-        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
-    )
+    env = _env(run, ANTHROPIC_BASE_URL=run.proxy_url, ANTHROPIC_API_KEY=API_KEY, **CLAUDE_OFFLINE)
     for turn, prompt in enumerate(prompts):
         command = [str(CLIENTS / "claude"), "-p", "--dangerously-skip-permissions"]
         if model:
