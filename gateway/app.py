@@ -24,26 +24,21 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.access import Gate
+from gateway.admission import Gate
+from gateway.cache.bounded import LearnedState
+from gateway.cache.coalesce import Coalescer
+from gateway.cache.lines import LineStats
+from gateway.cache.registry import PrefixRegistry
 from gateway.cascade.breaker import Breakers
+from gateway.cascade.dispatch import Dispatcher, Tap
 from gateway.cascade.lifecycle import Lifecycle
 from gateway.cascade.refresh import refresh_lifecycle
 from gateway.cascade.retry import RetryPolicy
 from gateway.cascade.retry_budget import RetryBudget
+from gateway.cascade.shadow import Shadows
 from gateway.cascade.table import RoutingTable
 from gateway.catalog import ModelCatalog
-from gateway.coalesce import Coalescer
-from gateway.dispatch import Dispatcher, Tap
 from gateway.errors import HttpError, new_request_id
-from gateway.formats import (
-    ANTHROPIC_MESSAGES,
-    OPENAI_CHAT,
-    OPENAI_RESPONSES,
-    WireFormat,
-    error_response,
-    wire_for,
-)
-from gateway.intake import Intake
 from gateway.metering.call_log import CallLog
 from gateway.metering.calls import CallWriter, Meter
 from gateway.metering.ceiling import CostCeiling
@@ -54,13 +49,18 @@ from gateway.metering.tracing import CallTracer
 from gateway.relay import Relay
 from gateway.rewrite.pipeline import RewriteContext, rewrite
 from gateway.rewrite.tool_json import ToolForms
+from gateway.server.intake import Intake
 from gateway.settings import Settings
-from gateway.shadow import Shadows
-from gateway.state.bounded import LearnedState
-from gateway.state.lines import LineStats
-from gateway.state.registry import PrefixRegistry
 from gateway.state.stores import open_state
 from gateway.upstream import Upstream
+from gateway.wire.formats import (
+    ANTHROPIC_MESSAGES,
+    OPENAI_CHAT,
+    OPENAI_RESPONSES,
+    WireFormat,
+    error_response,
+    wire_for,
+)
 from gateway.wire.headers import header_value
 
 ANTHROPIC_ROUTES = (("POST", "/v1/messages/count_tokens"),)

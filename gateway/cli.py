@@ -20,7 +20,7 @@ from gateway.cascade.lifecycle import Lifecycle
 from gateway.cascade.table import RoutingTable
 from gateway.catalog import ModelCatalog
 from gateway.keys_command import add_parser as add_keys_parser
-from gateway.protocol import edge_protocol
+from gateway.server.protocol import edge_protocol
 from gateway.settings import ConfigError, Settings, config_path, load_settings
 
 CONFIG_ENV = "GATEWAY_CONFIG"

@@ -22,11 +22,11 @@ import httpx
 import orjson
 from starlette.types import Message, Receive, Scope, Send
 
-from gateway.access import Admitted, Gate
-from gateway.cascade.table import RoutingTable, StepPlan
-from gateway.coalesce import Coalescer
-from gateway.disconnect import DisconnectWatch
-from gateway.dispatch import (
+from gateway.admission import Admitted, Gate
+from gateway.cache.coalesce import Coalescer
+from gateway.cache.registry import PrefixRegistry, Seen
+from gateway.cache.shared_prefixes import SharedPrefixes
+from gateway.cascade.dispatch import (
     Attempt,
     Candidate,
     ChainFailed,
@@ -35,24 +35,24 @@ from gateway.dispatch import (
     Route,
     Started,
 )
+from gateway.cascade.shadow import Answer, ShadowCall, Shadows
+from gateway.cascade.table import RoutingTable, StepPlan
 from gateway.errors import (
     GatewayError,
     InvalidRequest,
     UnsupportedMediaType,
     new_request_id,
 )
-from gateway.formats import ChunkFilter, TextCollector, WireFormat, error_response
-from gateway.intake import Intake
 from gateway.metering.calls import CallRecord, Meter
 from gateway.metering.ceiling import price_context
 from gateway.metering.pricing import UNPRICED_MODEL
 from gateway.rewrite.fingerprint import Fingerprint
 from gateway.rewrite.prompt_cache import KEY_RULE
 from gateway.rewrite.request import Lesson, LLMRequest, Rewrite
-from gateway.shadow import Answer, ShadowCall, Shadows
-from gateway.state.registry import PrefixRegistry, Seen
-from gateway.state.shared_prefixes import SharedPrefixes
+from gateway.server.disconnect import DisconnectWatch
+from gateway.server.intake import Intake
 from gateway.wire.echo import EchoFilter, unecho
+from gateway.wire.formats import ChunkFilter, TextCollector, WireFormat, error_response
 from gateway.wire.headers import (
     client_response_headers,
     header_value,

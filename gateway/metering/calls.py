@@ -10,12 +10,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from gateway.cache.registry import Verdict
+from gateway.cascade.dispatch import Attempt
 from gateway.cascade.table import LatencyBudget
-from gateway.dispatch import Attempt
 from gateway.metering.labels import LabelBounds
 from gateway.metering.metrics import Metrics
 from gateway.metering.pricing import UNPRICED_MODEL, PriceContext, Pricing
-from gateway.state.registry import Verdict
 from gateway.wire.usage import Usage
 
 # Outcomes that are the provider's failure, not the client's: see gateway_upstream_errors.

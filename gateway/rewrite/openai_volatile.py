@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from gateway.cache.lines import LineStats
 from gateway.rewrite.movable import Moves, plan, rebuilt
 from gateway.rewrite.openai_text import TEXT_PARTS, items, items_key, leading_system, prompt_tools
 from gateway.rewrite.request import LLMRequest, Rewrite
@@ -35,7 +36,6 @@ from gateway.rewrite.volatile import (
     findings_of,
     is_volatile,
 )
-from gateway.state.lines import LineStats
 
 # Where a text of the system part lives: ("instructions",), ("message", m), ("part", m, p).
 Place = tuple[int, ...]

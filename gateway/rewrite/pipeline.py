@@ -11,6 +11,8 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from gateway.cache.lines import LineStats
+from gateway.cache.registry import PrefixRegistry
 from gateway.cascade.lifecycle import Lifecycle
 from gateway.cascade.table import RoutingTable
 from gateway.catalog import ModelCatalog
@@ -26,8 +28,6 @@ from gateway.rewrite.tool_json import ToolForms, stable_tool_json
 from gateway.rewrite.volatile import volatile
 from gateway.rewrite.whitespace import whitespace, whitespace_openai
 from gateway.settings import RewriteSettings
-from gateway.state.lines import LineStats
-from gateway.state.registry import PrefixRegistry
 
 DEFAULT_CHARS_PER_TOKEN = 4.0
 DEFAULT_MIN_TOKENS = 1024

@@ -13,8 +13,8 @@ from typing import Any
 
 import orjson
 
+from gateway.cache.bounded import LearnedState, LearnedTable
 from gateway.rewrite.request import Finding, Lesson, LLMRequest, Rewrite
-from gateway.state.bounded import LearnedState, LearnedTable
 
 RULE = "tool_json"
 # Beyond a form's own length: its identity and the bytes object (tracemalloc, rounded up).

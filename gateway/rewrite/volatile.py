@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Literal
 
+from gateway.cache.lines import LineStats
 from gateway.rewrite.movable import (
     DAY_LEVEL,
     ISO_DATETIME,
@@ -35,7 +36,6 @@ from gateway.rewrite.movable import (
     rebuilt,
 )
 from gateway.rewrite.request import Finding, LLMRequest, Rewrite
-from gateway.state.lines import LineStats
 
 __all__ = ["DAY_LEVEL", "ISO_DATETIME", "RFC_2822", "TIME_LEVEL", "is_volatile", "volatile"]
 

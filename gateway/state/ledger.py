@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from gateway.state.bounded import BoundedDict
+from gateway.cache.bounded import BoundedDict
 from gateway.state.keys import GatewayKey, MemoryKeyStore, to_nano
 
 WINDOW_S = 60

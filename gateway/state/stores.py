@@ -9,12 +9,12 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, Counter
 from redis.asyncio import Redis
 
+from gateway.cache.shared_prefixes import RedisPrefixes, SharedPrefixes
 from gateway.settings import StateSettings
 from gateway.state.health import StateHealth, StoreUnreachable
 from gateway.state.keys import KeyStore, MemoryKeyStore, to_nano
 from gateway.state.ledger import Ledger, MemoryLedger, TeamBudget
 from gateway.state.redis_store import RedisKeyStore, RedisLedger, connect
-from gateway.state.shared_prefixes import RedisPrefixes, SharedPrefixes
 
 
 @dataclass(slots=True)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from gateway.formats import ANTHROPIC_MESSAGES, OPENAI_CHAT, wire_for
 from gateway.metering.labels import LabelBounds
+from gateway.wire.formats import ANTHROPIC_MESSAGES, OPENAI_CHAT, wire_for
 from gateway.wire.headers import (
     client_response_headers,
     is_json,

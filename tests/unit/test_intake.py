@@ -1,4 +1,4 @@
-"""Request bodies within their size, time and total limits (gateway/intake.py)."""
+"""Request bodies within their size, time and total limits (gateway/server/intake.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from starlette.types import Message
 
 from gateway.errors import Overloaded, PayloadTooLarge, RequestTimeout
-from gateway.intake import Intake
+from gateway.server.intake import Intake
 
 
 class Client:

@@ -12,6 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from gateway.cache.bounded import ENTRY_OVERHEAD_BYTES, LearnedState, LearnedTable
+from gateway.cache.lines import LineStats
+from gateway.cache.registry import PrefixRegistry
 from gateway.cascade.lifecycle import Lifecycle
 from gateway.cascade.table import RoutingTable
 from gateway.catalog import ModelCatalog
@@ -23,9 +26,6 @@ from gateway.rewrite.request import LLMRequest
 from gateway.rewrite.tool_json import ToolForms
 from gateway.rewrite.volatile import volatile
 from gateway.settings import ProviderSettings, RewriteSettings, RoutingSettings, load_settings
-from gateway.state.bounded import ENTRY_OVERHEAD_BYTES, LearnedState, LearnedTable
-from gateway.state.lines import LineStats
-from gateway.state.registry import PrefixRegistry
 from gateway.upstream import Upstream
 from gateway.wire.usage import Usage
 

@@ -8,11 +8,12 @@ from typing import Any
 import orjson
 import pytest
 
+from gateway.cache.lines import LineStats
+from gateway.cache.registry import PrefixRegistry
 from gateway.cascade.lifecycle import Lifecycle
 from gateway.cascade.table import RoutingTable
 from gateway.catalog import ModelCatalog
 from gateway.emulator.openai.prompt import build_chat_prompt
-from gateway.formats import OPENAI_CHAT, OPENAI_RESPONSES
 from gateway.metering.pricing import Pricing
 from gateway.rewrite import prompt_cache
 from gateway.rewrite.openai_text import layers
@@ -22,8 +23,7 @@ from gateway.rewrite.request import LLMRequest
 from gateway.rewrite.tool_json import ToolForms
 from gateway.rewrite.whitespace import whitespace_openai
 from gateway.settings import RewriteSettings, RoutingSettings
-from gateway.state.lines import LineStats
-from gateway.state.registry import PrefixRegistry
+from gateway.wire.formats import OPENAI_CHAT, OPENAI_RESPONSES
 from gateway.wire.openai_text import chat_text, response_text
 from gateway.wire.sse import SSEDecoder
 from gateway.wire.usage import Usage

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from gateway.cache.registry import PrefixRegistry
 from gateway.rewrite.fingerprint import Fingerprint, fingerprint
-from gateway.state.registry import PrefixRegistry
 from gateway.wire.usage import Usage
 
 SYSTEM = "Policy line.\n" * 400

@@ -12,9 +12,9 @@ import orjson
 import pytest
 
 from gateway.cascade.breaker import Breakers
+from gateway.cascade.dispatch import Candidate, ChainFailed, Dispatcher, Route, Started
 from gateway.cascade.retry import RetryPolicy
 from gateway.cascade.retry_budget import RetryBudget
-from gateway.dispatch import Candidate, ChainFailed, Dispatcher, Route, Started
 from gateway.errors import CircuitOpen
 from gateway.settings import ProviderSettings, RetrySettings
 from gateway.upstream import Upstream

@@ -10,6 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.cache.lines import LineStats
+from gateway.cache.registry import PrefixRegistry
 from gateway.cascade.lifecycle import Lifecycle
 from gateway.cascade.table import RoutingTable
 from gateway.catalog import ModelCatalog
@@ -21,8 +23,6 @@ from gateway.rewrite.tool_json import ToolForms, stable_tool_json
 from gateway.rewrite.volatile import is_volatile, volatile
 from gateway.rewrite.whitespace import canonical_whitespace, whitespace
 from gateway.settings import RewriteSettings, RoutingSettings
-from gateway.state.lines import LineStats
-from gateway.state.registry import PrefixRegistry
 from gateway.wire.anthropic_usage import Usage
 
 CATALOG = ModelCatalog.load()

@@ -23,6 +23,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.cache.lines import LineStats
+from gateway.cache.registry import PrefixRegistry
 from gateway.cascade.lifecycle import Lifecycle
 from gateway.cascade.table import RoutingTable
 from gateway.catalog import ModelCatalog
@@ -32,8 +34,6 @@ from gateway.rewrite.request import LLMRequest
 from gateway.rewrite.tool_json import ToolForms
 from gateway.rewrite.volatile import is_volatile
 from gateway.settings import RewriteSettings, RoutingSettings
-from gateway.state.lines import LineStats
-from gateway.state.registry import PrefixRegistry
 from tests.support.rewrite_diff import Context, judge, lines_by_role
 
 CATALOG = ModelCatalog.load()

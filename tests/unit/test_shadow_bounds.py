@@ -9,14 +9,14 @@ from typing import Any, cast
 import httpx
 from prometheus_client import CollectorRegistry
 
+from gateway.cascade.dispatch import Route
+from gateway.cascade.shadow import Answer, Shadows
 from gateway.cascade.table import StepPlan
-from gateway.dispatch import Route
-from gateway.formats import ANTHROPIC_MESSAGES
 from gateway.metering.calls import Meter
 from gateway.metering.labels import LabelBounds
 from gateway.metering.metrics import Metrics
 from gateway.settings import ProviderSettings, ShadowSettings
-from gateway.shadow import Answer, Shadows
+from gateway.wire.formats import ANTHROPIC_MESSAGES
 
 MODEL = "claude-haiku-4-5"
 PLAN = StepPlan("search", None, None, None, False, None, ShadowSettings(model=MODEL, sample=1.0))

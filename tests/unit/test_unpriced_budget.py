@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from gateway.access import Gate
+from gateway.admission import Gate
 from gateway.catalog import ModelCatalog
 from gateway.errors import PermissionDenied
 from gateway.metering.ceiling import CostCeiling

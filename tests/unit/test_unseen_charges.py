@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.dispatch import Attempt
+from gateway.cascade.dispatch import Attempt
 from gateway.relay import unseen_attempts
 
 

@@ -20,9 +20,9 @@ from typing import Protocol
 import orjson
 from redis.asyncio import Redis
 
+from gateway.cache.registry import PrefixRegistry, Seen
 from gateway.rewrite.fingerprint import Fingerprint
 from gateway.state.health import StateHealth, StoreUnreachable
-from gateway.state.registry import PrefixRegistry, Seen
 
 ENTRY_TTL_S = 2 * 3600  # past a 1h cache TTL and the "ttl_expired" verdict it allows
 

@@ -44,7 +44,7 @@ from gateway.errors import (
     RequestTimeout,
     new_request_id,
 )
-from gateway.formats import error_response, wire_for
+from gateway.wire.formats import error_response, wire_for
 
 
 class HeadTooLarge(Exception):

@@ -20,15 +20,15 @@ from typing import IO, Any
 import httpx
 import orjson
 
+from gateway.cascade.dispatch import Route
 from gateway.cascade.table import StepPlan
-from gateway.dispatch import Route
 from gateway.errors import GatewayError
-from gateway.formats import WireFormat
 from gateway.metering.calls import Meter
 from gateway.upstream import Upstream
+from gateway.wire.formats import WireFormat
 from gateway.wire.usage import Usage
 
-LOG = logging.getLogger("gateway.shadow")
+LOG = logging.getLogger("gateway.cascade.shadow")
 # The primary may still be streaming when its shadow is done: a long answer takes minutes.
 PRIMARY_WAIT_S = 900.0
 # What a shadow in flight holds beside its body: its task, future and answer's record.

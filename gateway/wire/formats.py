@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from gateway.dispatch import Tap
+from gateway.cascade.dispatch import Tap
 from gateway.errors import GatewayError, render_anthropic, render_openai
 from gateway.rewrite.pipeline import ANTHROPIC_STAGES, OPENAI_STAGES, Stage
 from gateway.wire import anthropic_errors, openai_errors, openai_stream

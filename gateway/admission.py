@@ -40,6 +40,7 @@ from typing import Any
 import orjson
 from pydantic import SecretStr
 
+from gateway.cache.bounded import BoundedDict
 from gateway.errors import (
     AuthenticationFailed,
     GatewayError,
@@ -51,7 +52,6 @@ from gateway.errors import (
 from gateway.metering.ceiling import CostCeiling
 from gateway.metering.metrics import Metrics
 from gateway.settings import StateSettings
-from gateway.state.bounded import BoundedDict
 from gateway.state.health import PROBE_EVERY_S, StoreBusy, StoreSlow, StoreUnreachable
 from gateway.state.keys import NANO, GatewayKey, digest, is_gateway_key, to_nano
 from gateway.state.ledger import (
@@ -66,7 +66,7 @@ from gateway.state.ledger import (
 from gateway.wire.headers import header_value
 from gateway.wire.usage import Usage
 
-LOG = logging.getLogger("gateway.access")
+LOG = logging.getLogger("gateway.admission")
 RawHeaders = list[tuple[bytes, bytes]]
 Spend = tuple[int, int, int, int]
 OTHER_KEY = "other"

@@ -14,7 +14,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from gateway.state.bounded import BoundedDict, LearnedState, LearnedTable
+from gateway.cache.bounded import BoundedDict, LearnedState, LearnedTable
 
 MAX_LINES = 2_000  # distinct lines counted per family
 # A family's record, and each line it counts (an 8-byte digest, its count, a dict node):

@@ -15,8 +15,8 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from gateway.cache.bounded import LearnedState, LearnedTable
 from gateway.rewrite.fingerprint import Fingerprint
-from gateway.state.bounded import LearnedState, LearnedTable
 from gateway.wire.anthropic_usage import Usage
 
 # The provider's diagnostics.cache_miss_reason types that name a cause (WIRE B.3); the

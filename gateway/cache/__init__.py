@@ -1,0 +1,1 @@
+"""In-process learned memory: prefix registry, line statistics, coalescing, the byte-bounded LRU."""

@@ -1,0 +1,1 @@
+"""The edge: path to endpoint, head limits, disconnect watch."""
