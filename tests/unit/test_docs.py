@@ -72,7 +72,7 @@ def anchors(path: Path) -> set[str]:
 
 def documents() -> list[Path]:
     names = [n for n in tracked() if n.endswith(".md")]
-    chosen = [n for n in names if n == "README.md" or n.startswith("docs/") or n.startswith("bench/")]
+    chosen = [n for n in names if n == "README.md" or n.startswith(("docs/", "bench/"))]
     return [REPO / n for n in chosen if (REPO / n).exists()]
 
 
