@@ -101,20 +101,39 @@ def test_relative_links_reach_a_file_and_a_heading(doc: Path) -> None:
     assert not broken, broken
 
 
-def test_no_tracked_file_cites_anything_outside_the_repository() -> None:
+def texts() -> list[tuple[str, str]]:
+    """Every tracked text file but this one and recorded traffic, as (path, text)."""
     this = Path(__file__).resolve().relative_to(REPO).as_posix()
-    cited = []
+    found = []
     for name in tracked():
         if name == this or name.startswith(NOT_CITATIONS):
             continue
         try:
-            text = (REPO / name).read_text(encoding="utf-8")
+            found.append((name, (REPO / name).read_text(encoding="utf-8")))
         except (FileNotFoundError, IsADirectoryError, UnicodeDecodeError):
             continue  # deleted in the work tree, a submodule, or binary
+    return found
+
+
+def test_no_tracked_file_cites_anything_outside_the_repository() -> None:
+    cited = []
+    for name, text in texts():
         for number, line in enumerate(text.splitlines(), 1):
             if OUTSIDE.search(line):
                 cited.append(f"{name}:{number}: {line.strip()[:100]}")
     assert not cited, "\n".join(cited)
+
+
+def test_files_cite_docs_that_exist() -> None:
+    """Code cites a provider fact as `docs/wire.md#section`: the page and the section exist."""
+    cites = re.compile(r"(?<![\w/.])docs/([\w-]+\.md)(?:#([\w-]+))?")
+    missing = []
+    for name, text in texts():
+        for page, anchor in cites.findall(text):
+            path = REPO / "docs" / page
+            if not path.exists() or (anchor and anchor not in anchors(path)):
+                missing.append(f"{name}: docs/{page}{'#' + anchor if anchor else ''}")
+    assert not missing, missing
 
 
 @pytest.mark.parametrize(
