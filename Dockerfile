@@ -3,7 +3,7 @@
 #   docker run -p 8080:8080 tollgate                          # gateway + emulator inside, no keys
 #   docker run -p 8090:8090 tollgate emulate --host 0.0.0.0   # the emulator alone
 # Real providers: -e GATEWAY_SERVER__START_EMULATOR=false
-#   -e GATEWAY_PROVIDERS__ANTHROPIC__BASE_URL=https://api.anthropic.com (README, Deploying).
+#   -e GATEWAY_PROVIDERS__ANTHROPIC__BASE_URL=https://api.anthropic.com (docs/deploying.md).
 
 # Build: the project and every dependency as wheels; no compiler reaches the runtime image.
 FROM python:3.11-slim AS build

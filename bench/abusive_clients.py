@@ -1,4 +1,4 @@
-"""RSS of `gateway serve` under uploads that withhold their last byte (issue 13, item 7).
+"""RSS of `gateway serve` under uploads that withhold their last byte.
 
 Run from the repository root:
 

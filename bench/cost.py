@@ -66,7 +66,7 @@ LABELS = {
     "cascade": "naive, via gateway with the cascade",
     "tuned": "hand-tuned, direct",
 }
-# The cascade as the README recommends it: the research agent's route and tool-decision
+# The cascade as docs/benchmarks.md recommends it: the research agent's route and tool-decision
 # steps (each ends in a tool call) on the small tier, its synthesis on the large tier.
 CASCADE_STEPS = {
     "routing": {"tier": "small"},
@@ -84,7 +84,7 @@ GATEWAY_METRICS = (
 )
 TARGET_HIT_RATIO = 0.85
 TARGET_COST_SHARE = 0.50
-TARGET_CASCADE_SHARE = 0.25  # research agent: caching and cascade together (issue 5)
+TARGET_CASCADE_SHARE = 0.25  # research agent: caching and cascade together
 SHARED_PREFIX_READ = 0.9  # a call "read the shared prefix" when it read >= 90% of its estimate
 
 
@@ -632,7 +632,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "",
         *table(replays),
         "",
-        "## Targets (issues 4 and 5)",
+        "## Targets",
         "",
         "```",
         *(t.line() for t in targets(replays)),

@@ -1,4 +1,4 @@
-"""Peak memory of `gateway serve` against a misbehaving upstream (issue 13, item 6).
+"""Peak memory of `gateway serve` against a misbehaving upstream.
 
 For each case a fresh `gateway serve` (default limits, no emulator, call log off) relays one
 call to the hostile upstream of tests/integration/hostile_upstream.py, while the gateway's

@@ -1,4 +1,4 @@
-"""Learned state under a flood: how much of what one caller sends the gateway keeps (issue 13.5).
+"""Learned state under a flood: how much of what one caller sends the gateway keeps.
 
 Run from the repository root:
 
@@ -19,7 +19,7 @@ official anthropic SDK, one credential sends two floods, one request after anoth
    provider refuses calls with an unknown key: the gateway learns nothing from them.
 
 With `--require-gateway-key`, the gateway requires gateway keys and the floods send none:
-every call is refused with 401 (the case reported in issue 13.5).
+every call is refused with 401 (nothing is learned before authentication).
 
 The gateway's RSS (/proc/<pid>/statm) is read after a warm-up, after each flood, and the
 bytes of learned state it accounts (`gateway_learned_state_bytes`, where /metrics has it).

@@ -954,7 +954,7 @@ def markdown(report: Report, command: str) -> str:
     floors = [p for p in paths if p.startswith("floor-")]
     out += floor_table(report, floors, gateways)
     if gateways:
-        out += ["", "## Targets (issue 3)", ""]
+        out += ["", "## Targets", ""]
         floor = floors[0] if floors else None
         reference = [] if floor is None else targets(report, floor)
         for path in gateways:

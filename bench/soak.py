@@ -1,5 +1,5 @@
 """The fault soak: N requests through the gateway to an emulator that injects 5% faults, with
-clients that leave mid-stream and before the first byte (issue 9).
+clients that leave mid-stream and before the first byte.
 
 Run from the repository root:
 

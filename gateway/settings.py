@@ -34,7 +34,7 @@ class ServerSettings(Section):
     port: int = Field(default=8080, ge=1, le=65535)
     workers: int = Field(default=1, ge=1)
     max_body_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
-    # httpx's transport to providers; aiohttp won the overhead benchmark (README).
+    # httpx's transport to providers; aiohttp won the overhead benchmark (docs/benchmarks.md).
     upstream_transport: Literal["aiohttp", "httpcore"] = "aiohttp"
     # `gateway serve` starts `gateway emulate` beside itself, so the defaults run with no keys:
     # only when a provider's base_url is the emulator's address (emulator.host:emulator.port).
@@ -302,7 +302,7 @@ def _redis_url_from_environment() -> SecretStr | None:
 
 
 class StateSettings(Section):
-    """Gateway keys, budgets, rate limits and the shared prefix registry (README: shared state)."""
+    """Gateway keys, budgets, rate limits and the shared prefix registry (docs/keys.md)."""
 
     # redis://host:6379/0 (also REDIS_URL); unset: in memory, this process only.
     redis_url: SecretStr | None = Field(default_factory=_redis_url_from_environment)

@@ -6,7 +6,7 @@ questions at the same instant, on the small model (Haiku 4.5: minimum cacheable 
 Naive: the system prompt carries the request time as epoch seconds behind a label; no
 cache_control; the model alias; all five calls at once. Tuned: the time in each question,
 a breakpoint on the document block, and one `max_tokens: 0` pre-warm 3 s before the
-fan-out, so the five read what it wrote (WIRE B.2).
+fan-out, so the five read what it wrote (docs/wire.md).
 """
 
 from __future__ import annotations

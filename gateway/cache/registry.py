@@ -19,7 +19,7 @@ from gateway.cache.bounded import LearnedState, LearnedTable
 from gateway.rewrite.fingerprint import Fingerprint
 from gateway.wire.anthropic_usage import Usage
 
-# The provider's diagnostics.cache_miss_reason types that name a cause (WIRE B.3); the
+# The provider's diagnostics.cache_miss_reason types that name a cause (docs/wire.md); the
 # others (previous_message_not_found, unavailable) leave the registry's own verdict.
 PROVIDER_CAUSES: dict[str, MissCause] = {
     "model_changed": "model_changed",

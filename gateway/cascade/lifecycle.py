@@ -1,7 +1,7 @@
 """When models are deprecated and retire: the catalog's dates, refreshed from the provider.
 
 The provider's `GET /v1/models` carries `lifecycle`, `deprecated_at` and `retires_at`
-(../shared/WIRE.md A.1); `merge_models_list` reads that body (pure), and the gateway
+(docs/wire.md#anthropic-endpoints); `merge_models_list` reads that body (pure), and the gateway
 calls it at start when the provider is reachable, so an alert can fire before the
 provider turns a model off.
 """

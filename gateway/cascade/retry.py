@@ -1,4 +1,4 @@
-"""Whether a failed attempt is tried again, and after how long (../shared/WIRE.md A.7).
+"""Whether a failed attempt is tried again, and after how long (docs/wire.md#sdk-retries).
 
 Retried: 408, 409, 429, any 5xx (529 included), connect errors and connect timeouts, a
 connection cut or a malformed response — what the providers' own SDKs retry. Never another

@@ -45,10 +45,10 @@ class ModelSpec(BaseModel):
     max_input_tokens: int = Field(gt=0)
     max_tokens: int = Field(gt=0)
     latency: LatencyProfile
-    # OpenAI's caching generation (WIRE D.4), None for Anthropic models: `exact` (GPT-5.6 and
+    # OpenAI's caching generation (docs/wire.md), None for Anthropic models: `exact` (GPT-5.6 and
     # later) reports exact boundaries and bills writes; `rounded` rounds reads down to 128.
     openai_cache: Literal["rounded", "exact"] | None = None
-    # Accepts prompt_cache_retention "24h" (WIRE D.4 lists the models).
+    # Accepts prompt_cache_retention "24h" (docs/wire.md lists the models).
     extended_retention: bool = False
     # Accepts `role: "system"` messages inside `messages` (Anthropic; docs/emulator.md).
     mid_conversation_system: bool = False

@@ -1,6 +1,6 @@
 """Every Prometheus metric the gateway exports, declared once on an injected registry.
 
-Names and labels are a contract (../shared/ARCHITECTURE.md); label values are bounded by
+Names and labels are a contract (docs/observability.md lists them); label values are bounded by
 the caller (see labels.py), never taken raw from a request.
 """
 

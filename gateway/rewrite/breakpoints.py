@@ -3,7 +3,7 @@
 1. the stable prefix: tools and the stable system prompt, shared by a prompt family;
 2. the newest block, so the next turn of the conversation reads everything before it;
 3. between them, breakpoints at most 20 blocks apart, because a read looks back at most
-   20 blocks from a breakpoint (../shared/WIRE.md B.2).
+   20 blocks from a breakpoint (docs/wire.md#anthropic-prompt-caching).
 When dates were moved to the end of the newest turn, "the newest block" is the last one
 before them: an entry holding the time would never be read again. And when the newest
 turn has several blocks, the one before its last gets a breakpoint too: parallel calls

@@ -1,6 +1,6 @@
 """OpenAI's cache plan: which cache a request lands on, how long it lives, where it is written.
 
-OpenAI caches automatically (../shared/WIRE.md D.4); what a client controls is
+OpenAI caches automatically (docs/wire.md#openai-prompt-caching); what a client controls is
 - `prompt_cache_key`: requests are routed, and cached, by it. The gateway derives one from
   the prompt family (tenant, tools, stable system part) when the client sent none, so a
   family's requests meet on one cache instead of being spread over machines;

@@ -1,6 +1,6 @@
 """The Anthropic error envelope: status ↔ error type, JSON body, and the mid-stream error event.
 
-Spec: https://platform.claude.com/docs/en/api/errors (see ../shared/WIRE.md A.6).
+Spec: https://platform.claude.com/docs/en/api/errors (docs/wire.md#anthropic-errors).
 """
 
 from __future__ import annotations

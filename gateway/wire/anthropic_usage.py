@@ -1,6 +1,6 @@
 """Token usage out of Anthropic responses: a JSON message, or a stream's events as they pass.
 
-Stream usage is cumulative (../shared/WIRE.md A.5): take message_start's input side, then
+Stream usage is cumulative (docs/wire.md#anthropic-streams): take message_start's input side, then
 the last value of each field any message_delta carries; never add.
 """
 

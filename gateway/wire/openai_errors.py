@@ -1,8 +1,8 @@
 """The OpenAI error envelope: status → error type, and the JSON body.
 
-Body `{"error":{"message","type","param","code"}}` (../shared/WIRE.md D.1); the SDK unwraps
+Body `{"error":{"message","type","param","code"}}` (docs/wire.md); the SDK unwraps
 `body["error"]` and picks its exception class by status alone. Types per status are the ones
-real responses carry (2ND): OpenAI documents the statuses, not a type table.
+real responses carry, as clients report them: OpenAI documents the statuses, not a type table.
 """
 
 from __future__ import annotations
@@ -47,6 +47,6 @@ def chat_error_chunk(message: str, error_type: str = "server_error") -> bytes:
 
 
 def responses_error_event(message: str, code: str = "server_error") -> bytes:
-    """A Responses stream's `error` event (WIRE D.3), as the API sends it before giving up."""
+    """A Responses stream's `error` event (docs/wire.md), as the API sends it before giving up."""
     data = orjson.dumps({"type": "error", "code": code, "message": message, "param": None})
     return encode_event(data.decode(), "error")

@@ -1,7 +1,7 @@
 """A chat stream's usage, asked for by the gateway and hidden from a client that did not ask.
 
 The gateway meters every call, but a Chat Completions stream reports usage only when
-`stream_options.include_usage` is true (../shared/WIRE.md D.3). So the gateway sets it
+`stream_options.include_usage` is true (docs/wire.md#openai-streams). So the gateway sets it
 (`request_usage`) and takes out of the stream what the flag added (`UsageChunkFilter`): the one
 chunk with `choices: []` and `usage` before `data: [DONE]`, and the `"usage":null` member
 that the flag adds as the last member of every other chunk. Every other byte passes unchanged,

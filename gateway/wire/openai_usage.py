@@ -1,8 +1,8 @@
 """Token usage out of OpenAI responses: Chat Completions and Responses, JSON bodies and streams.
 
-Normalization (../shared/WIRE.md D.2): OpenAI's prompt_tokens / input_tokens include cached
+Normalization (docs/wire.md#openai-usage): OpenAI's prompt_tokens / input_tokens include cached
 and written tokens (disjoint sets); `Usage.input` is what is left. A chat stream reports usage
-in one chunk with `choices: []` (only with stream_options.include_usage, D.3); a Responses
+in one chunk with `choices: []` (only with stream_options.include_usage); a Responses
 stream in the `response` of its closing event (completed, incomplete or failed).
 """
 

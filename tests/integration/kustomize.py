@@ -5,7 +5,7 @@ kubernetes-client is too old for `patches:`. What deploy/k8s uses — `resources
 kustomization directories), `namespace`, `images`, `patches` by path (strategic merge,
 lists of named items merged by `name`), `configMapGenerator` from files with
 `disableNameSuffixHash` — is rendered here; anything else fails loudly. On a machine with
-kubectl the output was checked equal to `kubectl kustomize` (README, Deploying).
+kubectl the output was checked equal to `kubectl kustomize` (docs/deploying.md).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A scripted upstream for byte-level relay tests: it sends exactly the chunks it is given.
 
-A real uvicorn server on a loopback port in a thread (STYLE.md: fakes, not mocks); the
+A real uvicorn server on a loopback port in a thread (a fake, not a mock); the
 test sets the script, and can hold a chunk back until the client has seen the previous one.
 """
 

@@ -1,4 +1,4 @@
-"""Slow and abusive clients against a real `gateway serve`, on raw loopback sockets (issue 13).
+"""Slow and abusive clients against a real `gateway serve`, on raw loopback sockets.
 
 The gateway runs with short client-edge timeouts (2 s) so each case is quick; every wait in
 the tests is a generous socket deadline (30 s), never a timing assertion: a case fails if

@@ -43,7 +43,7 @@ def openai_client(emulator_url: str, api_key: str) -> Iterator[openai.OpenAI]:
         yield sdk
 
 
-# --- finding 4: mid-conversation system messages -------------------------------------------
+# --- mid-conversation system messages -------------------------------------------
 
 
 def test_system_turn_accepted_with_the_beta_header(
@@ -83,7 +83,7 @@ def test_system_turn_without_the_beta_only_where_the_model_has_it(
     assert counted.input_tokens > 0
 
 
-# --- finding 5: output limits ----------------------------------------------------------------
+# --- output limits ----------------------------------------------------------------
 
 
 def test_max_tokens_128k_accepted_on_sonnet_4_6(
@@ -106,7 +106,7 @@ def test_max_tokens_128k_accepted_on_sonnet_4_6(
         )
 
 
-# --- finding 6: model ids the catalog does not list yet --------------------------------------
+# --- model ids the catalog does not list yet --------------------------------------
 
 
 def test_codex_default_model_is_served_with_an_inferred_header(
@@ -158,7 +158,7 @@ def test_strict_models_refuses_unlisted_ids(api_key: str) -> None:
         assert client.responses.create(model="gpt-6.1-sol", input="REPLY: hi").output_text == "hi"
 
 
-# --- finding 7: OpenAI tool loops end after the tool result ----------------------------------
+# --- OpenAI tool loops end after the tool result ----------------------------------
 
 
 def test_chat_tool_loop_ends(openai_client: openai.OpenAI) -> None:
@@ -194,7 +194,7 @@ def test_responses_tool_loop_ends(openai_client: openai.OpenAI) -> None:
     assert [item.type for item in second.output] == ["message"]
 
 
-# --- finding 8: structured outputs -----------------------------------------------------------
+# --- structured outputs -----------------------------------------------------------
 
 
 def test_chat_parse_with_a_pydantic_model(openai_client: openai.OpenAI) -> None:

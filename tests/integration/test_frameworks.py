@@ -146,7 +146,7 @@ def test_openai_agents_stream(gateway_url: str, metered: dict[str, Metered]) -> 
 
 
 def test_openai_agents_tool_loop(gateway_url: str, metered: dict[str, Metered]) -> None:
-    """The loop ends after the tool's result (it ran to the turn limit before issue 14's
-    emulator fix), and every turn was one metered call."""
+    """The loop ends after the tool's result (it ran to the turn limit before the
+    emulator ended tool loops), and every turn was one metered call."""
     assert frameworks.openai_agents(gateway_url, key("sk-fw")) == THURSDAY
     assert_metered(gateway_url, metered[GPT], GPT, calls=3)

@@ -151,7 +151,7 @@ def test_responses_stream_is_the_direct_stream(
     expected = _raw_stream(emulator_url + "/v1/responses", key + "-direct", body)
     relayed = _raw_stream(openai_gateway + "/v1/responses", key, body)
     # The gateway added a prompt_cache_key, which the response echoes: the client, which
-    # sent none, gets the stream it gets direct (finding 11).
+    # sent none, gets the stream it gets direct.
     assert b"tollgate-" not in relayed
     assert IDS.sub(b"ID", relayed) == IDS.sub(b"ID", expected)
 
@@ -160,7 +160,7 @@ def test_responses_stream_is_the_direct_stream(
 def test_a_responses_json_echoes_only_the_clients_own_prompt_cache_key(
     openai_gateway: str, key: str, sent: str | None
 ) -> None:
-    """Finding 11: the key the gateway injected came back to a client that never sent one."""
+    """Before the fix, the key the gateway injected came back to a client that never sent one."""
     body: dict[str, Any] = {"model": NEW_MODEL, "input": "REPLY: json"}
     if sent is not None:
         body["prompt_cache_key"] = sent

@@ -5,7 +5,7 @@ these run `claude -p` and `codex exec` themselves, each asked for a tool call, w
 a temporary folder and every URL on loopback. Skipped where the CLIs are not installed
 (`.ci/run` installs them into .cache/clients; `CLIENTS_BIN` points elsewhere). A recording
 proxy between the gateway and the emulator shows what went upstream; for Codex it also
-ends the tool loop the emulator would otherwise never leave (issue 14, finding 7).
+ends the tool loop the emulator would otherwise never leave.
 
 Each runs twice: with an explicit model, and with the client's default (no `--model`, no
 `model` in config.toml) as a newcomer's first try would — Claude Code 2.1.197's default

@@ -13,7 +13,7 @@ upstream. Each replay gets its own API key, so the two never share a cache. Asse
   part list turned into a string, no line lifted out of its `<section>`;
 - the session costs no more through the gateway than direct (usage priced by
   gateway/metering/pricing.py).
-Known failures are marked xfail(strict) with the issue 14 finding they show, so they turn
+Known failures are marked xfail(strict) with what they show, so they turn
 into failures to unmark when a fix lands.
 """
 
@@ -49,7 +49,7 @@ CALL_TIMEOUT_S = 120.0
 # Headers the replay sets itself: the credential, and what httpx computes from the body.
 REPLACED = frozenset({"x-api-key", "authorization", "content-length", "host"})
 
-# What fails today, and which finding of issue 14 it shows: (fixture, check) -> reason.
+# What fails today, and what it shows: (fixture, check) -> reason.
 KNOWN: dict[tuple[str, str], str] = {}
 
 

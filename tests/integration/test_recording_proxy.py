@@ -87,8 +87,8 @@ def test_an_exchange_is_logged_without_its_credential(recorded: tuple[str, Path]
 
 
 def test_end_tool_loops_changes_only_what_goes_upstream(emulator_url: str, tmp_path: Path) -> None:
-    """After a tool's output the emulator is asked for no tool (it would call it forever,
-    issue 14 finding 7); the log keeps what the client sent."""
+    """After a tool's output the emulator is asked for no tool (it would call it
+    forever); the log keeps what the client sent."""
     log = tmp_path / "log.jsonl"
     body = {
         "model": "gpt-5.4",

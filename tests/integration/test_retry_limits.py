@@ -1,5 +1,5 @@
-"""Retries that cannot multiply an outage, and the small things a careful client notices
-(issue 14, findings 3 and 9-12), through a real gateway and emulator with the official SDKs."""
+"""Retries that cannot multiply an outage, and the small things a careful client notices,
+through a real gateway and emulator with the official SDKs."""
 
 from __future__ import annotations
 
@@ -105,7 +105,7 @@ def test_an_open_breaker_answers_openais_503_at_once(guarded_url: str, emulator_
 def test_a_clients_own_retry_is_sent_upstream_once(
     make_client: ClientFactory, gateway_url: str, emulator_url: str, count: str, attempts: int
 ) -> None:
-    """Finding 3: the gateway retried a client's retry three times more."""
+    """Before the fix, the gateway retried a client's retry three times more."""
     client = make_client(gateway_url, f"sk-ant-{uuid.uuid4().hex}")
     before = faults(emulator_url)
     with pytest.raises(anthropic.APIStatusError):
@@ -118,7 +118,7 @@ def test_a_clients_own_retry_is_sent_upstream_once(
     assert faults(emulator_url) - before == attempts
 
 
-# --- finding 9: Content-Length on every JSON path ----------------------------------------
+# --- Content-Length on every JSON path ----------------------------------------
 
 
 def post(url: str, headers: dict[str, str], **body: Any) -> httpx.Response:
@@ -167,7 +167,8 @@ def chunking_gateway() -> Iterator[tuple[str, ScriptedUpstream]]:
 def test_a_json_answer_upstream_sent_chunked_gets_a_content_length(
     chunking_gateway: tuple[str, ScriptedUpstream],
 ) -> None:
-    """Finding 9: a JSON body upstream sent without Content-Length reached the client chunked."""
+    """Before the fix, a JSON body the upstream sent without Content-Length reached the client
+    chunked."""
     url, upstream = chunking_gateway
     body = orjson.dumps({"type": "message", "model": MODEL, "content": [], "role": "assistant"})
     upstream.script.headers = [(b"content-type", b"application/json")]
@@ -178,7 +179,7 @@ def test_a_json_answer_upstream_sent_chunked_gets_a_content_length(
     assert response.headers["content-length"] == str(len(body))
 
 
-# --- finding 10: no empty x-gateway-rewrites --------------------------------------------
+# --- no empty x-gateway-rewrites --------------------------------------------
 
 
 def test_nothing_rewritten_sends_no_rewrites_header(gateway_url: str) -> None:
@@ -192,7 +193,7 @@ def test_nothing_rewritten_sends_no_rewrites_header(gateway_url: str) -> None:
     assert "x-gateway-rewrites" not in response.headers
 
 
-# --- finding 12: the emulator starts only when a provider points at it ---------------------
+# --- the emulator starts only when a provider points at it ---------------------
 
 
 @pytest.mark.parametrize(

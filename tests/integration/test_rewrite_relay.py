@@ -171,7 +171,7 @@ def test_the_providers_own_diagnosis_names_the_cause(api_key: str) -> None:
 def test_a_call_the_provider_refuses_teaches_the_gateway_nothing(
     make_client: ClientFactory, gateway_url: str, api_key: str
 ) -> None:
-    """Issue 13.5: what a stage learns (here a tool's first-seen form) is kept only once the
+    """What a stage learns (here a tool's first-seen form) is kept only once the
     provider has accepted the call, so refused calls pin nothing and poison nothing."""
     client = make_client(gateway_url, api_key)
     first: Any = dict(WEATHER)

@@ -1,4 +1,4 @@
-"""`gateway serve | sleep 3600`: a stdout nobody reads must never stall the gateway (issue 13).
+"""`gateway serve | sleep 3600`: a stdout nobody reads must never stall the gateway.
 
 The call log goes to stdout, a pipe this test never reads: once the pipe's buffer and the
 call log's queue are full, lines are dropped and counted, and every request (and /healthz)

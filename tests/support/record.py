@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[2]
 # `npm install --prefix .cache/clients @anthropic-ai/claude-code @openai/codex` (.ci/run).
 CLIENTS = Path(os.environ.get("CLIENTS_BIN", REPO / ".cache" / "clients" / "node_modules" / ".bin"))
 FRAMEWORK_VENV = REPO / ".cache" / "recording-venv"
-# Until the emulator serves the clients' defaults (issue 14 findings 4-6), explicit models.
+# Explicit models, from before the emulator served the clients' defaults.
 CLAUDE_MODEL = "claude-sonnet-4-6"
 CODEX_MODEL = "gpt-5.4"
 API_KEY = "sk-ant-recording-0000000000000000"

@@ -60,7 +60,7 @@ def parsed_body(raw: bytes) -> Any:
 def ended_tool_loop(raw: bytes) -> bytes:
     """The request as the upstream should see it to end an OpenAI tool loop: after a tool's
     output, `tool_choice: none`. For an emulator that reads `USE_TOOL:` from the last user
-    message whatever came after it (issue 14, finding 7); the recording keeps the original."""
+    message whatever came after it; the recording keeps the original."""
     try:
         body = json.loads(raw)
     except ValueError:
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--end-tool-loops",
         action="store_true",
-        help="send OpenAI calls that follow a tool output with tool_choice none (finding 7)",
+        help="send OpenAI calls that follow a tool output with tool_choice none",
     )
     args = parser.parse_args(argv)
     args.out.parent.mkdir(parents=True, exist_ok=True)

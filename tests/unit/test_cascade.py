@@ -260,7 +260,7 @@ def test_a_steps_time_limit_reaches_its_plan() -> None:
 
 
 def test_a_hung_provider_holds_a_client_for_one_read_timeout_by_default() -> None:
-    """Issue 13, item 7: 3 attempts x 600 s before; now one attempt of timeout_s, and no call
+    """3 attempts x 600 s before; now one attempt of timeout_s, and no call
     outlives total_timeout_s (streams: stream_timeout_s)."""
     settings = Settings()
     for provider in (settings.providers.anthropic, settings.providers.openai):

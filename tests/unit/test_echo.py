@@ -1,4 +1,4 @@
-"""Finding 11: a gateway-injected prompt_cache_key is not echoed back to the client."""
+"""A gateway-injected prompt_cache_key is not echoed back to the client."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The emulated OpenAI prefix cache against WIRE D.4, rule by rule."""
+"""The emulated OpenAI prefix cache against docs/wire.md, rule by rule."""
 
 from __future__ import annotations
 

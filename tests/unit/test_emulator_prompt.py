@@ -139,7 +139,8 @@ def test_model_is_the_root_of_the_chain() -> None:
     ],
 )
 def test_invalidation_table(change: dict[str, Any], tools_kept: bool, system_kept: bool) -> None:
-    """WIRE B.3: which sections keep their hashes when a request-level setting changes."""
+    """The documented table: which sections keep their hashes when a request-level setting
+    changes (docs/wire.md)."""
     before = build_prompt(body(), spec())
     after = build_prompt(body(**change), spec())
     assert (before.tools_digest == after.tools_digest) is tools_kept

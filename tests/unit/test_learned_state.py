@@ -1,4 +1,4 @@
-"""Learned state (issue 13.5): bounded in bytes, per tenant and in all, and never shared
+"""Learned state: bounded in bytes, per tenant and in all, and never shared
 between tenants: one caller's traffic neither pins the gateway's memory nor evicts or
 changes what another caller's requests taught it."""
 

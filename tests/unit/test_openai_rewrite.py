@@ -138,7 +138,7 @@ def test_dates_are_reported_only_or_truncated_by_policy() -> None:
 
 
 def test_todays_date_the_same_on_every_call_stays() -> None:
-    """Issue 14, finding 1 (openai-agents): today's date, the same on every call, stays in
+    """openai-agents: today's date, the same on every call, stays in
     the instructions: moving it saves nothing and costs its tokens uncached every call."""
     lines = LineStats(min_requests=2)
     for question in ["q1", "q2", "q3"]:
@@ -150,7 +150,7 @@ def test_todays_date_the_same_on_every_call_stays() -> None:
 
 
 def test_per_user_lines_are_learned_and_moved_to_the_end_of_their_text() -> None:
-    """Issue 14, finding 2: the learned line stays in its message (no message of its own),
+    """The learned line stays in its message (no message of its own),
     at its end, where what followed it is shared by the family again."""
     lines = LineStats(min_requests=5)
     out = chat()
@@ -170,7 +170,7 @@ def test_per_user_lines_are_learned_and_moved_to_the_end_of_their_text() -> None
 
 
 def test_learned_lines_keep_their_section_and_their_parts() -> None:
-    """Issue 14, finding 2 (Codex): a learned line inside `<permissions instructions>`
+    """Codex: a learned line inside `<permissions instructions>`
     stays there, and a developer message's part list stays a part list."""
     lines = LineStats(min_requests=5)
     out = responses()
@@ -325,7 +325,7 @@ def test_wire_text_and_error_events() -> None:
         ("gpt-5.6-terra", Usage(input=1_000, output=100, cache_read=10_000, cache_write_5m=2_000),
          1_000 * 2 + 100 * 12 + 10_000 * 0.2 + 2_000 * 2.5),
         ("gpt-5.6-luna", Usage(input=100_000, cache_write_5m=100_000), 0.2e5 + 0.25e5),
-        # Past 272K prompt tokens every token costs twice as much (WIRE D.5).
+        # Past 272K prompt tokens every token costs twice as much (docs/wire.md).
         ("gpt-5.6-luna", Usage(input=200_000, cache_write_5m=100_000), 2 * (0.4e5 + 0.25e5)),
     ],
 )  # fmt: skip
@@ -355,7 +355,7 @@ def test_a_tools_item_stays_in_place_while_dates_move() -> None:
     out = volatile_openai(request, "move", LineStats(), NOW)
     assert [r.rule for r in out.rewrites] == ["volatile_moved"]
     assert out.body["input"][0] is request.body["input"][0]  # the same item, untouched
-    # The developer message keeps its part list (finding 2: no part list becomes a string).
+    # The developer message keeps its part list (no part list becomes a string).
     assert out.body["input"][1]["content"] == [{"type": "input_text", "text": "Rules."}]
     assert out.body["input"][2]["content"][-1] == {"type": "input_text", "text": STAMP}
     assert out.stable_system_blocks == 2

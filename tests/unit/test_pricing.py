@@ -1,4 +1,4 @@
-"""Cost per call against hand-computed numbers from ../shared/WIRE.md C (USD per MTok)."""
+"""Cost per call against hand-computed numbers from docs/wire.md (USD per MTok)."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def test_haiku_5_5_is_tiered_by_the_whole_prompt(pricing: Pricing) -> None:
 
 
 def test_sonnet_4_5_long_context(pricing: Pricing) -> None:
-    # Over 200k prompt tokens: 6 input, 22.50 output (WIRE.md C, from genai-prices).
+    # Over 200k prompt tokens: 6 input, 22.50 output (genai-prices).
     usage = Usage(input=250_000, output=1_000)
     expected = (250_000 * 6 + 1_000 * 22.50) / 1e6
     assert pricing.cost("anthropic", "claude-sonnet-4-5-20250929", usage) == pytest.approx(expected)
@@ -193,7 +193,7 @@ def test_batch_halves_the_price(pricing: Pricing) -> None:
 
 
 def test_surcharges_genai_prices_knows(pricing: Pricing) -> None:
-    # Fast mode on Opus 5.5: 8 / 40 instead of 4 / 20 (WIRE.md C).
+    # Fast mode on Opus 5.5: 8 / 40 instead of 4 / 20 (docs/wire.md).
     usage = Usage(input=1_000_000, output=1_000_000)
     assert pricing.cost("anthropic", "claude-opus-5-5", usage) == pytest.approx(24.0)
     fast = (("speed", "fast"),)

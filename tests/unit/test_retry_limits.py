@@ -169,7 +169,7 @@ async def call(dispatch: Dispatcher, *models: str, **kw: Any) -> Started | Chain
 
 
 def test_an_always_failing_upstream_gets_at_most_1_2_times_the_calls() -> None:
-    """Finding 3: every call was tried three times (3x the client's requests upstream)."""
+    """Before the fix, every call was tried three times (3x the client's requests upstream)."""
     fake = FailingUpstream()
     clock = Clock()
     dispatch = dispatcher(fake, RetrySettings(base_delay_s=0), clock)

@@ -171,7 +171,7 @@ def test_dates_move_to_the_end_of_the_newest_turn() -> None:
 
 
 def test_lines_that_vary_per_user_are_learned_and_kept_in_their_block() -> None:
-    """Issue 14, finding 2: a block of their own (the one place a move would pay on this
+    """A block of their own (the one place a move would pay on this
     wire) changes the system's structure: the learned line stays, reported."""
     lines = LineStats(min_requests=5)
     results = []
@@ -186,7 +186,7 @@ def test_lines_that_vary_per_user_are_learned_and_kept_in_their_block() -> None:
     assert last.body["system"] == f"You are Acme's agent.\nCustomer: Flo\n{POLICY}"
 
 
-# Claude Code's memory instructions (issue 14, finding 1), in shape: an example date in a
+# Claude Code's memory instructions, in shape: an example date in a
 # tag-delimited section, and one outside any section.
 MEMORY = (
     "<type>\n"
@@ -216,7 +216,7 @@ def family(texts: list[Any], **body: Any) -> list[LLMRequest]:
     ],
 )
 def test_dates_that_do_not_vary_stay_in_the_system_prompt(dated: str) -> None:
-    """Issue 14, finding 1: a date shape alone moves nothing; nor is it reported."""
+    """A date shape alone moves nothing; nor is it reported."""
     for result in family([f"You are Acme's agent.\n{dated}{POLICY}"] * 7):
         assert not result.changed
         assert not result.findings

@@ -1,4 +1,4 @@
-"""The rewriting invariants (README, "What the rewrites never change"), as properties.
+"""The rewriting invariants (docs/cache.md, "What the rewrites never change"), as properties.
 
 Generated prompt families — system prompts built from static lines, lines that vary per
 call (a customer's name, a login date, a "now" stamp), example dates, today's date,

@@ -1,4 +1,4 @@
-"""Shadow calls in flight hold their request bodies: bounded in bytes (issue 13.5)."""
+"""Shadow calls in flight hold their request bodies: bounded in bytes."""
 
 from __future__ import annotations
 

@@ -294,7 +294,7 @@ def test_any_stream_in_any_chunking_matches_the_spec_reference(
     assert decode(*chunks) == reference(stream)
 
 
-# Caps (issue 13, item 6): an upstream stream with no line ends, or one endless event, must
+# Caps: an upstream stream with no line ends, or one endless event, must
 # not grow what the decoder holds past max_event_bytes.
 
 CAP = 64 * 1024

@@ -1,7 +1,7 @@
 """The emulated prompt cache: entries per workspace and prefix digest, lookback, TTLs, billing.
 
-Sans-IO: the caller passes the clock. Rules are WIRE B.2 (breakpoints, lookback, availability),
-B.4 (minimum length), B.5 (TTLs) and B.6 (per-workspace isolation).
+Sans-IO: the caller passes the clock. Rules (docs/wire.md#anthropic-prompt-caching): breakpoints,
+lookback, availability, minimum length, TTLs and per-workspace isolation.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ class PromptCache:
             (i, ttl) for i, ttl in breakpoints if i > hit and prefix[i] >= min_cacheable_tokens
         ]
         written = prefix[writes[-1][0]] if writes else read
-        # WIRE B.2: from the hit to the last 1h breakpoint bills as 1h, the rest as 5m.
+        # Mixed TTLs: from the hit to the last 1h breakpoint bills as 1h, the rest as 5m.
         hour_end = max((prefix[i] for i, ttl in writes if ttl == "1h"), default=read)
         usage = CacheUsage(
             input_tokens=prompt.total_tokens - written,

@@ -1,4 +1,6 @@
-"""Cache-miss diagnostics: why a request could not reuse the prefix of an earlier one (WIRE B.3).
+"""Cache-miss diagnostics: why a request could not reuse the prefix of an earlier one.
+
+The request and response fields: docs/wire.md#anthropic-prompt-caching.
 
 Keeps each served message's prompt fingerprint in a bounded LRU; the JSON shapes are those of
 SDK a2.12 `types/cache_miss_*.py`.
@@ -73,7 +75,7 @@ class CacheDiagnostics:
     ) -> dict[str, Any] | None:
         """The `cache_miss_reason` object, or None when the previous prefix is fully reused."""
         before = self._records.get(previous_message_id)
-        # Another workspace's message is as invisible as an unknown one (WIRE B.6).
+        # Another workspace's message is as invisible as an unknown one (caches are per workspace).
         if before is None or before.workspace != workspace:
             return {"type": "previous_message_not_found"}
         total = before.messages_tokens[-1] if before.messages_tokens else before.system_tokens

@@ -1,6 +1,6 @@
 """The Messages response as the API writes it: the JSON message and the SSE event sequence.
 
-Event order per ../shared/WIRE.md A.5: message_start (input-side usage), per block
+Event order per docs/wire.md#anthropic-streams: message_start (input-side usage), per block
 content_block_start / deltas / content_block_stop (a ping after the first start),
 message_delta (cumulative usage), message_stop.
 """

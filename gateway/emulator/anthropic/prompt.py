@@ -1,6 +1,6 @@
 """A Messages request flattened into the ordered, hashed blocks the prompt cache keys on.
 
-Prefix order is tools → system → messages (WIRE B.2); cache_control placement is checked here.
+Prefix order is tools → system → messages (docs/wire.md); cache_control placement is checked here.
 """
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ def _as_blocks(content: Any) -> Sequence[Mapping[str, Any]]:
 
 
 def _message_raws(messages: Sequence[Mapping[str, Any]], spec: ModelSpec) -> list[list[_Raw]]:
-    # WIRE B.3: Opus 4.5+ and Sonnet 4.6+ keep earlier thinking blocks; older models and
+    # Opus 4.5+ and Sonnet 4.6+ keep earlier thinking blocks; older models and
     # every Haiku drop them once a user turn that is not only tool results arrives.
     cut = -1
     if spec.line == "haiku" or spec.created_at < dt.date(2025, 11, 1):
@@ -186,7 +186,7 @@ def _flags(messages: Sequence[Mapping[str, Any]]) -> tuple[bool, bool]:
 
 
 def _place_breakpoints(raws: list[_Raw], auto: Any) -> list[_Raw]:
-    """Explicit breakpoints plus the automatic one (WIRE B.1), checked for count and order."""
+    """Explicit breakpoints plus the automatic (top-level) one, checked for count and order."""
     explicit = sum(raw.ttl is not None for raw in raws)
     if explicit > MAX_BREAKPOINTS:
         raise invalid_request(
@@ -247,11 +247,11 @@ def build_prompt(body: Mapping[str, Any], spec: ModelSpec) -> Prompt:
     tools_digest, tools_tokens = chain, sum(b.tokens for b in out)
     has_image, has_citations = _flags(messages)
     speed = str(body.get("speed") or "standard")
-    # WIRE B.3: speed, web search and citations keep the tools cache but miss from system on.
+    # Speed, web search and citations keep the tools cache but miss from system on.
     chain = _link(chain, b"\0".join([speed.encode(), b"%d" % has_citations, *web_search]))
     chain = _extend(out, "system", raws[len(tools) : len(tools) + n_system], chain)
     system_digest, system_tokens = chain, sum(b.tokens for b in out)
-    # WIRE B.3: tool_choice, images and thinking keep tools and system but miss messages.
+    # tool_choice, images and thinking keep tools and system but miss messages.
     settings = orjson.dumps([body.get("tool_choice"), has_image, body.get("thinking")])
     chain = _link(chain, settings)
     digests, totals, running = [], [], system_tokens

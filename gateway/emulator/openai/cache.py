@@ -1,6 +1,6 @@
 """OpenAI's automatic prefix cache: entries per workspace, cache key and prefix digest.
 
-Sans-IO: the caller passes the clock. Rules, WIRE D.4, by the model's caching generation:
+Sans-IO: the caller passes the clock. Rules (docs/wire.md), by the model's caching generation:
 - `rounded` (before GPT-5.6): every request caches its prefix at each block boundary, free;
   a read is the longest cached boundary, rounded down to a multiple of 128, and only from
   1,024 tokens. Retention `in_memory` keeps an entry 5 minutes idle (the low end of the

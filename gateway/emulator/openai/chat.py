@@ -1,6 +1,6 @@
 """The Chat Completions response as the API writes it: the JSON completion and its chunks.
 
-Stream shape per ../shared/WIRE.md D.3: bare `data:` chunks (object chat.completion.chunk), a
+Stream shape per docs/wire.md#openai-streams: bare `data:` chunks (object chat.completion.chunk), a
 role chunk first, content or tool-call deltas, a final chunk with the finish reason, then —
 only with stream_options.include_usage — one chunk with `choices: []` and the usage (every
 other chunk then carries `"usage": null`), and `data: [DONE]`.

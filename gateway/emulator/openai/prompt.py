@@ -2,7 +2,7 @@
 
 One block per content part (a string content is one part), in prompt order: tools, then
 instructions (Responses), then the messages or input items. Each block's digest covers the
-model, the settings whose change invalidates the cache (WIRE D.4: tools, images, text format,
+model, the settings whose change invalidates the cache (docs/wire.md: tools, images, text format,
 reasoning effort, verbosity) and every block before it. A part marked
 `prompt_cache_breakpoint: {"mode": "explicit"}` is a breakpoint (GPT-5.6 and later).
 """

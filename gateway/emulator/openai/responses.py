@@ -1,6 +1,6 @@
 """The Responses API answer as it is written: the response object and its event stream.
 
-Event order per ../shared/WIRE.md D.3: response.created → response.in_progress → per output
+Event order per docs/wire.md#openai-streams: response.created → response.in_progress → per output
 item: output_item.added, (content_part.added → output_text.delta* → output_text.done →
 content_part.done) or function_call_arguments.delta* → .done, output_item.done →
 response.completed with the usage. Every event carries its sequence_number.

@@ -35,7 +35,7 @@ from gateway.wire.openai_errors import OVERLOADED_STATUS, error_body, error_type
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
 MAX_EXPLICIT_BREAKPOINTS = 4
-# Limits as a high usage tier shows them; resets are Go-style durations (WIRE D.1).
+# Limits as a high usage tier shows them; resets are Go-style durations (docs/wire.md).
 RATE_LIMIT_HEADERS = {
     "x-ratelimit-limit-requests": "10000",
     "x-ratelimit-limit-tokens": "30000000",
@@ -166,7 +166,7 @@ class OpenAIEmulator:
                     f"prompt_cache_retention '24h' is not supported with model {spec.id}.",
                     "prompt_cache_retention",
                 )
-            # WIRE D.4: 24h is the default where it exists (non-ZDR organizations).
+            # 24h is the default where it exists (non-ZDR organizations).
             default: Retention = "24h" if spec.extended_retention else "in_memory"
             return (retention or default), frozenset()
         options = body.get("prompt_cache_options") or {}

@@ -13,7 +13,7 @@ from gateway.emulator.errors import EmulatedError
 
 CHAT_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 RETENTIONS = frozenset({"in_memory", "24h"})
-TTLS = frozenset({"30m", "12h"})  # the SDK's PromptCacheOptions (WIRE D.4 documents 30m)
+TTLS = frozenset({"30m", "12h"})  # the SDK's PromptCacheOptions (the docs give 30m)
 MODES = frozenset({"implicit", "explicit"})
 MIN_OUTPUT_TOKENS = 16  # Responses rejects a smaller max_output_tokens
 
