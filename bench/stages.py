@@ -296,7 +296,16 @@ def steps(parts: Parts, body: Body, chunks: list[bytes], plain: bytes) -> list[S
         started_at=time.time(),
     )
     metered = parts.meter.on_call_complete(record)
+    fp = request.fingerprint
+    owner = parts.meter.label_values(record)
+
+    def remember() -> object:
+        assert fp is not None
+        return parts.registry.record(fp, usage, time.time(), time.time(), 1024, owner)
+
     out += [
+        ("lessons (after a 2xx)", False, request.learn),
+        ("registry.record", False, remember),
         (f"tap.stream ({len(chunks)} events)", False, tap),
         ("usage.json body", False, lambda: wire.usage_from_body(plain)),
         ("meter.on_call_complete", False, lambda: parts.meter.on_call_complete(record)),

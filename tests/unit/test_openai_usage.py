@@ -130,6 +130,27 @@ def test_responses_stream_tap() -> None:
     assert tap.error_type is None
 
 
+def test_responses_stream_head_read_where_the_final_event_is_silent() -> None:
+    """response.created is parsed late (only if needed): what it said still counts where the
+    final event leaves a field out, and the final event's own values win where it does not."""
+    head = {"id": "resp_9", "model": "gpt-5.4", "service_tier": "auto", "usage": None}
+    tap = ResponsesStreamUsage()
+    tap.feed(responses_event("response.created", response=head, sequence_number=0))
+    done = {"id": "resp_9", "service_tier": "priority", "usage": {"input_tokens": 5}}
+    tap.feed(responses_event("response.completed", response=done, sequence_number=1))
+    assert (tap.model, tap.message_id, tap.service_tier) == ("gpt-5.4", "resp_9", "priority")
+    assert tap.usage == Usage(input=5)
+    cut = ResponsesStreamUsage()  # no final event: the head says it all
+    cut.feed(responses_event("response.created", response=head, sequence_number=0))
+    cut.feed(responses_event("response.output_text.delta", delta="Hi", sequence_number=1))
+    assert (cut.model, cut.message_id, cut.service_tier, cut.complete) == (
+        "gpt-5.4",
+        "resp_9",
+        "auto",
+        False,
+    )
+
+
 def test_responses_stream_failures() -> None:
     failed = ResponsesStreamUsage()
     response = {"id": "resp_8", "model": "gpt-6-sol", "error": {"code": "server_error"}}
