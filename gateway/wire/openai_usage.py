@@ -104,6 +104,9 @@ def usage_from_response(body: bytes) -> Reported:
 # stream's id, model and first content are known it is not parsed at all.
 _USAGE_OBJECT = '"usage":{'
 _ERROR_KEY = '"error"'
+# The same, to skip a whole one-event chunk before it is decoded.
+_USAGE_BYTES, _ERROR_BYTES = _USAGE_OBJECT.encode(), _ERROR_KEY.encode()
+_DATA, _DONE = b"data: ", b"data: [DONE]\n\n"
 
 
 class ChatStreamUsage:
@@ -125,6 +128,19 @@ class ChatStreamUsage:
         self.complete = False
 
     def feed(self, chunk: bytes) -> None:
+        if (
+            self.saw_content
+            and self.model is not None
+            and chunk.startswith(_DATA)
+            and chunk.count(b"\n") == 2
+            and chunk.endswith(b"\n\n")
+            and _USAGE_BYTES not in chunk
+            and _ERROR_BYTES not in chunk
+            and chunk != _DONE
+            and b"\r" not in chunk
+            and self.decoder.between_events
+        ):
+            return  # one whole content chunk, skipped below anyway: not decoded (~1 µs)
         for event in self.decoder.feed(chunk):
             settled = self.saw_content and self.model is not None
             data = event.data
@@ -175,6 +191,8 @@ def _has_content(choice: Any) -> bool:
 _FINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
 _CONTENT_SUFFIXES = (".delta",)
 _NAMED = ("model", "id", "service_tier")  # what a response object says of itself
+_WATCHED = frozenset({"response.created", *_FINAL_EVENTS, "error"})  # read past their name
+_EVENT = b"event: "
 
 
 class ResponsesStreamUsage:
@@ -225,6 +243,20 @@ class ResponsesStreamUsage:
         self._service_tier = value
 
     def feed(self, chunk: bytes) -> None:
+        # A chunk that is one whole event of one name line and one data line (as a stream
+        # comes: an event per write) is known by its name: most are not read further.
+        # Decoding one costs 2 µs, 8 µs for response.in_progress (it repeats the request's
+        # tools and instructions, as response.created does).
+        if chunk.startswith(_EVENT) and self.decoder.between_events:
+            kind = chunk[len(_EVENT) : chunk.find(b"\n")].decode("utf-8", "replace")
+            if (
+                kind not in _WATCHED
+                and chunk.count(b"\n") == 3
+                and chunk.endswith(b"\n\n")
+                and b"\r" not in chunk
+            ):
+                self.saw_content = self.saw_content or kind.endswith(_CONTENT_SUFFIXES)
+                return
         for event in self.decoder.feed(chunk):
             self.observe(event)
 
