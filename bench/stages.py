@@ -64,7 +64,12 @@ from gateway.rewrite.pipeline import RewriteContext  # noqa: E402
 from gateway.rewrite.request import LLMRequest  # noqa: E402
 from gateway.rewrite.tool_json import ToolForms  # noqa: E402
 from gateway.settings import Settings  # noqa: E402
-from gateway.wire.formats import ANTHROPIC_MESSAGES, OPENAI_RESPONSES, WireFormat  # noqa: E402
+from gateway.wire.formats import (  # noqa: E402
+    ANTHROPIC_MESSAGES,
+    OPENAI_CHAT,
+    OPENAI_RESPONSES,
+    WireFormat,
+)
 from gateway.wire.usage import Usage  # noqa: E402
 from tests.support.fixtures import FIXTURES, Call, load  # noqa: E402
 
@@ -83,18 +88,29 @@ class Body:
     earlier: tuple[bytes, ...] = ()  # the session's calls before it, replayed to warm up
 
 
+SYSTEM = ("You are a concise assistant for an internal tool. " * 8).strip()
+QUESTION = ("Summarize the following note in one sentence. " * 10).strip()
+
+
 def small_body() -> bytes:
     """A 1 KB question with a short system prompt, as a small app sends it."""
-    system = "You are a concise assistant for an internal tool. " * 8
-    question = "Summarize the following note in one sentence. " * 10
     return orjson.dumps(
         {
             "model": "claude-haiku-4-5",
             "max_tokens": 200,
-            "system": system.strip(),
-            "messages": [{"role": "user", "content": question.strip()}],
+            "system": SYSTEM,
+            "messages": [{"role": "user", "content": QUESTION}],
             "stream": True,
         }
+    )
+
+
+def small_chat_body() -> bytes:
+    """The same on Chat Completions, without include_usage: the gateway asks for it and
+    filters what that adds out of the stream."""
+    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": QUESTION}]
+    return orjson.dumps(
+        {"model": "gpt-5.4", "max_completion_tokens": 200, "messages": messages, "stream": True}
     )
 
 
@@ -129,6 +145,7 @@ def _session(fixture: str, wire: WireFormat, path: str, prefix: str) -> list[Bod
 def all_bodies() -> list[Body]:
     return [
         Body("1kb", ANTHROPIC_MESSAGES, "/v1/messages", small_body()),
+        Body("chat-1kb", OPENAI_CHAT, "/v1/chat/completions", small_chat_body()),
         Body("filler-115kb", ANTHROPIC_MESSAGES, "/v1/messages", filler_body()),
         *_session("claude-long", ANTHROPIC_MESSAGES, "/v1/messages", "claude-code"),
         *_session("codex-projects", OPENAI_RESPONSES, "/v1/responses", "codex"),
@@ -146,7 +163,7 @@ async def _emulated(settings: Settings, body: Body, payload: bytes) -> bytes:
         "anthropic-version": "2023-06-01",
         "authorization": "Bearer sk-bench",
     }
-    if body.wire is OPENAI_RESPONSES:
+    if body.wire.provider == "openai":
         del headers["x-api-key"], headers["anthropic-version"]
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://emulator") as client:
@@ -158,7 +175,9 @@ async def _emulated(settings: Settings, body: Body, payload: bytes) -> bytes:
 def responses(settings: Settings, body: Body) -> tuple[list[bytes], bytes]:
     """(the stream as one chunk per event, as the emulator writes it; the JSON response)."""
     parsed = orjson.loads(body.raw)
-    stream = asyncio.run(_emulated(settings, body, orjson.dumps({**parsed, "stream": True})))
+    asked = body.wire.ask_usage({**parsed, "stream": True}) if body.wire.ask_usage else None
+    streamed = asked[0] if asked is not None else {**parsed, "stream": True}
+    stream = asyncio.run(_emulated(settings, body, orjson.dumps(streamed)))
     plain = asyncio.run(_emulated(settings, body, orjson.dumps({**parsed, "stream": False})))
     chunks = [event + b"\n\n" for event in stream.split(b"\n\n") if event]
     return chunks, plain
@@ -303,6 +322,15 @@ def steps(parts: Parts, body: Body, chunks: list[bytes], plain: bytes) -> list[S
         assert fp is not None
         return parts.registry.record(fp, usage, time.time(), time.time(), 1024, owner)
 
+    new_filter = wire.new_usage_filter
+
+    def strip() -> object:
+        assert new_filter is not None
+        usage_filter = new_filter(8 * KB * KB)
+        return [usage_filter.feed(chunk) for chunk in chunks], usage_filter.flush()
+
+    if new_filter is not None:
+        out.append(("usage filter (chat stream)", False, strip))
     out += [
         ("lessons (after a 2xx)", False, request.learn),
         ("registry.record", False, remember),
