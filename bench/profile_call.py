@@ -13,8 +13,8 @@ First the CPU per call (user and system time, no profiler) for a streaming and a
 then a cProfile of the streaming calls on CPU time: functions by own and cumulative time.
 
 `--server` measures instead the CPU per call of a real `gateway serve` process (one worker,
-pinned to core 1 with taskset), one call at a time: the in-process number plus the HTTP
-server's and the sockets' share.
+pinned to core 1 with taskset), `--concurrency` calls at a time (1 by default): the
+in-process number plus the HTTP server's and the sockets' share.
 """
 
 from __future__ import annotations
@@ -153,6 +153,22 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+async def _post_all(
+    url: str, path: str, raw: bytes, headers: dict[str, str], calls: int, concurrency: int
+) -> None:
+    """`calls` requests, `concurrency` at a time, each checked for a 200."""
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as client:
+        left = iter(range(calls))
+
+        async def worker() -> None:
+            for _ in left:
+                response = await client.post(path, content=raw, headers=headers)
+                assert response.status_code == 200, response.text
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
 def served(args: argparse.Namespace, emulator: str, log: Path) -> str:
     body = next(b for b in all_bodies() if b.name == args.body)
     port = free_port()
@@ -166,7 +182,10 @@ def served(args: argparse.Namespace, emulator: str, log: Path) -> str:
     }
     command = ["taskset", "-c", "1", sys.executable, "-m", "gateway", "serve"]
     url = f"http://{HOST}:{port}"
-    out = [f"gateway serve, body: {body.name}, {len(body.raw):,} bytes, {args.calls} calls, c1"]
+    out = [
+        f"gateway serve, body: {body.name}, {len(body.raw):,} bytes, {args.calls} calls,"
+        f" c{args.concurrency}"
+    ]
     with started(command, url + "/healthz", env) as process, httpx.Client(base_url=url) as client:
         for label, stream in (("stream", True), ("json", False)):
             raw = orjson.dumps({**orjson.loads(body.raw), "stream": stream})
@@ -174,9 +193,7 @@ def served(args: argparse.Namespace, emulator: str, log: Path) -> str:
             for _ in range(10):  # warm
                 client.post(body.path, content=raw, headers=headers).read()
             before = cpu_seconds(process.pid)
-            for _ in range(args.calls):
-                response = client.post(body.path, content=raw, headers=headers)
-                assert response.status_code == 200, response.text
+            asyncio.run(_post_all(url, body.path, raw, headers, args.calls, args.concurrency))
             per_call = (cpu_seconds(process.pid) - before) / args.calls * 1000
             out.append(f"CPU per call, {label}: {per_call:.2f} ms (/proc stat, whole process)")
     return "\n".join(out)
@@ -188,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=100)
     parser.add_argument("--top", type=int, default=45)
     parser.add_argument("--server", action="store_true", help="CPU per call of gateway serve")
+    parser.add_argument("--concurrency", type=int, default=1, help="with --server")
     args = parser.parse_args(argv)
     port = free_port()
     emulator_args = ("emulate", "--port", str(port), "--latency", "none")
