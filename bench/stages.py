@@ -4,6 +4,7 @@ Run from the repository root (a few seconds; numbers for the log, nothing assert
 
     .venv/bin/python bench/stages.py
     .venv/bin/python bench/stages.py --body claude-code-late-turn --json out.json
+    .venv/bin/python bench/stages.py --compare bench/results/stages-before.json
 
 Every per-call step the gateway does on a model call, in its order: the JSON parse, each
 rewrite stage (the wire format's stage tuple, rewrite/pipeline.py), re-serialization, the
@@ -363,7 +364,12 @@ def run_body(
 # --------------------------------------------------------------------------- report
 
 
-def table(results: dict[str, tuple[list[Row], dict[str, Any]]], per_kb: bool) -> str:
+Results = dict[str, tuple[list[Row], dict[str, Any]]]
+Value = Callable[[str, Row], float | None]  # (body, row) -> the cell, None: none
+
+
+def table(results: Results, value: Value, digits: int, sign: str = "") -> str:
+    """Steps down, bodies across; the total sums the steps that are not parts of another."""
     names = list(results)
     order: list[str] = []
     for steps_of, _ in results.values():
@@ -378,27 +384,44 @@ def table(results: dict[str, tuple[list[Row], dict[str, Any]]], per_kb: bool) ->
     width = max(len(_short(n)) for n in names) + 2
     head = f"{'step':<30}" + "".join(f"{_short(n):>{width}}" for n in names)
     lines = [head, "-" * len(head)]
-    sizes = {n: facts["bytes"] / KB for n, (_, facts) in results.items()}
     totals = dict.fromkeys(names, 0.0)
     rows = {n: {_key(r.step): r for r in results[n][0]} for n in names}
     for key in order:
         cells = []
         for n in names:
             row = rows[n].get(key)
-            if row is None:
+            cell = None if row is None else value(n, row)
+            if row is None or cell is None:
                 cells.append(f"{'-':>{width}}")
                 continue
             if not row.part_of:
-                totals[n] += row.median_us
-            value = row.median_us / sizes[n] if per_kb else row.median_us
-            cells.append(f"{value:>{width}.{2 if per_kb else 0}f}")
+                totals[n] += cell
+            cells.append(f"{cell:>{sign}{width}.{digits}f}")
         lines.append(f"{key:<30}" + "".join(cells))
     lines.append("-" * len(head))
-    total = [totals[n] / sizes[n] if per_kb else totals[n] for n in names]
-    lines.append(f"{'total':<30}" + "".join(f"{v:>{width}.{2 if per_kb else 0}f}" for v in total))
-    kb = "".join(f"{sizes[n]:>{width}.0f}" for n in names)
+    lines.append(f"{'total':<30}" + "".join(f"{totals[n]:>{sign}{width}.{digits}f}" for n in names))
+    kb = "".join(f"{results[n][1]['bytes'] / KB:>{width}.0f}" for n in names)
     lines.append(f"{'body KB':<30}" + kb)
     return "\n".join(lines)
+
+
+def per_call(_: str, row: Row) -> float:
+    return row.median_us
+
+
+def per_kb(results: Results) -> Value:
+    return lambda name, row: row.median_us / (results[name][1]["bytes"] / KB)
+
+
+def change_from(before: dict[str, Any]) -> Value:
+    """µs more (+) or less (-) than a `--json` file of an earlier run says."""
+
+    def change(name: str, row: Row) -> float | None:
+        steps = {_key(step): us for step, us in before.get(name, {}).get("steps", {}).items()}
+        was = steps.get(_key(row.step))
+        return None if was is None else row.median_us - was
+
+    return change
 
 
 def _short(name: str) -> str:
@@ -416,6 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget-ms", type=float, default=40.0, help="time per step per body")
     parser.add_argument("--max-runs", type=int, default=200)
     parser.add_argument("--json", type=Path, help="also write the numbers here")
+    parser.add_argument("--compare", type=Path, help="a --json file of an earlier run")
     args = parser.parse_args(argv)
     settings = Settings()
     bodies = [b for b in all_bodies() if not args.body or b.name in args.body]
@@ -423,11 +447,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"--body: none of {[b.name for b in all_bodies()]}", file=sys.stderr)
         return 2
     started = time.perf_counter()
-    results = {b.name: run_body(settings, b, args.budget_ms / 1000, args.max_runs) for b in bodies}
+    results: Results = {
+        b.name: run_body(settings, b, args.budget_ms / 1000, args.max_runs) for b in bodies
+    }
     print("Per-call gateway work, µs per call (median; · = part of the step above it)\n")
-    print(table(results, per_kb=False))
+    print(table(results, per_call, 0))
     print("\nµs per KB of request body\n")
-    print(table(results, per_kb=True))
+    print(table(results, per_kb(results), 2))
+    if args.compare is not None:
+        print(f"\nµs per call, change from {args.compare}\n")
+        print(table(results, change_from(json.loads(args.compare.read_text())), 0, "+"))
     notes = [
         f"{n}: {facts['wire']}, {facts['bytes']:,} bytes, {facts['events']} response events"
         for n, (_, facts) in results.items()
