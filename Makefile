@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # The anthropic 1.x SDK lives beside the 2.x one in its own import path, for the compatibility tests.
 SDK1 := .cache/anthropic-sdk-1
 
-.PHONY: run test lint emulate clean
+.PHONY: run test lint emulate clean bench-stages
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required"; exit 1; }
@@ -34,6 +34,10 @@ lint: $(VENV)/.dev
 
 test: lint $(SDK1)
 	$(BIN)/pytest -q
+
+# Per-step cost of a model call on real bodies, µs per call and per KB (a few seconds).
+bench-stages: $(VENV)/.dev
+	$(BIN)/python bench/stages.py
 
 clean:
 	rm -rf $(VENV) .cache .mypy_cache .pytest_cache .ruff_cache

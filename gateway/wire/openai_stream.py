@@ -67,6 +67,22 @@ class UsageChunkFilter:
     def feed(self, chunk: bytes) -> bytes:
         if self._passing:
             return chunk
+        if (
+            not self._held
+            and not self._skip_lf
+            and chunk.endswith(b"\n\n")
+            and _EMPTY_CHOICES not in chunk
+            and b"\r" not in chunk
+        ):
+            # Whole LF-ended events, none the usage chunk (all but one of a stream's): a tail
+            # ends at a line end within its event, so one replace over the chunk does what
+            # the event-by-event walk below does: 1 µs instead of 2.4 for a one-event chunk,
+            # 10 instead of 78 for a chunk of 40.
+            self._dropped_last = False
+            for tail in _NULL_USAGE_TAILS:
+                if tail in chunk:
+                    chunk = chunk.replace(tail + b"\n", b"}\n")
+            return chunk
         out = bytearray()
         if chunk and self._skip_lf:
             self._skip_lf = False

@@ -104,6 +104,9 @@ def usage_from_response(body: bytes) -> Reported:
 # stream's id, model and first content are known it is not parsed at all.
 _USAGE_OBJECT = '"usage":{'
 _ERROR_KEY = '"error"'
+# The same, to skip a whole one-event chunk before it is decoded.
+_USAGE_BYTES, _ERROR_BYTES = _USAGE_OBJECT.encode(), _ERROR_KEY.encode()
+_DATA, _DONE = b"data: ", b"data: [DONE]\n\n"
 
 
 class ChatStreamUsage:
@@ -125,6 +128,19 @@ class ChatStreamUsage:
         self.complete = False
 
     def feed(self, chunk: bytes) -> None:
+        if (
+            self.saw_content
+            and self.model is not None
+            and chunk.startswith(_DATA)
+            and chunk.count(b"\n") == 2
+            and chunk.endswith(b"\n\n")
+            and _USAGE_BYTES not in chunk
+            and _ERROR_BYTES not in chunk
+            and chunk != _DONE
+            and b"\r" not in chunk
+            and self.decoder.between_events
+        ):
+            return  # one whole content chunk, skipped below anyway: not decoded (~1 µs)
         for event in self.decoder.feed(chunk):
             settled = self.saw_content and self.model is not None
             data = event.data
@@ -174,23 +190,73 @@ def _has_content(choice: Any) -> bool:
 # Events that end a Responses stream and carry the whole response, usage included.
 _FINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
 _CONTENT_SUFFIXES = (".delta",)
+_NAMED = ("model", "id", "service_tier")  # what a response object says of itself
+_WATCHED = frozenset({"response.created", *_FINAL_EVENTS, "error"})  # read past their name
+_EVENT = b"event: "
 
 
 class ResponsesStreamUsage:
-    """Watches a Responses stream (`event: <type>` blocks); parses only the few that matter."""
+    """Watches a Responses stream (`event: <type>` blocks); parses only the few that matter.
+
+    `response.created` repeats the request's tools and instructions (19 KB on a recorded
+    Codex turn: a 16 µs parse), and the final event says again what it tells (model, id,
+    tier): it is parsed only if one of those is read before a final event gives them.
+    """
 
     def __init__(self, max_event_bytes: int = MAX_EVENT_BYTES) -> None:
         self.decoder = SSEDecoder(max_event_bytes)
-        self.model: str | None = None
-        self.message_id: str | None = None  # the response id, resp_…
+        self._model: str | None = None
+        self._message_id: str | None = None  # the response id, resp_…
+        self._service_tier: str | None = None
+        self._head: str | None = None  # response.created's data, not parsed yet
         self.miss_reason: str | None = None
-        self.service_tier: str | None = None
         self.usage: Usage | None = None
         self.error_type: str | None = None
         self.saw_content = False
         self.complete = False
 
+    @property
+    def model(self) -> str | None:
+        self._read_head()
+        return self._model
+
+    @model.setter
+    def model(self, value: str | None) -> None:
+        self._model = value
+
+    @property
+    def message_id(self) -> str | None:
+        self._read_head()
+        return self._message_id
+
+    @message_id.setter
+    def message_id(self, value: str | None) -> None:
+        self._message_id = value
+
+    @property
+    def service_tier(self) -> str | None:
+        self._read_head()
+        return self._service_tier
+
+    @service_tier.setter
+    def service_tier(self, value: str | None) -> None:
+        self._service_tier = value
+
     def feed(self, chunk: bytes) -> None:
+        # A chunk that is one whole event of one name line and one data line (as a stream
+        # comes: an event per write) is known by its name: most are not read further.
+        # Decoding one costs 2 µs, 8 µs for response.in_progress (it repeats the request's
+        # tools and instructions, as response.created does).
+        if chunk.startswith(_EVENT) and self.decoder.between_events:
+            kind = chunk[len(_EVENT) : chunk.find(b"\n")].decode("utf-8", "replace")
+            if (
+                kind not in _WATCHED
+                and chunk.count(b"\n") == 3
+                and chunk.endswith(b"\n\n")
+                and b"\r" not in chunk
+            ):
+                self.saw_content = self.saw_content or kind.endswith(_CONTENT_SUFFIXES)
+                return
         for event in self.decoder.feed(chunk):
             self.observe(event)
 
@@ -199,31 +265,51 @@ class ResponsesStreamUsage:
         if kind.endswith(_CONTENT_SUFFIXES):
             # output_text, function_call_arguments, reasoning…: the first token the model made.
             self.saw_content = True
-        elif kind == "response.created" or kind in _FINAL_EVENTS:
-            self._response(event.data, final=kind in _FINAL_EVENTS)
+        elif kind == "response.created":
+            self._read_head()  # another one before: what it said stands where this is silent
+            self._head = event.data
+        elif kind in _FINAL_EVENTS:
+            self._final(event.data)
             if kind == "response.failed" and self.error_type is None:
                 self.error_type = "response_failed"
         elif kind == "error":
             data = _loads(event.data.encode()) or {}
             self.error_type = _str(data.get("code")) or "error"
 
-    def _response(self, raw: str, *, final: bool) -> None:
-        data = _loads(raw.encode()) or {}
-        response = data.get("response")
-        if not isinstance(response, dict):
+    def _read_head(self) -> None:
+        head, self._head = self._head, None
+        if head is not None and (response := _response_of(head)) is not None:
+            self._take(response)
+
+    def _take(self, response: dict[str, Any]) -> None:
+        """The response's model, id and tier, where it gives them."""
+        self._model = _str(response.get("model")) or self._model
+        self._message_id = _str(response.get("id")) or self._message_id
+        self._service_tier = _str(response.get("service_tier")) or self._service_tier
+
+    def _final(self, raw: str) -> None:
+        response = _response_of(raw)
+        if response is None:
             return
-        self.model = _str(response.get("model")) or self.model
-        self.message_id = _str(response.get("id")) or self.message_id
-        self.service_tier = _str(response.get("service_tier")) or self.service_tier
-        if final:
-            self.complete = True
-            if isinstance(usage := response.get("usage"), dict):
-                self.usage = usage_from_response_fields(usage)
-            error = response.get("error")
-            if isinstance(error, dict):
-                self.error_type = _str(error.get("code")) or "response_failed"
+        if all(_str(response.get(name)) for name in _NAMED):
+            self._head = None  # all the head would have said, said again
+        else:
+            self._read_head()
+        self._take(response)
+        self.complete = True
+        if isinstance(usage := response.get("usage"), dict):
+            self.usage = usage_from_response_fields(usage)
+        error = response.get("error")
+        if isinstance(error, dict):
+            self.error_type = _str(error.get("code")) or "response_failed"
 
     @property
     def usage_final(self) -> bool:
         """The final response's usage seen (response.completed and its kin)."""
         return self.usage is not None
+
+
+def _response_of(raw: str) -> dict[str, Any] | None:
+    """An event's `response` object, if it has one."""
+    response = (_loads(raw.encode()) or {}).get("response")
+    return response if isinstance(response, dict) else None

@@ -85,6 +85,17 @@ def test_errors_and_unknown_lines_pass() -> None:
     assert filtered([raw]) == raw
 
 
+def test_whole_events_per_chunk_give_the_direct_stream() -> None:
+    """As a stream arrives: chunks of whole events, most without the usage chunk."""
+    for newline in (b"\n", b"\r\n", b"\r"):
+        end = newline * 2
+        upstream = stream(with_usage=True, newline=newline)
+        events = [event + end for event in upstream.split(end) if event]
+        expected = stream(with_usage=False, newline=newline)
+        assert filtered(events) == expected
+        assert filtered([b"".join(events[:3]), b"".join(events[3:])]) == expected
+
+
 def test_each_event_is_released_by_the_feed_that_completes_it() -> None:
     usage_filter = UsageChunkFilter()
     first = chunk({"content": "Hi"}, null_usage=True)

@@ -130,6 +130,69 @@ def test_responses_stream_tap() -> None:
     assert tap.error_type is None
 
 
+def test_responses_stream_head_read_where_the_final_event_is_silent() -> None:
+    """response.created is parsed late (only if needed): what it said still counts where the
+    final event leaves a field out, and the final event's own values win where it does not."""
+    head = {"id": "resp_9", "model": "gpt-5.4", "service_tier": "auto", "usage": None}
+    tap = ResponsesStreamUsage()
+    tap.feed(responses_event("response.created", response=head, sequence_number=0))
+    done = {"id": "resp_9", "service_tier": "priority", "usage": {"input_tokens": 5}}
+    tap.feed(responses_event("response.completed", response=done, sequence_number=1))
+    assert (tap.model, tap.message_id, tap.service_tier) == ("gpt-5.4", "resp_9", "priority")
+    assert tap.usage == Usage(input=5)
+    cut = ResponsesStreamUsage()  # no final event: the head says it all
+    cut.feed(responses_event("response.created", response=head, sequence_number=0))
+    cut.feed(responses_event("response.output_text.delta", delta="Hi", sequence_number=1))
+    assert (cut.model, cut.message_id, cut.service_tier, cut.complete) == (
+        "gpt-5.4",
+        "resp_9",
+        "auto",
+        False,
+    )
+
+
+def responses_stream() -> bytes:
+    head = {"id": "resp_3", "model": "gpt-5.4", "service_tier": "auto", "usage": None}
+    head["tools"] = [{"type": "function", "name": "shell", "parameters": {}}]
+    usage = {"input_tokens": 40, "output_tokens": 2}
+    done = {**head, "service_tier": "default", "usage": usage}
+    return b"".join(
+        [
+            responses_event("response.created", response=head, sequence_number=0),
+            responses_event("response.in_progress", response=head, sequence_number=1),
+            responses_event("response.output_text.delta", delta="Hi", sequence_number=2),
+            responses_event("response.output_text.done", text="Hi", sequence_number=3),
+            responses_event("response.completed", response=done, sequence_number=4),
+        ]
+    )
+
+
+def test_stream_taps_read_the_same_in_every_chunking() -> None:
+    """One event per chunk (the taps skip most such chunks by their bytes, undecoded),
+    the whole stream at once, and 7-byte pieces: the same reading."""
+
+    def read(tap: ChatStreamUsage | ResponsesStreamUsage) -> tuple[object, ...]:
+        fields = (tap.model, tap.message_id, tap.service_tier, tap.usage, tap.saw_content)
+        return (*fields, tap.complete, tap.error_type)
+
+    for new_tap, raw in (
+        (ChatStreamUsage, chat_stream(usage=True)),
+        (ResponsesStreamUsage, responses_stream()),
+    ):
+        whole = new_tap()
+        whole.feed(raw)
+        assert whole.saw_content
+        assert whole.complete
+        assert whole.usage is not None
+        events = [event + b"\n\n" for event in raw.split(b"\n\n") if event]
+        pieces = [raw[i : i + 7] for i in range(0, len(raw), 7)]
+        for chunks in (events, pieces):
+            tap = new_tap()
+            for chunk in chunks:
+                tap.feed(chunk)
+            assert read(tap) == read(whole)
+
+
 def test_responses_stream_failures() -> None:
     failed = ResponsesStreamUsage()
     response = {"id": "resp_8", "model": "gpt-6-sol", "error": {"code": "server_error"}}
