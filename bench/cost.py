@@ -41,6 +41,8 @@ import anthropic
 import httpx
 import openai
 from harness import free_port, gateway_process
+from harness.servers import relay_settings
+from harness.stats import percentile
 from workloads import Call, Variant, fanout, research, support, support_openai
 
 from gateway.catalog import ModelCatalog
@@ -181,13 +183,6 @@ class Replay:
             writes[r.call.prefix] += r.usage.cache_read < need <= r.usage.cache_read + written
             reads[r.call.prefix] += r.usage.cache_read >= need
         return writes, reads
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
 # --------------------------------------------------------------------------- servers
@@ -349,9 +344,7 @@ async def _run_group(
     emulator_port, gateway_port, cascade_port = free_port(), free_port(), free_port()
     emulator_env = {"GATEWAY_EMULATOR__REPLY_WORDS": str(REPLY_WORDS)}
     gateway_env = {
-        "GATEWAY_SERVER__START_EMULATOR": "false",
-        "GATEWAY_PROVIDERS__ANTHROPIC__BASE_URL": f"http://127.0.0.1:{emulator_port}",
-        "GATEWAY_PROVIDERS__OPENAI__BASE_URL": f"http://127.0.0.1:{emulator_port}",
+        **relay_settings(f"http://127.0.0.1:{emulator_port}"),
         "GATEWAY_PROVIDERS__ANTHROPIC__EMULATOR": "true",  # x-emulator-now reaches it
         "GATEWAY_PROVIDERS__OPENAI__EMULATOR": "true",
         "GATEWAY_REWRITE__COALESCE_STEPS": json.dumps(list(coalesce_steps)),
@@ -403,7 +396,7 @@ def table(replays: list[Replay]) -> list[str]:
             f" | ${r.cost_per_day:,.2f} | {u.hit_ratio:.1%} | {tokens_per_day(u.input, s)}"
             f" | {tokens_per_day(u.output, s)} | {tokens_per_day(u.cache_read, s)}"
             f" | {tokens_per_day(u.cache_write_5m, s)} | {tokens_per_day(u.cache_write_1h, s)}"
-            f" | {r.ttft(0.5):,.0f} ms | {r.ttft(0.95):,.0f} ms"
+            f" | {r.ttft(50):,.0f} ms | {r.ttft(95):,.0f} ms"
             f" | {'—' if r.route == 'direct' else f'{saving:.1%}'} |"
         )
     return lines
@@ -424,7 +417,7 @@ def breakdown(replays: list[Replay]) -> list[str]:
             for route, results in by_position[position].items():
                 u = sum((x.usage for x in results), Usage())
                 n = len(results)
-                p50 = percentile([x.ttft_ms for x in results], 0.5)
+                p50 = percentile([x.ttft_ms for x in results], 50)
                 lines.append(
                     f"| {name} | {position} | {route} | {u.input / n:,.0f}"
                     f" | {u.cache_read / n:,.0f}"

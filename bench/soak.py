@@ -30,26 +30,18 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
-from harness import free_port, rss_kib
-from overhead import (
-    GATEWAY_CORE,
-    HOST,
-    LOAD_CORE,
-    REPO,
-    Server,
-    foreign_cpu_seconds,
-    log,
-    machine,
-    pinned,
-    running,
-    spawn,
-)
+from harness.machine import machine
+from harness.ports import HOST, free_port
+from harness.process import foreign_cpu_seconds, pinned, rss_mb
+from harness.proxies import GATEWAY_CORE, LOAD_CORE, REPO, Server, serving
+from measure.runner import log
 
 RESULTS = REPO / "bench" / "results"
 PACKAGES = ("uvicorn", "httpx", "httpx-aiohttp", "aiohttp")  # named in the report's header
@@ -141,30 +133,28 @@ def soak_config(emulator_port: int) -> str:
     ).decode()
 
 
-def start(workdir: Path) -> tuple[Server, Server]:
+@contextmanager
+def started(workdir: Path) -> Iterator[tuple[Server, Server]]:
+    """The emulator and the gateway from one generated config, pinned, until the block ends."""
     emulator_port, gateway_port = free_port(), free_port()
     config = workdir / "soak.yaml"
     config.write_text(soak_config(emulator_port))
     gateway = [sys.executable, "-m", "gateway"]
-    emulator = spawn(
-        "emulator",
-        pinned(LOAD_CORE, [*gateway, "emulate", "--config", str(config)]),
-        {"GATEWAY_EMULATOR__PORT": str(emulator_port)},
-        emulator_port,
-        workdir,
-    )
-    served = spawn(
-        "gateway",
-        pinned(GATEWAY_CORE, [*gateway, "serve", "--config", str(config)]),
-        {"GATEWAY_SERVER__PORT": str(gateway_port)},
-        gateway_port,
-        workdir,
-    )
-    return emulator, served
-
-
-def rss_mb(pid: int) -> float:
-    return rss_kib(pid) / 1024
+    with (
+        serving(
+            "emulator",
+            pinned(LOAD_CORE, [*gateway, "emulate", "--config", str(config)]),
+            emulator_port,
+            {"GATEWAY_EMULATOR__PORT": str(emulator_port)},
+        ) as emulator,
+        serving(
+            "gateway",
+            pinned(GATEWAY_CORE, [*gateway, "serve", "--config", str(config)]),
+            gateway_port,
+            {"GATEWAY_SERVER__PORT": str(gateway_port)},
+        ) as served,
+    ):
+        yield emulator, served
 
 
 # --------------------------------------------------------------------------- the mix
@@ -766,11 +756,12 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(
         [".venv/bin/python bench/soak.py", *(argv if argv is not None else sys.argv[1:])]
     )
-    with tempfile.TemporaryDirectory(prefix="tollgate-soak-") as tmp:
-        emulator, gateway = start(Path(tmp))
-        with running(emulator), running(gateway):
-            log(f"soak: {requests:,} requests at concurrency {args.concurrency}")
-            run = asyncio.run(soak(gateway, emulator, requests, args.concurrency))
+    with (
+        tempfile.TemporaryDirectory(prefix="tollgate-soak-") as tmp,
+        started(Path(tmp)) as (emulator, gateway),
+    ):
+        log(f"soak: {requests:,} requests at concurrency {args.concurrency}")
+        run = asyncio.run(soak(gateway, emulator, requests, args.concurrency))
     text = markdown(run, command)
     print(text)
     args.output.parent.mkdir(parents=True, exist_ok=True)
