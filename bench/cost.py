@@ -191,7 +191,7 @@ class Replay:
 def server(
     args: Sequence[str], port: int, env: dict[str, str], ready: str
 ) -> AbstractContextManager[str]:
-    """`python -m gateway ARGS --port PORT` until the block ends (bench/harness.py)."""
+    """`python -m gateway ARGS --port PORT` until the block ends (bench/harness/servers.py)."""
     command = (*args, "--port", str(port))
     return gateway_process(*command, port=port, env=env, ready_path=ready, timeout_s=30)
 

@@ -31,6 +31,20 @@ QUIET_WAIT_S = 300.0  # at most
 CellT = TypeVar("CellT", Cell, ProbeCell)
 
 
+@dataclass(frozen=True)
+class Slot:
+    """Where a cell belongs in the report."""
+
+    path: str
+    mode: str
+    concurrency: int
+    body: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.path} {self.body} {self.mode} c={self.concurrency}"
+
+
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -55,10 +69,10 @@ class Bench:
             script = wrk_script(server, [payload])
             for concurrency in CONCURRENCY:
                 if not self.summary or (mode, concurrency) in SUMMARY_CELLS:
-                    self._wrk_cell(path, mode, concurrency, server, proxy, script, body)
+                    self._wrk_cell(Slot(path, mode, concurrency, body), server, proxy, script)
             probes = PROBE_CONCURRENCY if mode == "stream" else (1,)
             for concurrency in () if self.summary else probes:
-                self._probe_cell(path, mode, concurrency, server, payload, body)
+                self._probe_cell(Slot(path, mode, concurrency, body), server, payload)
         if proxy is not None:
             self.report.rss_after_mb[path] = rss_mb(proxy.proc.pid)
 
@@ -80,48 +94,27 @@ class Bench:
             log(f"  {label}: other processes used {cell.foreign_cores:.0%} of a core; again")
         return min(tries, key=lambda cell: cell.foreign_cores)
 
-    def _wrk_cell(
-        self,
-        path: str,
-        mode: str,
-        concurrency: int,
-        server: Server,
-        proxy: Server | None,
-        script: str,
-        body: str,
-    ) -> None:
-        cell = self._quietly(
-            f"{path} {body} {mode} c={concurrency}",
-            lambda: self._wrk_run(path, mode, concurrency, server, proxy, script),
-        )
-        cell.body = body
+    def _wrk_cell(self, slot: Slot, server: Server, proxy: Server | None, script: str) -> None:
+        cell = self._quietly(slot.label, lambda: self._wrk_run(slot, server, proxy, script))
         self.report.cells.append(cell)
         cpu = f"{cell.proxy_cpu_ms_per_req:.3f} ms CPU/req" if proxy else ""
         log(
-            f"  {path:19} {mode:6} c={concurrency:<3} {cell.rps:8.0f} req/s  "
+            f"  {slot.path:19} {slot.mode:6} c={slot.concurrency:<3} {cell.rps:8.0f} req/s  "
             f"p50 {cell.p50_ms:7.3f} ms  p99 {cell.p99_ms:8.3f} ms  errors {cell.errors}  {cpu}"
         )
 
-    def _wrk_run(
-        self,
-        path: str,
-        mode: str,
-        concurrency: int,
-        server: Server,
-        proxy: Server | None,
-        script: str,
-    ) -> Cell:
-        run_wrk(server, script, concurrency, self.warmup_s, self.workdir)
+    def _wrk_run(self, slot: Slot, server: Server, proxy: Server | None, script: str) -> Cell:
+        run_wrk(server, script, slot.concurrency, self.warmup_s, self.workdir)
         proxy_before = cpu_seconds(proxy.proc.pid) if proxy else 0.0
         emulator_before = cpu_seconds(self.emulator.proc.pid)
-        result = run_wrk(server, script, concurrency, self.seconds, self.workdir)
+        result = run_wrk(server, script, slot.concurrency, self.seconds, self.workdir)
         emulator_cpu = cpu_seconds(self.emulator.proc.pid) - emulator_before
         proxy_cpu = cpu_seconds(proxy.proc.pid) - proxy_before if proxy else None
         requests = max(result.requests, 1)
         return Cell(
-            path=path,
-            mode=mode,
-            concurrency=concurrency,
+            path=slot.path,
+            mode=slot.mode,
+            concurrency=slot.concurrency,
             rps=result.rps,
             p50_ms=result.p50_ms,
             p99_ms=result.p99_ms,
@@ -132,33 +125,26 @@ class Bench:
             proxy_core_busy=proxy_cpu / result.seconds if proxy_cpu is not None else None,
             load_core_busy=(emulator_cpu + result.wrk_cpu_s) / result.seconds,
             wrk_cpu_us_per_req=result.wrk_cpu_s * 1e6 / requests,
+            body=slot.body,
         )
 
-    def _probe_cell(
-        self, path: str, mode: str, concurrency: int, server: Server, payload: bytes, body: str
-    ) -> None:
-        probe = self._quietly(
-            f"{path} {body} {mode} c={concurrency} probe",
-            lambda: self._probe_run(path, mode, concurrency, server, payload),
-        )
-        probe.body = body
+    def _probe_cell(self, slot: Slot, server: Server, payload: bytes) -> None:
+        probe = self._quietly(slot.label + " probe", lambda: self._probe_run(slot, server, payload))
         self.report.probes.append(probe)
         log(
-            f"  {path:19} {mode:6} c={concurrency:<3} probe: TTFB p50 {probe.ttfb_p50_ms:.3f} ms"
-            f"  first delta p50 {probe.first_delta_p50_ms:.3f} ms"
+            f"  {slot.path:19} {slot.mode:6} c={slot.concurrency:<3} probe: TTFB p50 "
+            f"{probe.ttfb_p50_ms:.3f} ms  first delta p50 {probe.first_delta_p50_ms:.3f} ms"
             f"  total p50 {probe.total_p50_ms:.3f} ms  ({probe.samples} samples)"
         )
 
-    def _probe_run(
-        self, path: str, mode: str, concurrency: int, server: Server, payload: bytes
-    ) -> ProbeCell:
-        timings = Probe(server, payload).run(concurrency, self.warmup_s, self.seconds)
+    def _probe_run(self, slot: Slot, server: Server, payload: bytes) -> ProbeCell:
+        timings = Probe(server, payload).run(slot.concurrency, self.warmup_s, self.seconds)
         ok = [t for t in timings if t.status == 200]
         deltas = [t.first_delta_s for t in ok if t.first_delta_s is not None]
         return ProbeCell(
-            path=path,
-            mode=mode,
-            concurrency=concurrency,
+            path=slot.path,
+            mode=slot.mode,
+            concurrency=slot.concurrency,
             samples=len(ok),
             errors=len(timings) - len(ok),
             ttfb_p50_ms=percentile([t.ttfb_s for t in ok], 50) * 1e3,
@@ -166,6 +152,7 @@ class Bench:
             first_delta_p50_ms=percentile(deltas, 50) * 1e3,
             total_p50_ms=percentile([t.total_s for t in ok], 50) * 1e3,
             total_p99_ms=percentile([t.total_s for t in ok], 99) * 1e3,
+            body=slot.body,
         )
 
     def soak(
