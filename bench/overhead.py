@@ -128,18 +128,15 @@ def main(argv: list[str] | None = None) -> int:
     if unknown := [name for name in names if name not in bodies.names()]:
         log(f"--body: {unknown} not in {bodies.names()}")
         return 2
-    others: list[tuple[str, Path | None]] = []  # (label, source tree; None: --ref's, below)
-    if args.ref:
-        try:
-            others.append((short_commit(args.ref), None))
-        except ValueError as error:
-            log(f"--ref {args.ref}: {error}")
-            return 2
-    if args.gateway_src:
-        if not (args.gateway_src / "gateway" / "__main__.py").exists():
-            log(f"--gateway-src: no gateway package under {args.gateway_src}")
-            return 2
-        others.append((str(args.gateway_src), args.gateway_src.resolve()))
+    try:
+        ref = short_commit(args.ref) if args.ref else None
+    except ValueError as error:
+        log(f"--ref {args.ref}: {error}")
+        return 2
+    if args.gateway_src and not (args.gateway_src / "gateway" / "__main__.py").exists():
+        log(f"--gateway-src: no gateway package under {args.gateway_src}")
+        return 2
+    labels = [label for label in (ref, args.gateway_src and str(args.gateway_src)) if label]
     pairs = {name: bodies.body_pair(name) for name in names}
     seconds = args.seconds or (2.0 if args.quick else 10.0)
     soak_default = 0 if args.summary else 5_000 if args.quick else 100_000
@@ -149,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         [".venv/bin/python bench/overhead.py", *(argv if argv is not None else sys.argv[1:])]
     )
     warmup = 1.0 if seconds < 4 else 2.0
-    environment = environ(others)
+    environment = environ(labels)
     report = Report(
         args={"seconds": seconds, "warmup": warmup, "soak": soak_requests, "body": args.body},
         environment=environment,
@@ -157,10 +154,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     with tempfile.TemporaryDirectory(prefix="tollgate-bench-") as tmp, ExitStack() as trees:
         workdir = Path(tmp)
-        sources = [
-            (label, source or trees.enter_context(gateway_tree(args.ref)))
-            for label, source in others
-        ]
+        sources = []  # (label, a tree holding another gateway package)
+        if ref:
+            sources.append((ref, trees.enter_context(gateway_tree(ref))))
+        if args.gateway_src:
+            sources.append((str(args.gateway_src), args.gateway_src.resolve()))
         env = {"GATEWAY_EMULATOR__REPLY_WORDS": str(REPLY_WORDS)}
         with emulator_server(env=env) as emulator:
             quiet = not args.no_quiet
@@ -232,9 +230,10 @@ class Run:
             report.notes.append(f"LiteLLM row skipped: {error}")
 
 
-def environ(others: list[tuple[str, Path | None]]) -> dict[str, str]:
+def environ(others: list[str]) -> dict[str, str]:
+    """The report's header; `others`: the other gateways measured beside this tree's."""
     wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True)
-    compared = {"compared with": ", ".join(label for label, _ in others)} if others else {}
+    compared = {"compared with": ", ".join(others)} if others else {}
     return {
         **machine(PACKAGES),
         **compared,
