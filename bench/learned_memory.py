@@ -43,8 +43,8 @@ import anthropic
 import httpx
 from harness.ports import HOST, free_port
 from harness.process import pinned, rss_mb
+from harness.progress import log
 from harness.proxies import GATEWAY_CORE, LOAD_CORE, Server, serving
-from measure.runner import log
 
 MODEL = "claude-haiku-4-5"
 LARGE_CONTEXT_MODEL = "claude-sonnet-5-5"  # 1M input tokens: a 1 MB tool fits

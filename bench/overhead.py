@@ -35,6 +35,7 @@ from pathlib import Path
 from harness.checkout import gateway_tree, short_commit
 from harness.litellm import litellm_server, litellm_version, setup_litellm
 from harness.machine import machine
+from harness.progress import log
 from harness.proxies import (
     LOAD_CORE,
     REPO,
@@ -48,7 +49,7 @@ from harness.redis_server import redis_server
 from measure import bodies
 from measure.cells import Report
 from measure.report import REPLY_WORDS, ceiling_notes, markdown, quiet_notes
-from measure.runner import Bench, log
+from measure.runner import Bench
 
 RESULTS = REPO / "bench" / "results"
 PACKAGES = (

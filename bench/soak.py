@@ -27,8 +27,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from harness.progress import log
 from harness.proxies import LOAD_CORE
-from measure.runner import log
 from soaking.config import RESULTS, started
 from soaking.report import markdown, verdicts
 from soaking.run import soak

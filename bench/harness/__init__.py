@@ -8,7 +8,8 @@
 - redis_server: a redis-server of our own (`RedisServer`, `redis_server`)
 - proxies: the pinned servers a benchmark measures (emulator, gateway, do-nothing proxies)
 - litellm: LiteLLM's proxy, optional; checkout: another commit's gateway tree
-- load: wrk and a raw-socket probe; stats: `percentile`
+- load: wrk and a raw-socket probe; stats: `percentile`; machine: a result's header;
+  progress: `log` to stderr
 
 Bench scripts run as `.venv/bin/python bench/x.py` import it as `harness` (their folder is on
 sys.path); the tests import it as `bench.harness` (pytest puts the repository root on it).

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from typing import TypeVar
 
 from harness.load import Probe, run_wrk, wrk_command, wrk_result, wrk_script
 from harness.process import children_cpu_seconds, cpu_seconds, foreign_cpu_seconds, rss_mb
+from harness.progress import log
 from harness.proxies import Server
 from harness.stats import percentile
 
@@ -43,10 +43,6 @@ class Slot:
     @property
     def label(self) -> str:
         return f"{self.path} {self.body} {self.mode} c={self.concurrency}"
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 @dataclass

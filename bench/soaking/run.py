@@ -12,8 +12,8 @@ from typing import Any
 import aiohttp
 from harness.ports import HOST
 from harness.process import foreign_cpu_seconds, rss_mb
+from harness.progress import log
 from harness.proxies import Server
-from measure.runner import log
 
 from soaking.config import FAULT_SEED, SAMPLE_EVERY_S, SETTLE_S
 from soaking.load import Client, plans
