@@ -5,6 +5,7 @@ gateway's rules have nothing to learn from), and the recorded Claude Code bodies
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import sys
@@ -12,13 +13,14 @@ import sys
 from harness.proxies import READY_BODY, REPO
 from workloads.prose import Prose
 
-BODY = READY_BODY  # 90 bytes: a one-line question
+BODY = READY_BODY  # 89 bytes: a one-line question
 FILLER = "filler"
 FILLER_115K = "filler-115k"
 FILLER_115K_CHARS = 115_000
 SUMMARY_BODIES = (FILLER, FILLER_115K, "claude-code-first-turn", "claude-code-late-turn")
 
 
+@functools.cache
 def recorded_bodies() -> dict[str, bytes]:
     """Real-size bodies from the recorded fixtures: a Claude Code session's first turn
     (~116 KB) and a late turn (300 KB+), streaming, as the client sent them."""
