@@ -92,7 +92,7 @@ def parser() -> argparse.ArgumentParser:
         "--summary",
         action="store_true",
         help="only the cells of the per-body table (c=1 and c=64 JSON, c=64 stream), no"
-        " probes, no soak unless --soak is given",
+        " probes, no soak unless --soak is given; results in bench/results/overhead-bodies.*",
     )
     parse.add_argument(
         "--ref",
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = "overhead-state" if args.state else "overhead"
-    if len(names) > 1:
+    if len(names) > 1 or args.summary:  # the per-body table; the full reports stay
         name += "-bodies"
     elif names[0] != bodies.FILLER:
         name += f"-{names[0]}"
