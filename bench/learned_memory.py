@@ -34,23 +34,17 @@ import tempfile
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import anthropic
 import httpx
-from harness import free_port
-from overhead import (
-    GATEWAY_CORE,
-    HOST,
-    LOAD_CORE,
-    Server,
-    log,
-    pinned,
-    rss_mb,
-    spawn,
-    stop,
-)
+from harness.ports import HOST, free_port
+from harness.process import pinned, rss_mb
+from harness.progress import log
+from harness.proxies import GATEWAY_CORE, LOAD_CORE, Server, serving
 
 MODEL = "claude-haiku-4-5"
 LARGE_CONTEXT_MODEL = "claude-sonnet-5-5"  # 1M input tokens: a 1 MB tool fits
@@ -58,12 +52,11 @@ PROMPT_LINES = 950
 LINE_CHARS = 10  # 950 lines of 10 characters and a newline: about 10 KB
 
 
-def start(logs: Path, require_gateway_key: bool) -> tuple[Server, Server]:
+@contextmanager
+def started(logs: Path, require_gateway_key: bool) -> Iterator[tuple[Server, Server]]:
+    """The emulator and `gateway serve` in front of it, pinned, until the block ends."""
     emulator_port = free_port()
     command = [sys.executable, "-m", "gateway", "emulate", "--port", str(emulator_port)]
-    emulator = spawn(
-        "emulator", pinned(LOAD_CORE, [*command, "--latency", "none"]), {}, emulator_port, logs
-    )
     port = free_port()
     env = {
         "GATEWAY_SERVER__START_EMULATOR": "false",
@@ -75,21 +68,18 @@ def start(logs: Path, require_gateway_key: bool) -> tuple[Server, Server]:
     if require_gateway_key:  # no key is created: every call is refused with 401
         env["GATEWAY_STATE__REQUIRE_GATEWAY_KEY"] = "true"
         env["GATEWAY_STATE__KEYS_FILE"] = str(logs / "keys.json")
-    command = pinned(GATEWAY_CORE, [sys.executable, "-m", "gateway", "serve"])
-    return emulator, spawn("gateway", command, env, port, logs)
-
-
-def wait_ready(server: Server, path: str, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if server.proc.poll() is not None:
-            raise RuntimeError(f"{server.name} exited: {server.log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"http://{HOST}:{server.port}{path}", timeout=2).status_code < 500:
-                return
-        except httpx.TransportError:
-            time.sleep(0.2)
-    raise RuntimeError(f"{server.name} not ready after {timeout_s:.0f} s")
+    serve = pinned(GATEWAY_CORE, [sys.executable, "-m", "gateway", "serve"])
+    emulate = pinned(LOAD_CORE, [*command, "--latency", "none"])
+    with (
+        serving(
+            "emulator",
+            emulate,
+            emulator_port,
+            ready=f"http://{HOST}:{emulator_port}/emulator/state",
+        ) as emulator,
+        serving("gateway", serve, port, env, ready=f"http://{HOST}:{port}/healthz") as gateway,
+    ):
+        yield emulator, gateway
 
 
 def prompt() -> str:
@@ -147,43 +137,35 @@ def main() -> int:
         help="the gateway requires gateway keys and the floods send none: all answered 401",
     )
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as logs:
-        emulator, gateway = start(Path(logs), args.require_gateway_key)
-        try:
-            wait_ready(emulator, "/emulator/state")
-            wait_ready(gateway, "/healthz")
-            base = f"http://{HOST}:{gateway.port}"
-            client = anthropic.Anthropic(base_url=base, api_key="bench-tenant-a", max_retries=0)
-            messages = [{"role": "user", "content": "hi"}]
-            statuses: Counter[int] = Counter()
-            for _ in range(20):  # warm-up: imports, pools, first allocations
-                send(client, statuses, system=prompt()[:200], messages=messages)
-            before = report(gateway, "after warm-up", rss_mb(gateway.proc.pid))
-            log(f"flood 1: {args.prompts} distinct 10 KB system prompts")
-            for _ in range(args.prompts):
-                send(client, statuses, system=prompt(), messages=messages)
-            after_prompts = report(gateway, f"after {args.prompts} prompts", before)
-            log(f"flood 2: {args.tools} unique tools of {args.tool_mb} MB on a 1M-token model")
-            for _ in range(args.tools):
-                tools = [tool(args.tool_mb)]
-                send(client, statuses, model=LARGE_CONTEXT_MODEL, messages=messages, tools=tools)
-            after_tools = report(gateway, f"after {args.tools} tools", after_prompts)
-            log(f"flood 3: {args.tools} unique tools of {args.tool_mb} MB on a 200k-token model")
-            for _ in range(args.tools):
-                send(client, statuses, messages=messages, tools=[tool(args.tool_mb)])
-            after_refused = report(gateway, f"after {args.tools} more tools", after_tools)
-            print(f"statuses: {dict(sorted(statuses.items()))}")
-            grew = max(
-                after_prompts - before, after_tools - after_prompts, after_refused - after_tools
-            )
-            verdict = "ok" if grew <= args.limit_mb else "FAIL"
-            print(
-                f"largest growth of a flood: {grew:.1f} MB (limit {args.limit_mb:.0f}): {verdict}"
-            )
-            return 0 if grew <= args.limit_mb else 1
-        finally:
-            stop(gateway)
-            stop(emulator)
+    with (
+        tempfile.TemporaryDirectory() as logs,
+        started(Path(logs), args.require_gateway_key) as (_, gateway),
+    ):
+        base = f"http://{HOST}:{gateway.port}"
+        client = anthropic.Anthropic(base_url=base, api_key="bench-tenant-a", max_retries=0)
+        messages = [{"role": "user", "content": "hi"}]
+        statuses: Counter[int] = Counter()
+        for _ in range(20):  # warm-up: imports, pools, first allocations
+            send(client, statuses, system=prompt()[:200], messages=messages)
+        before = report(gateway, "after warm-up", rss_mb(gateway.proc.pid))
+        log(f"flood 1: {args.prompts} distinct 10 KB system prompts")
+        for _ in range(args.prompts):
+            send(client, statuses, system=prompt(), messages=messages)
+        after_prompts = report(gateway, f"after {args.prompts} prompts", before)
+        log(f"flood 2: {args.tools} unique tools of {args.tool_mb} MB on a 1M-token model")
+        for _ in range(args.tools):
+            tools = [tool(args.tool_mb)]
+            send(client, statuses, model=LARGE_CONTEXT_MODEL, messages=messages, tools=tools)
+        after_tools = report(gateway, f"after {args.tools} tools", after_prompts)
+        log(f"flood 3: {args.tools} unique tools of {args.tool_mb} MB on a 200k-token model")
+        for _ in range(args.tools):
+            send(client, statuses, messages=messages, tools=[tool(args.tool_mb)])
+        after_refused = report(gateway, f"after {args.tools} more tools", after_tools)
+        print(f"statuses: {dict(sorted(statuses.items()))}")
+        grew = max(after_prompts - before, after_tools - after_prompts, after_refused - after_tools)
+        verdict = "ok" if grew <= args.limit_mb else "FAIL"
+        print(f"largest growth of a flood: {grew:.1f} MB (limit {args.limit_mb:.0f}): {verdict}")
+        return 0 if grew <= args.limit_mb else 1
 
 
 if __name__ == "__main__":

@@ -23,16 +23,12 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from tests.integration.servers import emulator, free_port, gateway_process
+from harness import emulator, free_port, gateway_process
 
 MODEL = "claude-sonnet-4-6"
 

@@ -23,6 +23,7 @@ import orjson
 from starlette.types import Message, Receive, Scope, Send
 
 from gateway.admission import Admitted, Gate
+from gateway.asgi.disconnect import DisconnectWatch
 from gateway.cache.coalesce import Coalescer
 from gateway.cache.registry import PrefixRegistry, Seen
 from gateway.cache.shared_prefixes import SharedPrefixes
@@ -49,7 +50,6 @@ from gateway.metering.pricing import UNPRICED_MODEL
 from gateway.rewrite.fingerprint import Fingerprint
 from gateway.rewrite.prompt_cache import KEY_RULE
 from gateway.rewrite.request import Lesson, LLMRequest, Rewrite
-from gateway.server.disconnect import DisconnectWatch
 from gateway.server.intake import Intake
 from gateway.wire.echo import EchoFilter, unecho
 from gateway.wire.formats import ChunkFilter, TextCollector, WireFormat, error_response

@@ -15,10 +15,11 @@ from starlette.types import ASGIApp
 
 from gateway.catalog import ModelCatalog
 from gateway.emulator.anthropic.routes import AnthropicEmulator
-from gateway.emulator.endpoints import Endpoint
+from gateway.emulator.endpoints import Endpoint, Shared
 from gateway.emulator.faults import FaultInjector
 from gateway.emulator.openai.routes import OpenAIEmulator
 from gateway.emulator.pacing import StreamCounter
+from gateway.emulator.respond import Responder
 from gateway.settings import Settings
 
 
@@ -27,8 +28,9 @@ def create_emulator_app(settings: Settings) -> Starlette:
     streams = StreamCounter()
     catalog = ModelCatalog.load(settings.models)
     faults = FaultInjector(emulator.fault_rates, emulator.fault_seed)
-    anthropic = AnthropicEmulator(emulator, catalog, faults, streams)
-    openai = OpenAIEmulator(emulator, catalog, faults, streams)
+    shared = Shared(emulator, catalog, faults, Responder(emulator, streams))
+    anthropic = AnthropicEmulator(shared)
+    openai = OpenAIEmulator(shared)
     models = [
         by_wire(anthropic_endpoint, openai_endpoint)
         for anthropic_endpoint, openai_endpoint in zip(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from starlette.types import Receive, Scope, Send
 
-from gateway.server.disconnect import DisconnectWatch
+from gateway.asgi.disconnect import DisconnectWatch
 
 
 class InjectedCut(Exception):

@@ -1,1 +1,2 @@
-"""The edge: path to endpoint, head limits, disconnect watch."""
+"""The edge: path to endpoint, head limits (the disconnect watch, which the emulator shares,
+is gateway/asgi/)."""

@@ -27,6 +27,15 @@ class CacheUsage:
     def cache_creation_input_tokens(self) -> int:
         return self.cache_creation_5m + self.cache_creation_1h
 
+    @property
+    def uncached_tokens(self) -> int:
+        """Prefilled like fresh input: all but the cache reads (writes are prefilled too)."""
+        return self.input_tokens + self.cache_creation_input_tokens
+
+    @property
+    def cached_tokens(self) -> int:
+        return self.cache_read_input_tokens
+
 
 @dataclass(slots=True)
 class _Entry:

@@ -13,12 +13,11 @@ from typing import Any
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from gateway.catalog import ModelCatalog, ModelSpec
-from gateway.emulator.anthropic.cache import CacheUsage, PromptCache
+from gateway.catalog import ModelSpec
+from gateway.emulator.anthropic.cache import PromptCache
 from gateway.emulator.anthropic.diagnostics import CacheDiagnostics
 from gateway.emulator.anthropic.message import message_json, stream_events, usage_json
 from gateway.emulator.anthropic.prompt import Prompt, build_prompt
@@ -29,22 +28,13 @@ from gateway.emulator.anthropic.validation import (
     request_betas,
 )
 from gateway.emulator.clock import request_time
-from gateway.emulator.endpoints import Endpoint, guarded, new_id, too_deep
+from gateway.emulator.endpoints import BodyFault, ProviderAPI, Shared, new_id
 from gateway.emulator.errors import EmulatedError
-from gateway.emulator.faults import FAULT_HEADER, Fault, FaultInjector, fault_error
-from gateway.emulator.latency import model_timing
+from gateway.emulator.faults import FAULT_HEADER, Fault, fault_error
 from gateway.emulator.models import served_model
-from gateway.emulator.pacing import PacedResponse, StreamCounter
 from gateway.emulator.reply import compose_reply
-from gateway.settings import EmulatorSettings
+from gateway.emulator.respond import usage_timing
 from gateway.wire.anthropic_errors import error_body, error_event
-
-MAX_BODY_BYTES = 32 * 1024 * 1024
-
-
-def _error_body(error: EmulatedError, request_id: str) -> bytes:
-    return error_body(error.error_type, error.message, request_id)
-
 
 RATE_LIMITS = (
     ("requests", 4000),
@@ -66,21 +56,11 @@ def rate_limit_headers(second: int) -> tuple[tuple[str, str], ...]:
     return tuple(headers)
 
 
-class AnthropicEmulator:
-    def __init__(
-        self,
-        settings: EmulatorSettings,
-        catalog: ModelCatalog,
-        faults: FaultInjector,
-        streams: StreamCounter,
-    ) -> None:
-        self.settings = settings
-        self.catalog = catalog
-        self.faults = faults
-        self.streams = streams
-        self.cache = PromptCache(settings.lookback_blocks, settings.cache_max_entries)
+class AnthropicEmulator(ProviderAPI):
+    def __init__(self, shared: Shared) -> None:
+        super().__init__(shared)
+        self.cache = PromptCache(self.settings.lookback_blocks, self.settings.cache_max_entries)
         self.diagnostics = CacheDiagnostics()
-        self.api_keys = {key.get_secret_value() for key in settings.api_keys}
 
     def routes(self) -> list[Route]:
         return [
@@ -88,17 +68,23 @@ class AnthropicEmulator:
             Route("/v1/messages/count_tokens", self._endpoint(self.count_tokens), methods=["POST"]),
         ]
 
-    def model_endpoints(self) -> tuple[Endpoint, Endpoint]:
-        """List and retrieve: /v1/models is shared with OpenAI, so the app routes between them."""
-        return self._endpoint(self.list_models), self._endpoint(self.get_model)
-
-    def _endpoint(self, handler: Endpoint) -> Endpoint:
-        return guarded(handler, _error_body, self._headers)
+    def _error_body(self, error: EmulatedError, request_id: str) -> bytes:
+        return error_body(error.error_type, error.message, request_id)
 
     def _headers(self, request_id: str) -> dict[str, str]:
         headers = {"request-id": request_id, "anthropic-organization-id": "emulator-org"}
         headers.update(rate_limit_headers(int(time.time())))
         return headers
+
+    def _refuse_body(self, fault: BodyFault) -> EmulatedError:
+        if fault == "too_large":
+            message = "Request exceeds the maximum allowed number of bytes."
+            return EmulatedError(413, "request_too_large", message)
+        if fault == "not_json":
+            return EmulatedError(
+                400, "invalid_request_error", "The request body is not valid JSON."
+            )
+        return EmulatedError(400, "invalid_request_error", "The request body is nested too deeply.")
 
     def _workspace(self, request: Request) -> str:
         key = request.headers.get("x-api-key")
@@ -117,21 +103,7 @@ class AnthropicEmulator:
         workspace = self._workspace(request)
         version = check_version(request.headers.get("anthropic-version"))
         now = request_time(request.headers, self.settings.virtual_clock)
-        raw = await request.body()
-        if len(raw) > MAX_BODY_BYTES:
-            raise EmulatedError(
-                413, "request_too_large", "Request exceeds the maximum allowed number of bytes."
-            )
-        try:
-            parsed = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise EmulatedError(
-                400, "invalid_request_error", "The request body is not valid JSON."
-            ) from None
-        if too_deep(parsed):
-            raise EmulatedError(
-                400, "invalid_request_error", "The request body is nested too deeply."
-            )
+        parsed = await self._json_body(request)
         today = dt.datetime.fromtimestamp(now, dt.UTC).date()
         strict = self.settings.strict_models
         betas = request_betas(request.headers.getlist("anthropic-beta"))
@@ -189,29 +161,11 @@ class AnthropicEmulator:
         now: float,
         fault: Fault | None,
     ) -> ASGIApp:
-        mode = self.settings.latency
-        slow_s = (
-            (fault.ms if fault.ms is not None else self.settings.slow_fault_ms) / 1000
-            if fault and fault.kind == "slow"
-            else 0.0
-        )
         seed = prompt.blocks[-1].digest if prompt.blocks else spec.id.encode()
         reply = compose_reply(body, spec.chars_per_token, seed, self.settings.reply_words)
-
-        def response_start(usage: CacheUsage) -> float:
-            if mode == "none":
-                return now + slow_s
-            uncached = usage.input_tokens + usage.cache_creation_input_tokens
-            ttft_s = model_timing(spec.latency, uncached, usage.cache_read_input_tokens, 0).ttft_s
-            return now + slow_s + ttft_s
-
-        usage = self.cache.apply(workspace, prompt, spec.min_cacheable_tokens, now, response_start)
-        timing = model_timing(
-            spec.latency,
-            usage.input_tokens + usage.cache_creation_input_tokens,
-            usage.cache_read_input_tokens,
-            reply.output_tokens,
-        )
+        start_at = self.responder.start_at(now, fault, spec.latency)
+        usage = self.cache.apply(workspace, prompt, spec.min_cacheable_tokens, now, start_at)
+        timing = usage_timing(spec.latency, usage, reply.output_tokens)
         message_id = new_id("msg_")
         diagnostics = None
         if isinstance(asked := body.get("diagnostics"), dict) and "previous_message_id" in asked:
@@ -223,43 +177,12 @@ class AnthropicEmulator:
         )
         headers = {**self._headers(request.state.request_id), **timing.headers()}
         headers.update(request.state.served_headers)
-        sleep = mode == "realistic"
-        delay_s = slow_s + (timing.ttft_s if sleep else 0.0)
-        if body.get("stream"):
-            headers["content-type"] = "text/event-stream; charset=utf-8"
-            headers["cache-control"] = "no-cache"
-            per_token_s = 1 / spec.latency.output_tokens_per_s if sleep else 0.0
-            events = stream_events(message, reply, spec.chars_per_token)
-            if fault is not None and fault.kind == "stream-error":
-                events = [
-                    *events[:4],
-                    (error_event("overloaded_error", "Overloaded"), 0),
-                ]
-            chunks = [(chunk, tokens * per_token_s) for chunk, tokens in events]
-            cut = len(chunks) // 2 if fault is not None and fault.kind == "cut" else None
-            return PacedResponse(
-                200, headers, chunks, delay_s=delay_s, counter=self.streams, cut_after=cut
-            )
-        headers["content-type"] = "application/json"
-        payload = orjson.dumps(message)
-        if fault is not None and fault.kind == "cut":
-            half = len(payload) // 2
-            return PacedResponse(
-                200,
-                headers,
-                [(payload[:half], 0.0), (payload[half:], 0.0)],
-                delay_s=delay_s,
-                counter=self.streams,
-                cut_after=1,
-            )
-        wait_s = timing.output_s if sleep else 0.0
-        return PacedResponse(
-            200,
-            {**headers, "content-length": str(len(payload))},
-            [(payload, wait_s)],
-            delay_s=delay_s,
-            counter=self.streams,
-        )
+        if not body.get("stream"):
+            return self.responder.json(headers, orjson.dumps(message), timing, fault)
+        events = stream_events(message, reply, spec.chars_per_token)
+        if fault is not None and fault.kind == "stream-error":
+            events = [*events[:4], (error_event("overloaded_error", "Overloaded"), 0)]
+        return self.responder.stream(headers, events, timing, spec.latency, fault)
 
     async def list_models(self, request: Request) -> ASGIApp:
         check_version(request.headers.get("anthropic-version"))
@@ -308,8 +231,3 @@ class AnthropicEmulator:
             "max_input_tokens": spec.max_input_tokens,
             "max_tokens": spec.max_tokens,
         }
-
-    def _json(self, data: dict[str, Any], request_id: str) -> Response:
-        return Response(
-            orjson.dumps(data), headers=self._headers(request_id), media_type="application/json"
-        )

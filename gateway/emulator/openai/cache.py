@@ -18,15 +18,18 @@ separates groups of requests, whatever their prefixes.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from itertools import accumulate
-from typing import Literal
+from typing import Any, Literal
 
+from gateway.catalog import ModelSpec
 from gateway.emulator.openai.prompt import Prompt
+from gateway.emulator.openai.validation import invalid
 
 Retention = Literal["in_memory", "24h", "30m", "12h"]
 GRANULARITY = 128
+MAX_EXPLICIT_BREAKPOINTS = 4
 # (idle seconds, at most this long after the write)
 RETENTION_SECONDS: dict[Retention, tuple[float, float]] = {
     "in_memory": (300.0, 3600.0),
@@ -136,3 +139,36 @@ class PrefixCache:
             self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
+
+
+def requested_caching(
+    body: Mapping[str, Any], spec: ModelSpec, prompt: Prompt
+) -> tuple[Retention, frozenset[int]]:
+    """The retention a request's entries get, and (GPT-5.6+) the breakpoints its writes
+    happen at; a request asking what its model does not offer is refused (400)."""
+    if spec.openai_cache != "exact":
+        retention = body.get("prompt_cache_retention")
+        if retention == "24h" and not spec.extended_retention:
+            raise invalid(
+                f"prompt_cache_retention '24h' is not supported with model {spec.id}.",
+                "prompt_cache_retention",
+            )
+        # 24h is the default where the model offers it (for organizations without zero
+        # data retention, which the emulator does not model).
+        default: Retention = "24h" if spec.extended_retention else "in_memory"
+        return (retention or default), frozenset()
+    options = body.get("prompt_cache_options") or {}
+    marked = [i for i, block in enumerate(prompt.blocks) if block.breakpoint]
+    explicit = options.get("mode") == "explicit"
+    allowed = MAX_EXPLICIT_BREAKPOINTS if explicit else MAX_EXPLICIT_BREAKPOINTS - 1
+    if len(marked) > allowed:
+        raise invalid(
+            f"A maximum of {allowed} explicit prompt_cache_breakpoint markers may be "
+            f"provided in {'explicit' if explicit else 'implicit'} mode. Found {len(marked)}.",
+            "prompt_cache_options.mode",
+        )
+    points = set(marked)
+    if not explicit and prompt.blocks:
+        points.add(len(prompt.blocks) - 1)
+    ttl: Retention = "12h" if options.get("ttl") == "12h" else "30m"
+    return ttl, frozenset(points)

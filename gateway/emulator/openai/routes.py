@@ -12,29 +12,24 @@ from typing import Any
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from gateway.catalog import ModelCatalog, ModelSpec
+from gateway.catalog import ModelSpec
 from gateway.emulator.clock import request_time
-from gateway.emulator.endpoints import Endpoint, guarded, new_id, too_deep
+from gateway.emulator.endpoints import BodyFault, ProviderAPI, Shared, new_id
 from gateway.emulator.errors import EmulatedError
-from gateway.emulator.faults import FAULT_HEADER, Fault, FaultInjector, fault_error
-from gateway.emulator.latency import model_timing
+from gateway.emulator.faults import FAULT_HEADER, Fault, fault_error
 from gateway.emulator.models import served_model
 from gateway.emulator.openai import chat, responses
-from gateway.emulator.openai.cache import CacheUsage, PrefixCache, Retention
+from gateway.emulator.openai.cache import PrefixCache, requested_caching
 from gateway.emulator.openai.prompt import Prompt, build_chat_prompt, build_responses_prompt
 from gateway.emulator.openai.reply_input import chat_reply_input, responses_reply_input
 from gateway.emulator.openai.validation import check_chat, check_responses, invalid
-from gateway.emulator.pacing import PacedResponse, StreamCounter
-from gateway.emulator.reply import compose_reply
-from gateway.settings import EmulatorSettings
+from gateway.emulator.reply import Reply, compose_reply
+from gateway.emulator.respond import usage_timing
 from gateway.wire.openai_errors import OVERLOADED_STATUS, error_body, error_type_for
 
-MAX_BODY_BYTES = 32 * 1024 * 1024
-MAX_EXPLICIT_BREAKPOINTS = 4
 # Limits as a high usage tier shows them; resets are Go-style durations (docs/wire.md).
 RATE_LIMIT_HEADERS = {
     "x-ratelimit-limit-requests": "10000",
@@ -46,25 +41,10 @@ RATE_LIMIT_HEADERS = {
 }
 
 
-def _error_body(error: EmulatedError, request_id: str) -> bytes:
-    """OpenAI's body has no request id: it is in the x-request-id header."""
-    return error_body(error.message, error.error_type, error.param, error.code)
-
-
-class OpenAIEmulator:
-    def __init__(
-        self,
-        settings: EmulatorSettings,
-        catalog: ModelCatalog,
-        faults: FaultInjector,
-        streams: StreamCounter,
-    ) -> None:
-        self.settings = settings
-        self.catalog = catalog
-        self.faults = faults
-        self.streams = streams
-        self.cache = PrefixCache(max_entries=settings.cache_max_entries)
-        self.api_keys = {key.get_secret_value() for key in settings.api_keys}
+class OpenAIEmulator(ProviderAPI):
+    def __init__(self, shared: Shared) -> None:
+        super().__init__(shared)
+        self.cache = PrefixCache(max_entries=self.settings.cache_max_entries)
 
     def routes(self) -> list[Route]:
         return [
@@ -72,20 +52,25 @@ class OpenAIEmulator:
             Route("/v1/responses", self._endpoint(self.responses), methods=["POST"]),
         ]
 
-    def model_endpoints(self) -> tuple[Endpoint, Endpoint]:
-        return self._endpoint(self.list_models), self._endpoint(self.get_model)
+    def _error_body(self, error: EmulatedError, request_id: str) -> bytes:
+        """OpenAI's body has no request id: it is in the x-request-id header."""
+        return error_body(error.message, error.error_type, error.param, error.code)
 
-    def _endpoint(self, handler: Endpoint) -> Endpoint:
-        return guarded(handler, _error_body, self._headers)
-
-    @staticmethod
-    def _headers(request_id: str) -> dict[str, str]:
+    def _headers(self, request_id: str) -> dict[str, str]:
         return {
             "x-request-id": request_id,
             "openai-organization": "emulator-org",
             "openai-version": "2020-10-01",
             **RATE_LIMIT_HEADERS,
         }
+
+    def _refuse_body(self, fault: BodyFault) -> EmulatedError:
+        if fault == "too_large":
+            return EmulatedError(413, "invalid_request_error", "Request too large.")
+        if fault == "not_json":
+            message = "We could not parse the JSON body of your request."
+            return invalid(message, None, "invalid_json")
+        return invalid("The request body is nested too deeply.", None, "invalid_json")
 
     def _workspace(self, request: Request) -> str:
         scheme, _, key = request.headers.get("authorization", "").partition(" ")
@@ -107,17 +92,7 @@ class OpenAIEmulator:
     ) -> tuple[str, dict[str, Any], ModelSpec, float]:
         workspace = self._workspace(request)
         now = request_time(request.headers, self.settings.virtual_clock)
-        raw = await request.body()
-        if len(raw) > MAX_BODY_BYTES:
-            raise EmulatedError(413, "invalid_request_error", "Request too large.")
-        try:
-            parsed = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise invalid(
-                "We could not parse the JSON body of your request.", None, "invalid_json"
-            ) from None
-        if too_deep(parsed):
-            raise invalid("The request body is nested too deeply.", None, "invalid_json")
+        parsed = await self._json_body(request)
         body = check(parsed)
         today = dt.datetime.fromtimestamp(now, dt.UTC).date()
         served = served_model(
@@ -155,36 +130,6 @@ class OpenAIEmulator:
         reply_input = responses_reply_input(body, spec)
         return self._answer(request, body, spec, prompt, reply_input, workspace, now, fault)
 
-    def _caching(self, body: dict[str, Any], spec: ModelSpec, prompt: Prompt) -> tuple[
-        Retention, frozenset[int]
-    ]:  # fmt: skip
-        """The retention entries get, and (GPT-5.6+) the breakpoints writes happen at."""
-        if spec.openai_cache != "exact":
-            retention = body.get("prompt_cache_retention")
-            if retention == "24h" and not spec.extended_retention:
-                raise invalid(
-                    f"prompt_cache_retention '24h' is not supported with model {spec.id}.",
-                    "prompt_cache_retention",
-                )
-            # 24h is the default where it exists (non-ZDR organizations).
-            default: Retention = "24h" if spec.extended_retention else "in_memory"
-            return (retention or default), frozenset()
-        options = body.get("prompt_cache_options") or {}
-        marked = [i for i, block in enumerate(prompt.blocks) if block.breakpoint]
-        explicit = options.get("mode") == "explicit"
-        allowed = MAX_EXPLICIT_BREAKPOINTS if explicit else MAX_EXPLICIT_BREAKPOINTS - 1
-        if len(marked) > allowed:
-            raise invalid(
-                f"A maximum of {allowed} explicit prompt_cache_breakpoint markers may be "
-                f"provided in {'explicit' if explicit else 'implicit'} mode. Found {len(marked)}.",
-                "prompt_cache_options.mode",
-            )
-        points = set(marked)
-        if not explicit and prompt.blocks:
-            points.add(len(prompt.blocks) - 1)
-        ttl: Retention = "12h" if options.get("ttl") == "12h" else "30m"
-        return ttl, frozenset(points)
-
     def _answer(
         self,
         request: Request,
@@ -203,20 +148,7 @@ class OpenAIEmulator:
                 "messages",
                 "context_length_exceeded",
             )
-        mode = self.settings.latency
-        slow_s = (
-            (fault.ms if fault.ms is not None else self.settings.slow_fault_ms) / 1000
-            if fault and fault.kind == "slow"
-            else 0.0
-        )
-        retention, breakpoints = self._caching(body, spec, prompt)
-
-        def response_start(usage: CacheUsage) -> float:
-            if mode == "none":
-                return now + slow_s
-            timing = model_timing(spec.latency, usage.uncached_tokens, usage.cached_tokens, 0)
-            return now + slow_s + timing.ttft_s
-
+        retention, breakpoints = requested_caching(body, spec, prompt)
         # The reply first: a request it refuses (a schema asking too much) leaves no cache entry.
         seed = prompt.blocks[-1].digest if prompt.blocks else spec.id.encode()
         reply = compose_reply(reply_input, spec.chars_per_token, seed, self.settings.reply_words)
@@ -228,11 +160,9 @@ class OpenAIEmulator:
             retention=retention,
             breakpoints=breakpoints,
             now=now,
-            response_start=response_start,
+            response_start=self.responder.start_at(now, fault, spec.latency),
         )
-        timing = model_timing(
-            spec.latency, usage.uncached_tokens, usage.cached_tokens, reply.output_tokens
-        )
+        timing = usage_timing(spec.latency, usage, reply.output_tokens)
         bills_writes = spec.openai_cache == "exact"
         created = int(now)
         is_chat = request.url.path.endswith("/chat/completions")
@@ -247,63 +177,10 @@ class OpenAIEmulator:
         headers = {**self._headers(request.state.request_id), **timing.headers()}
         headers["openai-processing-ms"] = f"{timing.total_s * 1000:.0f}"
         headers.update(request.state.served_headers)
-        sleep = mode == "realistic"
-        delay_s = slow_s + (timing.ttft_s if sleep else 0.0)
-        if body.get("stream"):
-            headers["content-type"] = "text/event-stream; charset=utf-8"
-            headers["cache-control"] = "no-cache"
-            per_token_s = 1 / spec.latency.output_tokens_per_s if sleep else 0.0
-            events = self._stream(payload, body, reply, spec, fault, is_chat=is_chat)
-            chunks = [(chunk, tokens * per_token_s) for chunk, tokens in events]
-            cut = len(chunks) // 2 if fault is not None and fault.kind == "cut" else None
-            return PacedResponse(
-                200, headers, chunks, delay_s=delay_s, counter=self.streams, cut_after=cut
-            )
-        headers["content-type"] = "application/json"
-        data = orjson.dumps(payload)
-        if fault is not None and fault.kind == "cut":
-            half = len(data) // 2
-            return PacedResponse(
-                200,
-                headers,
-                [(data[:half], 0.0), (data[half:], 0.0)],
-                delay_s=delay_s,
-                counter=self.streams,
-                cut_after=1,
-            )
-        return PacedResponse(
-            200,
-            {**headers, "content-length": str(len(data))},
-            [(data, timing.output_s if sleep else 0.0)],
-            delay_s=delay_s,
-            counter=self.streams,
-        )
-
-    @staticmethod
-    def _stream(
-        payload: dict[str, Any],
-        body: dict[str, Any],
-        reply: Any,
-        spec: ModelSpec,
-        fault: Fault | None,
-        *,
-        is_chat: bool,
-    ) -> list[tuple[bytes, int]]:
-        failing = fault is not None and fault.kind == "stream-error"
-        message = "The server had an error while processing your request. Sorry about that!"
-        if is_chat:
-            options = body.get("stream_options") or {}
-            include_usage = options.get("include_usage") is True
-            events = chat.stream_chunks(
-                payload, reply, spec.chars_per_token, include_usage=include_usage
-            )
-            if failing:
-                return [*events[:2], (chat.error_chunk(message), 0)]
-            return events
-        events = responses.stream_events(payload, body, reply, spec.chars_per_token)
-        if failing:
-            return responses.failed_events(events, payload, 4, message)
-        return events
+        if not body.get("stream"):
+            return self.responder.json(headers, orjson.dumps(payload), timing, fault)
+        events = stream_events(payload, body, reply, spec, fault, is_chat=is_chat)
+        return self.responder.stream(headers, events, timing, spec.latency, fault)
 
     async def list_models(self, request: Request) -> ASGIApp:
         self._workspace(request)
@@ -341,7 +218,30 @@ class OpenAIEmulator:
             "owned_by": "system",
         }
 
-    def _json(self, data: dict[str, Any], request_id: str) -> Response:
-        return Response(
-            orjson.dumps(data), headers=self._headers(request_id), media_type="application/json"
+
+def stream_events(
+    payload: dict[str, Any],
+    body: dict[str, Any],
+    reply: Reply,
+    spec: ModelSpec,
+    fault: Fault | None,
+    *,
+    is_chat: bool,
+) -> list[tuple[bytes, int]]:
+    """The stream's events, each with its output tokens; under a `stream-error` fault, cut
+    short by the API's own error event."""
+    failing = fault is not None and fault.kind == "stream-error"
+    message = "The server had an error while processing your request. Sorry about that!"
+    if is_chat:
+        options = body.get("stream_options") or {}
+        include_usage = options.get("include_usage") is True
+        events = chat.stream_chunks(
+            payload, reply, spec.chars_per_token, include_usage=include_usage
         )
+        if failing:
+            return [*events[:2], (chat.error_chunk(message), 0)]
+        return events
+    events = responses.stream_events(payload, body, reply, spec.chars_per_token)
+    if failing:
+        return responses.failed_events(events, payload, 4, message)
+    return events
