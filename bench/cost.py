@@ -100,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "",
         *table(replays),
         "",
-        "## Targets (issues 4 and 5)",
+        "## Targets",
         "",
         "```",
         *(t.line() for t in targets(replays)),

@@ -26,7 +26,7 @@ LABELS = {
     "cascade": "naive, via gateway with the cascade",
     "tuned": "hand-tuned, direct",
 }
-# The cascade as the README recommends it: the research agent's route and tool-decision
+# The cascade as docs/benchmarks.md recommends it: the research agent's route and tool-decision
 # steps (each ends in a tool call) on the small tier, its synthesis on the large tier.
 CASCADE_STEPS = {
     "routing": {"tier": "small"},
@@ -44,5 +44,5 @@ GATEWAY_METRICS = (
 )
 TARGET_HIT_RATIO = 0.85
 TARGET_COST_SHARE = 0.50
-TARGET_CASCADE_SHARE = 0.25  # research agent: caching and cascade together (issue 5)
+TARGET_CASCADE_SHARE = 0.25  # research agent: caching and cascade together
 SHARED_PREFIX_READ = 0.9  # a call "read the shared prefix" when it read >= 90% of its estimate

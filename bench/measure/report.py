@@ -87,7 +87,7 @@ def body_sections(report: Report, suffix: str) -> list[str]:
     floors = [p for p in paths if p.startswith("floor-")]
     out += floor_table(report, floors, gateways, suffix)
     if gateways and report.probes:  # the targets need the probe cells
-        out += ["", f"## Targets (issue 3){suffix}", ""]
+        out += ["", f"## Targets{suffix}", ""]
         floor = floors[0] if floors else None
         reference = [] if floor is None else targets(report, floor)
         for path in gateways:
