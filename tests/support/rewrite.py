@@ -62,3 +62,17 @@ def accepted(
     assert isinstance(learner, LearnedMemory)
     learner.learn(out.observations)
     return out
+
+
+Outcome = tuple[dict[str, Any], tuple[str, ...], tuple[str, ...], tuple[Observation, ...]]
+
+
+def outcome(request: LLMRequest) -> Outcome:
+    """What a stage returned, as a row of a stage table: the body, the rules that rewrote it,
+    the findings' codes, the observations."""
+    return (
+        request.body,
+        tuple(r.rule for r in request.rewrites),
+        tuple(f.code for f in request.findings),
+        request.observations,
+    )
