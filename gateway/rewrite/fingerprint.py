@@ -58,18 +58,24 @@ def unmarked(blocks: Any) -> bytes:
 
 
 def _layers(
-    body: dict[str, Any], stable_system_blocks: int | None, tenant: bytes
+    body: dict[str, Any], stable_system_blocks: int | None, tenant: bytes, tools: bytes | None
 ) -> tuple[bytes, bytes, bytes]:
-    """(tools, stable system, family): the same before and after breakpoints are placed."""
-    tools = unmarked(body.get("tools") or [])
+    """(tools, stable system, family): the same before and after breakpoints are placed.
+    `tools`: the tools' unmarked bytes where a stage has them already."""
+    tools = unmarked(body.get("tools") or []) if tools is None else tools
     system = body.get("system") or []
     blocks = [{"type": "text", "text": system}] if isinstance(system, str) else system
     stable = unmarked(blocks[:stable_system_blocks] if stable_system_blocks is not None else blocks)
     return tools, stable, prompt_family(tenant, tools, stable)
 
 
-def family_of(body: dict[str, Any], stable_system_blocks: int | None, tenant: bytes) -> bytes:
-    return _layers(body, stable_system_blocks, tenant)[2]
+def family_of(
+    body: dict[str, Any],
+    stable_system_blocks: int | None,
+    tenant: bytes,
+    tools: bytes | None = None,
+) -> bytes:
+    return _layers(body, stable_system_blocks, tenant, tools)[2]
 
 
 def conversation_of(body: dict[str, Any], tenant: bytes) -> bytes:
@@ -97,8 +103,9 @@ def fingerprint(
     stable_system_blocks: int | None,
     chars_per_token: float,
     tenant: bytes = b"",
+    tools: bytes | None = None,
 ) -> Fingerprint:
-    tools, stable, family = _layers(body, stable_system_blocks, tenant)
+    tools, stable, family = _layers(body, stable_system_blocks, tenant, tools)
     chain = family
     messages: list[bytes] = []
     marks = [family]

@@ -92,7 +92,9 @@ def _breakpoints(request: LLMRequest, context: RewriteContext) -> LLMRequest:
         reread = prefixes.previous_prompt(request.tenant, conversation, model)
     setting = context.settings.cache_ttl
     if setting == "auto":
-        family = family_of(request.body, request.stable_system_blocks, request.tenant)
+        family = family_of(
+            request.body, request.stable_system_blocks, request.tenant, request.prompt_tools
+        )
         stable_ttl, tail_ttl = prefixes.ttls(request.tenant, family)
     else:
         stable_ttl = tail_ttl = setting
@@ -114,7 +116,11 @@ def _audit(request: LLMRequest, context: RewriteContext) -> LLMRequest:
     return replace(
         request,
         fingerprint=fingerprint(
-            request.body, request.stable_system_blocks, chars_per_token, request.tenant
+            request.body,
+            request.stable_system_blocks,
+            chars_per_token,
+            request.tenant,
+            request.prompt_tools,
         ),
         min_cacheable_tokens=min_tokens,
     )
@@ -179,7 +185,11 @@ def _openai_audit(request: LLMRequest, context: RewriteContext) -> LLMRequest:
     return replace(
         request,
         fingerprint=fingerprint(
-            shaped, request.stable_system_blocks, chars_per_token, request.tenant
+            shaped,
+            request.stable_system_blocks,
+            chars_per_token,
+            request.tenant,
+            request.prompt_tools,
         ),
         min_cacheable_tokens=min_tokens,
     )

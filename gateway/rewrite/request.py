@@ -53,6 +53,10 @@ class LLMRequest:
     # Set by the last stage, for the prefix registry after the call.
     fingerprint: Fingerprint | None = None
     min_cacheable_tokens: int = 0
+    # The prompt's tools as bytes without their breakpoints (fingerprint.unmarked), once the
+    # volatile rule has made them (81 KB of Claude Code tools: ~90 us a serialization). No
+    # stage after it changes the tools but for their breakpoints.
+    prompt_tools: bytes | None = None
     # What the stages saw of this request (a tool's form, its lines): applied to the learned
     # memory only once the provider has accepted the call (snapshot.py), so a caller whose
     # calls are refused — an unknown credential, a body the provider rejects — teaches the

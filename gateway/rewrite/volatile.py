@@ -117,7 +117,9 @@ def volatile_lines(
     flat = [line for text in split for line in text]
     shaped = [is_volatile(line) for line in flat]
     first = next((x for x, shape in zip(flat, shaped, strict=True) if not shape and x.strip()), "")
-    family = prompt_family(request.tenant, unmarked(part.tools(body)), first.encode())
+    tools = unmarked(part.tools(body)) if request.prompt_tools is None else request.prompt_tools
+    request = replace(request, prompt_tools=tools)
+    family = prompt_family(request.tenant, tools, first.encode())
     keys = [line_key(line) for line in flat]
     learned = {i for i in lines.varying(request.tenant, family, keys) if flat[i].strip()}
     seen = (LinesSeen(request.tenant, family, frozenset(keys)),)

@@ -13,7 +13,8 @@ import pytest
 from gateway.cache.bounded import LearnedState
 from gateway.cache.learned import LearnedMemory
 from gateway.rewrite.fingerprint import fingerprint, prompt_family, unmarked
-from gateway.rewrite.pipeline import rewrite
+from gateway.rewrite.openai_text import layers
+from gateway.rewrite.pipeline import ANTHROPIC_STAGES, OPENAI_STAGES, rewrite
 from gateway.rewrite.request import LLMRequest
 from gateway.rewrite.snapshot import LinesSeen, Observation, TailJudged, ToolsSeen
 from gateway.rewrite.tool_json import identity, stable_tool_json
@@ -160,3 +161,24 @@ def test_the_pipeline_rewrites_a_body_the_same_until_what_it_saw_is_learned() ->
     assert TailJudged(TENANT, "synthesis", MODEL) in observed
     tails = [len(marks(accepted(sent, ctx).body)) for _ in range(16)]
     assert tails.count(2) == 2  # accepted sixteen times: one probe in eight writes a tail
+
+
+@pytest.mark.parametrize("openai", [False, True])
+def test_the_tools_bytes_the_volatile_rule_keeps_are_those_of_the_body_sent(openai: bool) -> None:
+    """The fingerprint reuses the volatile rule's serialization of the tools: no later stage
+    may change them but for their breakpoints."""
+    tools = [dict(SEARCH, description="Search  \r\n"), FETCH]
+    if openai:
+        body = chat(customer("Flo")) | {"model": "gpt-5.6-terra", "tools": tools}
+        stages = OPENAI_STAGES
+    else:
+        body = anthropic(system=customer("Flo") * 40, tools=tools)
+        stages = ANTHROPIC_STAGES
+    provider = "openai" if openai else "anthropic"
+    out = rewrite(LLMRequest(provider, body, tenant=TENANT), context(), stages)
+    assert out.prompt_tools is not None
+    sent = layers(out.body) if openai else out.body
+    fresh = fingerprint(sent, out.stable_system_blocks, 4.0, TENANT)  # ratio: prompt_tokens only
+    assert out.fingerprint is not None
+    assert out.fingerprint.family == fresh.family
+    assert out.fingerprint.tools == fresh.tools
