@@ -15,8 +15,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from gateway.cascade.lifecycle import Lifecycle
-from gateway.cascade.table import RoutingTable
 from gateway.catalog import ModelCatalog
 from gateway.rewrite import prompt_cache
 from gateway.rewrite.breakpoints import plan_breakpoints
@@ -25,6 +23,7 @@ from gateway.rewrite.openai_text import layers
 from gateway.rewrite.pin import note_retirement, pin
 from gateway.rewrite.request import LLMRequest, Rewrite
 from gateway.rewrite.route import route
+from gateway.rewrite.routes import Retirements, Routes
 from gateway.rewrite.snapshot import Learned, Observation, TailJudged
 from gateway.rewrite.tool_json import stable_tool_json
 from gateway.rewrite.volatile import volatile, volatile_openai
@@ -40,8 +39,8 @@ class RewriteContext:
     settings: RewriteSettings
     catalog: ModelCatalog
     learned: Learned  # read only: what the stages observed is applied by the caller
-    routing: RoutingTable
-    lifecycle: Lifecycle
+    routing: Routes
+    lifecycle: Retirements
     today: Callable[[], dt.date] = field(default=lambda: dt.datetime.now(dt.UTC).date())
     # The request's time: a date close to it in the system prompt is a "now" stamp.
     now: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
