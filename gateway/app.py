@@ -27,8 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gateway.admission import Gate
 from gateway.cache.bounded import LearnedState
 from gateway.cache.coalesce import Coalescer
-from gateway.cache.lines import LineStats
-from gateway.cache.registry import PrefixRegistry
+from gateway.cache.learned import LearnedMemory
 from gateway.cascade.breaker import Breakers
 from gateway.cascade.dispatch import Dispatcher, Tap
 from gateway.cascade.lifecycle import Lifecycle
@@ -47,8 +46,7 @@ from gateway.metering.metrics import Metrics
 from gateway.metering.pricing import Pricing
 from gateway.metering.tracing import CallTracer
 from gateway.relay import Relay
-from gateway.rewrite.pipeline import RewriteContext, rewrite
-from gateway.rewrite.tool_json import ToolForms
+from gateway.rewrite.pipeline import RewriteContext, Rewriter
 from gateway.server.intake import Intake
 from gateway.settings import Settings
 from gateway.state.stores import open_state
@@ -252,17 +250,9 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         settings.rewrite.learned_state_per_tenant_max_bytes,
         meter.metrics.learned_state_bytes.set,
     )
-    prefixes = PrefixRegistry(learned)
-    context = RewriteContext(
-        settings.rewrite,
-        catalog,
-        ToolForms(learned),
-        LineStats(settings.rewrite.learn_volatile_after, state=learned),
-        prefixes,
-        routing,
-        lifecycle,
-        _today,
-    )
+    memory = LearnedMemory.within(learned, settings.rewrite.learn_volatile_after)
+    prefixes = memory.prefixes
+    context = RewriteContext(settings.rewrite, catalog, memory, routing, lifecycle, _today)
     server = settings.server
     # One for every relay: the total of the bodies being received is the process's.
     intake = Intake(server.max_body_bytes, server.body_timeout_s, server.max_incoming_body_bytes)
@@ -281,7 +271,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
             meter,
             wire,
             intake,
-            rewriter=functools.partial(rewrite, context=context, stages=wire.stages),
+            rewriter=Rewriter(context, wire.stages, memory),
             registry=prefixes,
             coalescer=Coalescer(settings.rewrite.coalesce_max_wait_s),
             coalesce_steps=frozenset(settings.rewrite.coalesce_steps),

@@ -14,7 +14,6 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -48,8 +47,10 @@ from gateway.metering.calls import CallRecord, Meter
 from gateway.metering.ceiling import price_context
 from gateway.metering.pricing import UNPRICED_MODEL
 from gateway.rewrite.fingerprint import Fingerprint
+from gateway.rewrite.pipeline import Rewriter
 from gateway.rewrite.prompt_cache import KEY_RULE
-from gateway.rewrite.request import Lesson, LLMRequest, Rewrite
+from gateway.rewrite.request import LLMRequest, Rewrite
+from gateway.rewrite.snapshot import Observation
 from gateway.server.intake import Intake
 from gateway.wire.echo import EchoFilter, unecho
 from gateway.wire.formats import ChunkFilter, TextCollector, WireFormat, error_response
@@ -68,7 +69,6 @@ ROUTE_HEADER = b"x-gateway-route"
 CUT_MESSAGE = "The provider closed the connection mid-stream; the response is incomplete."
 TIMEOUT_MESSAGE = "The stream did not finish within its time limit of {:g} s; it is incomplete."
 LOG = logging.getLogger("gateway.relay")
-Rewriter = Callable[[LLMRequest], LLMRequest]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +87,8 @@ class Prepared:
     plan: StepPlan | None = None
     # The gateway asked the stream for its usage: what that added is taken out again.
     filtered: bool = False
-    # What the rewrite stages learned from the request: kept once the provider accepts it.
-    lessons: tuple[Lesson, ...] = ()
+    # What the rewrite stages saw of the request: learned once the provider accepts it.
+    observations: tuple[Observation, ...] = ()
     # A value the gateway added to the request (its prompt_cache_key, as JSON) that the
     # provider echoes back: the client gets null in its place (wire/echo.py).
     injected: bytes | None = None
@@ -349,7 +349,7 @@ class Relay:
             request.tier,
             self.routing.plan(step) if self.routing is not None else None,
             filtered,
-            request.lessons,
+            request.observations,
             _injected_key(request.rewrites),
         )
 
@@ -433,9 +433,8 @@ class Relay:
                 self.coalescer.release(prefix, lead)
         answered = time.time()
         response = begun.response
-        if response.is_success:  # the provider accepted the call: its lessons are kept
-            for lesson in call.lessons:
-                lesson()
+        if response.is_success and self.rewriter is not None:
+            self.rewriter.learn(call.observations)  # the provider accepted the call
         own = [
             (b"x-gateway-request-id", request_id.encode()),
             (b"x-gateway-model", begun.model.encode()),

@@ -3,21 +3,28 @@
 It answers, after each call, why the cache missed (the cause and the tokens it cost) and
 which cache writes expired without ever being read. In memory, a dictionary lookup or two
 per call (shared_prefixes.py shares the last calls between replicas), and bounded: its
-entries are learned state (state/bounded.py), counted in bytes per tenant, and a call is
+entries are learned state (bounded.py), counted in bytes per tenant, and a call is
 remembered in a constant size whatever the length of its conversation (the last message
 digest and the count: digests are chained, so the last one stands for them all).
 """
 
 from __future__ import annotations
 
-import statistics
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from gateway.cache.bounded import LearnedState, LearnedTable
+from gateway.cache.reuse import (
+    GAPS_BYTES,
+    TAILS_BYTES,
+    PendingWrite,
+    ReuseGaps,
+    TailReuse,
+)
 from gateway.rewrite.fingerprint import Fingerprint
-from gateway.wire.anthropic_usage import Usage
+from gateway.rewrite.snapshot import Ttl
+from gateway.wire.usage import Usage
 
 # The provider's diagnostics.cache_miss_reason types that name a cause (docs/wire.md); the
 # others (previous_message_not_found, unavailable) leave the registry's own verdict.
@@ -27,26 +34,13 @@ PROVIDER_CAUSES: dict[str, MissCause] = {
     "tools_changed": "tools_changed",
     "messages_changed": "messages_changed",
 }
-GAP_SAMPLES = 16
-MIN_GAPS = 3  # no TTL decision on fewer observations: 5m, the API's default, until then
-HOUR_S = 3600.0
-# A conversation-tail write costs 0.25x more than plain input (5m) and each read saves
-# 0.9x: it pays when the next call of the conversation reads it at least this often.
-TAIL_BREAK_EVEN = 0.25 / 0.9
-MIN_TAIL_SAMPLES = 20  # writes of a step before its tails may be judged not to pay
-TAIL_WINDOW = 200  # counts halve past this: the judgement follows a step's recent calls
-TAIL_PROBE_EVERY = 8  # a step judged not to pay still writes one tail in 8, to keep learning
 # What an entry holds beyond the strings it counts (tracemalloc, rounded up): a Seen with its
-# compacted Fingerprint; a PendingWrite; two deques of GAP_SAMPLES floats; a float; counts.
+# compacted Fingerprint; a float (reuse.py counts its own).
 SEEN_BYTES = 700
-PENDING_BYTES = 300
-GAPS_BYTES = 1_600
 CACHED_BYTES = 120
-TAILS_BYTES = 200
 # Pending writes waiting for their expiry to be judged hold at most this share of the learned
 # state's bytes (beside it: a write forgotten by its table is still judged at its expiry).
 EXPIRIES_SHARE = 1 / 8
-Ttl = Literal["5m", "1h"]
 MissCause = Literal[
     "cold", "ttl_expired", "model_changed", "tools_changed", "system_changed",
     "messages_changed", "below_minimum", "parallel_cold",
@@ -104,39 +98,6 @@ class Seen:
         """The call as the registry remembers it (and as replicas share it)."""
         written = usage.cache_write_5m + usage.cache_write_1h
         return cls(fp, started, answered, usage.cache_read + written, message_id)
-
-
-@dataclass(slots=True)
-class ReuseGaps:
-    """Recent seconds between uses of a family's prefix, and between turns of its conversations."""
-
-    prefix: deque[float] = field(default_factory=lambda: deque(maxlen=GAP_SAMPLES))
-    turns: deque[float] = field(default_factory=lambda: deque(maxlen=GAP_SAMPLES))
-
-
-@dataclass(slots=True)
-class PendingWrite:
-    owner: tuple[str, ...]  # the writing call's metric labels: the waste is charged to it
-    tokens: int
-    expires: float
-    read: bool = False
-    step: str | None = None
-    model: str = ""
-    # Read by its own conversation's next call (not just its family's shared prefix).
-    tail_read: bool = False
-
-    @property
-    def size(self) -> int:
-        return PENDING_BYTES + len(self.step or "") + len(self.model)
-
-
-@dataclass(slots=True)
-class TailReuse:
-    """How often a step's conversation-tail writes were read by the conversation's next call."""
-
-    written: float = 0.0
-    read: float = 0.0
-    calls: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,10 +162,7 @@ class PrefixRegistry:
             if tails is None:
                 tails = TailReuse()
                 self._tails.put(tenant, key, tails, TAILS_BYTES + len(step or "") + len(fp.model))
-            tails.written += 1
-            if tails.written > TAIL_WINDOW:
-                tails.written /= 2
-                tails.read /= 2
+            tails.note_written()
         return Verdict(cause, max(0, expected - usage.cache_read), self._expired_unread(started))
 
     def _expect(self, pending: PendingWrite) -> None:
@@ -238,16 +196,9 @@ class PrefixRegistry:
         return seen.message_id if seen is not None else None
 
     def ttls(self, tenant: bytes, family: bytes) -> tuple[Ttl, Ttl]:
-        """(stable prefix, conversation tail) TTLs from observed reuse gaps.
-
-        1h pays where uses come between 5 minutes and an hour apart: a 5m entry would have
-        expired, and a 2x write read at 0.1x beats a 1.25x write each time. Closer uses
-        keep a 5m entry alive (a hit refreshes it); rarer ones outlive even 1h.
-        """
+        """(stable prefix, conversation tail) TTLs from the family's observed reuse gaps."""
         gaps = self._gaps.get(tenant, family)
-        if gaps is None:
-            return "5m", "5m"
-        return _ttl(gaps.prefix, self.ttl_s), _ttl(gaps.turns, self.ttl_s)
+        return ("5m", "5m") if gaps is None else gaps.ttls(self.ttl_s)
 
     def _note_gaps(
         self, fp: Fingerprint, in_conversation: Seen | None, in_family: Seen | None, now: float
@@ -263,16 +214,18 @@ class PrefixRegistry:
 
     def tail_pays(self, tenant: bytes, step: str | None, model: str) -> bool:
         """Whether to write this step's conversation tail to the cache on `model`: yes until
-        the step has shown (MIN_TAIL_SAMPLES writes) that its conversations rarely continue
-        on the same model — a last step, or one the cascade hands to another model — then only
-        one call in TAIL_PROBE_EVERY, to notice if that changes."""
+        the step has shown (MIN_TAIL_SAMPLES writes, reuse.py) that its conversations rarely
+        continue on the same model — a last step, or one the cascade hands to another model —
+        then only one call in TAIL_PROBE_EVERY (counted by `tail_judged`), to notice if that
+        changes."""
         tails = self._tails.get(tenant, (step, model))
-        if tails is None or tails.written < MIN_TAIL_SAMPLES:
-            return True
-        if tails.read / tails.written >= TAIL_BREAK_EVEN:
-            return True
-        tails.calls += 1
-        return tails.calls % TAIL_PROBE_EVERY == 0
+        return tails is None or tails.pays or tails.probes_next()
+
+    def tail_judged(self, tenant: bytes, step: str | None, model: str) -> None:
+        """Counts a call of a step judged not to pay, for `tail_pays`'s probes."""
+        tails = self._tails.get(tenant, (step, model))
+        if tails is not None and not tails.pays:
+            tails.calls += 1
 
     def previous_prompt(self, tenant: bytes, conversation: bytes, model: str) -> int | None:
         """How many messages the conversation's previous call sent, if it ran on `model` and
@@ -342,9 +295,3 @@ class PrefixRegistry:
             if not pending.read:
                 wasted.append((pending.owner, pending.tokens))
         return tuple(wasted)
-
-
-def _ttl(gaps: deque[float], short_s: float) -> Ttl:
-    if len(gaps) < MIN_GAPS:
-        return "5m"
-    return "1h" if short_s < statistics.median(gaps) <= HOUR_S else "5m"

@@ -4,14 +4,12 @@ and model alias -> dated snapshot. Built once from config and the catalog; pure 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from gateway.catalog import ModelCatalog
+from gateway.rewrite.routes import TIER_PREFIX
 from gateway.settings import CanarySettings, RoutingSettings, ShadowSettings, StepSettings
-
-TIER_PREFIX = "tier:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,9 +149,3 @@ class RoutingTable:
         if name.startswith(TIER_PREFIX):
             return ""  # the tier's own models are listed under routing.tiers
         return self.pinned(name)
-
-
-def in_canary(canary: CanarySettings, step: str, conversation: bytes) -> bool:
-    """Whether a conversation is in the canary's share: the same answer every turn."""
-    digest = hashlib.blake2b(step.encode() + b"\0" + conversation, digest_size=8).digest()
-    return int.from_bytes(digest) % 10_000 < canary.percent * 100

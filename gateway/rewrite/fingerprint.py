@@ -20,7 +20,7 @@ def _digest(data: bytes) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Fingerprint:
-    family: bytes  # requests sharing a stable prefix: tools + the stable system prompt
+    family: bytes  # prompt_family: tenant, tools and the stable system blocks
     # The conversation's first message: it survives a change of model, tools or system, so
     # the next turn is still compared with this one and the changed layer can be named.
     conversation: bytes
@@ -35,7 +35,17 @@ class Fingerprint:
     tenant: bytes = b""  # who called (a credential's digest): whose learned state it is
 
 
-def _unmarked(blocks: Any) -> bytes:
+def prompt_family(tenant: bytes, tools: bytes, system: bytes) -> bytes:
+    """A prompt family: who calls (a provider's cache is per workspace, and one tenant's
+    requests never teach the gateway about another's), the tools as sent without their
+    breakpoints (`unmarked`), and the stable start of the system prompt — what requests
+    share before their conversations part. The prefix registry and the prompt_cache_key
+    know the stable system blocks; the volatile rule, before it has judged the lines,
+    knows the first line holding no date."""
+    return _digest(tenant + b"\0" + tools + b"\0" + system)
+
+
+def unmarked(blocks: Any) -> bytes:
     """Blocks as bytes without their breakpoints: moving one does not change the prefix."""
     if not isinstance(blocks, list):
         return orjson.dumps(blocks)
@@ -48,20 +58,24 @@ def _unmarked(blocks: Any) -> bytes:
 
 
 def _layers(
-    body: dict[str, Any], stable_system_blocks: int | None, tenant: bytes
+    body: dict[str, Any], stable_system_blocks: int | None, tenant: bytes, tools: bytes | None
 ) -> tuple[bytes, bytes, bytes]:
-    """(tools, stable system, family): the same before and after breakpoints are placed."""
-    tools = _unmarked(body.get("tools") or [])
+    """(tools, stable system, family): the same before and after breakpoints are placed.
+    `tools`: the tools' unmarked bytes where a stage has them already."""
+    tools = unmarked(body.get("tools") or []) if tools is None else tools
     system = body.get("system") or []
     blocks = [{"type": "text", "text": system}] if isinstance(system, str) else system
-    stable = _unmarked(
-        blocks[:stable_system_blocks] if stable_system_blocks is not None else blocks
-    )
-    return tools, stable, _digest(tenant + b"\0" + tools + b"\0" + stable)
+    stable = unmarked(blocks[:stable_system_blocks] if stable_system_blocks is not None else blocks)
+    return tools, stable, prompt_family(tenant, tools, stable)
 
 
-def family_of(body: dict[str, Any], stable_system_blocks: int | None, tenant: bytes) -> bytes:
-    return _layers(body, stable_system_blocks, tenant)[2]
+def family_of(
+    body: dict[str, Any],
+    stable_system_blocks: int | None,
+    tenant: bytes,
+    tools: bytes | None = None,
+) -> bytes:
+    return _layers(body, stable_system_blocks, tenant, tools)[2]
 
 
 def conversation_of(body: dict[str, Any], tenant: bytes) -> bytes:
@@ -89,8 +103,9 @@ def fingerprint(
     stable_system_blocks: int | None,
     chars_per_token: float,
     tenant: bytes = b"",
+    tools: bytes | None = None,
 ) -> Fingerprint:
-    tools, stable, family = _layers(body, stable_system_blocks, tenant)
+    tools, stable, family = _layers(body, stable_system_blocks, tenant, tools)
     chain = family
     messages: list[bytes] = []
     marks = [family]

@@ -14,6 +14,7 @@ prompt's tools.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from gateway.rewrite.text import TextEdit
@@ -163,3 +164,97 @@ def layers(body: dict[str, Any]) -> dict[str, Any]:
         "system": system,
         "messages": conversation[lead:],
     }
+
+
+# The system part as the volatile rule reads it (volatile.py's SystemPart): the instructions
+# (at place ()), then each leading system message's string content (at (m,)) or text part
+# (at (m, p)).
+Place = tuple[int, ...]
+INSTRUCTIONS: Place = ()
+
+
+class OpenAISystem:
+    """Dates go to the end of the newest user message; learned lines to the end of their text,
+    which pays where the provider caches by token prefix — not on a Responses call that
+    continues a stored conversation (`previous_response_id`)."""
+
+    def texts(self, body: dict[str, Any]) -> list[tuple[Place, str]]:
+        conversation = items(body)
+        found: list[tuple[Place, str]] = []
+        instructions = body.get("instructions")
+        if isinstance(instructions, str) and instructions:
+            found.append((INSTRUCTIONS, instructions))
+        for m, message in enumerate(conversation[: leading_system(conversation)]):
+            content = message.get("content")
+            if isinstance(content, str):
+                found.append(((m,), content))
+            elif isinstance(content, list):
+                found += [
+                    ((m, p), part["text"])
+                    for p, part in enumerate(content)
+                    if isinstance(part, dict)
+                    and part.get("type") in TEXT_PARTS
+                    and isinstance(part.get("text"), str)
+                ]
+        return found
+
+    def tools(self, body: dict[str, Any]) -> Any:
+        return prompt_tools(body)
+
+    def replaced(self, body: dict[str, Any], texts: dict[Place, str]) -> dict[str, Any]:
+        new_body = dict(body)
+        conversation = list(items(body))
+        for place, new in texts.items():
+            if place == INSTRUCTIONS:
+                new_body["instructions"] = new
+                continue
+            message = conversation[place[0]]
+            if len(place) == 1:
+                conversation[place[0]] = {**message, "content": new}
+            else:
+                parts = list(message["content"])
+                parts[place[1]] = {**parts[place[1]], "text": new}
+                conversation[place[0]] = {**message, "content": parts}
+        if isinstance(body.get(items_key(body)), list):
+            new_body[items_key(body)] = conversation
+        return new_body
+
+    def layers(self, body: dict[str, Any]) -> int:
+        """The system part's layers (as `layers` shapes them): instructions, each message."""
+        return bool(body.get("instructions")) + leading_system(items(body))
+
+    def layer_of(self, body: dict[str, Any], place: Place) -> int:
+        return 0 if place == INSTRUCTIONS else bool(body.get("instructions")) + place[0]
+
+    def turn_takes_dates(self, body: dict[str, Any]) -> bool:
+        return True  # a user message of their own where the newest is not the user's
+
+    def ends_pay(self, body: dict[str, Any]) -> bool:
+        return "previous_response_id" not in body
+
+    def with_dates(
+        self, body: dict[str, Any], dates: str
+    ) -> tuple[dict[str, Any], tuple[int, int]]:
+        """Dates as a last text part of the newest user message (in chat a string content is
+        one text part: it gains the dates' part). Where that would change the message before
+        them — a Responses string content would become input_text parts, other bytes next
+        turn — or the newest message is not the user's (tool results), they are a user
+        message of their own after it."""
+        conversation = items(body)
+        chat = items_key(body) == "messages"
+        newest = len(conversation) - 1
+        last = conversation[newest] if conversation else None
+        is_user = isinstance(last, dict) and last.get("role") == "user"
+        content = last.get("content") if is_user and isinstance(last, dict) else None
+        kind = "text" if chat else "input_text"
+        if isinstance(content, str) and chat:
+            content = [{"type": kind, "text": content}]
+        if isinstance(content, list) and content and isinstance(last, dict):
+            message = {**last, "content": [*content, {"type": kind, "text": dates}]}
+            out, at = [*conversation[:newest], message], (newest, len(content))
+        else:
+            out, at = [*conversation, {"role": "user", "content": dates}], (newest + 1, 0)
+        return {**body, items_key(body): out}, at
+
+    def dated_turn(self, body: dict[str, Any], is_date: Callable[[str], bool]) -> None:
+        return None  # dates a client put at the end itself are not looked for on this wire

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from gateway.cascade.lifecycle import Lifecycle
-from gateway.cascade.table import RoutingTable
 from gateway.errors import InvalidRequest
 from gateway.rewrite.request import Finding, LLMRequest, Rewrite
+from gateway.rewrite.routes import Retirements, Routes
 
 
-def pin(request: LLMRequest, table: RoutingTable) -> LLMRequest:
+def pin(request: LLMRequest, table: Routes) -> LLMRequest:
     model = request.body.get("model")
     if not isinstance(model, str):
         return request
@@ -35,7 +34,7 @@ def pin(request: LLMRequest, table: RoutingTable) -> LLMRequest:
 
 
 def note_retirement(
-    request: LLMRequest, lifecycle: Lifecycle, window_days: int, today: dt.date
+    request: LLMRequest, lifecycle: Retirements, window_days: int, today: dt.date
 ) -> LLMRequest:
     model = request.body.get("model")
     if not isinstance(model, str):

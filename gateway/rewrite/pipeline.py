@@ -1,31 +1,32 @@
 """The rewrite pipeline: the stages every request goes through, in order, per wire format.
 
-Each stage is a pure function of the request and the context; it returns the request,
-changed or not, with what it changed (rewrites) and what it noticed (findings). The
-order matters: canonical text and tools first, so the breakpoint plan sees final bytes.
+Each stage is a pure function of the request and the context (settings, tables and a
+read-only view of what was learned, snapshot.py); it returns the request, changed or not,
+with what it changed (rewrites), what it noticed (findings) and what it saw to be learned
+(observations). The same body over the same learned state rewrites the same way; the
+caller applies the observations once the provider has accepted the call (`Rewriter.learn`).
+The order matters: canonical text and tools first, so the breakpoint plan sees final bytes.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
-from gateway.cache.lines import LineStats
-from gateway.cache.registry import PrefixRegistry
-from gateway.cascade.lifecycle import Lifecycle
-from gateway.cascade.table import RoutingTable
 from gateway.catalog import ModelCatalog
 from gateway.rewrite import prompt_cache
 from gateway.rewrite.breakpoints import plan_breakpoints
 from gateway.rewrite.fingerprint import conversation_of, family_of, fingerprint
 from gateway.rewrite.openai_text import layers
-from gateway.rewrite.openai_volatile import volatile_openai
 from gateway.rewrite.pin import note_retirement, pin
 from gateway.rewrite.request import LLMRequest, Rewrite
 from gateway.rewrite.route import route
-from gateway.rewrite.tool_json import ToolForms, stable_tool_json
-from gateway.rewrite.volatile import volatile
+from gateway.rewrite.routes import Retirements, Routes
+from gateway.rewrite.snapshot import Learned, Observation, TailJudged
+from gateway.rewrite.tool_json import stable_tool_json
+from gateway.rewrite.volatile import volatile, volatile_openai
 from gateway.rewrite.whitespace import whitespace, whitespace_openai
 from gateway.settings import RewriteSettings
 
@@ -37,11 +38,9 @@ DEFAULT_MIN_TOKENS = 1024
 class RewriteContext:
     settings: RewriteSettings
     catalog: ModelCatalog
-    tool_forms: ToolForms
-    lines: LineStats
-    registry: PrefixRegistry
-    routing: RoutingTable
-    lifecycle: Lifecycle
+    learned: Learned  # read only: what the stages observed is applied by the caller
+    routing: Routes
+    lifecycle: Retirements
     today: Callable[[], dt.date] = field(default=lambda: dt.datetime.now(dt.UTC).date())
     # The request's time: a date close to it in the system prompt is a "now" stamp.
     now: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
@@ -65,11 +64,11 @@ def _whitespace(request: LLMRequest, context: RewriteContext) -> LLMRequest:
 
 
 def _tool_json(request: LLMRequest, context: RewriteContext) -> LLMRequest:
-    return stable_tool_json(request, context.tool_forms, context.settings.tool_json)
+    return stable_tool_json(request, context.learned.tools, context.settings.tool_json)
 
 
 def _volatile(request: LLMRequest, context: RewriteContext) -> LLMRequest:
-    return volatile(request, context.settings.volatile, context.lines, context.now())
+    return volatile(request, context.settings.volatile, context.learned.lines, context.now())
 
 
 def _model_facts(request: LLMRequest, context: RewriteContext) -> tuple[int, float]:
@@ -83,15 +82,19 @@ def _model_facts(request: LLMRequest, context: RewriteContext) -> tuple[int, flo
 def _breakpoints(request: LLMRequest, context: RewriteContext) -> LLMRequest:
     min_tokens, chars_per_token = _model_facts(request, context)
     model = str(request.body.get("model"))
-    tail = context.registry.tail_pays(request.tenant, request.step, model)
+    prefixes = context.learned.prefixes
+    tail = prefixes.tail_pays(request.tenant, request.step, model)
+    request = request.observing(TailJudged(request.tenant, request.step, model))
     reread = None
     if not tail:
         conversation = conversation_of(request.body, request.tenant)
-        reread = context.registry.previous_prompt(request.tenant, conversation, model)
+        reread = prefixes.previous_prompt(request.tenant, conversation, model)
     setting = context.settings.cache_ttl
     if setting == "auto":
-        family = family_of(request.body, request.stable_system_blocks, request.tenant)
-        stable_ttl, tail_ttl = context.registry.ttls(request.tenant, family)
+        family = family_of(
+            request.body, request.stable_system_blocks, request.tenant, request.prompt_tools
+        )
+        stable_ttl, tail_ttl = prefixes.ttls(request.tenant, family)
     else:
         stable_ttl = tail_ttl = setting
     return plan_breakpoints(
@@ -112,7 +115,11 @@ def _audit(request: LLMRequest, context: RewriteContext) -> LLMRequest:
     return replace(
         request,
         fingerprint=fingerprint(
-            request.body, request.stable_system_blocks, chars_per_token, request.tenant
+            request.body,
+            request.stable_system_blocks,
+            chars_per_token,
+            request.tenant,
+            request.prompt_tools,
         ),
         min_cacheable_tokens=min_tokens,
     )
@@ -122,7 +129,7 @@ def _diagnostics(request: LLMRequest, context: RewriteContext) -> LLMRequest:
     """Asks the provider why the cache missed, naming the conversation's previous response."""
     if not context.settings.provider_diagnostics or request.fingerprint is None:
         return request
-    previous = context.registry.previous_message_id(request.fingerprint)
+    previous = context.learned.prefixes.previous_message_id(request.fingerprint)
     if previous is None or "diagnostics" in request.body:
         return request
     body = {**request.body, "diagnostics": {"previous_message_id": previous}}
@@ -149,7 +156,8 @@ def _openai_whitespace(request: LLMRequest, context: RewriteContext) -> LLMReque
 
 
 def _openai_volatile(request: LLMRequest, context: RewriteContext) -> LLMRequest:
-    return volatile_openai(request, context.settings.volatile, context.lines, context.now())
+    policy = context.settings.volatile
+    return volatile_openai(request, policy, context.learned.lines, context.now())
 
 
 def _prompt_cache_key(request: LLMRequest, context: RewriteContext) -> LLMRequest:
@@ -176,7 +184,11 @@ def _openai_audit(request: LLMRequest, context: RewriteContext) -> LLMRequest:
     return replace(
         request,
         fingerprint=fingerprint(
-            shaped, request.stable_system_blocks, chars_per_token, request.tenant
+            shaped,
+            request.stable_system_blocks,
+            chars_per_token,
+            request.tenant,
+            request.prompt_tools,
         ),
         min_cacheable_tokens=min_tokens,
     )
@@ -201,3 +213,24 @@ def rewrite(
     for stage in stages:
         request = stage(request, context)
     return request
+
+
+class Learner(Protocol):
+    def learn(self, observations: Iterable[Observation]) -> None:
+        """Keeps what the stages observed of a call the provider accepted."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rewriter:
+    """One wire format's stages over the learned memory: called, it rewrites a request (pure,
+    `rewrite`); `learn` keeps what the request showed, once the provider has accepted it."""
+
+    context: RewriteContext
+    stages: tuple[Stage, ...]
+    learner: Learner
+
+    def __call__(self, request: LLMRequest) -> LLMRequest:
+        return rewrite(request, self.context, self.stages)
+
+    def learn(self, observations: Iterable[Observation]) -> None:
+        self.learner.learn(observations)

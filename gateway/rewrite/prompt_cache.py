@@ -35,7 +35,9 @@ IMPLICIT_MARKS = 3  # implicit mode: the last block is a breakpoint, plus up to 
 def cache_key(request: LLMRequest) -> LLMRequest:
     if "prompt_cache_key" in request.body:
         return request
-    family = family_of(layers(request.body), request.stable_system_blocks, request.tenant)
+    family = family_of(
+        layers(request.body), request.stable_system_blocks, request.tenant, request.prompt_tools
+    )
     key = KEY_PREFIX + family.hex()
     return request.with_body({**request.body, "prompt_cache_key": key}, Rewrite(KEY_RULE, key))
 

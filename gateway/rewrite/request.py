@@ -1,4 +1,5 @@
-"""What the rewrite stages work on and what they report: the request, rewrites, findings.
+"""What the rewrite stages work on and what they report: the request, rewrites, findings,
+observations.
 
 A request is frozen; a stage that changes the body returns a new request whose body
 shares every part it did not touch (copy on write), so unchanged requests cost nothing.
@@ -6,11 +7,11 @@ shares every part it did not touch (copy on write), so unchanged requests cost n
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gateway.rewrite.fingerprint import Fingerprint
+from gateway.rewrite.snapshot import Observation
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,10 +28,6 @@ class Finding:
 
     code: str
     detail: str = ""
-
-
-# Something a stage learned from a request, to keep once the provider has accepted the call.
-Lesson = Callable[[], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,23 +53,23 @@ class LLMRequest:
     # Set by the last stage, for the prefix registry after the call.
     fingerprint: Fingerprint | None = None
     min_cacheable_tokens: int = 0
-    # What the stages learned from this request (a tool's first-seen form, its lines'
-    # counts): kept only once the provider has accepted the call (relay.py), so a caller
-    # whose calls are refused — an unknown credential, a body the provider rejects —
-    # teaches the gateway nothing.
-    lessons: tuple[Lesson, ...] = ()
+    # The prompt's tools as bytes without their breakpoints (fingerprint.unmarked), once the
+    # volatile rule has made them (81 KB of Claude Code tools: ~90 us a serialization). No
+    # stage after it changes the tools but for their breakpoints.
+    prompt_tools: bytes | None = None
+    # What the stages saw of this request (a tool's form, its lines): applied to the learned
+    # memory only once the provider has accepted the call (snapshot.py), so a caller whose
+    # calls are refused — an unknown credential, a body the provider rejects — teaches the
+    # gateway nothing.
+    observations: tuple[Observation, ...] = ()
 
     def with_body(self, body: dict[str, Any], *rewrites: Rewrite) -> LLMRequest:
         return replace(self, body=body, rewrites=self.rewrites + rewrites, changed=True)
 
-    def noting(self, *findings: Finding, lessons: tuple[Lesson, ...] = ()) -> LLMRequest:
-        return replace(self, findings=self.findings + findings, lessons=self.lessons + lessons)
+    def noting(self, *findings: Finding, observed: tuple[Observation, ...] = ()) -> LLMRequest:
+        return replace(
+            self, findings=self.findings + findings, observations=self.observations + observed
+        )
 
-    def learning(self, *lessons: Lesson | None) -> LLMRequest:
-        kept = tuple(lesson for lesson in lessons if lesson is not None)
-        return replace(self, lessons=self.lessons + kept) if kept else self
-
-    def learn(self) -> None:
-        """Keeps what the stages learned: for a call the provider accepted."""
-        for lesson in self.lessons:
-            lesson()
+    def observing(self, *observations: Observation) -> LLMRequest:
+        return replace(self, observations=self.observations + observations)

@@ -12,12 +12,12 @@ from typing import Any
 
 import orjson
 
-from gateway.cascade.table import TIER_PREFIX, RoutingTable, in_canary
 from gateway.errors import InvalidRequest
 from gateway.rewrite.request import LLMRequest, Rewrite
+from gateway.rewrite.routes import TIER_PREFIX, Routes, in_canary
 
 
-def route(request: LLMRequest, table: RoutingTable) -> LLMRequest:
+def route(request: LLMRequest, table: Routes) -> LLMRequest:
     model = request.body.get("model")
     if isinstance(model, str) and model.startswith(TIER_PREFIX):
         return _named_tier(request, table, model[len(TIER_PREFIX) :])
@@ -39,7 +39,7 @@ def route(request: LLMRequest, table: RoutingTable) -> LLMRequest:
     return request.with_body({**request.body, "model": chosen}, Rewrite("route", detail))
 
 
-def _named_tier(request: LLMRequest, table: RoutingTable, tier: str) -> LLMRequest:
+def _named_tier(request: LLMRequest, table: Routes, tier: str) -> LLMRequest:
     chosen = table.tier_model(tier, request.provider)
     if chosen is None:
         known = ", ".join(TIER_PREFIX + name for name in table.tiers)

@@ -75,3 +75,84 @@ def _edit_block(block: Any, edit: TextEdit) -> Any:
         new_content = edit_content(content, edit)
         return block if new_content is content else {**block, "content": new_content}
     return block
+
+
+# The system prompt as the volatile rule reads it (volatile.py's SystemPart): its text
+# blocks, a string being one, each at its place (its index among the system's blocks).
+Place = tuple[int, ...]
+
+
+class AnthropicSystem:
+    """`system` (a string or blocks); dates go to the end of the newest user turn."""
+
+    def texts(self, body: dict[str, Any]) -> list[tuple[Place, str]]:
+        system = body.get("system")
+        if isinstance(system, str):
+            return [((0,), system)]
+        if not isinstance(system, list):
+            return []
+        return [
+            ((i,), block["text"])
+            for i, block in enumerate(system)
+            if isinstance(block, dict) and isinstance(block.get("text"), str)
+        ]
+
+    def tools(self, body: dict[str, Any]) -> Any:
+        return body.get("tools") or []
+
+    def replaced(self, body: dict[str, Any], texts: dict[Place, str]) -> dict[str, Any]:
+        system = body["system"]
+        if isinstance(system, str):  # a string stays a string
+            return {**body, "system": texts.get((0,), system)}
+        blocks = list(system)
+        for (i,), text in texts.items():
+            blocks[i] = {**blocks[i], "text": text}
+        return {**body, "system": blocks}
+
+    def layers(self, body: dict[str, Any]) -> int:
+        system = body.get("system")
+        return len(system) if isinstance(system, list) else 1
+
+    def layer_of(self, body: dict[str, Any], place: Place) -> int:
+        return place[0]
+
+    def turn_takes_dates(self, body: dict[str, Any]) -> bool:
+        return _newest(body).get("role") == "user"
+
+    def ends_pay(self, body: dict[str, Any]) -> bool:
+        return False  # a cache entry ends at a block's end: a move within one saves nothing
+
+    def with_dates(
+        self, body: dict[str, Any], dates: str
+    ) -> tuple[dict[str, Any], tuple[int, int]]:
+        # At the end: a user turn that answers tool calls must start with its tool results.
+        messages = body["messages"]
+        newest = len(messages) - 1
+        content = messages[newest].get("content")
+        blocks = (
+            [{"type": "text", "text": content}] if isinstance(content, str) else list(content or [])
+        )
+        message = {**messages[newest], "content": [*blocks, {"type": "text", "text": dates}]}
+        return {**body, "messages": [*messages[:newest], message]}, (newest, len(blocks))
+
+    def dated_turn(
+        self, body: dict[str, Any], is_date: Callable[[str], bool]
+    ) -> tuple[int, int] | None:
+        """A newest user turn that ends in a block of dates alone (as a move leaves it): where
+        it is. A string content is its one block, as the breakpoint plan counts it."""
+        newest = _newest(body)
+        content = newest.get("content")
+        if isinstance(content, str):
+            content = [{"type": "text", "text": content}]
+        if newest.get("role") != "user" or not isinstance(content, list) or not content:
+            return None
+        last = content[-1]
+        text = last.get("text") if isinstance(last, dict) and last.get("type") == "text" else None
+        if isinstance(text, str) and text and all(map(is_date, text.split("\n"))):
+            return (len(body["messages"]) - 1, len(content) - 1)
+        return None
+
+
+def _newest(body: dict[str, Any]) -> dict[str, Any]:
+    messages = body.get("messages") or []
+    return messages[-1] if messages and isinstance(messages[-1], dict) else {}

@@ -5,15 +5,19 @@ gives every user a prefix of their own: nothing after such a line is read from c
 the policy `move` (the default) the model still sees every word, but where it no longer
 breaks the prefix — within what movable.py allows, which keeps meaning and structure:
 - lines holding a date or time that varies (a "now" stamp, or learned to vary across the
-  prompt family, state/lines.py) go to the end of the newest user turn, after the last
+  prompt family, cache/lines.py) go to the end of the newest user turn, after the last
   breakpoint, so the conversation's history caches too: the one move that changes a
   line's role. Example dates in static instructions, and today's date alone, stay;
-- lines learned to vary per user stay where they are on this wire: a cache entry ends at a
-  block's end, so only a block of their own would help, and that changes the structure.
+- lines learned to vary per user go to the end of the text that holds them where the
+  provider caches by token prefix (OpenAI); on Anthropic a cache entry ends at a block's
+  end, so only a block of their own would help, and that changes the structure: they stay.
 A line that varies but cannot move is left in place and reported (`volatile_line_kept`).
 `truncate_to_day` cuts the varying ISO and RFC 2822 timestamps to their date in place
 instead, and `report_only` changes nothing. Findings `timestamp_in_prefix` and
 `user_content_in_prefix` are reported whatever the policy.
+
+One rule for both providers: where a wire keeps its system part and where dates go are its
+`SystemPart` (text.py for Anthropic, openai_text.py for OpenAI).
 """
 
 from __future__ import annotations
@@ -22,9 +26,9 @@ import datetime as dt
 import hashlib
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
-from gateway.cache.lines import LineStats
+from gateway.rewrite.fingerprint import prompt_family, unmarked
 from gateway.rewrite.movable import (
     DAY_LEVEL,
     ISO_DATETIME,
@@ -35,14 +39,107 @@ from gateway.rewrite.movable import (
     plan,
     rebuilt,
 )
+from gateway.rewrite.openai_text import OpenAISystem
 from gateway.rewrite.request import Finding, LLMRequest, Rewrite
+from gateway.rewrite.snapshot import LinesSeen, LinesView
+from gateway.rewrite.text import AnthropicSystem
 
-__all__ = ["DAY_LEVEL", "ISO_DATETIME", "RFC_2822", "TIME_LEVEL", "is_volatile", "volatile"]
+__all__ = [
+    "DAY_LEVEL",
+    "ISO_DATETIME",
+    "RFC_2822",
+    "TIME_LEVEL",
+    "is_volatile",
+    "volatile",
+    "volatile_openai",
+]
 
 RULE = "volatile_moved"
 TRUNCATE_RULE = "timestamp_truncated"
 KEPT = "volatile_line_kept"
 VolatilePolicy = Literal["move", "truncate_to_day", "report_only"]
+Place = tuple[int, ...]
+
+
+class SystemPart(Protocol):
+    """Where a wire keeps the system part's texts, and where moved lines go."""
+
+    def texts(self, body: dict[str, Any]) -> list[tuple[Place, str]]: ...
+    def tools(self, body: dict[str, Any]) -> Any: ...
+    def replaced(self, body: dict[str, Any], texts: dict[Place, str]) -> dict[str, Any]: ...
+    def layers(self, body: dict[str, Any]) -> int: ...
+    def layer_of(self, body: dict[str, Any], place: Place) -> int: ...
+    def turn_takes_dates(self, body: dict[str, Any]) -> bool: ...
+    def ends_pay(self, body: dict[str, Any]) -> bool: ...
+    def with_dates(
+        self, body: dict[str, Any], dates: str
+    ) -> tuple[dict[str, Any], tuple[int, int]]: ...
+    def dated_turn(
+        self, body: dict[str, Any], is_date: Callable[[str], bool]
+    ) -> tuple[int, int] | None: ...
+
+
+ANTHROPIC = AnthropicSystem()
+OPENAI = OpenAISystem()
+
+
+def volatile(
+    request: LLMRequest, policy: VolatilePolicy, lines: LinesView, now: dt.datetime
+) -> LLMRequest:
+    """`now`: the request's time (a "now" stamp is close to it)."""
+    return volatile_lines(request, policy, lines, now, ANTHROPIC)
+
+
+def volatile_openai(
+    request: LLMRequest, policy: VolatilePolicy, lines: LinesView, now: dt.datetime
+) -> LLMRequest:
+    """The same rule on an OpenAI body: instructions and leading system messages."""
+    return volatile_lines(request, policy, lines, now, OPENAI)
+
+
+def line_key(line: str) -> bytes:
+    """A line as the learned line counts know it."""
+    return hashlib.blake2b(line.encode(), digest_size=8).digest()
+
+
+def volatile_lines(
+    request: LLMRequest,
+    policy: VolatilePolicy,
+    lines: LinesView,
+    now: dt.datetime,
+    part: SystemPart,
+) -> LLMRequest:
+    body = request.body
+    texts = part.texts(body)
+    if not texts:
+        return request
+    split = [text.split("\n") for _, text in texts]
+    flat = [line for text in split for line in text]
+    shaped = [is_volatile(line) for line in flat]
+    first = next((x for x, shape in zip(flat, shaped, strict=True) if not shape and x.strip()), "")
+    tools = unmarked(part.tools(body)) if request.prompt_tools is None else request.prompt_tools
+    request = replace(request, prompt_tools=tools)
+    family = prompt_family(request.tenant, tools, first.encode())
+    keys = [line_key(line) for line in flat]
+    learned = {i for i in lines.varying(request.tenant, family, keys) if flat[i].strip()}
+    seen = (LinesSeen(request.tenant, family, frozenset(keys)),)
+    moves = plan(
+        split,
+        learned,
+        now,
+        shaped,
+        turn_takes_dates=part.turn_takes_dates(body),
+        ends_pay=part.ends_pay(body),
+    )
+    findings = findings_of(moves, policy)
+    if policy == "truncate_to_day" and moves.varying_dates:
+        return _truncate(request, part, texts, moves).noting(*findings, observed=seen)
+    if policy == "move" and (moves.to_turn or moves.to_end):
+        return _move(request, part, texts, flat, moves).noting(*findings, observed=seen)
+    dated = part.dated_turn(body, is_volatile)
+    if dated is not None:
+        request = replace(request, dates_at=dated)
+    return request.noting(*findings, observed=seen)
 
 
 def findings_of(moves: Moves, policy: VolatilePolicy) -> list[Finding]:
@@ -60,121 +157,57 @@ def findings_of(moves: Moves, policy: VolatilePolicy) -> list[Finding]:
     return findings
 
 
-def volatile(
-    request: LLMRequest,
-    policy: VolatilePolicy,
-    lines: LineStats,
-    now: dt.datetime | None = None,
-) -> LLMRequest:
-    """`now`: the request's time (a "now" stamp is close to it); the clock's by default."""
-    system = request.body.get("system")
-    blocks = [{"type": "text", "text": system}] if isinstance(system, str) else system
-    if not isinstance(blocks, list) or not blocks:
-        return request
-    texts = [
-        b["text"].split("\n")
-        for b in blocks
-        if isinstance(b, dict) and isinstance(b.get("text"), str)
-    ]
-    flat = [line for text in texts for line in text]
-    shaped = [is_volatile(line) for line in flat]
-    family = _family(request, [line for line, shape in zip(flat, shaped, strict=True) if not shape])
-    learned, lesson = lines.observe(request.tenant, family, flat)
-    messages = request.body.get("messages") or []
-    newest = messages[-1] if messages and isinstance(messages[-1], dict) else {}
-    moves = plan(
-        texts,
-        learned,
-        now or dt.datetime.now(dt.UTC),
-        shaped,
-        turn_takes_dates=newest.get("role") == "user",
-        ends_pay=False,
-    )
-    findings = findings_of(moves, policy)
-    if policy == "truncate_to_day" and moves.varying_dates:
-        return _truncate(request, blocks, moves).noting(*findings, lessons=(lesson,))
-    if policy == "move" and moves.to_turn:
-        return _move(request, blocks, moves).noting(*findings, lessons=(lesson,))
-    return _mark_dated_turn(request).noting(*findings, lessons=(lesson,))
-
-
-def _mark_dated_turn(request: LLMRequest) -> LLMRequest:
-    """A newest user turn that ends in a block of dates alone (as `move` leaves it): mark
-    it. A string content is its one block, as the breakpoint plan counts it."""
-    messages = request.body.get("messages") or []
-    newest = messages[-1] if messages and isinstance(messages[-1], dict) else {}
-    content = newest.get("content")
-    if isinstance(content, str):
-        content = [{"type": "text", "text": content}]
-    if newest.get("role") != "user" or not isinstance(content, list) or not content:
-        return request
-    last = content[-1]
-    text = last.get("text") if isinstance(last, dict) and last.get("type") == "text" else None
-    if isinstance(text, str) and text and all(map(is_volatile, text.split("\n"))):
-        return replace(request, dates_at=(len(messages) - 1, len(content) - 1))
-    return request
-
-
-def _family(request: LLMRequest, stable_lines: list[str]) -> bytes:
-    """A prompt family: the tools and the system prompt's first line that holds no date."""
-    first = next((line for line in stable_lines if line.strip()), "")
-    tools = [t.get("name") for t in request.body.get("tools") or () if isinstance(t, dict)]
-    return hashlib.blake2b(f"{tools}\0{first}".encode(), digest_size=12).digest()
-
-
-def _text_blocks(blocks: list[Any], edit: Callable[[list[str], int], str]) -> list[Any]:
-    """The system blocks with each text block's lines (and the index of its first line in
-    the whole system prompt) passed through `edit`."""
-    out = []
+def _edited(
+    texts: list[tuple[Place, str]], edit: Callable[[list[str], int], str]
+) -> dict[Place, str]:
+    """The texts `edit` changed, by place: it is given each text's lines and the index of
+    its first line in the whole system part."""
+    out = {}
     first = 0
-    for block in blocks:
-        if isinstance(block, dict) and isinstance(block.get("text"), str):
-            lines = block["text"].split("\n")
-            text = edit(lines, first)
-            first += len(lines)
-            block = block if text == block["text"] else {**block, "text": text}
-        out.append(block)
+    for place, text in texts:
+        lines = text.split("\n")
+        new = edit(lines, first)
+        first += len(lines)
+        if new != text:
+            out[place] = new
     return out
 
 
-def _system(request: LLMRequest, blocks: list[Any]) -> Any:
-    """The system field as the client wrote it: a string stays a string."""
-    return blocks[0]["text"] if isinstance(request.body.get("system"), str) else blocks
-
-
-def _move(request: LLMRequest, blocks: list[Any], moves: Moves) -> LLMRequest:
-    flat = [
-        line
-        for b in blocks
-        if isinstance(b, dict) and isinstance(b.get("text"), str)
-        for line in b["text"].split("\n")
-    ]
-    dates = "\n".join(flat[i] for i in sorted(moves.to_turn))
-    messages = request.body.get("messages") or []
-    newest = len(messages) - 1
-    body = {
-        **request.body,
-        "system": _system(request, _text_blocks(blocks, lambda ls, at: rebuilt(ls, at, moves))),
-        "messages": [*messages[:newest], _append(messages[newest], dates)],
-    }
-    where = f"{len(moves.to_turn)} line(s) to the end of the newest turn"
+def _move(
+    request: LLMRequest,
+    part: SystemPart,
+    texts: list[tuple[Place, str]],
+    flat: list[str],
+    moves: Moves,
+) -> LLMRequest:
+    body = request.body
+    new_body = part.replaced(body, _edited(texts, lambda lines, at: rebuilt(lines, at, moves)))
+    where = []
+    stable = part.layers(body)
+    if moves.to_end:  # the layers before the first text a learned line moved within
+        where.append(f"{len(moves.to_end)} line(s) to the end of their text")
+        first = 0
+        for place, text in texts:
+            count = text.count("\n") + 1
+            if any(first <= i < first + count for i in moves.to_end):
+                stable = part.layer_of(body, place)
+                break
+            first += count
+    dates_at = None
+    if moves.to_turn:
+        dates = "\n".join(flat[i] for i in sorted(moves.to_turn))
+        new_body, dates_at = part.with_dates(new_body, dates)
+        where.append(f"{len(moves.to_turn)} line(s) to the end of the newest turn")
     return replace(
-        request.with_body(body, Rewrite(RULE, where)),
-        stable_system_blocks=len(blocks),
-        dates_at=(newest, len(body["messages"][newest]["content"]) - 1),
+        request.with_body(new_body, Rewrite(RULE, ", ".join(where))),
+        stable_system_blocks=stable,
+        dates_at=dates_at,
     )
 
 
-def _append(message: dict[str, Any], text: str) -> dict[str, Any]:
-    # At the end: a user turn that answers tool calls must start with its tool results.
-    content = message.get("content")
-    blocks = (
-        [{"type": "text", "text": content}] if isinstance(content, str) else list(content or [])
-    )
-    return {**message, "content": [*blocks, {"type": "text", "text": text}]}
-
-
-def _truncate(request: LLMRequest, blocks: list[Any], moves: Moves) -> LLMRequest:
+def _truncate(
+    request: LLMRequest, part: SystemPart, texts: list[tuple[Place, str]], moves: Moves
+) -> LLMRequest:
     def to_day(lines: list[str], first: int) -> str:
         return "\n".join(
             RFC_2822.sub(r"\1", ISO_DATETIME.sub(r"\1", line))
@@ -183,8 +216,8 @@ def _truncate(request: LLMRequest, blocks: list[Any], moves: Moves) -> LLMReques
             for j, line in enumerate(lines)
         )
 
-    new_blocks = _text_blocks(blocks, to_day)
-    if new_blocks == blocks:
+    edits = _edited(texts, to_day)
+    if not edits:
         return request
-    body = {**request.body, "system": _system(request, new_blocks)}
-    return request.with_body(body, Rewrite(TRUNCATE_RULE, "timestamps cut to their date"))
+    new_body = part.replaced(request.body, edits)
+    return request.with_body(new_body, Rewrite(TRUNCATE_RULE, "timestamps cut to their date"))

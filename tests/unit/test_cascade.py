@@ -11,7 +11,7 @@ import pytest
 
 from gateway.cascade.lifecycle import Lifecycle
 from gateway.cascade.retry import RetryPolicy, retry_after_s, retryable
-from gateway.cascade.table import LatencyBudget, RoutingTable, in_canary
+from gateway.cascade.table import LatencyBudget, RoutingTable
 from gateway.catalog import ModelCatalog
 from gateway.cli import retirement_warnings
 from gateway.errors import (
@@ -26,6 +26,7 @@ from gateway.errors import (
 from gateway.rewrite.pin import note_retirement, pin
 from gateway.rewrite.request import LLMRequest
 from gateway.rewrite.route import route
+from gateway.rewrite.routes import in_canary
 from gateway.settings import CanarySettings, RetrySettings, RoutingSettings, Settings
 
 CATALOG = ModelCatalog.load()

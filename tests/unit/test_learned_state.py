@@ -13,23 +13,18 @@ from pathlib import Path
 from typing import Any
 
 from gateway.cache.bounded import ENTRY_OVERHEAD_BYTES, LearnedState, LearnedTable
-from gateway.cache.lines import LineStats
+from gateway.cache.learned import LearnedMemory
 from gateway.cache.registry import PrefixRegistry
-from gateway.cascade.lifecycle import Lifecycle
-from gateway.cascade.table import RoutingTable
-from gateway.catalog import ModelCatalog
 from gateway.cli import deprecation_warnings
 from gateway.metering.pricing import Pricing
 from gateway.rewrite.fingerprint import fingerprint
-from gateway.rewrite.pipeline import RewriteContext, rewrite
 from gateway.rewrite.request import LLMRequest
-from gateway.rewrite.tool_json import ToolForms
 from gateway.rewrite.volatile import volatile
-from gateway.settings import ProviderSettings, RewriteSettings, RoutingSettings, load_settings
+from gateway.settings import ProviderSettings, load_settings
 from gateway.upstream import Upstream
 from gateway.wire.usage import Usage
+from tests.support.rewrite import NOW, accepted, context, memory
 
-CATALOG = ModelCatalog.load()
 MODEL = "claude-sonnet-4-6"
 A, B = b"tenant-a", b"tenant-b"
 MIB = 1024 * 1024
@@ -128,39 +123,14 @@ def test_the_bytes_held_are_reported() -> None:
 # --------------------------------------------------------------------- the rewrite pipeline
 
 
-def context(state: LearnedState, **overrides: Any) -> RewriteContext:
-    """As gateway/app.py builds it: every learned table in one LearnedState."""
-    settings = RewriteSettings(
-        learned_state_max_bytes=state.max_bytes,
-        learned_state_per_tenant_max_bytes=state.per_tenant_max_bytes,
-        **overrides,
-    )
-    return RewriteContext(
-        settings,
-        CATALOG,
-        ToolForms(state),
-        LineStats(settings.learn_volatile_after, state=state),
-        PrefixRegistry(state),
-        RoutingTable(RoutingSettings(), CATALOG),
-        Lifecycle(CATALOG),
-    )
-
-
 def request(tenant: bytes, **fields: Any) -> LLMRequest:
     body = {"model": MODEL, "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}
     return LLMRequest("anthropic", {**body, **fields}, tenant=tenant)
 
 
-def accepted(sent: LLMRequest, ctx: RewriteContext) -> LLMRequest:
-    """Rewritten, and what it taught kept, as relay.py does once the provider accepts it."""
-    out = rewrite(sent, ctx)
-    out.learn()
-    return out
-
-
-def accepted_volatile(sent: LLMRequest, policy: Any, lines: LineStats) -> LLMRequest:
-    out = volatile(sent, policy, lines)
-    out.learn()
+def accepted_volatile(sent: LLMRequest, policy: Any, learned: LearnedMemory) -> LLMRequest:
+    out = volatile(sent, policy, learned.lines, NOW)
+    learned.learn(out.observations)
     return out
 
 
@@ -199,7 +169,7 @@ def flooded(count: int, make: Callable[[], LLMRequest]) -> tuple[LearnedState, i
     """`count` requests of one tenant into 8 MiB of learned state (1 MiB per tenant); the
     state, and the bytes still allocated after them."""
     state = LearnedState(8 * MIB, 1 * MIB)
-    ctx = context(state)
+    ctx = context(memory(state=state))
 
     def send() -> None:
         for _ in range(count):
@@ -224,7 +194,7 @@ def test_a_flood_of_unique_large_tools_keeps_at_most_a_tenants_share() -> None:
 
 def test_another_tenants_flood_leaves_a_tenants_tool_forms_in_place() -> None:
     state = LearnedState(4 * MIB, 4 * MIB)
-    ctx = context(state)
+    ctx = context(memory(state=state))
     search = {"name": "search", "description": "Search", "input_schema": {"type": "object"}}
     fetch = {"name": "fetch", "input_schema": {"type": "object", "properties": {}}}
     accepted(request(B, tools=[search, fetch]), ctx)
@@ -237,7 +207,7 @@ def test_another_tenants_flood_leaves_a_tenants_tool_forms_in_place() -> None:
 
 
 def test_one_tenants_tool_form_is_never_imposed_on_another() -> None:
-    ctx = context(LearnedState.default())
+    ctx = context()
     first = {"name": "lookup", "input_schema": {"type": "object"}, "description": "Find"}
     accepted(request(A, tools=[first]), ctx)
     own = {"description": "Find", "name": "lookup", "input_schema": {"type": "object"}}
@@ -247,7 +217,7 @@ def test_one_tenants_tool_form_is_never_imposed_on_another() -> None:
 
 
 def test_one_tenants_requests_never_make_anothers_lines_volatile() -> None:
-    lines = LineStats(min_requests=5)
+    lines = memory(learn_volatile_after=5)
     system = "You are Acme's agent.\nRefunds within 30 days only.\nBe brief."
     for _ in range(5):
         accepted_volatile(request(B, system=system), "move", lines)

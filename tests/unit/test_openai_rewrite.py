@@ -8,27 +8,20 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway.cache.lines import LineStats
-from gateway.cache.registry import PrefixRegistry
-from gateway.cascade.lifecycle import Lifecycle
-from gateway.cascade.table import RoutingTable
-from gateway.catalog import ModelCatalog
 from gateway.emulator.openai.prompt import build_chat_prompt
 from gateway.metering.pricing import Pricing
 from gateway.rewrite import prompt_cache
 from gateway.rewrite.openai_text import layers
-from gateway.rewrite.openai_volatile import volatile_openai
-from gateway.rewrite.pipeline import OPENAI_STAGES, RewriteContext, rewrite
+from gateway.rewrite.pipeline import OPENAI_STAGES, rewrite
 from gateway.rewrite.request import LLMRequest
-from gateway.rewrite.tool_json import ToolForms
+from gateway.rewrite.volatile import volatile_openai
 from gateway.rewrite.whitespace import whitespace_openai
-from gateway.settings import RewriteSettings, RoutingSettings
 from gateway.wire.formats import OPENAI_CHAT, OPENAI_RESPONSES
 from gateway.wire.openai_text import chat_text, response_text
 from gateway.wire.sse import SSEDecoder
 from gateway.wire.usage import Usage
+from tests.support.rewrite import CATALOG, context, memory
 
-CATALOG = ModelCatalog.load()
 OLD, NEW = "gpt-4.1-2025-04-14", "gpt-5.6-terra"
 STAMP = "Current time: 2026-11-25T10:00:00Z"
 NOW = dt.datetime(2026, 11, 25, 10, 0, 5, tzinfo=dt.UTC)  # the requests' time: STAMP is "now"
@@ -48,19 +41,6 @@ def system(text: str, role: str = "system") -> dict[str, Any]:
 
 def user(content: Any) -> dict[str, Any]:
     return {"role": "user", "content": content}
-
-
-def context(**overrides: Any) -> RewriteContext:
-    return RewriteContext(
-        RewriteSettings(**overrides),
-        CATALOG,
-        ToolForms(),
-        LineStats(),
-        PrefixRegistry(),
-        RoutingTable(RoutingSettings(), CATALOG),
-        Lifecycle(CATALOG),
-        now=lambda: NOW,
-    )
 
 
 @pytest.mark.parametrize(
@@ -121,7 +101,7 @@ def test_whitespace_switched_off_still_reports() -> None:
 def test_dates_move_to_the_newest_turn(
     request_: LLMRequest, field: str, expected: Any, dates_at: tuple[int, int]
 ) -> None:
-    out = volatile_openai(request_, "move", LineStats(), NOW)
+    out = volatile_openai(request_, "move", memory().lines, NOW)
     assert out.body[field] == expected
     assert out.dates_at == dates_at
     assert [r.rule for r in out.rewrites] == ["volatile_moved"]
@@ -130,21 +110,21 @@ def test_dates_move_to_the_newest_turn(
 
 def test_dates_are_reported_only_or_truncated_by_policy() -> None:
     request = chat(system(f"A.\n{STAMP}"), user("hi"))
-    reported = volatile_openai(request, "report_only", LineStats(), NOW)
+    reported = volatile_openai(request, "report_only", memory().lines, NOW)
     assert reported.body == request.body
     assert [f.code for f in reported.findings] == ["timestamp_in_prefix"]
-    cut = volatile_openai(request, "truncate_to_day", LineStats(), NOW)
+    cut = volatile_openai(request, "truncate_to_day", memory().lines, NOW)
     assert cut.body["messages"][0]["content"] == "A.\nCurrent time: 2026-11-25"
 
 
 def test_todays_date_the_same_on_every_call_stays() -> None:
     """openai-agents: today's date, the same on every call, stays in
     the instructions: moving it saves nothing and costs its tokens uncached every call."""
-    lines = LineStats(min_requests=2)
+    learned = memory(learn_volatile_after=2)
     for question in ["q1", "q2", "q3"]:
         sent = responses(instructions="Agent.\nToday's date is 2026-11-25.", input=question)
-        out = volatile_openai(sent, "move", lines, NOW)
-        out.learn()
+        out = volatile_openai(sent, "move", learned.lines, NOW)
+        learned.learn(out.observations)
         assert out.body == sent.body
         assert not out.findings
 
@@ -152,16 +132,16 @@ def test_todays_date_the_same_on_every_call_stays() -> None:
 def test_per_user_lines_are_learned_and_moved_to_the_end_of_their_text() -> None:
     """The learned line stays in its message (no message of its own),
     at its end, where what followed it is shared by the family again."""
-    lines = LineStats(min_requests=5)
+    learned = memory(learn_volatile_after=5)
     out = chat()
     for name in ["Ann", "Bob", "Cid", "Dee", "Eve", "Fay"]:
         out = volatile_openai(
             chat(system(f"Support bot.\nThe customer is {name}.\nRules."), user("q")),
             "move",
-            lines,
+            learned.lines,
             NOW,
         )
-        out.learn()  # as the relay does once the provider has accepted the call
+        learned.learn(out.observations)  # as the relay does once the provider has accepted the call
     assert out.body["messages"] == [
         system("Support bot.\nRules.\nThe customer is Fay."),
         user("q"),
@@ -172,7 +152,7 @@ def test_per_user_lines_are_learned_and_moved_to_the_end_of_their_text() -> None
 def test_learned_lines_keep_their_section_and_their_parts() -> None:
     """Codex: a learned line inside `<permissions instructions>`
     stays there, and a developer message's part list stays a part list."""
-    lines = LineStats(min_requests=5)
+    learned = memory(learn_volatile_after=5)
     out = responses()
     for root in ["a", "b", "c", "d", "e", "f"]:
         parts = [
@@ -183,8 +163,8 @@ def test_learned_lines_keep_their_section_and_their_parts() -> None:
         sent = responses(
             instructions="Agent.", input=[{"role": "developer", "content": parts}, user("q")]
         )
-        out = volatile_openai(sent, "move", lines, NOW)
-        out.learn()
+        out = volatile_openai(sent, "move", learned.lines, NOW)
+        learned.learn(out.observations)
         assert out.body == sent.body
     assert [f.code for f in out.findings] == ["user_content_in_prefix", "volatile_line_kept"]
     assert "inside a <section>" in out.findings[-1].detail
@@ -250,7 +230,7 @@ MARK = {"mode": "explicit"}
 
 def test_breakpoints_on_gpt_5_6_chat() -> None:
     request = volatile_openai(
-        chat(system(f"Rules.\n{STAMP}"), user("q1"), model=NEW), "move", LineStats(), NOW
+        chat(system(f"Rules.\n{STAMP}"), user("q1"), model=NEW), "move", memory().lines, NOW
     )
     out = prompt_cache.breakpoints(request, CATALOG.resolve(NEW), respect=False)
     messages = out.body["messages"]
@@ -290,7 +270,7 @@ def test_the_pipeline_end_to_end_and_its_fingerprint() -> None:
         "messages": [system(f"Rules. \n{STAMP}"), user("q")],
         "tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}],
     }
-    out = rewrite(LLMRequest("openai", body, "chat"), context(), OPENAI_STAGES)
+    out = rewrite(LLMRequest("openai", body, "chat"), context(now=NOW), OPENAI_STAGES)
     rules = [r.rule for r in out.rewrites]
     assert rules == ["pin", "whitespace", "volatile_moved", "prompt_cache_key"]
     assert out.body["model"] == OLD
@@ -352,7 +332,7 @@ def lite(*names: str, rules: str = "Rules.") -> LLMRequest:
 
 def test_a_tools_item_stays_in_place_while_dates_move() -> None:
     request = lite("exec", rules=f"Rules.\n{STAMP}")
-    out = volatile_openai(request, "move", LineStats(), NOW)
+    out = volatile_openai(request, "move", memory().lines, NOW)
     assert [r.rule for r in out.rewrites] == ["volatile_moved"]
     assert out.body["input"][0] is request.body["input"][0]  # the same item, untouched
     # The developer message keeps its part list (no part list becomes a string).
@@ -374,6 +354,6 @@ def test_a_tools_item_is_part_of_the_prompts_tools_and_family() -> None:
 
 def test_the_pipeline_leaves_a_tools_item_as_it_came() -> None:
     request = LLMRequest("openai", lite("exec", rules=f"Rules. \n{STAMP}").body, "chat")
-    out = rewrite(request, context(), OPENAI_STAGES)
+    out = rewrite(request, context(now=NOW), OPENAI_STAGES)
     assert out.body["input"][0] == tools_item("exec")
     assert "volatile_moved" in [r.rule for r in out.rewrites]

@@ -169,12 +169,30 @@ def conversation(n: int, model: str = "claude-sonnet-4-6", turns: int = 1) -> Fi
     return fingerprint(body, None, 4.0)
 
 
+def judged(registry: PrefixRegistry, step: str, calls: int = 16) -> list[bool]:
+    """`tail_pays` for `calls` calls of a step, each counted as the gateway counts it (the
+    breakpoint stage's TailJudged, learned once the provider accepted the call)."""
+    decisions = []
+    for _ in range(calls):
+        decisions.append(registry.tail_pays(b"", step, MODEL))
+        registry.tail_judged(b"", step, MODEL)
+    return decisions
+
+
+def test_the_tail_judgement_reads_without_counting() -> None:
+    registry = PrefixRegistry()
+    usage = Usage(input=10, output=5, cache_write_5m=3000)
+    for n in range(20):
+        registry.record(conversation(n), usage, n, n, 1024, OWNER, step="synthesis")
+    assert {registry.tail_pays(b"", "synthesis", MODEL) for _ in range(16)} == {False}
+
+
 def test_a_step_whose_tails_are_never_read_stops_writing_them_but_keeps_probing() -> None:
     registry = PrefixRegistry()
     usage = Usage(input=10, output=5, cache_write_5m=3000)
     for n in range(20):  # the last step: nothing follows in its conversation
         registry.record(conversation(n), usage, n, n, 1024, OWNER, step="synthesis")
-    decisions = [registry.tail_pays(b"", "synthesis", MODEL) for _ in range(16)]
+    decisions = judged(registry, "synthesis")
     assert decisions.count(True) == 2  # one probe in 8
     assert registry.tail_pays(b"", "other_step", MODEL)  # no evidence: write
 
@@ -187,7 +205,7 @@ def test_a_step_whose_tails_the_next_turn_reads_keeps_writing_them() -> None:
         registry.record(conversation(n), written, 2 * n, 2 * n, 1024, OWNER, step="search")
         next_turn = conversation(n, turns=3)
         registry.record(next_turn, read, 2 * n + 1, 2 * n + 1, 1024, OWNER, step="fetch")
-    assert all(registry.tail_pays(b"", "search", MODEL) for _ in range(16))
+    assert all(judged(registry, "search"))
 
 
 def test_a_read_on_another_model_does_not_count_as_reading_the_tail() -> None:
@@ -198,7 +216,7 @@ def test_a_read_on_another_model_does_not_count_as_reading_the_tail() -> None:
         registry.record(conversation(n), written, 2 * n, 2 * n, 1024, OWNER, step="search")
         switched = conversation(n, model="claude-opus-4-6", turns=3)
         registry.record(switched, other, 2 * n + 1, 2 * n + 1, 1024, OWNER, step="synthesis")
-    assert not all(registry.tail_pays(b"", "search", MODEL) for _ in range(16))
+    assert not all(judged(registry, "search"))
 
 
 def test_a_family_read_by_another_conversation_does_not_hide_the_next_turns_read() -> None:
@@ -214,4 +232,4 @@ def test_a_family_read_by_another_conversation_does_not_hide_the_next_turns_read
         next_turn = conversation(n, turns=3)
         registry.record(next_turn, read, at + 2, at + 2, 1024, OWNER, step="chat")
         at += 3
-    assert all(registry.tail_pays(b"", "chat", MODEL) for _ in range(16))
+    assert all(judged(registry, "chat"))

@@ -23,21 +23,11 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.cache.lines import LineStats
-from gateway.cache.registry import PrefixRegistry
-from gateway.cascade.lifecycle import Lifecycle
-from gateway.cascade.table import RoutingTable
-from gateway.catalog import ModelCatalog
-from gateway.rewrite.openai_volatile import volatile_openai
-from gateway.rewrite.pipeline import RewriteContext, rewrite
 from gateway.rewrite.request import LLMRequest
-from gateway.rewrite.tool_json import ToolForms
-from gateway.rewrite.volatile import is_volatile
-from gateway.settings import RewriteSettings, RoutingSettings
+from gateway.rewrite.volatile import is_volatile, volatile_openai
+from tests.support.rewrite import NOW, accepted, context, memory
 from tests.support.rewrite_diff import Context, judge, lines_by_role
 
-CATALOG = ModelCatalog.load()
-NOW = dt.datetime(2026, 11, 24, 10, 40, tzinfo=dt.UTC)
 CALLS = 7  # past LineStats' five requests: lines are learned within a family
 EXAMPLE = 'Convert relative dates: "Thursday" → "2026-03-05".'
 TODAY = "Today's date is 2026-11-24."
@@ -155,19 +145,6 @@ def _openai(family: Family, call: int, responses: bool) -> dict[str, Any]:
     return body
 
 
-def _context() -> RewriteContext:
-    return RewriteContext(
-        RewriteSettings(),
-        CATALOG,
-        ToolForms(),
-        LineStats(),
-        PrefixRegistry(),
-        RoutingTable(RoutingSettings(), CATALOG),
-        Lifecycle(CATALOG),
-        now=lambda: NOW,
-    )
-
-
 def _check(
     client: dict[str, Any], upstream: dict[str, Any], rules: set[str], anthropic: bool
 ) -> None:
@@ -189,20 +166,19 @@ def _check(
 @settings(max_examples=120, deadline=None)
 @given(family=families)
 def test_the_anthropic_pipeline_keeps_roles_and_structure(family: Family) -> None:
-    context = _context()
+    ctx = context()
     for call in range(CALLS):
         body = _anthropic(family, call)
-        done = rewrite(LLMRequest("anthropic", body), context)
-        done.learn()
+        done = accepted(LLMRequest("anthropic", body), ctx)
         _check(body, done.body, {r.rule for r in done.rewrites}, anthropic=True)
 
 
 @settings(max_examples=120, deadline=None)
 @given(family=families, responses=st.booleans())
 def test_the_openai_rule_keeps_roles_and_structure(family: Family, responses: bool) -> None:
-    lines = LineStats()
+    learned = memory()
     for call in range(CALLS):
         body = _openai(family, call, responses)
-        done = volatile_openai(LLMRequest("openai", body), "move", lines, NOW)
-        done.learn()
+        done = volatile_openai(LLMRequest("openai", body), "move", learned.lines, NOW)
+        learned.learn(done.observations)
         _check(body, done.body, {r.rule for r in done.rewrites}, anthropic=False)

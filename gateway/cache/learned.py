@@ -1,0 +1,37 @@
+"""The learned memory: what the rewrite stages read (rewrite/snapshot.py's `Learned`), and
+where what they observed is kept once the provider has accepted the call."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from gateway.cache.bounded import LearnedState
+from gateway.cache.lines import LineStats
+from gateway.cache.registry import PrefixRegistry
+from gateway.cache.tool_forms import ToolForms
+from gateway.rewrite.snapshot import LinesSeen, Observation, TailJudged, ToolsSeen
+
+
+@dataclass(frozen=True, slots=True)
+class LearnedMemory:
+    lines: LineStats
+    tools: ToolForms
+    prefixes: PrefixRegistry
+
+    @classmethod
+    def within(cls, state: LearnedState, learn_volatile_after: int = 5) -> LearnedMemory:
+        """Every table in one bounded state (bounded.py)."""
+        return cls(
+            LineStats(learn_volatile_after, state=state), ToolForms(state), PrefixRegistry(state)
+        )
+
+    def learn(self, observations: Iterable[Observation]) -> None:
+        for seen in observations:
+            match seen:
+                case LinesSeen():
+                    self.lines.learn(seen)
+                case ToolsSeen():
+                    self.tools.learn(seen)
+                case TailJudged(tenant, step, model):
+                    self.prefixes.tail_judged(tenant, step, model)

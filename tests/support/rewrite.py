@@ -1,0 +1,78 @@
+"""What the rewrite stages read, built one way for every test of them: a context (settings,
+the catalog's tables, a clock) over a learned memory, and that memory as observations made it.
+
+A stage test is a row: (body, learned memory) -> (body, rewrites, findings, observations).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from gateway.cache.bounded import LearnedState
+from gateway.cache.learned import LearnedMemory
+from gateway.cascade.lifecycle import Lifecycle
+from gateway.cascade.table import RoutingTable
+from gateway.catalog import ModelCatalog
+from gateway.rewrite.pipeline import ANTHROPIC_STAGES, RewriteContext, Stage, rewrite
+from gateway.rewrite.request import LLMRequest
+from gateway.rewrite.snapshot import Observation
+from gateway.settings import RewriteSettings, RoutingSettings
+
+CATALOG = ModelCatalog.load()
+NOW = dt.datetime(2026, 11, 24, 10, 40, tzinfo=dt.UTC)  # the requests' time, unless told
+
+
+def memory(
+    *observations: Observation, state: LearnedState | None = None, learn_volatile_after: int = 5
+) -> LearnedMemory:
+    """A learned memory that has kept `observations` (as from accepted calls)."""
+    learned = LearnedMemory.within(
+        LearnedState.default() if state is None else state, learn_volatile_after
+    )
+    learned.learn(observations)
+    return learned
+
+
+def context(
+    learned: LearnedMemory | None = None, now: dt.datetime = NOW, **settings: Any
+) -> RewriteContext:
+    """As gateway/app.py builds it, with RewriteSettings(**settings); an empty memory unless
+    one is given."""
+    rewrite_settings = RewriteSettings(**settings)
+    if learned is None:
+        learned = memory(learn_volatile_after=rewrite_settings.learn_volatile_after)
+    return RewriteContext(
+        rewrite_settings,
+        CATALOG,
+        learned,
+        RoutingTable(RoutingSettings(), CATALOG),
+        Lifecycle(CATALOG),
+        now=lambda: now,
+    )
+
+
+def accepted(
+    request: LLMRequest, ctx: RewriteContext, stages: tuple[Stage, ...] = ANTHROPIC_STAGES
+) -> LLMRequest:
+    """Rewritten, and what it showed learned, as the gateway does once the provider accepts
+    the call."""
+    out = rewrite(request, ctx, stages)
+    learner = ctx.learned
+    assert isinstance(learner, LearnedMemory)
+    learner.learn(out.observations)
+    return out
+
+
+Outcome = tuple[dict[str, Any], tuple[str, ...], tuple[str, ...], tuple[Observation, ...]]
+
+
+def outcome(request: LLMRequest) -> Outcome:
+    """What a stage returned, as a row of a stage table: the body, the rules that rewrote it,
+    the findings' codes, the observations."""
+    return (
+        request.body,
+        tuple(r.rule for r in request.rewrites),
+        tuple(f.code for f in request.findings),
+        request.observations,
+    )
