@@ -30,7 +30,7 @@ from gateway.cache.coalesce import Coalescer
 from gateway.cache.lines import LineStats
 from gateway.cache.registry import PrefixRegistry
 from gateway.cascade.breaker import Breakers
-from gateway.cascade.dispatch import Dispatcher, Tap
+from gateway.cascade.dispatch import Dispatcher
 from gateway.cascade.lifecycle import Lifecycle
 from gateway.cascade.refresh import refresh_lifecycle
 from gateway.cascade.retry import RetryPolicy
@@ -47,7 +47,7 @@ from gateway.metering.metrics import Metrics
 from gateway.metering.pricing import Pricing
 from gateway.metering.tracing import CallTracer
 from gateway.relay import Relay
-from gateway.rewrite.pipeline import RewriteContext, rewrite
+from gateway.rewrite.pipeline import STAGES, RewriteContext, rewrite
 from gateway.rewrite.tool_json import ToolForms
 from gateway.server.intake import Intake
 from gateway.settings import Settings
@@ -62,6 +62,7 @@ from gateway.wire.formats import (
     wire_for,
 )
 from gateway.wire.headers import header_value
+from gateway.wire.tap import Tap
 
 ANTHROPIC_ROUTES = (("POST", "/v1/messages/count_tokens"),)
 MODEL_CALLS = {
@@ -281,7 +282,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
             meter,
             wire,
             intake,
-            rewriter=functools.partial(rewrite, context=context, stages=wire.stages),
+            rewriter=functools.partial(rewrite, context=context, stages=STAGES[wire.name]),
             registry=prefixes,
             coalescer=Coalescer(settings.rewrite.coalesce_max_wait_s),
             coalesce_steps=frozenset(settings.rewrite.coalesce_steps),

@@ -27,7 +27,6 @@ from gateway.cache.coalesce import Coalescer
 from gateway.cache.registry import PrefixRegistry, Seen
 from gateway.cache.shared_prefixes import SharedPrefixes
 from gateway.cascade.dispatch import (
-    Attempt,
     Candidate,
     ChainFailed,
     Deadline,
@@ -51,6 +50,7 @@ from gateway.rewrite.prompt_cache import KEY_RULE
 from gateway.rewrite.request import Lesson, LLMRequest, Rewrite
 from gateway.server.disconnect import DisconnectWatch
 from gateway.server.intake import Intake
+from gateway.wire.call import Attempt
 from gateway.wire.echo import EchoFilter, unecho
 from gateway.wire.formats import ChunkFilter, TextCollector, WireFormat, error_response
 from gateway.wire.headers import (
@@ -647,7 +647,7 @@ class Relay:
             key=admitted.key.name if admitted is not None else None,
             tier=call.tier,
             attempts=outcome.attempts,
-            budget=call.plan.budget if call.plan is not None else None,
+            budget_breaches=_breaches(call, outcome, time.perf_counter() - started),
             context=price_context(call.payload or {}, outcome.service_tier),
         )
         if (
@@ -761,3 +761,10 @@ def _body(response: httpx.Response) -> httpx.AsyncByteStream:
     """The transport's own byte stream: aiter_raw() adds a generator and a re-chunker per chunk."""
     assert isinstance(response.stream, httpx.AsyncByteStream)
     return response.stream
+
+
+def _breaches(call: Prepared, outcome: Outcome, duration_s: float) -> tuple[str, ...]:
+    budget = call.plan.budget if call.plan is not None else None
+    if budget is None or outcome.status == "client_closed":
+        return ()
+    return budget.breaches(outcome.ttft_s, duration_s)
