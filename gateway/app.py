@@ -1,9 +1,7 @@
-"""The HTTP edge: which path goes where. It stays thin — paths to handlers, nothing else.
+"""The composition root: settings in, the ASGI app out (server/edge.py routes its paths).
 
-Relay paths go straight to their pure ASGI endpoint (relay.py): FastAPI's middleware
-stack would wrap every response chunk and cost more than the relay itself (see the
-overhead benchmark). Everything else — health, readiness, metrics, the OpenAPI
-document, lifespan — is an ordinary FastAPI app behind it.
+Model calls and pass-through paths get their pure ASGI endpoints; everything else — health,
+readiness, metrics, the OpenAPI document, lifespan — is an ordinary FastAPI app behind them.
 """
 
 from __future__ import annotations
@@ -15,6 +13,7 @@ import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -22,7 +21,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from gateway.admission import Gate
 from gateway.cache.bounded import LearnedState
@@ -49,6 +48,7 @@ from gateway.metering.tracing import CallTracer
 from gateway.relay import Relay
 from gateway.rewrite.pipeline import STAGES, RewriteContext, rewrite
 from gateway.rewrite.tool_json import ToolForms
+from gateway.server.edge import ByClient, Edge
 from gateway.server.intake import Intake
 from gateway.settings import Settings
 from gateway.state.stores import open_state
@@ -61,7 +61,6 @@ from gateway.wire.formats import (
     error_response,
     wire_for,
 )
-from gateway.wire.headers import header_value
 from gateway.wire.tap import Tap
 
 ANTHROPIC_ROUTES = (("POST", "/v1/messages/count_tokens"),)
@@ -70,35 +69,6 @@ MODEL_CALLS = {
     ("POST", "/v1/chat/completions"): OPENAI_CHAT,
     ("POST", "/v1/responses"): OPENAI_RESPONSES,
 }
-
-
-class Edge:
-    """Dispatches on the exact path: relay routes first, then the FastAPI app."""
-
-    def __init__(self, relays: dict[tuple[str, str], ASGIApp], rest: FastAPI) -> None:
-        self.relays = relays
-        self.rest = rest
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            relay = self.relays.get((scope["method"], scope["path"]))
-            if relay is not None:
-                await relay(scope, receive, send)
-                return
-        await self.rest(scope, receive, send)
-
-
-class ByClient:
-    """A path both providers serve (GET /v1/models): Anthropic's SDKs send anthropic-version,
-    OpenAI's do not."""
-
-    def __init__(self, anthropic: ASGIApp, openai: ASGIApp) -> None:
-        self.anthropic = anthropic
-        self.openai = openai
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        anthropic = header_value(scope["headers"], b"anthropic-version") is not None
-        await (self.anthropic if anthropic else self.openai)(scope, receive, send)
 
 
 def _exposition(registry: CollectorRegistry) -> CollectorRegistry:
@@ -159,7 +129,11 @@ def _today() -> dt.date:
     return dt.datetime.now(dt.UTC).date()
 
 
-def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> Edge:
+def create_app(
+    settings: Settings,
+    registry: CollectorRegistry | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,  # the providers' (tests: a fake)
+) -> Edge:
     registry = registry or CollectorRegistry()
     catalog = ModelCatalog.load(settings.models)
     labels = LabelBounds(
@@ -187,7 +161,9 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     for alias, snapshot in routing.pins.items():
         meter.metrics.model_pins.labels(alias, snapshot).set(1)
     providers = {"anthropic": settings.providers.anthropic, "openai": settings.providers.openai}
-    upstream = Upstream(providers, settings.server.upstream_transport, _emulated(settings))
+    upstream = Upstream(
+        providers, settings.server.upstream_transport, _emulated(settings), transport
+    )
     state = open_state(settings.state, meter.metrics.state_errors)
     provider_keys = {name: provider.api_key for name, provider in providers.items()}
     aliases: dict[str, tuple[str, ...]] = {}
