@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import httpx
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry, generate_latest
@@ -37,7 +37,10 @@ from gateway.cascade.retry_budget import RetryBudget
 from gateway.cascade.shadow import Shadows
 from gateway.cascade.table import RoutingTable
 from gateway.catalog import ModelCatalog
-from gateway.errors import HttpError, new_request_id
+from gateway.endpoint.model_call import ModelCall, ModelParts
+from gateway.endpoint.observers import Metering, PrefixJudge, Settlement, ShadowPair
+from gateway.endpoint.pass_through import PassThrough
+from gateway.endpoint.steps import Plumbing
 from gateway.metering.call_log import CallLog
 from gateway.metering.calls import CallWriter, Meter
 from gateway.metering.ceiling import CostCeiling
@@ -48,7 +51,7 @@ from gateway.metering.tracing import CallTracer
 from gateway.relay import Relay
 from gateway.rewrite.pipeline import STAGES, RewriteContext, rewrite
 from gateway.rewrite.tool_json import ToolForms
-from gateway.server.edge import ByClient, Edge
+from gateway.server.edge import ByClient, Edge, framework_error
 from gateway.server.intake import Intake
 from gateway.settings import Settings
 from gateway.state.stores import open_state
@@ -58,8 +61,6 @@ from gateway.wire.formats import (
     OPENAI_CHAT,
     OPENAI_RESPONSES,
     WireFormat,
-    error_response,
-    wire_for,
 )
 from gateway.wire.tap import Tap
 
@@ -92,27 +93,6 @@ def _emulated(settings: Settings) -> frozenset[str]:
         for name, provider in providers.items()
         if provider.emulator or provider.base_url.rstrip("/") == started
     )
-
-
-async def _framework_error(request: Request, exc: Exception) -> Response:
-    """The web framework's own errors (404, 405, a bad query, an unexpected exception) in
-    the envelope of the provider the path belongs to, as the relay's."""
-    if isinstance(exc, StarletteHTTPException):
-        headers = tuple(
-            (name.lower().encode("latin-1"), value.encode("latin-1"))
-            for name, value in (exc.headers or {}).items()
-        )
-        error = HttpError(exc.status_code, f"{exc.detail}: {request.method} {request.url.path}")
-        error.headers = headers
-    elif isinstance(exc, RequestValidationError):
-        error = HttpError(422, f"Invalid request: {exc.errors()}")
-    else:
-        error = HttpError(500, "Internal error in the gateway.")
-    wire = wire_for(request.url.path, request.headers.raw)
-    raw, body = error_response(wire, error, new_request_id())
-    response = Response(body, status_code=error.status)
-    response.raw_headers = raw
-    return response
 
 
 def _relative(catalog: ModelCatalog) -> Callable[[str], str | None]:
@@ -221,9 +201,9 @@ def create_app(
         await asyncio.to_thread(call_log.close, metering.call_log_flush_s)
 
     app = FastAPI(title="Tollgate", lifespan=lifespan, docs_url=None, redoc_url=None)
-    app.add_exception_handler(StarletteHTTPException, _framework_error)
-    app.add_exception_handler(RequestValidationError, _framework_error)
-    app.add_exception_handler(Exception, _framework_error)
+    app.add_exception_handler(StarletteHTTPException, framework_error)
+    app.add_exception_handler(RequestValidationError, framework_error)
+    app.add_exception_handler(Exception, framework_error)
     learned = LearnedState(
         settings.rewrite.learned_state_max_bytes,
         settings.rewrite.learned_state_per_tenant_max_bytes,
@@ -247,32 +227,36 @@ def create_app(
     def taps(wire: WireFormat) -> Callable[[], Tap]:
         return functools.partial(wire.new_tap, upstream.settings(wire.provider).max_event_bytes)
 
-    def plain(wire: WireFormat) -> Relay:
+    def plumbing(wire: WireFormat, dispatcher: Dispatcher, calls_gate: Gate) -> Plumbing:
+        relay = Relay(wire, upstream, meter.pricing)
+        return Plumbing(wire, intake, calls_gate, dispatcher, relay, meter, observers)
+
+    observers = (Metering(meter), ShadowPair(), Settlement(gate))
+    judge = PrefixJudge(prefixes, state.shared_prefixes)
+
+    def pass_through(wire: WireFormat) -> PassThrough:
         """Relayed as is: count_tokens, the model list. The key is swapped, no budget."""
         dispatcher = Dispatcher(upstream, policy, taps(wire))
-        return Relay(dispatcher, meter, wire, intake, gate=gate.free_calls())
+        return PassThrough(plumbing(wire, dispatcher, gate.free_calls()))
 
-    def model_calls(wire: WireFormat) -> Relay:
-        return Relay(
-            Dispatcher(upstream, policy, taps(wire), breakers=breakers, budget=budget),
-            meter,
-            wire,
-            intake,
+    def model_call(wire: WireFormat) -> ModelCall:
+        dispatcher = Dispatcher(upstream, policy, taps(wire), breakers=breakers, budget=budget)
+        parts = ModelParts(
             rewriter=functools.partial(rewrite, context=context, stages=STAGES[wire.name]),
+            routing=routing,
             registry=prefixes,
+            judge=judge,
             coalescer=Coalescer(settings.rewrite.coalesce_max_wait_s),
             coalesce_steps=frozenset(settings.rewrite.coalesce_steps),
-            gate=gate,
-            shared_prefixes=state.shared_prefixes,
-            routing=routing,
             shadows=shadows,
         )
+        return ModelCall(plumbing(wire, dispatcher, gate), parts)
 
-    anthropic = plain(ANTHROPIC_MESSAGES)
-    relays: dict[tuple[str, str], ASGIApp] = {route: anthropic for route in ANTHROPIC_ROUTES}
-    relays["GET", "/v1/models"] = ByClient(anthropic, plain(OPENAI_CHAT))
+    anthropic = pass_through(ANTHROPIC_MESSAGES)
+    endpoints: dict[tuple[str, str], ASGIApp] = {route: anthropic for route in ANTHROPIC_ROUTES}
+    endpoints["GET", "/v1/models"] = ByClient(anthropic, pass_through(OPENAI_CHAT))
     for route, wire in MODEL_CALLS.items():
-        relays[route] = model_calls(wire)
+        endpoints[route] = model_call(wire)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -301,4 +285,4 @@ def create_app(
     async def metrics() -> Response:
         return Response(generate_latest(exposed), media_type=CONTENT_TYPE_LATEST)
 
-    return Edge(relays, app)
+    return Edge(endpoints, app)

@@ -98,11 +98,10 @@ class Meter:
 
     def label_values(self, call: CallRecord) -> tuple[str, str, str]:
         """The call's bounded (provider, model, step) label values."""
-        return (
-            call.provider,
-            self.labels.model(call.model_used or call.model_requested),
-            self.labels.step(call.step),
-        )
+        return self.labels_of(call.provider, call.model_used or call.model_requested, call.step)
+
+    def labels_of(self, provider: str, model: str | None, step: str | None) -> tuple[str, str, str]:
+        return (provider, self.labels.model(model), self.labels.step(step))
 
     def cost(self, call: CallRecord) -> float | None:
         """USD for the call's usage; None when there is usage but no price for its model."""

@@ -7,9 +7,14 @@ itself (see the overhead benchmark), so the endpoints are not routes of the app.
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway.errors import HttpError, new_request_id
+from gateway.wire.formats import error_response, wire_for
 from gateway.wire.headers import header_value
 
 
@@ -40,3 +45,24 @@ class ByClient:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         anthropic = header_value(scope["headers"], b"anthropic-version") is not None
         await (self.anthropic if anthropic else self.openai)(scope, receive, send)
+
+
+async def framework_error(request: Request, exc: Exception) -> Response:
+    """The web framework's own errors (404, 405, a bad query, an unexpected exception) in
+    the envelope of the provider the path belongs to, as the relay's."""
+    if isinstance(exc, StarletteHTTPException):
+        headers = tuple(
+            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in (exc.headers or {}).items()
+        )
+        error = HttpError(exc.status_code, f"{exc.detail}: {request.method} {request.url.path}")
+        error.headers = headers
+    elif isinstance(exc, RequestValidationError):
+        error = HttpError(422, f"Invalid request: {exc.errors()}")
+    else:
+        error = HttpError(500, "Internal error in the gateway.")
+    wire = wire_for(request.url.path, request.headers.raw)
+    raw, body = error_response(wire, error, new_request_id())
+    response = Response(body, status_code=error.status)
+    response.raw_headers = raw
+    return response

@@ -17,6 +17,7 @@ from gateway.errors import GatewayError, render_anthropic, render_openai
 from gateway.wire import anthropic_errors, openai_errors, openai_stream
 from gateway.wire.anthropic_text import StreamText, message_text
 from gateway.wire.anthropic_usage import StreamUsage, usage_from_message
+from gateway.wire.echo import EchoFilter
 from gateway.wire.openai_text import ChatStreamText, ResponsesStreamText, chat_text, response_text
 from gateway.wire.openai_usage import (
     ChatStreamUsage,
@@ -127,6 +128,33 @@ def wire_for(path: str, headers: Iterable[tuple[bytes, bytes]] = ()) -> WireForm
     if b"authorization" in names and b"anthropic-version" not in names:
         return OPENAI_CHAT
     return ANTHROPIC_MESSAGES
+
+
+def client_filter(
+    wire: WireFormat, max_event_bytes: int, filtered: bool, injected: bytes | None
+) -> ChunkFilter | None:
+    """What the client's stream loses on the way: the usage the gateway asked for
+    (`filtered`), and a value it added that the provider echoes (`injected`: null instead)."""
+    new_filter = wire.new_usage_filter
+    strip = new_filter(max_event_bytes) if filtered and new_filter is not None else None
+    if injected is None:
+        return strip
+    echo = EchoFilter(injected, b"null")
+    return echo if strip is None else _Chained(strip, echo)
+
+
+class _Chained:
+    """Two chunk filters, one after the other."""
+
+    def __init__(self, first: ChunkFilter, second: ChunkFilter) -> None:
+        self.first = first
+        self.second = second
+
+    def feed(self, chunk: bytes) -> bytes:
+        return self.second.feed(self.first.feed(chunk))
+
+    def flush(self) -> bytes:
+        return self.second.feed(self.first.flush()) + self.second.flush()
 
 
 def error_response(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,10 @@ import orjson
 from prometheus_client import CollectorRegistry
 
 from gateway.app import create_app
+from gateway.endpoint.model_call import ModelCall
+from gateway.endpoint.pass_through import PassThrough
+from gateway.endpoint.record import Record
+from gateway.server.edge import ByClient, Edge
 from gateway.settings import Settings
 
 ANTHROPIC = {"anthropic-version": "2023-06-01", "x-api-key": "sk-ant-test"}
@@ -112,11 +116,34 @@ class Upstream:
 
 
 @dataclass
+class Recorder:
+    """An observer beside the gateway's own: the records they were all given."""
+
+    records: list[Record] = field(default_factory=list)
+
+    def observe(self, record: Record) -> None:
+        self.records.append(record)
+
+
+def observed(app: Edge) -> Recorder:
+    """Every endpoint of `app` gives its records to the recorder too, after its observers."""
+    recorder = Recorder()
+    for endpoint in app.endpoints.values():
+        for one in (
+            (endpoint.anthropic, endpoint.openai) if isinstance(endpoint, ByClient) else (endpoint,)
+        ):
+            assert isinstance(one, ModelCall | PassThrough)
+            one.deps = replace(one.deps, observers=(*one.deps.observers, recorder))
+    return recorder
+
+
+@dataclass
 class Run:
     responses: list[httpx.Response]
     upstream: Upstream
     registry: CollectorRegistry
     calls: list[dict[str, Any]]  # the call log's lines
+    records: list[Record]  # what the observers were given
 
     def metric(self, name: str, **labels: str) -> float:
         return self.registry.get_sample_value(name, labels) or 0.0
@@ -144,6 +171,7 @@ def run(
     upstream = Upstream(replies)
     registry = CollectorRegistry()
     app = create_app(settings(tmp_path, **sections), registry, httpx.MockTransport(upstream))
+    recorder = observed(app)
 
     async def go() -> list[httpx.Response]:
         rest = app.rest
@@ -158,7 +186,7 @@ def run(
     responses = asyncio.run(go())
     log = tmp_path / "calls.jsonl"
     calls = [orjson.loads(line) for line in log.read_bytes().splitlines()] if log.exists() else []
-    return Run(responses, upstream, registry, calls)
+    return Run(responses, upstream, registry, calls, recorder.records)
 
 
 def message_request(**body: Any) -> bytes:
