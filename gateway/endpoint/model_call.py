@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from starlette.types import Receive, Scope, Send
+from starlette.types import Send
 
 from gateway.admission import Admitted
 from gateway.cache.coalesce import Coalescer
@@ -18,6 +18,7 @@ from gateway.cache.registry import PrefixRegistry
 from gateway.cascade.dispatch import Deadline, Route
 from gateway.cascade.shadow import Answer, ShadowCall, Shadows
 from gateway.cascade.table import RoutingTable
+from gateway.endpoint.flow import Endpoint
 from gateway.endpoint.observers import PrefixJudge
 from gateway.endpoint.prepared import (
     Prepared,
@@ -32,12 +33,9 @@ from gateway.endpoint.record import Flight, Outcome
 from gateway.endpoint.steps import (
     Arrival,
     Plumbing,
-    admit,
     observe,
     record,
     relay,
-    respond,
-    route_of,
 )
 from gateway.errors import GatewayError
 from gateway.rewrite.request import LLMRequest
@@ -61,43 +59,13 @@ class ModelParts:
     shadows: Shadows
 
 
-class ModelCall:
+class ModelCall(Endpoint):
     def __init__(self, deps: Plumbing, parts: ModelParts) -> None:
-        self.deps = deps
+        super().__init__(deps)
         self.parts = parts
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        deps = self.deps
-        arrival = Arrival.of(scope)
-        call, admitted = Prepared(body=b""), None
-        try:
-            # Who calls, from the headers alone: nothing reads or learns from the body of a
-            # caller that is refused.
-            caller = await deps.gate.authenticate(arrival.headers, arrival.step)
-            raw = await deps.intake.read(arrival.headers, receive)
-            call = self._rewritten(arrival, raw)
-            call, admitted, scope = await admit(deps, caller, call, raw, scope)
-        except GatewayError as error:
-            await deps.relay.error(send, error, arrival.request_id)
-            await self._finish(arrival, call, Outcome(str(error.status)), admitted)
-            return
-        route, flight = route_of(scope, deps.wire.provider), Flight()
-        outcome: Outcome | None = None
-        try:
-            outcome = await respond(
-                deps.relay,
-                receive,
-                send,
-                arrival,
-                call,
-                lambda send: self._answer(route, send, call, arrival, flight),
-            )
-        finally:
-            if outcome is None:  # the client left
-                outcome = flight.left(deps.wire, call.sent_model)
-            await self._finish(arrival, call, outcome, admitted)
-
-    def _rewritten(self, arrival: Arrival, raw: bytes) -> Prepared:
+    def prepare(self, method: str, arrival: Arrival, raw: bytes) -> Prepared:
+        """Parsed, then rewritten by the pipeline (method: POST, the only one routed here)."""
         wire = self.deps.wire
         parsed, model = parse(arrival.headers, raw)
         routing = header_value(arrival.headers, ROUTE_HEADER) != b"off"
@@ -128,7 +96,7 @@ class ModelCall:
             injected=injected_key(request.rewrites),
         )
 
-    async def _answer(
+    async def answer(
         self, route: Route, send: Send, call: Prepared, arrival: Arrival, flight: Flight
     ) -> Outcome:
         """The call upstream and its response to the client, a shadow beside them."""
@@ -201,7 +169,7 @@ class ModelCall:
             return None
         return call.fingerprint.shared
 
-    async def _finish(
+    async def finish(
         self, arrival: Arrival, call: Prepared, outcome: Outcome, admitted: Admitted | None
     ) -> None:
         deps = self.deps

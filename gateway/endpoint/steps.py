@@ -169,7 +169,9 @@ def record(
 ) -> Record:
     """The call's one record, priced."""
     budget = call.plan.budget if call.plan is not None else None
-    over = budget is not None and outcome.status != "client_closed"
+    breaches: tuple[str, ...] = ()
+    if budget is not None and outcome.status != "client_closed":  # a call left is no breach
+        breaches = budget.breaches(outcome.ttft_s, duration_s)
     metered = CallRecord(
         request_id=arrival.request_id,
         provider=deps.wire.provider,
@@ -188,7 +190,7 @@ def record(
         started_at=arrival.started_at,
         tier=call.tier,
         attempts=outcome.attempts,
-        budget_breaches=budget.breaches(outcome.ttft_s, duration_s) if budget and over else (),
+        budget_breaches=breaches,
         key=admitted.key.name if admitted is not None else None,
         context=price_context(call.payload or {}, outcome.service_tier),
     )

@@ -49,7 +49,7 @@ class ByClient:
 
 async def framework_error(request: Request, exc: Exception) -> Response:
     """The web framework's own errors (404, 405, a bad query, an unexpected exception) in
-    the envelope of the provider the path belongs to, as the relay's."""
+    the envelope of the provider the path belongs to, as the endpoints'."""
     if isinstance(exc, StarletteHTTPException):
         headers = tuple(
             (name.lower().encode("latin-1"), value.encode("latin-1"))

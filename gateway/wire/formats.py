@@ -1,10 +1,10 @@
 """The wire formats the gateway relays, each as one small record of what differs between them.
 
-The relay (relay.py) is the same for every format: it reads one of these to know how to read
-usage from a body or a stream, how to render the gateway's own errors, how to end a stream it
-had to cut and whether a stream must be asked for its usage. Nothing here does I/O; everything
-is a plain function or a class from `wire/`. (The rewrite stages are picked by `name` in
-rewrite/pipeline.py.)
+The endpoints (endpoint/) and the relay (relay.py) are the same for every format: they read
+one of these to know how to read usage from a body or a stream, how to render the gateway's
+own errors, how to end a stream it had to cut and whether a stream must be asked for its
+usage. Nothing here does I/O; everything is a plain function or a class from `wire/`. (The
+rewrite stages are picked by `name` in rewrite/pipeline.py.)
 """
 
 from __future__ import annotations

@@ -14,8 +14,7 @@ import orjson
 from prometheus_client import CollectorRegistry
 
 from gateway.app import create_app
-from gateway.endpoint.model_call import ModelCall
-from gateway.endpoint.pass_through import PassThrough
+from gateway.endpoint.flow import Endpoint
 from gateway.endpoint.record import Record
 from gateway.server.edge import ByClient, Edge
 from gateway.settings import Settings
@@ -132,7 +131,7 @@ def observed(app: Edge) -> Recorder:
         for one in (
             (endpoint.anthropic, endpoint.openai) if isinstance(endpoint, ByClient) else (endpoint,)
         ):
-            assert isinstance(one, ModelCall | PassThrough)
+            assert isinstance(one, Endpoint)
             one.deps = replace(one.deps, observers=(*one.deps.observers, recorder))
     return recorder
 
