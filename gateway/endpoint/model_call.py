@@ -30,13 +30,7 @@ from gateway.endpoint.prepared import (
     tenant,
 )
 from gateway.endpoint.record import Flight, Outcome
-from gateway.endpoint.steps import (
-    Arrival,
-    Plumbing,
-    observe,
-    record,
-    relay,
-)
+from gateway.endpoint.steps import Arrival, Plumbing, observe, record, relay
 from gateway.errors import GatewayError
 from gateway.rewrite.request import LLMRequest
 from gateway.wire.headers import header_value
