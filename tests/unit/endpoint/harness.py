@@ -177,10 +177,13 @@ def run(
         async with rest.router.lifespan_context(rest):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
-                return [
+                responses = [
                     await client.request(method, path, headers=headers, content=body)
                     for method, path, headers, body in requests
                 ]
+            for _ in range(20):  # background work (a shadow's pair) before the lifespan ends
+                await asyncio.sleep(0)
+            return responses
 
     responses = asyncio.run(go())
     log = tmp_path / "calls.jsonl"

@@ -3,8 +3,11 @@ relayed, the record metering gets and the metrics, against a scripted upstream."
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import orjson
 
 from tests.unit.endpoint.harness import (
@@ -199,3 +202,52 @@ def test_pass_through_paths_are_relayed_as_they_come(tmp_path: Path) -> None:
     ]
     assert "x-gateway-rewrites" not in tokens.headers
     assert [call["status"] for call in result.calls] == ["200", "200"]
+
+
+def test_a_stream_past_its_time_limit_ends_with_the_wires_error_event(tmp_path: Path) -> None:
+    def stalled(_: httpx.Request) -> httpx.Response:
+        async def body() -> AsyncIterator[bytes]:
+            for chunk in anthropic_stream()[:3]:
+                yield chunk
+            await asyncio.Event().wait()  # never ends: the deadline stops it
+            yield b""
+
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body())
+
+    result = run(
+        tmp_path,
+        [stalled],
+        [("POST", "/v1/messages", JSON, message_request(stream=True))],
+        providers={"anthropic": {"base_url": "http://upstream", "stream_timeout_s": 0.2}},
+    )
+    (response,) = result.responses
+    assert response.status_code == 200  # the headers had gone: the stream itself says it
+    assert response.content.startswith(b"".join(anthropic_stream()[:3]))
+    assert b"time limit of 0.2 s" in response.content
+    assert result.calls[0]["status"] == "504"
+
+
+def test_a_shadow_pair_gets_the_primary_answer_the_observers_saw(tmp_path: Path) -> None:
+    shadow_model = "claude-haiku-4-5"
+
+    def reply(request: httpx.Request) -> httpx.Response:
+        model = orjson.loads(request.content)["model"]
+        return json_reply({**anthropic_message(f"from {model}"), "model": model})
+
+    step = {"watched": {"shadow": {"model": shadow_model, "sample": 1.0}}}
+    result = run(
+        tmp_path,
+        [reply],
+        [("POST", "/v1/messages", {**JSON, "x-gateway-step": "watched"}, message_request())],
+        routing={"steps": step},
+    )
+    assert sorted(orjson.loads(r.content)["model"] for r in result.upstream.requests) == sorted(
+        [MODEL, shadow_model]
+    )
+    (pair,) = [orjson.loads(line) for line in (tmp_path / "shadow.jsonl").read_bytes().splitlines()]
+    (record,) = result.records
+    assert pair["request_id"] == record.call.request_id
+    assert pair["primary"]["text"] == f"from {MODEL}"
+    assert pair["primary"]["cost_usd"] == record.metered.cost_usd
+    assert pair["shadow"]["model"] == shadow_model
+    assert pair["shadow"]["text"] == f"from {shadow_model}"
