@@ -232,7 +232,7 @@ def create_app(
         return Plumbing(wire, intake, calls_gate, dispatcher, relay, meter, observers)
 
     observers = (Metering(meter), ShadowPair(), Settlement(gate))
-    judge = PrefixJudge(prefixes, state.shared_prefixes)
+    judge = PrefixJudge(prefixes, state.shared_prefixes, meter)
 
     def pass_through(wire: WireFormat) -> PassThrough:
         """Relayed as is: count_tokens, the model list. The key is swapped, no budget."""

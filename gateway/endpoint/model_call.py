@@ -168,8 +168,7 @@ class ModelCall(Endpoint):
     ) -> None:
         deps = self.deps
         duration_s = time.perf_counter() - arrival.started
-        owner = deps.meter.labels_of(deps.wire.provider, outcome.model or call.model, arrival.step)
         verdict = await self.parts.judge.verdict(
-            call, outcome, arrival.started_at, owner, arrival.step
+            deps.wire.provider, call, outcome, arrival.started_at, arrival.step
         )
         observe(deps, record(deps, arrival, call, outcome, admitted, duration_s, verdict))

@@ -73,16 +73,19 @@ class Settlement:
 class PrefixJudge:
     """Why a model call's cache missed, from the prefix registry, which then remembers it."""
 
-    def __init__(self, registry: PrefixRegistry, shared: SharedPrefixes | None) -> None:
+    def __init__(
+        self, registry: PrefixRegistry, shared: SharedPrefixes | None, meter: Meter
+    ) -> None:
         self.registry = registry
         self.shared = shared  # the registry across replicas (None: this one alone)
+        self.meter = meter  # the call's labels name the owner of its cache writes
 
     async def verdict(
         self,
+        provider: str,
         call: Prepared,
         outcome: Outcome,
         started_at: float,
-        owner: tuple[str, str, str],  # the call's metric labels, for its wasted writes
         step: str | None,
     ) -> Verdict | None:
         fp, usage, answered = call.fingerprint, outcome.usage, outcome.answered
@@ -100,7 +103,7 @@ class PrefixJudge:
             started_at,
             answered,
             call.min_cacheable_tokens,
-            owner,
+            self.meter.labels_of(provider, outcome.model or call.model, step),
             message_id=outcome.message_id,
             provider_reason=outcome.miss_reason,
             step=step,
