@@ -1,9 +1,7 @@
-"""The HTTP edge: which path goes where. It stays thin — paths to handlers, nothing else.
+"""The composition root: settings in, the ASGI app out (server/edge.py routes its paths).
 
-Relay paths go straight to their pure ASGI endpoint (relay.py): FastAPI's middleware
-stack would wrap every response chunk and cost more than the relay itself (see the
-overhead benchmark). Everything else — health, readiness, metrics, the OpenAPI
-document, lifespan — is an ordinary FastAPI app behind it.
+Model calls and pass-through paths get their pure ASGI endpoints; everything else — health,
+readiness, metrics, the OpenAPI document, lifespan — is an ordinary FastAPI app behind them.
 """
 
 from __future__ import annotations
@@ -15,21 +13,22 @@ import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+import httpx
+from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from gateway.admission import Gate
 from gateway.cache.bounded import LearnedState
 from gateway.cache.coalesce import Coalescer
 from gateway.cache.learned import LearnedMemory
 from gateway.cascade.breaker import Breakers
-from gateway.cascade.dispatch import Dispatcher, Tap
+from gateway.cascade.dispatch import Dispatcher
 from gateway.cascade.lifecycle import Lifecycle
 from gateway.cascade.refresh import refresh_lifecycle
 from gateway.cascade.retry import RetryPolicy
@@ -37,7 +36,10 @@ from gateway.cascade.retry_budget import RetryBudget
 from gateway.cascade.shadow import Shadows
 from gateway.cascade.table import RoutingTable
 from gateway.catalog import ModelCatalog
-from gateway.errors import HttpError, new_request_id
+from gateway.endpoint.model_call import ModelCall, ModelParts
+from gateway.endpoint.observers import Metering, PrefixJudge, Settlement, ShadowPair
+from gateway.endpoint.pass_through import PassThrough
+from gateway.endpoint.steps import Plumbing
 from gateway.metering.call_log import CallLog
 from gateway.metering.calls import CallWriter, Meter
 from gateway.metering.ceiling import CostCeiling
@@ -46,7 +48,8 @@ from gateway.metering.metrics import Metrics
 from gateway.metering.pricing import Pricing
 from gateway.metering.tracing import CallTracer
 from gateway.relay import Relay
-from gateway.rewrite.pipeline import RewriteContext, Rewriter
+from gateway.rewrite.pipeline import STAGES, RewriteContext, Rewriter
+from gateway.server.edge import ByClient, Edge, framework_error
 from gateway.server.intake import Intake
 from gateway.settings import Settings
 from gateway.state.stores import open_state
@@ -56,10 +59,8 @@ from gateway.wire.formats import (
     OPENAI_CHAT,
     OPENAI_RESPONSES,
     WireFormat,
-    error_response,
-    wire_for,
 )
-from gateway.wire.headers import header_value
+from gateway.wire.tap import Tap
 
 ANTHROPIC_ROUTES = (("POST", "/v1/messages/count_tokens"),)
 MODEL_CALLS = {
@@ -67,35 +68,6 @@ MODEL_CALLS = {
     ("POST", "/v1/chat/completions"): OPENAI_CHAT,
     ("POST", "/v1/responses"): OPENAI_RESPONSES,
 }
-
-
-class Edge:
-    """Dispatches on the exact path: relay routes first, then the FastAPI app."""
-
-    def __init__(self, relays: dict[tuple[str, str], ASGIApp], rest: FastAPI) -> None:
-        self.relays = relays
-        self.rest = rest
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            relay = self.relays.get((scope["method"], scope["path"]))
-            if relay is not None:
-                await relay(scope, receive, send)
-                return
-        await self.rest(scope, receive, send)
-
-
-class ByClient:
-    """A path both providers serve (GET /v1/models): Anthropic's SDKs send anthropic-version,
-    OpenAI's do not."""
-
-    def __init__(self, anthropic: ASGIApp, openai: ASGIApp) -> None:
-        self.anthropic = anthropic
-        self.openai = openai
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        anthropic = header_value(scope["headers"], b"anthropic-version") is not None
-        await (self.anthropic if anthropic else self.openai)(scope, receive, send)
 
 
 def _exposition(registry: CollectorRegistry) -> CollectorRegistry:
@@ -121,27 +93,6 @@ def _emulated(settings: Settings) -> frozenset[str]:
     )
 
 
-async def _framework_error(request: Request, exc: Exception) -> Response:
-    """The web framework's own errors (404, 405, a bad query, an unexpected exception) in
-    the envelope of the provider the path belongs to, as the relay's."""
-    if isinstance(exc, StarletteHTTPException):
-        headers = tuple(
-            (name.lower().encode("latin-1"), value.encode("latin-1"))
-            for name, value in (exc.headers or {}).items()
-        )
-        error = HttpError(exc.status_code, f"{exc.detail}: {request.method} {request.url.path}")
-        error.headers = headers
-    elif isinstance(exc, RequestValidationError):
-        error = HttpError(422, f"Invalid request: {exc.errors()}")
-    else:
-        error = HttpError(500, "Internal error in the gateway.")
-    wire = wire_for(request.url.path, request.headers.raw)
-    raw, body = error_response(wire, error, new_request_id())
-    response = Response(body, status_code=error.status)
-    response.raw_headers = raw
-    return response
-
-
 def _relative(catalog: ModelCatalog) -> Callable[[str], str | None]:
     """The listed model an unlisted id follows the naming of: what it is priced as."""
 
@@ -156,7 +107,11 @@ def _today() -> dt.date:
     return dt.datetime.now(dt.UTC).date()
 
 
-def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> Edge:
+def create_app(
+    settings: Settings,
+    registry: CollectorRegistry | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,  # the providers' (tests: a fake)
+) -> Edge:
     registry = registry or CollectorRegistry()
     catalog = ModelCatalog.load(settings.models)
     labels = LabelBounds(
@@ -184,7 +139,9 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     for alias, snapshot in routing.pins.items():
         meter.metrics.model_pins.labels(alias, snapshot).set(1)
     providers = {"anthropic": settings.providers.anthropic, "openai": settings.providers.openai}
-    upstream = Upstream(providers, settings.server.upstream_transport, _emulated(settings))
+    upstream = Upstream(
+        providers, settings.server.upstream_transport, _emulated(settings), transport
+    )
     state = open_state(settings.state, meter.metrics.state_errors)
     provider_keys = {name: provider.api_key for name, provider in providers.items()}
     aliases: dict[str, tuple[str, ...]] = {}
@@ -242,9 +199,9 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         await asyncio.to_thread(call_log.close, metering.call_log_flush_s)
 
     app = FastAPI(title="Tollgate", lifespan=lifespan, docs_url=None, redoc_url=None)
-    app.add_exception_handler(StarletteHTTPException, _framework_error)
-    app.add_exception_handler(RequestValidationError, _framework_error)
-    app.add_exception_handler(Exception, _framework_error)
+    app.add_exception_handler(StarletteHTTPException, framework_error)
+    app.add_exception_handler(RequestValidationError, framework_error)
+    app.add_exception_handler(Exception, framework_error)
     learned = LearnedState(
         settings.rewrite.learned_state_max_bytes,
         settings.rewrite.learned_state_per_tenant_max_bytes,
@@ -260,32 +217,36 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     def taps(wire: WireFormat) -> Callable[[], Tap]:
         return functools.partial(wire.new_tap, upstream.settings(wire.provider).max_event_bytes)
 
-    def plain(wire: WireFormat) -> Relay:
+    def plumbing(wire: WireFormat, dispatcher: Dispatcher, calls_gate: Gate) -> Plumbing:
+        relay = Relay(wire, upstream, meter.pricing)
+        return Plumbing(wire, intake, calls_gate, dispatcher, relay, meter, observers)
+
+    observers = (Metering(meter), ShadowPair(), Settlement(gate))
+    judge = PrefixJudge(prefixes, state.shared_prefixes, meter)
+
+    def pass_through(wire: WireFormat) -> PassThrough:
         """Relayed as is: count_tokens, the model list. The key is swapped, no budget."""
         dispatcher = Dispatcher(upstream, policy, taps(wire))
-        return Relay(dispatcher, meter, wire, intake, gate=gate.free_calls())
+        return PassThrough(plumbing(wire, dispatcher, gate.free_calls()))
 
-    def model_calls(wire: WireFormat) -> Relay:
-        return Relay(
-            Dispatcher(upstream, policy, taps(wire), breakers=breakers, budget=budget),
-            meter,
-            wire,
-            intake,
-            rewriter=Rewriter(context, wire.stages, memory),
+    def model_call(wire: WireFormat) -> ModelCall:
+        dispatcher = Dispatcher(upstream, policy, taps(wire), breakers=breakers, budget=budget)
+        parts = ModelParts(
+            rewriter=Rewriter(context, STAGES[wire.name], memory),
+            routing=routing,
             registry=prefixes,
+            judge=judge,
             coalescer=Coalescer(settings.rewrite.coalesce_max_wait_s),
             coalesce_steps=frozenset(settings.rewrite.coalesce_steps),
-            gate=gate,
-            shared_prefixes=state.shared_prefixes,
-            routing=routing,
             shadows=shadows,
         )
+        return ModelCall(plumbing(wire, dispatcher, gate), parts)
 
-    anthropic = plain(ANTHROPIC_MESSAGES)
-    relays: dict[tuple[str, str], ASGIApp] = {route: anthropic for route in ANTHROPIC_ROUTES}
-    relays["GET", "/v1/models"] = ByClient(anthropic, plain(OPENAI_CHAT))
+    anthropic = pass_through(ANTHROPIC_MESSAGES)
+    endpoints: dict[tuple[str, str], ASGIApp] = {route: anthropic for route in ANTHROPIC_ROUTES}
+    endpoints["GET", "/v1/models"] = ByClient(anthropic, pass_through(OPENAI_CHAT))
     for route, wire in MODEL_CALLS.items():
-        relays[route] = model_calls(wire)
+        endpoints[route] = model_call(wire)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -314,4 +275,4 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     async def metrics() -> Response:
         return Response(generate_latest(exposed), media_type=CONTENT_TYPE_LATEST)
 
-    return Edge(relays, app)
+    return Edge(endpoints, app)

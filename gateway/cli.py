@@ -15,11 +15,12 @@ from typing import Any, TypeVar
 import uvicorn
 from pydantic import BaseModel
 
-from gateway.app import Edge, create_app
+from gateway.app import create_app
 from gateway.cascade.lifecycle import Lifecycle
 from gateway.cascade.table import RoutingTable
 from gateway.catalog import ModelCatalog
 from gateway.keys_command import add_parser as add_keys_parser
+from gateway.server.edge import Edge
 from gateway.server.protocol import edge_protocol
 from gateway.settings import ConfigError, Settings, config_path, load_settings
 

@@ -19,7 +19,6 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol
 
 import httpx
 
@@ -35,49 +34,16 @@ from gateway.errors import (
     UpstreamUnavailable,
 )
 from gateway.upstream import Upstream
+from gateway.wire.call import Attempt
 from gateway.wire.headers import RawHeaders
+from gateway.wire.tap import Tap
 from gateway.wire.usage import Usage
-
-
-class Tap(Protocol):
-    """What the relay learns from a stream as it passes (wire/anthropic_usage.StreamUsage)."""
-
-    saw_content: bool
-    complete: bool
-    error_type: str | None
-    model: str | None
-    message_id: str | None
-    miss_reason: str | None
-    service_tier: str | None  # the tier the response says it was served at (OpenAI)
-
-    def feed(self, chunk: bytes) -> None: ...
-
-    @property
-    def usage_final(self) -> bool:
-        """The stream's final usage was seen (its output counted), not only its start's."""
-        ...
-
-    @property
-    def usage(self) -> Usage | None: ...
 
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
     model: str
     body: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    """One request upstream, as the call log lists it."""
-
-    model: str
-    status: str  # HTTP status, or cut / stream_error / the gateway's own 502 / 504
-    duration_s: float
-    hedge: bool = False
-    cancelled: bool = False  # a hedge race's loser
-    usage: Usage | None = None  # what it reported before failing or being cancelled
-    relayed: bool = False  # the attempt whose response the client got
 
 
 @dataclass(slots=True)

@@ -31,8 +31,11 @@ class CallLog:
         out: IO[bytes] | None,
         max_queue_bytes: int = DEFAULT_QUEUE_BYTES,
         on_drop: Callable[[], None] | None = None,  # a line dropped: the queue was full
+        *,
+        owned: bool = False,  # `out` was opened for the log: closed with it
     ) -> None:
         self._out = out
+        self._owned = owned
         self._max_queue_bytes = max_queue_bytes
         self._on_drop = on_drop
         self._lines: deque[bytes] = deque()
@@ -62,7 +65,7 @@ class CallLog:
             out: IO[bytes] = open(sys.stdout.fileno(), "wb", buffering=0, closefd=False)  # noqa: SIM115
         else:
             out = open(target, "ab", buffering=0)  # noqa: SIM115 - held for the process' life
-        return cls(out, max_queue_bytes, on_drop)
+        return cls(out, max_queue_bytes, on_drop, owned=True)
 
     def write(self, call: CallRecord, metered: Metered) -> None:
         if self._out is None:
@@ -97,6 +100,8 @@ class CallLog:
                 while not self._lines and not self._closing:
                     self._ready.wait()
                 if not self._lines:
+                    if self._owned:
+                        self._out.close()
                     return
                 batch = b"".join(self._lines)
                 lines = len(self._lines)

@@ -1,7 +1,8 @@
-"""One model call, as the relay saw it, and the single point where it is metered.
+"""One model call, as the gateway saw it, and the single point where it is metered.
 
-`Meter.on_call_complete` is the seam: everything that happens after a call (metrics,
-cost, the call log; shared state later) hangs off it, after the client has its bytes.
+`Meter.price` gives a call's cost (what the key's budget is charged), `Meter.record` its
+metrics and call log lines; both after the client has its bytes. Everything metering needs
+comes in the record as data: it imports neither the cascade nor the cache.
 """
 
 from __future__ import annotations
@@ -10,18 +11,31 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from gateway.cache.registry import Verdict
-from gateway.cascade.dispatch import Attempt
-from gateway.cascade.table import LatencyBudget
 from gateway.metering.labels import LabelBounds
 from gateway.metering.metrics import Metrics
 from gateway.metering.pricing import UNPRICED_MODEL, PriceContext, Pricing
+from gateway.wire.call import Attempt
 from gateway.wire.usage import Usage
 
 # Outcomes that are the provider's failure, not the client's: see gateway_upstream_errors.
 FAILED_STREAMS = frozenset({"cut", "stream_error"})
 # Below this, (duration - ttft) is timer noise, not generation time.
 MIN_GENERATION_S = 0.001
+
+
+class CacheVerdict(Protocol):
+    """The prefix registry's word on a call's cache misses (cache/registry.Verdict)."""
+
+    @property
+    def cause(self) -> str | None: ...
+
+    @property
+    def missed_tokens(self) -> int: ...
+
+    @property
+    def wasted_writes(self) -> tuple[tuple[tuple[str, ...], int], ...]:
+        """Writes of earlier calls found expired unread: (their owner's labels, tokens)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,21 +51,15 @@ class CallRecord:
     usage: Usage | None
     rewrites: tuple[str, ...] = field(default=())  # rule names, as in x-gateway-rewrites
     findings: tuple[str, ...] = field(default=())
-    cache: Verdict | None = None  # the prefix registry's word on this call's cache misses
+    cache: CacheVerdict | None = None  # the prefix registry's word on this call's cache misses
     coalesced: bool = False
     overhead_s: float | None = None  # the gateway's own time, upstream wait excluded
     started_at: float = 0.0  # wall-clock time the request arrived, for the call log
     tier: str | None = None  # the cascade tier that chose the model
     attempts: tuple[Attempt, ...] = ()  # every request upstream: retries, fallbacks, hedges
-    budget: LatencyBudget | None = None  # the step's latency budget
+    budget_breaches: tuple[str, ...] = ()  # the phases over the step's latency budget
     key: str | None = None  # the gateway key's name (None: a provider key passed through)
     context: PriceContext = ()  # the price context it was served at (OpenAI's priority tier)
-
-    @property
-    def budget_breaches(self) -> tuple[str, ...]:
-        if self.budget is None or self.status == "client_closed":
-            return ()
-        return self.budget.breaches(self.ttft_s, self.duration_s)
 
 
 class CallWriter(Protocol):
@@ -64,8 +72,10 @@ class CallWriter(Protocol):
 class Metered:
     """What metering adds to a call, for the call log: its cost and the findings so far."""
 
-    cost_usd: float
+    cost_usd: float  # the answer's, and every other attempt's that reported usage
     findings: tuple[str, ...]
+    answer_usd: float | None = 0.0  # the answer's alone; None: tokens, but no price
+    attempts_usd: tuple[float, ...] = ()  # each attempt's, for a call of two or more
 
 
 class Meter:
@@ -88,11 +98,10 @@ class Meter:
 
     def label_values(self, call: CallRecord) -> tuple[str, str, str]:
         """The call's bounded (provider, model, step) label values."""
-        return (
-            call.provider,
-            self.labels.model(call.model_used or call.model_requested),
-            self.labels.step(call.step),
-        )
+        return self.labels_of(call.provider, call.model_used or call.model_requested, call.step)
+
+    def labels_of(self, provider: str, model: str | None, step: str | None) -> tuple[str, str, str]:
+        return (provider, self.labels.model(model), self.labels.step(step))
 
     def cost(self, call: CallRecord) -> float | None:
         """USD for the call's usage; None when there is usage but no price for its model."""
@@ -106,6 +115,26 @@ class Meter:
         )
 
     def on_call_complete(self, call: CallRecord) -> Metered:
+        """Prices the call, then records it: metrics and the writers."""
+        metered = self.price(call)
+        self.record(call, metered)
+        return metered
+
+    def price(self, call: CallRecord) -> Metered:
+        """The call's cost: its answer's and that of the attempts the client did not get
+        (spent all the same); an answer with tokens but no price adds a finding."""
+        answer = self.cost(call)
+        findings = call.findings
+        if answer is None and (call.usage is None or not any(call.usage.by_type().values())):
+            answer = 0.0
+        elif answer is None:
+            findings = (*findings, UNPRICED_MODEL)
+        attempts: tuple[float, ...] = ()
+        if len(call.attempts) > 1:
+            attempts = tuple(self._attempt_cost(call, attempt) for attempt in call.attempts)
+        return Metered((answer or 0.0) + sum(attempts), findings, answer, attempts)
+
+    def record(self, call: CallRecord, metered: Metered) -> None:
         labels = self.label_values(call)
         self._child(self.metrics.requests, *labels, call.status).inc()
         requested = self.labels.model(call.model_requested)
@@ -117,21 +146,15 @@ class Meter:
             self._child(self.metrics.upstream_errors, call.provider, call.status).inc()
         if call.ttft_s is not None:
             self._child(self.metrics.time_to_first_token, *labels).observe(call.ttft_s)
-        findings = call.findings
-        cost = 0.0
         if call.usage is not None:
             for kind, count in call.usage.by_type().items():
                 if count:
                     self._child(self.metrics.tokens, *labels, kind).inc(count)
             self._output_rate(labels, call, call.usage)
-            priced = self.cost(call)
-            if priced is None:
-                if any(call.usage.by_type().values()):
-                    findings = (*findings, UNPRICED_MODEL)
-                    self._child(self.metrics.unpriced, *labels).inc()
-            elif priced:
-                cost = priced
-                self._child(self.metrics.cost, *labels).inc(cost)
+        if metered.answer_usd is None:
+            self._child(self.metrics.unpriced, *labels).inc()
+        elif metered.answer_usd:
+            self._child(self.metrics.cost, *labels).inc(metered.answer_usd)
         for rule in call.rewrites:
             self._child(self.metrics.rewrites, rule).inc()
         if call.coalesced:
@@ -140,16 +163,14 @@ class Meter:
             self._cache(labels, call.cache)
         for phase in call.budget_breaches:
             self._child(self.metrics.latency_budget_breaches, labels[2], phase).inc()
-        cost += self._attempts(call)
+        self._attempts(call, metered.attempts_usd)
         if self.retirement is not None and call.model_used is not None:
             days_left = self.retirement(call.model_used)
             if days_left is not None:
                 model = self.labels.model(call.model_used)
                 self._child(self.metrics.model_retirement_days, model).set(days_left)
-        metered = Metered(cost, findings)
         for writer in self.writers:
             writer.write(call, metered)
-        return metered
 
     def on_shadow(
         self, provider: str, model: str, step: str | None, status: str, usage: Usage | None
@@ -164,39 +185,39 @@ class Meter:
             self._child(self.metrics.shadow_cost, *labels).inc(cost)
         return cost
 
-    def _attempts(self, call: CallRecord) -> float:
-        """Retries, hedges, and the cost of attempts whose response the client never got."""
-        if len(call.attempts) < 2:
+    def _attempt_cost(self, call: CallRecord, attempt: Attempt) -> float:
+        if attempt.relayed or attempt.usage is None:
             return 0.0
+        cost = self.pricing.cost(call.provider, attempt.model, attempt.usage, context=call.context)
+        return cost or 0.0
+
+    def _attempts(self, call: CallRecord, costs: tuple[float, ...]) -> None:
+        """Retries, hedges, and the tokens and cost of attempts whose response the client
+        never got."""
+        if len(call.attempts) < 2:
+            return
         chains = {attempt.hedge for attempt in call.attempts}
         retries = len(call.attempts) - len(chains)
         if retries:
             self._child(self.metrics.retries, call.provider).inc(retries)
+        step = self.labels.step(call.step)
         if True in chains:
             hedge_won = any(a.relayed and a.hedge for a in call.attempts)
             winner = "hedge" if hedge_won else "primary"
-            step = self.labels.step(call.step)
             self._child(self.metrics.hedged_calls, call.provider, step, winner).inc()
-        extra = 0.0
-        for attempt in call.attempts:
+        for attempt, cost in zip(call.attempts, costs, strict=True):
             if attempt.relayed:
                 continue
             if is_upstream_error(attempt.status):
                 self._child(self.metrics.upstream_errors, call.provider, attempt.status).inc()
-            if attempt.usage is not None:
-                extra += self._bill(call, attempt.model, attempt.usage)
-        return extra
-
-    def _bill(self, call: CallRecord, model: str, usage: Usage) -> float:
-        """Tokens and cost of an attempt the client did not get: spent all the same."""
-        labels = (call.provider, self.labels.model(model), self.labels.step(call.step))
-        for kind, count in usage.by_type().items():
-            if count:
-                self._child(self.metrics.tokens, *labels, kind).inc(count)
-        cost = self.pricing.cost(call.provider, model, usage, context=call.context) or 0.0
-        if cost:
-            self._child(self.metrics.cost, *labels).inc(cost)
-        return cost
+            if attempt.usage is None:
+                continue
+            labels = (call.provider, self.labels.model(attempt.model), step)
+            for kind, count in attempt.usage.by_type().items():
+                if count:
+                    self._child(self.metrics.tokens, *labels, kind).inc(count)
+            if cost:
+                self._child(self.metrics.cost, *labels).inc(cost)
 
     def _output_rate(self, labels: tuple[str, ...], call: CallRecord, usage: Usage) -> None:
         # Streams that completed only: a cut stream's tail is waiting on a dead connection.
@@ -207,7 +228,7 @@ class Meter:
             rate = usage.output / generating
             self._child(self.metrics.output_tokens_per_second, *labels).observe(rate)
 
-    def _cache(self, labels: tuple[str, ...], verdict: Verdict) -> None:
+    def _cache(self, labels: tuple[str, ...], verdict: CacheVerdict) -> None:
         if verdict.cause is not None:
             self._child(self.metrics.cache_miss_cause, *labels, verdict.cause).inc()
             if verdict.missed_tokens:

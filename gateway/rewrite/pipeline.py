@@ -207,6 +207,14 @@ OPENAI_STAGES: tuple[Stage, ...] = (
 )
 
 
+# The stages for each wire format, by its name (wire/formats.py).
+STAGES: dict[str, tuple[Stage, ...]] = {
+    "messages": ANTHROPIC_STAGES,
+    "chat_completions": OPENAI_STAGES,
+    "responses": OPENAI_STAGES,
+}
+
+
 def rewrite(
     request: LLMRequest, context: RewriteContext, stages: tuple[Stage, ...] = ANTHROPIC_STAGES
 ) -> LLMRequest:

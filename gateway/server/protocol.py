@@ -20,10 +20,10 @@ limits (docs/limits.md, "Client edge"), and its own answers in the provider's en
   still sending its body reads the response instead of a reset (which closing with unread
   data would send). Such a response always says `connection: close`.
 - The server's own errors (400 for a request that is not HTTP, 408, 431, 503) are JSON in
-  the envelope of the provider the path belongs to (formats.wire_for), as the relay's are.
+  the envelope of the provider the path belongs to (formats.wire_for), as the endpoints' are.
 
-The body's own deadline (`body_timeout_s`) is the relay's: it answers 408 in the caller's
-wire format and frees what it read (relay.py).
+The body's own deadline (`body_timeout_s`) is the endpoint's: it answers 408 in the caller's
+wire format and frees what it read (server/intake.py).
 """
 
 from __future__ import annotations

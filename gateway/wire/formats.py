@@ -1,9 +1,10 @@
 """The wire formats the gateway relays, each as one small record of what differs between them.
 
-The relay (relay.py) is the same for every format: it reads one of these to know how to read
-usage from a body or a stream, how to render the gateway's own errors, how to end a stream it
-had to cut, which rewrite stages apply and whether a stream must be asked for its usage.
-Nothing here does I/O; everything is a plain function or a class from `wire/` or `rewrite/`.
+The endpoints (endpoint/) and the relay (relay.py) are the same for every format: they read
+one of these to know how to read usage from a body or a stream, how to render the gateway's
+own errors, how to end a stream it had to cut and whether a stream must be asked for its
+usage. Nothing here does I/O; everything is a plain function or a class from `wire/`. (The
+rewrite stages are picked by `name` in rewrite/pipeline.py.)
 """
 
 from __future__ import annotations
@@ -12,12 +13,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from gateway.cascade.dispatch import Tap
 from gateway.errors import GatewayError, render_anthropic, render_openai
-from gateway.rewrite.pipeline import ANTHROPIC_STAGES, OPENAI_STAGES, Stage
 from gateway.wire import anthropic_errors, openai_errors, openai_stream
 from gateway.wire.anthropic_text import StreamText, message_text
 from gateway.wire.anthropic_usage import StreamUsage, usage_from_message
+from gateway.wire.echo import EchoFilter
 from gateway.wire.openai_text import ChatStreamText, ResponsesStreamText, chat_text, response_text
 from gateway.wire.openai_usage import (
     ChatStreamUsage,
@@ -25,6 +25,7 @@ from gateway.wire.openai_usage import (
     usage_from_chat,
     usage_from_response,
 )
+from gateway.wire.tap import Tap
 from gateway.wire.usage import Reported
 
 
@@ -56,7 +57,6 @@ class WireFormat:
     stream_error_event: Callable[[str], bytes]  # ends a stream cut after bytes were sent
     message_text: Callable[[bytes], str]
     new_stream_text: Callable[[int], TextCollector]
-    stages: tuple[Stage, ...] = ()  # the rewrite pipeline for this format's bodies
     # The header that carries the gateway's request id on its own errors (OpenAI's SDK reads
     # x-request-id; Anthropic's body has a request_id field instead).
     request_id_header: bytes | None = None
@@ -83,7 +83,6 @@ ANTHROPIC_MESSAGES = WireFormat(
     stream_error_event=_anthropic_event,
     message_text=message_text,
     new_stream_text=StreamText,
-    stages=ANTHROPIC_STAGES,
 )
 
 OPENAI_CHAT = WireFormat(
@@ -95,7 +94,6 @@ OPENAI_CHAT = WireFormat(
     stream_error_event=openai_errors.chat_error_chunk,
     message_text=chat_text,
     new_stream_text=ChatStreamText,
-    stages=OPENAI_STAGES,
     request_id_header=b"x-request-id",
     ask_usage=openai_stream.request_usage,
     new_usage_filter=openai_stream.UsageChunkFilter,
@@ -110,7 +108,6 @@ OPENAI_RESPONSES = WireFormat(
     stream_error_event=openai_errors.responses_error_event,
     message_text=response_text,
     new_stream_text=ResponsesStreamText,
-    stages=OPENAI_STAGES,
     request_id_header=b"x-request-id",
 )
 
@@ -131,6 +128,33 @@ def wire_for(path: str, headers: Iterable[tuple[bytes, bytes]] = ()) -> WireForm
     if b"authorization" in names and b"anthropic-version" not in names:
         return OPENAI_CHAT
     return ANTHROPIC_MESSAGES
+
+
+def client_filter(
+    wire: WireFormat, max_event_bytes: int, filtered: bool, injected: bytes | None
+) -> ChunkFilter | None:
+    """What the client's stream loses on the way: the usage the gateway asked for
+    (`filtered`), and a value it added that the provider echoes (`injected`: null instead)."""
+    new_filter = wire.new_usage_filter
+    strip = new_filter(max_event_bytes) if filtered and new_filter is not None else None
+    if injected is None:
+        return strip
+    echo = EchoFilter(injected, b"null")
+    return echo if strip is None else _Chained(strip, echo)
+
+
+class _Chained:
+    """Two chunk filters, one after the other."""
+
+    def __init__(self, first: ChunkFilter, second: ChunkFilter) -> None:
+        self.first = first
+        self.second = second
+
+    def feed(self, chunk: bytes) -> bytes:
+        return self.second.feed(self.first.feed(chunk))
+
+    def flush(self) -> bytes:
+        return self.second.feed(self.first.flush()) + self.second.flush()
 
 
 def error_response(

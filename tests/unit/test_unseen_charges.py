@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from gateway.cascade.dispatch import Attempt
-from gateway.relay import unseen_attempts
+from gateway.endpoint.record import unseen_attempts
+from gateway.wire.call import Attempt
 
 
 def test_a_hedge_loser_and_a_cut_retry_are_owed_but_error_statuses_are_not() -> None:

@@ -1,0 +1,209 @@
+"""The steps every endpoint takes, pass-through or model call, as small functions."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from starlette.types import Message, Receive, Scope, Send
+
+from gateway.admission import Admitted, Caller, Gate
+from gateway.asgi.disconnect import DisconnectWatch
+from gateway.cascade.dispatch import ChainFailed, Deadline, Dispatcher, Route, Started
+from gateway.endpoint.observers import Observer
+from gateway.endpoint.prepared import Prepared
+from gateway.endpoint.record import UNSEEN_ATTEMPT_STATUSES, Outcome, Record
+from gateway.errors import GatewayError, new_request_id
+from gateway.metering.calls import CacheVerdict, CallRecord, Meter
+from gateway.metering.ceiling import price_context
+from gateway.relay import Relay, Relayed
+from gateway.server.intake import Intake
+from gateway.wire.formats import WireFormat
+from gateway.wire.headers import RawHeaders, header_value, upstream_request_headers, with_credential
+
+STEP_HEADER = b"x-gateway-step"
+
+
+@dataclass(frozen=True, slots=True)
+class Plumbing:
+    """What every endpoint of one wire format uses."""
+
+    wire: WireFormat
+    intake: Intake  # the request body's size and time limits
+    gate: Gate  # gateway keys, budgets, rate limits (admission.py)
+    dispatcher: Dispatcher  # built with wire.new_tap
+    relay: Relay
+    meter: Meter
+    observers: tuple[Observer, ...]  # given the record of every finished call, in order
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """The request as it arrived: its id, when, its headers and the step it names."""
+
+    request_id: str
+    started: float  # perf_counter
+    started_at: float  # wall clock
+    headers: RawHeaders
+    step: str | None
+
+    @classmethod
+    def of(cls, scope: Scope) -> Arrival:
+        headers: RawHeaders = scope["headers"]
+        step = header_value(headers, STEP_HEADER)
+        return cls(
+            request_id=new_request_id(),
+            started=time.perf_counter(),
+            started_at=time.time(),
+            headers=headers,
+            step=step.decode("latin-1") if step is not None else None,
+        )
+
+
+async def admit(
+    deps: Plumbing, caller: Caller | None, call: Prepared, raw: bytes, scope: Scope
+) -> tuple[Prepared, Admitted | None, Scope]:
+    """What a gateway key's call will use, once routed: the models, then the budget (the one
+    pre-flight state round trip); the call goes out with the provider key in its place."""
+    if caller is None:
+        return call, None, scope  # a provider key, passed through as it came
+    provider = deps.wire.provider
+    model, others = call.models(provider)
+    call = call.without(deps.gate.authorize(caller, model, others), provider)
+    admitted = await deps.gate.admit(caller, provider, call.billed_models(provider), call.payload)
+    if admitted is None:
+        return call, None, scope
+    scope = {**scope, "headers": with_credential(scope["headers"], admitted.credential)}
+    return call.as_judged(raw), admitted, scope
+
+
+def route_of(scope: Scope, provider: str) -> Route:
+    target = scope["raw_path"].decode("latin-1")
+    if scope["query_string"]:
+        target += "?" + scope["query_string"].decode("latin-1")
+    return Route(provider, scope["method"], target, upstream_request_headers(scope["headers"]))
+
+
+async def respond(
+    relay: Relay,
+    receive: Receive,
+    send: Send,
+    arrival: Arrival,
+    call: Prepared,
+    answer: Callable[[Send], Awaitable[Outcome]],
+) -> Outcome | None:
+    """The answer, cancelled at once if the client leaves (None then), wherever it waits;
+    the gateway's own errors reach the client in its wire format."""
+    async with DisconnectWatch(receive) as watch:
+
+        async def send_until_done(message: Message) -> None:
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                watch.disarm()
+            await send(message)
+
+        try:
+            return await answer(send_until_done)
+        except GatewayError as error:
+            await relay.error(send_until_done, error, arrival.request_id)
+            return Outcome(str(error.status), call.sent_model)
+        except ChainFailed as failed:  # every attempt failed before a response
+            failed.error.retried = len(failed.attempts) > 1
+            await relay.error(send_until_done, failed.error, arrival.request_id)
+            attempts = tuple(failed.attempts)
+            return Outcome(
+                str(failed.error.status),
+                call.sent_model,
+                attempts=attempts,
+                # The attempt given up on at a cut or the deadline may have made tokens.
+                unseen=bool(attempts) and attempts[-1].status in UNSEEN_ATTEMPT_STATUSES,
+            )
+    return None
+
+
+async def relay(
+    deps: Plumbing,
+    begun: Started,
+    send: Send,
+    call: Prepared,
+    arrival: Arrival,
+    deadline: Deadline,
+    stream_s: float,  # a stream's own limit, from the call's start
+    collect: bool = False,  # the answer's text, for a shadow pair
+) -> Relayed:
+    """The started attempt's response to the client, with the gateway's headers."""
+    response = begun.response
+    own = [
+        (b"x-gateway-request-id", arrival.request_id.encode()),
+        (b"x-gateway-model", begun.model.encode()),
+    ]
+    if call.rewrites:  # absent when nothing was rewritten, never sent empty
+        own.append((b"x-gateway-rewrites", ",".join(call.rewrites).encode()))
+    if begun.retried and not response.is_success:
+        # The gateway has retried already: the SDK's own retries would multiply them.
+        own.append((b"x-should-retry", b"false"))
+    try:
+        if begun.tap is None:
+            return await deps.relay.body(
+                begun, send, own, deadline,
+                collect=collect, payload=call.payload, injected=call.injected,
+            )  # fmt: skip
+        # From the first attempt, as the call's deadline: a stream may run longer.
+        ends = Deadline(deadline.at - deadline.seconds + stream_s, stream_s)
+        return await deps.relay.stream(
+            begun, send, own, arrival.started, ends,
+            collect=collect, filtered=call.filtered, injected=call.injected,
+        )  # fmt: skip
+    finally:
+        await response.aclose()
+
+
+def record(
+    deps: Plumbing,
+    arrival: Arrival,
+    call: Prepared,
+    outcome: Outcome,
+    admitted: Admitted | None,
+    duration_s: float,
+    verdict: CacheVerdict | None = None,
+) -> Record:
+    """The call's one record, priced."""
+    budget = call.plan.budget if call.plan is not None else None
+    breaches: tuple[str, ...] = ()
+    if budget is not None and outcome.status != "client_closed":  # a call left is no breach
+        breaches = budget.breaches(outcome.ttft_s, duration_s)
+    metered = CallRecord(
+        request_id=arrival.request_id,
+        provider=deps.wire.provider,
+        step=arrival.step,
+        model_requested=call.model,
+        model_used=outcome.model,
+        status=outcome.status,
+        duration_s=duration_s,
+        ttft_s=outcome.ttft_s,
+        usage=outcome.usage,
+        rewrites=call.rewrites,
+        findings=call.findings,
+        cache=verdict,
+        coalesced=outcome.coalesced,
+        overhead_s=outcome.overhead_s or None,
+        started_at=arrival.started_at,
+        tier=call.tier,
+        attempts=outcome.attempts,
+        budget_breaches=breaches,
+        key=admitted.key.name if admitted is not None else None,
+        context=price_context(call.payload or {}, outcome.service_tier),
+    )
+    return Record(
+        call=metered,
+        metered=deps.meter.price(metered),
+        admitted=admitted,
+        unseen=outcome.unseen,
+        shadow=outcome.shadow,
+        text=outcome.text,
+    )
+
+
+def observe(deps: Plumbing, finished: Record) -> None:
+    for observer in deps.observers:
+        observer.observe(finished)
