@@ -312,3 +312,14 @@ def test_a_stream_starts_at_its_headers_when_not_hedged() -> None:
 
     asyncio.run(go())
     assert bodies[0].closed
+
+
+def test_an_open_breaker_answers_in_each_providers_overloaded_status() -> None:
+    w = wired({A: [OK]}, breaker_failures=1, breaker_cooldown_s=30)
+    for provider, status in (("anthropic", 529), ("openai", 503)):
+        w.breakers.failed(provider, A)
+        failed = run(w, A, route=Route(provider, "POST", "/v1/x", []))
+        assert isinstance(failed, ChainFailed)
+        assert failed.error.status == status
+        assert failed.error.headers == ((b"retry-after", b"30"),)
+    assert w.script.calls == []  # nothing sent while open
