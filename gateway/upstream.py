@@ -47,9 +47,9 @@ class Upstream:
     def __init__(
         self,
         providers: dict[str, ProviderSettings],
-        transport: Transport,
+        kind: Transport = "aiohttp",
         emulated: frozenset[str] = frozenset(),  # providers whose upstream is the emulator
-        transport_impl: httpx.AsyncBaseTransport | None = None,  # tests: a fake upstream
+        transport: httpx.AsyncBaseTransport | None = None,  # replaces `kind`: a fake upstream
     ) -> None:
         self._emulated = emulated
         self._origins = {name: p.base_url.rstrip("/") for name, p in providers.items()}
@@ -60,7 +60,7 @@ class Upstream:
         }
         # The transport directly, not an AsyncClient: the client's cookie jar, auth and
         # redirect handling cost ~35% of a relayed request's CPU and a relay needs none.
-        self._transport = transport_impl or _transport(transport)
+        self._transport = transport or _transport(kind)
         self._closed = False
         self._urls: dict[tuple[str, str], httpx.URL] = {}
 

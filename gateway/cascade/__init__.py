@@ -2,5 +2,6 @@
 
 `table` resolves steps, tiers, canaries and pins (pure); `lifecycle` knows when models
 retire; `retry` decides whether and when to try again (pure). The I/O that follows from
-them is in gateway/cascade/dispatch.py and gateway/cascade/shadow.py.
+them: `dispatch` starts a call (a `chain` of attempts per model list, a `hedge` race
+between two), `shadow` sends sampled copies.
 """

@@ -114,11 +114,13 @@ class ModelCatalog:
         )
 
     @classmethod
-    def load(cls, overrides: Iterable[Mapping[str, Any]] = ()) -> ModelCatalog:
-        """The packaged table, with entries from config replacing same-id ones or appended."""
+    def load(cls, overrides: Iterable[BaseModel] = ()) -> ModelCatalog:
+        """The packaged table, with entries from config (settings.ModelOverride) replacing the
+        fields they set of same-id ones, or appended."""
         text = resources.files(__package__).joinpath("models.yaml").read_text("utf-8")
         entries: dict[str, Mapping[str, Any]] = {m["id"]: m for m in yaml.safe_load(text)["models"]}
-        for entry in overrides:
+        for override in overrides:
+            entry = override.model_dump(exclude_unset=True)
             entries[entry["id"]] = {**entries.get(entry["id"], {}), **entry}
         return cls(ModelSpec.model_validate(entry) for entry in entries.values())
 

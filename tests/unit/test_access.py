@@ -332,7 +332,7 @@ def flaky_gate(tmp_path: Path, key: GatewayKey, **settings: Any) -> tuple[Gate, 
 def test_charges_the_store_missed_are_settled_when_it_is_back(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("gateway.admission.PROBE_EVERY_S", 0.01)
+    monkeypatch.setattr("gateway.admission.settle.PROBE_EVERY_S", 0.01)
     secret, key = a_key(daily_budget_usd=1.0)
     gate, flaky = flaky_gate(tmp_path, key, settle_backlog_max=2)
     headers = [(b"x-api-key", secret.encode())]
@@ -397,8 +397,8 @@ def test_revoked_and_spent_keys_stay_refused_while_the_store_is_away(tmp_path: P
 def test_charges_unsettled_at_shutdown_are_kept_for_the_next_start(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("gateway.admission.DRAIN_S", 0.05)
-    monkeypatch.setattr("gateway.admission.PROBE_EVERY_S", 0.01)
+    monkeypatch.setattr("gateway.admission.settle.DRAIN_S", 0.05)
+    monkeypatch.setattr("gateway.admission.settle.PROBE_EVERY_S", 0.01)
     secret, key = a_key(daily_budget_usd=1.0)
     kept = tmp_path / "backlog.jsonl"
     gate, flaky = flaky_gate(tmp_path, key, settle_backlog_file=str(kept))

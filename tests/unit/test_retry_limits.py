@@ -135,7 +135,7 @@ def dispatcher(
     upstream = Upstream(
         {"anthropic": ProviderSettings(base_url="http://upstream.invalid")},
         "httpcore",
-        transport_impl=httpx.MockTransport(fake),
+        transport=httpx.MockTransport(fake),
     )
 
     async def no_sleep(_: float) -> None:

@@ -1,0 +1,29 @@
+"""What a call's attempts send (Route, Candidate). What each attempt came to (Attempt) and
+what the relay learns from a stream (Tap) are wire/ values, shared with metering and the
+wire formats; they are re-exported here for the dispatcher's modules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.wire.call import Attempt
+from gateway.wire.headers import RawHeaders
+from gateway.wire.tap import Tap
+
+__all__ = ["Attempt", "Candidate", "Route", "Tap"]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where and what to send: the same for every attempt but the model and body."""
+
+    provider: str
+    method: str
+    target: str
+    headers: RawHeaders
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    model: str
+    body: bytes

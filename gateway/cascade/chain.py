@@ -1,0 +1,262 @@
+"""One chain of attempts on a list of models: each model tried up to `attempts_per_model`
+times with backoff, then the next model; the circuit breaker, the retry budget and the
+call's deadline can each end it sooner.
+
+An attempt has *started* once a response arrives that will be relayed: a JSON body read
+whole, an error that is not worth retrying, or a stream's headers — or, in a hedge race
+(`hold`), a stream's first content event, the events before it held and fed to its tap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
+from typing import Protocol
+
+import httpx
+
+from gateway.cascade.attempts import Attempt, Candidate, Route, Tap
+from gateway.cascade.breaker import Breakers
+from gateway.cascade.outcome import (
+    ChainFailed,
+    Deadline,
+    Failure,
+    Started,
+    healthy,
+    logged_status,
+)
+from gateway.cascade.retry import RetryPolicy, retryable
+from gateway.cascade.retry_budget import RetryBudget
+from gateway.errors import CircuitOpen, GatewayError, UpstreamSilent, UpstreamUnavailable
+from gateway.upstream import Upstream
+from gateway.wire.headers import RawHeaders
+from gateway.wire.usage import Usage
+
+
+class Means(Protocol):
+    """What a chain runs with (the Dispatcher)."""
+
+    upstream: Upstream
+    policy: RetryPolicy
+    new_tap: Callable[[], Tap]
+    sleep: Callable[[float], Awaitable[None]]
+    breakers: Breakers | None
+    budget: RetryBudget | None
+
+
+class Chain:
+    """Attempts on one list of models: each retried per the policy, then the next model."""
+
+    def __init__(
+        self,
+        means: Means,
+        route: Route,
+        candidates: Sequence[Candidate],
+        deadline: Deadline | None,
+        *,
+        hedge: bool,
+        hold: bool,  # a stream starts at its first content event, not at its headers
+    ) -> None:
+        self.means = means
+        self.hold = hold
+        self.route = route
+        per_model = means.policy.settings.attempts_per_model
+        if client_retry(route.headers):
+            per_model = 1  # the client is retrying already: no retries on top of its own
+        self.plan = [(candidate, retry) for candidate in candidates for retry in range(per_model)]
+        self.hedge = hedge
+        self.deadline = deadline
+        self.attempts: list[Attempt] = []
+        self.tap: Tap | None = None  # the attempt in flight's, for a cancelled loser's usage
+        self.current: str | None = None  # the model of the attempt in flight
+        self.began = 0.0
+        self.sent = False  # an attempt of this chain reached upstream
+
+    async def run(self) -> Started:
+        try:
+            return await self._run()
+        except asyncio.CancelledError:
+            if self.current is not None:
+                usage = self.tap.usage if self.tap is not None else None
+                self._note(self.current, "cancelled", cancelled=True, usage=usage)
+            raise
+
+    async def _run(self) -> Started:
+        index = 0
+        while True:
+            candidate, retry = self.plan[index]
+            outcome = await self._attempt(candidate)
+            if isinstance(outcome, Started):
+                return outcome
+            policy = self.means.policy
+            then = policy.after_error(outcome.error) if outcome.error is not None else "retry"
+            if outcome.rejected:
+                then = "next_model"
+            if index == len(self.plan) - 1 or then == "stop":
+                return self._give_up(candidate, outcome)
+            delay: float | None = None
+            if then == "retry" and self.plan[index + 1][0] is candidate:
+                headers = outcome.response.headers if outcome.response else httpx.Headers()
+                delay = policy.delay_s(retry, headers)
+            if delay is not None and self.deadline is not None and delay >= self.deadline.left():
+                return self._give_up(candidate, outcome)  # no time left to wait and try again
+            if delay is None:
+                index = self._next_model(index)  # asked to wait too long, or out of retries
+                if index == len(self.plan):
+                    return self._give_up(candidate, outcome)
+            budget = self.means.budget
+            if self.sent and budget is not None and not budget.try_retry(self.route.provider):
+                return self._give_up(candidate, outcome)  # over the provider's retry budget
+            if outcome.response is not None:
+                await outcome.response.aclose()
+            if delay is not None:
+                await self.means.sleep(delay)
+                index += 1
+
+    def _next_model(self, index: int) -> int:
+        candidate = self.plan[index][0]
+        while index < len(self.plan) and self.plan[index][0] is candidate:
+            index += 1
+        return index
+
+    async def _attempt(self, candidate: Candidate) -> Started | Failure:
+        breakers = self.means.breakers
+        if breakers is None:
+            return await self._timed(candidate)
+        provider = self.route.provider
+        wait_s = breakers.admit(provider, candidate.model)
+        if wait_s is not None:
+            return Failure(circuit_open(provider, candidate.model, wait_s), rejected=True)
+        outcome: Started | Failure | None = None
+        try:
+            outcome = await self._timed(candidate)
+        finally:
+            health = healthy(outcome)
+            if health is None:
+                breakers.abandoned(provider, candidate.model)
+            elif health:
+                breakers.succeeded(provider, candidate.model)
+            else:
+                breakers.failed(provider, candidate.model)
+        return outcome
+
+    async def _timed(self, candidate: Candidate) -> Started | Failure:
+        self.began = time.perf_counter()
+        self.current = candidate.model
+        self.tap = None
+        self.sent = True
+        if self.deadline is None:
+            return await self._try(candidate)
+        try:
+            async with asyncio.timeout_at(self.deadline.at):
+                return await self._try(candidate)
+        except TimeoutError:
+            if self.current is not None:
+                self._note(candidate.model, "504", usage=self.tap.usage if self.tap else None)
+            return Failure(self.deadline.passed())
+
+    async def _try(self, candidate: Candidate) -> Started | Failure:
+        route = self.route
+        try:
+            response = await self.means.upstream.open(
+                route.provider, route.method, route.target, route.headers, candidate.body
+            )
+        except GatewayError as error:
+            self._note(candidate.model, str(error.status))
+            return Failure(error)
+        if retryable(response.status_code):
+            self._note(candidate.model, str(response.status_code))
+            return Failure(response=response)
+        if not response.is_success or not is_stream(response):
+            return await self._whole(candidate, response)
+        if not self.hold:
+            self._note(candidate.model, str(response.status_code))
+            return Started(response, candidate.model, self.attempts, self.means.new_tap())
+        return await self._prelude(candidate, response)
+
+    async def _whole(self, candidate: Candidate, response: httpx.Response) -> Started | Failure:
+        """Reads a JSON body within its attempt: nothing goes to the client before the whole
+        body, so one cut midway is retried like a failed status, not relayed as a 502."""
+        try:
+            body = await self.means.upstream.read(self.route.provider, response)
+        except GatewayError as error:
+            self._note(candidate.model, logged_status(error))
+            await response.aclose()
+            return Failure(error)
+        except asyncio.CancelledError:
+            await response.aclose()
+            raise
+        self._note(candidate.model, str(response.status_code))
+        return Started(response, candidate.model, self.attempts, body=body)
+
+    async def _prelude(self, candidate: Candidate, response: httpx.Response) -> Started | Failure:
+        """Reads a stream up to its first content event: before that, it can still be retried."""
+        tap = self.tap = self.means.new_tap()
+        prelude: list[bytes] = []
+        stream = response.stream
+        assert isinstance(stream, httpx.AsyncByteStream)
+        try:
+            async for chunk in stream:
+                prelude.append(chunk)
+                tap.feed(chunk)
+                if tap.saw_content or tap.error_type or tap.complete:
+                    break
+        except httpx.TransportError as error:
+            failed = self.means.upstream.body_error(self.route.provider, error)
+            self._note(candidate.model, logged_status(failed), usage=tap.usage)
+            await response.aclose()
+            if not isinstance(failed, UpstreamSilent):
+                failed = UpstreamUnavailable("upstream closed the stream before its first token")
+            return Failure(failed)
+        except asyncio.CancelledError:
+            await response.aclose()
+            raise
+        started = Started(response, candidate.model, self.attempts, tap, prelude)
+        if started.stream_failed:
+            self._note(candidate.model, "stream_error", usage=tap.usage)
+            return Failure(response=response, started=started)
+        self._note(candidate.model, str(response.status_code))
+        return started
+
+    def _give_up(self, candidate: Candidate, failure: Failure) -> Started:
+        if failure.started is not None:
+            return failure.started  # its error event reaches the client as the stream sent it
+        if failure.response is not None:
+            return Started(failure.response, candidate.model, self.attempts)
+        error = failure.error or UpstreamUnavailable("no attempt could be made")
+        if self.attempts:  # its error is what the client gets
+            self.attempts[-1] = replace(self.attempts[-1], relayed=True)
+        raise ChainFailed(error, self.attempts)
+
+    def _note(
+        self, model: str, status: str, *, cancelled: bool = False, usage: Usage | None = None
+    ) -> None:
+        duration = time.perf_counter() - self.began
+        self.attempts.append(Attempt(model, status, duration, self.hedge, cancelled, usage))
+        self.current = None
+
+
+def client_retry(headers: RawHeaders) -> bool:
+    """The client says this call is its own retry (the Stainless SDKs' x-stainless-retry-count
+    above 0): the gateway adds no retries of the same model to it."""
+    for name, value in headers:
+        if name.lower() == b"x-stainless-retry-count":
+            return value.strip().isdigit() and int(value) > 0
+    return False
+
+
+def circuit_open(provider: str, model: str, wait_s: float) -> CircuitOpen:
+    status = 529 if provider == "anthropic" else 503
+    return CircuitOpen(
+        f"{model} is failing at {provider}: the gateway is not sending it calls for"
+        f" {wait_s:g} s while it recovers (its circuit breaker is open).",
+        status,
+        wait_s,
+    )
+
+
+def is_stream(response: httpx.Response) -> bool:
+    content_type: str = response.headers.get("content-type", "")
+    return content_type.startswith("text/event-stream")
