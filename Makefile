@@ -31,9 +31,11 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports  # the layering contracts in pyproject.toml
+	$(BIN)/python tools/module_sizes.py
 
 test: lint $(SDK1)
 	$(BIN)/pytest -q
 
 clean:
-	rm -rf $(VENV) .cache .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .cache .mypy_cache .pytest_cache .ruff_cache .grimp_cache .import_linter_cache .coverage
