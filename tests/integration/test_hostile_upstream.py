@@ -24,7 +24,7 @@ from tests.integration.hostile_upstream import (
     chat_stream_with_usage,
     hostile_upstream,
 )
-from tests.integration.servers import emulator, gateway
+from tests.integration.servers import gateway
 
 ANTHROPIC_HEADERS = {"x-api-key": "sk-ant-test-hostile", "anthropic-version": "2023-06-01"}
 OPENAI_HEADERS = {"authorization": "Bearer sk-test-hostile"}
@@ -271,8 +271,8 @@ def test_an_unchanged_json_body_keeps_upstreams_content_length(
 # Item 12: deeply nested JSON, against the real emulator.
 
 
-def test_deeply_nested_json_is_a_400_not_a_retried_500() -> None:
-    with emulator() as upstream, gateway(upstream) as url:
+def test_deeply_nested_json_is_a_400_not_a_retried_500(emulator_url: str) -> None:
+    with gateway(emulator_url) as url:
         for depth in (300, 600, 1000):
             nested_json_is_refused(url, depth)
 
