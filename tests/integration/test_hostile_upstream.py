@@ -11,6 +11,7 @@ no mode is retried past the policy.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -167,8 +168,20 @@ def test_an_sse_event_over_the_cap_is_relayed_and_the_stream_still_metered(
     assert len(response.content) > hostile.size  # every byte relayed
     assert events(response.content)[-1][0] == "message_stop"
     request_id = response.headers["x-gateway-request-id"]
-    (line,) = [json.loads(x) for x in call_log.read_text().splitlines() if request_id in x]
+    (line,) = logged(call_log, request_id)
     assert line["output_tokens"] == 7  # read after the skipped event
+
+
+def logged(call_log: Path, request_id: str) -> list[dict[str, Any]]:
+    """The call log's lines for `request_id`, once there are any: a thread of the gateway writes
+    a call's line after its last byte went out, so on a loaded machine the client reads first."""
+    deadline = time.monotonic() + 30
+    while not (
+        lines := [json.loads(x) for x in call_log.read_text().splitlines() if request_id in x]
+    ):
+        assert time.monotonic() < deadline, f"no call log line for {request_id}"
+        time.sleep(0.05)
+    return lines
 
 
 def test_a_stream_without_line_ends_is_relayed_to_its_end(
