@@ -14,7 +14,6 @@ import pytest
 from gateway.wire.sse import SSEDecoder
 from tests.integration.conftest import ClientFactory
 from tests.integration.sdk_errors import SDK_EXCEPTIONS
-from tests.integration.servers import emulator
 
 MODEL = "claude-sonnet-4-6"
 LONG_SYSTEM = (
@@ -415,17 +414,19 @@ def test_models_list_reports_lifecycle(
     assert sdk.models.retrieve("claude-haiku-4-5").id == "claude-haiku-4-5-20251001"
 
 
-def test_cut_stream_is_no_longer_counted_open(make_client: ClientFactory, api_key: str) -> None:
-    with emulator("--latency", "realistic") as url:
-        sdk = make_client(url, api_key)
-        with (
-            pytest.raises(httpx2.RemoteProtocolError),
-            sdk.messages.stream(
-                model="claude-haiku-4-5",
-                max_tokens=100,
-                messages=[{"role": "user", "content": "hi"}],
-                extra_headers={"x-emulator-fault": "cut"},
-            ) as stream,
-        ):
-            stream.get_final_message()
-        assert httpx.get(url + "/emulator/state").json()["open_streams"] == 0
+def test_cut_stream_is_no_longer_counted_open(
+    make_client: ClientFactory, api_key: str, quiet_realistic_emulator_url: str
+) -> None:
+    url = quiet_realistic_emulator_url
+    sdk = make_client(url, api_key)
+    with (
+        pytest.raises(httpx2.RemoteProtocolError),
+        sdk.messages.stream(
+            model="claude-haiku-4-5",
+            max_tokens=100,
+            messages=[{"role": "user", "content": "hi"}],
+            extra_headers={"x-emulator-fault": "cut"},
+        ) as stream,
+    ):
+        stream.get_final_message()
+    assert httpx.get(url + "/emulator/state").json()["open_streams"] == 0

@@ -26,7 +26,7 @@ import yaml
 from bench.harness import free_port
 from tests.integration.agent_traffic import drive
 from tests.integration.prometheus import MISSING, PROMETHEUS, PROMTOOL, PrometheusAPI, prometheus
-from tests.integration.servers import emulator, gateway, metric
+from tests.integration.servers import gateway, metric
 
 ROOT = Path(__file__).resolve().parents[2]
 RULE_FILES = sorted((ROOT / "deploy/prometheus/rules").glob("*.yml"))
@@ -177,7 +177,7 @@ def test_every_recorded_name_used_is_recorded() -> None:
 
 
 @pytest.fixture(scope="module")
-def scraped() -> Iterator[PrometheusAPI]:
+def scraped(realistic_emulator_url: str) -> Iterator[PrometheusAPI]:
     """Prometheus with the recording rules, after SDK traffic through a real gateway."""
     if not (PROMETHEUS and PROMTOOL):
         pytest.skip(MISSING)
@@ -185,9 +185,10 @@ def scraped() -> Iterator[PrometheusAPI]:
     with (
         # First: Prometheus 2.42 starts scraping ~5 s after start; let that overlap startup.
         prometheus([f"127.0.0.1:{port}"], RULE_FILES) as api,
-        emulator("--latency", "realistic") as upstream,  # streams that take time to generate
         gateway(
-            upstream, port=port, env={"GATEWAY_ROUTING__STEPS": json.dumps(ROUTING_STEPS)}
+            realistic_emulator_url,  # streams that take time to generate
+            port=port,
+            env={"GATEWAY_ROUTING__STEPS": json.dumps(ROUTING_STEPS)},
         ) as gateway_url,
     ):
         api.wait_for('up{job="gateway"} == 1')  # a scrape before the traffic: rates see it all

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from bench.harness import free_port, server_process
-from tests.integration.servers import emulator, gateway
+from tests.integration.servers import gateway
 from tests.support.record import CLAUDE_OFFLINE, CLIENTS, REPO, run_client
 
 CLAUDE_MODEL = "claude-sonnet-4-6"
@@ -40,7 +40,9 @@ def _installed(name: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def upstream_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+def upstream_log(
+    tmp_path_factory: pytest.TempPathFactory, emulator_url: str
+) -> Iterator[tuple[str, Path]]:
     """The gateway's URL, and the log of what it sent upstream."""
     log = tmp_path_factory.mktemp("e2e") / "upstream.jsonl"
     log.touch()
@@ -56,7 +58,6 @@ def upstream_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
         "--end-tool-loops",
     ]
     with (
-        emulator() as emulator_url,
         server_process(
             [*proxy, "--upstream", emulator_url],
             f"http://127.0.0.1:{port}",

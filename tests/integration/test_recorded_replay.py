@@ -39,7 +39,7 @@ from gateway.wire.openai_usage import (
     usage_from_response,
 )
 from gateway.wire.usage import Reported
-from tests.integration.servers import emulator, gateway
+from tests.integration.servers import gateway
 from tests.support.fixtures import FIXTURES, Call, Fixture, load
 from tests.support.rewrite_diff import Context, judge, varying_system_lines
 
@@ -187,13 +187,12 @@ def replay(fixture: Fixture, upstream: Upstream) -> Replay:
 
 
 @pytest.fixture(scope="module")
-def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstream]:
+def upstream(tmp_path_factory: pytest.TempPathFactory, emulator_url: str) -> Iterator[Upstream]:
     log = tmp_path_factory.mktemp("replay") / "upstream.jsonl"
     log.touch()
     proxy_port = free_port()
     proxy = [sys.executable, "-m", "tests.support.recording_proxy", "--out", str(log)]
     with (
-        emulator() as emulator_url,
         server_process(
             [*proxy, "--upstream", emulator_url, "--port", str(proxy_port)],
             f"http://127.0.0.1:{proxy_port}",

@@ -19,7 +19,7 @@ from gateway.wire.sse import SSEDecoder
 from tests.integration.conftest import ClientFactory
 from tests.integration.scripted_upstream import scripted_upstream
 from tests.integration.sdk_errors import SDK_EXCEPTIONS
-from tests.integration.servers import emulator, gateway, metric
+from tests.integration.servers import gateway, metric
 
 MODEL = "claude-sonnet-4-6"
 HEADERS = {"anthropic-version": "2026-10-21", "content-type": "application/json"}
@@ -252,8 +252,11 @@ def test_usage_ttft_and_steps_reach_the_metrics(
     assert metric(gateway_url, "gateway_requests_total", step="step-nobody-configured") == 0
 
 
-def test_client_disconnect_closes_the_upstream_stream(api_key: str) -> None:
-    with emulator("--latency", "realistic") as upstream, gateway(upstream) as url:
+def test_client_disconnect_closes_the_upstream_stream(
+    api_key: str, quiet_realistic_emulator_url: str
+) -> None:
+    upstream = quiet_realistic_emulator_url
+    with gateway(upstream) as url:
         body = {
             "model": "claude-opus-4-6",
             "max_tokens": 2000,
@@ -275,7 +278,7 @@ def test_client_disconnect_closes_the_upstream_stream(api_key: str) -> None:
         assert metric(url, "gateway_requests_total", status="client_closed") == 1
 
 
-def test_unreachable_upstream_is_502_and_slow_one_504(api_key: str) -> None:
+def test_unreachable_upstream_is_502_and_slow_one_504(api_key: str, emulator_url: str) -> None:
     body = {"model": MODEL, "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
     headers = {**HEADERS, "x-api-key": api_key}
     with gateway(f"http://127.0.0.1:{free_port()}") as url:
@@ -283,10 +286,7 @@ def test_unreachable_upstream_is_502_and_slow_one_504(api_key: str) -> None:
         assert response.status_code == 502
         assert response.json()["error"]["type"] == "api_error"
         assert api_key not in response.text
-    with (
-        emulator() as upstream,
-        gateway(upstream, env={"GATEWAY_PROVIDERS__ANTHROPIC__TIMEOUT_S": "0.3"}) as url,
-    ):
+    with gateway(emulator_url, env={"GATEWAY_PROVIDERS__ANTHROPIC__TIMEOUT_S": "0.3"}) as url:
         response = httpx.post(
             url + "/v1/messages", json=body, headers={**headers, "x-emulator-fault": "slow;ms=2000"}
         )

@@ -15,7 +15,7 @@ import anthropic
 import pytest
 
 from tests.integration.conftest import ClientFactory
-from tests.integration.servers import emulator, gateway, metric
+from tests.integration.servers import gateway, metric
 
 MODEL = "claude-sonnet-4-6"
 POLICY = "Refunds within 30 days. Escalate fraud to a human. Never share card numbers.\n" * 70
@@ -116,7 +116,9 @@ def test_miss_causes_reach_the_metrics(
     assert missed > 1024
 
 
-def test_parallel_calls_on_a_cold_prefix_write_it_once(api_key: str) -> None:
+def test_parallel_calls_on_a_cold_prefix_write_it_once(
+    api_key: str, quiet_realistic_emulator_url: str
+) -> None:
     async def fan_out(url: str, step: str) -> list[Any]:
         async with anthropic.AsyncAnthropic(base_url=url, api_key=api_key + step) as client:
             calls = [
@@ -132,7 +134,7 @@ def test_parallel_calls_on_a_cold_prefix_write_it_once(api_key: str) -> None:
             return [message.usage for message in await asyncio.gather(*calls)]
 
     env = {"GATEWAY_REWRITE__COALESCE_STEPS": '["search"]'}
-    with emulator("--latency", "realistic") as upstream, gateway(upstream, env=env) as url:
+    with gateway(quiet_realistic_emulator_url, env=env) as url:
         coalesced = asyncio.run(fan_out(url, "search"))
         uncoalesced = asyncio.run(fan_out(url, "fetch"))
         waited = metric(url, "gateway_coalesced_total", step="search")
@@ -146,11 +148,11 @@ def test_parallel_calls_on_a_cold_prefix_write_it_once(api_key: str) -> None:
     assert prefix_writes(uncoalesced) == 5
 
 
-def test_the_providers_own_diagnosis_names_the_cause(api_key: str) -> None:
+def test_the_providers_own_diagnosis_names_the_cause(api_key: str, emulator_url: str) -> None:
     """With provider_diagnostics on, the gateway asks the emulator and takes its word."""
     env = {"GATEWAY_REWRITE__PROVIDER_DIAGNOSTICS": "true"}
     question = [{"role": "user", "content": "Where is my parcel?"}]
-    with emulator() as upstream, gateway(upstream, env=env) as url:
+    with gateway(emulator_url, env=env) as url:
         client = anthropic.Anthropic(base_url=url, api_key=api_key, max_retries=0)
         with client:
             client.messages.create(model=MODEL, max_tokens=5, system=POLICY, messages=question)  # type: ignore[arg-type]

@@ -24,16 +24,14 @@ import pytest
 
 from bench.harness import free_port, wait_ready
 from tests.integration.conftest import ClientFactory
-from tests.integration.servers import emulator
 
 MODEL = "claude-sonnet-4-6"  # 75 output tokens/s in realistic latency
 
 
-@pytest.fixture(scope="module")
-def slow_emulator_url() -> Iterator[str]:
+@pytest.fixture
+def slow_emulator_url(quiet_realistic_emulator_url: str) -> str:
     """Sleeps the modelled times: a reply of N words streams for about N/60 seconds."""
-    with emulator("--latency", "realistic") as url:
-        yield url
+    return quiet_realistic_emulator_url
 
 
 @contextmanager

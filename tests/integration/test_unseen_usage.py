@@ -16,7 +16,7 @@ import pytest
 
 from tests.integration.redis_server import RedisServer, needs_redis, redis_server
 from tests.integration.scripted_upstream import Script, scripted_upstream
-from tests.integration.servers import emulator, gateway
+from tests.integration.servers import gateway
 from tests.integration.test_key_enforcement import new_key, recorded_spend, wait_for_spend
 from tests.integration.test_shared_state import state_env
 
@@ -27,11 +27,10 @@ LEAST_RESERVED = MAX_TOKENS * 5e-6
 DEADLINE_S = 30.0  # bounded waits on a loaded machine
 
 
-@pytest.fixture(scope="module")
-def paced_emulator_url() -> Iterator[str]:
+@pytest.fixture
+def paced_emulator_url(quiet_realistic_emulator_url: str) -> str:
     """Streams paced as a provider's are: a client can leave before the end."""
-    with emulator("--latency", "realistic") as url:
-        yield url
+    return quiet_realistic_emulator_url
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from gateway.errors import PermissionDenied
 from gateway.metering.ceiling import CostCeiling
 from gateway.metering.pricing import Pricing
 from gateway.settings import TeamBudgetSettings
-from tests.unit.test_access import a_key, gate_with
+from tests.unit.admission.test_access import a_key, gate_with
 
 BODY = {"model": "claude-zzz", "max_tokens": 64000, "messages": [{"role": "user", "content": "x"}]}
 

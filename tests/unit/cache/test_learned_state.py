@@ -271,7 +271,7 @@ def test_the_entry_limits_of_before_still_load_and_are_reported_ignored(tmp_path
         "rewrite.tool_forms_max_entries",
         "rewrite.registry_max_entries",
     ]
-    shipped = Path(__file__).resolve().parents[2] / "config" / "gateway.yaml"
+    shipped = Path(__file__).resolve().parents[3] / "config" / "gateway.yaml"
     assert not deprecation_warnings(load_settings(shipped))
 
 
