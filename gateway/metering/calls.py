@@ -13,7 +13,8 @@ from typing import Any, Protocol
 
 from gateway.metering.labels import LabelBounds
 from gateway.metering.metrics import Metrics
-from gateway.metering.pricing import UNPRICED_MODEL, PriceContext, Pricing
+from gateway.metering.pricing import UNPRICED_MODEL, Pricing
+from gateway.metering.rates import PriceContext
 from gateway.wire.call import Attempt
 from gateway.wire.usage import Usage
 

@@ -22,7 +22,8 @@ from typing import Any
 
 from gateway.catalog import ModelCatalog, ModelSpec
 from gateway.catalog.tokens import BodyChars
-from gateway.metering.pricing import CacheWrites, PriceContext, Pricing
+from gateway.metering.pricing import Pricing
+from gateway.metering.rates import CacheWrites, PriceContext
 
 OUTPUT_LIMIT_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
 DEFAULT_CHARS_PER_TOKEN = 2.0  # a model the catalog does not know: a dense tokenizer

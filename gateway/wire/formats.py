@@ -21,10 +21,10 @@ from gateway.wire.echo import EchoFilter
 from gateway.wire.openai_text import ChatStreamText, ResponsesStreamText, chat_text, response_text
 from gateway.wire.openai_usage import (
     ChatStreamUsage,
-    ResponsesStreamUsage,
     usage_from_chat,
     usage_from_response,
 )
+from gateway.wire.responses_usage import ResponsesStreamUsage
 from gateway.wire.tap import Tap
 from gateway.wire.usage import Reported
 

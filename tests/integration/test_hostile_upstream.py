@@ -1,4 +1,4 @@
-"""A misbehaving upstream (issue 13, items 6, 7, 10, 11, 12), against a real `gateway serve`.
+"""A misbehaving upstream, against a real `gateway serve`.
 
 The upstream is tests/integration/hostile_upstream.py: raw bytes on a socket, one mode at a
 time. The gateway runs with small limits so each case is quick: a 3 s read timeout, an 8 s

@@ -34,10 +34,10 @@ from gateway.metering.pricing import Pricing
 from gateway.wire.anthropic_usage import StreamUsage, usage_from_message
 from gateway.wire.openai_usage import (
     ChatStreamUsage,
-    ResponsesStreamUsage,
     usage_from_chat,
     usage_from_response,
 )
+from gateway.wire.responses_usage import ResponsesStreamUsage
 from gateway.wire.usage import Reported
 from tests.integration.servers import gateway
 from tests.support.fixtures import FIXTURES, Call, Fixture, load

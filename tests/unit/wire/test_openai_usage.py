@@ -6,10 +6,10 @@ from gateway.errors import PayloadTooLarge, UpstreamUnavailable, render_openai
 from gateway.wire.openai_errors import error_body, error_type_for
 from gateway.wire.openai_usage import (
     ChatStreamUsage,
-    ResponsesStreamUsage,
     usage_from_chat,
     usage_from_response,
 )
+from gateway.wire.responses_usage import ResponsesStreamUsage
 from gateway.wire.sse import encode_event
 from gateway.wire.usage import Reported, Usage
 
