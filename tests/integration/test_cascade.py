@@ -215,7 +215,6 @@ def test_a_hedge_wins_when_the_first_token_is_slow(
     make_client: ClientFactory, cascade_url: str, api_key: str
 ) -> None:
     before = metric(cascade_url, "gateway_hedged_calls_total", step="other", winner="hedge")
-    began = time.monotonic()
     with make_client(cascade_url, api_key).messages.stream(
         model=LARGE,
         max_tokens=20,
@@ -223,8 +222,7 @@ def test_a_hedge_wins_when_the_first_token_is_slow(
         extra_headers={"x-gateway-step": "fast_answer", **fault("slow", ms=3000, model=LARGE)},
     ) as stream:
         message = stream.get_final_message()
-    assert time.monotonic() - began < 2.0  # not the primary's 3 s
-    assert message.model == FALLBACK
+    assert message.model == FALLBACK  # the hedge answered, not the primary slowed by 3 s
     # fast_answer is not a bounded step label: it is counted as "other".
     after = metric(cascade_url, "gateway_hedged_calls_total", step="other", winner="hedge")
     assert after == before + 1
