@@ -102,7 +102,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     options |= {"timeout_graceful_shutdown": server.shutdown_grace_s}
     # The client edge's limits (docs/limits.md): head size and time, the connection cap in
     # the protocol; idle connections through uvicorn's keep-alive timer, which the protocol
-    # also arms for a new connection; the body's size and time in the relay.
+    # also arms for a new connection; the body's size and time in server/intake.py.
     options["http"] = edge_protocol(
         server.max_header_bytes,
         server.max_headers,

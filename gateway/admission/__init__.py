@@ -2,7 +2,7 @@
 call, whether its budgets and rate limits let this call go, and which provider key it goes
 out with.
 
-The relay asks in three steps:
+The endpoint asks in three steps (endpoint/flow.py):
 
 1. `Gate.authenticate`, from the headers alone, before anything reads or learns from the
    body: an unknown or revoked key is refused (401) here. A key this replica has seen

@@ -66,7 +66,7 @@ class _Tenant:
 class LearnedState:
     """Everything the gateway learns from requests, bounded by bytes, per tenant and in all.
 
-    A tenant is a credential (its digest: relay.py's `_tenant`). Its entries are forgotten
+    A tenant is a credential (its digest: endpoint/prepared.tenant). Its entries are forgotten
     least recently used first once it holds more than `per_tenant_max_bytes`; past
     `max_bytes` in all, an insertion by a tenant holding more than its fair share
     (`max_bytes` over the tenants holding state) forgets that tenant's own oldest entry, and

@@ -1,7 +1,8 @@
-"""A model call, top to bottom: parse → authenticate → rewrite → authorize (models, budget)
-→ dispatch → relay → finish. The body is read within its limits (server/intake.py), parsed
-once, rewritten by the pipeline and serialised once if it changed; after the response, the
-prefix registry judges the call and every observer is given its one record."""
+"""A model call, in flow.py's order: authenticate → read → parse and rewrite → authorize
+(models, budget) → dispatch → relay → finish. The body is read within its limits
+(server/intake.py), parsed once, rewritten by the pipeline and serialised once if it changed;
+after the response, the prefix registry judges the call and every observer is given its one
+record."""
 
 from __future__ import annotations
 

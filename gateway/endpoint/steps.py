@@ -31,7 +31,7 @@ class Plumbing:
 
     wire: WireFormat
     intake: Intake  # the request body's size and time limits
-    gate: Gate  # gateway keys, budgets, rate limits (admission.py)
+    gate: Gate  # gateway keys, budgets, rate limits (admission/)
     dispatcher: Dispatcher  # built with wire.new_tap
     relay: Relay
     meter: Meter

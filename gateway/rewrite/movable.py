@@ -4,7 +4,7 @@ The rule moves text only where it actually varies, and never changes the structu
 - A line holding a date or time moves to the newest user turn (the one documented role
   change) only when it varies: a "now" stamp — a time of day or an epoch stamp within a
   day of the request's time — or a line learned to vary across the calls of its prompt
-  family (state/lines.py) that is not just today's date. An example date in static
+  family (cache/lines.py) that is not just today's date. An example date in static
   instructions never moves (nor is it reported), and today's date alone stays: every call
   of the day shares it, so moving it would only cost its tokens uncached on every call.
 - A learned line (a user's name, a project's folder) stays in the text that holds it (a
@@ -181,7 +181,7 @@ def plan(
     turn_takes_dates: bool,
     ends_pay: bool,
 ) -> Moves:
-    """`texts`: the system prompt's texts, as lines; `learned`: the indexes state/lines.py
+    """`texts`: the system prompt's texts, as lines; `learned`: the indexes cache/lines.py
     learned to vary; `turn_takes_dates`: whether a user turn can take moved dates;
     `shaped`: per line, whether it holds a date shape (is_volatile);
     `ends_pay`: whether moving a line to its text's end can save anything (token-prefix

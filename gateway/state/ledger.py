@@ -3,7 +3,7 @@
 `admit` is the one pre-flight read: it finds the key by its digest, refuses it if a budget
 (key or team, day or month) has no room for the call's reservation or a per-minute window
 is full, else counts the request and reserves the call's reservation against its budgets.
-The caller sizes the reservation (access.py: what the call can cost at most), so the
+The caller sizes the reservation (metering/ceiling.py: what the call can cost at most), so the
 ledger holds no pricing. `settle` swaps the reservation for the real cost and adds the
 call's tokens to the window. Reserving the most a call can cost keeps concurrent calls,
 on any number of replicas, from overspending a budget at all.

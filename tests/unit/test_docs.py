@@ -136,6 +136,61 @@ def test_files_cite_docs_that_exist() -> None:
     assert not missing, missing
 
 
+# A module or package of the gateway as the documentation names it: `gateway/relay.py`,
+# `gateway/cache/`. Not inside a longer path (a URL, `tests/unit/gateway/...`).
+GATEWAY_PATH = re.compile(r"(?<![\w./-])gateway/(?:[\w-]+/)*(?:[\w-]+\.py\b)?")
+
+
+def reference_pages() -> list[Path]:
+    """The front page and the reference: what a reader follows to the code. (Benchmark
+    reports under bench/results/ describe the code they measured, at its commit.)"""
+    chosen = ("README.md", "bench/README.md")
+    return [
+        p
+        for p in documents()
+        if p.relative_to(REPO).as_posix() in chosen or p.parent.name == "docs"
+    ]
+
+
+@pytest.mark.parametrize("doc", reference_pages(), ids=lambda p: str(p.relative_to(REPO)))
+def test_gateway_paths_named_in_docs_exist(doc: Path) -> None:
+    """A code location the docs cite (a limit's, a defence's) is where a reader will look."""
+    named = set(GATEWAY_PATH.findall(doc.read_text(encoding="utf-8")))
+    missing = sorted(path for path in named if not (REPO / path).exists())
+    assert not missing, missing
+
+
+def test_the_architecture_names_modules_that_exist() -> None:
+    """docs/architecture.md names modules and packages relative to gateway/ (`server/`,
+    `endpoint/flow.py`, `relay.py`): each is a module or package somewhere in gateway/ (or
+    a path from the repository's root)."""
+    page = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
+    names = set(re.findall(r"`((?:[a-z_]+/)*(?:[a-z_]+\.py|[a-z_]+/))`", page))
+    tree = {p.relative_to(REPO / "gateway").as_posix() for p in (REPO / "gateway").rglob("*")}
+    tree |= {f"{name}/" for name in tree}
+    missing = sorted(
+        n
+        for n in names
+        if not (REPO / n).exists() and not any(t == n or t.endswith("/" + n) for t in tree)
+    )
+    assert len(names) > 40  # the page walks the tree
+    assert not missing, missing
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("in `gateway/relay.py`, ", ["gateway/relay.py"]),
+        ("(gateway/cache/bounded.py, `LearnedState`)", ["gateway/cache/bounded.py"]),
+        ("`gateway/state/` holds", ["gateway/state/"]),
+        ("gateway/catalog/models.yaml", ["gateway/catalog/"]),
+        ("https://example.com/gateway/x.py and tests/unit/gateway/y.py", []),
+    ],
+)
+def test_a_gateway_path_is_recognized(text: str, found: list[str]) -> None:
+    assert GATEWAY_PATH.findall(text) == found
+
+
 @pytest.mark.parametrize(
     "line",
     [

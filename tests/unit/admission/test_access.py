@@ -46,7 +46,7 @@ def a_key(**limits: Any) -> tuple[str, GatewayKey]:
 
 
 def admit(gate: Gate, secret: str, model: str = "m", step: str | None = None) -> Any:
-    """As the relay asks: authenticate, authorize the model, admit."""
+    """As the endpoint asks: authenticate, authorize the model, admit."""
     headers = [(b"x-api-key", secret.encode())]
 
     async def ask() -> Any:

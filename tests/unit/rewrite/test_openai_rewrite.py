@@ -141,7 +141,7 @@ def test_per_user_lines_are_learned_and_moved_to_the_end_of_their_text() -> None
             learned.lines,
             NOW,
         )
-        learned.learn(out.observations)  # as the relay does once the provider has accepted the call
+        learned.learn(out.observations)  # as the endpoint does once the provider accepted the call
     assert out.body["messages"] == [
         system("Support bot.\nRules.\nThe customer is Fay."),
         user("q"),

@@ -90,7 +90,7 @@ def test_tools_keep_their_first_seen_form_and_order() -> None:
     fetch = {"name": "fetch", "input_schema": {"type": "object", "properties": {}}}
     first = stable_tool_json(req(tools=[search, fetch], messages=[]), forms, enabled=True)
     assert not first.changed
-    learned.learn(first.observations)  # as the relay does once the provider accepted the call
+    learned.learn(first.observations)  # as the endpoint does once the provider accepted the call
     shuffled = [
         {"input_schema": {"properties": {}, "type": "object"}, "name": "fetch"},
         {"input_schema": {"type": "object"}, "description": "Search", "name": "search"},
@@ -105,7 +105,7 @@ def test_a_call_the_provider_refused_teaches_nothing() -> None:
     forms = memory().tools
     search = {"name": "search", "description": "Search", "input_schema": {"type": "object"}}
     refused = stable_tool_json(req(tools=[search], messages=[]), forms, enabled=True)
-    assert refused.observations  # not learned: the relay keeps them only for an accepted call
+    assert refused.observations  # not learned: the endpoint keeps them only for an accepted call
     shuffled = [dict(reversed(search.items()))]
     own = stable_tool_json(req(tools=shuffled, messages=[]), forms, enabled=True)
     assert not own.changed  # the refused call's form was never kept
@@ -161,7 +161,7 @@ def test_lines_that_vary_per_user_are_learned_and_kept_in_their_block() -> None:
     for name in ("Ann", "Bo", "Cy", "Di", "Ed", "Flo"):
         system = f"You are Acme's agent.\nCustomer: {name}\n{POLICY}"
         results.append(volatile(req(system=system, messages=[]), "move", learned.lines, NOW))
-        learned.learn(results[-1].observations)  # as the relay does once the provider accepts
+        learned.learn(results[-1].observations)  # as the endpoint does once the provider accepts
     assert not results[0].findings  # not yet learned: too few requests of the family
     last = results[-1]
     assert [f.code for f in last.findings] == ["user_content_in_prefix", "volatile_line_kept"]
@@ -180,7 +180,7 @@ MEMORY = (
 
 
 def family(texts: list[Any], **body: Any) -> list[LLMRequest]:
-    """Each system text sent in turn by one tenant, as the relay does: learned once accepted."""
+    """Each system text sent in turn by one tenant, as the endpoint does: learned once accepted."""
     learned = memory(learn_volatile_after=5)
     out = []
     for text in texts:

@@ -4,7 +4,7 @@ Generated prompt families — system prompts built from static lines, lines that
 call (a customer's name, a login date, a "now" stamp), example dates, today's date,
 tag-delimited sections and markdown headings, split over system blocks, messages and part
 lists — are sent call after call through the volatile rule (and, on Anthropic, the whole
-pipeline), learning as the relay does. Every call's rewrite must:
+pipeline), learning as the endpoint does. Every call's rewrite must:
 - change no text's role, except a dated line that varies moving from system to user;
 - never move an example date or today's date alone;
 - keep the structure: no block or message added or merged away, no part list turned into a
