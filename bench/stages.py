@@ -47,8 +47,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from gateway.cache.bounded import LearnedState  # noqa: E402
-from gateway.cache.lines import LineStats  # noqa: E402
-from gateway.cache.registry import PrefixRegistry  # noqa: E402
+from gateway.cache.learned import LearnedMemory  # noqa: E402
 from gateway.cascade.lifecycle import Lifecycle  # noqa: E402
 from gateway.cascade.table import RoutingTable  # noqa: E402
 from gateway.catalog import ModelCatalog  # noqa: E402
@@ -63,7 +62,6 @@ from gateway.rewrite.fingerprint import conversation_of, family_of, fingerprint 
 from gateway.rewrite.openai_text import layers  # noqa: E402
 from gateway.rewrite.pipeline import RewriteContext  # noqa: E402
 from gateway.rewrite.request import LLMRequest  # noqa: E402
-from gateway.rewrite.tool_json import ToolForms  # noqa: E402
 from gateway.settings import Settings  # noqa: E402
 from gateway.wire.formats import (  # noqa: E402
     ANTHROPIC_MESSAGES,
@@ -198,16 +196,11 @@ class Parts:
             settings.rewrite.learned_state_max_bytes,
             settings.rewrite.learned_state_per_tenant_max_bytes,
         )
-        self.registry = PrefixRegistry(learned)
+        self.memory = LearnedMemory.within(learned, settings.rewrite.learn_volatile_after)
+        self.registry = self.memory.prefixes
         routing = RoutingTable(settings.routing, catalog)
         self.context = RewriteContext(
-            settings.rewrite,
-            catalog,
-            ToolForms(learned),
-            LineStats(settings.rewrite.learn_volatile_after, state=learned),
-            self.registry,
-            routing,
-            Lifecycle(catalog),
+            settings.rewrite, catalog, self.memory, routing, Lifecycle(catalog)
         )
         labels = LabelBounds(
             settings.metering.steps,
@@ -223,7 +216,7 @@ class Parts:
         request = self.request(body, orjson.loads(raw))
         for stage in body.wire.stages:
             request = stage(request, self.context)
-        request.learn()
+        self.memory.learn(request.observations)
         if request.fingerprint is not None and usage is not None:
             owner = (body.wire.provider, "other", "none")
             self.registry.record(
@@ -280,11 +273,12 @@ def steps(parts: Parts, body: Body, chunks: list[bytes], plain: bytes) -> list[S
     final = request.body
     changed = request.changed
     stable = request.stable_system_blocks
+    tools = request.prompt_tools
     shaped = layers(final) if wire.provider == "openai" else final
     at = next(i for i, step in enumerate(out) if step[0] == "rewrite.audit") + 1
     out[at:at] = [
-        ("· fingerprint", True, lambda: fingerprint(shaped, stable, 4.0, TENANT)),
-        ("· family_of (+ breakpoints)", True, lambda: family_of(shaped, stable, TENANT)),
+        ("· fingerprint", True, lambda: fingerprint(shaped, stable, 4.0, TENANT, tools)),
+        ("· family_of (+ breakpoints)", True, lambda: family_of(shaped, stable, TENANT, tools)),
         ("· conversation_of (+ bre..)", True, lambda: conversation_of(shaped, TENANT)),
     ]
     # Serialized only when a stage changed the body (relay.py), or for a gateway key's call.
@@ -333,7 +327,7 @@ def steps(parts: Parts, body: Body, chunks: list[bytes], plain: bytes) -> list[S
     if new_filter is not None:
         out.append(("usage filter (chat stream)", False, strip))
     out += [
-        ("lessons (after a 2xx)", False, request.learn),
+        ("lessons (after a 2xx)", False, lambda: parts.memory.learn(request.observations)),
         ("registry.record", False, remember),
         (f"tap.stream ({len(chunks)} events)", False, tap),
         ("usage.json body", False, lambda: wire.usage_from_body(plain)),
