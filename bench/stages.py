@@ -17,9 +17,10 @@ Stages see the learned state of a steady conversation: before a recorded body is
 session's earlier calls and the body itself go through the pipeline, each learned from and
 recorded as a successful call, so tool forms, line statistics and the prefix registry hold
 what they would. Each step is timed alone on the input it gets in a call (the previous
-stage's output), run until it has taken ~`--budget-ms` or `--max-runs` times, and reported as
-its median. Rows marked `·` are parts of a step above, shown apart because they walk the
-body (the stage's time includes them).
+stage's output, from the body parsed anew for each run, so no text's hash is cached from the
+run before: a memo keyed by texts pays here what it pays in a call), run until it has taken
+~`--budget-ms` or `--max-runs` times, and reported as its median. Rows marked `·` are parts
+of a step above, shown apart because they walk the body (the stage's time includes them).
 """
 
 from __future__ import annotations
@@ -227,7 +228,11 @@ class Parts:
 # --------------------------------------------------------------------------- timing
 
 
-Step = tuple[str, bool, Callable[[], object]]  # (name, part of a step above, the work)
+Work = Callable[[], object]
+# (name, part of a step above, a fresh input's work): each run times the work on an input
+# made anew (a body parsed again, as every call's is), so no string's hash is cached from
+# an earlier run and a memo keyed by a text pays what it would in a call.
+Step = tuple[str, bool, Callable[[], Work]]
 
 
 @dataclass(frozen=True)
@@ -238,18 +243,25 @@ class Row:
     runs: int
 
 
-def measure(fn: Callable[[], object], budget_s: float, max_runs: int) -> tuple[float, int]:
-    """Median µs of `fn`, run until it has taken `budget_s` or `max_runs` times (at least 3)."""
-    fn()  # once untimed: first-call caches
+def measure(prepare: Callable[[], Work], budget_s: float, max_runs: int) -> tuple[float, int]:
+    """Median µs of the work `prepare` makes (made anew, untimed, before each run), run until
+    it has taken `budget_s` or `max_runs` times (at least 3)."""
+    prepare()()  # once untimed: first-call caches
     times: list[float] = []
     spent = 0.0
     while len(times) < 3 or (spent < budget_s and len(times) < max_runs):
+        fn = prepare()
         start = time.perf_counter()
         fn()
         elapsed = time.perf_counter() - start
         times.append(elapsed)
         spent += elapsed
     return statistics.median(times) * 1e6, len(times)
+
+
+def same(fn: Work) -> Callable[[], Work]:
+    """A step whose input need not be made anew (no text is hashed by it)."""
+    return lambda: fn
 
 
 def _name(stage: Callable[..., Any]) -> str:
@@ -261,30 +273,43 @@ def steps(parts: Parts, body: Body, chunks: list[bytes], plain: bytes) -> list[S
     """(name, part of a step above, the work) for every per-call step, in the call's order."""
     wire = body.wire
     parsed = orjson.loads(body.raw)
-    out: list[Step] = [
-        ("parse", False, lambda: orjson.loads(body.raw)),
-    ]
-    request = parts.request(body, parsed)
     context = parts.context
-    for stage in wire.stages:
-        given = request
-        out.append((_name(stage), False, functools.partial(stage, given, context)))
-        request = stage(request, context)
+
+    def through(count: int) -> LLMRequest:
+        """A fresh parse of the body, through the first `count` stages."""
+        request = parts.request(body, orjson.loads(body.raw))
+        for stage in wire.stages[:count]:
+            request = stage(request, context)
+        return request
+
+    def stage_at(i: int) -> Callable[[], Work]:
+        return lambda: functools.partial(wire.stages[i], through(i), context)
+
+    def on_final(work: Callable[[LLMRequest, dict[str, Any]], object]) -> Callable[[], Work]:
+        def prepare() -> Work:
+            done = through(len(wire.stages))
+            shaped = layers(done.body) if wire.provider == "openai" else done.body
+            return functools.partial(work, done, shaped)
+
+        return prepare
+
+    out: list[Step] = [("parse", False, same(lambda: orjson.loads(body.raw)))]
+    out += [(_name(stage), False, stage_at(i)) for i, stage in enumerate(wire.stages)]
+    request = through(len(wire.stages))
     final = request.body
     changed = request.changed
-    stable = request.stable_system_blocks
-    tools = request.prompt_tools
-    shaped = layers(final) if wire.provider == "openai" else final
     at = next(i for i, step in enumerate(out) if step[0] == "rewrite.audit") + 1
     out[at:at] = [
-        ("· fingerprint", True, lambda: fingerprint(shaped, stable, 4.0, TENANT, tools)),
-        ("· family_of (+ breakpoints)", True, lambda: family_of(shaped, stable, TENANT, tools)),
-        ("· conversation_of (+ bre..)", True, lambda: conversation_of(shaped, TENANT)),
-    ]
+        ("· fingerprint", True, on_final(lambda r, b: fingerprint(
+            b, r.stable_system_blocks, 4.0, TENANT, r.prompt_tools))),
+        ("· family_of (+ breakpoints)", True, on_final(lambda r, b: family_of(
+            b, r.stable_system_blocks, TENANT, r.prompt_tools))),
+        ("· conversation_of (+ bre..)", True, on_final(lambda r, b: conversation_of(b, TENANT))),
+    ]  # fmt: skip
     # Serialized only when a stage changed the body (relay.py), or for a gateway key's call.
     out.append(("serialize" + ("" if changed else " (unchanged: skipped)"), not changed,
-                lambda: orjson.dumps(final)))  # fmt: skip
-    out.append(("tokens.BodyChars (keys only)", False, lambda: BodyChars.of(final)))
+                same(lambda: orjson.dumps(final))))  # fmt: skip
+    out.append(("tokens.BodyChars (keys only)", False, same(lambda: BodyChars.of(final))))
 
     def tap() -> object:
         watcher = wire.new_tap(8 * KB * KB)
@@ -325,14 +350,14 @@ def steps(parts: Parts, body: Body, chunks: list[bytes], plain: bytes) -> list[S
         return [usage_filter.feed(chunk) for chunk in chunks], usage_filter.flush()
 
     if new_filter is not None:
-        out.append(("usage filter (chat stream)", False, strip))
+        out.append(("usage filter (chat stream)", False, same(strip)))
     out += [
-        ("lessons (after a 2xx)", False, lambda: parts.memory.learn(request.observations)),
-        ("registry.record", False, remember),
-        (f"tap.stream ({len(chunks)} events)", False, tap),
-        ("usage.json body", False, lambda: wire.usage_from_body(plain)),
-        ("meter.on_call_complete", False, lambda: parts.meter.on_call_complete(record)),
-        ("call_log.line", False, lambda: CallLog._line(record, metered)),
+        ("lessons (after a 2xx)", False, same(lambda: parts.memory.learn(request.observations))),
+        ("registry.record", False, same(remember)),
+        (f"tap.stream ({len(chunks)} events)", False, same(tap)),
+        ("usage.json body", False, same(lambda: wire.usage_from_body(plain))),
+        ("meter.on_call_complete", False, same(lambda: parts.meter.on_call_complete(record))),
+        ("call_log.line", False, same(lambda: CallLog._line(record, metered))),
     ]
     return out
 
@@ -348,8 +373,8 @@ def run_body(
         parts.call(body, raw, usage, at)
         at += 60.0
     rows = []
-    for name, part_of, fn in steps(parts, body, chunks, plain):
-        median_us, runs = measure(fn, budget_s, max_runs)
+    for name, part_of, prepare in steps(parts, body, chunks, plain):
+        median_us, runs = measure(prepare, budget_s, max_runs)
         rows.append(Row(name, part_of, median_us, runs))
     facts = {"bytes": len(body.raw), "wire": body.wire.name, "events": len(chunks)}
     return rows, facts
@@ -431,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("--body", action="append", help="only this body (repeatable)")
     parser.add_argument("--budget-ms", type=float, default=40.0, help="time per step per body")
-    parser.add_argument("--max-runs", type=int, default=200)
+    parser.add_argument("--max-runs", type=int, default=100)
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     parser.add_argument("--compare", type=Path, help="a --json file of an earlier run")
     args = parser.parse_args(argv)
