@@ -63,6 +63,7 @@ from gateway.rewrite.fingerprint import conversation_of, family_of, fingerprint 
 from gateway.rewrite.openai_text import layers  # noqa: E402
 from gateway.rewrite.pipeline import RewriteContext  # noqa: E402
 from gateway.rewrite.request import LLMRequest  # noqa: E402
+from gateway.rewrite.snapshot import Derived  # noqa: E402
 from gateway.settings import Settings  # noqa: E402
 from gateway.wire.formats import (  # noqa: E402
     ANTHROPIC_MESSAGES,
@@ -189,7 +190,7 @@ def responses(settings: Settings, body: Body) -> tuple[list[bytes], bytes]:
 class Parts:
     """The objects create_app builds for model calls, with the default settings."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, memo: bool = True) -> None:
         self.settings = settings
         catalog = ModelCatalog.load(settings.models)
         self.catalog = catalog
@@ -197,7 +198,8 @@ class Parts:
             settings.rewrite.learned_state_max_bytes,
             settings.rewrite.learned_state_per_tenant_max_bytes,
         )
-        self.memory = LearnedMemory.within(learned, settings.rewrite.learn_volatile_after)
+        after = settings.rewrite.learn_volatile_after
+        self.memory = LearnedMemory.within(learned, after, memo)
         self.registry = self.memory.prefixes
         routing = RoutingTable(settings.routing, catalog)
         self.context = RewriteContext(
@@ -212,12 +214,17 @@ class Parts:
     def request(self, body: Body, parsed: dict[str, Any]) -> LLMRequest:
         return LLMRequest(body.wire.provider, parsed, None, TENANT, True)
 
-    def call(self, body: Body, raw: bytes, usage: Usage | None, at: float) -> None:
-        """One accepted call: its lessons kept and the registry told of it, as the relay does."""
+    def call(
+        self, body: Body, raw: bytes, usage: Usage | None, at: float, derived: bool = True
+    ) -> None:
+        """One accepted call: its lessons kept and the registry told of it, as the relay does.
+        `derived=False`: what it derived is not kept, as if it were the conversation's newest
+        turn (the memo holds the turns before it)."""
         request = self.request(body, orjson.loads(raw))
         for stage in body.wire.stages:
             request = stage(request, self.context)
-        self.memory.learn(request.observations)
+        kept = [o for o in request.observations if derived or not isinstance(o, Derived)]
+        self.memory.learn(kept)
         if request.fingerprint is not None and usage is not None:
             owner = (body.wire.provider, "other", "none")
             self.registry.record(
@@ -363,14 +370,17 @@ def steps(parts: Parts, body: Body, chunks: list[bytes], plain: bytes) -> list[S
 
 
 def run_body(
-    settings: Settings, body: Body, budget_s: float, max_runs: int
+    settings: Settings, body: Body, budget_s: float, max_runs: int, memo: bool = True
 ) -> tuple[list[Row], dict[str, Any]]:
-    parts = Parts(settings)
+    parts = Parts(settings, memo)
     chunks, plain = responses(settings, body)
     usage = body.wire.usage_from_body(plain).usage
     at = time.time() - 3600.0
-    for raw in (*body.earlier, *[body.raw] * LEARN_TIMES):
+    for raw in body.earlier:
         parts.call(body, raw, usage, at)
+        at += 60.0
+    for _ in range(LEARN_TIMES):
+        parts.call(body, body.raw, usage, at, derived=False)
         at += 60.0
     rows = []
     for name, part_of, prepare in steps(parts, body, chunks, plain):
@@ -459,6 +469,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-runs", type=int, default=100)
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     parser.add_argument("--compare", type=Path, help="a --json file of an earlier run")
+    parser.add_argument(
+        "--no-memo", action="store_true", help="every call derives all anew (rewrite/memo.py)"
+    )
     args = parser.parse_args(argv)
     settings = Settings()
     bodies = [b for b in all_bodies() if not args.body or b.name in args.body]
@@ -467,7 +480,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     started = time.perf_counter()
     results: Results = {
-        b.name: run_body(settings, b, args.budget_ms / 1000, args.max_runs) for b in bodies
+        b.name: run_body(settings, b, args.budget_ms / 1000, args.max_runs, not args.no_memo)
+        for b in bodies
     }
     print("Per-call gateway work, µs per call (median; · = part of the step above it)\n")
     print(table(results, per_call, 0))

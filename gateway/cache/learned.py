@@ -8,9 +8,10 @@ from dataclasses import dataclass
 
 from gateway.cache.bounded import LearnedState
 from gateway.cache.lines import LineStats
+from gateway.cache.memo import Memo, NoMemo
 from gateway.cache.registry import PrefixRegistry
 from gateway.cache.tool_forms import ToolForms
-from gateway.rewrite.snapshot import LinesSeen, Observation, TailJudged, ToolsSeen
+from gateway.rewrite.snapshot import Derived, LinesSeen, Observation, TailJudged, ToolsSeen
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,12 +19,19 @@ class LearnedMemory:
     lines: LineStats
     tools: ToolForms
     prefixes: PrefixRegistry
+    memo: Memo | NoMemo
 
     @classmethod
-    def within(cls, state: LearnedState, learn_volatile_after: int = 5) -> LearnedMemory:
-        """Every table in one bounded state (bounded.py)."""
+    def within(
+        cls, state: LearnedState, learn_volatile_after: int = 5, memo: bool = True
+    ) -> LearnedMemory:
+        """Every table in one bounded state (bounded.py); `memo=False`: every call derives
+        everything anew (the reference the memo is tested and measured against)."""
         return cls(
-            LineStats(learn_volatile_after, state=state), ToolForms(state), PrefixRegistry(state)
+            LineStats(learn_volatile_after, state=state),
+            ToolForms(state),
+            PrefixRegistry(state),
+            Memo(state) if memo else NoMemo(),
         )
 
     def learn(self, observations: Iterable[Observation]) -> None:
@@ -35,3 +43,5 @@ class LearnedMemory:
                     self.tools.learn(seen)
                 case TailJudged(tenant, step, model):
                     self.prefixes.tail_judged(tenant, step, model)
+                case Derived():
+                    self.memo.learn(seen)

@@ -60,7 +60,7 @@ def _pin(request: LLMRequest, context: RewriteContext) -> LLMRequest:
 
 
 def _whitespace(request: LLMRequest, context: RewriteContext) -> LLMRequest:
-    return whitespace(request, context.settings.whitespace)
+    return whitespace(request, context.settings.whitespace, context.learned.memo)
 
 
 def _tool_json(request: LLMRequest, context: RewriteContext) -> LLMRequest:
@@ -152,7 +152,7 @@ ANTHROPIC_STAGES: tuple[Stage, ...] = (
 
 
 def _openai_whitespace(request: LLMRequest, context: RewriteContext) -> LLMRequest:
-    return whitespace_openai(request, context.settings.whitespace)
+    return whitespace_openai(request, context.settings.whitespace, context.learned.memo)
 
 
 def _openai_volatile(request: LLMRequest, context: RewriteContext) -> LLMRequest:

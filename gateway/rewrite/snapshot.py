@@ -9,6 +9,7 @@ A read may refresh an entry's recency in the cache's LRU order, never its conten
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -46,7 +47,18 @@ class TailJudged:
     model: str
 
 
-Observation = LinesSeen | ToolsSeen | TailJudged
+@dataclass(frozen=True, slots=True)
+class Derived:
+    """What the stages derived from parts of a body that a later call may repeat (a text's
+    canonical form, a system text's lines, a block's digest): each a pure function of its
+    key, kept once the provider has accepted the call, so the next turn of a conversation,
+    which resends this one's bytes, looks them up (memo.py). (key, value, bytes held)."""
+
+    tenant: bytes
+    entries: tuple[tuple[Hashable, object, int], ...]
+
+
+Observation = LinesSeen | ToolsSeen | TailJudged | Derived
 
 
 class LinesView(Protocol):
@@ -76,6 +88,12 @@ class PrefixView(Protocol):
     def previous_message_id(self, fp: Fingerprint) -> str | None: ...
 
 
+class MemoView(Protocol):
+    def derived(self, tenant: bytes, key: Hashable) -> object | None:
+        """A value a stage derived from `key` on an accepted call (`Derived`), if kept."""
+        ...
+
+
 class Learned(Protocol):
     """The learned memory as the stages read it."""
 
@@ -87,3 +105,6 @@ class Learned(Protocol):
 
     @property
     def prefixes(self) -> PrefixView: ...
+
+    @property
+    def memo(self) -> MemoView: ...

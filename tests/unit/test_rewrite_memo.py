@@ -1,0 +1,85 @@
+"""The memo of derived values (rewrite/memo.py) is invisible: every turn of a recorded
+conversation rewrites to the same body, rewrites, findings and observations with it as
+without it, and a turn sent again does too."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from gateway.cache.bounded import LearnedState
+from gateway.cache.learned import LearnedMemory
+from gateway.rewrite.memo import frozen
+from gateway.rewrite.pipeline import ANTHROPIC_STAGES, OPENAI_STAGES, rewrite
+from gateway.rewrite.request import LLMRequest
+from gateway.rewrite.snapshot import Derived
+from tests.support.fixtures import FIXTURES, load
+from tests.support.rewrite import context
+
+TENANT = b"tenant-a"
+RECORDINGS = sorted(path.stem for path in FIXTURES.glob("*.jsonl"))
+
+
+def _outcome(request: LLMRequest) -> tuple[Any, ...]:
+    return (
+        json.dumps(request.body),  # key order included: it is the bytes sent
+        request.rewrites,
+        request.findings,
+        tuple(o for o in request.observations if not isinstance(o, Derived)),
+        request.fingerprint,
+        request.stable_system_blocks,
+        request.dates_at,
+        request.changed,
+    )
+
+
+@pytest.mark.parametrize("name", RECORDINGS)
+def test_a_recorded_conversation_rewrites_the_same_with_and_without_the_memo(name: str) -> None:
+    calls = load(FIXTURES / f"{name}.jsonl").calls
+    memories = [LearnedMemory.within(LearnedState.default(), memo=memo) for memo in (True, False)]
+    contexts = [context(memory) for memory in memories]
+    derived = 0
+    for call in calls:
+        stages = ANTHROPIC_STAGES if call.wire == "anthropic" else OPENAI_STAGES
+        provider = "anthropic" if call.wire == "anthropic" else "openai"
+        raw = call.raw_body()
+        for _ in range(2):  # a turn, then the same turn again (a retry): all found in the memo
+            outs = [
+                rewrite(LLMRequest(provider, json.loads(raw), None, TENANT), ctx, stages)
+                for ctx in contexts
+            ]
+            assert _outcome(outs[0]) == _outcome(outs[1])
+            for memory, out in zip(memories, outs, strict=True):
+                memory.learn(out.observations)
+            derived += sum(isinstance(o, Derived) for o in outs[0].observations)
+    assert derived, "the memo was never used: the comparison compared nothing"
+
+
+def test_a_repeated_long_text_is_derived_once() -> None:
+    memory = LearnedMemory.within(LearnedState.default())
+    ctx = context(memory)
+    text = "A line with a trailing space \n" * 100
+    body = {"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": text}]}
+    first = rewrite(LLMRequest("anthropic", json.loads(json.dumps(body)), None, TENANT), ctx)
+    memory.learn(first.observations)
+    again = rewrite(LLMRequest("anthropic", json.loads(json.dumps(body)), None, TENANT), ctx)
+    assert any(isinstance(o, Derived) for o in first.observations)
+    assert not any(isinstance(o, Derived) for o in again.observations)
+    assert again.body == first.body
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        (True, 1),
+        (1, 1.0),
+        (0.0, -0.0),
+        ({"a": 1, "b": 2}, {"b": 2, "a": 1}),
+        ("1", 1),
+        ([1], {"1": 1}),
+    ],
+)
+def test_values_that_serialize_differently_have_different_keys(a: Any, b: Any) -> None:
+    assert frozen(a) != frozen(b)
