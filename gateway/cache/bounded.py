@@ -23,6 +23,10 @@ class BoundedDict(Generic[K, V]):
             self._data.move_to_end(key)
         return value
 
+    def peek(self, key: K) -> V | None:
+        """The value, its recency left as it is (a read that judges, not a use)."""
+        return self._data.get(key)
+
     def setdefault(self, key: K, value: V) -> V:
         """The stored value for `key`, storing `value` first if there was none."""
         stored = self.get(key)

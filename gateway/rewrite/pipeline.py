@@ -68,7 +68,8 @@ def _tool_json(request: LLMRequest, context: RewriteContext) -> LLMRequest:
 
 
 def _volatile(request: LLMRequest, context: RewriteContext) -> LLMRequest:
-    return volatile(request, context.settings.volatile, context.learned.lines, context.now())
+    learned = context.learned
+    return volatile(request, context.settings.volatile, learned.lines, context.now(), learned.memo)
 
 
 def _model_facts(request: LLMRequest, context: RewriteContext) -> tuple[int, float]:
@@ -156,8 +157,8 @@ def _openai_whitespace(request: LLMRequest, context: RewriteContext) -> LLMReque
 
 
 def _openai_volatile(request: LLMRequest, context: RewriteContext) -> LLMRequest:
-    policy = context.settings.volatile
-    return volatile_openai(request, policy, context.learned.lines, context.now())
+    policy, learned = context.settings.volatile, context.learned
+    return volatile_openai(request, policy, learned.lines, context.now(), learned.memo)
 
 
 def _prompt_cache_key(request: LLMRequest, context: RewriteContext) -> LLMRequest:

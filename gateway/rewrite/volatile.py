@@ -26,9 +26,10 @@ import datetime as dt
 import hashlib
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 from gateway.rewrite.fingerprint import prompt_family, unmarked
+from gateway.rewrite.memo import MIN_CHARS, CallMemo, chars
 from gateway.rewrite.movable import (
     DAY_LEVEL,
     ISO_DATETIME,
@@ -41,7 +42,7 @@ from gateway.rewrite.movable import (
 )
 from gateway.rewrite.openai_text import OpenAISystem
 from gateway.rewrite.request import Finding, LLMRequest, Rewrite
-from gateway.rewrite.snapshot import LinesSeen, LinesView
+from gateway.rewrite.snapshot import LinesSeen, LinesView, MemoView
 from gateway.rewrite.text import AnthropicSystem
 
 __all__ = [
@@ -84,22 +85,50 @@ OPENAI = OpenAISystem()
 
 
 def volatile(
-    request: LLMRequest, policy: VolatilePolicy, lines: LinesView, now: dt.datetime
+    request: LLMRequest,
+    policy: VolatilePolicy,
+    lines: LinesView,
+    now: dt.datetime,
+    memo: MemoView | None = None,
 ) -> LLMRequest:
     """`now`: the request's time (a "now" stamp is close to it)."""
-    return volatile_lines(request, policy, lines, now, ANTHROPIC)
+    return volatile_lines(request, policy, lines, now, ANTHROPIC, memo)
 
 
 def volatile_openai(
-    request: LLMRequest, policy: VolatilePolicy, lines: LinesView, now: dt.datetime
+    request: LLMRequest,
+    policy: VolatilePolicy,
+    lines: LinesView,
+    now: dt.datetime,
+    memo: MemoView | None = None,
 ) -> LLMRequest:
     """The same rule on an OpenAI body: instructions and leading system messages."""
-    return volatile_lines(request, policy, lines, now, OPENAI)
+    return volatile_lines(request, policy, lines, now, OPENAI, memo)
 
 
 def line_key(line: str) -> bytes:
     """A line as the learned line counts know it."""
     return hashlib.blake2b(line.encode(), digest_size=8).digest()
+
+
+# A text's lines, whether each holds a date shape (is_volatile), and each one's line_key.
+Analysis = tuple[tuple[str, ...], tuple[bool, ...], tuple[bytes, ...]]
+
+
+def _analysed(text: str, memo: CallMemo | None) -> Analysis:
+    """A text's lines, whether each holds a date shape and its key: looked up for a long text
+    an earlier call sent too (the same system prompt comes on every call of a family: 458 of
+    the stage's ~800 us on Claude Code's were the shapes' regexes, 97 the keys)."""
+    if memo is None or len(text) < MIN_CHARS:
+        lines = tuple(text.split("\n"))
+        return lines, tuple(map(is_volatile, lines)), tuple(map(line_key, lines))
+    key = ("lines", text)
+    found = memo.get(key)
+    if found is not None:
+        return cast(Analysis, found)
+    analysis = _analysed(text, None)
+    memo.keep(key, analysis, 2 * chars(text) + 100 * len(analysis[0]))
+    return analysis
 
 
 def volatile_lines(
@@ -108,19 +137,34 @@ def volatile_lines(
     lines: LinesView,
     now: dt.datetime,
     part: SystemPart,
+    view: MemoView | None = None,
+) -> LLMRequest:
+    memo = None if view is None else CallMemo(view, request.tenant)
+    out = _volatile_lines(request, policy, lines, now, part, memo)
+    return out if memo is None else memo.observed(out)
+
+
+def _volatile_lines(
+    request: LLMRequest,
+    policy: VolatilePolicy,
+    lines: LinesView,
+    now: dt.datetime,
+    part: SystemPart,
+    memo: CallMemo | None,
 ) -> LLMRequest:
     body = request.body
     texts = part.texts(body)
     if not texts:
         return request
-    split = [text.split("\n") for _, text in texts]
+    analysed = [_analysed(text, memo) for _, text in texts]
+    split = [text_lines for text_lines, _, _ in analysed]
     flat = [line for text in split for line in text]
-    shaped = [is_volatile(line) for line in flat]
+    shaped = [shape for _, shapes, _ in analysed for shape in shapes]
     first = next((x for x, shape in zip(flat, shaped, strict=True) if not shape and x.strip()), "")
     tools = unmarked(part.tools(body)) if request.prompt_tools is None else request.prompt_tools
     request = replace(request, prompt_tools=tools)
     family = prompt_family(request.tenant, tools, first.encode())
-    keys = [line_key(line) for line in flat]
+    keys = [key for _, _, text_keys in analysed for key in text_keys]
     learned = {i for i in lines.varying(request.tenant, family, keys) if flat[i].strip()}
     seen = (LinesSeen(request.tenant, family, frozenset(keys)),)
     moves = plan(
