@@ -60,10 +60,10 @@ from gateway.metering.labels import LabelBounds  # noqa: E402
 from gateway.metering.metrics import Metrics  # noqa: E402
 from gateway.metering.pricing import Pricing  # noqa: E402
 from gateway.rewrite.fingerprint import conversation_of, family_of, fingerprint  # noqa: E402
+from gateway.rewrite.memo import Derived  # noqa: E402
 from gateway.rewrite.openai_text import layers  # noqa: E402
 from gateway.rewrite.pipeline import RewriteContext  # noqa: E402
 from gateway.rewrite.request import LLMRequest  # noqa: E402
-from gateway.rewrite.snapshot import Derived  # noqa: E402
 from gateway.settings import Settings  # noqa: E402
 from gateway.wire.formats import (  # noqa: E402
     ANTHROPIC_MESSAGES,

@@ -11,7 +11,8 @@ from gateway.cache.lines import LineStats
 from gateway.cache.memo import Memo, NoMemo
 from gateway.cache.registry import PrefixRegistry
 from gateway.cache.tool_forms import ToolForms
-from gateway.rewrite.snapshot import Derived, LinesSeen, Observation, TailJudged, ToolsSeen
+from gateway.rewrite.memo import Derived
+from gateway.rewrite.snapshot import LinesSeen, Observation, TailJudged, ToolsSeen
 
 
 @dataclass(frozen=True, slots=True)

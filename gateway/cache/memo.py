@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Hashable
 
 from gateway.cache.bounded import LearnedState, LearnedTable
-from gateway.rewrite.snapshot import Derived
+from gateway.rewrite.memo import Derived
 
 
 class Memo:

@@ -15,15 +15,28 @@ Only parts of at least MIN_CHARS are memoized: below that, deriving costs less t
 from __future__ import annotations
 
 from collections.abc import Hashable
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from gateway.rewrite.request import LLMRequest
-from gateway.rewrite.snapshot import Derived, MemoView
+if TYPE_CHECKING:  # the request and the view import this module: its values come first
+    from gateway.rewrite.request import LLMRequest
+    from gateway.rewrite.snapshot import MemoView
 
 MIN_CHARS = 1024
 # A key's tuple and the value's object beside the texts they hold (tracemalloc, rounded up).
 ENTRY_BYTES = 200
 MAX_DEPTH = 16  # a block nested deeper is digested anew: its key would cost its walk
+
+
+@dataclass(frozen=True, slots=True)
+class Derived:
+    """What the stages derived from parts of a body that a later call may repeat (a text's
+    canonical form, a system text's lines, a block's digest): each a pure function of its
+    key, kept once the provider has accepted the call, so the next turn of a conversation,
+    which resends this one's bytes, looks them up (below). (key, value, bytes held)."""
+
+    tenant: bytes
+    entries: tuple[tuple[Hashable, object, int], ...]
 
 
 def chars(text: str) -> int:
@@ -62,25 +75,32 @@ def frozen(value: Any, depth: int = 0) -> tuple[Hashable, int] | None:
         return value, chars(value)
     if depth > MAX_DEPTH:
         return None
+    parts: list[Hashable]
+    size = 0
     if isinstance(value, dict):
-        items: list[Hashable] = []
-        size = 0
+        parts = ["{"]
         for name, item in value.items():
-            inner = frozen(item, depth + 1) if isinstance(name, str) else None
+            if not isinstance(name, str):
+                return None
+            size += chars(name)
+            if type(item) is str:  # most values: no call, no tuple of their own
+                parts += (name, item)
+                size += chars(item)
+                continue
+            inner = frozen(item, depth + 1)
             if inner is None:
                 return None
-            items += (name, inner[0])
-            size += chars(name) + inner[1]
-        return ("{", *items), size
+            parts += (name, inner[0])
+            size += inner[1]
+        return tuple(parts), size
     if isinstance(value, list):
-        parts: list[Hashable] = []
-        size = 0
+        parts = ["["]
         for item in value:
             inner = frozen(item, depth + 1)
             if inner is None:
                 return None
             parts.append(inner[0])
             size += inner[1]
-        return ("[", *parts), size
+        return tuple(parts), size
     # A number, a boolean or null: its type with it (floats by repr: -0.0 is not 0.0).
     return (type(value).__name__, repr(value) if isinstance(value, float) else value), 16

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from gateway.rewrite.fingerprint import Fingerprint
+from gateway.rewrite.memo import Derived
 
 Ttl = Literal["5m", "1h"]
 
@@ -45,17 +46,6 @@ class TailJudged:
     tenant: bytes
     step: str | None
     model: str
-
-
-@dataclass(frozen=True, slots=True)
-class Derived:
-    """What the stages derived from parts of a body that a later call may repeat (a text's
-    canonical form, a system text's lines, a block's digest): each a pure function of its
-    key, kept once the provider has accepted the call, so the next turn of a conversation,
-    which resends this one's bytes, looks them up (memo.py). (key, value, bytes held)."""
-
-    tenant: bytes
-    entries: tuple[tuple[Hashable, object, int], ...]
 
 
 Observation = LinesSeen | ToolsSeen | TailJudged | Derived

@@ -11,10 +11,9 @@ import pytest
 
 from gateway.cache.bounded import LearnedState
 from gateway.cache.learned import LearnedMemory
-from gateway.rewrite.memo import frozen
+from gateway.rewrite.memo import Derived, frozen
 from gateway.rewrite.pipeline import ANTHROPIC_STAGES, OPENAI_STAGES, rewrite
 from gateway.rewrite.request import LLMRequest
-from gateway.rewrite.snapshot import Derived
 from tests.support.fixtures import FIXTURES, load
 from tests.support.rewrite import context
 
