@@ -65,7 +65,8 @@ def _whitespace(request: LLMRequest, context: RewriteContext) -> LLMRequest:
 
 
 def _tool_json(request: LLMRequest, context: RewriteContext) -> LLMRequest:
-    return stable_tool_json(request, context.learned.tools, context.settings.tool_json)
+    learned = context.learned
+    return stable_tool_json(request, learned.tools, context.settings.tool_json, learned.memo)
 
 
 def _volatile(request: LLMRequest, context: RewriteContext) -> LLMRequest:
