@@ -60,7 +60,7 @@ from gateway.metering.labels import LabelBounds  # noqa: E402
 from gateway.metering.metrics import Metrics  # noqa: E402
 from gateway.metering.pricing import Pricing  # noqa: E402
 from gateway.rewrite.fingerprint import conversation_of, family_of, fingerprint  # noqa: E402
-from gateway.rewrite.memo import Derived  # noqa: E402
+from gateway.rewrite.memo import CallMemo, Derived  # noqa: E402
 from gateway.rewrite.openai_text import layers  # noqa: E402
 from gateway.rewrite.pipeline import RewriteContext  # noqa: E402
 from gateway.rewrite.request import LLMRequest  # noqa: E402
@@ -211,6 +211,10 @@ class Parts:
         )
         self.meter = Meter(Metrics(CollectorRegistry()), labels, Pricing.load(settings.pricing))
 
+    def memo(self) -> CallMemo:
+        """A call's view of the memo, as the stages make it."""
+        return CallMemo(self.memory.memo, TENANT)
+
     def request(self, body: Body, parsed: dict[str, Any]) -> LLMRequest:
         return LLMRequest(body.wire.provider, parsed, None, TENANT, True)
 
@@ -308,10 +312,11 @@ def steps(parts: Parts, body: Body, chunks: list[bytes], plain: bytes) -> list[S
     at = next(i for i, step in enumerate(out) if step[0] == "rewrite.audit") + 1
     out[at:at] = [
         ("· fingerprint", True, on_final(lambda r, b: fingerprint(
-            b, r.stable_system_blocks, 4.0, TENANT, r.prompt_tools))),
+            b, r.stable_system_blocks, 4.0, TENANT, r.prompt_tools, parts.memo()))),
         ("· family_of (+ breakpoints)", True, on_final(lambda r, b: family_of(
-            b, r.stable_system_blocks, TENANT, r.prompt_tools))),
-        ("· conversation_of (+ bre..)", True, on_final(lambda r, b: conversation_of(b, TENANT))),
+            b, r.stable_system_blocks, TENANT, r.prompt_tools, parts.memo()))),
+        ("· conversation_of (+ bre..)", True, on_final(
+            lambda r, b: conversation_of(b, TENANT, parts.memo()))),
     ]  # fmt: skip
     # Serialized only when a stage changed the body (relay.py), or for a gateway key's call.
     out.append(("serialize" + ("" if changed else " (unchanged: skipped)"), not changed,

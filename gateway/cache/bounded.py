@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar, cast
 
@@ -23,9 +23,9 @@ class BoundedDict(Generic[K, V]):
             self._data.move_to_end(key)
         return value
 
-    def peek(self, key: K) -> V | None:
-        """The value, its recency left as it is (a read that judges, not a use)."""
-        return self._data.get(key)
+    def peek(self, keys: Iterable[K]) -> Iterator[V | None]:
+        """The keys' values, their recency left as it is (a read that judges, not a use)."""
+        return map(self._data.get, keys)
 
     def setdefault(self, key: K, value: V) -> V:
         """The stored value for `key`, storing `value` first if there was none."""

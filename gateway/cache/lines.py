@@ -53,8 +53,8 @@ class LineStats:
         if stats is None or requests < self.min_requests:
             return set()
         floor = self.stable_share * requests - 1  # this request counted: one more each
-        count = stats.counts.peek  # a judgement, not a use: learn() refreshes what it counts
-        return {i for i, key in enumerate(lines) if (count(key) or 0) < floor}
+        counts = stats.counts.peek(lines)  # a judgement, not a use: learn() refreshes them
+        return {i for i, count in enumerate(counts) if (count or 0) < floor}
 
     def learn(self, seen: LinesSeen) -> None:
         """Counts a request's lines in its family, once the provider has accepted it."""
