@@ -21,11 +21,12 @@ Ttl = Literal["5m", "1h"]
 
 @dataclass(frozen=True, slots=True)
 class LinesSeen:
-    """A request's system lines (their digests), to count in its prompt family's statistics."""
+    """A request's system lines (their keys, volatile.line_key), to count in its prompt
+    family's statistics."""
 
     tenant: bytes
     family: bytes
-    lines: frozenset[bytes]
+    lines: frozenset[int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +53,8 @@ Observation = LinesSeen | ToolsSeen | TailJudged | Derived
 
 
 class LinesView(Protocol):
-    def varying(self, tenant: bytes, family: bytes, lines: list[bytes]) -> set[int]:
-        """Indexes of the line digests learned to vary within the family, judged as if this
+    def varying(self, tenant: bytes, family: bytes, lines: list[int]) -> set[int]:
+        """Indexes of the line keys learned to vary within the family, judged as if this
         request were counted too."""
         ...
 

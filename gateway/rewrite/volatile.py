@@ -23,7 +23,6 @@ One rule for both providers: where a wire keeps its system part and where dates 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Literal, Protocol, cast
@@ -106,13 +105,15 @@ def volatile_openai(
     return volatile_lines(request, policy, lines, now, OPENAI, memo)
 
 
-def line_key(line: str) -> bytes:
-    """A line as the learned line counts know it."""
-    return hashlib.blake2b(line.encode(), digest_size=8).digest()
+def line_key(line: str) -> int:
+    """A line as the learned line counts know it: the built-in hash, which the counts can use
+    because they never leave the process (a blake2b digest per line was 97 us of Claude
+    Code's 239 lines, this is 5)."""
+    return hash(line)
 
 
 # A text's lines, whether each holds a date shape (is_volatile), and each one's line_key.
-Analysis = tuple[tuple[str, ...], tuple[bool, ...], tuple[bytes, ...]]
+Analysis = tuple[tuple[str, ...], tuple[bool, ...], tuple[int, ...]]
 
 
 def _analysed(text: str, memo: CallMemo | None) -> Analysis:
