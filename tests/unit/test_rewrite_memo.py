@@ -82,3 +82,22 @@ def test_a_repeated_long_text_is_derived_once() -> None:
 )
 def test_values_that_serialize_differently_have_different_keys(a: Any, b: Any) -> None:
     assert frozen(a) != frozen(b)
+
+
+def test_what_one_tenant_derived_never_answers_anothers_lookup() -> None:
+    """The family and the digests hold the tenant: B's call with A's body, after A's, gets its
+    own, as it does with nothing remembered."""
+    calls = load(FIXTURES / "claude-long.jsonl").calls[:3]
+    shared = LearnedMemory.within(LearnedState.default())
+    ctx = context(shared)
+    unshared = LearnedMemory.within(LearnedState.default(), memo=False)
+    reference = context(unshared)
+    for call in calls:
+        raw = call.raw_body()
+        for tenant in (b"tenant-a", b"tenant-b"):
+            out = rewrite(LLMRequest("anthropic", json.loads(raw), None, tenant), ctx)
+            shared.learn(out.observations)
+            alone = rewrite(LLMRequest("anthropic", json.loads(raw), None, tenant), reference)
+            unshared.learn(alone.observations)
+            assert out.fingerprint == alone.fingerprint
+            assert json.dumps(out.body) == json.dumps(alone.body)
