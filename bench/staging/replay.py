@@ -19,8 +19,6 @@ from gateway.wire.formats import WireFormat
 from staging.parts import Parts
 from tests.support.fixtures import FIXTURES, load
 
-ROUNDS = 3  # each session replayed this many times, from an empty memory: the fastest kept
-
 
 @dataclass(frozen=True)
 class Replay:
@@ -45,13 +43,15 @@ def _times(settings: Settings, wire: WireFormat, raws: list[bytes], memo: bool) 
     return out
 
 
-def replay(settings: Settings, fixture: str, wire: WireFormat) -> Replay | None:
+def replay(settings: Settings, fixture: str, wire: WireFormat, rounds: int) -> Replay | None:
+    """Each session replayed `rounds` times from an empty memory: each turn's fastest kept."""
     file = FIXTURES / f"{fixture}.jsonl"
     if not file.exists():
         return None
     raws = [call.raw_body() for call in load(file).calls]
     runs = {
-        memo: [_times(settings, wire, raws, memo) for _ in range(ROUNDS)] for memo in (True, False)
+        memo: [_times(settings, wire, raws, memo) for _ in range(max(rounds, 1))]
+        for memo in (True, False)
     }
     best = {memo: [min(turn) for turn in zip(*found, strict=True)] for memo, found in runs.items()}
     late = len(raws) * 3 // 4
