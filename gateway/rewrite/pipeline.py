@@ -166,7 +166,9 @@ def _openai_volatile(request: LLMRequest, context: RewriteContext) -> LLMRequest
 
 
 def _prompt_cache_key(request: LLMRequest, context: RewriteContext) -> LLMRequest:
-    return prompt_cache.cache_key(request) if context.settings.prompt_cache_key else request
+    if not context.settings.prompt_cache_key:
+        return request
+    return prompt_cache.cache_key(request, context.learned.memo)
 
 
 def _openai_retention(request: LLMRequest, context: RewriteContext) -> LLMRequest:
