@@ -61,7 +61,6 @@ class LineStats:
         counted = self._families.get(seen.tenant, seen.family) or FamilyLines()
         before = len(counted.counts)
         counted.requests += 1
-        for key in seen.lines:
-            counted.counts[key] = (counted.counts.get(key) or 0) + 1
+        counted.counts.count(seen.lines)
         if counted.requests == 1 or len(counted.counts) != before:
             self._families.put(seen.tenant, seen.family, counted, counted.size)
