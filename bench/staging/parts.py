@@ -17,7 +17,7 @@ from gateway.metering.calls import Meter
 from gateway.metering.labels import LabelBounds
 from gateway.metering.metrics import Metrics
 from gateway.metering.pricing import Pricing
-from gateway.rewrite.memo import CallMemo, Derived
+from gateway.rewrite.memo import CallMemo, Derived, call_memo
 from gateway.rewrite.pipeline import RewriteContext
 from gateway.rewrite.request import LLMRequest
 from gateway.settings import Settings
@@ -52,9 +52,9 @@ class Parts:
         )
         self.meter = Meter(Metrics(CollectorRegistry()), labels, Pricing.load(settings.pricing))
 
-    def memo(self) -> CallMemo:
-        """A call's view of the memo, as the stages make it."""
-        return CallMemo(self.memory.memo, TENANT)
+    def memo(self) -> CallMemo | None:
+        """A call's view of the memo, as the stages make it (None: --no-memo)."""
+        return call_memo(self.memory.memo, TENANT)
 
     def request(self, body: Body, parsed: dict[str, Any]) -> LLMRequest:
         return self.request_for(body.wire, parsed)

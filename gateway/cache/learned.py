@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from gateway.cache.bounded import LearnedState
 from gateway.cache.lines import LineStats
-from gateway.cache.memo import Memo, NoMemo
+from gateway.cache.memo import Memo
 from gateway.cache.registry import PrefixRegistry
 from gateway.cache.tool_forms import ToolForms
 from gateway.rewrite.memo import Derived
@@ -20,7 +20,7 @@ class LearnedMemory:
     lines: LineStats
     tools: ToolForms
     prefixes: PrefixRegistry
-    memo: Memo | NoMemo
+    memo: Memo | None
 
     @classmethod
     def within(
@@ -32,7 +32,7 @@ class LearnedMemory:
             LineStats(learn_volatile_after, state=state),
             ToolForms(state),
             PrefixRegistry(state),
-            Memo(state) if memo else NoMemo(),
+            Memo(state) if memo else None,
         )
 
     def learn(self, observations: Iterable[Observation]) -> None:
@@ -44,5 +44,5 @@ class LearnedMemory:
                     self.tools.learn(seen)
                 case TailJudged(tenant, step, model):
                     self.prefixes.tail_judged(tenant, step, model)
-                case Derived():
+                case Derived() if self.memo is not None:
                     self.memo.learn(seen)

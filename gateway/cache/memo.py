@@ -25,13 +25,3 @@ class Memo:
     def learn(self, seen: Derived) -> None:
         for key, value, size in seen.entries:
             self._derived.put(seen.tenant, key, value, size)
-
-
-class NoMemo:
-    """Every value derived anew on every call: what the memo must be indistinguishable from."""
-
-    def derived(self, tenant: bytes, key: Hashable) -> object | None:
-        return None
-
-    def learn(self, seen: Derived) -> None:
-        return None

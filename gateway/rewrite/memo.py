@@ -45,6 +45,14 @@ def chars(text: str) -> int:
     return len(text) if text.isascii() else 4 * len(text)
 
 
+def call_memo(view: MemoView | None, tenant: bytes) -> CallMemo | None:
+    return None if view is None else CallMemo(view, tenant)
+
+
+def observed(memo: CallMemo | None, request: LLMRequest) -> LLMRequest:
+    return request if memo is None else memo.observed(request)
+
+
 class CallMemo:
     """One call's view of the memo: its lookups, and what it derived anew."""
 

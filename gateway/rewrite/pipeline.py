@@ -19,7 +19,7 @@ from gateway.catalog import ModelCatalog
 from gateway.rewrite import prompt_cache
 from gateway.rewrite.breakpoints import plan_breakpoints
 from gateway.rewrite.fingerprint import conversation_of, family_of, fingerprint
-from gateway.rewrite.memo import CallMemo
+from gateway.rewrite.memo import call_memo, observed
 from gateway.rewrite.openai_text import layers
 from gateway.rewrite.pin import note_retirement, pin
 from gateway.rewrite.request import LLMRequest, Rewrite
@@ -89,7 +89,7 @@ def _breakpoints(request: LLMRequest, context: RewriteContext) -> LLMRequest:
     tail = prefixes.tail_pays(request.tenant, request.step, model)
     request = request.observing(TailJudged(request.tenant, request.step, model))
     reread = None
-    memo = CallMemo(context.learned.memo, request.tenant)
+    memo = call_memo(context.learned.memo, request.tenant)
     if not tail:
         conversation = conversation_of(request.body, request.tenant, memo)
         reread = prefixes.previous_prompt(request.tenant, conversation, model)
@@ -101,7 +101,8 @@ def _breakpoints(request: LLMRequest, context: RewriteContext) -> LLMRequest:
         stable_ttl, tail_ttl = prefixes.ttls(request.tenant, family)
     else:
         stable_ttl = tail_ttl = setting
-    return memo.observed(
+    return observed(
+        memo,
         plan_breakpoints(
             request,
             policy=context.settings.breakpoints,
@@ -111,14 +112,14 @@ def _breakpoints(request: LLMRequest, context: RewriteContext) -> LLMRequest:
             chars_per_token=chars_per_token,
             tail=tail,
             reread_messages=reread,
-        )
+        ),
     )
 
 
 def _audit(request: LLMRequest, context: RewriteContext) -> LLMRequest:
     """The fingerprint the prefix registry needs later, and the model's cache minimum."""
     min_tokens, chars_per_token = _model_facts(request, context)
-    memo = CallMemo(context.learned.memo, request.tenant)
+    memo = call_memo(context.learned.memo, request.tenant)
     fp = fingerprint(
         request.body,
         request.stable_system_blocks,
@@ -127,7 +128,7 @@ def _audit(request: LLMRequest, context: RewriteContext) -> LLMRequest:
         request.prompt_tools,
         memo,
     )
-    return memo.observed(replace(request, fingerprint=fp, min_cacheable_tokens=min_tokens))
+    return observed(memo, replace(request, fingerprint=fp, min_cacheable_tokens=min_tokens))
 
 
 def _diagnostics(request: LLMRequest, context: RewriteContext) -> LLMRequest:
@@ -187,7 +188,7 @@ def _openai_breakpoints(request: LLMRequest, context: RewriteContext) -> LLMRequ
 def _openai_audit(request: LLMRequest, context: RewriteContext) -> LLMRequest:
     """The fingerprint of the body's layers (openai_text.layers), as _audit takes it."""
     min_tokens, chars_per_token = _model_facts(request, context)
-    memo = CallMemo(context.learned.memo, request.tenant)
+    memo = call_memo(context.learned.memo, request.tenant)
     fp = fingerprint(
         layers(request.body),
         request.stable_system_blocks,
@@ -196,7 +197,7 @@ def _openai_audit(request: LLMRequest, context: RewriteContext) -> LLMRequest:
         request.prompt_tools,
         memo,
     )
-    return memo.observed(replace(request, fingerprint=fp, min_cacheable_tokens=min_tokens))
+    return observed(memo, replace(request, fingerprint=fp, min_cacheable_tokens=min_tokens))
 
 
 OPENAI_STAGES: tuple[Stage, ...] = (

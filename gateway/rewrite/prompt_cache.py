@@ -20,7 +20,7 @@ from typing import Any
 
 from gateway.catalog import ModelSpec
 from gateway.rewrite.fingerprint import family_of
-from gateway.rewrite.memo import CallMemo
+from gateway.rewrite.memo import call_memo
 from gateway.rewrite.openai_text import TEXT_PARTS, items, items_key, layers, leading_system
 from gateway.rewrite.request import LLMRequest, Rewrite
 from gateway.rewrite.snapshot import MemoView
@@ -38,7 +38,7 @@ def cache_key(request: LLMRequest, view: MemoView | None = None) -> LLMRequest:
     """`view`: where the family is looked up, as the fingerprint keeps it (fingerprint.py)."""
     if "prompt_cache_key" in request.body:
         return request
-    memo = None if view is None else CallMemo(view, request.tenant)
+    memo = call_memo(view, request.tenant)
     shaped = layers(request.body)
     family = family_of(
         shaped, request.stable_system_blocks, request.tenant, request.prompt_tools, memo

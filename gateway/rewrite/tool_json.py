@@ -14,7 +14,7 @@ from typing import Any, cast
 
 import orjson
 
-from gateway.rewrite.memo import MIN_CHARS, CallMemo
+from gateway.rewrite.memo import MIN_CHARS, CallMemo, call_memo, observed
 from gateway.rewrite.request import Finding, LLMRequest, Rewrite
 from gateway.rewrite.snapshot import MemoView, ToolsSeen, ToolsView
 
@@ -69,9 +69,8 @@ def stable_tool_json(
     tools = request.body.get("tools")
     if not isinstance(tools, list) or not tools or not all(isinstance(t, dict) for t in tools):
         return request
-    memo = None if view is None else CallMemo(view, request.tenant)
-    out = _stable_tool_json(request, tools, known, enabled, memo)
-    return out if memo is None else memo.observed(out)
+    memo = call_memo(view, request.tenant)
+    return observed(memo, _stable_tool_json(request, tools, known, enabled, memo))
 
 
 def _stable_tool_json(

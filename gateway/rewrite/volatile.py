@@ -28,7 +28,7 @@ from dataclasses import replace
 from typing import Any, Literal, Protocol, cast
 
 from gateway.rewrite.fingerprint import prompt_family, unmarked
-from gateway.rewrite.memo import MIN_CHARS, CallMemo, chars
+from gateway.rewrite.memo import MIN_CHARS, CallMemo, call_memo, chars, observed
 from gateway.rewrite.movable import (
     DAY_LEVEL,
     ISO_DATETIME,
@@ -154,9 +154,8 @@ def volatile_lines(
     part: SystemPart,
     view: MemoView | None = None,
 ) -> LLMRequest:
-    memo = None if view is None else CallMemo(view, request.tenant)
-    out = _volatile_lines(request, policy, lines, now, part, memo)
-    return out if memo is None else memo.observed(out)
+    memo = call_memo(view, request.tenant)
+    return observed(memo, _volatile_lines(request, policy, lines, now, part, memo))
 
 
 def _volatile_lines(

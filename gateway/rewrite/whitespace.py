@@ -8,7 +8,7 @@ each time, so the prefix the provider hashed last turn is the prefix it sees now
 from __future__ import annotations
 
 from gateway.rewrite import openai_text
-from gateway.rewrite.memo import MIN_CHARS, CallMemo, chars
+from gateway.rewrite.memo import MIN_CHARS, CallMemo, call_memo, chars, observed
 from gateway.rewrite.request import Finding, LLMRequest, Rewrite
 from gateway.rewrite.snapshot import MemoView
 from gateway.rewrite.text import TextEdit, edit_messages, edit_system, edit_tools
@@ -53,10 +53,9 @@ def _remembered(memo: CallMemo) -> TextEdit:
 
 
 def whitespace(request: LLMRequest, enabled: bool, view: MemoView | None = None) -> LLMRequest:
-    if view is None:
-        return _whitespace(request, enabled, _edit)
-    memo = CallMemo(view, request.tenant)
-    return memo.observed(_whitespace(request, enabled, _remembered(memo)))
+    memo = call_memo(view, request.tenant)
+    edit = _edit if memo is None else _remembered(memo)
+    return observed(memo, _whitespace(request, enabled, edit))
 
 
 def _whitespace(request: LLMRequest, enabled: bool, edit: TextEdit) -> LLMRequest:
@@ -86,10 +85,9 @@ def whitespace_openai(
 ) -> LLMRequest:
     """The same rule on an OpenAI body: instructions, messages or input items, tool
     descriptions."""
-    if view is None:
-        return _whitespace_openai(request, enabled, _edit)
-    memo = CallMemo(view, request.tenant)
-    return memo.observed(_whitespace_openai(request, enabled, _remembered(memo)))
+    memo = call_memo(view, request.tenant)
+    edit = _edit if memo is None else _remembered(memo)
+    return observed(memo, _whitespace_openai(request, enabled, edit))
 
 
 def _whitespace_openai(request: LLMRequest, enabled: bool, edit: TextEdit) -> LLMRequest:
