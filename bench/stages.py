@@ -1,10 +1,15 @@
 """What one model call costs the gateway, step by step, on real bodies: µs per call and per KB.
 
-Run from the repository root (a few seconds; numbers for the log, nothing asserted):
+Run from the repository root (~15 s a round; numbers for the log, nothing asserted):
 
     .venv/bin/python bench/stages.py
     .venv/bin/python bench/stages.py --body claude-code-late-turn --json out.json
-    .venv/bin/python bench/stages.py --compare bench/results/stages-before.json
+    .venv/bin/python bench/stages.py --compare bench/results/stages-redesign.json
+    taskset -c 1 .venv/bin/python bench/stages.py --rounds 3 --sessions   # as stages-memo.txt
+    .venv/bin/python bench/stages.py --no-memo     # every value derived anew (rewrite/memo.py)
+
+`--sessions` also replays each recorded session turn by turn, the rewrite timed with the
+memo and without it (staging/replay.py).
 
 Every per-call step the gateway does on a model call, in its order: the JSON parse, each
 rewrite stage (the wire format's stage tuple, rewrite/pipeline.py), re-serialization, the
