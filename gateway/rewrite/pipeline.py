@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 from gateway.catalog import ModelCatalog
 from gateway.rewrite import prompt_cache
@@ -118,10 +118,15 @@ def _breakpoints(request: LLMRequest, context: RewriteContext) -> LLMRequest:
 
 def _audit(request: LLMRequest, context: RewriteContext) -> LLMRequest:
     """The fingerprint the prefix registry needs later, and the model's cache minimum."""
+    return _audited(request, context, request.body)
+
+
+def _audited(request: LLMRequest, context: RewriteContext, shaped: dict[str, Any]) -> LLMRequest:
+    """`_audit` of the body in fingerprint.py's shape (tools, system blocks, messages)."""
     min_tokens, chars_per_token = _model_facts(request, context)
     memo = call_memo(context.learned.memo, request.tenant)
     fp = fingerprint(
-        request.body,
+        shaped,
         request.stable_system_blocks,
         chars_per_token,
         request.tenant,
@@ -187,17 +192,7 @@ def _openai_breakpoints(request: LLMRequest, context: RewriteContext) -> LLMRequ
 
 def _openai_audit(request: LLMRequest, context: RewriteContext) -> LLMRequest:
     """The fingerprint of the body's layers (openai_text.layers), as _audit takes it."""
-    min_tokens, chars_per_token = _model_facts(request, context)
-    memo = call_memo(context.learned.memo, request.tenant)
-    fp = fingerprint(
-        layers(request.body),
-        request.stable_system_blocks,
-        chars_per_token,
-        request.tenant,
-        request.prompt_tools,
-        memo,
-    )
-    return observed(memo, replace(request, fingerprint=fp, min_cacheable_tokens=min_tokens))
+    return _audited(request, context, layers(request.body))
 
 
 OPENAI_STAGES: tuple[Stage, ...] = (
