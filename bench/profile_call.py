@@ -40,7 +40,7 @@ if str(REPO) not in sys.path:
 
 import httpx  # noqa: E402
 from harness import HOST, free_port, gateway_process, started  # noqa: E402
-from stages import all_bodies  # noqa: E402
+from staging.bodies import all_bodies  # noqa: E402
 
 Message = dict[str, Any]
 

@@ -8,8 +8,10 @@ from dataclasses import dataclass
 
 from gateway.cache.bounded import LearnedState
 from gateway.cache.lines import LineStats
+from gateway.cache.memo import Memo
 from gateway.cache.registry import PrefixRegistry
 from gateway.cache.tool_forms import ToolForms
+from gateway.rewrite.memo import Derived
 from gateway.rewrite.snapshot import LinesSeen, Observation, TailJudged, ToolsSeen
 
 
@@ -18,12 +20,19 @@ class LearnedMemory:
     lines: LineStats
     tools: ToolForms
     prefixes: PrefixRegistry
+    memo: Memo | None
 
     @classmethod
-    def within(cls, state: LearnedState, learn_volatile_after: int = 5) -> LearnedMemory:
-        """Every table in one bounded state (bounded.py)."""
+    def within(
+        cls, state: LearnedState, learn_volatile_after: int = 5, memo: bool = True
+    ) -> LearnedMemory:
+        """Every table in one bounded state (bounded.py); `memo=False`: every call derives
+        everything anew (the reference the memo is tested and measured against)."""
         return cls(
-            LineStats(learn_volatile_after, state=state), ToolForms(state), PrefixRegistry(state)
+            LineStats(learn_volatile_after, state=state),
+            ToolForms(state),
+            PrefixRegistry(state),
+            Memo(state) if memo else None,
         )
 
     def learn(self, observations: Iterable[Observation]) -> None:
@@ -35,3 +44,5 @@ class LearnedMemory:
                     self.tools.learn(seen)
                 case TailJudged(tenant, step, model):
                     self.prefixes.tail_judged(tenant, step, model)
+                case Derived() if self.memo is not None:
+                    self.memo.learn(seen)

@@ -17,7 +17,7 @@ from gateway.cache.bounded import BoundedDict, LearnedState, LearnedTable
 from gateway.rewrite.snapshot import LinesSeen
 
 MAX_LINES = 2_000  # distinct lines counted per family
-# A family's record, and each line it counts (an 8-byte digest, its count, a dict node):
+# A family's record, and each line it counts (its key, its count, a dict node):
 # measured with tracemalloc, rounded up.
 FAMILY_BYTES = 400
 LINE_BYTES = 160
@@ -26,7 +26,7 @@ LINE_BYTES = 160
 @dataclass(slots=True)
 class FamilyLines:
     requests: int = 0
-    counts: BoundedDict[bytes, int] = field(default_factory=lambda: BoundedDict(MAX_LINES))
+    counts: BoundedDict[int, int] = field(default_factory=lambda: BoundedDict(MAX_LINES))
 
     @property
     def size(self) -> int:
@@ -45,23 +45,22 @@ class LineStats:
         state = LearnedState.default() if state is None else state
         self._families: LearnedTable[bytes, FamilyLines] = LearnedTable(state, "lines")
 
-    def varying(self, tenant: bytes, family: bytes, lines: list[bytes]) -> set[int]:
-        """The indexes of a request's lines (their digests) learned to be volatile, judged
+    def varying(self, tenant: bytes, family: bytes, lines: list[int]) -> set[int]:
+        """The indexes of a request's lines (their keys) learned to be volatile, judged
         with this request counted."""
         stats = self._families.get(tenant, family)
         requests = (stats.requests if stats is not None else 0) + 1
         if stats is None or requests < self.min_requests:
             return set()
         floor = self.stable_share * requests - 1  # this request counted: one more each
-        counts = stats.counts
-        return {i for i, key in enumerate(lines) if (counts.get(key) or 0) < floor}
+        counts = stats.counts.peek(lines)  # a judgement, not a use: learn() refreshes them
+        return {i for i, count in enumerate(counts) if (count or 0) < floor}
 
     def learn(self, seen: LinesSeen) -> None:
         """Counts a request's lines in its family, once the provider has accepted it."""
         counted = self._families.get(seen.tenant, seen.family) or FamilyLines()
         before = len(counted.counts)
         counted.requests += 1
-        for key in seen.lines:
-            counted.counts[key] = (counted.counts.get(key) or 0) + 1
+        counted.counts.count(seen.lines)
         if counted.requests == 1 or len(counted.counts) != before:
             self._families.put(seen.tenant, seen.family, counted, counted.size)

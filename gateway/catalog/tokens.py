@@ -21,6 +21,12 @@ def count_tokens(text: str, chars_per_token: float) -> int:
     return math.ceil(len(text) / chars_per_token) if text else 0
 
 
+def count_json_tokens(raw: bytes, chars_per_token: float) -> int:
+    """`count_tokens` of JSON bytes' text, decoded only when not ASCII (a byte a character):
+    most are, and decoding Claude Code's 81 KB of tools a call cost ~25 us."""
+    return math.ceil((len(raw) if raw.isascii() else len(raw.decode())) / chars_per_token)
+
+
 def estimate_body_tokens(body: Any, chars_per_token: float) -> int:
     """At least the input tokens a request body is billed for: every string in it (field
     names included) counted as text, inline media at MEDIA_CHARS_PER_TOKEN."""

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import orjson
 
-from gateway.catalog.tokens import count_tokens
+from gateway.catalog.tokens import count_json_tokens, count_tokens
 from gateway.rewrite.request import Finding, LLMRequest, Rewrite
 
 RULE = "cache_breakpoints"
@@ -175,7 +175,7 @@ def _slots(body: dict[str, Any], chars_per_token: float) -> list[Slot]:
     slots: list[Slot] = []
     total = 0
     for index, tool in enumerate(body.get("tools") or ()):
-        total += count_tokens(orjson.dumps(tool).decode(), chars_per_token)
+        total += count_json_tokens(orjson.dumps(tool), chars_per_token)
         slots.append(Slot("tools", index, 0, index, total, _client_ttl(tool)))
     position = len(slots)
     system = body.get("system")
@@ -190,8 +190,10 @@ def _slots(body: dict[str, Any], chars_per_token: float) -> list[Slot]:
         blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content or ()
         for block_index, block in enumerate(blocks):
             text = block.get("text") if block.get("type") == "text" else None
-            total += count_tokens(
-                text if isinstance(text, str) else orjson.dumps(block).decode(), chars_per_token
+            total += (
+                count_tokens(text, chars_per_token)
+                if isinstance(text, str)
+                else count_json_tokens(orjson.dumps(block), chars_per_token)
             )
             if block.get("type") in MARKABLE and (text is None or text):
                 slot = Slot("messages", index, block_index, position, total, _client_ttl(block))

@@ -13,12 +13,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 from gateway.catalog import ModelCatalog
 from gateway.rewrite import prompt_cache
 from gateway.rewrite.breakpoints import plan_breakpoints
 from gateway.rewrite.fingerprint import conversation_of, family_of, fingerprint
+from gateway.rewrite.memo import call_memo, observed
 from gateway.rewrite.openai_text import layers
 from gateway.rewrite.pin import note_retirement, pin
 from gateway.rewrite.request import LLMRequest, Rewrite
@@ -60,15 +61,17 @@ def _pin(request: LLMRequest, context: RewriteContext) -> LLMRequest:
 
 
 def _whitespace(request: LLMRequest, context: RewriteContext) -> LLMRequest:
-    return whitespace(request, context.settings.whitespace)
+    return whitespace(request, context.settings.whitespace, context.learned.memo)
 
 
 def _tool_json(request: LLMRequest, context: RewriteContext) -> LLMRequest:
-    return stable_tool_json(request, context.learned.tools, context.settings.tool_json)
+    learned = context.learned
+    return stable_tool_json(request, learned.tools, context.settings.tool_json, learned.memo)
 
 
 def _volatile(request: LLMRequest, context: RewriteContext) -> LLMRequest:
-    return volatile(request, context.settings.volatile, context.learned.lines, context.now())
+    learned = context.learned
+    return volatile(request, context.settings.volatile, learned.lines, context.now(), learned.memo)
 
 
 def _model_facts(request: LLMRequest, context: RewriteContext) -> tuple[int, float]:
@@ -86,43 +89,51 @@ def _breakpoints(request: LLMRequest, context: RewriteContext) -> LLMRequest:
     tail = prefixes.tail_pays(request.tenant, request.step, model)
     request = request.observing(TailJudged(request.tenant, request.step, model))
     reread = None
+    memo = call_memo(context.learned.memo, request.tenant)
     if not tail:
-        conversation = conversation_of(request.body, request.tenant)
+        conversation = conversation_of(request.body, request.tenant, memo)
         reread = prefixes.previous_prompt(request.tenant, conversation, model)
     setting = context.settings.cache_ttl
     if setting == "auto":
         family = family_of(
-            request.body, request.stable_system_blocks, request.tenant, request.prompt_tools
+            request.body, request.stable_system_blocks, request.tenant, request.prompt_tools, memo
         )
         stable_ttl, tail_ttl = prefixes.ttls(request.tenant, family)
     else:
         stable_ttl = tail_ttl = setting
-    return plan_breakpoints(
-        request,
-        policy=context.settings.breakpoints,
-        stable_ttl=stable_ttl,
-        tail_ttl=tail_ttl,
-        min_tokens=min_tokens,
-        chars_per_token=chars_per_token,
-        tail=tail,
-        reread_messages=reread,
+    return observed(
+        memo,
+        plan_breakpoints(
+            request,
+            policy=context.settings.breakpoints,
+            stable_ttl=stable_ttl,
+            tail_ttl=tail_ttl,
+            min_tokens=min_tokens,
+            chars_per_token=chars_per_token,
+            tail=tail,
+            reread_messages=reread,
+        ),
     )
 
 
 def _audit(request: LLMRequest, context: RewriteContext) -> LLMRequest:
     """The fingerprint the prefix registry needs later, and the model's cache minimum."""
+    return _audited(request, context, request.body)
+
+
+def _audited(request: LLMRequest, context: RewriteContext, shaped: dict[str, Any]) -> LLMRequest:
+    """`_audit` of the body in fingerprint.py's shape (tools, system blocks, messages)."""
     min_tokens, chars_per_token = _model_facts(request, context)
-    return replace(
-        request,
-        fingerprint=fingerprint(
-            request.body,
-            request.stable_system_blocks,
-            chars_per_token,
-            request.tenant,
-            request.prompt_tools,
-        ),
-        min_cacheable_tokens=min_tokens,
+    memo = call_memo(context.learned.memo, request.tenant)
+    fp = fingerprint(
+        shaped,
+        request.stable_system_blocks,
+        chars_per_token,
+        request.tenant,
+        request.prompt_tools,
+        memo,
     )
+    return observed(memo, replace(request, fingerprint=fp, min_cacheable_tokens=min_tokens))
 
 
 def _diagnostics(request: LLMRequest, context: RewriteContext) -> LLMRequest:
@@ -152,16 +163,18 @@ ANTHROPIC_STAGES: tuple[Stage, ...] = (
 
 
 def _openai_whitespace(request: LLMRequest, context: RewriteContext) -> LLMRequest:
-    return whitespace_openai(request, context.settings.whitespace)
+    return whitespace_openai(request, context.settings.whitespace, context.learned.memo)
 
 
 def _openai_volatile(request: LLMRequest, context: RewriteContext) -> LLMRequest:
-    policy = context.settings.volatile
-    return volatile_openai(request, policy, context.learned.lines, context.now())
+    policy, learned = context.settings.volatile, context.learned
+    return volatile_openai(request, policy, learned.lines, context.now(), learned.memo)
 
 
 def _prompt_cache_key(request: LLMRequest, context: RewriteContext) -> LLMRequest:
-    return prompt_cache.cache_key(request) if context.settings.prompt_cache_key else request
+    if not context.settings.prompt_cache_key:
+        return request
+    return prompt_cache.cache_key(request, context.learned.memo)
 
 
 def _openai_retention(request: LLMRequest, context: RewriteContext) -> LLMRequest:
@@ -179,19 +192,7 @@ def _openai_breakpoints(request: LLMRequest, context: RewriteContext) -> LLMRequ
 
 def _openai_audit(request: LLMRequest, context: RewriteContext) -> LLMRequest:
     """The fingerprint of the body's layers (openai_text.layers), as _audit takes it."""
-    min_tokens, chars_per_token = _model_facts(request, context)
-    shaped = layers(request.body)
-    return replace(
-        request,
-        fingerprint=fingerprint(
-            shaped,
-            request.stable_system_blocks,
-            chars_per_token,
-            request.tenant,
-            request.prompt_tools,
-        ),
-        min_cacheable_tokens=min_tokens,
-    )
+    return _audited(request, context, layers(request.body))
 
 
 OPENAI_STAGES: tuple[Stage, ...] = (

@@ -9,21 +9,24 @@ A read may refresh an entry's recency in the cache's LRU order, never its conten
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from gateway.rewrite.fingerprint import Fingerprint
+from gateway.rewrite.memo import Derived
 
 Ttl = Literal["5m", "1h"]
 
 
 @dataclass(frozen=True, slots=True)
 class LinesSeen:
-    """A request's system lines (their digests), to count in its prompt family's statistics."""
+    """A request's system lines (their keys, volatile.line_key), to count in its prompt
+    family's statistics."""
 
     tenant: bytes
     family: bytes
-    lines: frozenset[bytes]
+    lines: frozenset[int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,12 +49,12 @@ class TailJudged:
     model: str
 
 
-Observation = LinesSeen | ToolsSeen | TailJudged
+Observation = LinesSeen | ToolsSeen | TailJudged | Derived
 
 
 class LinesView(Protocol):
-    def varying(self, tenant: bytes, family: bytes, lines: list[bytes]) -> set[int]:
-        """Indexes of the line digests learned to vary within the family, judged as if this
+    def varying(self, tenant: bytes, family: bytes, lines: list[int]) -> set[int]:
+        """Indexes of the line keys learned to vary within the family, judged as if this
         request were counted too."""
         ...
 
@@ -76,6 +79,12 @@ class PrefixView(Protocol):
     def previous_message_id(self, fp: Fingerprint) -> str | None: ...
 
 
+class MemoView(Protocol):
+    def derived(self, tenant: bytes, key: Hashable) -> object | None:
+        """A value a stage derived from `key` on an accepted call (`Derived`), if kept."""
+        ...
+
+
 class Learned(Protocol):
     """The learned memory as the stages read it."""
 
@@ -87,3 +96,8 @@ class Learned(Protocol):
 
     @property
     def prefixes(self) -> PrefixView: ...
+
+    @property
+    def memo(self) -> MemoView | None:
+        """None: every call derives everything anew."""
+        ...

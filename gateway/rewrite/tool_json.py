@@ -10,12 +10,13 @@ cache/tool_forms.py, from the `ToolsSeen` this stage reports).
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
+from gateway.rewrite.memo import MIN_CHARS, CallMemo, call_memo, observed
 from gateway.rewrite.request import Finding, LLMRequest, Rewrite
-from gateway.rewrite.snapshot import ToolsSeen, ToolsView
+from gateway.rewrite.snapshot import MemoView, ToolsSeen, ToolsView
 
 RULE = "tool_json"
 
@@ -25,13 +26,26 @@ def identity(tool: Any) -> bytes:
     return hashlib.blake2b(orjson.dumps(tool, option=orjson.OPT_SORT_KEYS), digest_size=16).digest()
 
 
+def _identity(tool: Any, sent: bytes, memo: CallMemo | None) -> bytes:
+    """`identity`, looked up by the bytes sent where an earlier call sent the same (a client
+    sends the same bytes every turn: sorting and hashing them is ~80 us for Claude Code's)."""
+    if memo is None or len(sent) < MIN_CHARS:
+        return identity(tool)
+    found = memo.get(("tool", sent))
+    if found is None:
+        found = identity(tool)
+        # A copy of its exact size: orjson's output keeps the buffer it grew.
+        memo.keep(("tool", bytes(memoryview(sent))), found, len(sent))
+    return cast(bytes, found)
+
+
 def canonical(
-    tenant: bytes, tools: list[Any], known: ToolsView
+    tenant: bytes, tools: list[Any], known: ToolsView, memo: CallMemo | None = None
 ) -> tuple[list[Any], ToolsSeen | None]:
     """The tools in their first-seen form and order (the same list if already so), and what
     was new in them (None: nothing)."""
     sent = [orjson.dumps(tool) for tool in tools]
-    identities = [identity(tool) for tool in tools]
+    identities = [_identity(tool, raw, memo) for tool, raw in zip(tools, sent, strict=True)]
     forms = [known.form(tenant, i) for i in identities]
     new = tuple((i, b) for i, b, form in zip(identities, sent, forms, strict=True) if form is None)
     order, new_order = tuple(identities), None
@@ -49,11 +63,20 @@ def canonical(
     return (tools if wanted == sent else [orjson.loads(form) for form in wanted]), seen
 
 
-def stable_tool_json(request: LLMRequest, known: ToolsView, enabled: bool) -> LLMRequest:
+def stable_tool_json(
+    request: LLMRequest, known: ToolsView, enabled: bool, view: MemoView | None = None
+) -> LLMRequest:
     tools = request.body.get("tools")
     if not isinstance(tools, list) or not tools or not all(isinstance(t, dict) for t in tools):
         return request
-    forms, seen = canonical(request.tenant, tools, known)
+    memo = call_memo(view, request.tenant)
+    return observed(memo, _stable_tool_json(request, tools, known, enabled, memo))
+
+
+def _stable_tool_json(
+    request: LLMRequest, tools: list[Any], known: ToolsView, enabled: bool, memo: CallMemo | None
+) -> LLMRequest:
+    forms, seen = canonical(request.tenant, tools, known, memo)
     if seen is not None:
         request = request.observing(seen)
     if forms is tools:

@@ -8,8 +8,10 @@ each time, so the prefix the provider hashed last turn is the prefix it sees now
 from __future__ import annotations
 
 from gateway.rewrite import openai_text
+from gateway.rewrite.memo import MIN_CHARS, CallMemo, call_memo, chars, observed
 from gateway.rewrite.request import Finding, LLMRequest, Rewrite
-from gateway.rewrite.text import edit_messages, edit_system, edit_tools
+from gateway.rewrite.snapshot import MemoView
+from gateway.rewrite.text import TextEdit, edit_messages, edit_system, edit_tools
 
 RULE = "whitespace"
 
@@ -17,7 +19,9 @@ RULE = "whitespace"
 def canonical_whitespace(text: str) -> str:
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
-    if " \n" in text or "\t\n" in text:
+    # "\t" first: one memchr, where a needle ending in "\n" stops at every line (241 -> 4 us
+    # over a 340 KB body's texts).
+    if " \n" in text or ("\t" in text and "\t\n" in text):
         text = "\n".join(line.rstrip(" \t") for line in text.split("\n"))
     text = text.rstrip(" \t\n")
     lead = len(text) - len(text.lstrip(" \t\n"))
@@ -30,11 +34,35 @@ def _edit(text: str) -> str:
     return canonical_whitespace(text) or text
 
 
-def whitespace(request: LLMRequest, enabled: bool) -> LLMRequest:
+def _remembered(memo: CallMemo) -> TextEdit:
+    """`_edit`, looked up for a long text an earlier turn sent too: 340 KB of texts cost
+    ~60 us to look up (their hashes) where the scans cost ~390."""
+
+    def edit(text: str) -> str:
+        if len(text) < MIN_CHARS:
+            return _edit(text)
+        key = (RULE, text)
+        found = memo.get(key)
+        if found is None:
+            new = _edit(text)
+            found = True if new is text else new
+            memo.keep(key, found, chars(text) + (0 if new is text else chars(new)))
+        return text if found is True else str(found)
+
+    return edit
+
+
+def whitespace(request: LLMRequest, enabled: bool, view: MemoView | None = None) -> LLMRequest:
+    memo = call_memo(view, request.tenant)
+    edit = _edit if memo is None else _remembered(memo)
+    return observed(memo, _whitespace(request, enabled, edit))
+
+
+def _whitespace(request: LLMRequest, enabled: bool, edit: TextEdit) -> LLMRequest:
     body = request.body
-    system = edit_system(body.get("system"), _edit)
-    tools = edit_tools(body.get("tools"), _edit)
-    messages = edit_messages(body.get("messages"), _edit)
+    system = edit_system(body.get("system"), edit)
+    tools = edit_tools(body.get("tools"), edit)
+    messages = edit_messages(body.get("messages"), edit)
     changed = [
         name
         for name, new in (("system", system), ("tools", tools), ("messages", messages))
@@ -52,15 +80,23 @@ def whitespace(request: LLMRequest, enabled: bool) -> LLMRequest:
     return request.with_body(new_body, Rewrite(RULE, ", ".join(changed))).noting(finding)
 
 
-def whitespace_openai(request: LLMRequest, enabled: bool) -> LLMRequest:
+def whitespace_openai(
+    request: LLMRequest, enabled: bool, view: MemoView | None = None
+) -> LLMRequest:
     """The same rule on an OpenAI body: instructions, messages or input items, tool
     descriptions."""
+    memo = call_memo(view, request.tenant)
+    edit = _edit if memo is None else _remembered(memo)
+    return observed(memo, _whitespace_openai(request, enabled, edit))
+
+
+def _whitespace_openai(request: LLMRequest, enabled: bool, edit: TextEdit) -> LLMRequest:
     body = request.body
     key = openai_text.items_key(body)
     fields = {
-        "instructions": openai_text.edit_content(body.get("instructions"), _edit),
-        "tools": openai_text.edit_tools(body.get("tools"), _edit),
-        key: openai_text.edit_items(body.get(key), _edit),
+        "instructions": openai_text.edit_content(body.get("instructions"), edit),
+        "tools": openai_text.edit_tools(body.get("tools"), edit),
+        key: openai_text.edit_items(body.get(key), edit),
     }
     changed = [name for name, new in fields.items() if new is not body.get(name)]
     if not changed:

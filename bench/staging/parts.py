@@ -1,0 +1,80 @@
+"""The gateway's objects for model calls, as create_app builds them, for bench/stages.py."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import orjson
+from prometheus_client import CollectorRegistry
+
+from gateway.cache.bounded import LearnedState
+from gateway.cache.learned import LearnedMemory
+from gateway.cascade.lifecycle import Lifecycle
+from gateway.cascade.table import RoutingTable
+from gateway.catalog import ModelCatalog
+from gateway.metering.calls import Meter
+from gateway.metering.labels import LabelBounds
+from gateway.metering.metrics import Metrics
+from gateway.metering.pricing import Pricing
+from gateway.rewrite.memo import CallMemo, Derived, call_memo
+from gateway.rewrite.pipeline import RewriteContext
+from gateway.rewrite.request import LLMRequest
+from gateway.settings import Settings
+from gateway.wire.formats import WireFormat
+from gateway.wire.usage import Usage
+from staging.bodies import Body
+
+TENANT = hashlib.blake2b(b"sk-ant-bench", digest_size=8).digest()
+
+
+class Parts:
+    """The objects create_app builds for model calls, with the default settings."""
+
+    def __init__(self, settings: Settings, memo: bool = True) -> None:
+        self.settings = settings
+        catalog = ModelCatalog.load(settings.models)
+        self.catalog = catalog
+        learned = LearnedState(
+            settings.rewrite.learned_state_max_bytes,
+            settings.rewrite.learned_state_per_tenant_max_bytes,
+        )
+        after = settings.rewrite.learn_volatile_after
+        self.memory = LearnedMemory.within(learned, after, memo)
+        self.registry = self.memory.prefixes
+        routing = RoutingTable(settings.routing, catalog)
+        self.context = RewriteContext(
+            settings.rewrite, catalog, self.memory, routing, Lifecycle(catalog)
+        )
+        labels = LabelBounds(
+            settings.metering.steps,
+            (name for spec in catalog.models for name in (spec.id, *spec.aliases)),
+        )
+        self.meter = Meter(Metrics(CollectorRegistry()), labels, Pricing.load(settings.pricing))
+
+    def memo(self) -> CallMemo | None:
+        """A call's view of the memo, as the stages make it (None: --no-memo)."""
+        return call_memo(self.memory.memo, TENANT)
+
+    def request(self, body: Body, parsed: dict[str, Any]) -> LLMRequest:
+        return self.request_for(body.wire, parsed)
+
+    def request_for(self, wire: WireFormat, parsed: dict[str, Any]) -> LLMRequest:
+        return LLMRequest(wire.provider, parsed, None, TENANT, True)
+
+    def call(
+        self, body: Body, raw: bytes, usage: Usage | None, at: float, derived: bool = True
+    ) -> None:
+        """One accepted call: its lessons kept and the registry told of it, as the relay does.
+        `derived=False`: what it derived is not kept, as if it were the conversation's newest
+        turn (the memo holds the turns before it)."""
+        request = self.request(body, orjson.loads(raw))
+        for stage in body.wire.stages:
+            request = stage(request, self.context)
+        kept = [o for o in request.observations if derived or not isinstance(o, Derived)]
+        self.memory.learn(kept)
+        if request.fingerprint is not None and usage is not None:
+            owner = (body.wire.provider, "other", "none")
+            self.registry.record(
+                request.fingerprint, usage, at, at + 0.5, request.min_cacheable_tokens, owner
+            )

@@ -1,0 +1,126 @@
+"""The memo of derived values (rewrite/memo.py) is invisible: every turn of a recorded
+conversation rewrites to the same body, rewrites, findings and observations with it as
+without it, and a turn sent again does too."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gateway.cache.bounded import LearnedState
+from gateway.cache.learned import LearnedMemory
+from gateway.rewrite.memo import Derived, frozen
+from gateway.rewrite.pipeline import ANTHROPIC_STAGES, OPENAI_STAGES, rewrite
+from gateway.rewrite.request import LLMRequest
+from tests.support.fixtures import FIXTURES, load
+from tests.support.rewrite import context
+
+TENANT = b"tenant-a"
+RECORDINGS = sorted(path.stem for path in FIXTURES.glob("*.jsonl"))
+
+
+def _outcome(request: LLMRequest) -> tuple[Any, ...]:
+    return (
+        json.dumps(request.body),  # key order included: it is the bytes sent
+        request.rewrites,
+        request.findings,
+        tuple(o for o in request.observations if not isinstance(o, Derived)),
+        request.fingerprint,
+        request.stable_system_blocks,
+        request.dates_at,
+        request.changed,
+    )
+
+
+@pytest.mark.parametrize("name", RECORDINGS)
+def test_a_recorded_conversation_rewrites_the_same_with_and_without_the_memo(name: str) -> None:
+    calls = load(FIXTURES / f"{name}.jsonl").calls
+    memories = [LearnedMemory.within(LearnedState.default(), memo=memo) for memo in (True, False)]
+    contexts = [context(memory) for memory in memories]
+    derived = 0
+    for call in calls:
+        stages = ANTHROPIC_STAGES if call.wire == "anthropic" else OPENAI_STAGES
+        provider = "anthropic" if call.wire == "anthropic" else "openai"
+        raw = call.raw_body()
+        for _ in range(2):  # a turn, then the same turn again (a retry): all found in the memo
+            outs = [
+                rewrite(LLMRequest(provider, json.loads(raw), None, TENANT), ctx, stages)
+                for ctx in contexts
+            ]
+            assert _outcome(outs[0]) == _outcome(outs[1])
+            for memory, out in zip(memories, outs, strict=True):
+                memory.learn(out.observations)
+            derived += sum(isinstance(o, Derived) for o in outs[0].observations)
+    assert derived, "the memo was never used: the comparison compared nothing"
+
+
+def test_a_repeated_long_text_is_derived_once() -> None:
+    memory = LearnedMemory.within(LearnedState.default())
+    ctx = context(memory)
+    text = "A line with a trailing space \n" * 100
+    body = {"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": text}]}
+    first = rewrite(LLMRequest("anthropic", json.loads(json.dumps(body)), None, TENANT), ctx)
+    memory.learn(first.observations)
+    again = rewrite(LLMRequest("anthropic", json.loads(json.dumps(body)), None, TENANT), ctx)
+    assert any(isinstance(o, Derived) for o in first.observations)
+    assert not any(isinstance(o, Derived) for o in again.observations)
+    assert again.body == first.body
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        (True, 1),
+        (1, 1.0),
+        (0.0, -0.0),
+        ({"a": 1, "b": 2}, {"b": 2, "a": 1}),
+        ("1", 1),
+        ([1], {"1": 1}),
+    ],
+)
+def test_values_that_serialize_differently_have_different_keys(a: Any, b: Any) -> None:
+    assert frozen(a) != frozen(b)
+
+
+def test_what_one_tenant_derived_never_answers_anothers_lookup() -> None:
+    """The family and the digests hold the tenant: B's call with A's body, after A's, gets its
+    own, as it does with nothing remembered."""
+    calls = load(FIXTURES / "claude-long.jsonl").calls[:3]
+    shared = LearnedMemory.within(LearnedState.default())
+    ctx = context(shared)
+    unshared = LearnedMemory.within(LearnedState.default(), memo=False)
+    reference = context(unshared)
+    for call in calls:
+        raw = call.raw_body()
+        for tenant in (b"tenant-a", b"tenant-b"):
+            out = rewrite(LLMRequest("anthropic", json.loads(raw), None, tenant), ctx)
+            shared.learn(out.observations)
+            alone = rewrite(LLMRequest("anthropic", json.loads(raw), None, tenant), reference)
+            unshared.learn(alone.observations)
+            assert out.fingerprint == alone.fingerprint
+            assert json.dumps(out.body) == json.dumps(alone.body)
+
+
+JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(JSON, JSON)
+def test_equal_keys_only_for_equal_bytes(a: Any, b: Any) -> None:
+    """A memo key stands for the bytes: two values with one key serialize alike."""
+    key_a, key_b = frozen(a), frozen(b)
+    if key_a is not None and key_a == key_b:
+        assert orjson.dumps(a) == orjson.dumps(b)
+    assert frozen(a) == key_a  # and a value always has the same key
