@@ -42,7 +42,7 @@ COVERAGE_FLOOR := 95
 test: lint $(SDK1)
 	$(BIN)/pytest -q -n 2 --dist loadfile --cov --cov-report=term:skip-covered --cov-fail-under=$(COVERAGE_FLOOR)
 
-# Per-step cost of a model call on real bodies, µs per call and per KB (a few seconds).
+# Per-step cost of a model call on real bodies, µs per call and per KB (about 15 s).
 bench-stages: $(VENV)/.dev
 	$(BIN)/python bench/stages.py
 

@@ -58,6 +58,7 @@ from gateway.metering.call_log import CallLog  # noqa: E402
 from gateway.metering.calls import CallRecord  # noqa: E402
 from gateway.rewrite.fingerprint import conversation_of, family_of, fingerprint  # noqa: E402
 from gateway.rewrite.openai_text import layers  # noqa: E402
+from gateway.rewrite.pipeline import STAGES  # noqa: E402
 from gateway.rewrite.request import LLMRequest  # noqa: E402
 from gateway.settings import Settings  # noqa: E402
 from gateway.wire.formats import ANTHROPIC_MESSAGES, OPENAI_RESPONSES  # noqa: E402
@@ -116,24 +117,24 @@ def steps(parts: Parts, body: Body, chunks: list[bytes], plain: bytes) -> list[S
     def through(count: int) -> LLMRequest:
         """A fresh parse of the body, through the first `count` stages."""
         request = parts.request(body, orjson.loads(body.raw))
-        for stage in wire.stages[:count]:
+        for stage in STAGES[wire.name][:count]:
             request = stage(request, context)
         return request
 
     def stage_at(i: int) -> Callable[[], Work]:
-        return lambda: functools.partial(wire.stages[i], through(i), context)
+        return lambda: functools.partial(STAGES[wire.name][i], through(i), context)
 
     def on_final(work: Callable[[LLMRequest, dict[str, Any]], object]) -> Callable[[], Work]:
         def prepare() -> Work:
-            done = through(len(wire.stages))
+            done = through(len(STAGES[wire.name]))
             shaped = layers(done.body) if wire.provider == "openai" else done.body
             return functools.partial(work, done, shaped)
 
         return prepare
 
     out: list[Step] = [("parse", False, same(lambda: orjson.loads(body.raw)))]
-    out += [(_name(stage), False, stage_at(i)) for i, stage in enumerate(wire.stages)]
-    request = through(len(wire.stages))
+    out += [(_name(stage), False, stage_at(i)) for i, stage in enumerate(STAGES[wire.name])]
+    request = through(len(STAGES[wire.name]))
     final = request.body
     changed = request.changed
     at = next(i for i, step in enumerate(out) if step[0] == "rewrite.audit") + 1

@@ -18,7 +18,7 @@ from gateway.metering.labels import LabelBounds
 from gateway.metering.metrics import Metrics
 from gateway.metering.pricing import Pricing
 from gateway.rewrite.memo import CallMemo, Derived, call_memo
-from gateway.rewrite.pipeline import RewriteContext
+from gateway.rewrite.pipeline import STAGES, RewriteContext
 from gateway.rewrite.request import LLMRequest
 from gateway.settings import Settings
 from gateway.wire.formats import WireFormat
@@ -69,7 +69,7 @@ class Parts:
         `derived=False`: what it derived is not kept, as if it were the conversation's newest
         turn (the memo holds the turns before it)."""
         request = self.request(body, orjson.loads(raw))
-        for stage in body.wire.stages:
+        for stage in STAGES[body.wire.name]:
             request = stage(request, self.context)
         kept = [o for o in request.observations if derived or not isinstance(o, Derived)]
         self.memory.learn(kept)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from gateway.rewrite.pipeline import rewrite
+from gateway.rewrite.pipeline import STAGES, rewrite
 from gateway.settings import Settings
 from gateway.wire.formats import WireFormat
 from staging.parts import Parts
@@ -37,7 +37,7 @@ def _times(settings: Settings, wire: WireFormat, raws: list[bytes], memo: bool) 
     for raw in raws:
         request = parts.request_for(wire, orjson.loads(raw))
         start = time.perf_counter()
-        done = rewrite(request, parts.context, wire.stages)
+        done = rewrite(request, parts.context, STAGES[wire.name])
         out.append((time.perf_counter() - start) * 1e6)
         parts.memory.learn(done.observations)
     return out
