@@ -3,14 +3,53 @@
 uvicorn drops writes to a closed connection silently, so a handler that only sends would
 learn nothing; this watches the ASGI `receive` channel for `http.disconnect` and cancels
 the handler's task, so an upstream call or a paced stream stops with its client.
+
+A server that can tell of a lost connection itself (the gateway's own protocol,
+server/protocol.py) offers `WATCH_EXTENSION` in the scope, and the watch keeps no task
+waiting on `receive`: that task cost ~2 % of a served 1 KB call's instructions (measured
+under valgrind), the callback half of it.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from types import TracebackType
 
-from starlette.types import Message, Receive
+from starlette.types import Message, Receive, Scope
+
+# scope["extensions"][WATCH_EXTENSION](left): `left()` is called if the connection is lost
+# before the response is complete; (None): no longer.
+WATCH_EXTENSION = "tollgate.disconnect_watch"
+Watcher = Callable[[Callable[[], None] | None], None]
+
+
+class Watching:
+    """The requests of one connection being watched: told at once when it is lost."""
+
+    def __init__(self, resume_reading: Callable[[], None]) -> None:
+        self.resume_reading = resume_reading
+        self.watches: dict[object, tuple[Callable[[], bool], Callable[[], None]]] = {}
+
+    def watcher(self, request: object, complete: Callable[[], bool]) -> Watcher:
+        """The scope extension of one request; `complete()`: its response is."""
+
+        def watch(left: Callable[[], None] | None) -> None:
+            if left is None:
+                self.watches.pop(request, None)
+                return
+            self.watches[request] = (complete, left)
+            # As uvicorn's receive does: a connection paused after a large body would not
+            # see its end.
+            self.resume_reading()
+
+        return watch
+
+    def lost(self) -> None:
+        watches, self.watches = self.watches, {}
+        for complete, left in watches.values():
+            if not complete():
+                left()
 
 
 class DisconnectWatch:
@@ -20,21 +59,29 @@ class DisconnectWatch:
     uvicorn reports a disconnect too, and that must not cancel the handler's last steps.
     """
 
-    def __init__(self, receive: Receive) -> None:
+    def __init__(self, receive: Receive, scope: Scope | None = None) -> None:
         self._receive = receive
+        extensions = scope.get("extensions") if scope is not None else None
+        self._watcher: Watcher | None = (extensions or {}).get(WATCH_EXTENSION)
         self._task: asyncio.Task[None] | None = None
         self._owner: asyncio.Task[object] | None = None
         self.client_left = False
 
     async def __aenter__(self) -> DisconnectWatch:
         self._owner = asyncio.current_task()
-        self._task = asyncio.create_task(self._watch())
+        if self._watcher is not None:
+            self._watcher(self._left)
+        else:
+            self._task = asyncio.create_task(self._watch())
         return self
 
     async def _watch(self) -> None:
         message: Message = {"type": ""}
         while message["type"] != "http.disconnect":
             message = await self._receive()
+        self._left()
+
+    def _left(self) -> None:
         self.client_left = True
         if self._owner is not None:
             self._owner.cancel()
@@ -42,6 +89,8 @@ class DisconnectWatch:
     def disarm(self) -> None:
         if self._task is not None and not self._task.done():
             self._task.cancel()
+        if self._watcher is not None and self._owner is not None:
+            self._watcher(None)
         self._owner = None
 
     async def __aexit__(

@@ -43,6 +43,7 @@ class Endpoint(ABC):
         try:
             outcome = await respond(
                 deps.relay,
+                scope,
                 receive,
                 send,
                 arrival,

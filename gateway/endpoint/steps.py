@@ -87,6 +87,7 @@ def route_of(scope: Scope, provider: str) -> Route:
 
 async def respond(
     relay: Relay,
+    scope: Scope,
     receive: Receive,
     send: Send,
     arrival: Arrival,
@@ -95,7 +96,7 @@ async def respond(
 ) -> Outcome | None:
     """The answer, cancelled at once if the client leaves (None then), wherever it waits;
     the gateway's own errors reach the client in its wire format."""
-    async with DisconnectWatch(receive) as watch:
+    async with DisconnectWatch(receive, scope) as watch:
 
         async def send_until_done(message: Message) -> None:
             if message["type"] == "http.response.body" and not message.get("more_body"):

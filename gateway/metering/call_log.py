@@ -7,6 +7,11 @@ into the output (a batch per write). An output that does not keep up (`gateway s
 sleep 3600`, a full disk) fills the queue, and lines past it are dropped and counted
 (gateway_call_log_dropped_total) instead of every request waiting on the output. At
 shutdown, `close` gives the thread a bounded time to write what is queued.
+
+The thread is woken by the first line into an empty queue, then lets lines gather for up to
+`LINGER_S` (or until `BATCH_BYTES` are waiting) before it writes them: woken and writing for
+every line, it cost ~40-100 µs of CPU per call at 1 KB (the wake, the switch, the syscall), a
+tenth of the whole call; batched, that is paid once per batch.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ import orjson
 from gateway.metering.calls import CallRecord, Metered
 
 DEFAULT_QUEUE_BYTES = 4 * 1024 * 1024
+LINGER_S = 0.05  # a line reaches the output this long after its call, at most (unstalled)
+BATCH_BYTES = 64 * 1024  # or as soon as this much is waiting (half the queue, if smaller)
 
 
 class CallLog:
@@ -33,6 +40,7 @@ class CallLog:
         on_drop: Callable[[], None] | None = None,  # a line dropped: the queue was full
         *,
         owned: bool = False,  # `out` was opened for the log: closed with it
+        linger_s: float = LINGER_S,
     ) -> None:
         self._out = out
         self._owned = owned
@@ -40,7 +48,10 @@ class CallLog:
         self._on_drop = on_drop
         self._lines: deque[bytes] = deque()
         self._queued = 0  # bytes queued, and being written
-        self._ready = threading.Condition()
+        self._waiting = 0  # bytes queued, not yet taken by the writer
+        self._batch_bytes = min(BATCH_BYTES, max_queue_bytes // 2)
+        self._linger_s = linger_s
+        self._ready = threading.Condition(threading.Lock())
         self._closing = False
         self.dropped = 0
         self._thread: threading.Thread | None = None
@@ -71,12 +82,16 @@ class CallLog:
         if self._out is None:
             return
         line = self._line(call, metered)
+        size = len(line)
         with self._ready:
-            fits = self._queued + len(line) <= self._max_queue_bytes and not self._closing
+            fits = self._queued + size <= self._max_queue_bytes and not self._closing
             if fits:
+                # The writer waits for a first line, then for a batch: woken for those only.
+                if not self._lines or self._waiting < self._batch_bytes <= self._waiting + size:
+                    self._ready.notify()
                 self._lines.append(line)
-                self._queued += len(line)
-                self._ready.notify()
+                self._queued += size
+                self._waiting += size
         if not fits:
             self.dropped += 1
             if self._on_drop is not None:
@@ -99,6 +114,7 @@ class CallLog:
             with self._ready:
                 while not self._lines and not self._closing:
                     self._ready.wait()
+                self._ready.wait_for(self._batched, self._linger_s)
                 if not self._lines:
                     if self._owned:
                         self._out.close()
@@ -106,6 +122,7 @@ class CallLog:
                 batch = b"".join(self._lines)
                 lines = len(self._lines)
                 self._lines.clear()
+                self._waiting = 0
             try:
                 _write_all(self._out, batch)
             except (OSError, ValueError):  # a closed pipe or file: those lines are lost
@@ -115,6 +132,9 @@ class CallLog:
                         self._on_drop()
             with self._ready:
                 self._queued -= len(batch)
+
+    def _batched(self) -> bool:
+        return self._closing or self._waiting >= self._batch_bytes
 
     @staticmethod
     def _line(call: CallRecord, metered: Metered) -> bytes:

@@ -21,6 +21,7 @@ limits (docs/limits.md, "Client edge"), and its own answers in the provider's en
   data would send). Such a response always says `connection: close`.
 - The server's own errors (400 for a request that is not HTTP, 408, 431, 503) are JSON in
   the envelope of the provider the path belongs to (formats.wire_for), as the endpoints' are.
+- A lost connection is told at once to its requests' disconnect watches (asgi/disconnect.py).
 
 The body's own deadline (`body_timeout_s`) is the endpoint's: it answers 408 in the caller's
 wire format and frees what it read (server/intake.py).
@@ -36,6 +37,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from gateway.asgi.disconnect import WATCH_EXTENSION, Watching
 from gateway.errors import (
     CLOSE,
     GatewayError,
@@ -86,6 +88,7 @@ class EdgeProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self.watching = Watching(self.flow.resume_reading)
         # uvicorn's keep-alive timer, armed for a connection that has sent nothing yet too.
         self.timeout_keep_alive_task = self.loop.call_later(
             self.timeout_keep_alive, self.timeout_keep_alive_handler
@@ -94,6 +97,7 @@ class EdgeProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_timer()
         super().connection_lost(exc)
+        self.watching.lost()
 
     def data_received(self, data: bytes) -> None:
         if self.lingering:  # the rest of a body no one will read
@@ -148,6 +152,10 @@ class EdgeProtocol(HttpToolsProtocol):
         if self.cycle is not None:
             self.cycle.transport = cast(asyncio.Transport, _CycleTransport(self.transport, self))
             self.cycle.send = _closing_early(self.cycle)  # type: ignore[method-assign]
+            cycle = self.cycle
+            watcher = self.watching.watcher(cycle, lambda: cycle.response_complete)
+            extensions = cast(dict[str, Any], cycle.scope).setdefault("extensions", {})
+            extensions[WATCH_EXTENSION] = watcher
 
     def eof_received(self) -> None:
         if self.lingering:

@@ -92,3 +92,34 @@ def test_close_waits_a_bounded_time_for_a_stalled_output() -> None:
     log.write(call, Metered(0.0, ()))
     assert not log.close(timeout_s=0.2)  # the writer is still stuck: close gives up
     output.released.set()
+
+
+class Writes:
+    """An output that keeps each write apart."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.wrote = threading.Event()
+
+    def write(self, data: bytes) -> int:
+        self.writes.append(bytes(data))
+        self.wrote.set()
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_lines_are_written_in_batches_once_enough_are_waiting_or_at_close() -> None:
+    call = CallRecord("gw_1", "anthropic", None, "m", "m", "200", 0.1, None, None)
+    output = Writes()
+    # A batch is half the queue here (2 KB, ~5 lines); the linger would outlast the test.
+    log = CallLog(output, max_queue_bytes=4096, linger_s=3600)  # type: ignore[arg-type]
+    line = len(CallLog._line(call, Metered(0.0, ())))
+    batch = -(-2048 // line)  # lines until 2 KB are waiting
+    for _ in range(batch):
+        log.write(call, Metered(0.0, ()))
+    assert output.wrote.wait(30)  # the batch is written without waiting out the linger
+    log.write(call, Metered(0.0, ()))
+    assert log.close(timeout_s=10)
+    assert [len(data.splitlines()) for data in output.writes] == [batch, 1]
