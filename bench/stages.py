@@ -49,6 +49,7 @@ if str(REPO) not in sys.path:
 from gateway.cache.bounded import LearnedState  # noqa: E402
 from gateway.cache.lines import LineStats  # noqa: E402
 from gateway.cache.registry import PrefixRegistry  # noqa: E402
+from gateway.cache.tool_forms import ToolForms  # noqa: E402
 from gateway.cascade.lifecycle import Lifecycle  # noqa: E402
 from gateway.cascade.table import RoutingTable  # noqa: E402
 from gateway.catalog import ModelCatalog  # noqa: E402
@@ -63,7 +64,6 @@ from gateway.rewrite.fingerprint import conversation_of, family_of, fingerprint 
 from gateway.rewrite.openai_text import layers  # noqa: E402
 from gateway.rewrite.pipeline import RewriteContext  # noqa: E402
 from gateway.rewrite.request import LLMRequest  # noqa: E402
-from gateway.rewrite.tool_json import ToolForms  # noqa: E402
 from gateway.settings import Settings  # noqa: E402
 from gateway.wire.formats import (  # noqa: E402
     ANTHROPIC_MESSAGES,
