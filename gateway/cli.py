@@ -21,6 +21,7 @@ from gateway.cascade.table import RoutingTable
 from gateway.catalog import ModelCatalog
 from gateway.keys_command import add_parser as add_keys_parser
 from gateway.server.edge import Edge
+from gateway.server.heap import freeze_startup_heap
 from gateway.server.protocol import edge_protocol
 from gateway.settings import ConfigError, Settings, config_path, load_settings
 
@@ -129,7 +130,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
                 target = "gateway.cli:app_from_environment"
                 uvicorn.run(target, factory=True, workers=server.workers, **options)
         else:
-            uvicorn.run(create_app(settings), **options)
+            app = create_app(settings)
+            freeze_startup_heap()
+            uvicorn.run(app, **options)
     finally:
         if emulator is not None:
             emulator.terminate()
@@ -149,7 +152,9 @@ def emulator_wanted(settings: Settings) -> bool:
 
 def app_from_environment() -> Edge:
     """The app factory for `--workers N`: uvicorn imports it in each worker process."""
-    return create_app(load_settings(Path(p) if (p := os.environ.get(CONFIG_ENV)) else None))
+    app = create_app(load_settings(Path(p) if (p := os.environ.get(CONFIG_ENV)) else None))
+    freeze_startup_heap()
+    return app
 
 
 def _start_emulator(config: Path | None) -> subprocess.Popen[bytes]:
