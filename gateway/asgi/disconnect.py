@@ -30,6 +30,7 @@ class Watching:
     def __init__(self, resume_reading: Callable[[], None]) -> None:
         self.resume_reading = resume_reading
         self.watches: dict[object, tuple[Callable[[], bool], Callable[[], None]]] = {}
+        self.gone = False  # the connection is lost: a watch set from now on is told at once
 
     def watcher(self, request: object, complete: Callable[[], bool]) -> Watcher:
         """The scope extension of one request; `complete()`: its response is."""
@@ -37,6 +38,10 @@ class Watching:
         def watch(left: Callable[[], None] | None) -> None:
             if left is None:
                 self.watches.pop(request, None)
+                return
+            if self.gone:  # lost while the handler was on its way to watching
+                if not complete():
+                    left()
                 return
             self.watches[request] = (complete, left)
             # As uvicorn's receive does: a connection paused after a large body would not
@@ -46,6 +51,7 @@ class Watching:
         return watch
 
     def lost(self) -> None:
+        self.gone = True
         watches, self.watches = self.watches, {}
         for complete, left in watches.values():
             if not complete():

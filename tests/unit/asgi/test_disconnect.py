@@ -43,7 +43,7 @@ def test_once_disarmed_or_complete_a_lost_connection_cancels_nothing() -> None:
             watch.disarm()
             watching.lost()
             await asyncio.sleep(0)
-        complete = Request()
+        complete, watching = Request(), Watching(lambda: None)
         async with DisconnectWatch(never, watched(watching, complete)) as other:
             complete.response_complete = True
             watching.lost()
@@ -51,3 +51,19 @@ def test_once_disarmed_or_complete_a_lost_connection_cancels_nothing() -> None:
         return watch.client_left or other.client_left
 
     assert asyncio.run(go()) is False
+
+
+def test_a_connection_lost_before_the_watch_is_set_cancels_the_block_on_entry() -> None:
+    """The client left while the handler awaited something else (the key's admission): the
+    watch it sets afterwards is told at once, so nothing is sent upstream for it."""
+
+    async def go() -> tuple[bool, bool]:
+        watching = Watching(lambda: None)
+        watching.lost()
+        reached_end = False
+        async with DisconnectWatch(never, watched(watching, Request())) as watch:
+            await asyncio.sleep(10)  # without the fix: reached
+            reached_end = True
+        return watch.client_left, reached_end
+
+    assert asyncio.run(go()) == (True, False)
