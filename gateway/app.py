@@ -202,12 +202,25 @@ def create_app(
     app.add_exception_handler(StarletteHTTPException, framework_error)
     app.add_exception_handler(RequestValidationError, framework_error)
     app.add_exception_handler(Exception, framework_error)
-    learned = LearnedState(
-        settings.rewrite.learned_state_max_bytes,
-        settings.rewrite.learned_state_per_tenant_max_bytes,
-        meter.metrics.learned_state_bytes.set,
+    held = {"learned": 0, "memo": 0}
+
+    def gauge(part: str) -> Callable[[int], None]:
+        def changed(size: int) -> None:
+            held[part] = size
+            meter.metrics.learned_state_bytes.set(held["learned"] + held["memo"])
+
+        return changed
+
+    rewrite = settings.rewrite
+    learned, memo = (
+        LearnedState(
+            rewrite.learned_state_max_bytes,
+            rewrite.learned_state_per_tenant_max_bytes,
+            gauge(part),
+        )
+        for part in ("learned", "memo")
     )
-    memory = LearnedMemory.within(learned, settings.rewrite.learn_volatile_after)
+    memory = LearnedMemory.within(learned, rewrite.learn_volatile_after, memo)
     prefixes = memory.prefixes
     context = RewriteContext(settings.rewrite, catalog, memory, routing, lifecycle, _today)
     server = settings.server

@@ -24,15 +24,21 @@ class LearnedMemory:
 
     @classmethod
     def within(
-        cls, state: LearnedState, learn_volatile_after: int = 5, memo: bool = True
+        cls,
+        state: LearnedState,
+        learn_volatile_after: int = 5,
+        memo: bool | LearnedState = True,
     ) -> LearnedMemory:
-        """Every table in one bounded state (bounded.py); `memo=False`: every call derives
-        everything anew (the reference the memo is tested and measured against)."""
+        """Every table in one bounded state (bounded.py), the memo in its own if given one
+        (so a memo of large texts never pushes out what decides a rewrite: lines, tool
+        forms, the registry); `memo=False`: every call derives everything anew (the
+        reference the memo is tested and measured against)."""
+        memo_state = memo if isinstance(memo, LearnedState) else state
         return cls(
             LineStats(learn_volatile_after, state=state),
             ToolForms(state),
             PrefixRegistry(state),
-            Memo(state) if memo else None,
+            Memo(memo_state) if memo is not False else None,
         )
 
     def learn(self, observations: Iterable[Observation]) -> None:

@@ -26,6 +26,12 @@ MIN_CHARS = 1024
 # An entry's key tuple and value beside the texts they hold: with it the learned state counts
 # 1.5 MB for the 1.1 MB the recorded Claude Code session's memo holds (tracemalloc).
 ENTRY_BYTES = 200
+# What a frozen key holds beside its characters (CPython 3.11, 64-bit): a str object's
+# header, a tuple's header and each of its slots, a scalar's (type, value) pair and value.
+STR_BYTES = 49
+TUPLE_BYTES = 56
+SLOT_BYTES = 8
+SCALAR_BYTES = 100
 MAX_DEPTH = 16  # a block nested deeper is digested anew: its key would cost its walk
 
 
@@ -78,14 +84,15 @@ class CallMemo:
 
 def frozen(value: Any, depth: int = 0) -> tuple[Hashable, int] | None:
     """A JSON value as a key that is equal only for values orjson serializes to the same
-    bytes (so `True` and `1`, `1` and `1.0` differ), and the characters it holds; None if
-    it nests deeper than MAX_DEPTH."""
+    bytes (so `True` and `1`, `1` and `1.0` differ), and the bytes the key holds (its texts
+    and the objects around them: a block of many small values holds ~10x its characters);
+    None if it nests deeper than MAX_DEPTH."""
     if isinstance(value, str):
-        return value, chars(value)
+        return value, STR_BYTES + chars(value)
     if depth > MAX_DEPTH:
         return None
     parts: list[Hashable]
-    size = 0
+    size = TUPLE_BYTES
     if isinstance(value, dict):
         parts = ["{"]
         for name, item in value.items():
@@ -93,13 +100,13 @@ def frozen(value: Any, depth: int = 0) -> tuple[Hashable, int] | None:
                 return None
             if type(item) is str:  # most values: no call, no tuple of their own
                 parts += (name, item)
-                size += len(name) + (len(item) if item.isascii() else 4 * len(item))
+                size += 2 * (SLOT_BYTES + STR_BYTES) + len(name) + chars(item)
                 continue
             inner = frozen(item, depth + 1)
             if inner is None:
                 return None
             parts += (name, inner[0])
-            size += len(name) + inner[1]
+            size += 2 * SLOT_BYTES + STR_BYTES + len(name) + inner[1]
         return tuple(parts), size
     if isinstance(value, list):
         parts = ["["]
@@ -108,7 +115,7 @@ def frozen(value: Any, depth: int = 0) -> tuple[Hashable, int] | None:
             if inner is None:
                 return None
             parts.append(inner[0])
-            size += inner[1]
+            size += SLOT_BYTES + inner[1]
         return tuple(parts), size
     # A number, a boolean or null: its type with it (floats by repr: -0.0 is not 0.0).
-    return (type(value).__name__, repr(value) if isinstance(value, float) else value), 16
+    return (type(value).__name__, repr(value) if isinstance(value, float) else value), SCALAR_BYTES

@@ -18,6 +18,7 @@ from gateway.cache.registry import PrefixRegistry
 from gateway.cli import deprecation_warnings
 from gateway.metering.pricing import Pricing
 from gateway.rewrite.fingerprint import fingerprint
+from gateway.rewrite.memo import Derived
 from gateway.rewrite.request import LLMRequest
 from gateway.rewrite.volatile import volatile
 from gateway.settings import ProviderSettings, load_settings
@@ -299,3 +300,17 @@ def test_upstream_urls_with_long_query_strings_are_parsed_but_not_kept() -> None
             assert str(upstream._url("anthropic", target)).endswith(target[-10:])
 
     assert retained(send) < MIB  # each URL was kept: 6 MB
+
+
+def test_the_memo_in_its_own_state_never_pushes_out_what_decides_a_rewrite() -> None:
+    """A tenant whose memo of large texts fills its share keeps its line counts, tool forms
+    and registry: the memo has a bound of its own."""
+    learned, memo = LearnedState(4 * MIB, MIB), LearnedState(4 * MIB, MIB)
+    memory = LearnedMemory.within(learned, memo=memo)
+    texts = [(("whitespace", str(i) * 2048), "x" * 2048, 300 * 1024) for i in range(10)]
+    memory.learn([Derived(A, tuple(texts))])
+    assert learned.bytes == 0  # nothing of the memo's went into the shared state
+    assert 0 < memo.tenant_bytes(A) <= MIB  # the memo holds its own, within its bound
+    shared = LearnedState(4 * MIB, MIB)
+    LearnedMemory.within(shared).learn([Derived(A, tuple(texts))])
+    assert shared.bytes > 0  # without a state of its own it shares the tables' (the test bites)
