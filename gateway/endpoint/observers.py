@@ -7,6 +7,7 @@ has the registry judge it; `Meter.price` prices it.
 
 from __future__ import annotations
 
+import logging
 from typing import Protocol
 
 from gateway.admission import Gate
@@ -16,6 +17,8 @@ from gateway.cascade.shadow import Answer
 from gateway.endpoint.prepared import Prepared
 from gateway.endpoint.record import Outcome, Record
 from gateway.metering.calls import Meter
+
+LOG = logging.getLogger("gateway.endpoint")
 
 
 class Observer(Protocol):
@@ -96,7 +99,10 @@ class PrefixJudge:
             # this one, and this one shared in its place: one state round trip, after the
             # client has its response.
             seen = Seen.of(fp, usage, started_at, answered, outcome.message_id)
-            await self.shared.exchange(fp, seen, self.registry)
+            try:
+                await self.shared.exchange(fp, seen, self.registry)
+            except Exception:  # the verdict is this replica's alone; settling must still run
+                LOG.exception("shared prefix exchange failed; judged by this replica alone")
         return self.registry.record(
             fp,
             usage,

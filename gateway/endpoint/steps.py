@@ -71,11 +71,14 @@ async def admit(
     provider = deps.wire.provider
     model, others = call.models(provider)
     call = call.without(deps.gate.authorize(caller, model, others), provider)
+    # Serialized before the reservation: a body that cannot be sent as judged is refused
+    # with nothing reserved (after it, the refusal left the reservation unsettled).
+    judged = call.as_judged(raw)
     admitted = await deps.gate.admit(caller, provider, call.billed_models(provider), call.payload)
     if admitted is None:
         return call, None, scope
     scope = {**scope, "headers": with_credential(scope["headers"], admitted.credential)}
-    return call.as_judged(raw), admitted, scope
+    return judged, admitted, scope
 
 
 def route_of(scope: Scope, provider: str) -> Route:
