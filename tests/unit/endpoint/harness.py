@@ -164,12 +164,15 @@ def run(
     tmp_path: Path,
     replies: list[Reply],
     requests: list[tuple[str, str, dict[str, str], bytes]],
+    before: Callable[[Edge], None] = lambda _: None,
     **sections: dict[str, Any],
 ) -> Run:
-    """Each request (method, path, headers, body) in turn through a fresh gateway."""
+    """Each request (method, path, headers, body) in turn through a fresh gateway, which
+    `before` is given first."""
     upstream = Upstream(replies)
     registry = CollectorRegistry()
     app = create_app(settings(tmp_path, **sections), registry, httpx.MockTransport(upstream))
+    before(app)
     recorder = observed(app)
 
     async def go() -> list[httpx.Response]:
