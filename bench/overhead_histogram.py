@@ -10,13 +10,18 @@ bench/staging/bodies.py) a fresh `gateway serve` (defaults: every rewrite rule, 
 call log; one worker pinned to core 1) relays to the emulator (core 0). The session's earlier
 calls are replayed first, then each cell (JSON or stream, at each concurrency) sends its calls
 and reads the histogram's buckets from /metrics before and after: p50 and p99 are the upper
-bounds of the buckets they fall in, all a histogram can say.
+bounds of the buckets they fall in, all a histogram can say. Beside them, from /proc: the
+gateway process's CPU per call (every thread, all its work on a call, not only the part the
+histogram times) and how many times the kernel preempted its event loop during the cell. The
+histogram is wall time, so on a shared machine a p99 well above the CPU per call with
+preemptions counted is the other processes' time on the gateway's core, not the gateway's.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from pathlib import Path
 
@@ -45,6 +50,17 @@ def buckets(gateway: Server) -> Buckets:
                 bound = float(sample.labels["le"])
                 out[bound] = out.get(bound, 0.0) + sample.value
     return out
+
+
+def process_state(gateway: Server) -> tuple[float, int]:
+    """The gateway process's CPU seconds (user + system, every thread) and its event loop's
+    thread's involuntary context switches: times the kernel took the core from it."""
+    pid = gateway.proc.pid
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    cpu_s = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    status = Path(f"/proc/{pid}/status").read_text()
+    switches = next(line for line in status.splitlines() if line.startswith("nonvoluntary"))
+    return cpu_s, int(switches.split()[1])
 
 
 def quantile_bound(before: Buckets, after: Buckets, q: float) -> float:
@@ -83,12 +99,14 @@ def measure(body: Body, upstream: Server, calls: int, levels: list[int]) -> list
             raw = orjson.dumps({**orjson.loads(body.raw), "stream": stream})
             asyncio.run(send(gateway, body, [raw] * 10, 1))  # warm
             for concurrency in levels:
-                before = buckets(gateway)
+                before, (cpu_s, switches) = buckets(gateway), process_state(gateway)
                 asyncio.run(send(gateway, body, [raw] * calls, concurrency))
-                after = buckets(gateway)
+                after, (cpu_after_s, switches_after) = buckets(gateway), process_state(gateway)
                 p50, p99 = (quantile_bound(before, after, q) * 1000 for q in (0.5, 0.99))
                 cells = [f"{body.name} ({len(body.raw) / 1000:.0f} KB)", mode, str(concurrency)]
                 cells += [str(calls), f"≤ {p50:g} ms", f"≤ {p99:g} ms"]
+                cells += [f"{(cpu_after_s - cpu_s) * 1000 / calls:.2f} ms"]
+                cells += [str(switches_after - switches)]
                 rows.append("| " + " | ".join(cells) + " |")
                 print(rows[-1], file=sys.stderr)
     return rows
@@ -103,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     levels = [int(level) for level in args.concurrency.split(",")]
     recorded = [b for b in all_bodies() if b.name.startswith(("claude-code-", "codex-"))]
     chosen = [b for b in recorded if not args.body or b.name == args.body]
-    header = ["| body | mode | concurrency | calls | p50 | p99 |", "|---|---|---|---:|---:|---:|"]
+    header = ["| body | mode | concurrency | calls | p50 | p99 | CPU per call | preempted |"]
+    header += ["|---|---|---|---:|---:|---:|---:|---:|"]
     rows: list[str] = []
     with emulator_server() as upstream:
         for body in chosen:

@@ -130,6 +130,19 @@ def test_overhead_is_observed_when_the_relay_measured_it(
     assert registry.get_sample_value("gateway_overhead_seconds_bucket", le) == 1
 
 
+def test_overhead_buckets_place_a_call_either_side_of_two_milliseconds(
+    meter: Meter, registry: CollectorRegistry
+) -> None:
+    meter.on_call_complete(call(overhead_s=0.0018))
+    meter.on_call_complete(call(overhead_s=0.0022))
+
+    def below(bound: str) -> float | None:
+        le = {**SONNET, "le": bound}
+        return registry.get_sample_value("gateway_overhead_seconds_bucket", le)
+
+    assert (below("0.0015"), below("0.002"), below("0.0025")) == (0, 1, 2)
+
+
 def test_ttft_buckets_span_llm_latencies(meter: Meter, registry: CollectorRegistry) -> None:
     meter.on_call_complete(call(ttft_s=0.04))
     meter.on_call_complete(call(ttft_s=29.0))
