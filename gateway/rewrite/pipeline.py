@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from gateway.catalog import ModelCatalog
@@ -22,7 +22,7 @@ from gateway.rewrite.fingerprint import conversation_of, family_of, fingerprint
 from gateway.rewrite.memo import call_memo, observed
 from gateway.rewrite.openai_text import layers
 from gateway.rewrite.pin import note_retirement, pin
-from gateway.rewrite.request import LLMRequest, Rewrite
+from gateway.rewrite.request import LLMRequest, Rewrite, evolve
 from gateway.rewrite.route import route
 from gateway.rewrite.routes import Retirements, Routes
 from gateway.rewrite.snapshot import Learned, Observation, TailJudged
@@ -133,7 +133,7 @@ def _audited(request: LLMRequest, context: RewriteContext, shaped: dict[str, Any
         request.prompt_tools,
         memo,
     )
-    return observed(memo, replace(request, fingerprint=fp, min_cacheable_tokens=min_tokens))
+    return observed(memo, evolve(request, fingerprint=fp, min_cacheable_tokens=min_tokens))
 
 
 def _diagnostics(request: LLMRequest, context: RewriteContext) -> LLMRequest:

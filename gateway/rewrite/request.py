@@ -7,11 +7,13 @@ shares every part it did not touch (copy on write), so unchanged requests cost n
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any
 
 from gateway.rewrite.fingerprint import Fingerprint
 from gateway.rewrite.snapshot import Observation
+
+__all__ = ["Finding", "LLMRequest", "Rewrite", "evolve"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,12 +66,33 @@ class LLMRequest:
     observations: tuple[Observation, ...] = ()
 
     def with_body(self, body: dict[str, Any], *rewrites: Rewrite) -> LLMRequest:
-        return replace(self, body=body, rewrites=self.rewrites + rewrites, changed=True)
+        return evolve(self, body=body, rewrites=self.rewrites + rewrites, changed=True)
 
     def noting(self, *findings: Finding, observed: tuple[Observation, ...] = ()) -> LLMRequest:
-        return replace(
+        return evolve(
             self, findings=self.findings + findings, observations=self.observations + observed
         )
 
     def observing(self, *observations: Observation) -> LLMRequest:
-        return replace(self, observations=self.observations + observations)
+        return evolve(self, observations=self.observations + observations)
+
+
+if TYPE_CHECKING:  # checked as dataclasses.replace: a misspelt or mistyped field fails mypy
+    from dataclasses import replace as evolve
+else:
+    _FIELDS = tuple(f.name for f in fields(LLMRequest))
+    _new = object.__new__
+    _set = object.__setattr__
+
+    def evolve(request: LLMRequest, /, **changes: Any) -> LLMRequest:
+        """dataclasses.replace for an LLMRequest, 1.6 us instead of 2.7: every field copied
+        as is, then the changed ones set (the class has no __post_init__ and no init=False
+        field, so this is what replace builds). A stage makes a new request ~7 times a call,
+        which at 1 KB made replace the largest single cost of the volatile and breakpoints
+        stages (bench/stages.py under cProfile)."""
+        new = _new(LLMRequest)
+        for name in _FIELDS:
+            _set(new, name, getattr(request, name))
+        for name, value in changes.items():
+            _set(new, name, value)
+        return new

@@ -7,13 +7,12 @@ a conversation's model mid-way would throw its cache away.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import orjson
 
 from gateway.errors import InvalidRequest
-from gateway.rewrite.request import LLMRequest, Rewrite
+from gateway.rewrite.request import LLMRequest, Rewrite, evolve
 from gateway.rewrite.routes import TIER_PREFIX, Routes, in_canary
 
 
@@ -33,7 +32,7 @@ def route(request: LLMRequest, table: Routes) -> LLMRequest:
     ):
         chosen = table.pinned(plan.canary.model)
         detail = f"{plan.name}: {model} -> {chosen} (canary)"
-    request = replace(request, tier=plan.tier)
+    request = evolve(request, tier=plan.tier)
     if chosen == model:
         return request
     return request.with_body({**request.body, "model": chosen}, Rewrite("route", detail))
@@ -48,7 +47,7 @@ def _named_tier(request: LLMRequest, table: Routes, tier: str) -> LLMRequest:
         )
     body = {**request.body, "model": chosen}
     rewrite = Rewrite("route", f"{TIER_PREFIX}{tier} -> {chosen}")
-    return replace(request, tier=tier).with_body(body, rewrite)
+    return evolve(request, tier=tier).with_body(body, rewrite)
 
 
 def _conversation(body: dict[str, Any], tenant: bytes) -> bytes:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any, Literal, Protocol, cast
 
 from gateway.rewrite.fingerprint import prompt_family, unmarked
@@ -40,7 +39,7 @@ from gateway.rewrite.movable import (
     rebuilt,
 )
 from gateway.rewrite.openai_text import OpenAISystem
-from gateway.rewrite.request import Finding, LLMRequest, Rewrite
+from gateway.rewrite.request import Finding, LLMRequest, Rewrite, evolve
 from gateway.rewrite.snapshot import LinesSeen, LinesView, MemoView
 from gateway.rewrite.text import AnthropicSystem
 
@@ -176,7 +175,7 @@ def _volatile_lines(
     shaped = [shape for _, shapes, _ in analysed for shape in shapes]
     first = next((x for x, shape in zip(flat, shaped, strict=True) if not shape and x.strip()), "")
     tools = unmarked(part.tools(body)) if request.prompt_tools is None else request.prompt_tools
-    request = replace(request, prompt_tools=tools)
+    request = evolve(request, prompt_tools=tools)
     family = _family(request.tenant, tools, first, memo)
     keys = [key for _, _, text_keys in analysed for key in text_keys]
     learned = {i for i in lines.varying(request.tenant, family, keys) if flat[i].strip()}
@@ -196,7 +195,7 @@ def _volatile_lines(
         return _move(request, part, texts, flat, moves).noting(*findings, observed=seen)
     dated = part.dated_turn(body, is_volatile)
     if dated is not None:
-        request = replace(request, dates_at=dated)
+        request = evolve(request, dates_at=dated)
     return request.noting(*findings, observed=seen)
 
 
@@ -256,7 +255,7 @@ def _move(
         dates = "\n".join(flat[i] for i in sorted(moves.to_turn))
         new_body, dates_at = part.with_dates(new_body, dates)
         where.append(f"{len(moves.to_turn)} line(s) to the end of the newest turn")
-    return replace(
+    return evolve(
         request.with_body(new_body, Rewrite(RULE, ", ".join(where))),
         stable_system_blocks=stable,
         dates_at=dates_at,
