@@ -31,7 +31,11 @@ def add_parser(
     create.add_argument("--tpm", type=int, help="tokens per minute (cache reads excluded)")
     create.add_argument("--models", nargs="*", default=[], help="allowed models (globs)")
     create.add_argument("--steps", nargs="*", default=[], help="allowed x-gateway-step labels")
-    create.add_argument("--provider-key-env", help="environment variable holding its provider key")
+    create.add_argument(
+        "--provider-key-env",
+        help="environment variable holding its provider key: VAR (its provider told by the"
+        " key, sk-ant-… for Anthropic), or anthropic=VAR,openai=VAR2",
+    )
     create.add_argument("--on-outage", choices=["fail_open", "fail_closed"])
     create.set_defaults(run=_create)
     listing = actions.add_parser("list", parents=[common], help="keys, limits and spend")

@@ -52,10 +52,20 @@ def credential_of(headers: RawHeaders) -> bytes | None:
 def provider_key(
     key: GatewayKey, provider: str, configured: Mapping[str, SecretStr | None]
 ) -> bytes:
-    """The key's own provider key (its --provider-key-env variable), else the provider's."""
-    if key.provider_key_env:
-        value = os.environ.get(key.provider_key_env)
-        if value:
+    """The key's own provider key for `provider` (its --provider-key-env variable), else the
+    provider's. A key's own secret goes to its own provider only: `PROVIDER=VAR` names it,
+    and a bare `VAR` belongs to the provider its value's format names (Anthropic's keys are
+    `sk-ant-…`), so an Anthropic secret never reaches an OpenAI-compatible host. A variable
+    the key names but the gateway lacks is an error, not the shared key's spend."""
+    variable = _own_variable(key.provider_key_env, provider)
+    if variable is not None:
+        value = os.environ.get(variable)
+        if not value:
+            raise GatewayError(
+                f"Gateway key {key.name!r} names its provider key in ${variable}, which the"
+                " gateway's environment does not set."
+            )
+        if "=" in (key.provider_key_env or "") or _provider_of(value) == provider:
             return value.encode()
     secret = configured.get(provider)
     if secret is not None:
@@ -64,3 +74,17 @@ def provider_key(
         f"Gateway key {key.name!r} has no provider key: set providers.{provider}.api_key"
         " or the key's --provider-key-env variable."
     )
+
+
+def _own_variable(spec: str | None, provider: str) -> str | None:
+    """The variable of `spec` (`VAR`, or `anthropic=VAR,openai=VAR2`) for `provider`."""
+    if not spec:
+        return None
+    if "=" not in spec:
+        return spec
+    pairs = (part.partition("=") for part in spec.split(","))
+    return next((var.strip() for name, _, var in pairs if name.strip() == provider), None)
+
+
+def _provider_of(secret: str) -> str:
+    return "anthropic" if secret.startswith("sk-ant-") else "openai"

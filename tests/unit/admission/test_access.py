@@ -14,6 +14,7 @@ from pydantic import SecretStr
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from gateway.admission import Gate, credential_of
+from gateway.admission.caller import provider_key
 from gateway.errors import (
     AuthenticationFailed,
     GatewayError,
@@ -461,3 +462,31 @@ async def admit_async(gate: Gate, secret: str, model: str) -> Any:
     if caller is not None:
         gate.authorize(caller, model, ())
     return await gate.admit(caller, "anthropic", [model])
+
+
+def test_a_keys_own_secret_goes_to_its_own_provider_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A key made with --provider-key-env holding an Anthropic secret: an OpenAI call
+    goes out with the OpenAI provider key, never with that secret."""
+    shared = {"anthropic": SecretStr("sk-ant-shared"), "openai": SecretStr("sk-shared")}
+    monkeypatch.setenv("TEAM_ANTHROPIC", "sk-ant-team")
+    monkeypatch.setenv("TEAM_OPENAI", "sk-team")
+    _, bare = a_key(provider_key_env="TEAM_ANTHROPIC")
+    assert provider_key(bare, "anthropic", shared) == b"sk-ant-team"
+    assert provider_key(bare, "openai", shared) == b"sk-shared"
+    _, named = a_key(provider_key_env="anthropic=TEAM_ANTHROPIC, openai=TEAM_OPENAI")
+    assert provider_key(named, "anthropic", shared) == b"sk-ant-team"
+    assert provider_key(named, "openai", shared) == b"sk-team"
+    _, one = a_key(provider_key_env="openai=TEAM_OPENAI")
+    assert provider_key(one, "anthropic", shared) == b"sk-ant-shared"
+
+
+def test_a_keys_provider_key_variable_unset_is_an_error_not_the_shared_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    shared = {"anthropic": SecretStr("sk-ant-shared")}
+    monkeypatch.delenv("TEAM_ANTHROPIC", raising=False)
+    _, key = a_key(provider_key_env="TEAM_ANTHROPIC")
+    with pytest.raises(GatewayError, match=r"\$TEAM_ANTHROPIC"):
+        provider_key(key, "anthropic", shared)
