@@ -6,8 +6,8 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, AsyncExitStack
 
 import anthropic
 import httpx
@@ -105,30 +105,41 @@ async def replay(
     run: Replay, calls: list[Call], base_url: str, day_start: float, gate: asyncio.Semaphore
 ) -> Replay:
     key = f"sk-bench-{run.workload}-{run.route}-{os.getpid()}"  # one workspace per replay
-    if getattr(WORKLOADS[run.workload], "PROVIDER", "anthropic") == "openai":
-        async with openai.AsyncOpenAI(
-            base_url=base_url + "/v1", api_key=key, max_retries=0, timeout=60
-        ) as chat:
-            for c in sorted(calls, key=lambda c: c.at):  # one conversation turn at a time
-                run.results.append(await send_openai(chat, c, day_start, gate, run.route))
-        print(f"  {run.workload:<9} {run.route:<8} {len(calls):>5} calls", file=sys.stderr)
-        return run
-    async with anthropic.AsyncAnthropic(
-        base_url=base_url, api_key=key, max_retries=0, timeout=60
-    ) as client:
-        i = 0
-        ordered = sorted(calls, key=lambda c: c.at)
-        while i < len(ordered):
-            j = i + 1
-            head = ordered[i]
-            while head.group and j < len(ordered) and ordered[j].group == head.group:
-                j += 1  # a parallel group: the same instant, sent together
-            batch = ordered[i:j]
-            sent = (send(client, c, day_start, gate, run.route) for c in batch)
-            run.results += await asyncio.gather(*sent)
-            i = j
+    async with AsyncExitStack() as clients:
+        one: Callable[[Call], Awaitable[Result]]
+        if getattr(WORKLOADS[run.workload], "PROVIDER", "anthropic") == "openai":
+            chat = await clients.enter_async_context(
+                openai.AsyncOpenAI(
+                    base_url=base_url + "/v1", api_key=key, max_retries=0, timeout=60
+                )
+            )
+
+            def one(c: Call) -> Awaitable[Result]:
+                return send_openai(chat, c, day_start, gate, run.route)
+        else:
+            client = await clients.enter_async_context(
+                anthropic.AsyncAnthropic(base_url=base_url, api_key=key, max_retries=0, timeout=60)
+            )
+
+            def one(c: Call) -> Awaitable[Result]:
+                return send(client, c, day_start, gate, run.route)
+
+        for batch in _batches(sorted(calls, key=lambda c: c.at)):
+            run.results += await asyncio.gather(*(one(c) for c in batch))
     print(f"  {run.workload:<9} {run.route:<8} {len(calls):>5} calls", file=sys.stderr)
     return run
+
+
+def _batches(ordered: list[Call]) -> Iterator[list[Call]]:
+    """One conversation turn at a time; a parallel group (the same instant) together."""
+    i = 0
+    while i < len(ordered):
+        j = i + 1
+        head = ordered[i]
+        while head.group and j < len(ordered) and ordered[j].group == head.group:
+            j += 1
+        yield ordered[i:j]
+        i = j
 
 
 async def run_all(

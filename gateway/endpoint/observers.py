@@ -15,7 +15,7 @@ from gateway.cache.registry import PrefixRegistry, Seen, Verdict
 from gateway.cache.shared_prefixes import SharedPrefixes
 from gateway.cascade.shadow import Answer
 from gateway.endpoint.prepared import Prepared
-from gateway.endpoint.record import Outcome, Record
+from gateway.endpoint.record import Outcome, Record, unseen_attempts
 from gateway.metering.calls import Meter
 
 LOG = logging.getLogger("gateway.endpoint")
@@ -69,7 +69,7 @@ class Settlement:
             record.metered.cost_usd,
             record.call.usage,
             at_least_reserved=record.metered.answer_usd is None or record.unseen,
-            unseen_attempts=record.unseen_attempts,
+            unseen_attempts=unseen_attempts(record.call.attempts),
         )
 
 

@@ -110,11 +110,6 @@ class Record:
     shadow: ShadowCall | None  # a shadow waiting for this answer
     text: str  # the answer's text, for the shadow pair
 
-    @property
-    def unseen_attempts(self) -> int:
-        """Attempts other than the answer's that may have made tokens nobody reported."""
-        return unseen_attempts(self.call.attempts)
-
 
 def unseen_attempts(attempts: tuple[Attempt, ...]) -> int:
     """Attempts other than the answer's that may have made tokens nobody reported."""

@@ -42,27 +42,15 @@ class ResponsesStreamUsage:
         self._read_head()
         return self._model
 
-    @model.setter
-    def model(self, value: str | None) -> None:
-        self._model = value
-
     @property
     def message_id(self) -> str | None:
         self._read_head()
         return self._message_id
 
-    @message_id.setter
-    def message_id(self, value: str | None) -> None:
-        self._message_id = value
-
     @property
     def service_tier(self) -> str | None:
         self._read_head()
         return self._service_tier
-
-    @service_tier.setter
-    def service_tier(self, value: str | None) -> None:
-        self._service_tier = value
 
     def feed(self, chunk: bytes) -> None:
         # A chunk that is one whole event of one name line and one data line (as a stream

@@ -13,12 +13,21 @@ class Tap(Protocol):
     saw_content: bool
     complete: bool
     error_type: str | None
-    model: str | None
-    message_id: str | None
     miss_reason: str | None
-    service_tier: str | None  # the tier the response says it was served at (OpenAI)
 
     def feed(self, chunk: bytes) -> None: ...
+
+    # Read-only to the relay: a tap may read them lazily (wire/responses_usage.py).
+    @property
+    def model(self) -> str | None: ...
+
+    @property
+    def message_id(self) -> str | None: ...
+
+    @property
+    def service_tier(self) -> str | None:
+        """The tier the response says it was served at (OpenAI)."""
+        ...
 
     @property
     def usage_final(self) -> bool:

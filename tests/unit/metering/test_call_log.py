@@ -8,23 +8,17 @@ import orjson
 from gateway.metering.call_log import CallLog
 from gateway.metering.calls import CallRecord, Metered
 from gateway.wire.usage import Usage
+from tests.support.calls import sonnet_call
 
 
 def test_one_json_line_per_call_with_the_documented_fields() -> None:
     out = io.BytesIO()
-    call = CallRecord(
-        request_id="gw_1",
-        provider="anthropic",
-        step="synthesis",
-        model_requested="claude-sonnet-4-5",
-        model_used="claude-sonnet-4-5-20250929",
-        status="200",
+    call = sonnet_call(
         duration_s=1.25,
         ttft_s=0.4,
         usage=Usage(input=10, output=20, cache_read=1000, cache_write_5m=30),
         rewrites=("whitespace",),
         findings=("unpinned_model",),
-        started_at=1_795_000_000.0,
     )
     log = CallLog(out)
     log.write(call, Metered(0.0123, ("unpinned_model",)))

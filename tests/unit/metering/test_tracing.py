@@ -7,23 +7,17 @@ from opentelemetry.trace import SpanKind, StatusCode
 from gateway.metering.calls import CallRecord, Metered
 from gateway.metering.tracing import CallTracer
 from gateway.wire.usage import Usage
+from tests.support.calls import sonnet_call
 
 
 def test_a_span_per_call_with_genai_attributes_and_an_upstream_child() -> None:
     exporter = InMemorySpanExporter()
     tracer = CallTracer(SimpleSpanProcessor(exporter))
-    call = CallRecord(
-        request_id="gw_1",
-        provider="anthropic",
-        step="synthesis",
-        model_requested="claude-sonnet-4-5",
-        model_used="claude-sonnet-4-5-20250929",
-        status="200",
+    call = sonnet_call(
         duration_s=2.0,
         ttft_s=0.5,
         usage=Usage(input=10, output=20, cache_read=1000, cache_write_5m=30, cache_write_1h=5),
         overhead_s=0.001,
-        started_at=1_795_000_000.0,
     )
     tracer.write(call, Metered(0.01, ()))
     attempt, span = exporter.get_finished_spans()
