@@ -100,7 +100,7 @@ class Prepared:
 
     def _on(self, model: str) -> Candidate:
         assert self.payload is not None
-        return Candidate(model, orjson.dumps({**self.payload, "model": model}))
+        return Candidate(model, dumps({**self.payload, "model": model}))
 
 
 def parse(headers: RawHeaders, raw: bytes) -> tuple[dict[str, Any], str | None]:
