@@ -56,6 +56,8 @@ from staging.report import Results, Row, change_from, per_call, per_kb, table  #
 from gateway.catalog.tokens import BodyChars  # noqa: E402
 from gateway.metering.call_log import CallLog  # noqa: E402
 from gateway.metering.calls import CallRecord  # noqa: E402
+from gateway.metering.ceiling import CostCeiling  # noqa: E402
+from gateway.metering.pricing import Pricing  # noqa: E402
 from gateway.rewrite.fingerprint import conversation_of, family_of, fingerprint  # noqa: E402
 from gateway.rewrite.openai_text import layers  # noqa: E402
 from gateway.rewrite.pipeline import STAGES  # noqa: E402
@@ -149,7 +151,15 @@ def steps(parts: Parts, body: Body, chunks: list[bytes], plain: bytes) -> list[S
     # Serialized only when a stage changed the body (relay.py), or for a gateway key's call.
     out.append(("serialize" + ("" if changed else " (unchanged: skipped)"), not changed,
                 same(lambda: orjson.dumps(final))))  # fmt: skip
-    out.append(("tokens.BodyChars (keys only)", False, same(lambda: BodyChars.of(final))))
+    # A gateway key's call: the most it can cost, counted from the body as sent (ceiling.py).
+    sent = orjson.dumps(final)
+    ceiling = CostCeiling(Pricing.load(parts.settings.pricing), parts.catalog, 32_768)
+    model = str(final.get("model"))
+    out.append(
+        ("tokens.BodyChars (keys only)", False, same(lambda: BodyChars.of_json(sent, final)))
+    )
+    out.append(("ceiling.usd (keys only)", False,
+                same(lambda: ceiling.usd(wire.provider, [model], final, sent))))  # fmt: skip
 
     def tap() -> object:
         watcher = wire.new_tap(8 * KB * KB)

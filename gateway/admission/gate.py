@@ -163,6 +163,7 @@ class Gate:
         provider: str,
         models: Iterable[str] = (),
         body: Mapping[str, Any] | None = None,
+        raw: bytes | None = None,  # `body` as sent, its JSON: the ceiling counts text from it
     ) -> Admitted | None:
         """Counts the call and reserves the most it can cost on any of `models` (the body's
         input and output limit); None for a caller that is not a gateway key."""
@@ -170,7 +171,7 @@ class Gate:
             return None
         key_digest = caller.digest
         now = time.time()
-        reserve = self._reserve_nano(caller, provider, models, body) if self.count else 0
+        reserve = self._reserve_nano(caller, provider, models, body, raw) if self.count else 0
         # Named, so that a retry after a late reply is not counted twice.
         call_id = secrets.token_hex(12) if self.count else ""
         try:
@@ -214,12 +215,17 @@ class Gate:
         return await ask()
 
     def _reserve_nano(
-        self, caller: Caller, provider: str, models: Iterable[str], body: Mapping[str, Any] | None
+        self,
+        caller: Caller,
+        provider: str,
+        models: Iterable[str],
+        body: Mapping[str, Any] | None,
+        raw: bytes | None = None,
     ) -> int:
         if self.ceiling is None or body is None:  # nothing to judge the call's cost by
             return to_nano(self.settings.first_call_reserve_usd)
         models = tuple(models)
-        most = self.ceiling.usd(provider, models, body)
+        most = self.ceiling.usd(provider, models, body, raw)
         if most is not None:
             return math.ceil(most * NANO)
         # No price: its cost cannot be known, so a budget cannot hold it.

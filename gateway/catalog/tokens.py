@@ -8,6 +8,7 @@ tokenizer: the ratio per model lives in the catalog (`chars_per_token`).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +53,38 @@ class BodyChars:
         `{"type": "base64"}` source (Anthropic's). Iterative: a body nested as deep as the
         JSON parser allows is walked without recursion."""
         return cls(*_walk(body))
+
+    @classmethod
+    def of_json(cls, raw: bytes, body: Mapping[str, Any]) -> BodyChars:
+        """The characters of a body from `raw`, its JSON (`body` parsed), without walking
+        every value: text is the JSON's length (a character is at least a byte; quotes,
+        separators and escapes only add: 2-7% above `of` on recorded agent bodies) less
+        the media's. Media is looked for as `of` does but outside `tools` (a provider
+        reads a tool's definition as text, whatever it holds), so the walk sees the
+        conversation only: ~40 us instead of ~240 at a 340 KB Claude Code turn, whose 24
+        tools hold most of its values. Never below what the text is billed for."""
+        media = _walk_media([value for name, value in body.items() if name != "tools"])
+        return cls(len(raw) - media, media)
+
+
+def _walk_media(values: list[Any]) -> int:
+    """The media characters of `_walk`, alone."""
+    media = 0
+    stack = values
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            if value.startswith("data:"):
+                media += len(value)
+        elif isinstance(value, dict):
+            if value.get("type") == "base64" and isinstance(data := value.get("data"), str):
+                media += len(data)
+                stack.extend(item for name, item in value.items() if name != "data")
+            else:
+                stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return media
 
 
 def _walk(body: Any) -> tuple[int, int]:

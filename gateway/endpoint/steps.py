@@ -74,7 +74,8 @@ async def admit(
     # Serialized before the reservation: a body that cannot be sent as judged is refused
     # with nothing reserved (after it, the refusal left the reservation unsettled).
     judged = call.as_judged(raw)
-    admitted = await deps.gate.admit(caller, provider, call.billed_models(provider), call.payload)
+    models = call.billed_models(provider)
+    admitted = await deps.gate.admit(caller, provider, models, call.payload, judged.body)
     if admitted is None:
         return call, None, scope
     scope = {**scope, "headers": with_credential(scope["headers"], admitted.credential)}

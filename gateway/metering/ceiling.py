@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import orjson
+
 from gateway.catalog import ModelCatalog, ModelSpec
 from gateway.catalog.tokens import BodyChars
 from gateway.metering.pricing import Pricing
@@ -40,8 +42,16 @@ class CostCeiling:
         self.catalog = catalog
         self.default_output_tokens = default_output_tokens
 
-    def usd(self, provider: str, models: Iterable[str], body: Mapping[str, Any]) -> float | None:
-        """The most the call can cost on the dearest of `models`; None if none is priced."""
+    def usd(
+        self,
+        provider: str,
+        models: Iterable[str],
+        body: Mapping[str, Any],
+        raw: bytes | None = None,
+    ) -> float | None:
+        """The most the call can cost on the dearest of `models`; None if none is priced.
+        `raw`: the body as sent (its JSON), which its text is counted from; serialized here
+        when not given."""
         most: float | None = None
         writes = cache_writes(body) if provider == "anthropic" else "1h"
         context = price_context(body)
@@ -58,7 +68,7 @@ class CostCeiling:
                 input_tokens = window
             else:
                 cpt = spec.chars_per_token if spec is not None else DEFAULT_CHARS_PER_TOKEN
-                chars = chars or BodyChars.of(body)
+                chars = chars or _chars(body, raw)
                 input_tokens = min(chars.tokens(cpt), window)  # a longer prompt is refused
             output_tokens = self._output_tokens(body, spec) * choices
             cost = price.most(input_tokens, output_tokens, writes)
@@ -78,6 +88,15 @@ class CostCeiling:
         return spec.max_tokens if spec is not None else self.default_output_tokens
 
 
+def _chars(body: Mapping[str, Any], raw: bytes | None) -> BodyChars:
+    if raw is None:
+        try:
+            raw = orjson.dumps(body)
+        except orjson.JSONEncodeError:  # nested past orjson's 255 levels: walked instead
+            return BodyChars.of(body)
+    return BodyChars.of_json(raw, body)
+
+
 def price_context(body: Mapping[str, Any], served: str | None = None) -> PriceContext:
     """The price context of a call: the tier the response says it was served at, else the
     one the request asks for (OpenAI's priority tier is billed dearer)."""
@@ -93,9 +112,17 @@ def choices_of(body: Mapping[str, Any]) -> int:
 
 def cache_writes(body: Mapping[str, Any]) -> CacheWrites:
     """The dearest cache write an Anthropic body asks for (its `cache_control` markers and
-    their TTL; the body is walked without recursion)."""
+    their TTL): on the body, on each tool, and on any block of its system prompt and
+    messages, nested ones included (walked without recursion). A tool's schema is not
+    walked: it is the tool's text, a property named cache_control in it marks nothing, and
+    Claude Code's tools are most of a turn's values (~100 us a call)."""
     found: CacheWrites = "none"
-    stack: list[Any] = [body]
+    stack: list[Any] = [{name: value for name, value in body.items() if name != "tools"}]
+    tools = body.get("tools")
+    if isinstance(tools, list):
+        stack.extend(
+            {"cache_control": tool.get("cache_control")} for tool in tools if isinstance(tool, dict)
+        )
     while stack:
         value = stack.pop()
         if isinstance(value, dict):

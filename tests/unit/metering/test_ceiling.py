@@ -5,11 +5,12 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import orjson
 import pytest
 
 from gateway.catalog import ModelCatalog
-from gateway.catalog.tokens import count_tokens, estimate_body_tokens
-from gateway.metering.ceiling import CostCeiling
+from gateway.catalog.tokens import BodyChars, count_tokens, estimate_body_tokens
+from gateway.metering.ceiling import CostCeiling, cache_writes
 from gateway.metering.pricing import Pricing
 from gateway.wire.usage import Usage
 
@@ -149,3 +150,63 @@ def test_a_stored_conversation_is_reserved_at_the_model_s_input_window(
     price = Pricing.load().price("openai", GPT)
     assert price is not None
     assert most == pytest.approx(price.most(spec.max_input_tokens, 10), rel=0.01)
+
+
+# Counted from the body's JSON (what the gateway sends), not by walking each of its values.
+
+IMAGE = base64.b64encode(bytes(range(256)) * 400).decode()  # 136 KB of base64
+
+
+def test_the_json_counts_at_least_every_character_of_the_text() -> None:
+    body = ask('Quotes " and \\ and newlines\n, ünïcödé and 漢字 ' * 300, max_tokens=10)
+    body["tools"] = [{"name": "t", "input_schema": {"type": "object", "minimum": 1}}]
+    walked = BodyChars.of(body)
+    counted = BodyChars.of_json(orjson.dumps(body), body)
+    assert counted.media == walked.media == 0
+    # Every string's characters, each at least a byte; the walk's 8 a number aside.
+    assert counted.text >= walked.text - 8
+
+
+def test_media_from_the_json_is_media_in_the_conversation_and_text_in_a_tool() -> None:
+    image = {
+        "type": "image",
+        "source": {"type": "base64", "media_type": "image/png", "data": IMAGE},
+    }
+    nested = {"type": "tool_result", "tool_use_id": "t1", "content": [image]}
+    anthropic = {"model": SONNET, "messages": [{"role": "user", "content": [nested]}]}
+    url = {"type": "image_url", "image_url": {"url": "data:image/png;base64," + IMAGE}}
+    chat = {"model": GPT, "messages": [{"role": "user", "content": [url]}]}
+    for body in (anthropic, chat):
+        counted = BodyChars.of_json(orjson.dumps(body), body)
+        assert counted == BodyChars(
+            len(orjson.dumps(body)) - counted.media, BodyChars.of(body).media
+        )
+        assert counted.tokens(4.0) < len(IMAGE) / 30  # not 34k tokens of text
+    # A tool's definition is read as text, whatever it holds.
+    tooled = {**chat, "tools": [{"name": "t", "description": "data:" + IMAGE}]}
+    assert BodyChars.of_json(orjson.dumps(tooled), tooled).tokens(4.0) >= len(IMAGE) / 4
+
+
+def test_the_ceiling_counts_the_json_it_is_given_or_serializes_the_body(
+    ceiling: CostCeiling,
+) -> None:
+    body = ask("The quick brown fox. " * 400, max_tokens=10)
+    raw = orjson.dumps(body)
+    assert ceiling.usd("anthropic", [SONNET], body, raw) == ceiling.usd("anthropic", [SONNET], body)
+    deep: Any = "leaf"
+    for _ in range(300):  # past orjson's 255 levels: walked instead
+        deep = [deep]
+    assert ceiling.usd("anthropic", [SONNET], ask("hi", max_tokens=10, metadata=deep)) is not None
+
+
+def test_cache_writes_are_read_where_anthropic_reads_them() -> None:
+    hour = {"type": "ephemeral", "ttl": "1h"}
+    schema = {"type": "object", "properties": {"cache_control": hour}}
+    assert cache_writes({"tools": [{"name": "t", "input_schema": schema}]}) == "none"
+    assert cache_writes({"tools": [{"name": "t", "cache_control": hour}]}) == "1h"
+    assert cache_writes({"cache_control": {"type": "ephemeral"}}) == "5m"
+    nested = {
+        "type": "tool_result",
+        "content": [{"type": "text", "text": "x", "cache_control": hour}],
+    }
+    assert cache_writes({"messages": [{"role": "user", "content": [nested]}]}) == "1h"
