@@ -1,9 +1,9 @@
 """The most a call can cost, before it is made: what a gateway key's budget reserves.
 
-Its input tokens, estimated from the body (catalog/tokens.py), plus its output limit
-(the largest of `max_tokens`, `max_completion_tokens` and `max_output_tokens` the body
-sets, since providers differ in which they read; the model's own maximum when it sets
-none) times the choices it asks for (OpenAI chat's `n`), priced at the dearest of the
+Its input tokens, estimated from the body's JSON as sent (catalog/tokens.py), plus its
+output limit (the largest of `max_tokens`, `max_completion_tokens` and `max_output_tokens`
+the body sets, since providers differ in which they read; the model's own maximum when it
+sets none) times the choices it asks for (OpenAI chat's `n`), priced at the dearest of the
 models the call may be served by (the routed model, its fallbacks and hedge) and at the
 service tier it asks for (`service_tier: "priority"` is priced as such). A Responses call
 that continues a stored conversation (`previous_response_id`, `conversation`) has input the

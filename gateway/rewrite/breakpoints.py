@@ -201,8 +201,8 @@ def _slots(body: dict[str, Any], chars_per_token: float, enough: int) -> list[Sl
                     else count_json_tokens(orjson.dumps(block), chars_per_token)
                 )
             if kind in MARKABLE and (text is None or text):
-                slot = Slot("messages", index, block_index, position, total, _client_ttl(block))
-                slots.append(slot)
+                ttl = None if block.get("cache_control") is None else _client_ttl(block)
+                slots.append(Slot("messages", index, block_index, position, total, ttl))
             position += 1
     return slots
 
