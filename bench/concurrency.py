@@ -33,7 +33,7 @@ if str(REPO / "bench") not in sys.path:
 from harness.checkout import gateway_tree  # noqa: E402
 from harness.load import run_wrk, wrk_script  # noqa: E402
 from harness.proxies import Server, emulator_server, floor_server, gateway_server  # noqa: E402
-from measure.bodies import body_pair  # noqa: E402
+from measure.bodies import body_pair, route  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 GC_CLOCK = """
@@ -75,7 +75,7 @@ def cells(
     """One line per (mode, concurrency); `clock` is the server's collector totals file."""
     workdir = Path(tempfile.mkdtemp())
     for mode, payload in (("json", plain), ("stream", stream)):
-        script = wrk_script(server, [payload])
+        script = wrk_script(server, [payload], path=route(args.body))
         for concurrency in args.concurrency:
             best: tuple[float, str] | None = None
             for _ in range(args.repeat):

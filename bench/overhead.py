@@ -84,7 +84,8 @@ def parser() -> argparse.ArgumentParser:
         default=bodies.FILLER,
         help="the request body: 'filler' (a one-line question, ~100 bytes, the default),"
         " 'filler-115k' (the same under 115 KB of seeded prose) or a recorded one,"
-        " claude-code-first-turn (~116 KB) or claude-code-late-turn (300 KB+); several"
+        " claude-code-first-turn (~116 KB), claude-code-late-turn (300 KB+), codex-first-turn"
+        " or codex-late-turn (~42 KB, on the Responses API); several"
         " comma-separated, or 'all'. Results in bench/results/overhead-<body>.* (several:"
         " overhead-bodies.*)",
     )

@@ -55,15 +55,19 @@ def litellm_server(
     upstream: Server, workdir: Path, models: Sequence[str] = ("claude-haiku-4-5",)
 ) -> AbstractContextManager[Server]:
     """LiteLLM's proxy (one worker, no database, default logging) serving `models` from
-    `upstream` on its /v1/messages route, pinned like the gateway."""
+    `upstream`, Claude models on its /v1/messages route and the others (OpenAI's) on
+    /v1/responses, pinned like the gateway."""
     port = free_port()
     config = workdir / "litellm.yaml"
     entries = "".join(
         f"  - model_name: {model}\n"
         "    litellm_params:\n"
-        f"      model: anthropic/{model}\n"
-        f"      api_base: {upstream.base_url}\n"
-        "      api_key: k\n"
+        + (
+            f"      model: anthropic/{model}\n      api_base: {upstream.base_url}\n"
+            if model.startswith("claude")
+            else f"      model: openai/{model}\n      api_base: {upstream.base_url}/v1\n"
+        )
+        + "      api_key: k\n"
         for model in dict.fromkeys(["claude-haiku-4-5", *models])
     )
     config.write_text(

@@ -1,6 +1,6 @@
 """Load generation: `wrk` (C, one thread, closed loop, a Lua script for the POST body) for
 throughput and whole-response latency, and `Probe`, a raw-socket asyncio client that
-timestamps the status line and the first `content_block_delta` (time to first byte)."""
+timestamps the status line and the first text delta (time to first byte)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from .ports import HOST
 from .process import children_cpu_seconds, pinned
 from .proxies import LOAD_CORE, Server
 
+# The first text delta of an answer: Messages' event, Responses' event.
+FIRST_DELTAS = (b"content_block_delta", b"output_text.delta")
 WRK_DONE = """
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -32,11 +34,17 @@ def lua_string(data: bytes) -> str:
     return "'" + data.decode().replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def wrk_script(server: Server, bodies: Sequence[bytes], stop_after: int | None = None) -> str:
-    """POSTs of `bodies` (alternating, request by request) with `server`'s headers; with
-    `stop_after`, progress in tenths on stdout and a stop after that many responses."""
-    lines = ['wrk.method = "POST"']
-    lines += [f'wrk.headers["{name}"] = "{value}"' for name, value in server.headers()]
+def wrk_script(
+    server: Server,
+    bodies: Sequence[bytes],
+    stop_after: int | None = None,
+    path: str = "/v1/messages",
+) -> str:
+    """POSTs of `bodies` (alternating, request by request) to `path` with `server`'s headers
+    for it; with `stop_after`, progress in tenths on stdout and a stop after that many
+    responses."""
+    lines = ['wrk.method = "POST"', f'wrk.path = "{path}"']
+    lines += [f'wrk.headers["{name}"] = "{value}"' for name, value in server.headers(path)]
     if len(bodies) == 1:
         lines.append(f"wrk.body = {lua_string(bodies[0])}")
     else:
@@ -108,7 +116,7 @@ def run_wrk(
 @dataclass
 class Timing:
     ttfb_s: float  # request written → status line read
-    first_delta_s: float | None  # → the chunk holding the first content_block_delta
+    first_delta_s: float | None  # → the chunk holding the first text delta
     total_s: float
     status: int
 
@@ -117,9 +125,9 @@ class Probe:
     """A minimal keep-alive HTTP/1.1 client on raw asyncio streams: little enough work per
     request that its own cost is small and identical for every path it measures."""
 
-    def __init__(self, server: Server, body: bytes) -> None:
-        head = f"POST /v1/messages HTTP/1.1\r\nhost: {HOST}:{server.port}\r\n"
-        head += "".join(f"{n}: {v}\r\n" for n, v in server.headers())
+    def __init__(self, server: Server, body: bytes, path: str = "/v1/messages") -> None:
+        head = f"POST {path} HTTP/1.1\r\nhost: {HOST}:{server.port}\r\n"
+        head += "".join(f"{n}: {v}\r\n" for n, v in server.headers(path))
         head += f"content-length: {len(body)}\r\n\r\n"
         self.port = server.port
         self.request = head.encode() + body
@@ -166,7 +174,7 @@ class Probe:
         if chunked:
             while size := int((await reader.readline()).split(b";")[0], 16):
                 chunk = await reader.readexactly(size + 2)
-                if first_delta is None and b"content_block_delta" in chunk:
+                if first_delta is None and any(d in chunk for d in FIRST_DELTAS):
                     first_delta = time.perf_counter() - sent
             await reader.readline()  # the empty trailer section
         else:

@@ -42,12 +42,15 @@ class Server:
     def url(self) -> str:
         return self.base_url + "/v1/messages"
 
-    def headers(self) -> list[tuple[str, str]]:
-        """An Anthropic Messages call's headers, with this server's key."""
-        return request_headers(self.api_key)
+    def headers(self, path: str = "/v1/messages") -> list[tuple[str, str]]:
+        """A call's headers on `path`, with this server's key."""
+        return request_headers(self.api_key, path)
 
 
-def request_headers(api_key: str) -> list[tuple[str, str]]:
+def request_headers(api_key: str, path: str = "/v1/messages") -> list[tuple[str, str]]:
+    """An Anthropic Messages call's headers, or an OpenAI one's (a bearer key) elsewhere."""
+    if path != "/v1/messages":
+        return [("authorization", f"Bearer {api_key}"), ("content-type", "application/json")]
     return [
         ("x-api-key", api_key),
         ("anthropic-version", ANTHROPIC_VERSION),
@@ -105,8 +108,8 @@ def gateway_server(
     source: Path | None = None,
     api_key: str = "k",
 ) -> AbstractContextManager[Server]:
-    """`gateway serve` (one worker, the given httpx transport) relaying Anthropic calls to
-    `upstream`, alone on the gateway core. With `source`, the gateway package of that tree
+    """`gateway serve` (one worker, the given httpx transport) relaying Anthropic and OpenAI
+    calls to `upstream`, alone on the gateway core. With `source`, the gateway package of that tree
     (bench/harness/checkout.py) runs instead of this one, from that directory."""
     port = free_port()
     command, source_env = gateway_command("serve", source=source)
@@ -117,6 +120,7 @@ def gateway_server(
         "GATEWAY_SERVER__WORKERS": "1",
         "GATEWAY_SERVER__UPSTREAM_TRANSPORT": transport,
         "GATEWAY_PROVIDERS__ANTHROPIC__BASE_URL": upstream.base_url,
+        "GATEWAY_PROVIDERS__OPENAI__BASE_URL": upstream.base_url,
         **(env or {}),
     }
     return serving(

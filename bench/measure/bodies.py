@@ -1,7 +1,7 @@
 """The request bodies bench/overhead.py sends, by `--body` name: a one-line question, the same
 question under 115 KB of seeded prose (the size of Claude Code's first turn, text the
-gateway's rules have nothing to learn from), and the recorded Claude Code bodies
-(tests/support/fixtures.py `bench_bodies()`)."""
+gateway's rules have nothing to learn from), and the recorded Claude Code and Codex bodies
+(tests/support/fixtures.py `bench_bodies()`); Codex's go to the Responses API."""
 
 from __future__ import annotations
 
@@ -17,13 +17,22 @@ BODY = READY_BODY  # 89 bytes: a one-line question
 FILLER = "filler"
 FILLER_115K = "filler-115k"
 FILLER_115K_CHARS = 115_000
-SUMMARY_BODIES = (FILLER, FILLER_115K, "claude-code-first-turn", "claude-code-late-turn")
+SUMMARY_BODIES = (
+    FILLER,
+    FILLER_115K,
+    "claude-code-first-turn",
+    "claude-code-late-turn",
+    "codex-first-turn",
+    "codex-late-turn",
+)
+MESSAGES, RESPONSES = "/v1/messages", "/v1/responses"
 
 
 @functools.cache
 def recorded_bodies() -> dict[str, bytes]:
     """Real-size bodies from the recorded fixtures: a Claude Code session's first turn
-    (~116 KB) and a late turn (300 KB+), streaming, as the client sent them."""
+    (~116 KB) and a late turn (300 KB+), a Codex session's first and largest (~42 KB),
+    streaming, as the clients sent them."""
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
     from tests.support.fixtures import bench_bodies
@@ -33,6 +42,11 @@ def recorded_bodies() -> dict[str, bytes]:
 
 def names() -> list[str]:
     return [FILLER, FILLER_115K, *recorded_bodies()]
+
+
+def route(name: str) -> str:
+    """The API path a body is sent to: Codex's are Responses calls, the rest Messages."""
+    return RESPONSES if name.startswith("codex") else MESSAGES
 
 
 def filler(chars: int) -> bytes:

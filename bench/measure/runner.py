@@ -17,6 +17,7 @@ from harness.progress import log
 from harness.proxies import Server
 from harness.stats import percentile
 
+from measure.bodies import route
 from measure.cells import Cell, ProbeCell, Report, Soak
 
 CONCURRENCY = (1, 10, 64)
@@ -62,7 +63,7 @@ class Bench:
         of it), then the proxy's RSS."""
         log(f"{path} :{server.port} {body}" + (f" (pid {proxy.proc.pid})" if proxy else ""))
         for mode, payload in zip(("json", "stream"), pair, strict=True):
-            script = wrk_script(server, [payload])
+            script = wrk_script(server, [payload], path=route(body))
             for concurrency in CONCURRENCY:
                 if not self.summary or (mode, concurrency) in SUMMARY_CELLS:
                     self._wrk_cell(Slot(path, mode, concurrency, body), server, proxy, script)
@@ -134,7 +135,9 @@ class Bench:
         )
 
     def _probe_run(self, slot: Slot, server: Server, payload: bytes) -> ProbeCell:
-        timings = Probe(server, payload).run(slot.concurrency, self.warmup_s, self.seconds)
+        timings = Probe(server, payload, route(slot.body)).run(
+            slot.concurrency, self.warmup_s, self.seconds
+        )
         ok = [t for t in timings if t.status == 200]
         deltas = [t.first_delta_s for t in ok if t.first_delta_s is not None]
         return ProbeCell(

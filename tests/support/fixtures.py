@@ -78,12 +78,17 @@ def all_fixtures() -> list[Fixture]:
 
 
 def bench_bodies() -> dict[str, bytes]:
-    """Real-size request bodies for the benchmarks (bench/overhead.py): a Claude Code session's
-    first turn (~116 KB) and its last (over 300 KB, after many tool results), streaming, as
-    the client sent them, with the model set to one the emulator serves."""
-    session = load(FIXTURES / "claude-long.jsonl")
-    first, late = session.calls[0], max(session.calls, key=lambda call: len(call.raw_body()))
-    return {"claude-code-first-turn": first.raw_body(), "claude-code-late-turn": late.raw_body()}
+    """Real-size request bodies for the benchmarks (bench/overhead.py), streaming, as the
+    clients sent them: a Claude Code session's first turn (~116 KB) and its largest (over
+    300 KB, after many tool results), and a Codex session's first and largest (~42 KB, on
+    the Responses API), with models the emulator serves."""
+    bodies: dict[str, bytes] = {}
+    for fixture, prefix in (("claude-long", "claude-code"), ("codex-projects", "codex")):
+        session = load(FIXTURES / f"{fixture}.jsonl")
+        first, late = session.calls[0], max(session.calls, key=lambda call: len(call.raw_body()))
+        bodies[f"{prefix}-first-turn"] = first.raw_body()
+        bodies[f"{prefix}-late-turn"] = late.raw_body()
+    return bodies
 
 
 def main() -> None:
