@@ -24,41 +24,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-_MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
-_MONS = "Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec"
-_DAYS = "Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday"
-# The shapes of a date or time (volatile.py reports and moves the lines holding one).
-ISO_DATETIME = re.compile(
-    r"\b(\d{4}-\d{2}-\d{2})[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?"
-)
-RFC_2822 = re.compile(
-    rf"\b((?:Mon|Tue|Wed|Thu|Fri|Sat|Sun),\s+\d{{1,2}}\s+(?:{_MONS})\s+\d{{4}})"
-    r"\s+\d{2}:\d{2}(?::\d{2})?(?:\s+(?:[+-]\d{4}|GMT|UTC))?"
-)
-DAY_LEVEL = re.compile(
-    rf"\b\d{{4}}-\d{{2}}-\d{{2}}\b"
-    rf"|\b(?:{_DAYS}),?\s+(?:{_MONTHS})\s+\d{{1,2}}(?:st|nd|rd|th)?\b"
-    rf"|\b(?:{_MONTHS})\s+\d{{1,2}}(?:st|nd|rd|th)?,\s+\d{{4}}\b"
-    rf"|\b(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun),\s+\d{{1,2}}\s+(?:{_MONS})\s+\d{{4}}\b"
-    r"|\b\d{1,2}/\d{1,2}/\d{2,4}\b"
-)
-TIME_LEVEL = re.compile(
-    r"\b\d{1,2}:\d{2}(?::\d{2})?\s?(?:[AaPp]\.?[Mm]\.?)?\b"
-    r"|(?i:\b(?:timestamp|time|epoch|now|ts|unix)\b\W{0,3}\d{10}(?:\d{3})?\b)"
-)
-
-
-_DIGIT = re.compile(r"\d")
-
-
-def is_volatile(line: str) -> bool:
-    """Whether a line holds something shaped like a date or a time."""
-    # Every shape above has a digit: most lines are dismissed by one scan.
-    if not _DIGIT.search(line):
-        return False
-    return bool(ISO_DATETIME.search(line) or TIME_LEVEL.search(line) or DAY_LEVEL.search(line))
-
+from itertools import chain
 
 SECTION_OPEN = re.compile(r"^\s*<([A-Za-z][\w:-]*(?: [A-Za-z][\w-]*)*)>\s*$")
 SECTION_CLOSE = re.compile(r"^\s*</([A-Za-z][\w:-]*(?: [A-Za-z][\w-]*)*)>\s*$")
@@ -172,24 +138,35 @@ class Moves:
         )
 
 
+NOTHING = Moves(frozenset(), frozenset(), frozenset(), frozenset())
+
+
 def plan(
     texts: Sequence[Sequence[str]],
     learned: set[int],
     now: dt.datetime,
-    shaped: Sequence[bool],
+    shaped: Sequence[int],
     *,
     turn_takes_dates: bool,
     ends_pay: bool,
 ) -> Moves:
     """`texts`: the system prompt's texts, as lines; `learned`: the indexes cache/lines.py
     learned to vary; `turn_takes_dates`: whether a user turn can take moved dates;
-    `shaped`: per line, whether it holds a date shape (is_volatile);
+    `shaped`: the indexes of the lines holding a date shape (is_volatile), in order;
     `ends_pay`: whether moving a line to its text's end can save anything (token-prefix
     caching) — if not, learned lines stay."""
+    flat = list(chain.from_iterable(texts))
+    now_stamps = {i for i in shaped if is_now_stamp(flat[i], now)}
+    dated = {
+        i for i in shaped if i in now_stamps or (i in learned and not is_todays_date(flat[i], now))
+    }
+    personal = learned.difference(shaped)
+    if not dated and not personal:
+        return NOTHING  # most prompts: no line varies, no line is looked at again
+    varying = dated | personal
     where: list[tuple[int, int]] = [
         (t, j) for t, text in enumerate(texts) for j in range(len(text))
     ]
-    flat = [texts[t][j] for t, j in where]
     layouts: dict[int, Layout] = {}
 
     def layout_of(t: int) -> Layout:  # only for texts holding a line that varies
@@ -197,15 +174,6 @@ def plan(
             layouts[t] = layout(texts[t])
         return layouts[t]
 
-    candidates = [i for i, shape in enumerate(shaped) if shape]
-    now_stamps = {i for i in candidates if is_now_stamp(flat[i], now)}
-    dated = {
-        i
-        for i in candidates
-        if i in now_stamps or (i in learned and not is_todays_date(flat[i], now))
-    }
-    personal = {i for i in learned if not shaped[i]}
-    varying = dated | personal
     kept: list[str] = []
 
     # The last stable line, in all and in each text: what a move would put it after.
