@@ -38,6 +38,7 @@ DAY_MONTH = re.compile(rf"\b(\d{{1,2}})\s+{_MONTH}\s+(\d{{4}})\b")
 SLASHED = re.compile(r"\b(\d{1,2})/(\d{1,2})/(\d{2,4})\b")
 TIME_OF_DAY = re.compile(r"(?<!\d)\d{1,2}:\d{2}(?!\d)")
 EPOCH = re.compile(r"(?i:\b(?:timestamp|time|epoch|now|ts|unix)\b\W{0,3}(\d{10}(?:\d{3})?)\b)")
+_TEN_DIGITS = re.compile(r"\d{10}")  # what every EPOCH match holds
 NEAR = dt.timedelta(days=1)  # a stamp this close to the request's time is "now"
 
 
@@ -68,11 +69,13 @@ def dates_in(line: str, today: dt.date) -> list[dt.date]:
 
 def is_now_stamp(line: str, now: dt.datetime) -> bool:
     """A time of day on a date within a day of `now`, or an epoch stamp within a day of it."""
-    for match in EPOCH.finditer(line):
+    # Each regex only where its every match could be: they open with `\b` or a lookbehind,
+    # which leaves sre nothing to scan for (~15 us on a 300-character line).
+    for match in EPOCH.finditer(line) if _TEN_DIGITS.search(line) else ():
         seconds = int(match[1]) / (1000 if len(match[1]) == 13 else 1)
         if abs(seconds - now.timestamp()) <= NEAR.total_seconds():
             return True
-    if not TIME_OF_DAY.search(line):
+    if ":" not in line or not TIME_OF_DAY.search(line):
         return False
     today = now.date()
     return any(abs(d - today) <= NEAR for d in dates_in(line, today))

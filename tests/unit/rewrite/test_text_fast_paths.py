@@ -1,9 +1,10 @@
 """The text stages' fast paths agree with the plain rules they stand for.
 
-`shapes.shaped` finds a text's dated lines over the whole text (digits by a bytes pass, then
-a necessary-condition regex, then the shape regexes); the plain rule is the shape regexes
-on each line. Edge cases of the fast path: non-ASCII digits and whitespace, CRLF, tabs, a
-dated line first or last, texts with no digit at all.
+`whitespace.canonical_whitespace` trims a one-line text without looking for `" \\n"`, and
+`_remembered` edits it without the memo. `shapes.shaped` finds a text's dated lines over
+the whole text (digits by a bytes pass, then only the shape alternatives a line could
+hold); the plain rule is the shape regexes on each line. Edge cases of the fast paths:
+non-ASCII digits and whitespace, CRLF, tabs, a dated line first or last, no digit at all.
 """
 
 from __future__ import annotations
@@ -14,7 +15,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.cache.bounded import LearnedState
+from gateway.cache.learned import LearnedMemory
+from gateway.rewrite.memo import CallMemo, Derived
+from gateway.rewrite.request import LLMRequest
 from gateway.rewrite.shapes import DAY_LEVEL, ISO_DATETIME, TIME_LEVEL, is_volatile, shaped
+from gateway.rewrite.whitespace import _remembered, canonical_whitespace
 
 _DIGIT = re.compile(r"\d")
 
@@ -92,3 +98,51 @@ def test_any_texts_dated_lines_are_those_of_the_plain_rule(text: str) -> None:
     lines = text.split("\n")
     assert shaped(text, lines) == plain_shaped(text)
     assert [is_volatile(line) for line in lines] == [plain(line) for line in lines]
+
+
+def plain_whitespace(text: str) -> str:
+    """canonical_whitespace as it was, without the one-line path."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = "\n".join(line.rstrip(" \t") for line in text.split("\n")).rstrip(" \t\n")
+    lead = len(text) - len(text.lstrip(" \t\n"))
+    return text[text.rfind("\n", 0, lead) + 1 :] if lead else text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "one line",
+        "one line \t ",
+        "  leading kept",
+        "\t",
+        "",
+        "x" * 5000 + "  ",  # long enough to be looked up, one line: edited instead
+        "crlf\r\n",
+        "cr only\r",
+        "tab before end\t\nnext",
+        "nbsp stays\u00a0",  # only spaces and tabs are trimmed
+        "em space stays\u2003\nnext\u2003 ",
+        "\n\n  first text  \n  second\t\n\n",
+    ],
+)
+def test_canonical_whitespace_is_the_plain_rule(text: str) -> None:
+    assert canonical_whitespace(text) == plain_whitespace(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=" \t\r\n\u00a0\u2003ab", max_size=20))
+def test_any_texts_whitespace_is_the_plain_rule(text: str) -> None:
+    assert canonical_whitespace(text) == plain_whitespace(text)
+
+
+def test_a_long_one_line_text_is_edited_without_the_memo() -> None:
+    view = LearnedMemory.within(LearnedState.default()).memo
+    assert view is not None
+    memo = CallMemo(view, b"tenant")
+    edit = _remembered(memo)
+    assert edit("y" * 5000 + " \t") == "y" * 5000
+    assert edit("z" * 5000 + "\n ") == "z" * 5000  # two lines: looked up, then kept
+    kept = [o for o in memo.observed(LLMRequest("anthropic", {})).observations]
+    assert [key for seen in kept if isinstance(seen, Derived) for key, _, _ in seen.entries] == [
+        ("whitespace", "z" * 5000 + "\n ")
+    ]
