@@ -227,6 +227,18 @@ def plan(
     )
 
 
+def first_undated(texts: Sequence[Sequence[str]], shapes: Sequence[int]) -> str:
+    """The first line that is not blank and holds no date shape ("" if none)."""
+    skip = set(shapes)
+    at = 0
+    for text_lines in texts:
+        for j, line in enumerate(text_lines):
+            if at + j not in skip and line.strip():
+                return line
+        at += len(text_lines)
+    return ""
+
+
 def rebuilt(lines: Sequence[str], first: int, moves: Moves) -> str:
     """A text (its lines, the first at index `first`) without the lines moved to the turn,
     with its learned lines at its end (before any trailing blank lines)."""

@@ -29,7 +29,7 @@ from typing import Any, Literal, Protocol, cast
 
 from gateway.rewrite.fingerprint import prompt_family, unmarked
 from gateway.rewrite.memo import MIN_CHARS, CallMemo, call_memo, chars, observed
-from gateway.rewrite.movable import Moves, plan, rebuilt
+from gateway.rewrite.movable import Moves, first_undated, plan, rebuilt
 from gateway.rewrite.openai_text import OpenAISystem
 from gateway.rewrite.request import Finding, LLMRequest, Rewrite, evolve
 from gateway.rewrite.shapes import (
@@ -176,13 +176,13 @@ def _volatile_lines(
     for text_lines, text_shaped, _ in analysed:
         shapes += [at + j for j in text_shaped] if at else text_shaped
         at += len(text_lines)
-    first = _first_undated(split, shapes)
+    first = first_undated(split, shapes)
     tools = unmarked(part.tools(body)) if request.prompt_tools is None else request.prompt_tools
-    request = evolve(request, prompt_tools=tools)
     family = _family(request.tenant, tools, first, memo)
     keys = list(chain.from_iterable(text_keys for _, _, text_keys in analysed))
-    flat = list(chain.from_iterable(split))
-    learned = {i for i in lines.varying(request.tenant, family, keys) if flat[i].strip()}
+    varying = lines.varying(request.tenant, family, keys)
+    flat = list(chain.from_iterable(split)) if varying else []
+    learned = {i for i in varying if flat[i].strip()}
     seen = (LinesSeen(request.tenant, family, frozenset(keys)),)
     moves = plan(
         split,
@@ -194,25 +194,20 @@ def _volatile_lines(
     )
     findings = findings_of(moves, policy)
     if policy == "truncate_to_day" and moves.varying_dates:
+        request = evolve(request, prompt_tools=tools)
         return _truncate(request, part, texts, moves).noting(*findings, observed=seen)
     if policy == "move" and (moves.to_turn or moves.to_end):
+        request = evolve(request, prompt_tools=tools)
+        flat = flat or list(chain.from_iterable(split))
         return _move(request, part, texts, flat, moves).noting(*findings, observed=seen)
     dated = part.dated_turn(body, is_volatile)
-    if dated is not None:
-        request = evolve(request, dates_at=dated)
-    return request.noting(*findings, observed=seen)
-
-
-def _first_undated(split: list[tuple[str, ...]], shapes: list[int]) -> str:
-    """The first line that is not blank and holds no date shape ("" if none)."""
-    skip = set(shapes)
-    at = 0
-    for text_lines in split:
-        for j, line in enumerate(text_lines):
-            if at + j not in skip and line.strip():
-                return line
-        at += len(text_lines)
-    return ""
+    return evolve(  # one new request where most calls made three (~1.6 us each)
+        request,
+        prompt_tools=tools,
+        dates_at=request.dates_at if dated is None else dated,
+        findings=request.findings + tuple(findings),
+        observations=request.observations + seen,
+    )
 
 
 def findings_of(moves: Moves, policy: VolatilePolicy) -> list[Finding]:
