@@ -106,7 +106,11 @@ def layout(lines: Sequence[str]) -> Layout:
     enclosed: list[bool] = []
     last_heading = -1
     for j, line in enumerate(lines):
-        if match := SECTION_OPEN.match(line):
+        # A tag line holds a "<", a heading a "#": one memchr each spares most lines three
+        # regex calls (a 239-line prompt's layout: ~3x faster).
+        if "<" not in line:
+            enclosed.append(bool(open_tags))
+        elif match := SECTION_OPEN.match(line):
             at.setdefault(match[1], []).append(len(open_tags))
             open_tags.append(match[1])
             enclosed.append(True)  # the tag lines are the section's own
@@ -118,7 +122,7 @@ def layout(lines: Sequence[str]) -> Layout:
             enclosed.append(True)
         else:
             enclosed.append(bool(open_tags))
-        if HEADING.match(line):
+        if "#" in line and HEADING.match(line):
             last_heading = j
     return Layout(enclosed, bool(open_tags), last_heading)
 

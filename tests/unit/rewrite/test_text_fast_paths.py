@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from gateway.cache.bounded import LearnedState
 from gateway.cache.learned import LearnedMemory
 from gateway.rewrite.memo import CallMemo, Derived
+from gateway.rewrite.movable import layout
 from gateway.rewrite.request import LLMRequest
 from gateway.rewrite.shapes import DAY_LEVEL, ISO_DATETIME, TIME_LEVEL, is_volatile, shaped
 from gateway.rewrite.whitespace import _remembered, canonical_whitespace
@@ -146,3 +147,23 @@ def test_a_long_one_line_text_is_edited_without_the_memo() -> None:
     assert [key for seen in kept if isinstance(seen, Derived) for key, _, _ in seen.entries] == [
         ("whitespace", "z" * 5000 + "\n ")
     ]
+
+
+@pytest.mark.parametrize(
+    ("lines", "enclosed", "ends_enclosed", "last_heading"),
+    [
+        (["a", "<env>", "x", "</env>", "b"], [False, True, True, True, False], False, -1),
+        (["\u2003<env>\u2003", "x", "# in"], [True, True, True], True, 2),
+        (["<a b>", "<c>", "y", "</a b>", "z"], [True, True, True, True, False], False, -1),
+        (["x < y", "#no", "   ### h", "    # code"], [False] * 4, False, 2),
+    ],
+)
+def test_a_layout_reads_tags_and_headings_only_where_they_can_be(
+    lines: list[str], enclosed: list[bool], ends_enclosed: bool, last_heading: int
+) -> None:
+    found = layout(lines)
+    assert (found.enclosed, found.ends_enclosed, found.last_heading) == (
+        enclosed,
+        ends_enclosed,
+        last_heading,
+    )
