@@ -24,41 +24,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-_MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
-_MONS = "Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec"
-_DAYS = "Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday"
-# The shapes of a date or time (volatile.py reports and moves the lines holding one).
-ISO_DATETIME = re.compile(
-    r"\b(\d{4}-\d{2}-\d{2})[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?"
-)
-RFC_2822 = re.compile(
-    rf"\b((?:Mon|Tue|Wed|Thu|Fri|Sat|Sun),\s+\d{{1,2}}\s+(?:{_MONS})\s+\d{{4}})"
-    r"\s+\d{2}:\d{2}(?::\d{2})?(?:\s+(?:[+-]\d{4}|GMT|UTC))?"
-)
-DAY_LEVEL = re.compile(
-    rf"\b\d{{4}}-\d{{2}}-\d{{2}}\b"
-    rf"|\b(?:{_DAYS}),?\s+(?:{_MONTHS})\s+\d{{1,2}}(?:st|nd|rd|th)?\b"
-    rf"|\b(?:{_MONTHS})\s+\d{{1,2}}(?:st|nd|rd|th)?,\s+\d{{4}}\b"
-    rf"|\b(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun),\s+\d{{1,2}}\s+(?:{_MONS})\s+\d{{4}}\b"
-    r"|\b\d{1,2}/\d{1,2}/\d{2,4}\b"
-)
-TIME_LEVEL = re.compile(
-    r"\b\d{1,2}:\d{2}(?::\d{2})?\s?(?:[AaPp]\.?[Mm]\.?)?\b"
-    r"|(?i:\b(?:timestamp|time|epoch|now|ts|unix)\b\W{0,3}\d{10}(?:\d{3})?\b)"
-)
-
-
-_DIGIT = re.compile(r"\d")
-
-
-def is_volatile(line: str) -> bool:
-    """Whether a line holds something shaped like a date or a time."""
-    # Every shape above has a digit: most lines are dismissed by one scan.
-    if not _DIGIT.search(line):
-        return False
-    return bool(ISO_DATETIME.search(line) or TIME_LEVEL.search(line) or DAY_LEVEL.search(line))
-
+from itertools import chain
 
 SECTION_OPEN = re.compile(r"^\s*<([A-Za-z][\w:-]*(?: [A-Za-z][\w-]*)*)>\s*$")
 SECTION_CLOSE = re.compile(r"^\s*</([A-Za-z][\w:-]*(?: [A-Za-z][\w-]*)*)>\s*$")
@@ -72,6 +38,7 @@ DAY_MONTH = re.compile(rf"\b(\d{{1,2}})\s+{_MONTH}\s+(\d{{4}})\b")
 SLASHED = re.compile(r"\b(\d{1,2})/(\d{1,2})/(\d{2,4})\b")
 TIME_OF_DAY = re.compile(r"(?<!\d)\d{1,2}:\d{2}(?!\d)")
 EPOCH = re.compile(r"(?i:\b(?:timestamp|time|epoch|now|ts|unix)\b\W{0,3}(\d{10}(?:\d{3})?)\b)")
+_TEN_DIGITS = re.compile(r"\d{10}")  # what every EPOCH match holds
 NEAR = dt.timedelta(days=1)  # a stamp this close to the request's time is "now"
 
 
@@ -102,11 +69,13 @@ def dates_in(line: str, today: dt.date) -> list[dt.date]:
 
 def is_now_stamp(line: str, now: dt.datetime) -> bool:
     """A time of day on a date within a day of `now`, or an epoch stamp within a day of it."""
-    for match in EPOCH.finditer(line):
+    # Each regex only where its every match could be: they open with `\b` or a lookbehind,
+    # which leaves sre nothing to scan for (~15 us on a 300-character line).
+    for match in EPOCH.finditer(line) if _TEN_DIGITS.search(line) else ():
         seconds = int(match[1]) / (1000 if len(match[1]) == 13 else 1)
         if abs(seconds - now.timestamp()) <= NEAR.total_seconds():
             return True
-    if not TIME_OF_DAY.search(line):
+    if ":" not in line or not TIME_OF_DAY.search(line):
         return False
     today = now.date()
     return any(abs(d - today) <= NEAR for d in dates_in(line, today))
@@ -137,7 +106,11 @@ def layout(lines: Sequence[str]) -> Layout:
     enclosed: list[bool] = []
     last_heading = -1
     for j, line in enumerate(lines):
-        if match := SECTION_OPEN.match(line):
+        # A tag line holds a "<", a heading a "#": one memchr each spares most lines three
+        # regex calls (a 239-line prompt's layout: ~3x faster).
+        if "<" not in line:
+            enclosed.append(bool(open_tags))
+        elif match := SECTION_OPEN.match(line):
             at.setdefault(match[1], []).append(len(open_tags))
             open_tags.append(match[1])
             enclosed.append(True)  # the tag lines are the section's own
@@ -149,7 +122,7 @@ def layout(lines: Sequence[str]) -> Layout:
             enclosed.append(True)
         else:
             enclosed.append(bool(open_tags))
-        if HEADING.match(line):
+        if "#" in line and HEADING.match(line):
             last_heading = j
     return Layout(enclosed, bool(open_tags), last_heading)
 
@@ -172,24 +145,35 @@ class Moves:
         )
 
 
+NOTHING = Moves(frozenset(), frozenset(), frozenset(), frozenset())
+
+
 def plan(
     texts: Sequence[Sequence[str]],
     learned: set[int],
     now: dt.datetime,
-    shaped: Sequence[bool],
+    shaped: Sequence[int],
     *,
     turn_takes_dates: bool,
     ends_pay: bool,
 ) -> Moves:
     """`texts`: the system prompt's texts, as lines; `learned`: the indexes cache/lines.py
     learned to vary; `turn_takes_dates`: whether a user turn can take moved dates;
-    `shaped`: per line, whether it holds a date shape (is_volatile);
+    `shaped`: the indexes of the lines holding a date shape (is_volatile), in order;
     `ends_pay`: whether moving a line to its text's end can save anything (token-prefix
     caching) — if not, learned lines stay."""
+    flat = list(chain.from_iterable(texts))
+    now_stamps = {i for i in shaped if is_now_stamp(flat[i], now)}
+    dated = {
+        i for i in shaped if i in now_stamps or (i in learned and not is_todays_date(flat[i], now))
+    }
+    personal = learned.difference(shaped)
+    if not dated and not personal:
+        return NOTHING  # most prompts: no line varies, no line is looked at again
+    varying = dated | personal
     where: list[tuple[int, int]] = [
         (t, j) for t, text in enumerate(texts) for j in range(len(text))
     ]
-    flat = [texts[t][j] for t, j in where]
     layouts: dict[int, Layout] = {}
 
     def layout_of(t: int) -> Layout:  # only for texts holding a line that varies
@@ -197,15 +181,6 @@ def plan(
             layouts[t] = layout(texts[t])
         return layouts[t]
 
-    candidates = [i for i, shape in enumerate(shaped) if shape]
-    now_stamps = {i for i in candidates if is_now_stamp(flat[i], now)}
-    dated = {
-        i
-        for i in candidates
-        if i in now_stamps or (i in learned and not is_todays_date(flat[i], now))
-    }
-    personal = {i for i in learned if not shaped[i]}
-    varying = dated | personal
     kept: list[str] = []
 
     # The last stable line, in all and in each text: what a move would put it after.
@@ -254,6 +229,18 @@ def plan(
     return Moves(
         frozenset(dated), frozenset(personal), frozenset(to_turn), frozenset(to_end), tuple(kept)
     )
+
+
+def first_undated(texts: Sequence[Sequence[str]], shapes: Sequence[int]) -> str:
+    """The first line that is not blank and holds no date shape ("" if none)."""
+    skip = set(shapes)
+    at = 0
+    for text_lines in texts:
+        for j, line in enumerate(text_lines):
+            if at + j not in skip and line.strip():
+                return line
+        at += len(text_lines)
+    return ""
 
 
 def rebuilt(lines: Sequence[str], first: int, moves: Moves) -> str:

@@ -101,41 +101,48 @@ def _edit_part(part: Any, edit: TextEdit) -> Any:
 
 
 def edit_items(value: Any, edit: TextEdit) -> Any:
-    """Messages or input items with their text edited (function outputs included)."""
+    """Messages or input items with their text edited (function outputs included); the same
+    list when unchanged (copied only from the first item that changes)."""
     if isinstance(value, str):
         return edit_content(value, edit)
     if not isinstance(value, list):
         return value
-    out = []
-    for item in value:
-        if isinstance(item, dict):
-            if "content" in item:
-                new = edit_content(item["content"], edit)
-                if new is not item["content"]:
-                    item = {**item, "content": new}
-            elif item.get("type") == "function_call_output" and isinstance(item.get("output"), str):
-                new = edit_content(item["output"], edit)
-                if new is not item["output"]:
-                    item = {**item, "output": new}
-        out.append(item)
-    return out if any(a is not b for a, b in zip(out, value, strict=True)) else value
+    for i, item in enumerate(value):
+        if (new := _edit_item(item, edit)) is not item:
+            return [*value[:i], new, *[_edit_item(other, edit) for other in value[i + 1 :]]]
+    return value
+
+
+def _edit_item(item: Any, edit: TextEdit) -> Any:
+    if not isinstance(item, dict):
+        return item
+    if "content" in item:
+        new = edit_content(item["content"], edit)
+        return item if new is item["content"] else {**item, "content": new}
+    if item.get("type") == "function_call_output" and isinstance(item.get("output"), str):
+        new = edit_content(item["output"], edit)
+        return item if new is item["output"] else {**item, "output": new}
+    return item
 
 
 def edit_tools(tools: Any, edit: TextEdit) -> Any:
     """Function descriptions: nested under `function` in chat, flat in Responses."""
     if not isinstance(tools, list):
         return tools
-    out = []
-    for tool in tools:
-        if isinstance(tool, dict):
-            nested = tool.get("function")
-            if isinstance(nested, dict):
-                new = _described(nested, edit)
-                tool = tool if new is nested else {**tool, "function": new}
-            else:
-                tool = _described(tool, edit)
-        out.append(tool)
-    return out if any(a is not b for a, b in zip(out, tools, strict=True)) else tools
+    for i, tool in enumerate(tools):
+        if (new := _edit_tool(tool, edit)) is not tool:
+            return [*tools[:i], new, *[_edit_tool(other, edit) for other in tools[i + 1 :]]]
+    return tools
+
+
+def _edit_tool(tool: Any, edit: TextEdit) -> Any:
+    if not isinstance(tool, dict):
+        return tool
+    nested = tool.get("function")
+    if isinstance(nested, dict):
+        new = _described(nested, edit)
+        return tool if new is nested else {**tool, "function": new}
+    return _described(tool, edit)
 
 
 def _described(spec: dict[str, Any], edit: TextEdit) -> dict[str, Any]:

@@ -22,29 +22,39 @@ def edit_system(system: Any, edit: TextEdit) -> Any:
 
 
 def edit_tools(tools: Any, edit: TextEdit) -> Any:
+    """The tools with `edit` applied to their descriptions; the same list when unchanged."""
     if not isinstance(tools, list):
         return tools
-    out = []
-    for tool in tools:
-        description = tool.get("description") if isinstance(tool, dict) else None
-        if isinstance(description, str) and (new := edit(description)) != description:
-            tool = {**tool, "description": new}
-        out.append(tool)
-    return out
+    for i, tool in enumerate(tools):
+        if (new := _edit_tool(tool, edit)) is not tool:
+            return [*tools[:i], new, *[_edit_tool(other, edit) for other in tools[i + 1 :]]]
+    return tools
+
+
+def _edit_tool(tool: Any, edit: TextEdit) -> Any:
+    description = tool.get("description") if isinstance(tool, dict) else None
+    if isinstance(description, str) and (new := edit(description)) != description:
+        return {**tool, "description": new}
+    return tool
 
 
 def edit_messages(messages: Any, edit: TextEdit) -> Any:
+    """The messages with `edit` applied to their text; the same list when unchanged."""
     if not isinstance(messages, list):
         return messages
-    out = []
-    for message in messages:
-        if isinstance(message, dict):
-            content = message.get("content")
-            new = edit_content(content, edit)
-            if new is not content:
-                message = {**message, "content": new}
-        out.append(message)
-    return out
+    for i, message in enumerate(messages):
+        if (new := _edit_message(message, edit)) is not message:
+            rest = [_edit_message(other, edit) for other in messages[i + 1 :]]
+            return [*messages[:i], new, *rest]
+    return messages
+
+
+def _edit_message(message: Any, edit: TextEdit) -> Any:
+    if not isinstance(message, dict):
+        return message
+    content = message.get("content")
+    new = edit_content(content, edit)
+    return message if new is content else {**message, "content": new}
 
 
 PartEdit = Callable[[Any, TextEdit], Any]
@@ -52,24 +62,30 @@ PartEdit = Callable[[Any, TextEdit], Any]
 
 def edit_content(content: Any, edit: TextEdit, part: PartEdit | None = None) -> Any:
     """The content with `edit` applied to its text; the same object when nothing changed.
-    `part` edits one block of a list (Anthropic's blocks by default; OpenAI's parts differ)."""
+    `part` edits one block of a list (Anthropic's blocks by default; OpenAI's parts differ).
+    Lists are copied only from the first block that changes (most history changes none)."""
     if isinstance(content, str):
         new = edit(content)
         return content if new == content else new
     if not isinstance(content, list):
         return content
     each = part or _edit_block
-    blocks = [each(block, edit) for block in content]
-    return content if all(a is b for a, b in zip(blocks, content, strict=True)) else blocks
+    for i, block in enumerate(content):
+        new = each(block, edit)
+        if new is not block:
+            return [*content[:i], new, *[each(other, edit) for other in content[i + 1 :]]]
+    return content
 
 
 def _edit_block(block: Any, edit: TextEdit) -> Any:
     if not isinstance(block, dict):
         return block
     kind = block.get("type")
-    if kind == "text" and isinstance(block.get("text"), str):
-        new = edit(block["text"])
-        return block if new == block["text"] else {**block, "text": new}
+    if kind == "text":
+        text = block.get("text")
+        if isinstance(text, str) and (new := edit(text)) != text:
+            return {**block, "text": new}
+        return block
     if kind == "tool_result":
         content = block.get("content")
         new_content = edit_content(content, edit)
