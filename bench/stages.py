@@ -142,11 +142,11 @@ def steps(parts: Parts, body: Body, chunks: list[bytes], plain: bytes) -> list[S
     at = next(i for i, step in enumerate(out) if step[0] == "rewrite.audit") + 1
     out[at:at] = [
         ("· fingerprint", True, on_final(lambda r, b: fingerprint(
-            b, r.stable_system_blocks, 4.0, TENANT, r.prompt_tools, parts.memo()))),
+            b, r.stable_system_blocks, 4.0, TENANT, r.prompt_tools))),
         ("· family_of (+ breakpoints)", True, on_final(lambda r, b: family_of(
-            b, r.stable_system_blocks, TENANT, r.prompt_tools, parts.memo()))),
+            b, r.stable_system_blocks, TENANT, r.prompt_tools))),
         ("· conversation_of (+ bre..)", True, on_final(
-            lambda r, b: conversation_of(b, TENANT, parts.memo()))),
+            lambda r, b: conversation_of(b, TENANT))),
     ]  # fmt: skip
     # Serialized only when a stage changed the body (relay.py), or for a gateway key's call.
     out.append(("serialize" + ("" if changed else " (unchanged: skipped)"), not changed,

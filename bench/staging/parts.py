@@ -17,7 +17,7 @@ from gateway.metering.calls import Meter
 from gateway.metering.labels import LabelBounds
 from gateway.metering.metrics import Metrics
 from gateway.metering.pricing import Pricing
-from gateway.rewrite.memo import CallMemo, Derived, call_memo
+from gateway.rewrite.memo import Derived
 from gateway.rewrite.pipeline import STAGES, RewriteContext
 from gateway.rewrite.request import LLMRequest
 from gateway.settings import Settings
@@ -51,10 +51,6 @@ class Parts:
             (name for spec in catalog.models for name in (spec.id, *spec.aliases)),
         )
         self.meter = Meter(Metrics(CollectorRegistry()), labels, Pricing.load(settings.pricing))
-
-    def memo(self) -> CallMemo | None:
-        """A call's view of the memo, as the stages make it (None: --no-memo)."""
-        return call_memo(self.memory.memo, TENANT)
 
     def request(self, body: Body, parsed: dict[str, Any]) -> LLMRequest:
         return self.request_for(body.wire, parsed)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar, cast
+from typing import Generic, TypeVar
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -64,17 +64,22 @@ DEFAULT_PER_TENANT_MAX_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(slots=True)
-class _Entry:
-    value: object
-    size: int
-    tenant: bytes
-
-
-@dataclass(slots=True)
 class _Tenant:
+    name: bytes
     bytes: int = 0
     # Its entries, least recently used first: a tenant over its share forgets its own first.
     order: OrderedDict[Hashable, None] = field(default_factory=OrderedDict)
+
+
+@dataclass(slots=True)
+class _Entry:
+    value: object
+    size: int
+    # The key as stored: a use moves the entry by it, found by identity, where the caller's
+    # equal key would be compared again with each of the two orders' (a key holding a 24 KB
+    # text: ~1 us a comparison; a Claude Code turn looks up ~450 KB of texts and tools).
+    key: Hashable
+    held: _Tenant
 
 
 class LearnedState:
@@ -118,8 +123,8 @@ class LearnedState:
         entry = self._entries.get(key)
         if entry is None:
             return None
-        self._entries.move_to_end(key)
-        self._tenants[entry.tenant].order.move_to_end(key)
+        self._entries.move_to_end(entry.key)
+        entry.held.order.move_to_end(entry.key)
         return entry.value
 
     def put(self, tenant: bytes, key: Hashable, value: object, size: int) -> bool:
@@ -132,8 +137,8 @@ class LearnedState:
             return False
         held = self._tenants.get(tenant)
         if held is None:
-            held = self._tenants[tenant] = _Tenant()
-        self._entries[key] = _Entry(value, size, tenant)
+            held = self._tenants[tenant] = _Tenant(tenant)
+        self._entries[key] = _Entry(value, size, key, held)
         held.order[key] = None
         held.bytes += size
         self.bytes += size
@@ -150,12 +155,12 @@ class LearnedState:
         entry = self._entries.pop(key, None)
         if entry is None:
             return
-        held = self._tenants[entry.tenant]
-        del held.order[key]
+        held = entry.held
+        del held.order[entry.key]
         held.bytes -= entry.size
         self.bytes -= entry.size
         if not held.order:
-            del self._tenants[entry.tenant]
+            del self._tenants[held.name]
 
     def _changed(self) -> None:
         if self.on_change is not None:
@@ -169,9 +174,11 @@ class LearnedTable(Generic[K, V]):
     def __init__(self, state: LearnedState, name: str) -> None:
         self.state = state
         self.name = name
+        # The state's get, typed as this table's (a cast is a call: ~100 lookups a call).
+        self._get: Callable[[tuple[str, bytes, K]], V | None] = state.get  # type: ignore[assignment]
 
     def get(self, tenant: bytes, key: K) -> V | None:
-        return cast("V | None", self.state.get((self.name, tenant, key)))
+        return self._get((self.name, tenant, key))
 
     def put(self, tenant: bytes, key: K, value: V, size: int) -> bool:
         """See LearnedState.put; `size` is what the key and value hold, in bytes (estimated)."""

@@ -7,8 +7,14 @@ conversation and of the family, adopted where newer than the local ones (so a tu
 answered by another replica is the one this call is compared with), and writes this call
 in their place where it is newer, each entry expiring after 2 hours.
 
-    prefix:c:<conversation digest>   HASH  t (call start, ms), v (the Seen, JSON)
-    prefix:f:<family digest>         HASH  the same, per prompt family
+    prefix:<algorithm>:c:<conversation digest>   HASH  t (call start, ms), v (the Seen, JSON)
+    prefix:<algorithm>:f:<family digest>         HASH  the same, per prompt family
+
+<algorithm> is rewrite/digest.py's ALGORITHM (`xxh3`, or `blake2b` where the xxhash
+package is missing): the digests a Seen holds are comparable only with digests of the same
+algorithm, so replicas that digest differently (an old version, a missing package) never
+read each other's entries. The keys' digests are `owned` (blake2b, keyed by the tenant):
+one tenant's content never reaches another's keys, whatever collides under xxh3.
 
 Without Redis there is nothing to share: the registry alone is the in-memory version.
 """
@@ -21,6 +27,7 @@ import orjson
 from redis.asyncio import Redis
 
 from gateway.cache.registry import PrefixRegistry, Seen
+from gateway.rewrite import digest
 from gateway.rewrite.fingerprint import Fingerprint
 from gateway.state.health import StateHealth, StoreUnreachable
 
@@ -55,8 +62,8 @@ class RedisPrefixes:
         self._exchange = client.register_script(EXCHANGE)
 
     def _keys(self, fp: Fingerprint) -> list[str]:
-        p = self.prefix
-        return [f"{p}prefix:c:{fp.conversation.hex()}", f"{p}prefix:f:{fp.family.hex()}"]
+        p = f"{self.prefix}prefix:{digest.ALGORITHM}:"
+        return [f"{p}c:{fp.conversation.hex()}", f"{p}f:{fp.family.hex()}"]
 
     async def exchange(self, fp: Fingerprint, seen: Seen, registry: PrefixRegistry) -> None:
         keys = self._keys(fp)

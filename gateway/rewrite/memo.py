@@ -2,11 +2,11 @@
 earlier call's body instead of deriving it again.
 
 A conversation's turn resends the previous turn's bytes and adds a few blocks: the texts'
-canonical forms, the system prompt's lines and the blocks' digests are the same as last
-turn's. Each is a pure function of its key (the text itself, or the block with the digest
-before it), looked up in the learned memory's memo (snapshot.py's `MemoView`); what a call
-derived anew goes back as a `Derived` observation, kept once the provider accepts the call.
-The memo is invisible in the output: the same body rewrites the same way with or without it.
+canonical forms, the system prompt's lines and the tools' identities are the same as last
+turn's. Each is a pure function of its key (the text itself, or the bytes sent), looked up
+in the learned memory's memo (snapshot.py's `MemoView`); what a call derived anew goes back
+as a `Derived` observation, kept once the provider accepts the call. The memo is invisible
+in the output: the same body rewrites the same way with or without it.
 
 Only parts of at least MIN_CHARS are memoized: below that, deriving costs less than a lookup
 (a shorter text's canonical form takes ~0.5 us, a lookup ~0.7).
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the request and the view import this module: its values come first
     from gateway.rewrite.request import LLMRequest
@@ -26,19 +26,12 @@ MIN_CHARS = 1024
 # An entry's key tuple and value beside the texts they hold: with it the learned state counts
 # 1.5 MB for the 1.1 MB the recorded Claude Code session's memo holds (tracemalloc).
 ENTRY_BYTES = 200
-# What a frozen key holds beside its characters (CPython 3.11, 64-bit): a str object's
-# header, a tuple's header and each of its slots, a scalar's (type, value) pair and value.
-STR_BYTES = 49
-TUPLE_BYTES = 56
-SLOT_BYTES = 8
-SCALAR_BYTES = 100
-MAX_DEPTH = 16  # a block nested deeper is digested anew: its key would cost its walk
 
 
 @dataclass(frozen=True, slots=True)
 class Derived:
     """What the stages derived from parts of a body that a later call may repeat (a text's
-    canonical form, a system text's lines, a block's digest): each a pure function of its
+    canonical form, a system text's lines, a tool's identity): each a pure function of its
     key, kept once the provider has accepted the call, so the next turn of a conversation,
     which resends this one's bytes, looks them up (below). (key, value, bytes held)."""
 
@@ -80,42 +73,3 @@ class CallMemo:
         if not self._new:
             return request
         return request.observing(Derived(self._tenant, tuple(self._new)))
-
-
-def frozen(value: Any, depth: int = 0) -> tuple[Hashable, int] | None:
-    """A JSON value as a key that is equal only for values orjson serializes to the same
-    bytes (so `True` and `1`, `1` and `1.0` differ), and the bytes the key holds (its texts
-    and the objects around them: a block of many small values holds ~10x its characters);
-    None if it nests deeper than MAX_DEPTH."""
-    if isinstance(value, str):
-        return value, STR_BYTES + chars(value)
-    if depth > MAX_DEPTH:
-        return None
-    parts: list[Hashable]
-    size = TUPLE_BYTES
-    if isinstance(value, dict):
-        parts = ["{"]
-        for name, item in value.items():
-            if not isinstance(name, str):
-                return None
-            if type(item) is str:  # most values: no call, no tuple of their own
-                parts += (name, item)
-                size += 2 * (SLOT_BYTES + STR_BYTES) + len(name) + chars(item)
-                continue
-            inner = frozen(item, depth + 1)
-            if inner is None:
-                return None
-            parts += (name, inner[0])
-            size += 2 * SLOT_BYTES + STR_BYTES + len(name) + inner[1]
-        return tuple(parts), size
-    if isinstance(value, list):
-        parts = ["["]
-        for item in value:
-            inner = frozen(item, depth + 1)
-            if inner is None:
-                return None
-            parts.append(inner[0])
-            size += SLOT_BYTES + inner[1]
-        return tuple(parts), size
-    # A number, a boolean or null: its type with it (floats by repr: -0.0 is not 0.0).
-    return (type(value).__name__, repr(value) if isinstance(value, float) else value), SCALAR_BYTES

@@ -19,7 +19,6 @@ from gateway.catalog import ModelCatalog
 from gateway.rewrite import prompt_cache
 from gateway.rewrite.breakpoints import plan_breakpoints
 from gateway.rewrite.fingerprint import conversation_of, family_of, fingerprint
-from gateway.rewrite.memo import call_memo, observed
 from gateway.rewrite.openai_text import layers
 from gateway.rewrite.pin import note_retirement, pin
 from gateway.rewrite.request import LLMRequest, Rewrite, evolve
@@ -89,30 +88,26 @@ def _breakpoints(request: LLMRequest, context: RewriteContext) -> LLMRequest:
     tail = prefixes.tail_pays(request.tenant, request.step, model)
     request = request.observing(TailJudged(request.tenant, request.step, model))
     reread = None
-    memo = call_memo(context.learned.memo, request.tenant)
     if not tail:
-        conversation = conversation_of(request.body, request.tenant, memo)
+        conversation = conversation_of(request.body, request.tenant)
         reread = prefixes.previous_prompt(request.tenant, conversation, model)
     setting = context.settings.cache_ttl
     if setting == "auto":
         family = family_of(
-            request.body, request.stable_system_blocks, request.tenant, request.prompt_tools, memo
+            request.body, request.stable_system_blocks, request.tenant, request.prompt_tools
         )
         stable_ttl, tail_ttl = prefixes.ttls(request.tenant, family)
     else:
         stable_ttl = tail_ttl = setting
-    return observed(
-        memo,
-        plan_breakpoints(
-            request,
-            policy=context.settings.breakpoints,
-            stable_ttl=stable_ttl,
-            tail_ttl=tail_ttl,
-            min_tokens=min_tokens,
-            chars_per_token=chars_per_token,
-            tail=tail,
-            reread_messages=reread,
-        ),
+    return plan_breakpoints(
+        request,
+        policy=context.settings.breakpoints,
+        stable_ttl=stable_ttl,
+        tail_ttl=tail_ttl,
+        min_tokens=min_tokens,
+        chars_per_token=chars_per_token,
+        tail=tail,
+        reread_messages=reread,
     )
 
 
@@ -124,16 +119,10 @@ def _audit(request: LLMRequest, context: RewriteContext) -> LLMRequest:
 def _audited(request: LLMRequest, context: RewriteContext, shaped: dict[str, Any]) -> LLMRequest:
     """`_audit` of the body in fingerprint.py's shape (tools, system blocks, messages)."""
     min_tokens, chars_per_token = _model_facts(request, context)
-    memo = call_memo(context.learned.memo, request.tenant)
     fp = fingerprint(
-        shaped,
-        request.stable_system_blocks,
-        chars_per_token,
-        request.tenant,
-        request.prompt_tools,
-        memo,
+        shaped, request.stable_system_blocks, chars_per_token, request.tenant, request.prompt_tools
     )
-    return observed(memo, evolve(request, fingerprint=fp, min_cacheable_tokens=min_tokens))
+    return evolve(request, fingerprint=fp, min_cacheable_tokens=min_tokens)
 
 
 def _diagnostics(request: LLMRequest, context: RewriteContext) -> LLMRequest:
@@ -174,7 +163,7 @@ def _openai_volatile(request: LLMRequest, context: RewriteContext) -> LLMRequest
 def _prompt_cache_key(request: LLMRequest, context: RewriteContext) -> LLMRequest:
     if not context.settings.prompt_cache_key:
         return request
-    return prompt_cache.cache_key(request, context.learned.memo)
+    return prompt_cache.cache_key(request)
 
 
 def _openai_retention(request: LLMRequest, context: RewriteContext) -> LLMRequest:

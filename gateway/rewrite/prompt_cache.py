@@ -20,10 +20,8 @@ from typing import Any
 
 from gateway.catalog import ModelSpec
 from gateway.rewrite.fingerprint import family_of
-from gateway.rewrite.memo import call_memo
 from gateway.rewrite.openai_text import TEXT_PARTS, items, items_key, layers, leading_system
 from gateway.rewrite.request import LLMRequest, Rewrite
-from gateway.rewrite.snapshot import MemoView
 
 KEY_RULE = "prompt_cache_key"
 RETENTION_RULE = "prompt_cache_retention"
@@ -34,15 +32,12 @@ MARK = {"mode": "explicit"}
 IMPLICIT_MARKS = 3  # implicit mode: the last block is a breakpoint, plus up to 3 marked
 
 
-def cache_key(request: LLMRequest, view: MemoView | None = None) -> LLMRequest:
-    """`view`: where the family is looked up, as the fingerprint keeps it (fingerprint.py)."""
+def cache_key(request: LLMRequest) -> LLMRequest:
+    """The prompt family as the fingerprint has it (fingerprint.py), as the key."""
     if "prompt_cache_key" in request.body:
         return request
-    memo = call_memo(view, request.tenant)
     shaped = layers(request.body)
-    family = family_of(
-        shaped, request.stable_system_blocks, request.tenant, request.prompt_tools, memo
-    )
+    family = family_of(shaped, request.stable_system_blocks, request.tenant, request.prompt_tools)
     key = KEY_PREFIX + family.hex()
     return request.with_body({**request.body, "prompt_cache_key": key}, Rewrite(KEY_RULE, key))
 

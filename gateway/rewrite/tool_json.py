@@ -14,6 +14,7 @@ from typing import Any, cast
 
 import orjson
 
+from gateway.rewrite import digest
 from gateway.rewrite.memo import MIN_CHARS, CallMemo, call_memo, observed
 from gateway.rewrite.request import Finding, LLMRequest, Rewrite
 from gateway.rewrite.snapshot import MemoView, ToolsSeen, ToolsView
@@ -28,15 +29,20 @@ def identity(tool: Any) -> bytes:
 
 def _identity(tool: Any, sent: bytes, memo: CallMemo | None) -> bytes:
     """`identity`, looked up by the bytes sent where an earlier call sent the same (a client
-    sends the same bytes every turn: sorting and hashing them is ~80 us for Claude Code's)."""
+    sends the same bytes every turn: sorting and hashing them is ~80 us for Claude Code's).
+    Found by the bytes' content digest, and taken only where the bytes kept with it are the
+    same: a digest keys the lookup (xxh3: ~5 us over Claude Code's 81 KB of tools, where the
+    bytes' own hash took ~40), never the answer."""
     if memo is None or len(sent) < MIN_CHARS:
         return identity(tool)
-    found = memo.get(("tool", sent))
-    if found is None:
-        found = identity(tool)
-        # A copy of its exact size: orjson's output keeps the buffer it grew.
-        memo.keep(("tool", bytes(memoryview(sent))), found, len(sent))
-    return cast(bytes, found)
+    key = ("tool", digest.content(sent))
+    found = cast("tuple[bytes, bytes] | None", memo.get(key))
+    if found is not None and found[0] == sent:
+        return found[1]
+    new = identity(tool)
+    # A copy of its exact size: orjson's output keeps the buffer it grew.
+    memo.keep(key, (bytes(memoryview(sent)), new), len(sent))
+    return new
 
 
 def canonical(
