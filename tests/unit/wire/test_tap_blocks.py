@@ -21,10 +21,8 @@ def event(name: str | None, data: object, sep: bytes = b": ") -> bytes:
     return head + b"data" + sep + orjson.dumps(data) + b"\n\n"
 
 
-START = event(
-    "message_start",
-    {"type": "message_start", "message": {"id": "msg_1", "model": "m", "usage": {"input_tokens": 7}}},
-)
+MESSAGE = {"id": "msg_1", "model": "m", "usage": {"input_tokens": 7}}
+START = event("message_start", {"type": "message_start", "message": MESSAGE})
 DELTA = event("content_block_delta", {"delta": {"text": "hi message_delta"}})
 END = event("message_delta", {"usage": {"output_tokens": 5}}) + event("message_stop", {})
 BLOCK = event("content_block_start", {"index": 0})
@@ -35,7 +33,9 @@ ANTHROPIC = [
     START + DELTA + b'event: content_block_delta\nevent: message_delta\ndata: {"usage":'
     b'{"output_tokens":9}}\n\n' + DELTA,
     # ...and a watched name followed by another is not that event.
-    START + DELTA + b'event: message_delta\nevent: ping\ndata: {"usage":{"output_tokens":9}}\n\n'
+    START
+    + DELTA
+    + b'event: message_delta\nevent: ping\ndata: {"usage":{"output_tokens":9}}\n\n'
     + END,
     START + DELTA * 2 + event("message_delta", {"usage": {"output_tokens": 3}}, sep=b":"),
     START + DELTA + b"\n\n\n" + b": a comment\nid: 4\n" + END + b"\n",
