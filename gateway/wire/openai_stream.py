@@ -90,13 +90,13 @@ class UsageChunkFilter:
             while at >= 0:
                 start = chunk.rfind(b"\n\n", 0, at)
                 start = 0 if start < 0 else start + 2
-                end = chunk.find(b"\n\n", at) + 2
-                if _is_usage_chunk(chunk[start:end]):
+                stop = chunk.find(b"\n\n", at) + 2
+                if _is_usage_chunk(chunk[start:stop]):
                     self._removed = True
-                    self._dropped_last = end == len(chunk)
-                    chunk = chunk[:start] + chunk[end:]
+                    self._dropped_last = stop == len(chunk)
+                    chunk = chunk[:start] + chunk[stop:]
                     break
-                at = chunk.find(_EMPTY_CHOICES, end)
+                at = chunk.find(_EMPTY_CHOICES, stop)
             for tail in _NULL_USAGE_TAILS:
                 if chunk.find(tail) >= 0:
                     chunk = chunk.replace(tail + b"\n", b"}\n")
