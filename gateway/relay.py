@@ -22,10 +22,12 @@ from gateway.upstream import Upstream
 from gateway.wire.echo import unecho
 from gateway.wire.formats import WireFormat, client_filter, error_response
 from gateway.wire.headers import RawHeaders, client_response_headers
+from gateway.wire.tap import Tap
 from gateway.wire.usage import Reported, Usage
 
 CUT_MESSAGE = "The provider closed the connection mid-stream; the response is incomplete."
 TIMEOUT_MESSAGE = "The stream did not finish within its time limit of {:g} s; it is incomplete."
+TAP_BATCH_BYTES = 64 * 1024  # the most a stream's tap is behind its client, in bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +87,11 @@ class Relay:
         if tap.saw_content:
             ttft_s = time.perf_counter() - started
         ended: str | None = None
+        # After the first token the tap is fed in batches: what it reads (usage, errors, the
+        # end) is wanted only once the stream ends, and one feed of many events costs less
+        # than one per event (wire/sse.py: whole_events).
+        held: list[bytes] = []
+        held_bytes = 0
         try:
             async with asyncio.timeout_at(deadline.at):
                 async for chunk in _body(begun.response):
@@ -93,15 +100,24 @@ class Relay:
                     last = out or last
                     if text is not None:
                         text.feed(chunk)
+                    if ttft_s is not None:
+                        held.append(chunk)
+                        held_bytes += len(chunk)
+                        if held_bytes > TAP_BATCH_BYTES:
+                            tap_s += _feed(tap, held)
+                            held_bytes = 0
+                        continue
                     before = time.perf_counter()
                     tap.feed(chunk)
-                    if ttft_s is None and tap.saw_content:
+                    if tap.saw_content:
                         ttft_s = before - started
                     tap_s += time.perf_counter() - before
         except httpx.TransportError:
             ended, message = "cut", CUT_MESSAGE
         except TimeoutError:
             ended, message = "504", TIMEOUT_MESSAGE.format(deadline.seconds)
+        finally:  # the client gone too: what the tap holds is read for the call's record
+            tap_s += _feed(tap, held)
         if ended is not None:
             # Bytes have reached the client, so nothing is replayed: the stream ends with an
             # error event the SDK raises, instead of a dropped connection.
@@ -183,6 +199,16 @@ class Relay:
         headers, body = error_response(self.wire, error, request_id)
         await send({"type": "http.response.start", "status": error.status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+def _feed(tap: Tap, held: list[bytes]) -> float:
+    """Feeds the tap the chunks held, as one, and empties the list: the time it took."""
+    if not held:
+        return 0.0
+    before = time.perf_counter()
+    tap.feed(held[0] if len(held) == 1 else b"".join(held))
+    held.clear()
+    return time.perf_counter() - before
 
 
 def _start(response: httpx.Response, own: RawHeaders) -> Message:

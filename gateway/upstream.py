@@ -73,13 +73,32 @@ class Upstream:
         """Sends the request and returns once response headers arrive; the body streams on."""
         if provider not in self._emulated:
             headers = without_emulator_headers(headers)
-        request = httpx.Request(
-            method,
-            self._url(provider, target),
-            headers=[*headers, (b"accept-encoding", b"identity")],
-            content=body,
-            extensions={"timeout": self._timeouts[provider]},
-        )
+        url = self._url(provider, target)
+        if _framed(headers):
+            request = httpx.Request(
+                method,
+                url,
+                headers=[*headers, (b"accept-encoding", b"identity")],
+                content=body,
+                extensions={"timeout": self._timeouts[provider]},
+            )
+        else:
+            # The headers httpx would add for `content=body`, in its order, given at once:
+            # its own way re-parses every header twice more (~15 µs a call).
+            host = (b"Host", url.netloc)
+            if body:
+                first, last = [host], [(b"Content-Length", str(len(body)).encode())]
+            else:
+                first = [host, (b"Content-Length", b"0")] if method in _SENDING else [host]
+                last = []
+            request = httpx.Request(
+                method,
+                url,
+                headers=[*first, *headers, (b"accept-encoding", b"identity"), *last],
+                stream=httpx.ByteStream(body),
+                extensions={"timeout": self._timeouts[provider]},
+            )
+            request.read()  # the body held as `content`, as content=body does
         try:
             response = await self._transport.handle_async_request(request)
         except httpx.TransportError as error:
@@ -94,7 +113,7 @@ class Upstream:
     async def read(self, provider: str, response: httpx.Response) -> bytes:
         """A whole body, held only up to `max_response_bytes`; errors are the gateway's own."""
         limit = self._settings[provider].max_response_bytes
-        declared = response.headers.get("content-length", "")
+        declared = response_header(response, b"content-length") or b""
         if declared.isdigit() and int(declared) > limit:
             raise ResponseTooLarge(f"{provider}'s response is over {limit} bytes.")
         stream = response.stream
@@ -189,6 +208,24 @@ class _AiohttpBody(httpx.AsyncByteStream):
             await self._response.__aexit__(None, None, None)
         except (aiohttp.ClientError, HttpProcessingError) as error:
             raise httpx.ReadError(type(error).__name__) from error
+
+
+_SENDING = frozenset({"POST", "PUT", "PATCH"})  # httpx sends Content-Length: 0 for these
+_FRAMING = frozenset({b"host", b"content-length", b"transfer-encoding"})
+
+
+def _framed(headers: RawHeaders) -> bool:
+    """The caller set a header httpx would otherwise add (never the relay: it drops them)."""
+    return any(name.lower() in _FRAMING for name, _ in headers)
+
+
+def response_header(response: httpx.Response, name: bytes) -> bytes | None:
+    """A response header's value (several joined by ", ", as httpx's `get` does), read from
+    the raw list: httpx's own lookup decodes every header to find one."""
+    values = [value for key, value in response.headers.raw if key.lower() == name]
+    if not values:
+        return None
+    return values[0] if len(values) == 1 else b", ".join(values)
 
 
 def _transport(kind: Transport) -> httpx.AsyncBaseTransport:

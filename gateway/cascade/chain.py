@@ -30,7 +30,7 @@ from gateway.cascade.outcome import (
 from gateway.cascade.retry import RetryPolicy, retryable
 from gateway.cascade.retry_budget import RetryBudget
 from gateway.errors import CircuitOpen, GatewayError, UpstreamSilent, UpstreamUnavailable
-from gateway.upstream import Upstream
+from gateway.upstream import Upstream, response_header
 from gateway.wire.headers import RawHeaders
 from gateway.wire.usage import Usage
 
@@ -258,5 +258,5 @@ def circuit_open(provider: str, model: str, wait_s: float) -> CircuitOpen:
 
 
 def is_stream(response: httpx.Response) -> bool:
-    content_type: str = response.headers.get("content-type", "")
-    return content_type.startswith("text/event-stream")
+    content_type = response_header(response, b"content-type") or b""
+    return content_type.startswith(b"text/event-stream")

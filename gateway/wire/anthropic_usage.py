@@ -10,7 +10,15 @@ from typing import Any
 
 import orjson
 
-from gateway.wire.sse import MAX_EVENT_BYTES, ServerSentEvent, SSEDecoder
+from gateway.wire.sse import (
+    MAX_EVENT_BYTES,
+    EventBlocks,
+    ServerSentEvent,
+    SSEDecoder,
+    block_at,
+    event_lines,
+    simple_event,
+)
 from gateway.wire.usage import Reported, Usage
 
 # Usage and Reported are re-exported: callers written before they moved to wire/usage.py.
@@ -100,17 +108,25 @@ def usage_from_message(body: bytes) -> Reported:
     )
 
 
-# A chunk holding exactly one whole event of these kinds carries no usage: the tap only
-# notes it. Most of a stream's chunks are such deltas, and decoding each costs ~5 µs.
+# Events that carry no usage, known by their first line: the tap only notes a delta (the
+# first token), and decodes none of them. Most of a stream's events are deltas.
 CONTENT_DELTA = b"event: content_block_delta\n"
-PING = b"event: ping\n"
+_PASSED = (
+    CONTENT_DELTA,
+    b"event: ping\n",
+    b"event: content_block_start\n",
+    b"event: content_block_stop\n",
+)
+# After the first token, the events still read: a C search finds them among the deltas.
+_WATCHED = event_lines(("message_start", "message_delta", "message_stop", "error"))
 
 
-class StreamUsage:
+class StreamUsage(EventBlocks):
     """Watches a Messages stream's bytes; only the few events that carry usage are parsed."""
 
     def __init__(self, max_event_bytes: int = MAX_EVENT_BYTES) -> None:
         self.decoder = SSEDecoder(max_event_bytes)
+        self._max = max_event_bytes
         self.fields: dict[str, Any] = {}
         self.model: str | None = None
         self.message_id: str | None = None
@@ -122,36 +138,55 @@ class StreamUsage:
         self.service_tier: str | None = None  # OpenAI's tiers only: never set here
 
     def feed(self, chunk: bytes) -> None:
-        if (
-            chunk.startswith((CONTENT_DELTA, PING))
-            and chunk.endswith(b"\n\n")
-            and chunk.find(b"\n\n") == len(chunk) - 2
-            and self.decoder.between_events
-        ):
-            self.saw_content = self.saw_content or chunk.startswith(CONTENT_DELTA)
+        if self.decoder.aligned(chunk):
+            self.blocks(chunk)
             return
-        for event in self.decoder.feed(chunk):
-            self.observe(event)
+        for event in self.decoder.feed(chunk):  # part of an event, or CR line ends
+            self._seen(event.event, event.data)
+
+    @property
+    def settled(self) -> bool:
+        return self.saw_content
+
+    def next_block(self, chunk: bytes, pos: int) -> int:
+        found = _WATCHED.search(chunk, pos - 1)
+        return -1 if found is None else block_at(chunk, pos, found.start())
+
+    def block(self, block: bytes) -> None:
+        # One line after an `event:` line of these: an event of that type, or, when that
+        # line is not data, none at all; never one the tap reads.
+        if block.startswith(_PASSED) and block.count(b"\n") == 1:
+            if block.startswith(CONTENT_DELTA):
+                self.saw_content = True
+            return
+        simple = simple_event(block, self._max)
+        if simple is not None:
+            self._seen(*simple)
+            return
+        for event in self.decoder.feed(block + b"\n\n"):
+            self._seen(event.event, event.data)
 
     def observe(self, event: ServerSentEvent) -> None:
+        self._seen(event.event, event.data)
+
+    def _seen(self, kind: str, data: str) -> None:
         """Never raises: a damaged event is relayed as it came and simply not metered."""
-        kind = event.event
         if kind == "content_block_delta":
             self.saw_content = True
         elif kind == "message_start":
-            message = _field(_object(event.data), "message")
+            message = _field(_object(data), "message")
             self.model = _text(message.get("model"))
             self.message_id = _text(message.get("id"))
             self.miss_reason = miss_reason(message)
             self.fields.update(_counts(_field(message, "usage")))
         elif kind == "message_delta":
-            usage = _field(_object(event.data), "usage")
+            usage = _field(_object(data), "usage")
             self.fields.update(_counts(usage))
             self.usage_final = self.usage_final or bool(usage)
         elif kind == "message_stop":
             self.complete = True
         elif kind == "error":
-            self.error_type = _text(_field(_object(event.data), "error").get("type")) or "error"
+            self.error_type = _text(_field(_object(data), "error").get("type")) or "error"
 
     @property
     def usage(self) -> Usage | None:

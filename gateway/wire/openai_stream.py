@@ -39,6 +39,7 @@ def request_usage(body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
 # compact form and Python's json.dumps form.
 _NULL_USAGE_TAILS = (b',"usage":null}', b', "usage": null}')
 _EMPTY_CHOICES = b'"choices":[]'
+_ONE_LINE_END = _NULL_USAGE_TAILS[0] + b"\n\n"
 _CR, _LF = 0x0D, 0x0A
 
 
@@ -68,19 +69,36 @@ class UsageChunkFilter:
         if self._passing:
             return chunk
         if (
-            not self._held
+            chunk.endswith(_ONE_LINE_END)
+            and chunk.find(0x0A) == len(chunk) - 2
+            and not self._held
             and not self._skip_lf
-            and chunk.endswith(b"\n\n")
-            and _EMPTY_CHOICES not in chunk
-            and b"\r" not in chunk
+            and 0x0D not in chunk
         ):
-            # Whole LF-ended events, none the usage chunk (all but one of a stream's): a tail
-            # ends at a line end within its event, so one replace over the chunk does what
-            # the event-by-event walk below does: 1 µs instead of 2.4 for a one-event chunk,
-            # 10 instead of 78 for a chunk of 40.
+            # One event of one line whose usage is null (most of a stream's): its tail is
+            # the only one before a line end, and it is no usage chunk.
             self._dropped_last = False
+            return chunk[: -len(_ONE_LINE_END)] + b"}\n\n"
+        if not self._held and not self._skip_lf and chunk[-2:] == b"\n\n" and 0x0D not in chunk:
+            # Whole LF-ended events: a tail ends at a line end within its event, so one
+            # replace over the chunk does what the event-by-event walk below does, and the
+            # usage chunk, found by its `"choices":[]`, is cut out whole: 1 µs instead of 2.4
+            # for a one-event chunk, 10 instead of 78 for a chunk of 40.
+            # (`find`, not `in`: on bytes, `in` pays for a TypeError it catches.)
+            self._dropped_last = False
+            at = chunk.find(_EMPTY_CHOICES) if not self._removed else -1
+            while at >= 0:
+                start = chunk.rfind(b"\n\n", 0, at)
+                start = 0 if start < 0 else start + 2
+                stop = chunk.find(b"\n\n", at) + 2
+                if _is_usage_chunk(chunk[start:stop]):
+                    self._removed = True
+                    self._dropped_last = stop == len(chunk)
+                    chunk = chunk[:start] + chunk[stop:]
+                    break
+                at = chunk.find(_EMPTY_CHOICES, stop)
             for tail in _NULL_USAGE_TAILS:
-                if tail in chunk:
+                if chunk.find(tail) >= 0:
                     chunk = chunk.replace(tail + b"\n", b"}\n")
             return chunk
         out = bytearray()
@@ -127,13 +145,13 @@ class UsageChunkFilter:
         return rest
 
     def _filter(self, event: bytes) -> bytes:
-        if not self._removed and _EMPTY_CHOICES in event and _is_usage_chunk(event):
+        if not self._removed and event.find(_EMPTY_CHOICES) >= 0 and _is_usage_chunk(event):
             self._removed = True
             return b""
         # A raw line end cannot sit inside a JSON string, and a nested object's brace is
         # followed by `]` or `}`: a tail right before a line end closes the chunk itself.
         for tail in _NULL_USAGE_TAILS:
-            if tail in event:
+            if event.find(tail) >= 0:
                 for line_end in (b"\n", b"\r"):
                     event = event.replace(tail + line_end, b"}" + line_end)
         return event

@@ -12,7 +12,14 @@ from typing import Any
 
 import orjson
 
-from gateway.wire.sse import MAX_EVENT_BYTES, ServerSentEvent, SSEDecoder
+from gateway.wire.sse import (
+    MAX_EVENT_BYTES,
+    EventBlocks,
+    ServerSentEvent,
+    SSEDecoder,
+    block_at,
+    simple_event,
+)
 from gateway.wire.usage import Reported, Usage
 
 __all__ = [
@@ -107,10 +114,11 @@ _USAGE_OBJECT = '"usage":{'
 _ERROR_KEY = '"error"'
 # The same, to skip a whole one-event chunk before it is decoded.
 _USAGE_BYTES, _ERROR_BYTES = _USAGE_OBJECT.encode(), _ERROR_KEY.encode()
-_DATA, _DONE = b"data: ", b"data: [DONE]\n\n"
+_DATA, _DONE_BLOCK = b"data: ", b"data: [DONE]"
+_MARKERS = (_USAGE_BYTES, _ERROR_BYTES, b"[DONE]")  # a block's data without them is skipped
 
 
-class ChatStreamUsage:
+class ChatStreamUsage(EventBlocks):
     """Watches a Chat Completions stream's bytes (bare `data:` chunks, then `data: [DONE]`).
 
     Same interface as the Anthropic StreamUsage: feed(bytes), then model, message_id, usage,
@@ -119,6 +127,7 @@ class ChatStreamUsage:
 
     def __init__(self, max_event_bytes: int = MAX_EVENT_BYTES) -> None:
         self.decoder = SSEDecoder(max_event_bytes)
+        self._max = max_event_bytes
         self.model: str | None = None
         self.message_id: str | None = None
         self.miss_reason: str | None = None  # OpenAI has no cache diagnostics on chat
@@ -129,37 +138,62 @@ class ChatStreamUsage:
         self.complete = False
 
     def feed(self, chunk: bytes) -> None:
+        if self.decoder.aligned(chunk):
+            self.blocks(chunk)
+            return
+        for event in self.decoder.feed(chunk):  # part of an event, or CR line ends
+            self._seen(event.data)
+
+    @property
+    def settled(self) -> bool:
+        return self.saw_content and self.model is not None
+
+    def next_block(self, chunk: bytes, pos: int) -> int:
+        """The next block that holds usage, an error or the end (a C search for each)."""
+        found = -1
+        for marker in _MARKERS:
+            at = chunk.find(marker, pos)
+            if at >= 0 and (found < 0 or at < found):
+                found = at
+        return -1 if found < 0 else block_at(chunk, pos, found)
+
+    def block(self, block: bytes) -> None:
+        if (
+            self.settled
+            and block.startswith(_DATA)
+            and 0x0A not in block  # one data line: the block is that one chunk
+            and block.find(_USAGE_BYTES) < 0
+            and block.find(_ERROR_BYTES) < 0
+            and block != _DONE_BLOCK
+        ):
+            return  # a content chunk, skipped below anyway: not decoded (~1 µs)
+        simple = simple_event(block, self._max)
+        if simple is not None:
+            self._seen(simple[1])
+            return
+        for event in self.decoder.feed(block + b"\n\n"):
+            self._seen(event.data)
+
+    def _seen(self, data: str) -> None:
         if (
             self.saw_content
             and self.model is not None
-            and chunk.startswith(_DATA)
-            and chunk.count(b"\n") == 2
-            and chunk.endswith(b"\n\n")
-            and _USAGE_BYTES not in chunk
-            and _ERROR_BYTES not in chunk
-            and chunk != _DONE
-            and b"\r" not in chunk
-            and self.decoder.between_events
+            and _USAGE_OBJECT not in data
+            and _ERROR_KEY not in data
+            and data != "[DONE]"
         ):
-            return  # one whole content chunk, skipped below anyway: not decoded (~1 µs)
-        for event in self.decoder.feed(chunk):
-            settled = self.saw_content and self.model is not None
-            data = event.data
-            if (
-                settled
-                and _USAGE_OBJECT not in data
-                and _ERROR_KEY not in data
-                and data != "[DONE]"
-            ):
-                continue
-            self.observe(event)
+            return
+        self._observe(data)
 
     def observe(self, event: ServerSentEvent) -> None:
-        if event.data == "[DONE]":
+        self._observe(event.data)
+
+    def _observe(self, raw: str) -> None:
+        if raw == "[DONE]":
             self.complete = True
             return
         try:
-            data = orjson.loads(event.data)
+            data = orjson.loads(raw)
         except orjson.JSONDecodeError:
             return
         if not isinstance(data, dict):

@@ -6,7 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.wire.openai_usage import json_object, text_or_none, usage_from_response_fields
-from gateway.wire.sse import MAX_EVENT_BYTES, ServerSentEvent, SSEDecoder
+from gateway.wire.sse import (
+    MAX_EVENT_BYTES,
+    EventBlocks,
+    ServerSentEvent,
+    SSEDecoder,
+    block_at,
+    event_lines,
+    simple_event,
+)
 from gateway.wire.usage import Usage
 
 # Events that end a Responses stream and carry the whole response, usage included.
@@ -15,9 +23,10 @@ _CONTENT_SUFFIXES = (".delta",)
 _NAMED = ("model", "id", "service_tier")  # what a response object says of itself
 _WATCHED = frozenset({"response.created", *_FINAL_EVENTS, "error"})  # read past their name
 _EVENT = b"event: "
+_WATCHED_LINES = event_lines(tuple(sorted(_WATCHED)))  # what is read after the first token
 
 
-class ResponsesStreamUsage:
+class ResponsesStreamUsage(EventBlocks):
     """Watches a Responses stream (`event: <type>` blocks); parses only the few that matter.
 
     `response.created` repeats the request's tools and instructions (19 KB on a recorded
@@ -27,6 +36,7 @@ class ResponsesStreamUsage:
 
     def __init__(self, max_event_bytes: int = MAX_EVENT_BYTES) -> None:
         self.decoder = SSEDecoder(max_event_bytes)
+        self._max = max_event_bytes
         self._model: str | None = None
         self._message_id: str | None = None  # the response id, resp_…
         self._service_tier: str | None = None
@@ -53,38 +63,55 @@ class ResponsesStreamUsage:
         return self._service_tier
 
     def feed(self, chunk: bytes) -> None:
-        # A chunk that is one whole event of one name line and one data line (as a stream
-        # comes: an event per write) is known by its name: most are not read further.
-        # Decoding one costs 2 µs, 8 µs for response.in_progress (it repeats the request's
-        # tools and instructions, as response.created does).
-        if chunk.startswith(_EVENT) and self.decoder.between_events:
-            kind = chunk[len(_EVENT) : chunk.find(b"\n")].decode("utf-8", "replace")
-            if (
-                kind not in _WATCHED
-                and chunk.count(b"\n") == 3
-                and chunk.endswith(b"\n\n")
-                and b"\r" not in chunk
-            ):
-                self.saw_content = self.saw_content or kind.endswith(_CONTENT_SUFFIXES)
+        if self.decoder.aligned(chunk):
+            self.blocks(chunk)
+            return
+        for event in self.decoder.feed(chunk):  # part of an event, or CR line ends
+            self._seen(event.event, event.data)
+
+    @property
+    def settled(self) -> bool:
+        return self.saw_content
+
+    def next_block(self, chunk: bytes, pos: int) -> int:
+        found = _WATCHED_LINES.search(chunk, pos - 1)
+        return -1 if found is None else block_at(chunk, pos, found.start())
+
+    def block(self, block: bytes) -> None:
+        # A block of one name line and one data line (as a stream comes) is known by its
+        # name: most are not read further. Decoding one costs 2 µs, 8 µs for
+        # response.in_progress (it repeats the request's tools and instructions, as
+        # response.created does).
+        if block.startswith(_EVENT):
+            kind = block[len(_EVENT) : block.find(b"\n")].decode("utf-8", "replace")
+            if kind not in _WATCHED and block.count(b"\n") == 1:
+                if kind.endswith(_CONTENT_SUFFIXES):
+                    self.saw_content = True
                 return
-        for event in self.decoder.feed(chunk):
-            self.observe(event)
+        simple = simple_event(block, self._max)
+        if simple is not None:
+            self._seen(*simple)
+            return
+        for event in self.decoder.feed(block + b"\n\n"):
+            self._seen(event.event, event.data)
 
     def observe(self, event: ServerSentEvent) -> None:
-        kind = event.event
+        self._seen(event.event, event.data)
+
+    def _seen(self, kind: str, data: str) -> None:
         if kind.endswith(_CONTENT_SUFFIXES):
             # output_text, function_call_arguments, reasoning…: the first token the model made.
             self.saw_content = True
         elif kind == "response.created":
             self._read_head()  # another one before: what it said stands where this is silent
-            self._head = event.data
+            self._head = data
         elif kind in _FINAL_EVENTS:
-            self._final(event.data)
+            self._final(data)
             if kind == "response.failed" and self.error_type is None:
                 self.error_type = "response_failed"
         elif kind == "error":
-            data = json_object(event.data.encode()) or {}
-            self.error_type = text_or_none(data.get("code")) or "error"
+            error = json_object(data.encode()) or {}
+            self.error_type = text_or_none(error.get("code")) or "error"
 
     def _read_head(self) -> None:
         head, self._head = self._head, None

@@ -83,15 +83,17 @@ def test_a_refused_call_and_a_failed_chain_are_recorded_with_their_status(
     assert failed.metered.cost_usd == 0
 
 
+@pytest.mark.parametrize(("events", "output", "unseen"), [(3, 1, True), (5, 9, False)])
 def test_a_client_that_leaves_mid_stream_is_recorded_as_client_closed_with_unseen_tokens(
-    tmp_path: Path,
+    tmp_path: Path, events: int, output: int, unseen: bool
 ) -> None:
-    """Raw ASGI: the client disconnects once it has the first body chunk; upstream would
-    never finish."""
+    """Raw ASGI: the client disconnects once it has `events` events; upstream would never
+    finish. What the tap had not read yet (it reads in batches after the first token) is
+    read for the record: a message_delta that came counts."""
 
     def reply(_: httpx.Request) -> httpx.Response:
         async def body() -> AsyncIterator[bytes]:
-            for chunk in anthropic_stream()[:3]:
+            for chunk in anthropic_stream(output_tokens=9)[:events]:
                 yield chunk
             await asyncio.Event().wait()  # never ends: only the client's leaving stops it
             yield b""
@@ -116,7 +118,7 @@ def test_a_client_that_leaves_mid_stream_is_recorded_as_client_closed_with_unsee
 
         async def send(message: Message) -> None:
             sent.append(message)
-            if message["type"] == "http.response.body":
+            if sum(m["type"] == "http.response.body" for m in sent) == events:
                 got_body.set()
 
         scope: dict[str, Any] = {
@@ -137,7 +139,9 @@ def test_a_client_that_leaves_mid_stream_is_recorded_as_client_closed_with_unsee
     assert record.call.status == "client_closed"
     assert record.call.usage is not None
     assert record.call.usage.input == 10  # from message_start
-    assert record.unseen  # its final usage never came: charged at least its reservation
+    assert record.call.usage.output == output
+    # Without its final usage, charged at least its reservation.
+    assert record.unseen is unseen
 
 
 def test_an_observer_sees_the_cache_verdict_of_a_rewritten_call(tmp_path: Path) -> None:

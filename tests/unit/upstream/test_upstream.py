@@ -240,3 +240,28 @@ def test_closing_closes_the_transport() -> None:
     asyncio.run(u.aclose())
     assert not u.usable
     assert closed == [True]
+
+
+@pytest.mark.parametrize(("method", "body"), [("POST", b"{}"), ("POST", b""), ("GET", b"")])
+@pytest.mark.parametrize("extra", [[], [(b"Host", b"elsewhere")]])
+def test_the_request_is_the_one_httpx_builds_from_the_body(
+    method: str, body: bytes, extra: list[tuple[bytes, bytes]]
+) -> None:
+    """The headers httpx adds for `content=body` (Host, Content-Length) are given at once:
+    the same request, header for header."""
+    seen = Seen()
+    headers = [(b"x-api-key", b"k"), (b"content-type", b"application/json"), *extra]
+    relay = upstream(seen)
+
+    async def go() -> None:
+        response = await relay.open("anthropic", method, "/v1/messages", headers, body)
+        await response.aclose()
+
+    asyncio.run(go())
+    url = httpx.URL("http://anthropic.invalid/v1/messages")
+    expected = httpx.Request(
+        method, url, headers=[*headers, (b"accept-encoding", b"identity")], content=body
+    )
+    request = seen.requests[0]
+    assert request.headers.raw == expected.headers.raw
+    assert request.content == expected.content == body

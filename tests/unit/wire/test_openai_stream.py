@@ -147,3 +147,19 @@ def test_events_under_the_cap_are_still_filtered() -> None:
     body = stream(with_usage=True)
     usage_filter = UsageChunkFilter(len(body))
     assert usage_filter.feed(body) + usage_filter.flush() == stream(with_usage=False)
+
+
+def test_a_chunk_of_whole_events_is_filtered_as_event_by_event() -> None:
+    """The whole-chunk path (the usage chunk cut out where `"choices":[]` finds it) against
+    the event-by-event walk a byte at a time: blank-line runs, an empty choices list that is
+    not the usage chunk, the usage chunk last or first."""
+    usage = b'data: {"choices":[],"usage":{"prompt_tokens":1}}\n\n'
+    not_usage = b'data: {"choices":[],"usage":null}\n\n'
+    content = chunk({"content": "Hi"}, null_usage=True)
+    for raw in (
+        content + b"\n" + not_usage + b"\n\n" + usage + b"\n",
+        usage + content + usage,
+        content + not_usage + usage,
+        b"\n\n" + usage,
+    ):
+        assert filtered([raw]) == filtered([raw[i : i + 1] for i in range(len(raw))])
