@@ -7,12 +7,14 @@ sets none) times the choices it asks for (OpenAI chat's `n`), priced at the dear
 models the call may be served by (the routed model, its fallbacks and hedge) and at the
 service tier it asks for (`service_tier: "priority"` is priced as such). A Responses call
 that continues a stored conversation (`previous_response_id`, `conversation`) has input the
-body does not show: it is reserved at the model's whole input window. Input is priced at
-the dearest rate it can be billed at: an Anthropic body writes to the cache only where it
-says so (`cache_control`, its TTL), so it is priced by what the body as sent asks for; an
-OpenAI call may write any of its prompt (the provider caches on its own), so at the dearest
-write rate. Never less than the call can be billed for its text; inline media is estimated
-(MEDIA_CHARS_PER_TOKEN), server-side tools (web search) are not counted.
+body does not show: it is reserved at the model's whole input window, and so is a body
+with a document or file by URL or file id (billed by pages the body does not show). Input
+is priced at the dearest rate it can be billed at: an Anthropic body writes to the cache
+only where it says so (`cache_control`, its TTL), so it is priced by what the body as sent
+asks for; an OpenAI call may write any of its prompt (the provider caches on its own), so
+at the dearest write rate. Never less than the call can be billed for its text; media in
+the content blocks is estimated (base64 at MEDIA_CHARS_PER_TOKEN, every image at least
+MEDIA_FLOOR_TOKENS: catalog/tokens.py), server-side tools (web search) are not counted.
 """
 
 from __future__ import annotations
@@ -64,11 +66,14 @@ class CostCeiling:
                 continue
             spec = self.catalog.resolve(model)
             window = spec.max_input_tokens if spec is not None else DEFAULT_MAX_INPUT_TOKENS
-            if stored:  # earlier turns the provider holds: up to the model's whole window
+            if not stored:
+                chars = chars or _chars(body, raw)
+            if stored or chars is None or chars.unsized:
+                # Earlier turns the provider holds, or a document whose pages the body
+                # does not show: up to the model's whole window.
                 input_tokens = window
             else:
                 cpt = spec.chars_per_token if spec is not None else DEFAULT_CHARS_PER_TOKEN
-                chars = chars or _chars(body, raw)
                 input_tokens = min(chars.tokens(cpt), window)  # a longer prompt is refused
             output_tokens = self._output_tokens(body, spec) * choices
             cost = price.most(input_tokens, output_tokens, writes)

@@ -74,19 +74,25 @@ def test_the_dearest_model_the_call_may_be_served_by(ceiling: CostCeiling) -> No
     assert ceiling.usd("anthropic", ["no-such-model"], ask("hi")) is None
 
 
-def test_media_is_known_by_its_shape_not_its_content() -> None:
+def test_media_is_known_by_its_place_and_shape_not_its_content() -> None:
     image = base64.b64encode(bytes(range(256)) * 400).decode()  # 136 KB of base64
     source = {
         "type": "image",
         "source": {"type": "base64", "media_type": "image/png", "data": image},
     }
-    as_media = estimate_body_tokens({"content": [source]}, 4.0)
-    assert as_media < len(image) / 30  # not 34k tokens of text
-    assert (
-        estimate_body_tokens({"content": "data:image/png;base64," + image}, 4.0) < len(image) / 30
-    )
-    # The same characters sent as text are billed as text.
-    assert estimate_body_tokens({"content": image}, 4.0) >= len(image) / 4
+    as_media = estimate_body_tokens(ask_blocks(source), 4.0)
+    assert as_media < len(image) / 20  # not 34k tokens of text
+    url = {"type": "image_url", "image_url": {"url": "data:image/png;base64," + image}}
+    assert estimate_body_tokens(ask_blocks(url), 4.0) < len(image) / 20
+    # The same characters sent as text are billed as text, "data:" or not.
+    assert estimate_body_tokens(ask(image), 4.0) >= len(image) / 4
+    assert estimate_body_tokens(ask("data:image/png;base64," + image), 4.0) >= len(image) / 4
+    # Media outside the content blocks is not media: here, a field of the body.
+    assert estimate_body_tokens({"content": [source]}, 4.0) >= len(image) / 4
+
+
+def ask_blocks(*blocks: Any) -> dict[str, Any]:
+    return {"model": SONNET, "messages": [{"role": "user", "content": list(blocks)}]}
 
 
 def test_a_deeply_nested_body_is_walked_without_recursion() -> None:
@@ -178,10 +184,11 @@ def test_media_from_the_json_is_media_in_the_conversation_and_text_in_a_tool() -
     chat = {"model": GPT, "messages": [{"role": "user", "content": [url]}]}
     for body in (anthropic, chat):
         counted = BodyChars.of_json(orjson.dumps(body), body)
-        assert counted == BodyChars(
-            len(orjson.dumps(body)) - counted.media, BodyChars.of(body).media
-        )
-        assert counted.tokens(4.0) < len(IMAGE) / 30  # not 34k tokens of text
+        walked = BodyChars.of(body)
+        assert counted.media == walked.media >= len(IMAGE)
+        assert counted.media_tokens == walked.media_tokens
+        assert counted.text == len(orjson.dumps(body)) - counted.media
+        assert counted.tokens(4.0) < len(IMAGE) / 20  # not 34k tokens of text
     # A tool's definition is read as text, whatever it holds.
     tooled = {**chat, "tools": [{"name": "t", "description": "data:" + IMAGE}]}
     assert BodyChars.of_json(orjson.dumps(tooled), tooled).tokens(4.0) >= len(IMAGE) / 4
