@@ -179,11 +179,12 @@ def _slots(body: dict[str, Any], chars_per_token: float, enough: int) -> list[Sl
     (Claude Code's tools pass any model's minimum by their third): the rest of a 340 KB body
     is never serialized to be measured (~300 us a call)."""
     slots: list[Slot] = []
+    slot = _SLOT  # a tuple made in C: the NamedTuple's own __new__ is a Python call
     total = 0
     for index, tool in enumerate(body.get("tools") or ()):
         if total < enough:
             total += count_json_tokens(orjson.dumps(tool), chars_per_token)
-        slots.append(Slot("tools", index, 0, index, total, _client_ttl(tool)))
+        slots.append(slot(("tools", index, 0, index, total, _client_ttl(tool))))
     position = len(slots)
     system = body.get("system")
     for index, block in enumerate(
@@ -191,9 +192,8 @@ def _slots(body: dict[str, Any], chars_per_token: float, enough: int) -> list[Sl
     ):
         if total < enough:
             total += count_tokens(block.get("text", ""), chars_per_token)
-        slots.append(Slot("system", index, 0, position, total, _client_ttl(block)))
+        slots.append(slot(("system", index, 0, position, total, _client_ttl(block))))
         position += 1
-    slot = _SLOT  # a tuple made in C: the NamedTuple's own __new__ is a Python call
     for index, message in enumerate(body.get("messages") or ()):
         content = message.get("content")
         blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content or ()
