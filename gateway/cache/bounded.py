@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Generic, TypeVar
 
 K = TypeVar("K")
@@ -26,6 +27,10 @@ class BoundedDict(Generic[K, V]):
     def peek(self, keys: Iterable[K]) -> Iterator[V | None]:
         """The keys' values, their recency left as it is (a read that judges, not a use)."""
         return map(self._data.get, keys)
+
+    def peek_or(self, keys: Iterable[K], default: V) -> Iterator[V]:
+        """`peek`, with `default` for a key not held."""
+        return map(self._data.get, keys, repeat(default))
 
     def count(self: BoundedDict[K, int], keys: Iterable[K]) -> None:
         """One more of each key, each now the most recent (one lookup and one move a key,

@@ -53,7 +53,12 @@ class LineStats:
         if stats is None or requests < self.min_requests:
             return set()
         floor = self.stable_share * requests - 1  # this request counted: one more each
-        counts = stats.counts.peek(lines)  # a judgement, not a use: learn() refreshes them
+        # A judgement, not a use: learn() refreshes them. Most calls of a known family find
+        # every line at or above the floor: the least count (in C) says so (237 lines of
+        # Claude Code's prompt: ~26 -> ~6 us).
+        if min(stats.counts.peek_or(lines, 0), default=floor) >= floor:
+            return set()
+        counts = stats.counts.peek(lines)
         return {i for i, count in enumerate(counts) if (count or 0) < floor}
 
     def learn(self, seen: LinesSeen) -> None:

@@ -17,7 +17,9 @@ prefix is under the model's minimum (nothing would be cached), and 1h ones prece
 
 from __future__ import annotations
 
+import functools
 import itertools
+from collections.abc import Callable
 from typing import Any, Literal, NamedTuple
 
 import orjson
@@ -168,17 +170,21 @@ def _ttl_at(i: int, slots: list[Slot], default: Ttl) -> Ttl:
     return default
 
 
+_SLOT: Callable[[tuple[Any, ...]], Slot] = functools.partial(tuple.__new__, Slot)
+
+
 def _slots(body: dict[str, Any], chars_per_token: float, enough: int) -> list[Slot]:
     """Every block that can carry a breakpoint, in prompt order. `tokens_through` is exact
     below `enough` and only judged against it, so counting stops once the prompt reaches it
     (Claude Code's tools pass any model's minimum by their third): the rest of a 340 KB body
     is never serialized to be measured (~300 us a call)."""
     slots: list[Slot] = []
+    slot = _SLOT  # a tuple made in C: the NamedTuple's own __new__ is a Python call
     total = 0
     for index, tool in enumerate(body.get("tools") or ()):
         if total < enough:
             total += count_json_tokens(orjson.dumps(tool), chars_per_token)
-        slots.append(Slot("tools", index, 0, index, total, _client_ttl(tool)))
+        slots.append(slot(("tools", index, 0, index, total, _client_ttl(tool))))
     position = len(slots)
     system = body.get("system")
     for index, block in enumerate(
@@ -186,7 +192,7 @@ def _slots(body: dict[str, Any], chars_per_token: float, enough: int) -> list[Sl
     ):
         if total < enough:
             total += count_tokens(block.get("text", ""), chars_per_token)
-        slots.append(Slot("system", index, 0, position, total, _client_ttl(block)))
+        slots.append(slot(("system", index, 0, position, total, _client_ttl(block))))
         position += 1
     for index, message in enumerate(body.get("messages") or ()):
         content = message.get("content")
@@ -202,7 +208,7 @@ def _slots(body: dict[str, Any], chars_per_token: float, enough: int) -> list[Sl
                 )
             if kind in MARKABLE and (text is None or text):
                 ttl = None if block.get("cache_control") is None else _client_ttl(block)
-                slots.append(Slot("messages", index, block_index, position, total, ttl))
+                slots.append(slot(("messages", index, block_index, position, total, ttl)))
             position += 1
     return slots
 

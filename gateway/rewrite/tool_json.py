@@ -16,7 +16,7 @@ import orjson
 
 from gateway.rewrite import digest
 from gateway.rewrite.memo import MIN_CHARS, CallMemo, call_memo, observed
-from gateway.rewrite.request import Finding, LLMRequest, Rewrite
+from gateway.rewrite.request import Finding, LLMRequest, Rewrite, evolve
 from gateway.rewrite.snapshot import MemoView, ToolsSeen, ToolsView
 
 RULE = "tool_json"
@@ -45,13 +45,47 @@ def _identity(tool: Any, sent: bytes, memo: CallMemo | None) -> bytes:
     return new
 
 
-def canonical(
-    tenant: bytes, tools: list[Any], known: ToolsView, memo: CallMemo | None = None
-) -> tuple[list[Any], ToolsSeen | None]:
-    """The tools in their first-seen form and order (the same list if already so), and what
-    was new in them (None: nothing)."""
+# Each tool's bytes (as slices of the array's) and identity, and the array's bytes.
+Sent = tuple[list[bytes], list[bytes], bytes]
+
+
+def _sent(tools: list[Any], memo: CallMemo | None) -> Sent:
+    """Each tool's bytes and identity, looked up for the whole array where an earlier call
+    sent the same (one dumps and one digest of Claude Code's 81 KB of tools, where each tool's
+    own took ~100 us of 24 dumps, digests and lookups). The kept value is (the array's bytes,
+    the identities, where each tool's bytes end in them), taken only where those bytes are
+    the same; each tool's by its own bytes where the array is new."""
+    if memo is None:
+        sent = [orjson.dumps(tool) for tool in tools]
+        return sent, [identity(tool) for tool in tools], b"[" + b",".join(sent) + b"]"
+    whole = orjson.dumps(tools)
+    if len(whole) < MIN_CHARS:  # deriving costs less than a lookup
+        sent = [orjson.dumps(tool) for tool in tools]
+        return sent, [identity(tool) for tool in tools], whole
+    key = ("tools", digest.content(whole))
+    found = cast("tuple[bytes, tuple[bytes, ...], tuple[int, ...]] | None", memo.get(key))
+    if found is not None and found[0] == whole:
+        starts = [1, *(end + 1 for end in found[2][:-1])]
+        sent = [whole[a:b] for a, b in zip(starts, found[2], strict=True)]
+        return sent, list(found[1]), whole
     sent = [orjson.dumps(tool) for tool in tools]
     identities = [_identity(tool, raw, memo) for tool, raw in zip(tools, sent, strict=True)]
+    ends: list[int] = []
+    at = 0
+    for raw in sent:  # the array's bytes: "[" + each tool's joined by "," + "]"
+        at += 1 + len(raw)
+        ends.append(at)
+    kept = (bytes(memoryview(whole)), tuple(identities), tuple(ends))
+    memo.keep(key, kept, len(whole) + 40 * len(sent))
+    return sent, identities, whole
+
+
+def canonical(
+    tenant: bytes, tools: list[Any], known: ToolsView, memo: CallMemo | None = None
+) -> tuple[list[Any], ToolsSeen | None, bytes]:
+    """The tools in their first-seen form and order (the same list if already so), what was
+    new in them (None: nothing), and the tools' bytes as sent."""
+    sent, identities, whole = _sent(tools, memo)
     forms = [known.form(tenant, i) for i in identities]
     new = tuple((i, b) for i, b, form in zip(identities, sent, forms, strict=True) if form is None)
     order, new_order = tuple(identities), None
@@ -63,10 +97,10 @@ def canonical(
             order = first
     seen = ToolsSeen(tenant, new, new_order) if new or new_order else None
     if len(order) != len(identities):
-        return tools, seen  # the same tool twice: leave it to the provider to reject
+        return tools, seen, whole  # the same tool twice: leave it to the provider to reject
     by_identity = {i: form or fresh for i, form, fresh in zip(identities, forms, sent, strict=True)}
     wanted = [by_identity[i] for i in order]
-    return (tools if wanted == sent else [orjson.loads(form) for form in wanted]), seen
+    return (tools if wanted == sent else [orjson.loads(form) for form in wanted]), seen, whole
 
 
 def stable_tool_json(
@@ -82,13 +116,28 @@ def stable_tool_json(
 def _stable_tool_json(
     request: LLMRequest, tools: list[Any], known: ToolsView, enabled: bool, memo: CallMemo | None
 ) -> LLMRequest:
-    forms, seen = canonical(request.tenant, tools, known, memo)
+    forms, seen, whole = canonical(request.tenant, tools, known, memo)
     if seen is not None:
         request = request.observing(seen)
     if forms is tools:
-        return request
+        return _with_prompt_tools(request, tools, whole)
     finding = Finding("unstable_tool_json", f"{len(tools)} tools re-serialized")
     if not enabled:
-        return request.noting(finding)
+        return _with_prompt_tools(request, tools, whole).noting(finding)
     rewrite = Rewrite(RULE, "tools in their first-seen key order and order")
     return request.with_body({**request.body, "tools": forms}, rewrite).noting(finding)
+
+
+def _with_prompt_tools(request: LLMRequest, tools: list[Any], whole: bytes) -> LLMRequest:
+    """The request with the tools' bytes as the family and fingerprint take them (fingerprint
+    .unmarked: without breakpoints), where this stage has them and the body's tools stay as
+    sent: an Anthropic body's tools, none with a breakpoint (unmarked's bytes are then the
+    array's, and the volatile rule need not dump 81 KB of Claude Code's tools again). An
+    OpenAI body's are reshaped first (openai_text.prompt_tools)."""
+    if (
+        request.provider != "anthropic"
+        or request.prompt_tools is not None
+        or any("cache_control" in tool for tool in tools)
+    ):
+        return request
+    return evolve(request, prompt_tools=whole)

@@ -131,20 +131,6 @@ def _analysed(text: str, memo: CallMemo | None) -> Analysis:
     return analysis
 
 
-def _family(tenant: bytes, tools: bytes, first: str, memo: CallMemo | None) -> bytes:
-    """The lines' prompt family, looked up where an earlier call had the same tools and first
-    line (~60 us to digest Claude Code's 81 KB of tools; the lookup hashes them once, which
-    the later stages' lookups of the same bytes reuse)."""
-    if memo is None or len(tools) < MIN_CHARS:
-        return prompt_family(tenant, tools, first.encode())
-    found = memo.get(("family", tools, first))
-    if found is None:
-        found = prompt_family(tenant, tools, first.encode())
-        # A copy of its exact size: orjson's output keeps the buffer it grew.
-        memo.keep(("family", bytes(memoryview(tools)), first), found, len(tools) + chars(first))
-    return cast(bytes, found)
-
-
 def volatile_lines(
     request: LLMRequest,
     policy: VolatilePolicy,
@@ -178,7 +164,8 @@ def _volatile_lines(
         at += len(text_lines)
     first = first_undated(split, shapes)
     tools = unmarked(part.tools(body)) if request.prompt_tools is None else request.prompt_tools
-    family = _family(request.tenant, tools, first, memo)
+    # Digested, not looked up: xxh3 of the tools' bytes is ~5 us, a lookup by them ~29.
+    family = prompt_family(request.tenant, tools, first.encode())
     keys = list(chain.from_iterable(text_keys for _, _, text_keys in analysed))
     varying = lines.varying(request.tenant, family, keys)
     flat = list(chain.from_iterable(split)) if varying else []

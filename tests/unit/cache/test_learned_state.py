@@ -12,14 +12,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from gateway.cache.bounded import ENTRY_OVERHEAD_BYTES, LearnedState, LearnedTable
 from gateway.cache.learned import LearnedMemory
+from gateway.cache.lines import LineStats
 from gateway.cache.registry import PrefixRegistry
 from gateway.cli import deprecation_warnings
 from gateway.metering.pricing import Pricing
 from gateway.rewrite.fingerprint import fingerprint
 from gateway.rewrite.memo import Derived
 from gateway.rewrite.request import LLMRequest
+from gateway.rewrite.snapshot import LinesSeen
 from gateway.rewrite.volatile import volatile
 from gateway.settings import ProviderSettings, load_settings
 from gateway.upstream import Upstream
@@ -314,3 +318,22 @@ def test_the_memo_in_its_own_state_never_pushes_out_what_decides_a_rewrite() -> 
     shared = LearnedState(4 * MIB, MIB)
     LearnedMemory.within(shared).learn([Derived(A, tuple(texts))])
     assert shared.bytes > 0  # without a state of its own it shares the tables' (the test bites)
+
+
+@pytest.mark.parametrize(
+    ("seen", "asked", "varying"),
+    [
+        ([{1, 2, 3}] * 6, [1, 2, 3], set()),  # every line at or above the floor
+        ([{1, 2, 3}] * 2 + [{1, 2}] * 4, [1, 2, 3], {2}),  # one below
+        ([{1, 2, 3}] * 6, [4, 1], {0}),  # never seen: counted 0
+        ([{1, 2, 3}] * 6, [], set()),
+        ([{1}] * 3, [1, 2], set()),  # before min_requests: nothing judged
+    ],
+)
+def test_varying_lines_are_those_below_the_floor(
+    seen: list[set[int]], asked: list[int], varying: set[int]
+) -> None:
+    stats = LineStats()
+    for lines in seen:
+        stats.learn(LinesSeen(b"t", b"family", frozenset(lines)))
+    assert stats.varying(b"t", b"family", asked) == varying

@@ -182,3 +182,21 @@ def test_the_tools_bytes_the_volatile_rule_keeps_are_those_of_the_body_sent(open
     assert out.fingerprint is not None
     assert out.fingerprint.family == fresh.family
     assert out.fingerprint.tools == fresh.tools
+
+
+@pytest.mark.parametrize(
+    ("provider", "tools", "kept"),
+    [
+        ("anthropic", [SEARCH, FETCH], True),
+        ("anthropic", [SEARCH, FETCH | {"cache_control": {"type": "ephemeral"}}], False),
+        ("openai", [SEARCH, FETCH], False),  # reshaped before they are digested
+    ],
+)
+def test_tool_json_hands_on_the_tools_bytes_only_as_unmarked_would_make_them(
+    provider: str, tools: list[Any], kept: bool
+) -> None:
+    learned = memory()
+    for memo in (None, learned.memo):
+        request = LLMRequest(provider, {"tools": tools, "messages": []}, tenant=TENANT)
+        out = stable_tool_json(request, learned.tools, True, memo)
+        assert out.prompt_tools == (unmarked(tools) if kept else None)

@@ -10,6 +10,7 @@ non-ASCII digits and whitespace, CRLF, tabs, a dated line first or last, no digi
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -17,11 +18,12 @@ from hypothesis import strategies as st
 
 from gateway.cache.bounded import LearnedState
 from gateway.cache.learned import LearnedMemory
+from gateway.rewrite import digest
 from gateway.rewrite.memo import CallMemo, Derived
 from gateway.rewrite.movable import layout
 from gateway.rewrite.request import LLMRequest
 from gateway.rewrite.shapes import DAY_LEVEL, ISO_DATETIME, TIME_LEVEL, is_volatile, shaped
-from gateway.rewrite.whitespace import _remembered, canonical_whitespace
+from gateway.rewrite.whitespace import _remembered, _remembered_by_text, canonical_whitespace
 
 _DIGIT = re.compile(r"\d")
 
@@ -136,17 +138,35 @@ def test_any_texts_whitespace_is_the_plain_rule(text: str) -> None:
     assert canonical_whitespace(text) == plain_whitespace(text)
 
 
-def test_a_long_one_line_text_is_edited_without_the_memo() -> None:
+@pytest.mark.parametrize(
+    ("remembered", "key"),
+    [
+        (_remembered, lambda text: digest.content(text.encode())),
+        (_remembered_by_text, lambda text: text),  # where the digest is blake2b's
+    ],
+)
+def test_a_long_one_line_text_is_edited_without_the_memo(remembered: Any, key: Any) -> None:
     view = LearnedMemory.within(LearnedState.default()).memo
     assert view is not None
     memo = CallMemo(view, b"tenant")
-    edit = _remembered(memo)
+    edit = remembered(memo)
     assert edit("y" * 5000 + " \t") == "y" * 5000
     assert edit("z" * 5000 + "\n ") == "z" * 5000  # two lines: looked up, then kept
     kept = [o for o in memo.observed(LLMRequest("anthropic", {})).observations]
     assert [key for seen in kept if isinstance(seen, Derived) for key, _, _ in seen.entries] == [
-        ("whitespace", "z" * 5000 + "\n ")
+        ("whitespace", key("z" * 5000 + "\n "))
     ]
+
+
+def test_a_digest_found_with_another_text_is_not_taken() -> None:
+    """The digest keys the lookup; the text kept with it decides (a collision is edited)."""
+    view = LearnedMemory.within(LearnedState.default()).memo
+    assert view is not None
+    text = "a \n" * 2000
+    found = ("whitespace", digest.content(text.encode()))
+    view.learn(Derived(b"tenant", ((found, ("another text", "its form"), 9),)))
+    edit = _remembered(CallMemo(view, b"tenant"))
+    assert edit(text) == canonical_whitespace(text)
 
 
 @pytest.mark.parametrize(
