@@ -14,6 +14,11 @@ pass them on:
    a month's name for a written date...;
 3. those opening with `\\b\\d` as one regex led by `\\d`, which sre scans for, and with
    `[0-9]` where the text's digits are all ASCII (a range check, not a Unicode category).
+
+Bounded for a hostile prompt: judging costs ~10 us a KB of a line holding digits, so a line
+longer than MAX_LINE_CHARS (a paragraph or data, not a date line a client moves every call)
+is never volatile, and only a text's first JUDGED_LINES lines holding a digit are judged
+(a 500 KB line of digits cost ~250 ms of the event loop, 62,500 short dated lines ~400 ms).
 """
 
 from __future__ import annotations
@@ -121,12 +126,35 @@ def _has_shape(line: str, tests: _Tests, digits: int) -> bool:
     return bool((day and tests.weekday_month(line)) or (dated and tests.month_day_year(line)))
 
 
+MAX_LINE_CHARS = 2048
+JUDGED_LINES = 256  # Claude Code's 239-line prompt has 22 lines holding a digit
+
+
 def is_volatile(line: str) -> bool:
     """Whether a line holds something shaped like a date or a time."""
+    if len(line) > MAX_LINE_CHARS:
+        return False
     # Every shape above has a digit: most lines are dismissed by one scan.
     if line.isascii():
         return has_digit(line) and _has_shape(line, _ASCII, len(line))
     return _DIGIT.search(line) is not None and _has_shape(line, _UNICODE, len(line))
+
+
+_DIGIT_LINE = re.compile(r"^[^\n\d]*\d", re.MULTILINE)  # a line's start to its first digit
+
+
+def _holding_digits(text: str) -> list[int]:
+    """The indexes of a text's first JUDGED_LINES lines holding a digit (`\\d`), by one
+    regex over the text, not a call per line."""
+    found: list[int] = []
+    line = at = 0
+    for match in _DIGIT_LINE.finditer(text):
+        line += text.count("\n", at, match.start())
+        at = match.start()
+        found.append(line)
+        if len(found) == JUDGED_LINES:
+            break
+    return found
 
 
 _ASCII_BYTES = bytes(range(128))
@@ -142,12 +170,13 @@ def shaped(text: str, lines: Sequence[str]) -> list[int]:
     if not text.isascii():
         beyond = raw.translate(None, _ASCII_BYTES).decode("utf-8", "surrogatepass")
         if _DIGIT.search(beyond):  # a digit beyond ASCII: each line judged alone
-            return [i for i, line in enumerate(lines) if is_volatile(line)]
+            return [i for i in _holding_digits(text) if is_volatile(lines[i])]
     digits = raw.translate(None, _NOT_DIGITS)
     if len(digits) < len(lines):  # only the line ends: no digit anywhere
         return []
+    parts = [(i, part) for i, part in enumerate(digits.split(b"\n")) if part]
     return [
         i
-        for i, part in enumerate(digits.split(b"\n"))
-        if part and _has_shape(lines[i], _ASCII, len(part))
+        for i, part in parts[:JUDGED_LINES]
+        if len(lines[i]) <= MAX_LINE_CHARS and _has_shape(lines[i], _ASCII, len(part))
     ]

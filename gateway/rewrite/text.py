@@ -12,6 +12,9 @@ from typing import Any
 
 TextEdit = Callable[[str], str]
 
+# A block of dates a move leaves at a turn's end is a few lines; a longer text is not one.
+DATES_BLOCK_LINES = 64
+
 
 def edit_system(system: Any, edit: TextEdit) -> Any:
     if isinstance(system, str):
@@ -164,7 +167,12 @@ class AnthropicSystem:
             return None
         last = content[-1]
         text = last.get("text") if isinstance(last, dict) and last.get("type") == "text" else None
-        if isinstance(text, str) and text and all(map(is_date, text.split("\n"))):
+        if (
+            isinstance(text, str)
+            and text
+            and text.count("\n") < DATES_BLOCK_LINES  # judged line by line: bounded
+            and all(map(is_date, text.split("\n")))
+        ):
             return (len(body["messages"]) - 1, len(content) - 1)
         return None
 

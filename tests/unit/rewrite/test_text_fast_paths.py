@@ -22,21 +22,59 @@ from gateway.rewrite import digest
 from gateway.rewrite.memo import CallMemo, Derived
 from gateway.rewrite.movable import layout
 from gateway.rewrite.request import LLMRequest
-from gateway.rewrite.shapes import DAY_LEVEL, ISO_DATETIME, TIME_LEVEL, is_volatile, shaped
+from gateway.rewrite.shapes import (
+    DAY_LEVEL,
+    ISO_DATETIME,
+    JUDGED_LINES,
+    MAX_LINE_CHARS,
+    TIME_LEVEL,
+    is_volatile,
+    shaped,
+)
+from gateway.rewrite.text import DATES_BLOCK_LINES, AnthropicSystem
 from gateway.rewrite.whitespace import _remembered, _remembered_by_text, canonical_whitespace
 
 _DIGIT = re.compile(r"\d")
 
 
 def plain(line: str) -> bool:
-    """The rule as it was judged line by line."""
-    if not _DIGIT.search(line):
+    """The rule as it was judged line by line (a line past the bound is never dated)."""
+    if not _DIGIT.search(line) or len(line) > MAX_LINE_CHARS:
         return False
     return bool(ISO_DATETIME.search(line) or TIME_LEVEL.search(line) or DAY_LEVEL.search(line))
 
 
 def plain_shaped(text: str) -> list[int]:
-    return [i for i, line in enumerate(text.split("\n")) if plain(line)]
+    """The plain rule on a text's first JUDGED_LINES lines holding a digit."""
+    holding = [i for i, line in enumerate(text.split("\n")) if _DIGIT.search(line)]
+    lines = text.split("\n")
+    return [i for i in holding[:JUDGED_LINES] if plain(lines[i])]
+
+
+@pytest.mark.parametrize("digit", ["7", "٧"])  # the ASCII path and the line-by-line one
+def test_a_hostile_prompt_is_judged_within_bounds(digit: str) -> None:
+    """A line past MAX_LINE_CHARS is never dated (a 500 KB one cost ~250 ms to judge), and
+    only a text's first JUDGED_LINES lines holding a digit are judged."""
+    long_line = "ts " * 200_000 + "1796051200" + " Date: 2026-11-30 10:30"
+    assert not is_volatile(long_line)
+    assert shaped("head\n" + long_line, ["head", long_line]) == []
+    dated = f"1{digit}:30 x"
+    text = "\n".join([dated] * (3 * JUDGED_LINES))
+    found = shaped(text, text.split("\n"))
+    assert found == list(range(JUDGED_LINES))
+    assert found == plain_shaped(text)
+
+
+def test_a_long_user_turn_of_dates_is_not_a_block_of_dates() -> None:
+    """The newest turn ending in a block of dates (where a move put them) is judged line by
+    line only when it is a few lines long."""
+
+    def body(lines: int) -> dict[str, Any]:
+        text = "\n".join(["Date: 2026-11-30"] * lines)
+        return {"messages": [{"role": "user", "content": [{"type": "text", "text": text}]}]}
+
+    assert AnthropicSystem().dated_turn(body(DATES_BLOCK_LINES - 1), is_volatile) == (0, 0)
+    assert AnthropicSystem().dated_turn(body(DATES_BLOCK_LINES + 1), is_volatile) is None
 
 
 @pytest.mark.parametrize(
