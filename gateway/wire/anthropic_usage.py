@@ -13,11 +13,7 @@ import orjson
 from gateway.wire.sse import (
     MAX_EVENT_BYTES,
     EventBlocks,
-    ServerSentEvent,
-    SSEDecoder,
-    block_at,
     event_lines,
-    simple_event,
 )
 from gateway.wire.usage import Reported, Usage
 
@@ -124,9 +120,10 @@ _WATCHED = event_lines(("message_start", "message_delta", "message_stop", "error
 class StreamUsage(EventBlocks):
     """Watches a Messages stream's bytes; only the few events that carry usage are parsed."""
 
+    watched = _WATCHED
+
     def __init__(self, max_event_bytes: int = MAX_EVENT_BYTES) -> None:
-        self.decoder = SSEDecoder(max_event_bytes)
-        self._max = max_event_bytes
+        super().__init__(max_event_bytes)
         self.fields: dict[str, Any] = {}
         self.model: str | None = None
         self.message_id: str | None = None
@@ -137,20 +134,9 @@ class StreamUsage(EventBlocks):
         self.usage_final = False  # a message_delta's usage seen: the output is counted
         self.service_tier: str | None = None  # OpenAI's tiers only: never set here
 
-    def feed(self, chunk: bytes) -> None:
-        if self.decoder.aligned(chunk):
-            self.blocks(chunk)
-            return
-        for event in self.decoder.feed(chunk):  # part of an event, or CR line ends
-            self._seen(event.event, event.data)
-
     @property
     def settled(self) -> bool:
         return self.saw_content
-
-    def next_block(self, chunk: bytes, pos: int) -> int:
-        found = _WATCHED.search(chunk, pos - 1)
-        return -1 if found is None else block_at(chunk, pos, found.start())
 
     def block(self, block: bytes) -> None:
         # One line after an `event:` line of these: an event of that type, or, when that
@@ -159,17 +145,9 @@ class StreamUsage(EventBlocks):
             if block.startswith(CONTENT_DELTA):
                 self.saw_content = True
             return
-        simple = simple_event(block, self._max)
-        if simple is not None:
-            self._seen(*simple)
-            return
-        for event in self.decoder.feed(block + b"\n\n"):
-            self._seen(event.event, event.data)
+        self.read(block)
 
-    def observe(self, event: ServerSentEvent) -> None:
-        self._seen(event.event, event.data)
-
-    def _seen(self, kind: str, data: str) -> None:
+    def seen(self, kind: str, data: str) -> None:
         """Never raises: a damaged event is relayed as it came and simply not metered."""
         if kind == "content_block_delta":
             self.saw_content = True

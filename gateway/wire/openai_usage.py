@@ -16,9 +16,7 @@ from gateway.wire.sse import (
     MAX_EVENT_BYTES,
     EventBlocks,
     ServerSentEvent,
-    SSEDecoder,
     block_at,
-    simple_event,
 )
 from gateway.wire.usage import Reported, Usage
 
@@ -126,8 +124,7 @@ class ChatStreamUsage(EventBlocks):
     """
 
     def __init__(self, max_event_bytes: int = MAX_EVENT_BYTES) -> None:
-        self.decoder = SSEDecoder(max_event_bytes)
-        self._max = max_event_bytes
+        super().__init__(max_event_bytes)
         self.model: str | None = None
         self.message_id: str | None = None
         self.miss_reason: str | None = None  # OpenAI has no cache diagnostics on chat
@@ -136,13 +133,6 @@ class ChatStreamUsage(EventBlocks):
         self.error_type: str | None = None
         self.saw_content = False
         self.complete = False
-
-    def feed(self, chunk: bytes) -> None:
-        if self.decoder.aligned(chunk):
-            self.blocks(chunk)
-            return
-        for event in self.decoder.feed(chunk):  # part of an event, or CR line ends
-            self._seen(event.data)
 
     @property
     def settled(self) -> bool:
@@ -167,14 +157,9 @@ class ChatStreamUsage(EventBlocks):
             and block != _DONE_BLOCK
         ):
             return  # a content chunk, skipped below anyway: not decoded (~1 µs)
-        simple = simple_event(block, self._max)
-        if simple is not None:
-            self._seen(simple[1])
-            return
-        for event in self.decoder.feed(block + b"\n\n"):
-            self._seen(event.data)
+        self.read(block)
 
-    def _seen(self, data: str) -> None:
+    def seen(self, kind: str, data: str) -> None:
         if (
             self.saw_content
             and self.model is not None

@@ -9,11 +9,7 @@ from gateway.wire.openai_usage import json_object, text_or_none, usage_from_resp
 from gateway.wire.sse import (
     MAX_EVENT_BYTES,
     EventBlocks,
-    ServerSentEvent,
-    SSEDecoder,
-    block_at,
     event_lines,
-    simple_event,
 )
 from gateway.wire.usage import Usage
 
@@ -34,9 +30,10 @@ class ResponsesStreamUsage(EventBlocks):
     tier): it is parsed only if one of those is read before a final event gives them.
     """
 
+    watched = _WATCHED_LINES
+
     def __init__(self, max_event_bytes: int = MAX_EVENT_BYTES) -> None:
-        self.decoder = SSEDecoder(max_event_bytes)
-        self._max = max_event_bytes
+        super().__init__(max_event_bytes)
         self._model: str | None = None
         self._message_id: str | None = None  # the response id, resp_…
         self._service_tier: str | None = None
@@ -62,20 +59,9 @@ class ResponsesStreamUsage(EventBlocks):
         self._read_head()
         return self._service_tier
 
-    def feed(self, chunk: bytes) -> None:
-        if self.decoder.aligned(chunk):
-            self.blocks(chunk)
-            return
-        for event in self.decoder.feed(chunk):  # part of an event, or CR line ends
-            self._seen(event.event, event.data)
-
     @property
     def settled(self) -> bool:
         return self.saw_content
-
-    def next_block(self, chunk: bytes, pos: int) -> int:
-        found = _WATCHED_LINES.search(chunk, pos - 1)
-        return -1 if found is None else block_at(chunk, pos, found.start())
 
     def block(self, block: bytes) -> None:
         # A block of one name line and one data line (as a stream comes) is known by its
@@ -88,17 +74,9 @@ class ResponsesStreamUsage(EventBlocks):
                 if kind.endswith(_CONTENT_SUFFIXES):
                     self.saw_content = True
                 return
-        simple = simple_event(block, self._max)
-        if simple is not None:
-            self._seen(*simple)
-            return
-        for event in self.decoder.feed(block + b"\n\n"):
-            self._seen(event.event, event.data)
+        self.read(block)
 
-    def observe(self, event: ServerSentEvent) -> None:
-        self._seen(event.event, event.data)
-
-    def _seen(self, kind: str, data: str) -> None:
+    def seen(self, kind: str, data: str) -> None:
         if kind.endswith(_CONTENT_SUFFIXES):
             # output_text, function_call_arguments, reasoning…: the first token the model made.
             self.saw_content = True

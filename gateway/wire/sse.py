@@ -209,21 +209,55 @@ class SSEDecoder:
 
 class EventBlocks:
     """A stream tap that reads an aligned chunk (SSEDecoder.aligned) block by block until it
-    is `settled`, then only the blocks `next_block` finds: what it still watches for."""
+    is `settled`, then only the blocks `next_block` finds: what it still watches for. Any
+    other chunk (part of an event, CR line ends) goes through the decoder. A tap says what it
+    does with an event (`seen`), when it is settled, and which blocks it skips (`block`)."""
+
+    watched: re.Pattern[bytes]  # the lines the default `next_block` looks for (event_lines)
+
+    def __init__(self, max_event_bytes: int) -> None:
+        self.decoder = SSEDecoder(max_event_bytes)
+        self._max = max_event_bytes
 
     @property
     def settled(self) -> bool:
         """From here on, only the blocks `next_block` finds need reading."""
         raise NotImplementedError
 
-    def next_block(self, chunk: bytes, pos: int) -> int:
-        """Where the next block worth reading starts, at or after `pos` (a block's start,
-        past the first); -1: none."""
+    def seen(self, kind: str, data: str) -> None:
+        """One event: its type and its data."""
         raise NotImplementedError
 
+    def feed(self, chunk: bytes) -> None:
+        if self.decoder.aligned(chunk):
+            self.blocks(chunk)
+            return
+        for event in self.decoder.feed(chunk):  # part of an event, or CR line ends
+            self.seen(event.event, event.data)
+
+    def observe(self, event: ServerSentEvent) -> None:
+        self.seen(event.event, event.data)
+
+    def next_block(self, chunk: bytes, pos: int) -> int:
+        """Where the next block worth reading starts, at or after `pos` (a block's start,
+        past the first); -1: none. By default, the block of the next `watched` line."""
+        found = self.watched.search(chunk, pos - 1)
+        return -1 if found is None else block_at(chunk, pos, found.start())
+
     def block(self, block: bytes) -> None:
-        """One block, without its blank line."""
-        raise NotImplementedError
+        """One block, without its blank line: a tap skips what it need not read, and
+        `read`s the rest."""
+        self.read(block)
+
+    def read(self, block: bytes) -> None:
+        """A block decoded: at once when it is one `data:` line (after an `event:` line),
+        else by the decoder."""
+        simple = simple_event(block, self._max)
+        if simple is not None:
+            self.seen(*simple)
+            return
+        for event in self.decoder.feed(block + b"\n\n"):
+            self.seen(event.event, event.data)
 
     def blocks(self, chunk: bytes) -> None:
         pos, size = 0, len(chunk)
