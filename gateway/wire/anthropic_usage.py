@@ -10,11 +10,8 @@ from typing import Any
 
 import orjson
 
-from gateway.wire.sse import (
-    MAX_EVENT_BYTES,
-    EventBlocks,
-    event_lines,
-)
+from gateway.wire.event_blocks import EventBlocks, event_lines
+from gateway.wire.sse import MAX_EVENT_BYTES
 from gateway.wire.usage import Reported, Usage
 
 # Usage and Reported are re-exported: callers written before they moved to wire/usage.py.

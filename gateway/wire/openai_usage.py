@@ -12,12 +12,8 @@ from typing import Any
 
 import orjson
 
-from gateway.wire.sse import (
-    MAX_EVENT_BYTES,
-    EventBlocks,
-    ServerSentEvent,
-    block_at,
-)
+from gateway.wire.event_blocks import EventBlocks, block_at
+from gateway.wire.sse import MAX_EVENT_BYTES, ServerSentEvent
 from gateway.wire.usage import Reported, Usage
 
 __all__ = [

@@ -5,12 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.wire.event_blocks import EventBlocks, event_lines
 from gateway.wire.openai_usage import json_object, text_or_none, usage_from_response_fields
-from gateway.wire.sse import (
-    MAX_EVENT_BYTES,
-    EventBlocks,
-    event_lines,
-)
+from gateway.wire.sse import MAX_EVENT_BYTES
 from gateway.wire.usage import Usage
 
 # Events that end a Responses stream and carry the whole response, usage included.

@@ -1,7 +1,7 @@
 """The taps read a chunk of whole events block by block, and after the first token only the
-blocks a C search finds (wire/sse.py: aligned, EventBlocks): in any chunking, on streams
-shaped as providers send them and on odd but valid ones, they read what decoding every
-event reads."""
+blocks a C search finds (wire/sse.py: aligned; wire/event_blocks.py: EventBlocks): in any
+chunking, on streams shaped as providers send them and on odd but valid ones, they read
+what decoding every event reads."""
 
 from __future__ import annotations
 
