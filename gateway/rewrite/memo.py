@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:  # the request and the view import this module: its values come first
     from gateway.rewrite.request import LLMRequest
@@ -67,6 +67,21 @@ class CallMemo:
 
     def keep(self, key: Hashable, value: object, size: int) -> None:
         self._new.append((key, value, size + ENTRY_BYTES))
+
+    def get_same(self, kind: str, part: object) -> object | None:
+        """What `kind` derived from this very object (`keep_same`), if kept: a body whose
+        bytes repeat an earlier call's shares that call's parsed objects (prefix reuse),
+        so a part seen before is found by identity, without reading its bytes."""
+        found = self._view.derived(self._tenant, (kind, id(part)))
+        # The entry holds `part` itself, so no other object can have its id meanwhile.
+        if found is not None and cast("tuple[object, object]", found)[0] is part:
+            return cast("tuple[object, object]", found)[1]
+        return None
+
+    def keep_same(self, kind: str, part: object, value: object, size: int) -> None:
+        """Keeps `value`, a pure function of `part`'s value, for lookups by its identity;
+        `size`: the bytes `part` and `value` hold."""
+        self.keep((kind, id(part)), (part, value), size)
 
     def observed(self, request: LLMRequest) -> LLMRequest:
         """`request` with what was derived anew, to keep once the call is accepted."""
