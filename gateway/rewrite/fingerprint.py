@@ -4,18 +4,28 @@ The prefix registry compares a request with the previous one of its conversation
 by layer, to say why the cache missed. Digests are of the bytes as sent (after the
 rewrites), because the provider's cache key is the bytes: each block serialized and
 digested (digest.py's `content`: xxh3, ~0.03 us a KB), the digests chained. One full pass
-costs less than looking each block up in the memo did (a walk of each block into a key,
-and the key's hash: ~280 -> ~90 us on a 340 KB Claude Code turn), and keeps nothing.
+costs less than looking each block up in the memo by its value did (a walk of each block
+into a key, and the key's hash: ~280 -> ~90 us on a 340 KB Claude Code turn). A message or
+system list the body shares with an earlier accepted call's parse (the same object, as
+prefix reuse makes them) is found by its identity instead: one lookup (memo.py's
+`get_same`), whatever its size.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import orjson
 
 from gateway.rewrite import digest
+
+if TYPE_CHECKING:
+    from gateway.rewrite.memo import CallMemo
+
+# memo.py's kinds: what a system list and a message were found to be (by their identity).
+SYSTEM = "fingerprint.system"
+MESSAGE = "fingerprint.message"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,16 +67,31 @@ def unmarked(blocks: Any) -> bytes:
     )
 
 
-def _parts(
-    body: dict[str, Any], stable_system_blocks: int | None, tools: bytes | None
-) -> tuple[bytes, bytes]:
-    """(tools, stable system blocks) as bytes without their breakpoints: the same before and
-    after breakpoints are placed. `tools`: the tools' bytes where a stage has them already."""
+def _prefix(
+    body: dict[str, Any],
+    stable_system_blocks: int | None,
+    tools: bytes | None,
+    memo: CallMemo | None,
+) -> tuple[bytes, bytes, int]:
+    """(tools digest, stable system blocks digest, their bytes' length), without their
+    breakpoints: the same before and after breakpoints are placed. `tools`: the tools'
+    bytes where a stage has them already. A system list this call shares with an earlier
+    one (the same object: memo.py's `get_same`) is found by identity, not serialized."""
     tools = unmarked(body.get("tools") or []) if tools is None else tools
+    tools_digest = digest.content(tools)
     system = body.get("system") or []
+    shared = memo if isinstance(system, list) and system else None
+    if shared is not None:
+        held = cast("tuple[int | None, bytes, int] | None", shared.get_same(SYSTEM, system))
+        if held is not None and held[0] == stable_system_blocks:
+            return tools_digest, held[1], len(tools) + held[2]
     blocks = [{"type": "text", "text": system}] if isinstance(system, str) else system
     stable = unmarked(blocks[:stable_system_blocks] if stable_system_blocks is not None else blocks)
-    return tools, stable
+    stable_digest = digest.content(stable)
+    if shared is not None:
+        value = (stable_system_blocks, stable_digest, len(stable))
+        shared.keep_same(SYSTEM, system, value, 2 * len(stable))
+    return tools_digest, stable_digest, len(tools) + len(stable)
 
 
 def family_of(
@@ -74,16 +99,19 @@ def family_of(
     stable_system_blocks: int | None,
     tenant: bytes,
     tools: bytes | None = None,
+    memo: CallMemo | None = None,
 ) -> bytes:
     """The family, as the fingerprint has it."""
-    return prompt_family(tenant, *_parts(body, stable_system_blocks, tools))
+    tools_digest, stable_digest, _ = _prefix(body, stable_system_blocks, tools, memo)
+    return digest.owned(tenant, tools_digest + stable_digest)
 
 
-def conversation_of(body: dict[str, Any], tenant: bytes) -> bytes:
+def conversation_of(body: dict[str, Any], tenant: bytes, memo: CallMemo | None = None) -> bytes:
     """Who calls and the conversation's first block: the same every turn of it."""
     for message in body.get("messages") or ():
-        for block in _blocks(message):
-            return _conversation(tenant, digest.content(orjson.dumps(_without_mark(block))))
+        first = _walked(message, b"", memo).first
+        if first:
+            return _conversation(tenant, first)
     return _conversation(tenant, b"")
 
 
@@ -103,41 +131,75 @@ def _without_mark(block: Any) -> Any:
     return block
 
 
+class Walked(NamedTuple):
+    """A message in the digest chain: a pure function of the chain before it and the
+    message's value, kept by the message's identity (memo.py's `keep_same`), so a message
+    a body shares with an earlier accepted call's costs a lookup, not a serialization."""
+
+    before: bytes  # the chain before the message
+    after: bytes  # the chain after it
+    first: bytes  # its first block's digest (the conversation's, for the first message)
+    size: int  # its blocks' bytes
+    marks: tuple[bytes, ...]  # the chain after each block with a breakpoint
+
+
+def _walked(message: Any, chain: bytes, memo: CallMemo | None) -> Walked:
+    """The message's place in the chain that starts at `chain`; `first` and `size` do not
+    depend on `chain` (conversation_of takes `first` from any chain)."""
+    if memo is not None:
+        held = cast("Walked | None", memo.get_same(MESSAGE, message))
+        if held is not None and (held.before == chain or not chain):
+            return held
+    content = digest.content
+    before = chain
+    role = str(message.get("role")) if isinstance(message, dict) else ""
+    chain = content(chain + role.encode())
+    first = b""
+    size = 0
+    marks: list[bytes] = []
+    for block in _blocks(message):
+        # Without its breakpoint: the newest block carries one this turn and not the next.
+        marked = isinstance(block, dict) and "cache_control" in block
+        raw = orjson.dumps(_without_mark(block) if marked else block)
+        own = content(raw)
+        chain = content(chain + own)
+        if marked:
+            marks.append(chain)
+        if not first:
+            first = own
+        size += len(raw)
+    walked = Walked(before, chain, first, size, tuple(marks))
+    if memo is not None and before:
+        memo.keep_same(MESSAGE, message, walked, 2 * size + 64 * (2 + len(marks)))
+    return walked
+
+
 def fingerprint(
     body: dict[str, Any],
     stable_system_blocks: int | None,
     chars_per_token: float,
     tenant: bytes = b"",
     tools: bytes | None = None,
+    memo: CallMemo | None = None,
 ) -> Fingerprint:
-    """`tools`: the tools' bytes without their breakpoints, where a stage has them already."""
-    tools, stable = _parts(body, stable_system_blocks, tools)
-    content = digest.content
-    tools_digest, stable_digest = content(tools), content(stable)
+    """`tools`: the tools' bytes without their breakpoints, where a stage has them already.
+    `memo`: where the parts this body shares with an earlier accepted call's are found."""
+    tools_digest, stable_digest, size = _prefix(body, stable_system_blocks, tools, memo)
     family = digest.owned(tenant, tools_digest + stable_digest)
-    size = len(tools) + len(stable)
     chain = family
-    first: bytes | None = None
+    first = b""
     messages: list[bytes] = []
     marks = [family]
     for message in body.get("messages") or ():
-        role = str(message.get("role")) if isinstance(message, dict) else ""
-        chain = content(chain + role.encode())
-        for block in _blocks(message):
-            # Without its breakpoint: the newest block carries one this turn and not the next.
-            marked = isinstance(block, dict) and "cache_control" in block
-            raw = orjson.dumps(_without_mark(block) if marked else block)
-            own = content(raw)
-            chain = content(chain + own)
-            if marked:
-                marks.append(chain)
-            if first is None:
-                first = own
-            size += len(raw)
+        walked = _walked(message, chain, memo)
+        chain = walked.after
+        marks += walked.marks
+        first = first or walked.first
+        size += walked.size
         messages.append(chain)
     return Fingerprint(
         family=family,
-        conversation=_conversation(tenant, first or b""),
+        conversation=_conversation(tenant, first),
         model=str(body.get("model")),
         tools=tools_digest,
         system=stable_digest,

@@ -19,12 +19,13 @@ from gateway.catalog import ModelCatalog
 from gateway.rewrite import prompt_cache
 from gateway.rewrite.breakpoints import plan_breakpoints
 from gateway.rewrite.fingerprint import conversation_of, family_of, fingerprint
+from gateway.rewrite.memo import call_memo, observed
 from gateway.rewrite.openai_text import layers
 from gateway.rewrite.pin import note_retirement, pin
 from gateway.rewrite.request import LLMRequest, Rewrite, evolve
 from gateway.rewrite.route import route
 from gateway.rewrite.routes import Retirements, Routes
-from gateway.rewrite.snapshot import Learned, Observation, TailJudged
+from gateway.rewrite.snapshot import Learned, Observation, TailJudged, Ttl
 from gateway.rewrite.tool_json import stable_tool_json
 from gateway.rewrite.volatile import volatile, volatile_openai
 from gateway.rewrite.whitespace import whitespace, whitespace_openai
@@ -85,29 +86,31 @@ def _breakpoints(request: LLMRequest, context: RewriteContext) -> LLMRequest:
     min_tokens, chars_per_token = _model_facts(request, context)
     model = str(request.body.get("model"))
     prefixes = context.learned.prefixes
-    tail = prefixes.tail_pays(request.tenant, request.step, model)
-    request = request.observing(TailJudged(request.tenant, request.step, model))
-    reread = None
-    if not tail:
-        conversation = conversation_of(request.body, request.tenant)
-        reread = prefixes.previous_prompt(request.tenant, conversation, model)
-    setting = context.settings.cache_ttl
-    if setting == "auto":
-        family = family_of(
-            request.body, request.stable_system_blocks, request.tenant, request.prompt_tools
-        )
-        stable_ttl, tail_ttl = prefixes.ttls(request.tenant, family)
-    else:
-        stable_ttl = tail_ttl = setting
+    tenant = request.tenant
+    tail = prefixes.tail_pays(tenant, request.step, model)
+    memo = call_memo(context.learned.memo, tenant)
+
+    def reread() -> int | None:
+        conversation = conversation_of(request.body, tenant, memo)
+        return prefixes.previous_prompt(tenant, conversation, model)
+
+    def ttls() -> tuple[Ttl, Ttl]:
+        setting = context.settings.cache_ttl
+        if setting != "auto":
+            return setting, setting
+        body, stable = request.body, request.stable_system_blocks
+        return prefixes.ttls(tenant, family_of(body, stable, tenant, request.prompt_tools, memo))
+
     return plan_breakpoints(
         request,
         policy=context.settings.breakpoints,
-        stable_ttl=stable_ttl,
-        tail_ttl=tail_ttl,
         min_tokens=min_tokens,
         chars_per_token=chars_per_token,
         tail=tail,
-        reread_messages=reread,
+        ttls=ttls,
+        reread=reread,
+        observed=(TailJudged(tenant, request.step, model),),
+        memo=memo,
     )
 
 
@@ -119,10 +122,16 @@ def _audit(request: LLMRequest, context: RewriteContext) -> LLMRequest:
 def _audited(request: LLMRequest, context: RewriteContext, shaped: dict[str, Any]) -> LLMRequest:
     """`_audit` of the body in fingerprint.py's shape (tools, system blocks, messages)."""
     min_tokens, chars_per_token = _model_facts(request, context)
+    memo = call_memo(context.learned.memo, request.tenant)
     fp = fingerprint(
-        shaped, request.stable_system_blocks, chars_per_token, request.tenant, request.prompt_tools
+        shaped,
+        request.stable_system_blocks,
+        chars_per_token,
+        request.tenant,
+        request.prompt_tools,
+        memo,
     )
-    return evolve(request, fingerprint=fp, min_cacheable_tokens=min_tokens)
+    return observed(memo, evolve(request, fingerprint=fp, min_cacheable_tokens=min_tokens))
 
 
 def _diagnostics(request: LLMRequest, context: RewriteContext) -> LLMRequest:
