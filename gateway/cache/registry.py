@@ -71,7 +71,7 @@ class Seen:
         if len(fp.messages) <= 1:
             return self
         return replace(
-            self, fingerprint=replace(fp, messages=fp.messages[-1:]), message_count=self.messages
+            self, fingerprint=fp._replace(messages=fp.messages[-1:]), message_count=self.messages
         )
 
     @property
