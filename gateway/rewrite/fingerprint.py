@@ -145,6 +145,11 @@ class Walked(NamedTuple):
     marks: tuple[bytes, ...]  # the chain after each block with a breakpoint
 
 
+def _short(sent: list[Any]) -> bool:
+    """A conversation of one or two short strings (a 1 KB body's): no run kept or looked up."""
+    return len(sent) <= 2 and all(_small(message) for message in sent)
+
+
 def _small(message: Any) -> bool:
     """A message of one short string: a 1 KB body's question."""
     content = message.get("content") if isinstance(message, dict) else None
@@ -200,7 +205,7 @@ class Run(NamedTuple):
 def _run(sent: Any, family: bytes, memo: CallMemo | None) -> tuple[Run | None, int]:
     """The run an accepted call kept for `sent`'s first message, and how many of `sent`'s
     first messages it sent as these very objects after the same family (the chain's start)."""
-    if memo is None or not sent or not isinstance(sent, list):
+    if memo is None or not sent or not isinstance(sent, list) or _short(sent):
         return None, 0
     run: Run | None = memo.get_same(RUN, sent[0])  # type: ignore[assignment]
     if run is None or run.walks[0].before != family:
@@ -246,7 +251,7 @@ def fingerprint(
         tails.append(tail)
         firsts.append(first)
     changed = run is None or same < len(sent) or len(run.messages) != len(sent)
-    if memo is not None and walks and isinstance(sent, list) and changed:
+    if memo is not None and walks and isinstance(sent, list) and changed and not _short(sent):
         kept = Run(*map(tuple, (sent, walks, chains, sizes, tails, firsts)))
         memo.keep_same(RUN, sent[0], kept, 64 * len(sent) + total)
     return Fingerprint(

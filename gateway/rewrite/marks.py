@@ -141,5 +141,6 @@ def _marked_message(
     message: dict[str, Any], at: dict[int, Ttl], memo: CallMemo | None
 ) -> dict[str, Any]:
     content = message["content"]
-    blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
-    return {**message, "content": _marked_blocks(blocks, at, memo)}
+    if isinstance(content, str):  # new objects, never sent again: the message is kept
+        return {**message, "content": _marked_blocks([{"type": "text", "text": content}], at, None)}
+    return {**message, "content": _marked_blocks(content, at, memo)}
