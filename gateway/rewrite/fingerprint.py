@@ -184,7 +184,7 @@ def _walked(message: Any, chain: bytes, memo: CallMemo | None) -> Walked:
             first = own
         size += len(raw)
     walked = Walked(before, chain, first, size, tuple(marks))
-    if memo is not None and before:
+    if memo is not None and before and size >= MIN_CHARS:  # a shorter one: derived again
         memo.keep_same(MESSAGE, message, walked, 2 * size + 64 * (2 + len(marks)))
     return walked
 
