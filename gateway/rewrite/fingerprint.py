@@ -74,15 +74,17 @@ def _prefix(
     stable_system_blocks: int | None,
     tools: bytes | None,
     memo: CallMemo | None,
+    own_system: bool = True,
 ) -> tuple[bytes, bytes, int]:
     """(tools digest, stable system blocks digest, their bytes' length), without their
     breakpoints: the same before and after breakpoints are placed. `tools`: the tools'
     bytes where a stage has them already. A system list this call shares with an earlier
-    one (the same object: memo.py's `get_same`) is found by identity, not serialized."""
+    one (the same object: memo.py's `get_same`) is found by identity, not serialized;
+    `own_system=False`: the list is made anew each call (openai_text.layers), never shared."""
     tools = unmarked(body.get("tools") or []) if tools is None else tools
     tools_digest = digest.content(tools)
     system = body.get("system") or []
-    shared = memo if isinstance(system, list) and system else None
+    shared = memo if isinstance(system, list) and system and own_system else None
     if shared is not None:
         held = cast("tuple[int | None, bytes, int] | None", shared.get_same(SYSTEM, system))
         if held is not None and held[0] == stable_system_blocks:
@@ -90,7 +92,7 @@ def _prefix(
     blocks = [{"type": "text", "text": system}] if isinstance(system, str) else system
     stable = unmarked(blocks[:stable_system_blocks] if stable_system_blocks is not None else blocks)
     stable_digest = digest.content(stable)
-    if shared is not None:
+    if shared is not None and len(stable) >= MIN_CHARS:
         value = (stable_system_blocks, stable_digest, len(stable))
         shared.keep_same(SYSTEM, system, value, 2 * len(stable))
     return tools_digest, stable_digest, len(tools) + len(stable)
@@ -225,10 +227,12 @@ def fingerprint(
     tenant: bytes = b"",
     tools: bytes | None = None,
     memo: CallMemo | None = None,
+    own_system: bool = True,
 ) -> Fingerprint:
     """`tools`: the tools' bytes without their breakpoints, where a stage has them already.
-    `memo`: where the parts this body shares with an earlier accepted call's are found."""
-    tools_digest, stable_digest, size = _prefix(body, stable_system_blocks, tools, memo)
+    `memo`: where the parts this body shares with an earlier accepted call's are found;
+    `own_system`: as `_prefix` has it."""
+    tools_digest, stable_digest, size = _prefix(body, stable_system_blocks, tools, memo, own_system)
     family = digest.owned(tenant, tools_digest + stable_digest)
     sent = body.get("messages") or []
     run, same = _run(sent, family, memo)

@@ -119,18 +119,15 @@ def _audit(request: LLMRequest, context: RewriteContext) -> LLMRequest:
     return _audited(request, context, request.body)
 
 
-def _audited(request: LLMRequest, context: RewriteContext, shaped: dict[str, Any]) -> LLMRequest:
-    """`_audit` of the body in fingerprint.py's shape (tools, system blocks, messages)."""
+def _audited(
+    request: LLMRequest, context: RewriteContext, shaped: dict[str, Any], own_system: bool = True
+) -> LLMRequest:
+    """`_audit` of the body in fingerprint.py's shape (tools, system blocks, messages);
+    `own_system=False`: its system list is made for the audit (openai_text.layers)."""
     min_tokens, chars_per_token = _model_facts(request, context)
     memo = call_memo(context.learned.memo, request.tenant)
-    fp = fingerprint(
-        shaped,
-        request.stable_system_blocks,
-        chars_per_token,
-        request.tenant,
-        request.prompt_tools,
-        memo,
-    )
+    stable, tenant, tools = request.stable_system_blocks, request.tenant, request.prompt_tools
+    fp = fingerprint(shaped, stable, chars_per_token, tenant, tools, memo, own_system)
     return observed(memo, evolve(request, fingerprint=fp, min_cacheable_tokens=min_tokens))
 
 
@@ -190,7 +187,7 @@ def _openai_breakpoints(request: LLMRequest, context: RewriteContext) -> LLMRequ
 
 def _openai_audit(request: LLMRequest, context: RewriteContext) -> LLMRequest:
     """The fingerprint of the body's layers (openai_text.layers), as _audit takes it."""
-    return _audited(request, context, layers(request.body))
+    return _audited(request, context, layers(request.body), own_system=False)
 
 
 OPENAI_STAGES: tuple[Stage, ...] = (
