@@ -204,10 +204,10 @@ class Run(NamedTuple):
     firsts: tuple[bytes, ...]  # the first block's digest through each
 
 
-def _run(sent: Any, family: bytes, memo: CallMemo | None) -> tuple[Run | None, int]:
+def _run(sent: list[Any], family: bytes, memo: CallMemo) -> tuple[Run | None, int]:
     """The run an accepted call kept for `sent`'s first message, and how many of `sent`'s
     first messages it sent as these very objects after the same family (the chain's start)."""
-    if memo is None or not sent or not isinstance(sent, list) or _short(sent):
+    if not sent:
         return None, 0
     run: Run | None = memo.get_same(RUN, sent[0])  # type: ignore[assignment]
     if run is None or run.walks[0].before != family:
@@ -220,21 +220,28 @@ def _run(sent: Any, family: bytes, memo: CallMemo | None) -> tuple[Run | None, i
     return run, same
 
 
-def fingerprint(
-    body: dict[str, Any],
-    stable_system_blocks: int | None,
-    chars_per_token: float,
-    tenant: bytes = b"",
-    tools: bytes | None = None,
-    memo: CallMemo | None = None,
-    own_system: bool = True,
-) -> Fingerprint:
-    """`tools`: the tools' bytes without their breakpoints, where a stage has them already.
-    `memo`: where the parts this body shares with an earlier accepted call's are found;
-    `own_system`: as `_prefix` has it."""
-    tools_digest, stable_digest, size = _prefix(body, stable_system_blocks, tools, memo, own_system)
-    family = digest.owned(tenant, tools_digest + stable_digest)
-    sent = body.get("messages") or []
+def _chained(sent: Any, family: bytes) -> tuple[list[bytes], tuple[bytes, ...], bytes, int]:
+    """(the chain after each message, the last two breakpoints' chains, the first block's
+    digest, the messages' bytes), every message serialized."""
+    chains: list[bytes] = []
+    tail: tuple[bytes, ...] = (family,)
+    first, total, chain = b"", 0, family
+    for message in sent:
+        walked = _walked(message, chain, None)
+        chain = walked.after
+        chains.append(chain)
+        tail = (*tail, *walked.marks)[-2:] if walked.marks else tail
+        first = first or walked.first
+        total += walked.size
+    return chains, tail, first, total
+
+
+def _chained_shared(
+    sent: list[Any], family: bytes, memo: CallMemo
+) -> tuple[list[bytes], tuple[bytes, ...], bytes, int]:
+    """`_chained`, the run of first messages an accepted call sent as these objects taken
+    from it (`Run`), each message after it found by identity where it was kept alone."""
+    walks: list[Walked]
     run, same = _run(sent, family, memo)
     if run is not None and same:
         walks, chains = list(run.walks[:same]), list(run.chains[:same])
@@ -255,9 +262,31 @@ def fingerprint(
         tails.append(tail)
         firsts.append(first)
     changed = run is None or same < len(sent) or len(run.messages) != len(sent)
-    if memo is not None and walks and isinstance(sent, list) and changed and not _short(sent):
+    if walks and changed:
         kept = Run(*map(tuple, (sent, walks, chains, sizes, tails, firsts)))
         memo.keep_same(RUN, sent[0], kept, 64 * len(sent) + total)
+    return chains, tail, first, total
+
+
+def fingerprint(
+    body: dict[str, Any],
+    stable_system_blocks: int | None,
+    chars_per_token: float,
+    tenant: bytes = b"",
+    tools: bytes | None = None,
+    memo: CallMemo | None = None,
+    own_system: bool = True,
+) -> Fingerprint:
+    """`tools`: the tools' bytes without their breakpoints, where a stage has them already.
+    `memo`: where the parts this body shares with an earlier accepted call's are found;
+    `own_system`: as `_prefix` has it."""
+    tools_digest, stable_digest, size = _prefix(body, stable_system_blocks, tools, memo, own_system)
+    family = digest.owned(tenant, tools_digest + stable_digest)
+    sent = body.get("messages") or []
+    if memo is None or not isinstance(sent, list) or _short(sent):
+        chains, tail, first, total = _chained(sent, family)
+    else:
+        chains, tail, first, total = _chained_shared(sent, family, memo)
     return Fingerprint(
         family=family,
         conversation=_conversation(tenant, first),
