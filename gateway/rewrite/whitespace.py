@@ -120,18 +120,39 @@ class SameParts:
             self._memo.keep_same(kind, part, kept, kept[1])
         return kept
 
+    def _item(self, kind: str, item: Any, edit: PartEdit) -> tuple[Any, int]:
+        """`_one` for a message or item; one of a short text (a string content) is walked
+        first, as that costs less than a lookup, and looked up only where the rule changed
+        it (so it comes back as the same object too)."""
+        if _short(item) and edit(item, self._edit) is item:
+            return item, text.held(item)
+        return self._one(kind, item, edit)
+
     def _items(self, field: TextField, items: list[Any]) -> list[Any]:
-        found = self._memo.get_same(field.kind, items)
+        # Short texts only (a question to a small app): walking them costs less than a lookup.
+        short = all(map(_short, items))
+        found = None if short else self._memo.get_same(field.kind, items)
         if found is not None:
             return cast("tuple[list[Any], int]", found)[0]
         edit = cast("PartEdit", field.item)
-        edited = [self._one(field.kind + "[]", item, edit) for item in items]
+        kind = field.kind + "[]"
+        edited = [self._item(kind, item, edit) for item in items]
         same = all(new is item for (new, _), item in zip(edited, items, strict=True))
         out = items if same else [new for new, _ in edited]
         size = sum(held for _, held in edited) + 8 * len(items)
-        if out is not items or size >= MIN_CHARS:
+        if short and out is not items:  # rewritten: the same list as the call before, if kept
+            found = self._memo.get_same(field.kind, items)
+            if found is not None:
+                return cast("tuple[list[Any], int]", found)[0]
+        if not short or out is not items:
             self._memo.keep_same(field.kind, items, (out, size), size)
         return out
+
+
+def _short(item: Any) -> bool:
+    """A message or item of one short text (a string content)."""
+    content = item.get("content") if type(item) is dict else None
+    return type(content) is str and len(content) < MIN_CHARS
 
 
 def whitespace(request: LLMRequest, enabled: bool, view: MemoView | None = None) -> LLMRequest:

@@ -190,3 +190,18 @@ def test_the_tools_kept_are_the_tools_sent_copied() -> None:
     kept = sent.kept()
     assert kept == sent
     assert kept.whole is not sent.whole
+
+
+@pytest.mark.parametrize("content", ["short  ", "fine"])
+def test_a_short_conversation_rewritten_is_the_same_list_on_the_next_call(content: str) -> None:
+    """Short texts are walked before any lookup; one the rule changed is still looked up."""
+    body = {"model": "m", "messages": [{"role": "user", "content": content}]}
+    learned = LearnedMemory.within(LearnedState.default())
+    outs = []
+    for _ in range(3):
+        out = whitespace(LLMRequest("anthropic", body, tenant=TENANT), True, learned.memo)
+        learned.learn(out.observations)
+        outs.append(out.body["messages"])
+    assert outs[1] is outs[2]
+    assert (outs[0] is body["messages"]) == (content == "fine")
+    assert outs[0] == [{"role": "user", "content": content.rstrip()}]
