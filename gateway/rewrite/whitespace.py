@@ -129,23 +129,23 @@ class SameParts:
         return self._one(kind, item, edit)
 
     def _items(self, field: TextField, items: list[Any]) -> list[Any]:
-        # Short texts only (a question to a small app): walking them costs less than a lookup.
-        short = all(map(_short, items))
-        found = None if short else self._memo.get_same(field.kind, items)
+        # Short texts only (a small app's question): walked, as that costs less than a
+        # lookup; looked up where the rule changed them.
+        walked = all(map(_short, items)) and field.edit(items, self._edit) is items
+        if walked:
+            return items
+        found = self._memo.get_same(field.kind, items)
         if found is not None:
             return cast("tuple[list[Any], int]", found)[0]
+        # New, or rewritten: looked up item by item, and kept (a rewritten list comes back
+        # as the same list next time, too).
         edit = cast("PartEdit", field.item)
         kind = field.kind + "[]"
         edited = [self._item(kind, item, edit) for item in items]
         same = all(new is item for (new, _), item in zip(edited, items, strict=True))
         out = items if same else [new for new, _ in edited]
         size = sum(held for _, held in edited) + 8 * len(items)
-        if short and out is not items:  # rewritten: the same list as the call before, if kept
-            found = self._memo.get_same(field.kind, items)
-            if found is not None:
-                return cast("tuple[list[Any], int]", found)[0]
-        if not short or out is not items:
-            self._memo.keep_same(field.kind, items, (out, size), size)
+        self._memo.keep_same(field.kind, items, (out, size), size)
         return out
 
 
