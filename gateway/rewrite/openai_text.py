@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from gateway.rewrite.text import TextEdit
+from gateway.rewrite.text import TextEdit, TextField
 from gateway.rewrite.text import edit_content as edit_blocks
 
 SYSTEM_ROLES = frozenset({"system", "developer"})
@@ -108,12 +108,13 @@ def edit_items(value: Any, edit: TextEdit) -> Any:
     if not isinstance(value, list):
         return value
     for i, item in enumerate(value):
-        if (new := _edit_item(item, edit)) is not item:
-            return [*value[:i], new, *[_edit_item(other, edit) for other in value[i + 1 :]]]
+        if (new := edit_item(item, edit)) is not item:
+            return [*value[:i], new, *[edit_item(other, edit) for other in value[i + 1 :]]]
     return value
 
 
-def _edit_item(item: Any, edit: TextEdit) -> Any:
+def edit_item(item: Any, edit: TextEdit) -> Any:
+    """One message or input item with its text edited; the same object when unchanged."""
     if not isinstance(item, dict):
         return item
     if "content" in item:
@@ -150,6 +151,20 @@ def _described(spec: dict[str, Any], edit: TextEdit) -> dict[str, Any]:
     if not isinstance(description, str) or (new := edit(description)) == description:
         return spec
     return {**spec, "description": new}
+
+
+# The fields whose text the rules edit (text.py's FIELDS for Messages), in the prompt's order.
+_INSTRUCTIONS = TextField("instructions", "openai.instructions", edit_content)
+_TOOLS = TextField("tools", "openai.tools", edit_tools)
+_FIELDS = {
+    key: (_INSTRUCTIONS, _TOOLS, TextField(key, f"openai.{key}", edit_items, edit_item))
+    for key in ("messages", "input")
+}
+
+
+def fields(body: dict[str, Any]) -> tuple[TextField, ...]:
+    """The fields of this body (chat or Responses) whose text the rules edit."""
+    return _FIELDS[items_key(body)]
 
 
 def layers(body: dict[str, Any]) -> dict[str, Any]:

@@ -8,20 +8,41 @@ which strings are the prompt: system, tool descriptions, and message text blocks
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-TextEdit = Callable[[str], str]
+import orjson
 
+TextEdit = Callable[[str], str]
+# One part of a body a rule edits, with its edit: a field's value, or one item of a list.
+PartEdit = Callable[[Any, TextEdit], Any]
+
+# What an object of a parsed body holds beside its own text (a small dict, a list, a str's
+# header), about.
+NODE_BYTES = 64
 # A block of dates a move leaves at a turn's end is a few lines; a longer text is not one.
 DATES_BLOCK_LINES = 64
 
 
+@dataclass(frozen=True, slots=True)
+class TextField:
+    """A field of a body that holds model-visible text, as a rule walks it: `edit` the whole
+    value; `item` one item of it where it is a list (the unit a later turn resends: a
+    message), None where the value is taken whole. `kind`: the memo's name for what a rule
+    derived from it (rewrite/memo.py's `get_same`), one per wire and field."""
+
+    name: str
+    kind: str
+    edit: PartEdit
+    item: PartEdit | None = None
+
+
 def edit_system(system: Any, edit: TextEdit) -> Any:
+    """The system prompt with `edit` applied; the same object when unchanged."""
     if isinstance(system, str):
-        return edit(system)
-    if isinstance(system, list):
-        return [_edit_block(block, edit) for block in system]
-    return system
+        new = edit(system)
+        return system if new == system else new
+    return edit_content(system, edit)
 
 
 def edit_tools(tools: Any, edit: TextEdit) -> Any:
@@ -46,13 +67,14 @@ def edit_messages(messages: Any, edit: TextEdit) -> Any:
     if not isinstance(messages, list):
         return messages
     for i, message in enumerate(messages):
-        if (new := _edit_message(message, edit)) is not message:
-            rest = [_edit_message(other, edit) for other in messages[i + 1 :]]
+        if (new := edit_message(message, edit)) is not message:
+            rest = [edit_message(other, edit) for other in messages[i + 1 :]]
             return [*messages[:i], new, *rest]
     return messages
 
 
-def _edit_message(message: Any, edit: TextEdit) -> Any:
+def edit_message(message: Any, edit: TextEdit) -> Any:
+    """One message with `edit` applied to its text; the same object when unchanged."""
     if not isinstance(message, dict):
         return message
     content = message.get("content")
@@ -60,7 +82,37 @@ def _edit_message(message: Any, edit: TextEdit) -> Any:
     return message if new is content else {**message, "content": new}
 
 
-PartEdit = Callable[[Any, TextEdit], Any]
+def held(part: Any) -> int:
+    """About the bytes a part of a body holds (a message or item, its blocks, a system prompt,
+    a tool), for the memo's bounds: its texts by their length, a content's blocks likewise,
+    anything else by its JSON bytes. Shallow, where a walk of every node costs ~0.3 us a node
+    and JSON bytes of a fresh parse's non-ASCII texts ~1 us a KB (their UTF-8 made anew)."""
+    kind = type(part)
+    if kind is str:
+        return NODE_BYTES + (len(part) if part.isascii() else 4 * len(part))
+    if kind is list:
+        return NODE_BYTES + sum(map(held, part))
+    if kind is not dict:
+        return NODE_BYTES
+    total = NODE_BYTES * (1 + len(part))
+    for key, value in part.items():
+        kind = type(value)
+        if kind is str:
+            total += len(value) if value.isascii() else 4 * len(value)
+        elif key == "content":
+            total += held(value)
+        elif kind is dict or kind is list:
+            total += len(orjson.dumps(value))
+    return total
+
+
+# The fields of a Messages body whose text the rules edit, in the prompt's order as findings
+# name them (OpenAI's: openai_text.fields).
+FIELDS = (
+    TextField("system", "messages.system", edit_system),
+    TextField("tools", "messages.tools", edit_tools),
+    TextField("messages", "messages.messages", edit_messages, edit_message),
+)
 
 
 def edit_content(content: Any, edit: TextEdit, part: PartEdit | None = None) -> Any:

@@ -10,6 +10,8 @@ cache/tool_forms.py, from the `ToolsSeen` this stage reports).
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any, cast
 
 import orjson
@@ -45,11 +47,55 @@ def _identity(tool: Any, sent: bytes, memo: CallMemo | None) -> bytes:
     return new
 
 
-# Each tool's bytes (as slices of the array's) and identity, and the array's bytes.
-Sent = tuple[list[bytes], list[bytes], bytes]
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """The tools as sent: each tool's bytes (slices of the array's) and identity, the array's
+    bytes, the set of identities (its hash computed once, for the order's lookup) and whether
+    a tool holds a breakpoint. A pure function of the tools' value."""
+
+    tools: tuple[bytes, ...]
+    identities: tuple[bytes, ...]
+    whole: bytes
+    ids: frozenset[bytes]
+    marked: bool
+
+    @classmethod
+    def of(cls, tools: list[Any], sent: list[bytes], identities: list[bytes], whole: bytes) -> Sent:
+        marked = any("cache_control" in tool for tool in tools)
+        return cls(tuple(sent), tuple(identities), whole, frozenset(identities), marked)
+
+    def kept(self) -> Sent:
+        """This, its bytes copied to their exact size (orjson's output keeps the buffer it
+        grew), as the memo keeps it: with the tools list (about its JSON bytes), the array's
+        bytes and the tools' slices of them, 3x the array's bytes."""
+        whole = bytes(memoryview(self.whole))
+        ends = list(accumulate(len(raw) + 1 for raw in self.tools))
+        tools = tuple(
+            whole[end - len(raw) : end] for raw, end in zip(self.tools, ends, strict=True)
+        )
+        return Sent(tools, self.identities, whole, self.ids, self.marked)
+
+
+SAME = "tool_json.tools"  # the memo's kind for what was derived from a tools list (get_same)
+FORMS = "tool_json.forms"  # and for the list sent in its place (forms first seen)
 
 
 def _sent(tools: list[Any], memo: CallMemo | None) -> Sent:
+    """`_sent_anew`, found by the identity of the tools list where an earlier accepted call
+    sent this very list (a body that repeats an earlier one's bytes shares its parsed
+    objects: one lookup, where the array's bytes cost a dumps and a digest of 81 KB for
+    Claude Code's)."""
+    if memo is None:
+        return _sent_anew(tools, None)
+    found = memo.get_same(SAME, tools)
+    if found is not None:
+        return cast("Sent", found)
+    sent = _sent_anew(tools, memo)
+    memo.keep_same(SAME, tools, sent.kept(), 3 * len(sent.whole) + 40 * len(sent.tools))
+    return sent
+
+
+def _sent_anew(tools: list[Any], memo: CallMemo | None) -> Sent:
     """Each tool's bytes and identity, looked up for the whole array where an earlier call
     sent the same (one dumps and one digest of Claude Code's 81 KB of tools, where each tool's
     own took ~100 us of 24 dumps, digests and lookups). The kept value is (the array's bytes,
@@ -57,17 +103,18 @@ def _sent(tools: list[Any], memo: CallMemo | None) -> Sent:
     the same; each tool's by its own bytes where the array is new."""
     if memo is None:
         sent = [orjson.dumps(tool) for tool in tools]
-        return sent, [identity(tool) for tool in tools], b"[" + b",".join(sent) + b"]"
+        identities = [identity(tool) for tool in tools]
+        return Sent.of(tools, sent, identities, b"[" + b",".join(sent) + b"]")
     whole = orjson.dumps(tools)
     if len(whole) < MIN_CHARS:  # deriving costs less than a lookup
         sent = [orjson.dumps(tool) for tool in tools]
-        return sent, [identity(tool) for tool in tools], whole
+        return Sent.of(tools, sent, [identity(tool) for tool in tools], whole)
     key = ("tools", digest.content(whole))
     found = cast("tuple[bytes, tuple[bytes, ...], tuple[int, ...]] | None", memo.get(key))
     if found is not None and found[0] == whole:
         starts = [1, *(end + 1 for end in found[2][:-1])]
         sent = [whole[a:b] for a, b in zip(starts, found[2], strict=True)]
-        return sent, list(found[1]), whole
+        return Sent.of(tools, sent, list(found[1]), whole)
     sent = [orjson.dumps(tool) for tool in tools]
     identities = [_identity(tool, raw, memo) for tool, raw in zip(tools, sent, strict=True)]
     ends: list[int] = []
@@ -77,30 +124,49 @@ def _sent(tools: list[Any], memo: CallMemo | None) -> Sent:
         ends.append(at)
     kept = (bytes(memoryview(whole)), tuple(identities), tuple(ends))
     memo.keep(key, kept, len(whole) + 40 * len(sent))
-    return sent, identities, whole
+    return Sent.of(tools, sent, identities, whole)
 
 
 def canonical(
     tenant: bytes, tools: list[Any], known: ToolsView, memo: CallMemo | None = None
-) -> tuple[list[Any], ToolsSeen | None, bytes]:
-    """The tools in their first-seen form and order (the same list if already so), what was
-    new in them (None: nothing), and the tools' bytes as sent."""
-    sent, identities, whole = _sent(tools, memo)
+) -> tuple[list[Any], ToolsSeen | None, Sent]:
+    """The tools in their first-seen form and order (the same list if already so; for the
+    same list and forms, the same list as the call before), what was new in them (None:
+    nothing), and the tools as sent."""
+    sent = _sent(tools, memo)
+    identities = sent.identities
     forms = [known.form(tenant, i) for i in identities]
-    new = tuple((i, b) for i, b, form in zip(identities, sent, forms, strict=True) if form is None)
-    order, new_order = tuple(identities), None
+    new = tuple(
+        (i, b) for i, b, form in zip(identities, sent.tools, forms, strict=True) if form is None
+    )
+    order, new_order = identities, None
     if len(identities) > 1:  # one tool has one order: nothing to remember
-        first = known.order(tenant, frozenset(identities))
+        first = known.order(tenant, sent.ids)
         if first is None:
             new_order = order
         else:
             order = first
     seen = ToolsSeen(tenant, new, new_order) if new or new_order else None
     if len(order) != len(identities):
-        return tools, seen, whole  # the same tool twice: leave it to the provider to reject
-    by_identity = {i: form or fresh for i, form, fresh in zip(identities, forms, sent, strict=True)}
-    wanted = [by_identity[i] for i in order]
-    return (tools if wanted == sent else [orjson.loads(form) for form in wanted]), seen, whole
+        return tools, seen, sent  # the same tool twice: leave it to the provider to reject
+    by_identity = {
+        i: form or fresh for i, form, fresh in zip(identities, forms, sent.tools, strict=True)
+    }
+    wanted = tuple([by_identity[i] for i in order])
+    return (tools if wanted == sent.tools else _forms(tools, wanted, memo)), seen, sent
+
+
+def _forms(tools: list[Any], wanted: tuple[bytes, ...], memo: CallMemo | None) -> list[Any]:
+    """The tools sent in place of `tools`: `wanted` parsed, the same list as the call before
+    where these tools and forms were (kept by the tools list's identity, with the forms)."""
+    if memo is not None:
+        found = cast("tuple[tuple[bytes, ...], list[Any]] | None", memo.get_same(FORMS, tools))
+        if found is not None and found[0] == wanted:
+            return found[1]
+    forms = [orjson.loads(form) for form in wanted]
+    if memo is not None:
+        memo.keep_same(FORMS, tools, (wanted, forms), 3 * sum(map(len, wanted)))
+    return forms
 
 
 def stable_tool_json(
@@ -116,28 +182,24 @@ def stable_tool_json(
 def _stable_tool_json(
     request: LLMRequest, tools: list[Any], known: ToolsView, enabled: bool, memo: CallMemo | None
 ) -> LLMRequest:
-    forms, seen, whole = canonical(request.tenant, tools, known, memo)
+    forms, seen, sent = canonical(request.tenant, tools, known, memo)
     if seen is not None:
         request = request.observing(seen)
     if forms is tools:
-        return _with_prompt_tools(request, tools, whole)
+        return _with_prompt_tools(request, sent)
     finding = Finding("unstable_tool_json", f"{len(tools)} tools re-serialized")
     if not enabled:
-        return _with_prompt_tools(request, tools, whole).noting(finding)
+        return _with_prompt_tools(request, sent).noting(finding)
     rewrite = Rewrite(RULE, "tools in their first-seen key order and order")
     return request.with_body({**request.body, "tools": forms}, rewrite).noting(finding)
 
 
-def _with_prompt_tools(request: LLMRequest, tools: list[Any], whole: bytes) -> LLMRequest:
+def _with_prompt_tools(request: LLMRequest, sent: Sent) -> LLMRequest:
     """The request with the tools' bytes as the family and fingerprint take them (fingerprint
     .unmarked: without breakpoints), where this stage has them and the body's tools stay as
     sent: an Anthropic body's tools, none with a breakpoint (unmarked's bytes are then the
     array's, and the volatile rule need not dump 81 KB of Claude Code's tools again). An
     OpenAI body's are reshaped first (openai_text.prompt_tools)."""
-    if (
-        request.provider != "anthropic"
-        or request.prompt_tools is not None
-        or any("cache_control" in tool for tool in tools)
-    ):
+    if request.provider != "anthropic" or request.prompt_tools is not None or sent.marked:
         return request
-    return evolve(request, prompt_tools=whole)
+    return evolve(request, prompt_tools=sent.whole)

@@ -7,13 +7,13 @@ each time, so the prefix the provider hashed last turn is the prefix it sees now
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
-from gateway.rewrite import digest, openai_text
+from gateway.rewrite import digest, openai_text, text
 from gateway.rewrite.memo import MIN_CHARS, CallMemo, call_memo, chars, observed
 from gateway.rewrite.request import Finding, LLMRequest, Rewrite
 from gateway.rewrite.snapshot import MemoView
-from gateway.rewrite.text import TextEdit, edit_messages, edit_system, edit_tools
+from gateway.rewrite.text import FIELDS, PartEdit, TextEdit, TextField
 
 RULE = "whitespace"
 
@@ -86,32 +86,77 @@ def _remembered_by_text(memo: CallMemo) -> TextEdit:
 _REMEMBERED = _remembered if digest.ALGORITHM == "xxh3" else _remembered_by_text
 
 
+class SameParts:
+    """A call's canonical parts, each found by the identity of the part an earlier accepted
+    call sent (rewrite/memo.py's `get_same`): a body whose bytes repeat an earlier call's
+    shares its parsed objects, so a resent message costs a lookup, not a walk over its text,
+    and comes back as the very object the earlier call's did (the stages after this one,
+    and the serializer, see shared objects too). A list field (the messages) is looked up
+    whole, then item by item where the list is new; a part never seen is edited with `edit`
+    (the texts' value-keyed lookups, `_remembered`). Each value kept is (the part edited, the
+    bytes it and the part hold): a pure function of the part's value."""
+
+    __slots__ = ("_edit", "_memo")
+
+    def __init__(self, memo: CallMemo, edit: TextEdit) -> None:
+        self._memo = memo
+        self._edit = edit
+
+    def field(self, field: TextField, value: Any) -> Any:
+        if field.item is not None and isinstance(value, list):
+            return self._items(field, value)
+        if isinstance(value, list | dict) or (isinstance(value, str) and len(value) >= MIN_CHARS):
+            return self._one(field.kind, value, field.edit)[0]
+        return field.edit(value, self._edit)  # a short text: editing costs less than a lookup
+
+    def _one(self, kind: str, part: Any, edit: PartEdit) -> tuple[Any, int]:
+        found = self._memo.get_same(kind, part)
+        if found is not None:
+            return cast("tuple[Any, int]", found)
+        new = edit(part, self._edit)
+        held = text.held(part)
+        kept = (new, held if new is part else 2 * held)  # an edit only shortens a text
+        if new is not part or held >= MIN_CHARS:  # else walking it costs less than keeping it
+            self._memo.keep_same(kind, part, kept, kept[1])
+        return kept
+
+    def _item(self, kind: str, item: Any, edit: PartEdit) -> tuple[Any, int]:
+        """`_one` for a message or item; one of a short text (a string content) is walked
+        first, as that costs less than a lookup, and looked up only where the rule changed
+        it (so it comes back as the same object too)."""
+        if _short(item) and edit(item, self._edit) is item:
+            return item, text.held(item)
+        return self._one(kind, item, edit)
+
+    def _items(self, field: TextField, items: list[Any]) -> list[Any]:
+        # Short texts only (a small app's question): walked, as that costs less than a
+        # lookup; looked up where the rule changed them.
+        walked = all(map(_short, items)) and field.edit(items, self._edit) is items
+        if walked:
+            return items
+        found = self._memo.get_same(field.kind, items)
+        if found is not None:
+            return cast("tuple[list[Any], int]", found)[0]
+        # New, or rewritten: looked up item by item, and kept (a rewritten list comes back
+        # as the same list next time, too).
+        edit = cast("PartEdit", field.item)
+        kind = field.kind + "[]"
+        edited = [self._item(kind, item, edit) for item in items]
+        same = all(new is item for (new, _), item in zip(edited, items, strict=True))
+        out = items if same else [new for new, _ in edited]
+        size = sum(held for _, held in edited) + 8 * len(items)
+        self._memo.keep_same(field.kind, items, (out, size), size)
+        return out
+
+
+def _short(item: Any) -> bool:
+    """A message or item of one short text (a string content)."""
+    content = item.get("content") if type(item) is dict else None
+    return type(content) is str and len(content) < MIN_CHARS
+
+
 def whitespace(request: LLMRequest, enabled: bool, view: MemoView | None = None) -> LLMRequest:
-    memo = call_memo(view, request.tenant)
-    edit = _edit if memo is None else _REMEMBERED(memo)
-    return observed(memo, _whitespace(request, enabled, edit))
-
-
-def _whitespace(request: LLMRequest, enabled: bool, edit: TextEdit) -> LLMRequest:
-    body = request.body
-    system = edit_system(body.get("system"), edit)
-    tools = edit_tools(body.get("tools"), edit)
-    messages = edit_messages(body.get("messages"), edit)
-    changed = [
-        name
-        for name, new in (("system", system), ("tools", tools), ("messages", messages))
-        if new != body.get(name)
-    ]
-    if not changed:
-        return request
-    finding = Finding("whitespace_drift", ", ".join(changed))
-    if not enabled:
-        return request.noting(finding)
-    new_body = {**body, "system": system, "tools": tools, "messages": messages}
-    for name in ("system", "tools"):
-        if name not in body:
-            del new_body[name]
-    return request.with_body(new_body, Rewrite(RULE, ", ".join(changed))).noting(finding)
+    return _rule(request, enabled, view, FIELDS)
 
 
 def whitespace_openai(
@@ -119,24 +164,25 @@ def whitespace_openai(
 ) -> LLMRequest:
     """The same rule on an OpenAI body: instructions, messages or input items, tool
     descriptions."""
+    return _rule(request, enabled, view, openai_text.fields(request.body))
+
+
+def _rule(
+    request: LLMRequest, enabled: bool, view: MemoView | None, fields: tuple[TextField, ...]
+) -> LLMRequest:
     memo = call_memo(view, request.tenant)
-    edit = _edit if memo is None else _REMEMBERED(memo)
-    return observed(memo, _whitespace_openai(request, enabled, edit))
-
-
-def _whitespace_openai(request: LLMRequest, enabled: bool, edit: TextEdit) -> LLMRequest:
     body = request.body
-    key = openai_text.items_key(body)
-    fields = {
-        "instructions": openai_text.edit_content(body.get("instructions"), edit),
-        "tools": openai_text.edit_tools(body.get("tools"), edit),
-        key: openai_text.edit_items(body.get(key), edit),
-    }
-    changed = [name for name, new in fields.items() if new is not body.get(name)]
+    if memo is None:
+        edited = {f.name: f.edit(body[f.name], _edit) for f in fields if f.name in body}
+    else:
+        same = SameParts(memo, _REMEMBERED(memo))
+        edited = {f.name: same.field(f, body[f.name]) for f in fields if f.name in body}
+    changed = [name for name, new in edited.items() if new is not body[name]]
     if not changed:
-        return request
+        return observed(memo, request)
     finding = Finding("whitespace_drift", ", ".join(changed))
     if not enabled:
-        return request.noting(finding)
-    new_body = {**body, **{name: fields[name] for name in changed}}
-    return request.with_body(new_body, Rewrite(RULE, ", ".join(changed))).noting(finding)
+        return observed(memo, request.noting(finding))
+    new_body = {**body, **{name: edited[name] for name in changed}}
+    rewrite = Rewrite(RULE, ", ".join(changed))
+    return observed(memo, request.with_body(new_body, rewrite).noting(finding))

@@ -44,10 +44,13 @@ def test_a_recorded_conversation_rewrites_the_same_with_and_without_the_memo(nam
         stages = ANTHROPIC_STAGES if call.wire == "anthropic" else OPENAI_STAGES
         provider = "anthropic" if call.wire == "anthropic" else "openai"
         raw = call.raw_body()
-        for _ in range(2):  # a turn, then the same turn again (a retry): all found in the memo
+        parsed = json.loads(raw)
+        # A turn, the same turn again (a retry: all found in the memo by value), and the same
+        # parsed objects again (as prefix reuse shares them: found by identity).
+        for again in (json.loads(raw), json.loads(raw), parsed, parsed):
             outs = [
-                rewrite(LLMRequest(provider, json.loads(raw), None, TENANT), ctx, stages)
-                for ctx in contexts
+                rewrite(LLMRequest(provider, body, None, TENANT), ctx, stages)
+                for body, ctx in zip((again, json.loads(raw)), contexts, strict=True)
             ]
             assert _outcome(outs[0]) == _outcome(outs[1])
             for memory, out in zip(memories, outs, strict=True):
@@ -64,19 +67,20 @@ def test_a_repeated_long_text_is_derived_once() -> None:
     first = rewrite(LLMRequest("anthropic", json.loads(json.dumps(body)), None, TENANT), ctx)
     memory.learn(first.observations)
     again = rewrite(LLMRequest("anthropic", json.loads(json.dumps(body)), None, TENANT), ctx)
-    assert any(isinstance(o, Derived) for o in first.observations)
-    # An equal body parsed anew: its parts are new objects, kept by identity for the next
-    # call that shares them (memo.py's keep_same); nothing is derived again from its texts.
-    assert all(_by_identity(key) for key in _kept(again))
+    assert _by_value(first)
+    assert not _by_value(again)  # found by its value (a new parse: new objects, new ids)
     assert again.body == first.body
 
 
-def _kept(request: LLMRequest) -> list[Any]:
-    return [key for o in request.observations if isinstance(o, Derived) for key, _, _ in o.entries]
-
-
-def _by_identity(key: Any) -> bool:
-    return isinstance(key, tuple) and len(key) == 2 and isinstance(key[1], int)
+def _by_value(request: LLMRequest) -> list[object]:
+    """What a call derived anew, found by value (not by a part's identity: memo.keep_same)."""
+    return [
+        key
+        for o in request.observations
+        if isinstance(o, Derived)
+        for key, value, _ in o.entries
+        if not (isinstance(value, tuple) and key == (key[0], id(value[0])))
+    ]
 
 
 def test_what_one_tenant_derived_never_answers_anothers_lookup() -> None:
