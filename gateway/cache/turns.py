@@ -5,7 +5,7 @@ state's bounds (bounded.py): a few turns a tenant, their bytes counted against i
 from __future__ import annotations
 
 from gateway.cache.bounded import LearnedState, LearnedTable
-from gateway.wire.reparse import Turn
+from gateway.wire.turn import Held
 
 # A conversation and a few beside it (Claude Code's sub-agents, a title call): each new turn
 # replaces the one it was parsed from, so one conversation holds one slot.
@@ -15,14 +15,14 @@ TURNS_PER_TENANT = 4
 class Turns:
     def __init__(self, state: LearnedState | None = None) -> None:
         state = LearnedState.default() if state is None else state
-        self._table: LearnedTable[str, tuple[Turn, ...]] = LearnedTable(state, "turns")
+        self._table: LearnedTable[str, tuple[Held, ...]] = LearnedTable(state, "turns")
 
-    def held(self, tenant: bytes) -> tuple[Turn, ...]:
-        """The tenant's turns, most recent first."""
+    def held(self, tenant: bytes) -> tuple[Held, ...]:
+        """The tenant's bodies, most recent first."""
         return self._table.get(tenant, "") or ()
 
-    def keep(self, tenant: bytes, turn: Turn, base: Turn | None = None) -> None:
-        """`turn` first, in the place of `base` (the turn it was parsed from) if given."""
+    def keep(self, tenant: bytes, turn: Held, base: Held | None = None) -> None:
+        """`turn` first, in the place of `base` (the body it was parsed from) if given."""
         held = tuple(t for t in self.held(tenant) if t is not base and t.raw is not turn.raw)
         kept = (turn, *held)[:TURNS_PER_TENANT]
         self._table.put(tenant, "", kept, sum(t.size for t in kept))

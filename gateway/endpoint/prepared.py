@@ -20,48 +20,42 @@ from gateway.rewrite.request import Rewrite
 from gateway.rewrite.snapshot import Observation
 from gateway.wire.formats import WireFormat
 from gateway.wire.headers import RawHeaders, header_value, is_json, safe_model_name
-from gateway.wire.reparse import Turn, learn, reparse
+from gateway.wire.reparse import reparse
 from gateway.wire.splice import splice
+from gateway.wire.turn import Held, Sent, Turn
 
 
 @dataclass(slots=True)
 class Reading:
-    """A body's parse and what is known of its bytes: the kept turn it was parsed from, and
-    its own turn (made at once when reused; else on first need: ~one orjson.dumps)."""
+    """A body's parse and what is known of its bytes: the held body it was parsed from, and
+    its own turn when reused (its pieces: serialising by splicing)."""
 
     raw: bytes
     parsed: dict[str, Any]
     model: str | None
     tenant: bytes = b""
     turns: Turns | None = None
-    base: Turn | None = None
-    turn: Turn | None = None
-    learned: bool = False  # `turn` is what learn() makes of the body (None: not canonical)
-
-    def own(self) -> Turn | None:
-        if not self.learned and self.turns is not None:
-            self.turn, self.learned = learn(self.raw, self.parsed), True
-        return self.turn
+    base: Held | None = None
+    turn: Turn | None = None  # made by reparse; a body parsed whole is kept unlearned
 
     def dumps(self, body: dict[str, Any]) -> bytes:
         """`dumps(body)`, its parts shared with the parse written from their bytes."""
-        turn = self.own()
-        if turn is None:
+        if self.turn is None:
             return dumps(body)
         try:
-            return splice(body, turn.pieces)
+            return splice(body, self.turn.pieces)
         except orjson.JSONEncodeError:
             raise InvalidRequest("The request body is nested too deeply.") from None
 
     def is_raw(self, body: dict[str, Any]) -> bool:
         """Whether `dumps(body)` is the raw body: it is its canonical parse."""
-        return body is self.parsed and self.own() is not None
+        return body is self.parsed and self.turn is not None
 
     def keep(self) -> None:
         """The body kept for the tenant's next one (once the provider accepted the call)."""
-        turn = self.own()
-        if turn is not None and self.turns is not None:
-            self.turns.keep(self.tenant, turn, self.base)
+        if self.turns is not None:
+            held = self.turn if self.turn is not None else Sent(self.raw, self.parsed)
+            self.turns.keep(self.tenant, held, self.base)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +174,7 @@ def read(headers: RawHeaders, raw: bytes, turns: Turns | None = None, who: bytes
     if model is not None and not safe_model_name(model):
         # It is echoed in x-gateway-model, and named in logs and metrics.
         raise InvalidRequest("model: must be 1 to 256 printable ASCII characters, without spaces.")
-    return Reading(raw, parsed, model, who, turns, base, turn, learned=found is not None)
+    return Reading(raw, parsed, model, who, turns, base, turn)
 
 
 def as_sent(

@@ -28,93 +28,13 @@ from typing import Any
 
 import orjson
 
-from gateway.wire.splice import Pieces
+from gateway.wire.splice import Pieces, piece
 from gateway.wire.splice import dumped as _dumped
+from gateway.wire.turn import Held, Sent, Turn, learn
 
-# The arrays a conversation grows: Messages and Chat Completions, Responses.
-GROWING = ("messages", "input")
-_COMMA, _OPEN_ARRAY, _CLOSE_ARRAY = 44, 91, 93
+_COMMA = 44
 # How many of the last members after the array may differ (Codex: client_metadata).
 LAST_MEMBERS = 3
-
-
-@dataclass(frozen=True, slots=True)
-class Turn:
-    """A body whose bytes are `orjson.dumps(parsed)`, and where its parts lie in them."""
-
-    raw: bytes
-    parsed: dict[str, Any]
-    key: str  # the growing array's
-    start: int  # the offset of its first item (just past its `[`)
-    ends: tuple[int, ...]  # the offset just past each of its items
-    tail: bytes  # from the array's `]` to the end
-    members: tuple[int, ...]  # where each member after the array begins in `tail` (its `,`)
-    pieces: Pieces
-
-    @property
-    def size(self) -> int:
-        """Bytes held, estimated: the body, its pieces' bytes, its parse (about as much)."""
-        return 3 * len(self.raw)
-
-
-def learn(raw: bytes, parsed: dict[str, Any], keys: Iterable[str] = GROWING) -> Turn | None:
-    """The turn of a body, if its bytes are `orjson.dumps(parsed)` and it has a growing
-    array; None otherwise (it is then not kept). Costs about one `orjson.dumps`."""
-    key = next((k for k in keys if isinstance(parsed.get(k), list)), None)
-    if key is None or not raw.startswith(b"{"):
-        return None
-    pieces: Pieces = {}
-    pos, start, close = 1, 0, -1
-    ends: tuple[int, ...] = ()
-    members: list[int] = []
-    try:
-        for i, (name, value) in enumerate(parsed.items()):
-            if close >= 0:
-                members.append(pos - close)
-            head = (b"," if i else b"") + orjson.dumps(name) + b":"
-            if not raw.startswith(head, pos):
-                return None
-            pos += len(head)
-            if not isinstance(value, list):
-                dumped = _dumped(value, 1)
-                if not raw.startswith(dumped, pos):
-                    return None
-                pieces[id(value)] = (value, dumped)
-                pos += len(dumped)
-                continue
-            begin = pos
-            at = _items(raw, pos + 1, value, pieces)
-            if at is None or raw[at[-1]] != _CLOSE_ARRAY:
-                return None
-            if name == key:
-                start, ends, close = pos + 1, tuple(at[1:]), at[-1]
-            pos = at[-1] + 1
-            pieces[id(value)] = (value, memoryview(raw)[begin:pos])
-    except orjson.JSONEncodeError:
-        return None  # nested past orjson's limit: dumped whole, it fails as it should
-    if raw[pos:] != b"}":
-        return None
-    return Turn(raw, parsed, key, start, ends, raw[close:], tuple(members), pieces)
-
-
-def _items(raw: bytes, pos: int, items: list[Any], pieces: Pieces) -> list[int] | None:
-    """[the offset of the first item, then the offset past each], checking each item's bytes
-    are its dumps and are followed by `,` or `]`; None if not. Adds the items to `pieces`."""
-    at = [pos]
-    if raw[pos - 1] != _OPEN_ARRAY:
-        return None
-    for i, item in enumerate(items):
-        if i:
-            if raw[pos] != _COMMA:
-                return None
-            pos += 1
-        dumped = _dumped(item, 2)
-        if not raw.startswith(dumped, pos):
-            return None
-        pieces[id(item)] = (item, dumped)
-        pos += len(dumped)
-        at.append(pos)
-    return at if pos < len(raw) else None
 
 
 def common_prefix(a: bytes, b: bytes, limit: int) -> int:
@@ -146,17 +66,20 @@ class _Match:
 
 def _match(raw: bytes, turn: Turn) -> _Match | None:
     """Where `raw` repeats `turn`'s head, items and members after the array. Members at the
-    end may differ (Codex's `client_metadata` names its turn): the repeated ones are found
-    by their bytes, which cannot occur inside a string (they hold an unescaped `"`)."""
+    end may differ (Codex's `client_metadata` names its turn): the first that differs is
+    found by its name, searched from the end (a short needle: a long one's search can take
+    milliseconds), and the members before it must then be the turn's bytes."""
     tail, members = turn.tail, turn.members
     if raw.endswith(tail):
         close, kept, rest = len(raw) - len(tail), len(members), b""
     else:
-        view = memoryview(tail)
-        for kept in range(len(members) - 1, max(len(members) - 1 - LAST_MEMBERS, 0), -1):
-            close = raw.find(view[: members[kept]], turn.start)
-            if close >= 0:
-                rest = raw[close + members[kept] :]
+        for kept in range(len(members) - 1, max(len(members) - 1 - LAST_MEMBERS, -1), -1):
+            at = members[kept]
+            name = tail[at : tail.index(b'":', at) + 2]  # `,"name":`
+            found = raw.rfind(name, turn.start)
+            close = found - at
+            if found >= 0 and close >= turn.start and raw.startswith(memoryview(tail)[:at], close):
+                rest = raw[found:]
                 break
         else:
             return None
@@ -169,17 +92,25 @@ def _match(raw: bytes, turn: Turn) -> _Match | None:
     return _Match(shared, turn.ends[shared - 1] if shared else turn.start, close, kept, rest)
 
 
-def reparse(raw: bytes, held: Iterable[Turn]) -> tuple[dict[str, Any], Turn, Turn | None] | None:
-    """`orjson.loads(raw)` from the held turn it shares most items with: (the parse, that
-    turn, the new body's own turn if its new parts are canonical too); None: parse it whole."""
-    best: tuple[Turn, _Match] | None = None
-    for turn in held:
-        found = _match(raw, turn)
-        if found is not None and (best is None or found.shared > best[1].shared):
-            best = turn, found
+def reparse(raw: bytes, held: Iterable[Held]) -> tuple[dict[str, Any], Held, Turn | None] | None:
+    """`orjson.loads(raw)` from the held body it shares most items with: (the parse, that
+    body, the new body's own turn if its new parts are canonical too); None: parse it whole.
+    A `Sent` body is learned here if `raw` resembles it."""
+    best: tuple[Held, Turn, _Match] | None = None
+    for entry in held:
+        turn = entry if isinstance(entry, Turn) else _learned(entry, raw)
+        found = None if turn is None else _match(raw, turn)
+        if (
+            turn is not None
+            and found is not None
+            and (best is None or found.shared > best[2].shared)
+        ):
+            best = entry, turn, found
+            if found.shared == len(turn.ends):
+                break  # all its items: the conversation's previous turn (held first)
     if best is None:
         return None
-    base, match = best
+    entry, base, match = best
     middle = raw[match.cut : match.close]
     if match.shared and middle:
         if middle[0] != _COMMA or len(middle) == 1:
@@ -201,7 +132,11 @@ def reparse(raw: bytes, held: Iterable[Turn]) -> tuple[dict[str, Any], Turn, Tur
         return None  # a repeated key: the full parse says which value wins
     parsed = {name: items if name == key else base.parsed[name] for name in names}
     parsed.update(after)
-    return parsed, base, _extended(raw, parsed, base, match, middle, new, after)
+    return parsed, entry, _extended(raw, parsed, base, match, middle, new, after)
+
+
+def _learned(sent: Sent, raw: bytes) -> Turn | None:
+    return learn(sent.raw, sent.parsed) if sent.resembles(raw) else None
 
 
 def _extended(
@@ -243,7 +178,7 @@ def _extended(
                 if not tail.startswith(head + dumped, at):
                     return None
                 members += (at,)
-                pieces[id(value)] = (value, dumped)
+                pieces[id(value)] = piece(value, dumped, 1)
                 at += len(head) + len(dumped)
         except orjson.JSONEncodeError:
             return None
@@ -268,7 +203,7 @@ def _new_items(
             dumped = _dumped(item, 2)
             if not middle.startswith(dumped, at):
                 return None
-            pieces[id(item)] = (item, dumped)
+            pieces[id(item)] = piece(item, dumped, 2)
             at += len(dumped)
             ends.append(offset + at)
     except (orjson.JSONEncodeError, IndexError):

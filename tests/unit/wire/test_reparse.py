@@ -4,13 +4,15 @@ it: on every turn of every recorded session, on an identical repeat, and on host
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any
 
 import orjson
 import pytest
 
-from gateway.wire.reparse import Turn, common_prefix, learn, reparse
+from gateway.wire.reparse import common_prefix, reparse
 from gateway.wire.splice import splice
+from gateway.wire.turn import Sent, Turn, learn
 from tests.support.fixtures import all_fixtures
 
 
@@ -169,3 +171,24 @@ def test_common_prefix() -> None:
     assert common_prefix(b"abc", b"abc", 2) == 2
     assert common_prefix(b"abc", b"xbc", 3) == 0
     assert common_prefix(b"ab", b"abcd", 10) == 2
+
+
+@pytest.mark.parametrize(("name", "raws"), _sessions(), ids=[n for n, _ in _sessions()])
+def test_a_body_kept_as_it_came_is_learned_when_the_next_one_continues_it(
+    name: str, raws: list[bytes]
+) -> None:
+    reused = 0
+    for before, raw in pairwise(raws):
+        sent = Sent(before, orjson.loads(before))
+        found = reparse(raw, [sent])
+        if found is not None:
+            assert found[0] == orjson.loads(raw)
+            assert found[1] is sent
+            reused += 1
+    assert reused >= (len(raws) - 1) // 2
+
+
+def test_a_body_kept_as_it_came_that_the_next_does_not_resemble_is_not_learned() -> None:
+    other = orjson.dumps({"model": "m", "messages": [{"role": "user", "content": "z" * 400}]})
+    assert not Sent(other, orjson.loads(other)).resembles(RAW)
+    assert reparse(RAW, [Sent(other, orjson.loads(other))]) is None
