@@ -34,8 +34,9 @@ class Turn:
 
     @property
     def size(self) -> int:
-        """Bytes held, estimated: the body, its pieces' bytes, its parse (about as much)."""
-        return 3 * len(self.raw)
+        """Bytes held, estimated: the body, its pieces' bytes (~1.9x) and its parse
+        (~1.5x: tracemalloc on Claude Code's 340 KB turn)."""
+        return 5 * len(self.raw)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +93,8 @@ def learn(raw: bytes, parsed: dict[str, Any], keys: Iterable[str] = GROWING) -> 
             if name == key:
                 start, ends, close = pos + 1, tuple(at[1:]), at[-1]
             pos = at[-1] + 1
-            pieces[id(value)] = piece(value, raw[begin:pos], 1)
+            if name != key:  # the growing array changes every turn: its items are pieces
+                pieces[id(value)] = piece(value, raw[begin:pos], 1)
     except orjson.JSONEncodeError:
         return None  # nested past orjson's limit: dumped whole, it fails as it should
     if raw[pos:] != b"}":
