@@ -287,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.sessions:
         found = [replay(settings, name, wire, args.rounds) for name, wire in SESSIONS]
         replays = [r for r in found if r is not None]
-        print("\nRecorded sessions replayed: rewrite µs per turn, with the memo and without\n")
+        print("\nRecorded sessions replayed: rewrite µs per turn, with the memo and without;")
+        print("parse µs per turn, reusing the kept turn (with the memo) and whole\n")
         print(report(replays))
     notes = [
         f"{n}: {facts['wire']}, {facts['bytes']:,} bytes, {facts['events']} response events"

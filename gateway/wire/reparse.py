@@ -33,6 +33,7 @@ from gateway.wire.splice import dumped as _dumped
 from gateway.wire.turn import Held, Sent, Turn, learn
 
 _COMMA = 44
+LAST_ITEMS = 3  # items at the end of the array tried one by one
 # How many of the last members after the array may differ (Codex: client_metadata).
 LAST_MEMBERS = 3
 
@@ -85,11 +86,21 @@ def _match(raw: bytes, turn: Turn) -> _Match | None:
             return None
     if close < turn.start:
         return None
-    common = common_prefix(raw, turn.raw, close)
-    if common < turn.start:
-        return None
-    shared = bisect_right(turn.ends, common)
-    return _Match(shared, turn.ends[shared - 1] if shared else turn.start, close, kept, rest)
+    ends, view = turn.ends, memoryview(turn.raw)
+    # A conversation's next turn repeats all but the last few items (Claude Code moves its
+    # breakpoint off the last message): one memcmp each, before a search by halves.
+    for shared in range(len(ends), max(len(ends) - LAST_ITEMS, 0), -1):
+        if ends[shared - 1] <= close and raw.startswith(view[: ends[shared - 1]]):
+            break
+    else:
+        common = common_prefix(raw, turn.raw, close)
+        if common < turn.start:
+            return None
+        shared = bisect_right(ends, common)
+    cut = ends[shared - 1] if shared else turn.start
+    if 2 * (cut + len(raw) - close) < len(raw):
+        return None  # less than half reused: parsing whole costs less than the new items' learning
+    return _Match(shared, cut, close, kept, rest)
 
 
 def reparse(raw: bytes, held: Iterable[Held]) -> tuple[dict[str, Any], Held, Turn | None] | None:
