@@ -60,7 +60,7 @@ from gateway.metering.ceiling import CostCeiling  # noqa: E402
 from gateway.metering.pricing import Pricing  # noqa: E402
 from gateway.rewrite.fingerprint import conversation_of, family_of, fingerprint  # noqa: E402
 from gateway.rewrite.openai_text import layers  # noqa: E402
-from gateway.rewrite.pipeline import STAGES  # noqa: E402
+from gateway.rewrite.pipeline import STAGES, rewrite  # noqa: E402
 from gateway.rewrite.request import LLMRequest  # noqa: E402
 from gateway.settings import Settings  # noqa: E402
 from gateway.wire.formats import ANTHROPIC_MESSAGES, OPENAI_RESPONSES  # noqa: E402
@@ -117,8 +117,9 @@ def steps(parts: Parts, body: Body, chunks: list[bytes], plain: bytes) -> list[S
     context = parts.context
 
     def through(count: int) -> LLMRequest:
-        """A fresh parse of the body, through the first `count` stages."""
-        request = parts.request(body, orjson.loads(body.raw))
+        """The body parsed as a call's is (reusing the kept turn: the objects it repeats are
+        the earlier parse's), through the first `count` stages."""
+        request = parts.request(body, parts.read(body.raw).parsed)
         for stage in STAGES[wire.name][:count]:
             request = stage(request, context)
         return request
@@ -134,7 +135,14 @@ def steps(parts: Parts, body: Body, chunks: list[bytes], plain: bytes) -> list[S
 
         return prepare
 
-    out: list[Step] = [("parse", False, same(lambda: orjson.loads(body.raw)))]
+    out: list[Step] = [
+        (
+            "parse (reusing the kept turn)",
+            False,
+            lambda: functools.partial(parts.read, bytes(bytearray(body.raw)), False),
+        ),
+        ("· parse, cold (orjson.loads)", True, same(lambda: orjson.loads(body.raw))),
+    ]
     out += [(_name(stage), False, stage_at(i)) for i, stage in enumerate(STAGES[wire.name])]
     request = through(len(STAGES[wire.name]))
     final = request.body
@@ -148,9 +156,13 @@ def steps(parts: Parts, body: Body, chunks: list[bytes], plain: bytes) -> list[S
         ("· conversation_of (+ bre..)", True, on_final(
             lambda r, b: conversation_of(b, TENANT))),
     ]  # fmt: skip
-    # Serialized only when a stage changed the body (relay.py), or for a gateway key's call.
+    # Serialized only when a stage changed the body (relay.py), or for a gateway key's call:
+    # spliced from the bytes of the parts it shares with the parse (wire/splice.py).
+    reading = parts.read(body.raw)
+    spliced = rewrite(parts.request(body, reading.parsed), context, STAGES[wire.name]).body
     out.append(("serialize" + ("" if changed else " (unchanged: skipped)"), not changed,
-                same(lambda: orjson.dumps(final))))  # fmt: skip
+                same(lambda: reading.dumps(spliced))))  # fmt: skip
+    out.append(("· serialize, orjson.dumps", True, same(lambda: orjson.dumps(final))))
     # A gateway key's call: the most it can cost, counted from the body as sent (ceiling.py).
     sent = orjson.dumps(final)
     ceiling = CostCeiling(Pricing.load(parts.settings.pricing), parts.catalog, 32_768)
@@ -275,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.sessions:
         found = [replay(settings, name, wire, args.rounds) for name, wire in SESSIONS]
         replays = [r for r in found if r is not None]
-        print("\nRecorded sessions replayed: rewrite µs per turn, with the memo and without\n")
+        print("\nRecorded sessions replayed: rewrite µs per turn, with the memo and without;")
+        print("parse µs per turn, reusing the kept turn (with the memo) and whole\n")
         print(report(replays))
     notes = [
         f"{n}: {facts['wire']}, {facts['bytes']:,} bytes, {facts['events']} response events"

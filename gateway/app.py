@@ -27,6 +27,7 @@ from gateway.admission import Gate
 from gateway.cache.bounded import LearnedState
 from gateway.cache.coalesce import Coalescer
 from gateway.cache.learned import LearnedMemory
+from gateway.cache.turns import Turns
 from gateway.cascade.breaker import Breakers
 from gateway.cascade.dispatch import Dispatcher
 from gateway.cascade.lifecycle import Lifecycle
@@ -222,6 +223,7 @@ def create_app(
     )
     memory = LearnedMemory.within(learned, rewrite.learn_volatile_after, memo)
     prefixes = memory.prefixes
+    turns = Turns(memo)  # the bodies reused to parse the next: beside the memo, its bounds
     context = RewriteContext(settings.rewrite, catalog, memory, routing, lifecycle, _today)
     server = settings.server
     # One for every relay: the total of the bodies being received is the process's.
@@ -252,6 +254,7 @@ def create_app(
             coalescer=Coalescer(settings.rewrite.coalesce_max_wait_s),
             coalesce_steps=frozenset(settings.rewrite.coalesce_steps),
             shadows=shadows,
+            turns=turns,
         )
         return ModelCall(plumbing(wire, dispatcher, gate), parts)
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-import orjson
 from prometheus_client import CollectorRegistry
 
 from gateway.cache.bounded import LearnedState
 from gateway.cache.learned import LearnedMemory
+from gateway.cache.turns import Turns
 from gateway.cascade.lifecycle import Lifecycle
 from gateway.cascade.table import RoutingTable
 from gateway.catalog import ModelCatalog
+from gateway.endpoint.prepared import Reading, read
 from gateway.metering.calls import Meter
 from gateway.metering.labels import LabelBounds
 from gateway.metering.metrics import Metrics
@@ -26,6 +27,7 @@ from gateway.wire.usage import Usage
 from staging.bodies import Body
 
 TENANT = hashlib.blake2b(b"sk-ant-bench", digest_size=8).digest()
+JSON = [(b"content-type", b"application/json")]
 
 
 class Parts:
@@ -51,6 +53,12 @@ class Parts:
             (name for spec in catalog.models for name in (spec.id, *spec.aliases)),
         )
         self.meter = Meter(Metrics(CollectorRegistry()), labels, Pricing.load(settings.pricing))
+        self.turns = Turns(learned)  # the tenant's kept bodies (wire/reparse.py), as served
+
+    def read(self, raw: bytes, copy: bool = True) -> Reading:
+        """The body parsed as the gateway parses it: reusing the kept turns where it repeats
+        one (a copy of `raw`: a call's body is a new bytes object)."""
+        return read(JSON, bytes(bytearray(raw)) if copy else raw, self.turns, TENANT)
 
     def request(self, body: Body, parsed: dict[str, Any]) -> LLMRequest:
         return self.request_for(body.wire, parsed)
@@ -64,11 +72,13 @@ class Parts:
         """One accepted call: its lessons kept and the registry told of it, as the relay does.
         `derived=False`: what it derived is not kept, as if it were the conversation's newest
         turn (the memo holds the turns before it)."""
-        request = self.request(body, orjson.loads(raw))
+        reading = self.read(raw)
+        request = self.request(body, reading.parsed)
         for stage in STAGES[body.wire.name]:
             request = stage(request, self.context)
         kept = [o for o in request.observations if derived or not isinstance(o, Derived)]
         self.memory.learn(kept)
+        reading.keep()
         if request.fingerprint is not None and usage is not None:
             owner = (body.wire.provider, "other", "none")
             self.registry.record(

@@ -84,4 +84,4 @@ def _short(name: str) -> str:
 
 def _key(step: str) -> str:
     """A step's row: the event count and skip note differ per body."""
-    return step.split(" (")[0] if step.startswith(("tap.stream", "serialize")) else step
+    return step.split(" (")[0] if step.startswith(("tap.stream", "serialize (")) else step

@@ -15,6 +15,7 @@ from starlette.types import Send
 from gateway.admission import Admitted
 from gateway.cache.coalesce import Coalescer
 from gateway.cache.registry import PrefixRegistry
+from gateway.cache.turns import Turns
 from gateway.cascade.dispatch import Deadline, Route
 from gateway.cascade.shadow import Answer, ShadowCall, Shadows
 from gateway.cascade.table import RoutingTable
@@ -24,9 +25,8 @@ from gateway.endpoint.prepared import (
     Prepared,
     as_sent,
     ask_usage,
-    dumps,
     injected_key,
-    parse,
+    read,
     tenant,
 )
 from gateway.endpoint.record import Flight, Outcome
@@ -51,6 +51,7 @@ class ModelParts:
     coalescer: Coalescer
     coalesce_steps: frozenset[str]
     shadows: Shadows
+    turns: Turns | None = None  # each tenant's recent bodies, to parse the next by reusing
 
 
 class ModelCall(Endpoint):
@@ -61,9 +62,11 @@ class ModelCall(Endpoint):
     def prepare(self, method: str, arrival: Arrival, raw: bytes) -> Prepared:
         """Parsed, then rewritten by the pipeline (method: POST, the only one routed here)."""
         wire = self.deps.wire
-        parsed, model = parse(arrival.headers, raw)
+        who = tenant(arrival.headers)
+        reading = read(arrival.headers, raw, self.parts.turns, who)
+        parsed, model = reading.parsed, reading.model
         routing = header_value(arrival.headers, ROUTE_HEADER) != b"off"
-        request = LLMRequest(wire.provider, parsed, arrival.step, tenant(arrival.headers), routing)
+        request = LLMRequest(wire.provider, parsed, arrival.step, who, routing)
         try:
             request = self.parts.rewriter(request)
         except GatewayError:
@@ -75,7 +78,7 @@ class ModelCall(Endpoint):
         sent = request.body.get("model")
         payload, filtered = ask_usage(wire, request.body)
         return Prepared(
-            body=dumps(payload) if request.changed or filtered else raw,
+            body=reading.dumps(payload) if request.changed or filtered else raw,
             model=model,
             rewrites=tuple(rewrite.rule for rewrite in request.rewrites),
             findings=tuple(finding.code for finding in request.findings),
@@ -88,6 +91,7 @@ class ModelCall(Endpoint):
             filtered=filtered,
             observations=request.observations,
             injected=injected_key(request.rewrites),
+            reading=reading,
         )
 
     async def answer(
@@ -132,6 +136,8 @@ class ModelCall(Endpoint):
         answered = time.time()
         if begun.response.is_success:  # the provider accepted the call: learn what it showed
             self.parts.rewriter.learn(call.observations)
+            if call.reading is not None:
+                call.reading.keep()
         stream_s = step_s or limits.stream_timeout_s
         relayed = await relay(
             deps, begun, send, call, arrival, deadline, stream_s, collect=shadow is not None
