@@ -13,6 +13,7 @@ import pytest
 from gateway.cache.bounded import LearnedState
 from gateway.cache.learned import LearnedMemory
 from gateway.rewrite.fingerprint import fingerprint, prompt_family, unmarked
+from gateway.rewrite.memo import Derived
 from gateway.rewrite.openai_text import layers
 from gateway.rewrite.pipeline import ANTHROPIC_STAGES, OPENAI_STAGES, rewrite
 from gateway.rewrite.request import LLMRequest
@@ -200,3 +201,58 @@ def test_tool_json_hands_on_the_tools_bytes_only_as_unmarked_would_make_them(
         request = LLMRequest(provider, {"tools": tools, "messages": []}, tenant=TENANT)
         out = stable_tool_json(request, learned.tools, True, memo)
         assert out.prompt_tools == (unmarked(tools) if kept else None)
+
+
+def _volatile_with(memo: bool) -> Stage:
+    def stage(request: LLMRequest, learned: LearnedMemory) -> LLMRequest:
+        view = learned.memo if memo else None
+        if request.provider == "openai":
+            return volatile_openai(request, "move", learned.lines, NOW, view)
+        return volatile(request, "move", learned.lines, NOW, view)
+
+    return stage
+
+
+def _long(body: dict[str, Any]) -> dict[str, Any]:
+    """The body with its system text made long enough to be memoized (rewrite/memo.py)."""
+    more = "\n" + "\n".join([POLICY] * 20)
+    if "system" in body:
+        return {**body, "system": body["system"] + more}
+    first = body["messages"][0]
+    return {
+        **body,
+        "messages": [{**first, "content": first["content"] + more}, *body["messages"][1:]],
+    }
+
+
+VOLATILE_ROWS = [row for row in TABLE if row[1] in (anthropic_volatile, openai_volatile)]
+
+
+@pytest.mark.parametrize(
+    ("stage", "body", "learned"),
+    [row[1:4] for row in VOLATILE_ROWS],
+    ids=[row[0] for row in VOLATILE_ROWS],
+)
+def test_the_volatile_rule_is_the_same_found_by_identity_by_value_or_derived(
+    stage: Stage, body: dict[str, Any], learned: tuple[Observation, ...]
+) -> None:
+    """A system part seen before is found by its texts' identity (a body that shares an
+    earlier accepted call's parsed objects), by value (an equal body parsed anew), or derived
+    (no memo): the outcome is the same, and the lookup by identity derives nothing."""
+    provider = "openai" if stage is openai_volatile else "anthropic"
+    long = _long(body)
+
+    def rule(sent: dict[str, Any], held: LearnedMemory, memo: bool = True) -> Outcome:
+        out = _volatile_with(memo)(LLMRequest(provider, sent, tenant=TENANT), held)
+        kept = [o for o in out.observations if isinstance(o, Derived)]
+        held.learn(kept)  # what it derived, kept as once the call is accepted
+        seen = tuple(o for o in out.observations if not isinstance(o, Derived))
+        return (*outcome(out)[:3], seen, bool(kept))
+
+    derived = rule(long, memory(*learned), memo=False)
+    held = memory(*learned)
+    assert rule(long, held)[:4] == derived[:4]
+    parsed = orjson.loads(orjson.dumps(long))
+    assert rule(parsed, held)[:4] == derived[:4]  # by value (kept by identity for the next)
+    assert rule(long, held) == derived == rule(parsed, held)  # by identity: nothing derived
+    assert not derived[4]
