@@ -101,6 +101,9 @@ class LineStats:
         counted.requests += 1
         if counted.repeats(seen.lines):
             counted.pending += 1  # nothing held changes: the table's size neither
+            # An equal set, another object (calls in flight derived their own): the newest
+            # is the one the memo holds, so the next calls are recognized by identity.
+            counted.last = seen.lines
             return
         counts = counted.counts
         if counted.pending:
