@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 from gateway.rewrite.fingerprint import prompt_family, unmarked
-from gateway.rewrite.memo import CallMemo, call_memo, observed
+from gateway.rewrite.memo import MIN_CHARS, CallMemo, call_memo, observed
 from gateway.rewrite.movable import Moves, plan, rebuilt
 from gateway.rewrite.openai_text import OpenAISystem
 from gateway.rewrite.request import Finding, LLMRequest, Rewrite, evolve
@@ -130,7 +130,7 @@ def _volatile_lines(
         return request
     # By identity where the body shares an earlier call's texts: a lookup (system_lines.py).
     system = system_lines(tuple(text for _, text in texts), memo)
-    tools = unmarked(part.tools(body)) if request.prompt_tools is None else request.prompt_tools
+    tools = _prompt_tools(request, part, memo)
     # Digested, not looked up: xxh3 of the tools' bytes is ~5 us, a lookup by them ~29.
     family = prompt_family(request.tenant, tools, system.first)
     varying = lines.varying(request.tenant, family, system.keys, system.distinct)
@@ -162,6 +162,28 @@ def _volatile_lines(
         findings=request.findings + tuple(findings),
         observations=request.observations + seen,
     )
+
+
+TOOLS = "volatile.tools"  # the memo's kind for the tools' bytes, by the tools list (get_same)
+
+
+def _prompt_tools(request: LLMRequest, part: SystemPart, memo: CallMemo | None) -> bytes:
+    """The prompt's tools as bytes without their breakpoints (fingerprint.unmarked), where no
+    stage before made them (an OpenAI body's: tool_json leaves them): found by the identity
+    of the body's tools list where they are that list's alone (no tools item adds some) and
+    an earlier accepted call sent the very list (Codex's: ~130 us a serialization)."""
+    if request.prompt_tools is not None:
+        return request.prompt_tools
+    tools = part.tools(request.body)
+    sent = request.body.get("tools")
+    if memo is None or not isinstance(sent, list) or len(tools) != len(sent):
+        return unmarked(tools)
+    found = cast("bytes | None", memo.get_same(TOOLS, sent))
+    if found is None:
+        found = unmarked(tools)
+        if len(found) >= MIN_CHARS:
+            memo.keep_same(TOOLS, sent, found, 3 * len(found))
+    return found
 
 
 def findings_of(moves: Moves, policy: VolatilePolicy) -> list[Finding]:

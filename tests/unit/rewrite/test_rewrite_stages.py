@@ -4,6 +4,7 @@ outcome every time, and the memory holds what it held before."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +22,7 @@ from gateway.rewrite.snapshot import LinesSeen, Observation, TailJudged, ToolsSe
 from gateway.rewrite.tool_json import identity, stable_tool_json
 from gateway.rewrite.volatile import line_key, volatile, volatile_openai
 from gateway.wire.usage import Usage
+from tests.support.fixtures import FIXTURES, load
 from tests.support.rewrite import NOW, Outcome, accepted, context, memory, outcome
 
 TENANT = b"tenant"
@@ -256,3 +258,29 @@ def test_the_volatile_rule_is_the_same_found_by_identity_by_value_or_derived(
     assert rule(parsed, held)[:4] == derived[:4]  # by value (kept by identity for the next)
     assert rule(long, held) == derived == rule(parsed, held)  # by identity: nothing derived
     assert not derived[4]
+
+
+@pytest.mark.parametrize("name", ["codex-projects", "claude-long"])
+def test_a_recorded_turn_sent_again_as_the_same_objects_is_found_not_derived(name: str) -> None:
+    """A late turn of a recorded session, then the very same parsed body again (as prefix
+    reuse hands it on): the volatile rule's outcome is the one derived without a memo, and
+    the second call finds its system lines and tools' bytes by identity."""
+    calls = load(FIXTURES / f"{name}.jsonl").calls
+    raw = max((call.raw_body() for call in calls), key=len)
+    openai = calls[-1].wire != "anthropic"
+    provider = "openai" if openai else "anthropic"
+    rule = volatile_openai if openai else volatile
+    body = orjson.loads(raw)
+    reference = rule(
+        LLMRequest(provider, orjson.loads(raw), tenant=TENANT), "move", memory().lines, NOW
+    )
+    held = memory()
+    first = rule(LLMRequest(provider, body, tenant=TENANT), "move", held.lines, NOW, held.memo)
+    held.learn(first.observations)
+    again = rule(LLMRequest(provider, body, tenant=TENANT), "move", held.lines, NOW, held.memo)
+    assert any(isinstance(o, Derived) for o in first.observations)
+    assert not any(isinstance(o, Derived) for o in again.observations)
+    for out in (first, again):
+        assert json.dumps(out.body) == json.dumps(reference.body)
+        assert (out.rewrites, out.findings, out.prompt_tools) == (
+            reference.rewrites, reference.findings, reference.prompt_tools)  # fmt: skip
