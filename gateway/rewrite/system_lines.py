@@ -14,7 +14,7 @@ last by identity (lines.py), and a repeated prompt costs no per-line work at all
 from __future__ import annotations
 
 import operator
-from itertools import chain
+from itertools import chain, repeat
 from typing import NamedTuple, cast
 
 from gateway.rewrite import digest
@@ -83,14 +83,14 @@ class SystemLines(NamedTuple):
         return sum(map(chars, self.texts)) + 120 * len(self.keys)
 
 
-def analysed(text: str, memo: CallMemo | None) -> Analysis:
+def analysed(text: str, memo: CallMemo | None, content: object = None) -> Analysis:
     """A text's lines, which hold a date shape and their keys: looked up by value for a long
-    text an earlier call sent too."""
+    text an earlier call sent too (`content`: its value key, `_content`, if made already)."""
     if memo is None or len(text) < MIN_CHARS:
         lines = tuple(text.split("\n"))
         # map(hash): line_key without a Python call per line.
         return lines, tuple(shaped(text, lines)), tuple(map(hash, lines))
-    key = ("lines", _content(text))
+    key = ("lines", _content(text) if content is None else content)
     found = cast("tuple[str, Analysis] | None", memo.get(key))
     if found is not None and found[0] == text:
         return found[1]
@@ -117,11 +117,11 @@ def system_lines(texts: tuple[str, ...], memo: CallMemo | None) -> SystemLines:
     same = cast("tuple[tuple[str, ...], SystemLines] | None", memo.get_same(KIND, texts[0]))
     if same is not None and _same_texts(same[0], texts):
         return same[1]
-    key = (KIND, *map(_content, texts))
-    found = cast("SystemLines | None", memo.get(key))
+    contents = tuple(map(_content, texts))
+    found = cast("SystemLines | None", memo.get((KIND, *contents)))
     if found is None or found.texts != texts:
-        found = SystemLines.of(texts, [analysed(text, memo) for text in texts])
-        memo.keep(key, found, found.size)
+        found = SystemLines.of(texts, list(map(analysed, texts, repeat(memo), contents)))
+        memo.keep((KIND, *contents), found, found.size)
     # Kept by these very texts too (those `found` holds may be another call's, equal to
     # them): a call that shares them finds it by their identity.
     memo.keep_same(KIND, texts[0], (texts, found), sum(map(chars, texts)) + 100)
