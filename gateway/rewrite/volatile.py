@@ -28,7 +28,7 @@ from typing import Any, Literal, Protocol, cast
 
 from gateway.rewrite.fingerprint import prompt_family, unmarked
 from gateway.rewrite.memo import MIN_CHARS, CallMemo, call_memo, observed
-from gateway.rewrite.movable import Moves, plan, rebuilt
+from gateway.rewrite.movable import NOTHING, Moves, plan, rebuilt
 from gateway.rewrite.openai_text import OpenAISystem
 from gateway.rewrite.request import Finding, LLMRequest, Rewrite, evolve
 from gateway.rewrite.shapes import (
@@ -137,17 +137,20 @@ def _volatile_lines(
     flat = system.flat
     learned = {i for i in varying if flat[i].strip()}
     seen = (LinesSeen(request.tenant, family, system.distinct),)
-    moves = plan(
-        system.split,
-        learned,
-        now,
-        system.shapes,
-        turn_takes_dates=part.turn_takes_dates(body),
-        ends_pay=part.ends_pay(body),
-        flat=flat,
-        stamps=system.stamps,
-    )
-    findings = findings_of(moves, policy)
+    if not system.shapes and not learned:  # no line to look at: nor where lines would go
+        moves = NOTHING
+    else:
+        moves = plan(
+            system.split,
+            learned,
+            now,
+            system.shapes,
+            turn_takes_dates=part.turn_takes_dates(body),
+            ends_pay=part.ends_pay(body),
+            flat=flat,
+            stamps=system.stamps,
+        )
+    findings = findings_of(moves, policy) if moves is not NOTHING else []
     if policy == "truncate_to_day" and moves.varying_dates:
         request = evolve(request, prompt_tools=tools)
         return _truncate(request, part, texts, moves).noting(*findings, observed=seen)
