@@ -1,17 +1,19 @@
 """The bodies bench/stages.py times each step on, and the emulator's responses to them.
 
-A 1 KB question (Messages and Chat Completions), a 115 KB filler body, and the recorded
-Claude Code and Codex sessions' first and largest turns (tests/support/fixtures.py), each
-with the session's calls before it.
+A 1 KB question (Messages and Chat Completions), a 115 KB filler body (in a user message,
+and as a system prompt), and the recorded Claude Code and Codex sessions' first and largest
+turns (tests/support/fixtures.py), each with the session's calls before it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 from dataclasses import dataclass
 
 import httpx
 import orjson
+from workloads.prose import Prose
 
 from gateway.emulator.app import create_emulator_app
 from gateway.settings import Settings
@@ -71,6 +73,16 @@ def filler_body(kb: int = FILLER_KB) -> bytes:
     )
 
 
+def system_filler_body() -> bytes:
+    """A one-line question under a 115 KB system prompt of seeded prose (~1,500 lines), as
+    bench/measure/bodies.py's `filler-115k`: the volatile rule judges every line of it."""
+    system = Prose(random.Random(16), "support").text(FILLER_KB * 1000 // 4)
+    question = [{"role": "user", "content": "What is the capital of France? One word."}]
+    return orjson.dumps(
+        {"model": "claude-haiku-4-5", "max_tokens": 200, "system": system, "messages": question}
+    )
+
+
 def _session(fixture: str, wire: WireFormat, path: str, prefix: str) -> list[Body]:
     """A recorded session's first call and its largest, each after the calls before it."""
     file = FIXTURES / f"{fixture}.jsonl"
@@ -86,10 +98,13 @@ def _session(fixture: str, wire: WireFormat, path: str, prefix: str) -> list[Bod
 
 
 def all_bodies() -> list[Body]:
+    system = system_filler_body()
     return [
         Body("1kb", ANTHROPIC_MESSAGES, "/v1/messages", small_body()),
         Body("chat-1kb", OPENAI_CHAT, "/v1/chat/completions", small_chat_body()),
         Body("filler-115kb", ANTHROPIC_MESSAGES, "/v1/messages", filler_body()),
+        # Sent again and again as cpu.py does: its system prompt's lines are in the memo.
+        Body("system-115kb", ANTHROPIC_MESSAGES, "/v1/messages", system, (system,)),
         *_session("claude-long", ANTHROPIC_MESSAGES, "/v1/messages", "claude-code"),
         *_session("codex-projects", OPENAI_RESPONSES, "/v1/responses", "codex"),
     ]

@@ -42,6 +42,13 @@ class BoundedDict(Generic[K, V]):
         while len(data) > self.max_entries:
             data.popitem(last=False)
 
+    def add(self: BoundedDict[K, int], keys: Iterable[K], more: int) -> None:
+        """`more` more of each key, each held already, its recency left as it is (no key is
+        added, so none is forgotten)."""
+        data = self._data
+        for key in keys:
+            data[key] += more
+
     def setdefault(self, key: K, value: V) -> V:
         """The stored value for `key`, storing `value` first if there was none."""
         stored = self.get(key)

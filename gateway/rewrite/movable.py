@@ -81,6 +81,14 @@ def is_now_stamp(line: str, now: dt.datetime) -> bool:
     return any(abs(d - today) <= NEAR for d in dates_in(line, today))
 
 
+def could_be_now(line: str) -> bool:
+    """Whether a line holds what a "now" stamp holds, whatever the time (is_now_stamp is
+    false for a line this is false for): judged once per system prompt, not per call."""
+    if _TEN_DIGITS.search(line) and EPOCH.search(line):
+        return True
+    return ":" in line and TIME_OF_DAY.search(line) is not None
+
+
 def is_todays_date(line: str, now: dt.datetime) -> bool:
     """Only a date, no time, and every date it names within a day of `now`."""
     today = now.date()
@@ -156,14 +164,20 @@ def plan(
     *,
     turn_takes_dates: bool,
     ends_pay: bool,
+    flat: Sequence[str] | None = None,
+    stamps: Sequence[int] | None = None,
 ) -> Moves:
     """`texts`: the system prompt's texts, as lines; `learned`: the indexes cache/lines.py
     learned to vary; `turn_takes_dates`: whether a user turn can take moved dates;
     `shaped`: the indexes of the lines holding a date shape (is_volatile), in order;
     `ends_pay`: whether moving a line to its text's end can save anything (token-prefix
-    caching) — if not, learned lines stay."""
-    flat = list(chain.from_iterable(texts))
-    now_stamps = {i for i in shaped if is_now_stamp(flat[i], now)}
+    caching) — if not, learned lines stay; `flat`: the texts' lines in one sequence, where
+    the caller has it; `stamps`: those of `shaped` that could_be_now, where it has them."""
+    if not shaped and not learned:
+        return NOTHING  # most prompts of prose: no line to look at
+    if flat is None:
+        flat = list(chain.from_iterable(texts))
+    now_stamps = {i for i in (shaped if stamps is None else stamps) if is_now_stamp(flat[i], now)}
     dated = {
         i for i in shaped if i in now_stamps or (i in learned and not is_todays_date(flat[i], now))
     }

@@ -9,7 +9,7 @@ A read may refresh an entry's recency in the cache's LRU order, never its conten
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -53,9 +53,11 @@ Observation = LinesSeen | ToolsSeen | TailJudged | Derived
 
 
 class LinesView(Protocol):
-    def varying(self, tenant: bytes, family: bytes, lines: list[int]) -> set[int]:
+    def varying(
+        self, tenant: bytes, family: bytes, lines: Sequence[int], distinct: frozenset[int]
+    ) -> set[int]:
         """Indexes of the line keys learned to vary within the family, judged as if this
-        request were counted too."""
+        request were counted too; `distinct`: the keys as a set (as LinesSeen has them)."""
         ...
 
 

@@ -24,12 +24,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from itertools import chain
 from typing import Any, Literal, Protocol, cast
 
 from gateway.rewrite.fingerprint import prompt_family, unmarked
-from gateway.rewrite.memo import MIN_CHARS, CallMemo, call_memo, chars, observed
-from gateway.rewrite.movable import Moves, first_undated, plan, rebuilt
+from gateway.rewrite.memo import MIN_CHARS, CallMemo, call_memo, observed
+from gateway.rewrite.movable import NOTHING, Moves, plan, rebuilt
 from gateway.rewrite.openai_text import OpenAISystem
 from gateway.rewrite.request import Finding, LLMRequest, Rewrite, evolve
 from gateway.rewrite.shapes import (
@@ -38,9 +37,9 @@ from gateway.rewrite.shapes import (
     RFC_2822,
     TIME_LEVEL,
     is_volatile,
-    shaped,
 )
 from gateway.rewrite.snapshot import LinesSeen, LinesView, MemoView
+from gateway.rewrite.system_lines import line_key, system_lines
 from gateway.rewrite.text import AnthropicSystem
 
 __all__ = [
@@ -49,6 +48,7 @@ __all__ = [
     "RFC_2822",
     "TIME_LEVEL",
     "is_volatile",
+    "line_key",
     "volatile",
     "volatile_openai",
 ]
@@ -104,33 +104,6 @@ def volatile_openai(
     return volatile_lines(request, policy, lines, now, OPENAI, memo)
 
 
-def line_key(line: str) -> int:
-    """A line as the learned line counts know it: the built-in hash, which the counts can use
-    because they never leave the process (a blake2b digest per line was 97 us of Claude
-    Code's 239 lines, this is 5)."""
-    return hash(line)
-
-
-# A text's lines, the indexes of those holding a date shape (is_volatile), each line's key.
-Analysis = tuple[tuple[str, ...], tuple[int, ...], tuple[int, ...]]
-
-
-def _analysed(text: str, memo: CallMemo | None) -> Analysis:
-    """A text's lines, which hold a date shape and their keys: looked up for a long text an
-    earlier call sent too (the same system prompt comes on every call of a family)."""
-    if memo is None or len(text) < MIN_CHARS:
-        lines = tuple(text.split("\n"))
-        # map(hash): line_key without a Python call per line.
-        return lines, tuple(shaped(text, lines)), tuple(map(hash, lines))
-    key = ("lines", text)
-    found = memo.get(key)
-    if found is not None:
-        return cast(Analysis, found)
-    analysis = _analysed(text, None)
-    memo.keep(key, analysis, 2 * chars(text) + 100 * len(analysis[0]))
-    return analysis
-
-
 def volatile_lines(
     request: LLMRequest,
     policy: VolatilePolicy,
@@ -155,37 +128,34 @@ def _volatile_lines(
     texts = part.texts(body)
     if not texts:
         return request
-    analysed = [_analysed(text, memo) for _, text in texts]
-    split = [text_lines for text_lines, _, _ in analysed]
-    at = 0
-    shapes: list[int] = []  # the lines holding a date shape, by index in all the texts
-    for text_lines, text_shaped, _ in analysed:
-        shapes += [at + j for j in text_shaped] if at else text_shaped
-        at += len(text_lines)
-    first = first_undated(split, shapes)
-    tools = unmarked(part.tools(body)) if request.prompt_tools is None else request.prompt_tools
+    # By identity where the body shares an earlier call's texts: a lookup (system_lines.py).
+    system = system_lines(tuple(text for _, text in texts), memo)
+    tools = _prompt_tools(request, part, memo)
     # Digested, not looked up: xxh3 of the tools' bytes is ~5 us, a lookup by them ~29.
-    family = prompt_family(request.tenant, tools, first.encode())
-    keys = list(chain.from_iterable(text_keys for _, _, text_keys in analysed))
-    varying = lines.varying(request.tenant, family, keys)
-    flat = list(chain.from_iterable(split)) if varying else []
+    family = prompt_family(request.tenant, tools, system.first)
+    varying = lines.varying(request.tenant, family, system.keys, system.distinct)
+    flat = system.flat
     learned = {i for i in varying if flat[i].strip()}
-    seen = (LinesSeen(request.tenant, family, frozenset(keys)),)
-    moves = plan(
-        split,
-        learned,
-        now,
-        shapes,
-        turn_takes_dates=part.turn_takes_dates(body),
-        ends_pay=part.ends_pay(body),
-    )
-    findings = findings_of(moves, policy)
+    seen = (LinesSeen(request.tenant, family, system.distinct),)
+    if not system.shapes and not learned:  # no line to look at: nor where lines would go
+        moves = NOTHING
+    else:
+        moves = plan(
+            system.split,
+            learned,
+            now,
+            system.shapes,
+            turn_takes_dates=part.turn_takes_dates(body),
+            ends_pay=part.ends_pay(body),
+            flat=flat,
+            stamps=system.stamps,
+        )
+    findings = findings_of(moves, policy) if moves is not NOTHING else []
     if policy == "truncate_to_day" and moves.varying_dates:
         request = evolve(request, prompt_tools=tools)
         return _truncate(request, part, texts, moves).noting(*findings, observed=seen)
     if policy == "move" and (moves.to_turn or moves.to_end):
         request = evolve(request, prompt_tools=tools)
-        flat = flat or list(chain.from_iterable(split))
         return _move(request, part, texts, flat, moves).noting(*findings, observed=seen)
     dated = part.dated_turn(body, is_volatile)
     return evolve(  # one new request where most calls made three (~1.6 us each)
@@ -195,6 +165,28 @@ def _volatile_lines(
         findings=request.findings + tuple(findings),
         observations=request.observations + seen,
     )
+
+
+TOOLS = "volatile.tools"  # the memo's kind for the tools' bytes, by the tools list (get_same)
+
+
+def _prompt_tools(request: LLMRequest, part: SystemPart, memo: CallMemo | None) -> bytes:
+    """The prompt's tools as bytes without their breakpoints (fingerprint.unmarked), where no
+    stage before made them (an OpenAI body's: tool_json leaves them): found by the identity
+    of the body's tools list where they are that list's alone (no tools item adds some) and
+    an earlier accepted call sent the very list (Codex's: ~130 us a serialization)."""
+    if request.prompt_tools is not None:
+        return request.prompt_tools
+    tools = part.tools(request.body)
+    sent = request.body.get("tools")
+    if memo is None or not isinstance(sent, list) or len(tools) != len(sent):
+        return unmarked(tools)
+    found = cast("bytes | None", memo.get_same(TOOLS, sent))
+    if found is None:
+        found = unmarked(tools)
+        if len(found) >= MIN_CHARS:
+            memo.keep_same(TOOLS, sent, found, 3 * len(found))
+    return found
 
 
 def findings_of(moves: Moves, policy: VolatilePolicy) -> list[Finding]:
@@ -232,7 +224,7 @@ def _move(
     request: LLMRequest,
     part: SystemPart,
     texts: list[tuple[Place, str]],
-    flat: list[str],
+    flat: tuple[str, ...],
     moves: Moves,
 ) -> LLMRequest:
     body = request.body

@@ -336,4 +336,4 @@ def test_varying_lines_are_those_below_the_floor(
     stats = LineStats()
     for lines in seen:
         stats.learn(LinesSeen(b"t", b"family", frozenset(lines)))
-    assert stats.varying(b"t", b"family", asked) == varying
+    assert stats.varying(b"t", b"family", asked, frozenset(asked)) == varying

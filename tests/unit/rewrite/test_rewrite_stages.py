@@ -4,6 +4,7 @@ outcome every time, and the memory holds what it held before."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from gateway.cache.bounded import LearnedState
 from gateway.cache.learned import LearnedMemory
 from gateway.rewrite.fingerprint import fingerprint, prompt_family, unmarked
+from gateway.rewrite.memo import Derived
 from gateway.rewrite.openai_text import layers
 from gateway.rewrite.pipeline import ANTHROPIC_STAGES, OPENAI_STAGES, rewrite
 from gateway.rewrite.request import LLMRequest
@@ -20,6 +22,7 @@ from gateway.rewrite.snapshot import LinesSeen, Observation, TailJudged, ToolsSe
 from gateway.rewrite.tool_json import identity, stable_tool_json
 from gateway.rewrite.volatile import line_key, volatile, volatile_openai
 from gateway.wire.usage import Usage
+from tests.support.fixtures import FIXTURES, load
 from tests.support.rewrite import NOW, Outcome, accepted, context, memory, outcome
 
 TENANT = b"tenant"
@@ -200,3 +203,84 @@ def test_tool_json_hands_on_the_tools_bytes_only_as_unmarked_would_make_them(
         request = LLMRequest(provider, {"tools": tools, "messages": []}, tenant=TENANT)
         out = stable_tool_json(request, learned.tools, True, memo)
         assert out.prompt_tools == (unmarked(tools) if kept else None)
+
+
+def _volatile_with(memo: bool) -> Stage:
+    def stage(request: LLMRequest, learned: LearnedMemory) -> LLMRequest:
+        view = learned.memo if memo else None
+        if request.provider == "openai":
+            return volatile_openai(request, "move", learned.lines, NOW, view)
+        return volatile(request, "move", learned.lines, NOW, view)
+
+    return stage
+
+
+def _long(body: dict[str, Any]) -> dict[str, Any]:
+    """The body with its system text made long enough to be memoized (rewrite/memo.py)."""
+    more = "\n" + "\n".join([POLICY] * 20)
+    if "system" in body:
+        return {**body, "system": body["system"] + more}
+    first = body["messages"][0]
+    return {
+        **body,
+        "messages": [{**first, "content": first["content"] + more}, *body["messages"][1:]],
+    }
+
+
+VOLATILE_ROWS = [row for row in TABLE if row[1] in (anthropic_volatile, openai_volatile)]
+
+
+@pytest.mark.parametrize(
+    ("stage", "body", "learned"),
+    [row[1:4] for row in VOLATILE_ROWS],
+    ids=[row[0] for row in VOLATILE_ROWS],
+)
+def test_the_volatile_rule_is_the_same_found_by_identity_by_value_or_derived(
+    stage: Stage, body: dict[str, Any], learned: tuple[Observation, ...]
+) -> None:
+    """A system part seen before is found by its texts' identity (a body that shares an
+    earlier accepted call's parsed objects), by value (an equal body parsed anew), or derived
+    (no memo): the outcome is the same, and the lookup by identity derives nothing."""
+    provider = "openai" if stage is openai_volatile else "anthropic"
+    long = _long(body)
+
+    def rule(sent: dict[str, Any], held: LearnedMemory, memo: bool = True) -> Outcome:
+        out = _volatile_with(memo)(LLMRequest(provider, sent, tenant=TENANT), held)
+        kept = [o for o in out.observations if isinstance(o, Derived)]
+        held.learn(kept)  # what it derived, kept as once the call is accepted
+        seen = tuple(o for o in out.observations if not isinstance(o, Derived))
+        return (*outcome(out)[:3], seen, bool(kept))
+
+    derived = rule(long, memory(*learned), memo=False)
+    held = memory(*learned)
+    assert rule(long, held)[:4] == derived[:4]
+    parsed = orjson.loads(orjson.dumps(long))
+    assert rule(parsed, held)[:4] == derived[:4]  # by value (kept by identity for the next)
+    assert rule(long, held) == derived == rule(parsed, held)  # by identity: nothing derived
+    assert not derived[4]
+
+
+@pytest.mark.parametrize("name", ["codex-projects", "claude-long"])
+def test_a_recorded_turn_sent_again_as_the_same_objects_is_found_not_derived(name: str) -> None:
+    """A late turn of a recorded session, then the very same parsed body again (as prefix
+    reuse hands it on): the volatile rule's outcome is the one derived without a memo, and
+    the second call finds its system lines and tools' bytes by identity."""
+    calls = load(FIXTURES / f"{name}.jsonl").calls
+    raw = max((call.raw_body() for call in calls), key=len)
+    openai = calls[-1].wire != "anthropic"
+    provider = "openai" if openai else "anthropic"
+    rule = volatile_openai if openai else volatile
+    body = orjson.loads(raw)
+    reference = rule(
+        LLMRequest(provider, orjson.loads(raw), tenant=TENANT), "move", memory().lines, NOW
+    )
+    held = memory()
+    first = rule(LLMRequest(provider, body, tenant=TENANT), "move", held.lines, NOW, held.memo)
+    held.learn(first.observations)
+    again = rule(LLMRequest(provider, body, tenant=TENANT), "move", held.lines, NOW, held.memo)
+    assert any(isinstance(o, Derived) for o in first.observations)
+    assert not any(isinstance(o, Derived) for o in again.observations)
+    for out in (first, again):
+        assert json.dumps(out.body) == json.dumps(reference.body)
+        assert (out.rewrites, out.findings, out.prompt_tools) == (
+            reference.rewrites, reference.findings, reference.prompt_tools)  # fmt: skip

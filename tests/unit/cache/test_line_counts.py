@@ -1,0 +1,79 @@
+"""The learned line counts (cache/lines.py) take a repeated set of lines in O(1), owing its
+counts until another set comes: every judgement is the one counting each call would make."""
+
+from __future__ import annotations
+
+import random
+from collections import OrderedDict
+
+import pytest
+
+from gateway.cache import lines as lines_module
+from gateway.cache.lines import LineStats
+from gateway.rewrite.snapshot import LinesSeen
+
+
+class EagerStats:
+    """The counts as they were kept before: each call's every line counted and made the most
+    recent, the least recent forgotten past `max_lines`."""
+
+    def __init__(self, max_lines: int, min_requests: int = 5, share: float = 0.5) -> None:
+        self.max_lines, self.min_requests, self.share = max_lines, min_requests, share
+        self.requests = 0
+        self.counts: OrderedDict[int, int] = OrderedDict()
+
+    def learn(self, lines: frozenset[int]) -> None:
+        self.requests += 1
+        for key in lines:
+            self.counts[key] = self.counts.get(key, 0) + 1
+            self.counts.move_to_end(key)
+        while len(self.counts) > self.max_lines:
+            self.counts.popitem(last=False)
+
+    def varying(self, asked: list[int]) -> set[int]:
+        requests = self.requests + 1
+        if self.requests == 0 or requests < self.min_requests:
+            return set()
+        floor = self.share * requests - 1
+        return {i for i, key in enumerate(asked) if self.counts.get(key, 0) < floor}
+
+
+@pytest.mark.parametrize("seed", range(30))
+@pytest.mark.parametrize("max_lines", [6, 2_000])
+def test_owed_counts_judge_as_counting_each_call_would(
+    seed: int, max_lines: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Random runs of prompts (most calls repeat the last set, as the very object or an equal
+    one; some change a line or two), each call judged before it is counted, over a bound
+    small enough to forget lines and one that never does."""
+    monkeypatch.setattr(lines_module, "MAX_LINES", max_lines)
+    rng = random.Random(seed)
+    stats, eager = LineStats(), EagerStats(max_lines)
+    last = frozenset(range(5))
+    for _ in range(120):
+        roll = rng.random()
+        if roll < 0.25:  # a line or two change
+            changed = set(last) - set(rng.sample(sorted(last), min(len(last), rng.randint(0, 2))))
+            last = frozenset(changed | {rng.randint(0, 12) for _ in range(rng.randint(0, 2))})
+        elif roll < 0.4:  # the same set, another object
+            last = frozenset(set(last))
+        sent = last
+        asked = list(sent) + [rng.randint(0, 12)] * (roll > 0.9)  # and a key it lacks
+        distinct = frozenset(asked) if roll > 0.9 else sent
+        assert stats.varying(b"t", b"f", asked, distinct) == eager.varying(asked)
+        stats.learn(LinesSeen(b"t", b"f", sent))
+        eager.learn(sent)
+
+
+def test_a_set_counted_again_is_owed_not_walked() -> None:
+    stats = LineStats()
+    prompt = frozenset(range(100))
+    for _ in range(10):
+        stats.learn(LinesSeen(b"t", b"f", prompt))
+    family = stats._families.get(b"t", b"f")
+    assert family is not None
+    assert family.pending == 9  # owed, not counted
+    assert set(family.counts.peek(prompt)) == {1}
+    stats.learn(LinesSeen(b"t", b"f", frozenset(range(1, 101))))  # another set: paid
+    assert list(family.counts.peek([0, 1, 100])) == [10, 11, 1]
+    assert stats.varying(b"t", b"f", [0, 100], frozenset({0, 100})) == {1}
