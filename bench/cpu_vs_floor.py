@@ -1,0 +1,80 @@
+"""CPU per call of `gateway serve` and of the do-nothing proxy, side by side, on one body.
+
+A quick check between full runs of bench/overhead.py: the emulator and wrk on core 0, the
+proxy under test alone on core 1, 64 calls in flight for a few seconds; the process's user
+and system time per call from /proc. CPU per call is the number to compare on a busy
+machine, where throughput is not. Run from the repository root:
+
+    .venv/bin/python bench/cpu_vs_floor.py claude-code-late-turn
+    .venv/bin/python bench/cpu_vs_floor.py filler --proxies gateway --stream --spy /tmp/g.raw
+
+Bodies: those of bench/overhead.py's `--body` (filler is the 89-byte question). `--spy F`
+records a py-spy profile of the gateway while it is measured (`pip install py-spy`; raw
+format, one line a stack, for `py-spy`'s own tools or a flame graph).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+if str(BENCH) not in sys.path:
+    sys.path.insert(0, str(BENCH))
+
+from harness.load import run_wrk, wrk_script  # noqa: E402
+from harness.process import cpu_seconds  # noqa: E402
+from harness.proxies import Server, emulator_server, floor_server, gateway_server  # noqa: E402
+from measure.bodies import body_pair, names, route  # noqa: E402
+
+CONNECTIONS = 64
+
+
+def proxy(kind: str, upstream: Server) -> AbstractContextManager[Server]:
+    if kind == "floor":
+        return floor_server("httpx-aiohttp", upstream)
+    return gateway_server(upstream)
+
+
+def main() -> None:
+    parse = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parse.add_argument("body", choices=names())
+    parse.add_argument("--proxies", default="floor,gateway", help="floor, gateway or both")
+    parse.add_argument("--seconds", type=float, default=6.0)
+    parse.add_argument("--stream", action="store_true", help="the streaming body")
+    parse.add_argument("--spy", type=Path, help="a py-spy profile of the gateway, to this file")
+    args = parse.parse_args()
+    plain, stream = body_pair(args.body)
+    body = stream if args.stream else plain
+    with emulator_server() as upstream, tempfile.TemporaryDirectory() as tmp:
+        for kind in args.proxies.split(","):
+            with proxy(kind, upstream) as server:
+                script = wrk_script(server, [body], path=route(args.body))
+                run_wrk(server, script, CONNECTIONS, 2, Path(tmp))  # warm-up
+                spy = None
+                if args.spy is not None and kind == "gateway":
+                    command = [shutil.which("py-spy") or "py-spy", "record", "-p"]
+                    command += [str(server.proc.pid), "-d", str(int(args.seconds)), "-r", "200"]
+                    command += ["-f", "raw", "-o", str(args.spy), "--nonblocking"]
+                    spy = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+                before = cpu_seconds(server.proc.pid)
+                result = run_wrk(server, script, CONNECTIONS, args.seconds, Path(tmp))
+                spent = cpu_seconds(server.proc.pid) - before
+                if spy is not None:
+                    spy.wait()
+                per_call = spent / result.requests * 1000 if result.requests else float("nan")
+                print(
+                    f"{args.body} {'stream' if args.stream else 'json'} {kind}: "
+                    f"{result.rps:,.0f} req/s, CPU per call {per_call:.3f} ms, "
+                    f"errors {result.errors}",
+                    flush=True,
+                )
+
+
+if __name__ == "__main__":
+    main()
