@@ -22,6 +22,7 @@ from gateway.wire.usage import Usage
 FAILED_STREAMS = frozenset({"cut", "stream_error"})
 # Below this, (duration - ttft) is timer noise, not generation time.
 MIN_GENERATION_S = 0.001
+MAX_COMMON = 4096  # calls' (provider, models, step, status) whose children are at hand
 
 
 class CacheVerdict(Protocol):
@@ -96,6 +97,8 @@ class Meter:
         self.pricing = pricing or Pricing.load()
         # Label values are bounded, so so is this: prometheus' labels() costs ~10 µs a call.
         self._children: dict[tuple[Any, ...], Any] = {}
+        # What every call records, by its raw (provider, models, step, status): one lookup.
+        self._common: dict[tuple[Any, ...], _Common] = {}
 
     def label_values(self, call: CallRecord) -> tuple[str, str, str]:
         """The call's bounded (provider, model, step) label values."""
@@ -136,11 +139,14 @@ class Meter:
         return Metered((answer or 0.0) + sum(attempts), findings, answer, attempts)
 
     def record(self, call: CallRecord, metered: Metered) -> None:
-        labels = self.label_values(call)
-        self._child(self.metrics.requests, *labels, call.status).inc()
-        requested = self.labels.model(call.model_requested)
-        self._child(self.metrics.model_calls, call.provider, requested, labels[1]).inc()
-        self._child(self.metrics.request_duration, *labels).observe(call.duration_s)
+        key = (call.provider, call.model_used, call.model_requested, call.step, call.status)
+        common = self._common.get(key)
+        if common is None:
+            common = self._common_of(call, key)
+        labels = common.labels
+        common.requests.inc()
+        common.model_calls.inc()
+        common.duration.observe(call.duration_s)
         if call.overhead_s is not None:
             self._child(self.metrics.overhead, *labels).observe(call.overhead_s)
         if is_upstream_error(call.status):
@@ -238,12 +244,37 @@ class Meter:
         for owner, tokens in verdict.wasted_writes:
             self._child(self.metrics.cache_wasted_write_tokens, *owner).inc(tokens)
 
+    def _common_of(self, call: CallRecord, key: tuple[Any, ...]) -> _Common:
+        labels = self.label_values(call)
+        requested = self.labels.model(call.model_requested)
+        common = _Common(
+            labels,
+            self._child(self.metrics.requests, *labels, call.status),
+            self._child(self.metrics.model_calls, call.provider, requested, labels[1]),
+            self._child(self.metrics.request_duration, *labels),
+        )
+        if len(self._common) >= MAX_COMMON:  # raw values, unbounded: a client names models
+            self._common.clear()
+        self._common[key] = common
+        return common
+
     def _child(self, metric: Any, *values: str) -> Any:
         key = (metric, *values)
         child = self._children.get(key)
         if child is None:
             child = self._children[key] = metric.labels(*values)
         return child
+
+
+@dataclass(frozen=True, slots=True)
+class _Common:
+    """The label values and children every call of one (provider, models, step, status)
+    records."""
+
+    labels: tuple[str, str, str]
+    requests: Any
+    model_calls: Any
+    duration: Any
 
 
 def is_upstream_error(status: str) -> bool:
