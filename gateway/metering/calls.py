@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from gateway.metering.labels import LabelBounds
 from gateway.metering.metrics import Metrics
-from gateway.metering.pricing import UNPRICED_MODEL, Pricing
+from gateway.metering.pricing import UNPRICED_MODEL, Priced, Pricing
 from gateway.metering.rates import PriceContext
 from gateway.wire.call import Attempt
 from gateway.wire.usage import Usage
@@ -62,6 +62,7 @@ class CallRecord:
     budget_breaches: tuple[str, ...] = ()  # the phases over the step's latency budget
     key: str | None = None  # the gateway key's name (None: a provider key passed through)
     context: PriceContext = ()  # the price context it was served at (OpenAI's priority tier)
+    priced: Priced | None = None  # the relay's cost of the answer, if it priced it
 
 
 class CallWriter(Protocol):
@@ -111,12 +112,16 @@ class Meter:
         """USD for the call's usage; None when there is usage but no price for its model."""
         if call.usage is None:
             return 0.0
-        return self.pricing.cost(
-            call.provider,
-            call.model_used or call.model_requested,
-            call.usage,
-            context=call.context,
-        )
+        model = call.model_used or call.model_requested
+        priced = call.priced
+        if (
+            priced is not None
+            and priced.usage is call.usage
+            and priced.model == model
+            and priced.context == call.context
+        ):
+            return priced.usd  # the relay priced these very inputs
+        return self.pricing.cost(call.provider, model, call.usage, context=call.context)
 
     def on_call_complete(self, call: CallRecord) -> Metered:
         """Prices the call, then records it: metrics and the writers."""
