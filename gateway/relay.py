@@ -17,7 +17,7 @@ from starlette.types import Message, Send
 from gateway.cascade.dispatch import Deadline, Started
 from gateway.errors import GatewayError
 from gateway.metering.ceiling import price_context
-from gateway.metering.pricing import Pricing
+from gateway.metering.pricing import Priced, Pricing
 from gateway.upstream import Upstream
 from gateway.wire.echo import unecho
 from gateway.wire.formats import WireFormat, client_filter, error_response
@@ -44,6 +44,7 @@ class Relayed:
     service_tier: str | None = None  # as the response reports it (OpenAI)
     unseen: bool = False  # tokens may have been made whose final usage was not seen
     text: str = ""  # the answer's text, collected only for a shadow pair
+    priced: Priced | None = None  # a JSON body's cost, as its header says: not priced again
 
 
 class Relay:
@@ -168,9 +169,12 @@ class Relay:
         before = time.perf_counter()
         reported = self.wire.usage_from_body(body) if response.is_success else Reported()
         model = reported.model or begun.model
+        priced = None
         if reported.usage is not None:
             context = price_context(payload or {}, reported.service_tier)
             cost = self.pricing.cost(self.wire.provider, model, reported.usage, context=context)
+            if model is not None:
+                priced = Priced(model, reported.usage, context, cost)
             if cost is not None:
                 own = [*own, (b"x-gateway-cost-usd", f"{cost:.6f}".encode())]
         if injected is not None and response.is_success:
@@ -192,6 +196,7 @@ class Relay:
             # A success without usage (a background call, queued) is charged its reservation.
             unseen=response.is_success and reported.usage is None,
             text=self.wire.message_text(body) if collect else "",
+            priced=priced,
         )
 
     async def error(self, send: Send, error: GatewayError, request_id: str) -> None:

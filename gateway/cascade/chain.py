@@ -75,45 +75,45 @@ class Chain:
         self.sent = False  # an attempt of this chain reached upstream
 
     async def run(self) -> Started:
+        """The started attempt. The loop is this frame: the first attempt is awaited straight
+        from here, through the breaker's and the deadline's scope only."""
         try:
-            return await self._run()
+            index = 0
+            while True:
+                candidate, retry = self.plan[index]
+                outcome = await self._attempt(candidate)
+                if isinstance(outcome, Started):
+                    return outcome
+                policy = self.means.policy
+                then = policy.after_error(outcome.error) if outcome.error is not None else "retry"
+                if outcome.rejected:
+                    then = "next_model"
+                if index == len(self.plan) - 1 or then == "stop":
+                    return self._give_up(candidate, outcome)
+                delay: float | None = None
+                if then == "retry" and self.plan[index + 1][0] is candidate:
+                    headers = outcome.response.headers if outcome.response else httpx.Headers()
+                    delay = policy.delay_s(retry, headers)
+                deadline = self.deadline
+                if delay is not None and deadline is not None and delay >= deadline.left():
+                    return self._give_up(candidate, outcome)  # no time left to wait and retry
+                if delay is None:
+                    index = self._next_model(index)  # asked to wait too long, or out of retries
+                    if index == len(self.plan):
+                        return self._give_up(candidate, outcome)
+                budget = self.means.budget
+                if self.sent and budget is not None and not budget.try_retry(self.route.provider):
+                    return self._give_up(candidate, outcome)  # over the provider's retry budget
+                if outcome.response is not None:
+                    await outcome.response.aclose()
+                if delay is not None:
+                    await self.means.sleep(delay)
+                    index += 1
         except asyncio.CancelledError:
             if self.current is not None:
                 usage = self.tap.usage if self.tap is not None else None
                 self._note(self.current, "cancelled", cancelled=True, usage=usage)
             raise
-
-    async def _run(self) -> Started:
-        index = 0
-        while True:
-            candidate, retry = self.plan[index]
-            outcome = await self._attempt(candidate)
-            if isinstance(outcome, Started):
-                return outcome
-            policy = self.means.policy
-            then = policy.after_error(outcome.error) if outcome.error is not None else "retry"
-            if outcome.rejected:
-                then = "next_model"
-            if index == len(self.plan) - 1 or then == "stop":
-                return self._give_up(candidate, outcome)
-            delay: float | None = None
-            if then == "retry" and self.plan[index + 1][0] is candidate:
-                headers = outcome.response.headers if outcome.response else httpx.Headers()
-                delay = policy.delay_s(retry, headers)
-            if delay is not None and self.deadline is not None and delay >= self.deadline.left():
-                return self._give_up(candidate, outcome)  # no time left to wait and try again
-            if delay is None:
-                index = self._next_model(index)  # asked to wait too long, or out of retries
-                if index == len(self.plan):
-                    return self._give_up(candidate, outcome)
-            budget = self.means.budget
-            if self.sent and budget is not None and not budget.try_retry(self.route.provider):
-                return self._give_up(candidate, outcome)  # over the provider's retry budget
-            if outcome.response is not None:
-                await outcome.response.aclose()
-            if delay is not None:
-                await self.means.sleep(delay)
-                index += 1
 
     def _next_model(self, index: int) -> int:
         candidate = self.plan[index][0]
@@ -122,40 +122,40 @@ class Chain:
         return index
 
     async def _attempt(self, candidate: Candidate) -> Started | Failure:
+        """One attempt, within the call's deadline, its result told to the circuit breaker."""
         breakers = self.means.breakers
-        if breakers is None:
-            return await self._timed(candidate)
         provider = self.route.provider
-        wait_s = breakers.admit(provider, candidate.model)
-        if wait_s is not None:
-            return Failure(circuit_open(provider, candidate.model, wait_s), rejected=True)
-        outcome: Started | Failure | None = None
-        try:
-            outcome = await self._timed(candidate)
-        finally:
-            health = healthy(outcome)
-            if health is None:
-                breakers.abandoned(provider, candidate.model)
-            elif health:
-                breakers.succeeded(provider, candidate.model)
-            else:
-                breakers.failed(provider, candidate.model)
-        return outcome
-
-    async def _timed(self, candidate: Candidate) -> Started | Failure:
+        if breakers is not None:
+            wait_s = breakers.admit(provider, candidate.model)
+            if wait_s is not None:
+                return Failure(circuit_open(provider, candidate.model, wait_s), rejected=True)
         self.began = time.perf_counter()
         self.current = candidate.model
         self.tap = None
         self.sent = True
-        if self.deadline is None:
-            return await self._try(candidate)
+        outcome: Started | Failure | None = None
         try:
-            async with asyncio.timeout_at(self.deadline.at):
-                return await self._try(candidate)
-        except TimeoutError:
-            if self.current is not None:
-                self._note(candidate.model, "504", usage=self.tap.usage if self.tap else None)
-            return Failure(self.deadline.passed())
+            if self.deadline is None:
+                outcome = await self._try(candidate)
+            else:
+                try:
+                    async with asyncio.timeout_at(self.deadline.at):
+                        outcome = await self._try(candidate)
+                except TimeoutError:
+                    if self.current is not None:
+                        usage = self.tap.usage if self.tap else None
+                        self._note(candidate.model, "504", usage=usage)
+                    outcome = Failure(self.deadline.passed())
+        finally:
+            if breakers is not None:
+                health = healthy(outcome)
+                if health is None:
+                    breakers.abandoned(provider, candidate.model)
+                elif health:
+                    breakers.succeeded(provider, candidate.model)
+                else:
+                    breakers.failed(provider, candidate.model)
+        return outcome
 
     async def _try(self, candidate: Candidate) -> Started | Failure:
         route = self.route
@@ -172,7 +172,7 @@ class Chain:
         if not response.is_success or not is_stream(response):
             return await self._whole(candidate, response)
         if not self.hold:
-            self._note(candidate.model, str(response.status_code))
+            self._note(candidate.model, str(response.status_code), relayed=True)
             return Started(response, candidate.model, self.attempts, self.means.new_tap())
         return await self._prelude(candidate, response)
 
@@ -188,7 +188,7 @@ class Chain:
         except asyncio.CancelledError:
             await response.aclose()
             raise
-        self._note(candidate.model, str(response.status_code))
+        self._note(candidate.model, str(response.status_code), relayed=not self.hold)
         return Started(response, candidate.model, self.attempts, body=body)
 
     async def _prelude(self, candidate: Candidate, response: httpx.Response) -> Started | Failure:
@@ -221,20 +221,34 @@ class Chain:
         return started
 
     def _give_up(self, candidate: Candidate, failure: Failure) -> Started:
+        """The last attempt's answer is relayed: marked so here, but in a hedge race, where
+        the dispatcher marks the winner's."""
+        if (failure.started is not None or failure.response is not None) and not self.hold:
+            self._relayed_last()
         if failure.started is not None:
             return failure.started  # its error event reaches the client as the stream sent it
         if failure.response is not None:
             return Started(failure.response, candidate.model, self.attempts)
         error = failure.error or UpstreamUnavailable("no attempt could be made")
-        if self.attempts:  # its error is what the client gets
-            self.attempts[-1] = replace(self.attempts[-1], relayed=True)
+        self._relayed_last()  # its error is what the client gets
         raise ChainFailed(error, self.attempts)
 
+    def _relayed_last(self) -> None:
+        if self.attempts and not self.attempts[-1].relayed:
+            self.attempts[-1] = replace(self.attempts[-1], relayed=True)
+
     def _note(
-        self, model: str, status: str, *, cancelled: bool = False, usage: Usage | None = None
+        self,
+        model: str,
+        status: str,
+        *,
+        cancelled: bool = False,
+        usage: Usage | None = None,
+        relayed: bool = False,
     ) -> None:
         duration = time.perf_counter() - self.began
-        self.attempts.append(Attempt(model, status, duration, self.hedge, cancelled, usage))
+        attempt = Attempt(model, status, duration, self.hedge, cancelled, usage, relayed)
+        self.attempts.append(attempt)
         self.current = None
 
 

@@ -71,11 +71,11 @@ class Dispatcher:
         if self.budget is not None:
             self.budget.call(route.provider)
         if hedge_after_s is None or hedge_with is None:
-            started = await Chain(self, route, candidates, deadline, hedge=False, hold=False).run()
-        else:
-            primary = Chain(self, route, candidates, deadline, hedge=False, hold=True)
-            hedge = Chain(self, route, [hedge_with], deadline, hedge=True, hold=True)
-            started = await race(primary, hedge, hedge_after_s)
+            # One chain: its attempt is noted relayed as it starts (chain.py).
+            return await Chain(self, route, candidates, deadline, hedge=False, hold=False).run()
+        primary = Chain(self, route, candidates, deadline, hedge=False, hold=True)
+        hedge = Chain(self, route, [hedge_with], deadline, hedge=True, hold=True)
+        started = await race(primary, hedge, hedge_after_s)
         mine = [i for i, a in enumerate(started.attempts) if a.hedge == started.hedged]
         if mine:
             started.attempts[mine[-1]] = replace(started.attempts[mine[-1]], relayed=True)

@@ -9,6 +9,7 @@ from gateway.admission import Admitted
 from gateway.cascade.dispatch import Started
 from gateway.cascade.shadow import ShadowCall
 from gateway.metering.calls import CallRecord, Metered
+from gateway.metering.pricing import Priced
 from gateway.relay import Relayed
 from gateway.wire.call import Attempt
 from gateway.wire.formats import WireFormat
@@ -39,6 +40,7 @@ class Outcome:
     # did not see (the client left, the stream was cut or timed out): charged its reservation.
     unseen: bool = False
     service_tier: str | None = None  # as the response reports it (OpenAI)
+    priced: Priced | None = None  # the relay's cost of the answer (JSON bodies)
 
     @classmethod
     def relayed(
@@ -66,6 +68,7 @@ class Outcome:
             text=relayed.text,
             unseen=relayed.unseen,
             service_tier=relayed.service_tier,
+            priced=relayed.priced,
         )
 
 

@@ -198,6 +198,7 @@ def record(
         budget_breaches=breaches,
         key=admitted.key.name if admitted is not None else None,
         context=price_context(call.payload or {}, outcome.service_tier),
+        priced=outcome.priced,
     )
     return Record(
         call=metered,

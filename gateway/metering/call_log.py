@@ -17,6 +17,7 @@ tenth of the whole call; batched, that is paid once per batch.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import sys
 import threading
 from collections import deque
@@ -51,7 +52,8 @@ class CallLog:
         self._waiting = 0  # bytes queued, not yet taken by the writer
         self._batch_bytes = min(BATCH_BYTES, max_queue_bytes // 2)
         self._linger_s = linger_s
-        self._ready = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()  # taken as is by `write`: the Condition's own is Python
+        self._ready = threading.Condition(self._lock)
         self._closing = False
         self.dropped = 0
         self._thread: threading.Thread | None = None
@@ -83,7 +85,7 @@ class CallLog:
             return
         line = self._line(call, metered)
         size = len(line)
-        with self._ready:
+        with self._lock:
             fits = self._queued + size <= self._max_queue_bytes and not self._closing
             if fits:
                 # The writer waits for a first line, then for a batch: woken for those only.
@@ -141,7 +143,7 @@ class CallLog:
         usage = call.usage
         line = {
             "request_id": call.request_id,
-            "time": dt.datetime.fromtimestamp(call.started_at, dt.UTC).isoformat(),
+            "time": iso_time(call.started_at),
             "provider": call.provider,
             "model_requested": call.model_requested,
             "model_used": call.model_used,
@@ -176,6 +178,26 @@ class CallLog:
             else [],
         }
         return orjson.dumps(line) + b"\n"
+
+
+_second: list[tuple[int, str]] = [(-1, "")]  # the last whole second formatted, and its text
+
+
+def iso_time(at: float) -> str:
+    """`datetime.fromtimestamp(at, UTC).isoformat()`, the date and time of a second formatted
+    once: calls arrive many a second, and the datetime's formatting is most of a line's cost."""
+    # As fromtimestamp rounds: the fraction of the second alone, to microseconds, half to even.
+    fraction, whole = math.modf(at)
+    second, micro = int(whole), round(fraction * 1e6)
+    if micro >= 1_000_000:
+        second, micro = second + 1, micro - 1_000_000
+    elif micro < 0:
+        second, micro = second - 1, micro + 1_000_000
+    last, text = _second[0]
+    if second != last:
+        text = dt.datetime.fromtimestamp(second, dt.UTC).isoformat()[:-6]
+        _second[0] = (second, text)
+    return f"{text}.{micro:06d}+00:00" if micro else f"{text}+00:00"
 
 
 def _write_all(out: IO[bytes], data: bytes) -> None:

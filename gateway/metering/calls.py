@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from gateway.metering.labels import LabelBounds
 from gateway.metering.metrics import Metrics
-from gateway.metering.pricing import UNPRICED_MODEL, Pricing
+from gateway.metering.pricing import UNPRICED_MODEL, Priced, Pricing
 from gateway.metering.rates import PriceContext
 from gateway.wire.call import Attempt
 from gateway.wire.usage import Usage
@@ -22,6 +22,7 @@ from gateway.wire.usage import Usage
 FAILED_STREAMS = frozenset({"cut", "stream_error"})
 # Below this, (duration - ttft) is timer noise, not generation time.
 MIN_GENERATION_S = 0.001
+MAX_COMMON = 4096  # calls' (provider, models, step, status) whose children are at hand
 
 
 class CacheVerdict(Protocol):
@@ -61,6 +62,7 @@ class CallRecord:
     budget_breaches: tuple[str, ...] = ()  # the phases over the step's latency budget
     key: str | None = None  # the gateway key's name (None: a provider key passed through)
     context: PriceContext = ()  # the price context it was served at (OpenAI's priority tier)
+    priced: Priced | None = None  # the relay's cost of the answer, if it priced it
 
 
 class CallWriter(Protocol):
@@ -96,6 +98,8 @@ class Meter:
         self.pricing = pricing or Pricing.load()
         # Label values are bounded, so so is this: prometheus' labels() costs ~10 µs a call.
         self._children: dict[tuple[Any, ...], Any] = {}
+        # What every call records, by its raw (provider, models, step, status): one lookup.
+        self._common: dict[tuple[Any, ...], _Common] = {}
 
     def label_values(self, call: CallRecord) -> tuple[str, str, str]:
         """The call's bounded (provider, model, step) label values."""
@@ -108,12 +112,16 @@ class Meter:
         """USD for the call's usage; None when there is usage but no price for its model."""
         if call.usage is None:
             return 0.0
-        return self.pricing.cost(
-            call.provider,
-            call.model_used or call.model_requested,
-            call.usage,
-            context=call.context,
-        )
+        model = call.model_used or call.model_requested
+        priced = call.priced
+        if (
+            priced is not None
+            and priced.usage is call.usage
+            and priced.model == model
+            and priced.context == call.context
+        ):
+            return priced.usd  # the relay priced these very inputs
+        return self.pricing.cost(call.provider, model, call.usage, context=call.context)
 
     def on_call_complete(self, call: CallRecord) -> Metered:
         """Prices the call, then records it: metrics and the writers."""
@@ -136,11 +144,14 @@ class Meter:
         return Metered((answer or 0.0) + sum(attempts), findings, answer, attempts)
 
     def record(self, call: CallRecord, metered: Metered) -> None:
-        labels = self.label_values(call)
-        self._child(self.metrics.requests, *labels, call.status).inc()
-        requested = self.labels.model(call.model_requested)
-        self._child(self.metrics.model_calls, call.provider, requested, labels[1]).inc()
-        self._child(self.metrics.request_duration, *labels).observe(call.duration_s)
+        key = (call.provider, call.model_used, call.model_requested, call.step, call.status)
+        common = self._common.get(key)
+        if common is None:
+            common = self._common_of(call, key)
+        labels = common.labels
+        common.requests.inc()
+        common.model_calls.inc()
+        common.duration.observe(call.duration_s)
         if call.overhead_s is not None:
             self._child(self.metrics.overhead, *labels).observe(call.overhead_s)
         if is_upstream_error(call.status):
@@ -238,12 +249,37 @@ class Meter:
         for owner, tokens in verdict.wasted_writes:
             self._child(self.metrics.cache_wasted_write_tokens, *owner).inc(tokens)
 
+    def _common_of(self, call: CallRecord, key: tuple[Any, ...]) -> _Common:
+        labels = self.label_values(call)
+        requested = self.labels.model(call.model_requested)
+        common = _Common(
+            labels,
+            self._child(self.metrics.requests, *labels, call.status),
+            self._child(self.metrics.model_calls, call.provider, requested, labels[1]),
+            self._child(self.metrics.request_duration, *labels),
+        )
+        if len(self._common) >= MAX_COMMON:  # raw values, unbounded: a client names models
+            self._common.clear()
+        self._common[key] = common
+        return common
+
     def _child(self, metric: Any, *values: str) -> Any:
         key = (metric, *values)
         child = self._children.get(key)
         if child is None:
             child = self._children[key] = metric.labels(*values)
         return child
+
+
+@dataclass(frozen=True, slots=True)
+class _Common:
+    """The label values and children every call of one (provider, models, step, status)
+    records."""
+
+    labels: tuple[str, str, str]
+    requests: Any
+    model_calls: Any
+    duration: Any
 
 
 def is_upstream_error(status: str) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 
@@ -41,6 +42,17 @@ SECONDS_PER_DAY = 86_400
 FINE_TUNED_FACTOR = 2.0
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Priced:
+    """A cost `Pricing.cost` gave for this model, usage and context: the relay prices a JSON
+    body for its cost header, and the meter takes that answer for the same inputs."""
+
+    model: str
+    usage: Usage
+    context: PriceContext
+    usd: float | None
 
 
 Layer = Mapping[str, ModelPriceSettings]

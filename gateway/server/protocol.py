@@ -89,6 +89,8 @@ class EdgeProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self.watching = Watching(self.flow.resume_reading)
+        # The connection as each of its requests' cycles sees it: one for the connection.
+        self.cycle_transport = cast(asyncio.Transport, _CycleTransport(transport, self))
         # uvicorn's keep-alive timer, armed for a connection that has sent nothing yet too.
         self.timeout_keep_alive_task = self.loop.call_later(
             self.timeout_keep_alive, self.timeout_keep_alive_handler
@@ -150,7 +152,7 @@ class EdgeProtocol(HttpToolsProtocol):
         self.app = _overloaded if over else self.app_proper
         super().on_headers_complete()
         if self.cycle is not None:
-            self.cycle.transport = cast(asyncio.Transport, _CycleTransport(self.transport, self))
+            self.cycle.transport = self.cycle_transport
             self.cycle.send = _closing_early(self.cycle)  # type: ignore[method-assign]
             cycle = self.cycle
             watcher = self.watching.watcher(cycle, lambda: cycle.response_complete)

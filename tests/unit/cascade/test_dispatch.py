@@ -308,10 +308,22 @@ def test_a_stream_starts_at_its_headers_when_not_hedged() -> None:
         assert started.tap is not None
         assert started.prelude == []
         assert not started.tap.saw_content  # the relay feeds it, not the dispatcher
+        assert [(a.model, a.status, a.relayed) for a in started.attempts] == [(A, "200", True)]
         await started.response.aclose()
 
     asyncio.run(go())
     assert bodies[0].closed
+
+
+def test_a_one_attempt_call_is_relayed_as_noted_under_its_deadline() -> None:
+    w = wired({A: [OK], B: [OK]})
+    for options in ({}, {"deadline_s": 30.0}):
+        started = run(w, A, B, **options)
+        assert isinstance(started, Started)
+        assert [(a.model, a.status, a.relayed, a.hedge) for a in started.attempts] == [
+            (A, "200", True, False)
+        ]
+    assert w.script.calls == [A, A]  # once a call: no retry, the fallback never tried
 
 
 def test_an_open_breaker_answers_in_each_providers_overloaded_status() -> None:

@@ -6,10 +6,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
+import pytest
 
+from gateway.metering.pricing import Pricing
 from tests.unit.endpoint.harness import (
     ANTHROPIC,
     MODEL,
@@ -251,3 +254,26 @@ def test_a_shadow_pair_gets_the_primary_answer_the_observers_saw(tmp_path: Path)
     assert pair["primary"]["cost_usd"] == record.metered.cost_usd
     assert pair["shadow"]["model"] == shadow_model
     assert pair["shadow"]["text"] == f"from {shadow_model}"
+
+
+def test_a_json_reply_is_priced_once_for_its_header_and_its_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    priced: list[float | None] = []
+    cost = Pricing.cost
+
+    def counted(self: Pricing, *args: Any, **kwargs: Any) -> float | None:
+        priced.append(cost(self, *args, **kwargs))
+        return priced[-1]
+
+    monkeypatch.setattr(Pricing, "cost", counted)
+    result = run(
+        tmp_path,
+        [lambda _: json_reply(anthropic_message("Hello there"))],
+        [("POST", "/v1/messages", JSON, message_request())],
+    )
+    (response,) = result.responses
+    (call,) = result.calls
+    assert len(priced) == 1
+    assert priced[0] is not None
+    assert call["cost_usd"] == float(response.headers["x-gateway-cost-usd"]) == round(priced[0], 6)

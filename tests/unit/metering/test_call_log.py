@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import datetime as dt
 import io
+import random
 import threading
 
 import orjson
 
-from gateway.metering.call_log import CallLog
+from gateway.metering.call_log import CallLog, iso_time
 from gateway.metering.calls import CallRecord, Metered
 from gateway.wire.usage import Usage
 from tests.support.calls import sonnet_call
@@ -117,3 +119,13 @@ def test_lines_are_written_in_batches_once_enough_are_waiting_or_at_close() -> N
     log.write(call, Metered(0.0, ()))
     assert log.close(timeout_s=10)
     assert [len(data.splitlines()) for data in output.writes] == [batch, 1]
+
+
+def test_the_time_is_datetime_isoformat_to_the_microsecond_rounding_included() -> None:
+    rng = random.Random(16)
+    times = [rng.uniform(0, 2e9) for _ in range(5000)]
+    base = 1763464000  # the same second many times: its formatted date and time reused
+    times += [base + rng.randrange(10**6) / 1e6 + rng.choice((0, 5e-7, -5e-7)) for _ in range(5000)]
+    times += [base, base + 0.9999996, base + 0.0000004, base + 0.1234565, 0.0, -1.5]
+    for at in times:
+        assert iso_time(at) == dt.datetime.fromtimestamp(at, dt.UTC).isoformat(), at

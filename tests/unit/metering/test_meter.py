@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from gateway.metering.calls import CallRecord, Meter
 from gateway.metering.labels import LabelBounds
 from gateway.metering.metrics import Metrics
-from gateway.metering.pricing import UNPRICED_MODEL, Pricing
+from gateway.metering.pricing import UNPRICED_MODEL, Priced, Pricing
 from gateway.settings import ModelPriceSettings, PricingSettings
 from gateway.wire.usage import Usage
 
@@ -149,3 +149,19 @@ def test_ttft_buckets_span_llm_latencies(meter: Meter, registry: CollectorRegist
     bucket = "gateway_time_to_first_token_seconds_bucket"
     assert registry.get_sample_value(bucket, {**SONNET, "le": "0.05"}) == 1
     assert registry.get_sample_value(bucket, {**SONNET, "le": "30.0"}) == 2
+
+
+def test_the_relays_price_is_taken_for_the_same_inputs_only(meter: Meter) -> None:
+    assert meter.pricing.cost("anthropic", "claude-sonnet-4-6", CACHED) == pytest.approx(0.069)
+    said = Priced("claude-sonnet-4-6", CACHED, (), 1.25)  # not the real price: seen if taken
+    assert meter.price(call(priced=said)).cost_usd == 1.25
+    unpriced = meter.price(call(priced=replace(said, usd=None)))
+    assert unpriced.answer_usd is None
+    assert unpriced.findings == (UNPRICED_MODEL,)
+    # Priced for other inputs: priced again.
+    for other in (
+        replace(said, model="claude-haiku-4-5"),
+        replace(said, usage=replace(CACHED)),  # equal, but not the record's usage
+        replace(said, context=(("service_tier", "priority"),)),
+    ):
+        assert meter.price(call(priced=other)).cost_usd == pytest.approx(0.069)
