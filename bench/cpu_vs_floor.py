@@ -58,7 +58,9 @@ def main() -> None:
                 run_wrk(server, script, CONNECTIONS, 2, Path(tmp))  # warm-up
                 spy = None
                 if args.spy is not None and kind == "gateway":
-                    command = [shutil.which("py-spy") or "py-spy", "record", "-p"]
+                    beside = Path(sys.executable).parent / "py-spy"  # pip installs it into the venv
+                    found = str(beside) if beside.exists() else shutil.which("py-spy")
+                    command = [found or "py-spy", "record", "-p"]
                     command += [str(server.proc.pid), "-d", str(int(args.seconds)), "-r", "200"]
                     command += ["-f", "raw", "-o", str(args.spy), "--nonblocking"]
                     spy = subprocess.Popen(command, stdout=subprocess.DEVNULL)

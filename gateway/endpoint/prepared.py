@@ -154,10 +154,17 @@ def parse(headers: RawHeaders, raw: bytes) -> tuple[dict[str, Any], str | None]:
     return reading.parsed, reading.model
 
 
+# Below this a body is parsed whole and not kept: orjson parses 1 KB in ~2 us, a match
+# against a kept turn costs ~20 (bench/stages.py, 1kb: "parse (reusing the kept turn)").
+MIN_REUSE_BYTES = 8 * 1024
+
+
 def read(headers: RawHeaders, raw: bytes, turns: Turns | None = None, who: bytes = b"") -> Reading:
     """`parse`, reusing the parse of the tenant's kept turns where the body repeats one."""
     if not is_json(header_value(headers, b"content-type")):
         raise UnsupportedMediaType("Content-Type must be application/json.")
+    if len(raw) < MIN_REUSE_BYTES:
+        turns = None  # a small body parses in less time than a match with a kept one takes
     found = reparse(raw, turns.held(who)) if turns is not None else None
     if found is not None:
         parsed, base, turn = found

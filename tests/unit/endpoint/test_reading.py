@@ -8,10 +8,11 @@ import orjson
 
 from gateway.cache.turns import Turns
 from gateway.cascade.table import StepPlan
-from gateway.endpoint.prepared import Prepared, read
+from gateway.endpoint.prepared import MIN_REUSE_BYTES, Prepared, read
 
 HEADERS = [(b"content-type", b"application/json"), (b"x-api-key", b"k")]
-BODY = {"model": "a", "messages": [{"role": "user", "content": "hi"}], "system": "s"}
+SYSTEM = "s" * MIN_REUSE_BYTES  # a body past the size where reuse pays
+BODY = {"model": "a", "messages": [{"role": "user", "content": "hi"}], "system": SYSTEM}
 
 
 def test_a_kept_turn_is_reused_for_the_next_body_and_serialized_by_splicing() -> None:
@@ -43,3 +44,12 @@ def test_fallbacks_and_a_judged_body_are_the_payloads_dumps() -> None:
     loose = read(HEADERS, spaced, Turns(), b"t")
     judged = Prepared(body=spaced, payload=loose.parsed, reading=loose).as_judged(spaced)
     assert judged.body == orjson.dumps(loose.parsed)
+
+
+def test_a_small_body_is_parsed_whole_and_not_kept() -> None:
+    turns = Turns()
+    small = orjson.dumps({**BODY, "system": "s"})
+    read(HEADERS, small, turns, b"t").keep()
+    again = read(HEADERS, small, turns, b"t")
+    assert again.base is None and again.turn is None
+    assert not list(turns.held(b"t"))
