@@ -51,5 +51,6 @@ def test_a_small_body_is_parsed_whole_and_not_kept() -> None:
     small = orjson.dumps({**BODY, "system": "s"})
     read(HEADERS, small, turns, b"t").keep()
     again = read(HEADERS, small, turns, b"t")
-    assert again.base is None and again.turn is None
+    assert again.base is None
+    assert again.turn is None
     assert not list(turns.held(b"t"))
