@@ -30,7 +30,7 @@ import orjson
 
 from gateway.wire.splice import Pieces, piece
 from gateway.wire.splice import dumped as _dumped
-from gateway.wire.turn import Held, Sent, Turn, learn
+from gateway.wire.turn import Held, Sent, Turn, item_ends, learn
 
 _COMMA = 44
 LAST_ITEMS = 3  # items at the end of the array tried one by one
@@ -203,20 +203,10 @@ def _new_items(
 ) -> tuple[int, ...] | None:
     """The offsets past each new item in the body (`middle` begins at `offset`), if `middle`
     is their dumps joined by commas; each added to `pieces`."""
-    ends = []
-    at = 0
     try:
-        for i, item in enumerate(new):
-            if i:
-                if middle[at] != _COMMA:
-                    return None
-                at += 1
-            dumped = _dumped(item, 2)
-            if not middle.startswith(dumped, at):
-                return None
-            pieces[id(item)] = piece(item, dumped, 2)
-            at += len(dumped)
-            ends.append(offset + at)
-    except (orjson.JSONEncodeError, IndexError):
+        ends = item_ends(middle, 0, new, pieces)
+    except orjson.JSONEncodeError:
         return None
-    return tuple(ends) if at == len(middle) else None
+    if ends is None or (ends[-1] if ends else 0) != len(middle):
+        return None
+    return tuple(offset + end for end in ends)

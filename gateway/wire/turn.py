@@ -102,15 +102,14 @@ def learn(raw: bytes, parsed: dict[str, Any], keys: Iterable[str] = GROWING) -> 
     return Turn(raw, parsed, key, start, ends, raw[close:], tuple(members), pieces)
 
 
-def _items(raw: bytes, pos: int, items: list[Any], pieces: Pieces) -> list[int] | None:
-    """[the offset of the first item, then the offset past each], checking each item's bytes
-    are its dumps and are followed by `,` or `]`; None if not. Adds the items to `pieces`."""
-    at = [pos]
-    if raw[pos - 1] != _OPEN_ARRAY:
-        return None
+def item_ends(raw: bytes, pos: int, items: list[Any], pieces: Pieces) -> list[int] | None:
+    """The offset past each of `items` in `raw` from `pos`, if their bytes there are their
+    dumps joined by commas; None if not. Adds the items to `pieces`. Raises
+    orjson.JSONEncodeError for an item nested past orjson's limit."""
+    ends = []
     for i, item in enumerate(items):
         if i:
-            if raw[pos] != _COMMA:
+            if raw[pos : pos + 1] != b",":
                 return None
             pos += 1
         dumped = _dumped(item, 2)
@@ -118,5 +117,16 @@ def _items(raw: bytes, pos: int, items: list[Any], pieces: Pieces) -> list[int] 
             return None
         pieces[id(item)] = piece(item, dumped, 2)
         pos += len(dumped)
-        at.append(pos)
-    return at if pos < len(raw) else None
+        ends.append(pos)
+    return ends
+
+
+def _items(raw: bytes, pos: int, items: list[Any], pieces: Pieces) -> list[int] | None:
+    """[the offset of the first item, then the offset past each], checking the items follow
+    a `[` and are followed by more bytes (`,` or `]`); None if not."""
+    if raw[pos - 1] != _OPEN_ARRAY:
+        return None
+    ends = item_ends(raw, pos, items, pieces)
+    if ends is None or (ends[-1] if ends else pos) >= len(raw):
+        return None
+    return [pos, *ends]
