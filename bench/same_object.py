@@ -1,4 +1,5 @@
-"""The steps that measure and mark the body, timed cold and on the same object: µs per call.
+"""The rewrite stages and the steps that measure the body, timed cold and on the same object:
+µs per call.
 
     taskset -c 1 .venv/bin/python bench/same_object.py [--body NAME] [--json F]
 
@@ -37,7 +38,18 @@ from gateway.rewrite.request import LLMRequest  # noqa: E402
 from gateway.settings import Settings  # noqa: E402
 
 LEARN_TIMES = 6
-STEPS = ("_breakpoints", "_audit", "_openai_breakpoints", "_openai_audit", "_prompt_cache_key")
+STEPS = (
+    "_whitespace",
+    "_openai_whitespace",
+    "_tool_json",
+    "_volatile",
+    "_openai_volatile",
+    "_breakpoints",
+    "_audit",
+    "_openai_breakpoints",
+    "_openai_audit",
+    "_prompt_cache_key",
+)
 
 
 def median_us(fn: Callable[[], object], runs: int) -> float:
