@@ -1,0 +1,153 @@
+"""Instructions per call of `gateway serve` and of the do-nothing proxy, on one body.
+
+CPU time per call moves ±15 % between runs on a shared 2-core machine; a count of the served
+process's user-space instructions does not (±1 %), so a 2 % change can be seen while other
+work runs beside it. The proxy runs under valgrind's callgrind with instrumentation off;
+after a warm-up the count is switched on (`callgrind_control -i on`) for `--calls` calls sent
+one at a time (or `--concurrency` at once) over kept-alive connections, then dumped. The
+kernel's work (sockets, wakes) is not counted. Needs `valgrind` (Debian). Run from the
+repository root:
+
+    .venv/bin/python bench/instructions.py filler
+    .venv/bin/python bench/instructions.py claude-code-late-turn --proxies gateway --stream
+
+Bodies: those of bench/overhead.py's `--body`. `--gateway-src DIR` runs another tree's
+gateway package (for example `git archive REV gateway | tar -x -C DIR`) as the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+if str(BENCH) not in sys.path:
+    sys.path.insert(0, str(BENCH))
+
+from harness.ports import HOST, free_port  # noqa: E402
+from harness.proxies import REPO, Server, emulator_server, request_headers, serving  # noqa: E402
+from harness.servers import RELAY_SETTINGS, gateway_command  # noqa: E402
+from measure.bodies import body_pair, names, route  # noqa: E402
+
+WARM_UP_CALLS = 60
+
+
+def callgrind(command: Sequence[str], out: Path) -> list[str]:
+    return [
+        "valgrind",
+        "--tool=callgrind",
+        "--instr-atstart=no",
+        f"--callgrind-out-file={out}",
+        *command,
+    ]
+
+
+@contextmanager
+def proxy(kind: str, upstream: Server, out: Path, source: Path | None) -> Iterator[Server]:
+    port = free_port()
+    if kind == "floor":
+        command = [sys.executable, str(REPO / "bench" / "passthrough.py")]
+        command += ["--client", "httpx-aiohttp", "--port", str(port)]
+        command += ["--upstream", upstream.base_url]
+        env: dict[str, str] = {}
+    else:
+        command, env = gateway_command("serve", source=source)
+        env |= {
+            **RELAY_SETTINGS,
+            "GATEWAY_SERVER__PORT": str(port),
+            "GATEWAY_SERVER__WORKERS": "1",
+            "GATEWAY_PROVIDERS__ANTHROPIC__BASE_URL": upstream.base_url,
+            "GATEWAY_PROVIDERS__OPENAI__BASE_URL": upstream.base_url,
+        }
+    with serving(kind, callgrind(command, out), port, env, timeout_s=600, cwd=source or REPO) as s:
+        yield s
+
+
+def send(server: Server, path: str, body: bytes, calls: int, concurrency: int) -> None:
+    headers = dict(request_headers(server.api_key, path))
+    failures: list[str] = []
+
+    def worker(count: int) -> None:
+        connection = http.client.HTTPConnection(HOST, server.port, timeout=600)
+        for _ in range(count):
+            connection.request("POST", path, body, headers)
+            response = connection.getresponse()
+            response.read()
+            if response.status != 200:
+                failures.append(str(response.status))
+        connection.close()
+
+    threads = [
+        threading.Thread(target=worker, args=(calls // concurrency,)) for _ in range(concurrency)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise SystemExit(f"{server.name}: {len(failures)} calls failed: {failures[:3]}")
+
+
+def control(server: Server, *flags: str) -> None:
+    subprocess.run(
+        ["callgrind_control", *flags, str(server.proc.pid)], check=True, capture_output=True
+    )
+
+
+def instructions(dump: Path) -> int:
+    text = dump.read_text(errors="replace")
+    found = re.search(r"^summary:\s*(\d+)", text, re.M) or re.search(
+        r"^totals:\s*(\d+)", text, re.M
+    )
+    if found is None:
+        raise SystemExit(f"no instruction total in {dump}")
+    return int(found.group(1))
+
+
+def main() -> None:
+    parse = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parse.add_argument("body", choices=names())
+    parse.add_argument("--proxies", default="floor,gateway", help="floor, gateway or both")
+    parse.add_argument("--calls", type=int, default=200)
+    parse.add_argument("--concurrency", type=int, default=1)
+    parse.add_argument("--stream", action="store_true", help="the streaming body")
+    parse.add_argument("--gateway-src", type=Path, help="another tree's gateway package")
+    args = parse.parse_args()
+    plain, stream = body_pair(args.body)
+    body = stream if args.stream else plain
+    path = route(args.body)
+    kinds = args.proxies.split(",")
+    if args.gateway_src is not None:
+        kinds.append("baseline")
+    with emulator_server() as upstream, tempfile.TemporaryDirectory() as tmp:
+        for kind in kinds:
+            out = Path(tmp) / f"{kind}.out"
+            source = args.gateway_src if kind == "baseline" else None
+            with proxy("floor" if kind == "floor" else "gateway", upstream, out, source) as server:
+                send(server, path, body, WARM_UP_CALLS, args.concurrency)
+                control(server, "-i", "on")
+                started = time.monotonic()
+                send(server, path, body, args.calls, args.concurrency)
+                control(server, "-d")
+                dumps = sorted(Path(tmp).glob(f"{kind}.out*"), key=lambda p: p.stat().st_mtime)
+                count = instructions(dumps[-1])
+                took = time.monotonic() - started
+            print(
+                f"{args.body} {'stream' if args.stream else 'json'} {kind}: "
+                f"{count / args.calls / 1e6:.3f} M instructions per call "
+                f"({args.calls} calls, c{args.concurrency}, {took:.0f} s)",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
