@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import resource
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -67,7 +68,8 @@ def started(
     cwd: Path | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Runs `command` until the block ends; yields its process once `ready` answers (within
-    `timeout_s`), then terminates it (kills it if it has not exited 10 s later)."""
+    `timeout_s`), then terminates it (kills it if it has not exited 10 s later). If the block
+    fails, the tail of the server's log goes to stderr, where pytest shows it with the failure."""
     # A file, not a pipe: a server that logs a lot must never block on a full pipe.
     log = tempfile.TemporaryFile()  # noqa: SIM115 - outlives this statement; closed below
     process = subprocess.Popen(
@@ -75,7 +77,11 @@ def started(
     )
     try:
         wait_ready(process, ready, timeout_s, log)
-        yield process
+        try:
+            yield process
+        except Exception:  # the block failed (a test's assertion): show what the server said
+            sys.stderr.write(_tail(log, command))
+            raise
     finally:
         process.terminate()
         try:
@@ -84,6 +90,14 @@ def started(
             process.kill()
             process.wait()
         log.close()
+
+
+def _tail(log: IO[bytes], command: list[str], limit: int = 64 * 1024) -> str:
+    """The last `limit` bytes a running server wrote to `log`, headed by its command (read
+    with pread: the server shares the file's offset)."""
+    size = os.fstat(log.fileno()).st_size
+    tail = os.pread(log.fileno(), limit, max(0, size - limit)).decode(errors="replace")
+    return f"--- {' '.join(command)}: its log's last {limit} bytes ---\n{tail}\n"
 
 
 def rss_kib(pid: int, field: str = "VmRSS") -> int:
