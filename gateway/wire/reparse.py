@@ -38,18 +38,18 @@ LAST_ITEMS = 3  # items at the end of the array tried one by one
 LAST_MEMBERS = 3
 
 
-def common_prefix(a: bytes, b: bytes, limit: int) -> int:
-    """The length of the longest common prefix of `a` and `b`, at most `limit`: a search by
-    halves, each step one memcmp (`startswith` on a memoryview: ~12 us for 340 KB, where
-    comparing two memoryviews goes item by item, ~900 us)."""
-    hi = min(limit, len(a), len(b))
+def common_prefix(a: bytes, b: bytes, limit: int, at: int = 0) -> int:
+    """The length of the longest common prefix of `a[at:]` and `b`, at most `limit`: a
+    search by halves, each step one memcmp (`startswith` on a memoryview: ~12 us for 340 KB,
+    where comparing two memoryviews goes item by item, ~900 us)."""
+    hi = max(min(limit, len(a) - at, len(b)), 0)
     view = memoryview(b)
-    if a.startswith(view[:hi]):
+    if a.startswith(view[:hi], at):
         return hi
-    lo = 0  # a[:lo] == b[:lo], a[:hi] != b[:hi]
+    lo = 0  # a[at:at + lo] == b[:lo], a[at:at + hi] != b[:hi]
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if a.startswith(view[lo:mid], lo):
+        if a.startswith(view[lo:mid], at + lo):
             lo = mid
         else:
             hi = mid
@@ -65,25 +65,42 @@ class _Match:
     rest: bytes  # the new body's bytes after them (`,` members `}`), b"" if all repeat
 
 
-def _match(raw: bytes, turn: Turn) -> _Match | None:
-    """Where `raw` repeats `turn`'s head, items and members after the array. Members at the
-    end may differ (Codex's `client_metadata` names its turn): the first that differs is
-    found by its name, searched from the end (a short needle: a long one's search can take
-    milliseconds), and the members before it must then be the turn's bytes."""
+def _members(raw: bytes, turn: Turn) -> tuple[int, int, bytes] | None:
+    """Where `raw` repeats `turn`'s members after the array: (where its tail begins in `raw`,
+    how many members repeat, the bytes after them: `,` members `}`, b"" if all repeat).
+    Members at the end may differ (Codex's `client_metadata` names its turn): the first that
+    differs is found by its name, searched from the end (a short needle: a long one's search
+    can take milliseconds), and the members before it must then be the turn's bytes. Else a
+    member further in differs (Claude Code's `metadata`, its session, after `system` and
+    `tools`: a new session's first turn): the array's end is found by the tail's head
+    (`],"name":` of its first member) searched forward from the items, and the members that
+    repeat are those wholly inside the bytes it shares with the tail there."""
     tail, members = turn.tail, turn.members
     if raw.endswith(tail):
-        close, kept, rest = len(raw) - len(tail), len(members), b""
-    else:
-        for kept in range(len(members) - 1, max(len(members) - 1 - LAST_MEMBERS, -1), -1):
-            at = members[kept]
-            name = tail[at : tail.index(b'":', at) + 2]  # `,"name":`
-            found = raw.rfind(name, turn.start)
-            close = found - at
-            if found >= 0 and close >= turn.start and raw.startswith(memoryview(tail)[:at], close):
-                rest = raw[found:]
-                break
-        else:
-            return None
+        return len(raw) - len(tail), len(members), b""
+    for kept in range(len(members) - 1, max(len(members) - 1 - LAST_MEMBERS, -1), -1):
+        at = members[kept]
+        name = tail[at : tail.index(b'":', at) + 2]  # `,"name":`
+        found = raw.rfind(name, turn.start)
+        close = found - at
+        if found >= 0 and close >= turn.start and raw.startswith(memoryview(tail)[:at], close):
+            return close, kept, raw[found:]
+    if len(members) <= LAST_MEMBERS:
+        return None  # each member was tried above
+    close = raw.find(tail[: tail.index(b'":', members[0]) + 2], turn.start)
+    if close < 0:
+        return None
+    # The first member that differs: the last to begin within the shared bytes.
+    kept = bisect_right(members, common_prefix(raw, tail, len(tail), close)) - 1
+    return close, kept, raw[close + members[kept] :]
+
+
+def _match(raw: bytes, turn: Turn) -> _Match | None:
+    """Where `raw` repeats `turn`'s head, items and members after the array (`_members`)."""
+    found = _members(raw, turn)
+    if found is None:
+        return None
+    close, kept, rest = found
     if close < turn.start:
         return None
     ends, view = turn.ends, memoryview(turn.raw)
