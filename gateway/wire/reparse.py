@@ -36,6 +36,7 @@ _COMMA = 44
 LAST_ITEMS = 3  # items at the end of the array tried one by one
 # How many of the last members after the array may differ (Codex: client_metadata).
 LAST_MEMBERS = 3
+_NEAR = 1024
 
 
 def common_prefix(a: bytes, b: bytes, limit: int, at: int = 0) -> int:
@@ -78,12 +79,20 @@ def _members(raw: bytes, turn: Turn) -> tuple[int, int, bytes] | None:
     tail, members = turn.tail, turn.members
     if raw.endswith(tail):
         return len(raw) - len(tail), len(members), b""
+    view = memoryview(tail)
     for kept in range(len(members) - 1, max(len(members) - 1 - LAST_MEMBERS, -1), -1):
         at = members[kept]
         name = tail[at : tail.index(b'":', at) + 2]  # `,"name":`
         found = raw.rfind(name, turn.start)
         close = found - at
-        if found >= 0 and close >= turn.start and raw.startswith(memoryview(tail)[:at], close):
+        near = max(at - _NEAR, 0)  # the bytes just before first: a member further in that
+        # differs (a new session's) is told in one short memcmp, not one over the whole tail
+        if (
+            found >= 0
+            and close >= turn.start
+            and raw.startswith(view[near:at], close + near)
+            and raw.startswith(view[:near], close)
+        ):
             return close, kept, raw[found:]
     if len(members) <= LAST_MEMBERS:
         return None  # each member was tried above
