@@ -76,10 +76,12 @@ def _old_usage(raw: bytes) -> Reported:
 
 def test_a_reply_seen_again_skips_its_tools_and_reports_the_same() -> None:
     first = usage_from_response(REPLY)
-    assert echoed._known and echoed._known[0][0] == S
+    assert echoed._known
+    assert echoed._known[0][0] == S
     assert echoed.loads(REPLY, echoed.response_tools)["tools"] is None
     assert usage_from_response(REPLY) == first
-    assert first.model == "gpt-x" and first.service_tier == "default"
+    assert first.model == "gpt-x"
+    assert first.service_tier == "default"
 
 
 def test_a_small_or_indented_tools_array_is_not_kept() -> None:
@@ -134,7 +136,7 @@ def test_a_body_parses_as_the_full_parse_but_for_tools_or_fails_as_it_does(raw: 
     finally:
         sys.setrecursionlimit(limit)
     if isinstance(full, dict):
-        assert list(got) == list(full)  # noqa: SIM300
+        assert list(got) == list(full)
     reported = usage_from_response(raw)
     echoed.forget()
     assert reported == _old_usage(raw)
@@ -148,8 +150,11 @@ def test_a_stream_events_response_skips_its_tools_once_seen() -> None:
         usage = ResponsesStreamUsage()
         usage.feed(block)
         watched.append((usage.model, usage.message_id, usage.service_tier, usage.usage))
-    assert echoed._known and echoed._known[0][0] == S
+    assert echoed._known
+    assert echoed._known[0][0] == S
     assert watched[0] == watched[1]
-    assert watched[0][3] is not None and watched[0][3].input == 10
+    assert watched[0][3] is not None
+    assert watched[0][3].input == 10
     kept = response_object(event, echoed.event_tools)
-    assert kept is not None and kept["response"]["tools"] is None
+    assert kept is not None
+    assert kept["response"]["tools"] is None
