@@ -72,10 +72,11 @@ def _members(raw: bytes, turn: Turn) -> tuple[int, int, bytes] | None:
     Members at the end may differ (Codex's `client_metadata` names its turn): the first that
     differs is found by its name, searched from the end (a short needle: a long one's search
     can take milliseconds), and the members before it must then be the turn's bytes. Else a
-    member further in differs (Claude Code's `metadata`, its session, after `system` and
-    `tools`: a new session's first turn): the array's end is found by the tail's head
-    (`],"name":` of its first member) searched forward from the items, and the members that
-    repeat are those wholly inside the bytes it shares with the tail there."""
+    member further in may differ in its bytes but not its length (Claude Code's `metadata`,
+    its session id, after `system` and `tools`: a new session's first turn): the tail then
+    begins where it does in the turn, counted from the end (no search: a body of another
+    conversation costs two short memcmps), and the members that repeat are those wholly
+    inside the bytes it shares with the tail there."""
     tail, members = turn.tail, turn.members
     if raw.endswith(tail):
         return len(raw) - len(tail), len(members), b""
@@ -96,12 +97,13 @@ def _members(raw: bytes, turn: Turn) -> tuple[int, int, bytes] | None:
             return close, kept, raw[found:]
     if len(members) <= LAST_MEMBERS:
         return None  # each member was tried above
-    close = raw.find(tail[: tail.index(b'":', members[0]) + 2], turn.start)
-    if close < 0:
+    # A member further in changed, not its length (a session id): the tail ends where it did.
+    close = len(raw) - len(tail)
+    if close < turn.start or not raw.startswith(view[: members[0] + 2], close):
         return None
-    # The first member that differs: the last to begin within the shared bytes.
+    # The first member that differs: the last to begin within the bytes shared with the tail.
     kept = bisect_right(members, common_prefix(raw, tail, len(tail), close)) - 1
-    return close, kept, raw[close + members[kept] :]
+    return None if kept < 1 else (close, kept, raw[close + members[kept] :])
 
 
 def _match(raw: bytes, turn: Turn) -> _Match | None:
@@ -124,7 +126,7 @@ def _match(raw: bytes, turn: Turn) -> _Match | None:
             return None
         shared = bisect_right(ends, common)
     cut = ends[shared - 1] if shared else turn.start
-    if 2 * (cut + len(raw) - close) < len(raw):
+    if 2 * (cut + len(raw) - close - len(rest)) < len(raw):
         return None  # less than half reused: parsing whole costs less than the new items' learning
     return _Match(shared, cut, close, kept, rest)
 

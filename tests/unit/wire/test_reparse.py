@@ -196,9 +196,11 @@ def test_a_body_kept_as_it_came_that_the_next_does_not_resemble_is_not_learned()
 
 def _new_session(raw: bytes) -> bytes:
     """A Claude Code first turn as the client's next session sends it: its own session id
-    (in `metadata`, after `system` and `tools`) and its own prompt."""
+    (in `metadata`, after `system` and `tools`: as long as the last one's) and its own
+    prompt."""
     body = orjson.loads(raw)
-    body["metadata"] = {"user_id": orjson.dumps({"session": "another"}).decode()}
+    user = body["metadata"]["user_id"]
+    body["metadata"] = {"user_id": user[:-14] + "0123456789ab" + user[-2:]}
     last = body["messages"][-1]
     content = last["content"]
     last["content"] = [*content, {"type": "text", "text": "another prompt"}]
@@ -225,10 +227,14 @@ def test_a_new_sessions_first_turn_shares_the_last_sessions_system_and_tools(nam
         fresh.start, fresh.ends, fresh.tail, fresh.members,
     )  # fmt: skip
     assert splice(turn.parsed, turn.pieces) == raw
+    longer = raw.replace(b'0123456789ab\\"}', b'0123456789abc\\"}')
+    assert longer != raw
+    found = reparse(longer, [before])  # not found where the tail moved: parsed whole
+    assert found is None or found[0] == orjson.loads(longer)
 
 
 # More members after the array than are tried by name from the end: one further in that
-# differs is found from the tail's head, searched forward.
+# differs, not in length, is found where the tail ends as the kept one's does.
 LONG: dict[str, Any] = {
     **BASE,
     "meta": {"session": 1},
@@ -244,6 +250,7 @@ NEW_META = LONG_TAIL.replace(b'"session":1', b'"session":2')
 LONG_HOSTILE = {
     "another session": LONG_HEAD + NEW_META,
     "another session and item": LONG_HEAD + b',{"role":"user","content":"x"}' + NEW_META,
+    "a longer session": LONG_HEAD + LONG_TAIL.replace(b'"session":1', b'"session":12'),
     "the tail's head nested in an item": LONG_HEAD
     + b',{"role":"user","content":[[1],"system":[{"type":"text","text":"sys"}]]}'
     + NEW_META,
