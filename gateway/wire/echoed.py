@@ -2,8 +2,10 @@
 
 A Responses reply repeats the request's `tools` (18 of a Codex reply's 19 KB): parsing them
 is most of what reading its usage, model, id and tier costs, and none of those is in them.
-The bytes of a few tools arrays seen before are kept; a reply whose first `"tools":` member
-holds one of them is parsed with `null` in its place.
+The bytes of a few tools arrays seen before are kept (from a full parse: the tools' dumps
+where the reply is compact, else, as OpenAI indents its replies, the bytes up to the next
+member's key where they parse alone); a reply whose first `"tools":` member holds one of
+them is parsed with `null` in its place.
 
 Why that is the full parse but for that one value: the `"tools":` found follows `,`, `{` or
 whitespace, so its first quote is not escaped; if the parse with `null` succeeds, that quote
@@ -36,13 +38,13 @@ MAX_DEPTH = 1000  # under orjson's 1024 levels
 # (bytes, their brackets: at most the value's depth), the most recently learned first.
 _known: tuple[tuple[bytes, int], ...] = ()
 
-Tools = Callable[[Any], Any]  # the parse's tools value, where the reply keeps it
+Holder = Callable[[Any], Any]  # the object of a parse that holds its `tools`
 
 
-def loads(body: bytes, tools: Tools) -> Any:
+def loads(body: bytes, holder: Holder) -> Any:
     """`orjson.loads(body)` (raising as it raises), but the value of its first `"tools":`
-    member may be None where it is an array kept before. A full parse's tools (`tools` of
-    the parse) are kept when that member holds them."""
+    member may be None where it is an array kept before. A full parse's tools (those of the
+    object `holder` finds in it) are kept when that member holds them."""
     at = _value_at(body)
     if at < 0:
         return orjson.loads(body)
@@ -52,7 +54,7 @@ def loads(body: bytes, tools: Tools) -> Any:
                 break
             return orjson.loads(b"".join((body[:at], b"null", body[at + len(known) :])))
     parsed = orjson.loads(body)
-    _learn(body, at, parsed, tools)
+    _learn(body, at, parsed, holder)
     return parsed
 
 
@@ -67,33 +69,65 @@ def _value_at(body: bytes) -> int:
     return at
 
 
-def _learn(body: bytes, at: int, parsed: Any, tools: Tools) -> None:
+def _learn(body: bytes, at: int, parsed: Any, holder: Holder) -> None:
     global _known
     try:
-        value = tools(parsed)
+        container = holder(parsed)
     except (AttributeError, TypeError):
         return
-    if not isinstance(value, list) or body[at : at + 1] != b"[" or body[at + 1 : at + 2] in _SPACE:
-        return  # an indented reply's value is not its dumps: not looked for
+    if (
+        not isinstance(container, dict)
+        or not isinstance(value := container.get("tools"), list)
+        or body[at : at + 1] != b"["
+    ):
+        return
+    if body[at + 1 : at + 2] in _SPACE:
+        known = _indented(body, at, container)
+    else:
+        known = _compact(body, at, value)
+    if known is not None and MIN_BYTES <= len(known) <= MAX_BYTES:
+        _known = ((known, known.count(b"[") + known.count(b"{")), *_known[: KEPT - 1])
+
+
+def _compact(body: bytes, at: int, value: list[Any]) -> bytes | None:
+    """The value's dumps, if it is its bytes at `at`."""
     try:
         known = orjson.dumps(value)
     except orjson.JSONEncodeError:
-        return  # nested past what dumps writes
-    if not body.startswith(known, at):
-        return
-    if not MIN_BYTES <= len(known) <= MAX_BYTES:
-        return
-    _known = ((known, known.count(b"[") + known.count(b"{")), *_known[: KEPT - 1])
+        return None  # nested past what dumps writes
+    return known if body.startswith(known, at) else None
 
 
-def response_tools(parsed: Any) -> Any:
-    """A Responses object's tools."""
-    return parsed.get("tools")
+def _indented(body: bytes, at: int, container: dict[str, Any]) -> bytes | None:
+    """The bytes from `at` to the next member's key (OpenAI indents its replies), if they
+    parse alone: then they are one whole value, the one at `at`."""
+    names = iter(container)
+    for name in names:
+        if name == "tools":
+            break
+    following = next(names, None)
+    if following is None:
+        return None
+    end = body.find(orjson.dumps(following), at)
+    known = body[at:end].rstrip(_SPACE) if end > at else b""
+    if not known.endswith(b","):
+        return None
+    known = known[:-1].rstrip(_SPACE)
+    try:
+        orjson.loads(known)
+    except orjson.JSONDecodeError:
+        return None
+    return known
 
 
-def event_tools(parsed: Any) -> Any:
-    """The tools of a Responses stream event's `response`."""
-    return parsed.get("response").get("tools")
+def response_holder(parsed: Any) -> Any:
+    """A Responses object: it holds its tools."""
+    return parsed
+
+
+def event_holder(parsed: Any) -> Any:
+    """A Responses stream event: its `response` holds the tools."""
+    return parsed.get("response")
 
 
 def forget() -> None:

@@ -75,12 +75,12 @@ def json_object(body: bytes) -> dict[str, Any] | None:
 
 
 def response_object(
-    body: bytes, tools: echoed.Tools = echoed.response_tools
+    body: bytes, holder: echoed.Holder = echoed.response_holder
 ) -> dict[str, Any] | None:
     """`json_object` of a Responses object (or a stream event holding one), its echo of the
     request's tools parsed only if not seen before (echoed.py): it is never read."""
     try:
-        parsed = echoed.loads(body, tools)
+        parsed = echoed.loads(body, holder)
     except orjson.JSONDecodeError:
         return None
     return parsed if isinstance(parsed, dict) else None

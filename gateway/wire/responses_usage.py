@@ -129,5 +129,5 @@ class ResponsesStreamUsage(EventBlocks):
 
 def _response_of(raw: str) -> dict[str, Any] | None:
     """An event's `response` object, if it has one."""
-    response = (response_object(raw.encode(), echoed.event_tools) or {}).get("response")
+    response = (response_object(raw.encode(), echoed.event_holder) or {}).get("response")
     return response if isinstance(response, dict) else None

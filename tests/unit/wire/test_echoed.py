@@ -61,7 +61,7 @@ def _full(raw: bytes) -> object:
 
 def _echoed(raw: bytes) -> object:
     try:
-        return echoed.loads(raw, echoed.response_tools)
+        return echoed.loads(raw, echoed.response_holder)
     except orjson.JSONDecodeError:
         return orjson.JSONDecodeError
 
@@ -78,17 +78,40 @@ def test_a_reply_seen_again_skips_its_tools_and_reports_the_same() -> None:
     first = usage_from_response(REPLY)
     assert echoed._known
     assert echoed._known[0][0] == S
-    assert echoed.loads(REPLY, echoed.response_tools)["tools"] is None
+    assert echoed.loads(REPLY, echoed.response_holder)["tools"] is None
     assert usage_from_response(REPLY) == first
     assert first.model == "gpt-x"
     assert first.service_tier == "default"
 
 
-def test_a_small_or_indented_tools_array_is_not_kept() -> None:
+def test_a_small_tools_array_is_not_kept() -> None:
     usage_from_response(HEAD + b"[]" + TAIL)
-    usage_from_response(HEAD + b"[\n" + S[1:] + TAIL)  # not valid anyway past the indent
+    usage_from_response(HEAD + b'[{"type":"function"}]' + TAIL)
+    assert echoed._known == ()
+
+
+def test_an_indented_reply_is_kept_to_its_next_members_key() -> None:
     indented = orjson.dumps(orjson.loads(REPLY), option=orjson.OPT_INDENT_2)
-    usage_from_response(indented)
+    first = usage_from_response(indented)
+    assert echoed._known
+    known = echoed._known[0][0]
+    assert known.startswith(b"[\n")
+    assert orjson.loads(known) == TOOLS
+    assert echoed.loads(indented, echoed.response_holder)["tools"] is None
+    assert usage_from_response(indented) == first
+
+
+def test_an_indented_reply_whose_tools_come_last_is_not_kept() -> None:
+    reply = orjson.loads(REPLY)
+    last = {**{k: v for k, v in reply.items() if k != "tools"}, "tools": reply["tools"]}
+    usage_from_response(orjson.dumps(last, option=orjson.OPT_INDENT_2))
+    assert echoed._known == ()
+
+
+def test_an_indented_reply_whose_next_key_is_inside_its_tools_is_not_kept() -> None:
+    tools = [{**TOOLS[0], "parameters": {"service_tier": 1}}, *TOOLS[1:]]
+    reply = {**orjson.loads(REPLY), "tools": tools}
+    usage_from_response(orjson.dumps(reply, option=orjson.OPT_INDENT_2))
     assert echoed._known == ()
 
 
@@ -117,6 +140,7 @@ HOSTILE = {
     "invalid UTF-8 after": HEAD + S + b',"x":"\xff"' + TAIL,
     "a lone surrogate after": HEAD + S + b',"x":"\\ud800"' + TAIL,
     "a duplicate inside the tools' place": HEAD + S[:-1] + b',{"usage":1}]' + TAIL,
+    "indented": orjson.dumps(orjson.loads(REPLY), option=orjson.OPT_INDENT_2),
 }
 
 
@@ -155,6 +179,6 @@ def test_a_stream_events_response_skips_its_tools_once_seen() -> None:
     assert watched[0] == watched[1]
     assert watched[0][3] is not None
     assert watched[0][3].input == 10
-    kept = response_object(event, echoed.event_tools)
+    kept = response_object(event, echoed.event_holder)
     assert kept is not None
     assert kept["response"]["tools"] is None
