@@ -35,7 +35,7 @@ MIN_BYTES = 1024  # below this the parse saved is less than the search
 MAX_BYTES = 1 << 20
 MAX_DEPTH = 1000  # under orjson's 1024 levels
 
-# (bytes, their brackets: at most the value's depth), the most recently learned first.
+# (bytes, their brackets: at most the value's depth), the most recently used first.
 _known: tuple[tuple[bytes, int], ...] = ()
 
 Holder = Callable[[Any], Any]  # the object of a parse that holds its `tools`
@@ -48,10 +48,12 @@ def loads(body: bytes, holder: Holder) -> Any:
     at = _value_at(body)
     if at < 0:
         return orjson.loads(body)
-    for known, brackets in _known:
+    for i, (known, brackets) in enumerate(_known):
         if body.startswith(known, at):
             if body.count(b"[", 0, at) + body.count(b"{", 0, at) + brackets > MAX_DEPTH:
-                break
+                return orjson.loads(body)
+            if i:
+                _keep(known, brackets)  # the most recently used first
             return orjson.loads(b"".join((body[:at], b"null", body[at + len(known) :])))
     parsed = orjson.loads(body)
     _learn(body, at, parsed, holder)
@@ -70,7 +72,6 @@ def _value_at(body: bytes) -> int:
 
 
 def _learn(body: bytes, at: int, parsed: Any, holder: Holder) -> None:
-    global _known
     try:
         container = holder(parsed)
     except (AttributeError, TypeError):
@@ -86,7 +87,13 @@ def _learn(body: bytes, at: int, parsed: Any, holder: Holder) -> None:
     else:
         known = _compact(body, at, value)
     if known is not None and MIN_BYTES <= len(known) <= MAX_BYTES:
-        _known = ((known, known.count(b"[") + known.count(b"{")), *_known[: KEPT - 1])
+        _keep(known, known.count(b"[") + known.count(b"{"))
+
+
+def _keep(known: bytes, brackets: int) -> None:
+    global _known
+    others = [entry for entry in _known if entry[0] != known]
+    _known = ((known, brackets), *others[: KEPT - 1])
 
 
 def _compact(body: bytes, at: int, value: list[Any]) -> bytes | None:

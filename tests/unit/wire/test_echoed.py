@@ -182,3 +182,24 @@ def test_a_stream_events_response_skips_its_tools_once_seen() -> None:
     kept = response_object(event, echoed.event_holder)
     assert kept is not None
     assert kept["response"]["tools"] is None
+
+
+def test_the_most_recently_used_tools_come_first_and_at_most_kept() -> None:
+    arrays = [[{**tool, "name": f"{n}_{tool['name']}"} for tool in TOOLS] for n in range(10)]
+    replies = [HEAD + orjson.dumps(tools) + TAIL for tools in arrays]
+    for reply in replies:
+        usage_from_response(reply)
+    assert len(echoed._known) == echoed.KEPT
+    assert echoed._known[0][0] == orjson.dumps(arrays[-1])
+    assert echoed.loads(replies[3], echoed.response_holder)["tools"] is None
+    assert echoed._known[0][0] == orjson.dumps(arrays[3])
+    usage_from_response(replies[3])
+    assert len({known for known, _ in echoed._known}) == echoed.KEPT
+    usage_from_response(REPLY)
+    # Brackets in a string before it: maybe too deep to skip, so parsed whole, kept once.
+    bracketed = b'{"a":"' + b"[" * 990 + b'","tools":' + S + TAIL
+    reported = usage_from_response(bracketed)
+    assert reported.model is None
+    assert reported.usage is not None
+    assert echoed._known[0][0] == S
+    assert len({known for known, _ in echoed._known}) == len(echoed._known)
