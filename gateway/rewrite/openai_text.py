@@ -46,8 +46,11 @@ def items(body: dict[str, Any]) -> list[Any]:
 def leading_system(messages: list[Any]) -> int:
     """How many items at the start are system or developer messages, or tools items."""
     count = 0
-    for message in messages:
-        if not (is_tools_item(message) or _is_system_message(message)):
+    for message in messages:  # is_tools_item or _is_system_message, one `type` lookup
+        if not isinstance(message, dict):
+            break
+        kind = message.get("type", "message")
+        if kind != TOOLS_ITEM and (kind != "message" or message.get("role") not in SYSTEM_ROLES):
             break
         count += 1
     return count
@@ -66,9 +69,12 @@ def prompt_tools(body: dict[str, Any]) -> list[Any]:
     tools = body.get("tools")
     out = list(tools) if isinstance(tools, list) else []
     conversation = items(body)
-    for item in conversation[: leading_system(conversation)]:
-        if is_tools_item(item) and isinstance(item.get("tools"), list):
-            out += item["tools"]
+    for item in conversation:
+        if is_tools_item(item):
+            if isinstance(item.get("tools"), list):
+                out += item["tools"]
+        elif not _is_system_message(item):
+            break  # past the leading system part
     return out
 
 

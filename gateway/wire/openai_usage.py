@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from gateway.wire import echoed
 from gateway.wire.event_blocks import EventBlocks, block_at
 from gateway.wire.sse import MAX_EVENT_BYTES, ServerSentEvent
 from gateway.wire.usage import Reported, Usage
@@ -19,6 +20,7 @@ from gateway.wire.usage import Reported, Usage
 __all__ = [
     "ChatStreamUsage",
     "json_object",
+    "response_object",
     "text_or_none",
     "usage_from_chat",
     "usage_from_chat_fields",
@@ -72,6 +74,18 @@ def json_object(body: bytes) -> dict[str, Any] | None:
     return parsed if isinstance(parsed, dict) else None
 
 
+def response_object(
+    body: bytes, holder: echoed.Holder = echoed.response_holder
+) -> dict[str, Any] | None:
+    """`json_object` of a Responses object (or a stream event holding one), its echo of the
+    request's tools parsed only if not seen before (echoed.py): it is never read."""
+    try:
+        parsed = echoed.loads(body, holder)
+    except orjson.JSONDecodeError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
 def text_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
@@ -91,7 +105,7 @@ def usage_from_chat(body: bytes) -> Reported:
 
 def usage_from_response(body: bytes) -> Reported:
     """What a non-streaming Responses object reports; empty if it is not one."""
-    response = json_object(body)
+    response = response_object(body)
     if response is None or not isinstance(usage := response.get("usage"), dict):
         return Reported()
     return Reported(

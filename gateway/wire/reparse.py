@@ -36,20 +36,25 @@ _COMMA = 44
 LAST_ITEMS = 3  # items at the end of the array tried one by one
 # How many of the last members after the array may differ (Codex: client_metadata).
 LAST_MEMBERS = 3
+_NEAR = 1024
+# How much longer the members after one tried by name may have grown (Codex's metadata: a
+# few bytes a turn); a search from further back through a body of another client, which
+# lacks the name, would cost ~0.5 us a KB.
+MOVED_BYTES = 16 * 1024
 
 
-def common_prefix(a: bytes, b: bytes, limit: int) -> int:
-    """The length of the longest common prefix of `a` and `b`, at most `limit`: a search by
-    halves, each step one memcmp (`startswith` on a memoryview: ~12 us for 340 KB, where
-    comparing two memoryviews goes item by item, ~900 us)."""
-    hi = min(limit, len(a), len(b))
+def common_prefix(a: bytes, b: bytes, limit: int, at: int = 0) -> int:
+    """The length of the longest common prefix of `a[at:]` and `b`, at most `limit`: a
+    search by halves, each step one memcmp (`startswith` on a memoryview: ~12 us for 340 KB,
+    where comparing two memoryviews goes item by item, ~900 us)."""
+    hi = max(min(limit, len(a) - at, len(b)), 0)
     view = memoryview(b)
-    if a.startswith(view[:hi]):
+    if a.startswith(view[:hi], at):
         return hi
-    lo = 0  # a[:lo] == b[:lo], a[:hi] != b[:hi]
+    lo = 0  # a[at:at + lo] == b[:lo], a[at:at + hi] != b[:hi]
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if a.startswith(view[lo:mid], lo):
+        if a.startswith(view[lo:mid], at + lo):
             lo = mid
         else:
             hi = mid
@@ -65,25 +70,53 @@ class _Match:
     rest: bytes  # the new body's bytes after them (`,` members `}`), b"" if all repeat
 
 
-def _match(raw: bytes, turn: Turn) -> _Match | None:
-    """Where `raw` repeats `turn`'s head, items and members after the array. Members at the
-    end may differ (Codex's `client_metadata` names its turn): the first that differs is
-    found by its name, searched from the end (a short needle: a long one's search can take
-    milliseconds), and the members before it must then be the turn's bytes."""
+def _members(raw: bytes, turn: Turn) -> tuple[int, int, bytes] | None:
+    """Where `raw` repeats `turn`'s members after the array: (where its tail begins in `raw`,
+    how many members repeat, the bytes after them: `,` members `}`, b"" if all repeat).
+    Members at the end may differ (Codex's `client_metadata` names its turn): the first that
+    differs is found by its name, searched from the end (a short needle: a long one's search
+    can take milliseconds), and the members before it must then be the turn's bytes. Else a
+    member further in may differ in its bytes but not its length (Claude Code's `metadata`,
+    its session id, after `system` and `tools`: a new session's first turn): the tail then
+    begins where it does in the turn, counted from the end (no search: a body of another
+    conversation costs two short memcmps), and the members that repeat are those wholly
+    inside the bytes it shares with the tail there."""
     tail, members = turn.tail, turn.members
     if raw.endswith(tail):
-        close, kept, rest = len(raw) - len(tail), len(members), b""
-    else:
-        for kept in range(len(members) - 1, max(len(members) - 1 - LAST_MEMBERS, -1), -1):
-            at = members[kept]
-            name = tail[at : tail.index(b'":', at) + 2]  # `,"name":`
-            found = raw.rfind(name, turn.start)
-            close = found - at
-            if found >= 0 and close >= turn.start and raw.startswith(memoryview(tail)[:at], close):
-                rest = raw[found:]
-                break
-        else:
-            return None
+        return len(raw) - len(tail), len(members), b""
+    view = memoryview(tail)
+    for kept in range(len(members) - 1, max(len(members) - 1 - LAST_MEMBERS, -1), -1):
+        at = members[kept]
+        name = tail[at : tail.index(b'":', at) + 2]  # `,"name":`
+        # Near where it was from the end: a body without the name is not read through.
+        found = raw.rfind(name, max(turn.start, len(raw) - len(tail) + at - MOVED_BYTES))
+        close = found - at
+        near = max(at - _NEAR, 0)  # the bytes just before first: a member further in that
+        # differs (a new session's) is told in one short memcmp, not one over the whole tail
+        if (
+            found >= 0
+            and close >= turn.start
+            and raw.startswith(view[near:at], close + near)
+            and raw.startswith(view[:near], close)
+        ):
+            return close, kept, raw[found:]
+    if len(members) <= LAST_MEMBERS:
+        return None  # each member was tried above
+    # A member further in changed, not its length (a session id): the tail ends where it did.
+    close = len(raw) - len(tail)
+    if close < turn.start or not raw.startswith(view[: members[0] + 2], close):
+        return None
+    # The first member that differs: the last to begin within the bytes shared with the tail.
+    kept = bisect_right(members, common_prefix(raw, tail, len(tail), close)) - 1
+    return None if kept < 1 else (close, kept, raw[close + members[kept] :])
+
+
+def _match(raw: bytes, turn: Turn) -> _Match | None:
+    """Where `raw` repeats `turn`'s head, items and members after the array (`_members`)."""
+    found = _members(raw, turn)
+    if found is None:
+        return None
+    close, kept, rest = found
     if close < turn.start:
         return None
     ends, view = turn.ends, memoryview(turn.raw)
@@ -98,7 +131,7 @@ def _match(raw: bytes, turn: Turn) -> _Match | None:
             return None
         shared = bisect_right(ends, common)
     cut = ends[shared - 1] if shared else turn.start
-    if 2 * (cut + len(raw) - close) < len(raw):
+    if 2 * (cut + len(raw) - close - len(rest)) < len(raw):
         return None  # less than half reused: parsing whole costs less than the new items' learning
     return _Match(shared, cut, close, kept, rest)
 

@@ -5,8 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.wire import echoed
 from gateway.wire.event_blocks import EventBlocks, event_lines
-from gateway.wire.openai_usage import json_object, text_or_none, usage_from_response_fields
+from gateway.wire.openai_usage import (
+    json_object,
+    response_object,
+    text_or_none,
+    usage_from_response_fields,
+)
 from gateway.wire.sse import MAX_EVENT_BYTES
 from gateway.wire.usage import Usage
 
@@ -123,5 +129,5 @@ class ResponsesStreamUsage(EventBlocks):
 
 def _response_of(raw: str) -> dict[str, Any] | None:
     """An event's `response` object, if it has one."""
-    response = (json_object(raw.encode()) or {}).get("response")
+    response = (response_object(raw.encode(), echoed.event_holder) or {}).get("response")
     return response if isinstance(response, dict) else None

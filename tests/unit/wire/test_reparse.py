@@ -192,3 +192,114 @@ def test_a_body_kept_as_it_came_that_the_next_does_not_resemble_is_not_learned()
     other = orjson.dumps({"model": "m", "messages": [{"role": "user", "content": "z" * 400}]})
     assert not Sent(other, orjson.loads(other)).resembles(RAW)
     assert reparse(RAW, [Sent(other, orjson.loads(other))]) is None
+
+
+def _new_session(raw: bytes) -> bytes:
+    """A Claude Code first turn as the client's next session sends it: its own session id
+    (in `metadata`, after `system` and `tools`: as long as the last one's) and its own
+    prompt."""
+    body = orjson.loads(raw)
+    user = body["metadata"]["user_id"]
+    body["metadata"] = {"user_id": user[:-14] + "0123456789ab" + user[-2:]}
+    last = body["messages"][-1]
+    content = last["content"]
+    last["content"] = [*content, {"type": "text", "text": "another prompt"}]
+    return orjson.dumps(body)
+
+
+@pytest.mark.parametrize("name", ["claude-long", "claude-projects"])
+def test_a_new_sessions_first_turn_shares_the_last_sessions_system_and_tools(name: str) -> None:
+    raws = dict(_sessions())[name]
+    before = _turn(raws[0])  # the previous session's (its first turn, with the same system)
+    raw = _new_session(raws[0])
+    found = reparse(raw, [before])
+    assert found is not None
+    parsed, base, turn = found
+    full = orjson.loads(raw)
+    assert parsed == full
+    assert list(parsed) == list(full)
+    assert base is before
+    assert parsed["system"] is before.parsed["system"]
+    assert parsed["tools"] is before.parsed["tools"]
+    assert turn is not None
+    fresh = _turn(raw)
+    assert (turn.start, turn.ends, turn.tail, turn.members) == (
+        fresh.start, fresh.ends, fresh.tail, fresh.members,
+    )  # fmt: skip
+    assert splice(turn.parsed, turn.pieces) == raw
+    longer = raw.replace(b'0123456789ab\\"}', b'0123456789abc\\"}')
+    assert longer != raw
+    found = reparse(longer, [before])  # not found where the tail moved: parsed whole
+    assert found is None or found[0] == orjson.loads(longer)
+
+
+# More members after the array than are tried by name from the end: one further in that
+# differs, not in length, is found where the tail ends as the kept one's does.
+LONG: dict[str, Any] = {
+    **BASE,
+    "meta": {"session": 1},
+    "a": 1,
+    "b": [2],
+    "c": {"d": 3},
+}
+LONG_RAW = orjson.dumps(LONG)
+LONG_HEAD = LONG_RAW[: LONG_RAW.index(b"]")]
+LONG_TAIL = LONG_RAW[LONG_RAW.index(b"]") :]
+NEW_META = LONG_TAIL.replace(b'"session":1', b'"session":2')
+
+LONG_HOSTILE = {
+    "another session": LONG_HEAD + NEW_META,
+    "another session and item": LONG_HEAD + b',{"role":"user","content":"x"}' + NEW_META,
+    "a longer session": LONG_HEAD + LONG_TAIL.replace(b'"session":1', b'"session":12'),
+    "the tail's head nested in an item": LONG_HEAD
+    + b',{"role":"user","content":[[1],"system":[{"type":"text","text":"sys"}]]}'
+    + NEW_META,
+    "the tail's head nested, valid": LONG_HEAD
+    + b',{"role":"user","content":{"x":[1],"system":[{"type":"text","text":"sys"}]}}'
+    + NEW_META,
+    "the tail's head in a string": LONG_HEAD
+    + b',{"role":"user","content":"],\\"system\\":[{"type"}'
+    + NEW_META,
+    "a middle that closes the array": LONG_HEAD + b',1],"system":[2' + NEW_META,
+    "a repeated key after": LONG_HEAD + NEW_META[:-1] + b',"model":"y"}',
+    "the changed member repeating a key": LONG_HEAD
+    + NEW_META.replace(b'"meta":{"session":2}', b'"model":"z"'),
+    "a member gone": LONG_HEAD + NEW_META.replace(b',"meta":{"session":2}', b""),
+    "trailing bytes": LONG_HEAD + NEW_META + b"}",
+    "truncated": LONG_HEAD + NEW_META[:-3],
+    "every member the same, one more": LONG_RAW[:-1] + b',"e":5}',
+}
+
+
+@pytest.mark.parametrize("raw", LONG_HOSTILE.values(), ids=list(LONG_HOSTILE))
+def test_a_member_further_in_that_differs_parses_as_the_full_parse_or_not_at_all(
+    raw: bytes,
+) -> None:
+    try:
+        full: object = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        full = None
+    kept = _turn(LONG_RAW)
+    found = reparse(raw, [kept])
+    if full is None or not isinstance(full, dict):
+        assert found is None
+        return
+    if raw in (LONG_HOSTILE["another session"], LONG_HOSTILE["another session and item"]):
+        assert found is not None
+        assert found[0]["system"] is kept.parsed["system"]
+    if found is not None:
+        parsed, _, turn = found
+        assert parsed == full
+        assert list(parsed) == list(full)
+        if turn is not None:
+            assert splice(turn.parsed, turn.pieces) == raw == orjson.dumps(full)
+            fresh = _turn(raw)
+            assert (turn.start, turn.ends, turn.tail, turn.members) == (
+                fresh.start, fresh.ends, fresh.tail, fresh.members,
+            )  # fmt: skip
+
+
+def test_common_prefix_from_an_offset() -> None:
+    assert common_prefix(b"xxabcdef", b"abcxef", 6, 2) == 3
+    assert common_prefix(b"xxabc", b"abcd", 10, 2) == 3
+    assert common_prefix(b"xx", b"abc", 10, 5) == 0
