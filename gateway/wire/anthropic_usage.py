@@ -138,7 +138,7 @@ class StreamUsage(EventBlocks):
     def block(self, block: bytes) -> None:
         # One line after an `event:` line of these: an event of that type, or, when that
         # line is not data, none at all; never one the tap reads.
-        if block.startswith(_PASSED) and block.count(b"\n") == 1:
+        if block.startswith(_PASSED) and block.find(b"\n", block.find(b"\n") + 1) < 0:
             if block.startswith(CONTENT_DELTA):
                 self.saw_content = True
             return
