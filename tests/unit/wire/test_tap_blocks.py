@@ -87,6 +87,9 @@ RESPONSES = [
     + responses("response.in_progress", response={**HEAD, "tools": ["t" * 5000]})
     + responses("response.output_text.delta", delta="a") * 2
     + responses("response.completed", response={**DONE, "tools": ["t" * 5000]}),
+    # A response read from its bytes that are not UTF-8: as decoded, damage replaced.
+    responses("response.output_text.delta", delta="a")
+    + responses("response.completed", response=DONE).replace(b'"resp_1"', b'"resp_\xff"'),
 ]
 
 
