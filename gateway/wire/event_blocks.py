@@ -53,7 +53,12 @@ class EventBlocks:
             ends = events_end(chunk) or (chunk[:1] == b"\n" and tail[-1][-1] == 0x0A)
             tail.append(chunk)
             self._held += len(chunk)
-            if not ends and self._held <= self._max and 0x0D not in chunk:
+            if not ends:
+                if self._held <= self._max and 0x0D not in chunk:
+                    return
+                chunk = b"".join(tail)  # over the cap, or CR line ends: the decoder's
+                tail.clear()
+                self._decode(chunk)
                 return
             chunk = b"".join(tail)
             tail.clear()
@@ -65,7 +70,11 @@ class EventBlocks:
             if end:
                 self.blocks(chunk, end)
             return
-        for event in self.decoder.feed(chunk):  # CR line ends, or an event over the cap
+        self._decode(chunk)
+
+    def _decode(self, chunk: bytes) -> None:
+        """CR line ends, or an event over the cap: the decoder reads every line."""
+        for event in self.decoder.feed(chunk):
             self.seen(event.event, event.data)
 
     def observe(self, event: ServerSentEvent) -> None:

@@ -178,3 +178,15 @@ def test_a_tap_holds_at_most_an_event_of_a_chunk_it_cannot_read_yet() -> None:
 
 def reference_usage(raw: bytes) -> object:
     return reference(StreamUsage, raw)[3]
+
+
+def test_an_event_of_many_lines_over_the_cap_is_skipped_as_the_decoder_skips_it() -> None:
+    endless = b"event: ping\n" + b"data: xxxxxxxxxx\n" * 400  # 4,400 bytes of fields
+    tap = StreamUsage(1024)
+    tap.feed(START + DELTA)
+    for i in range(0, len(endless), 100):
+        tap.feed(endless[i : i + 100])
+    tap.feed(b"\n" + END)
+    assert tap.decoder.skipped == 1
+    assert tap.complete
+    assert tap.usage == reference_usage(START + DELTA + END)
