@@ -39,7 +39,9 @@ MAX_CACHED_URLS = 1024
 # aiohttp's own limits on a response head (8190 bytes a line, 128 headers), held for httpcore
 # too, so that both transports refuse the same answers.
 MAX_RESPONSE_HEADERS = 128
-CHUNK_BYTES = 16 * 1024
+# The most one read of a body takes: aiohttp's read(n) returns what is buffered, up to n, and
+# never waits to fill it, so a larger n only means fewer reads (and relayed sends) per body.
+CHUNK_BYTES = 64 * 1024
 MAX_CACHED_TARGET_CHARS = 512  # a path with a long query string is parsed, not kept
 
 

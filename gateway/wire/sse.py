@@ -71,17 +71,7 @@ class SSEDecoder:
     @property
     def between_events(self) -> bool:
         """Nothing is pending: the next byte starts a new line of a new event."""
-        return (
-            not (
-                self._partial
-                or self._after_cr
-                or self._data
-                or self._event
-                or self._retry is not None
-                or self._skipping
-            )
-            and self._started
-        )
+        return self.idle and self._started
 
     def aligned(self, chunk: bytes) -> bool:
         """The chunk holds whole events with LF line ends, from where this decoder stands
@@ -92,14 +82,38 @@ class SSEDecoder:
         loop over every line."""
         # (`0x0D in` is a memchr; `b"\\r" in` first tries the needle as an int, and pays for
         # formatting the TypeError it catches: ten times as much.)
-        if chunk[-2:] != b"\n\n" or 0x0D in chunk or self._partial or self._skipping:
-            return False
+        return chunk[-2:] == b"\n\n" and 0x0D not in chunk and self.at_event(chunk)
+
+    def at_event(self, chunk: bytes) -> bool:
+        """The decoder holds nothing, so `chunk`, fed next, starts a line of a new event; at
+        the stream's start, only if it does not start with a BOM (or what may be one)."""
+        if (
+            self._partial
+            or self._after_cr
+            or self._data
+            or self._event
+            or self._retry is not None
+            or self._skipping
+        ):
+            return False  # (not `self.idle`: a call less a feed)
         if not self._started:
-            if chunk.startswith(_BOM):
+            if _BOM.startswith(chunk[:3]):
                 return False
             self._started = True  # as the first line would: no BOM to strip
-            return True
-        return not (self._after_cr or self._data or self._event or self._retry is not None)
+        return True
+
+    @property
+    def idle(self) -> bool:
+        """The decoder holds nothing: what it is fed next starts a line of a new event (or,
+        before the first byte, the stream)."""
+        return not (
+            self._partial
+            or self._after_cr
+            or self._data
+            or self._event
+            or self._retry is not None
+            or self._skipping
+        )
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
         if not chunk:

@@ -42,6 +42,11 @@ ANTHROPIC = [
     START + DELTA + b'event: error\ndata: {"error":{"type":"overloaded_error"}}\n\n',
     START + b"event: content_block_delta\n\n" + DELTA + END,
     START + DELTA + b"event: message_delta\ndata: {\ndata: }\n\n" + END,
+    # Long events (a block's end found line by line) and a stream ending in a lone LF.
+    event("message_start", {"message": {**MESSAGE, "content": "x" * 3000}})
+    + DELTA
+    + event("message_delta", {"usage": {"output_tokens": 4}, "pad": "y" * 2000})
+    + b"event: message_stop\ndata: {}\n\n\n",
 ]
 
 
@@ -77,6 +82,14 @@ RESPONSES = [
     + responses("response.created", response=HEAD),
     responses("response.output_text.delta", delta="a")
     + b'event: response.output_text.delta\nevent: error\ndata: {"code": "x"}\n\n',
+    # As Codex's: the request's tools echoed in long events before the first token.
+    responses("response.created", response={**HEAD, "tools": ["t" * 5000]})
+    + responses("response.in_progress", response={**HEAD, "tools": ["t" * 5000]})
+    + responses("response.output_text.delta", delta="a") * 2
+    + responses("response.completed", response={**DONE, "tools": ["t" * 5000]}),
+    # A response read from its bytes that are not UTF-8: as decoded, damage replaced.
+    responses("response.output_text.delta", delta="a")
+    + responses("response.completed", response=DONE).replace(b'"resp_1"', b'"resp_\xff"'),
 ]
 
 
@@ -106,8 +119,9 @@ def chunkings(raw: bytes) -> list[list[bytes]]:
     return [
         [raw],
         events,
-        [raw[i : i + 7] for i in range(0, len(raw), 7)],
+        *([raw[i : i + size] for i in range(0, len(raw), size)] for size in (1, 7, 600, 4096)),
         [b"".join(events[:2]), b"".join(events[2:])],
+        [raw[:-1], b"", raw[-1:]],  # the last blank line in a chunk of its own
     ]
 
 
@@ -136,3 +150,43 @@ def test_a_watched_event_after_many_deltas_is_found_once() -> None:
     assert tap.usage.output == 3
     assert tap.usage_final
     assert not tap.complete
+
+
+def test_a_chunk_ending_in_an_empty_line_of_its_own_is_read_to_its_end() -> None:
+    """Three LFs at a chunk's end: its last event, then an empty line alone (which once
+    made the block walk start over at the chunk's head, and never return)."""
+    tap = StreamUsage()
+    tap.feed(START + DELTA + b"\n")
+    tap.feed(END + b"\n\n\n")
+    assert tap.complete
+    assert tap.usage == reference_usage(START + DELTA + END)
+
+
+def test_a_tap_holds_at_most_an_event_of_a_chunk_it_cannot_read_yet() -> None:
+    """A chunk that ends within an event is read up to its last whole event; the rest is
+    held for the next chunk, and an event over the cap goes to the decoder, which skips it."""
+    tap = StreamUsage(1024)
+    tap.feed(START + DELTA[:10])
+    assert tap.saw_content is False
+    tap.feed(DELTA[10:] + b"event: ping\ndata: " + b"p" * 2000)
+    assert tap.saw_content
+    tap.feed(b"\n\n" + END)
+    assert tap.decoder.skipped == 1
+    assert tap.complete
+    assert tap.usage == reference_usage(START + DELTA + END)
+
+
+def reference_usage(raw: bytes) -> object:
+    return reference(StreamUsage, raw)[3]
+
+
+def test_an_event_of_many_lines_over_the_cap_is_skipped_as_the_decoder_skips_it() -> None:
+    endless = b"event: ping\n" + b"data: xxxxxxxxxx\n" * 400  # 4,400 bytes of fields
+    tap = StreamUsage(1024)
+    tap.feed(START + DELTA)
+    for i in range(0, len(endless), 100):
+        tap.feed(endless[i : i + 100])
+    tap.feed(b"\n" + END)
+    assert tap.decoder.skipped == 1
+    assert tap.complete
+    assert tap.usage == reference_usage(START + DELTA + END)
