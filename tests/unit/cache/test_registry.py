@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -249,7 +249,8 @@ def test_a_conversation_that_was_its_familys_last_is_updated_as_two_puts_would()
         usage = Usage(input=10, output=5, cache_read=0, cache_write_5m=0)
         registry.record(f, usage, at, at + 0.5, 1024, OWNER, message_id=message_id)
         bytes_after.append(state.bytes)
-        orders.append([k[2] for k in state._entries if k[0] in ("conversation", "family")])
+        keys = [cast(tuple[str, bytes, bytes], key) for key in state._entries]
+        orders.append([k[2] for k in keys if k[0] in ("conversation", "family")])
         family = registry._families.get(b"", f.family)
         assert family is not None
         assert family.message_id == message_id
