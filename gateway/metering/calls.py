@@ -15,7 +15,7 @@ from gateway.metering.labels import LabelBounds
 from gateway.metering.metrics import Metrics
 from gateway.metering.pricing import UNPRICED_MODEL, Priced, Pricing
 from gateway.metering.rates import PriceContext
-from gateway.metering.series import Add, Series, adder, is_upstream_error, observer
+from gateway.metering.series import Add, Series, adder, counter, is_upstream_error, observer
 from gateway.wire.call import Attempt
 from gateway.wire.usage import Usage
 
@@ -166,10 +166,10 @@ class Meter:
             tokens = series.tokens
             for kind, count in call.usage.by_type().items():
                 if count:
-                    child = tokens.get(kind)
-                    if child is None:
-                        child = tokens[kind] = self._child(metrics.tokens, *labels, kind)
-                    child.inc(count)
+                    add = tokens.get(kind)
+                    if add is None:
+                        add = tokens[kind] = counter(self._child(metrics.tokens, *labels, kind))
+                    add(count)
             self._output_rate(series, call, call.usage)
         if metered.answer_usd is None:
             if series.unpriced is None:
@@ -177,8 +177,8 @@ class Meter:
             series.unpriced(1)
         elif metered.answer_usd:
             if series.cost is None:
-                series.cost = self._child(metrics.cost, *labels)
-            series.cost.inc(metered.answer_usd)
+                series.cost = counter(self._child(metrics.cost, *labels))
+            series.cost(metered.answer_usd)
         for rule in call.rewrites:
             rewritten = self._rewritten.get(rule)
             if rewritten is None:
@@ -189,7 +189,7 @@ class Meter:
                 series.coalesced = adder(self._child(metrics.coalesced, *labels))
             series.coalesced(1)
         if call.cache is not None:
-            self._cache(labels, call.cache)
+            self._cache(series, call.cache)
         for phase in call.budget_breaches:
             self._child(self.metrics.latency_budget_breaches, labels[2], phase).inc()
         if len(call.attempts) > 1:
@@ -258,12 +258,17 @@ class Meter:
                 series.output_rate = observer(self._child(metric, *series.labels))
             series.output_rate(usage.output / generating)
 
-    def _cache(self, labels: tuple[str, ...], verdict: CacheVerdict) -> None:
-        if verdict.cause is not None:
-            self._child(self.metrics.cache_miss_cause, *labels, verdict.cause).inc()
+    def _cache(self, series: Series, verdict: CacheVerdict) -> None:
+        cause = verdict.cause
+        if cause is not None:
+            missed = series.causes.get(cause)
+            if missed is None:
+                child = self._child(self.metrics.cache_miss_cause, *series.labels, cause)
+                missed = series.causes[cause] = adder(child)
+            missed(1)
             if verdict.missed_tokens:
-                missed = self._child(self.metrics.cache_missed_tokens, *labels, verdict.cause)
-                missed.inc(verdict.missed_tokens)
+                metric = self.metrics.cache_missed_tokens
+                self._child(metric, *series.labels, cause).inc(verdict.missed_tokens)
         for owner, tokens in verdict.wasted_writes:
             self._child(self.metrics.cache_wasted_write_tokens, *owner).inc(tokens)
 

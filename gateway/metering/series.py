@@ -4,8 +4,8 @@ prometheus_client's `Counter.inc` and `Histogram.observe` are three or four fram
 update (the method, `_raise_if_not_observable`, the value's `inc`), and `observe` finds its
 bucket by a Python loop over the bounds. A call makes a dozen updates; here a count by one
 goes to the child's value directly, and an observation to its sum and to the bucket a
-bisection finds: the same values, the same lock per value. Amounts a provider reports
-(tokens, cost) still go through `Counter.inc`, which refuses a negative one.
+bisection finds: the same values, the same lock per value. A negative amount (tokens a
+provider reports) still goes to `Counter.inc`, which refuses it.
 """
 
 from __future__ import annotations
@@ -23,6 +23,20 @@ FAILED_STREAMS = frozenset({"cut", "stream_error"})
 def adder(counter_child: Any) -> Add:
     """The child's value's `inc`: `child.inc(n)` for n >= 0, without its checks."""
     inc: Add = counter_child._value.inc
+    return inc
+
+
+def counter(counter_child: Any) -> Add:
+    """`child.inc`, one frame for an amount >= 0; a negative one is the child's to refuse."""
+    add: Add = counter_child._value.inc
+    refuse: Add = counter_child.inc
+
+    def inc(amount: float) -> None:
+        if amount >= 0:
+            add(amount)
+        else:
+            refuse(amount)  # ValueError, as ever
+
     return inc
 
 
@@ -55,8 +69,9 @@ class Series:
     overhead: Add | None = None
     ttft: Add | None = None
     output_rate: Add | None = None
-    tokens: dict[str, Any] = field(default_factory=dict)  # by type: Counter children
-    cost: Any = None  # a Counter child
+    tokens: dict[str, Add] = field(default_factory=dict)  # by type
+    cost: Add | None = None
+    causes: dict[str, Add] = field(default_factory=dict)  # cache misses, by cause
     unpriced: Add | None = None
     coalesced: Add | None = None
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 
+import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from gateway.metering.series import adder, observer
+from gateway.metering.series import adder, counter, observer
 
 BOUNDS = (0.001, 0.01, 0.1, 1.0)
 AMOUNTS = (0.0, 0.0005, 0.001, 0.0010001, 0.01, 0.05, 0.1, 1.0, 2.5, math.inf, -1.0, math.nan)
@@ -44,4 +45,16 @@ def test_adder_counts_as_inc() -> None:
     for amount in (1, 1, 2.5, 0):
         reference.inc(amount)
         fast(amount)
+    assert _samples(ours) == _samples(theirs)
+
+
+def test_counter_counts_as_inc_and_refuses_a_negative_amount_as_it() -> None:
+    theirs, ours = CollectorRegistry(), CollectorRegistry()
+    reference = Counter("c", "c", ["a"], registry=theirs).labels("x")
+    fast = counter(Counter("c", "c", ["a"], registry=ours).labels("x"))
+    for amount in (1, 7, 0.25, 0):
+        reference.inc(amount)
+        fast(amount)
+    with pytest.raises(ValueError, match="non-negative"):
+        fast(-3)
     assert _samples(ours) == _samples(theirs)
