@@ -8,8 +8,8 @@ comes in the record as data: it imports neither the cascade nor the cache.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Protocol
 
 from gateway.metering.labels import LabelBounds
 from gateway.metering.metrics import Metrics
@@ -39,8 +39,9 @@ class CacheVerdict(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class CallRecord:
+class CallRecord(NamedTuple):
+    """One call, as metered: a tuple, made at once (a frozen dataclass sets each field apart)."""
+
     request_id: str
     provider: str
     step: str | None
@@ -50,8 +51,8 @@ class CallRecord:
     duration_s: float
     ttft_s: float | None  # set for streams only: the first content event
     usage: Usage | None
-    rewrites: tuple[str, ...] = field(default=())  # rule names, as in x-gateway-rewrites
-    findings: tuple[str, ...] = field(default=())
+    rewrites: tuple[str, ...] = ()  # rule names, as in x-gateway-rewrites
+    findings: tuple[str, ...] = ()
     cache: CacheVerdict | None = None  # the prefix registry's word on this call's cache misses
     coalesced: bool = False
     overhead_s: float | None = None  # the gateway's own time, upstream wait excluded
