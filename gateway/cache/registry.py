@@ -11,8 +11,7 @@ digest and the count: digests are chained, so the last one stands for them all).
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from gateway.cache.bounded import LearnedState, LearnedTable
 from gateway.cache.reuse import (
@@ -47,8 +46,7 @@ MissCause = Literal[
 ]  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
+class Verdict(NamedTuple):
     cause: MissCause | None
     missed_tokens: int
     # Writes of earlier calls found expired unread at this call: (their owner, tokens).

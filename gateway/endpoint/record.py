@@ -103,8 +103,7 @@ class Flight:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
+class Record(NamedTuple):
     """One finished call, built once, after the client has its response."""
 
     call: CallRecord  # what metering reports: metrics, the call log, traces

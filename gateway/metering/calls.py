@@ -8,7 +8,6 @@ comes in the record as data: it imports neither the cascade nor the cache.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
 from gateway.metering.labels import LabelBounds
@@ -71,8 +70,7 @@ class CallWriter(Protocol):
     def write(self, call: CallRecord, metered: Metered) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Metered:
+class Metered(NamedTuple):
     """What metering adds to a call, for the call log: its cost and the findings so far."""
 
     cost_usd: float  # the answer's, and every other attempt's that reported usage
