@@ -11,8 +11,7 @@ digest and the count: digests are chained, so the last one stands for them all).
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from gateway.cache.bounded import LearnedState, LearnedTable
 from gateway.cache.reuse import (
@@ -22,6 +21,7 @@ from gateway.cache.reuse import (
     ReuseGaps,
     TailReuse,
 )
+from gateway.cache.seen import Seen as Seen  # imported from here by its users
 from gateway.rewrite.fingerprint import Fingerprint
 from gateway.rewrite.snapshot import Ttl
 from gateway.wire.usage import Usage
@@ -34,9 +34,8 @@ PROVIDER_CAUSES: dict[str, MissCause] = {
     "tools_changed": "tools_changed",
     "messages_changed": "messages_changed",
 }
-# What an entry holds beyond the strings it counts (tracemalloc, rounded up): a Seen with its
-# compacted Fingerprint; a float (reuse.py counts its own).
-SEEN_BYTES = 700
+# What an entry holds beyond the strings it counts (tracemalloc, rounded up): a float (reuse.py
+# counts its own, seen.py a Seen's).
 CACHED_BYTES = 120
 # Pending writes waiting for their expiry to be judged hold at most this share of the learned
 # state's bytes (beside it: a write forgotten by its table is still judged at its expiry).
@@ -47,61 +46,7 @@ MissCause = Literal[
 ]  # fmt: skip
 
 
-@dataclass(slots=True)
-class Seen:
-    """The last call of a family or conversation."""
-
-    fingerprint: Fingerprint
-    started: float
-    answered: float  # when its response began: its cache writes are readable from then
-    cached_tokens: int  # the prefix it read or wrote
-    message_id: str | None = None  # the provider's id of its response, for diagnostics
-    # How many messages it sent, where `fingerprint.messages` keeps only the last digest.
-    message_count: int | None = None
-
-    @property
-    def messages(self) -> int:
-        count = self.message_count
-        return len(self.fingerprint.messages) if count is None else count
-
-    def compact(self) -> Seen:
-        """The same call in a constant size: the last cumulative message digest stands for
-        those before it (each covers all the messages up to it)."""
-        fp = self.fingerprint
-        if len(fp.messages) <= 1:
-            return self
-        return replace(
-            self, fingerprint=fp._replace(messages=fp.messages[-1:]), message_count=self.messages
-        )
-
-    @property
-    def size(self) -> int:
-        fp = self.fingerprint
-        return SEEN_BYTES + len(fp.model) + len(self.message_id or "") + 48 * len(fp.messages)
-
-    def extended_by(self, fp: Fingerprint) -> bool:
-        """Whether `fp` sends this call's messages first (and maybe more after them)."""
-        count = self.messages
-        if count > len(fp.messages):
-            return False
-        return count == 0 or fp.messages[count - 1] == self.fingerprint.messages[-1]
-
-    @classmethod
-    def of(
-        cls,
-        fp: Fingerprint,
-        usage: Usage,
-        started: float,
-        answered: float,
-        message_id: str | None = None,
-    ) -> Seen:
-        """The call as the registry remembers it (and as replicas share it)."""
-        written = usage.cache_write_5m + usage.cache_write_1h
-        return cls(fp, started, answered, usage.cache_read + written, message_id)
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
+class Verdict(NamedTuple):
     cause: MissCause | None
     missed_tokens: int
     # Writes of earlier calls found expired unread at this call: (their owner, tokens).
@@ -147,8 +92,14 @@ class PrefixRegistry:
             cause = PROVIDER_CAUSES[provider_reason]  # the provider saw its own cache
         written = usage.cache_write_5m + usage.cache_write_1h
         seen = Seen.of(fp, usage, started, answered, message_id).compact()
-        self._conversations.put(tenant, fp.conversation, seen, seen.size)
-        self._families.put(tenant, fp.family, seen, seen.size)
+        size = seen.size
+        if in_conversation is not None and in_conversation is in_family and in_family.size == size:
+            # Both keys hold one entry (the family's last call was this conversation's), made
+            # the most recent by the gets above: two puts of its size would leave the same.
+            in_family.take(seen)
+        else:
+            self._conversations.put(tenant, fp.conversation, seen, size)
+            self._families.put(tenant, fp.family, seen, size)
         if seen.cached_tokens:
             self._cached.put(tenant, fp.shared, answered, CACHED_BYTES)
         self._note_reads(fp, usage, started)

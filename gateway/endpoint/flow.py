@@ -14,6 +14,9 @@ from gateway.endpoint.prepared import Prepared
 from gateway.endpoint.record import Flight, Outcome
 from gateway.endpoint.steps import Arrival, Plumbing, admit, respond, route_of
 from gateway.errors import GatewayError
+from gateway.server.intake import BODY_READY
+
+_NO_EXTENSIONS: dict[str, object] = {}
 
 
 class Endpoint(ABC):
@@ -31,7 +34,8 @@ class Endpoint(ABC):
             # Who calls, from the headers alone: nothing reads or learns from the body of a
             # caller that is refused.
             caller = await deps.gate.authenticate(arrival.headers, arrival.step)
-            raw = await deps.intake.read(arrival.headers, receive)
+            ready = scope.get("extensions", _NO_EXTENSIONS).get(BODY_READY)
+            raw = await deps.intake.read(arrival.headers, receive, ready)
             call = self.prepare(scope["method"], arrival, raw)
             call, admitted, scope = await admit(deps, caller, call, raw, scope)
         except GatewayError as error:

@@ -103,13 +103,16 @@ class PrefixJudge:
                 await self.shared.exchange(fp, seen, self.registry)
             except Exception:  # the verdict is this replica's alone; settling must still run
                 LOG.exception("shared prefix exchange failed; judged by this replica alone")
+        # The owner of the call's cache writes, named only for a call that wrote.
+        written = usage.cache_write_5m or usage.cache_write_1h
+        owner = self.meter.labels_of(provider, outcome.model or call.model, step) if written else ()
         return self.registry.record(
             fp,
             usage,
             started_at,
             answered,
             call.min_cacheable_tokens,
-            self.meter.labels_of(provider, outcome.model or call.model, step),
+            owner,
             message_id=outcome.message_id,
             provider_reason=outcome.miss_reason,
             step=step,

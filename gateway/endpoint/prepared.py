@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -58,9 +58,9 @@ class Reading:
             self.turns.keep(self.tenant, held, self.base)
 
 
-@dataclass(frozen=True, slots=True)
-class Prepared:
-    """The call as it goes upstream: the body to send and what the gateway did to it."""
+class Prepared(NamedTuple):
+    """The call as it goes upstream: the body to send and what the gateway did to it. A
+    tuple, made at once (a frozen dataclass sets each of its fields apart)."""
 
     body: bytes
     model: str | None = None  # as the client asked
@@ -126,7 +126,7 @@ class Prepared:
         fallbacks = {**plan.fallbacks}
         fallbacks[provider] = tuple(m for m in fallbacks.get(provider, ()) if m not in refused)
         shadow = plan.shadow if plan.shadow is None or plan.shadow.model not in refused else None
-        return replace(self, plan=replace(plan, fallbacks=fallbacks, shadow=shadow))
+        return self._replace(plan=replace(plan, fallbacks=fallbacks, shadow=shadow))
 
     def as_judged(self, raw: bytes) -> Prepared:
         """A gateway key's call goes out as the gateway judged it (model, output limits): a
@@ -138,7 +138,7 @@ class Prepared:
         reading = self.reading
         if reading is not None and reading.is_raw(self.payload):
             return self  # the raw body is its parse's dumps already
-        return replace(self, body=self._dumps(self.payload))
+        return self._replace(body=self._dumps(self.payload))
 
     def _on(self, model: str) -> Candidate:
         assert self.payload is not None

@@ -4,6 +4,7 @@ observer is given once the client has its response."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from gateway.admission import Admitted
 from gateway.cascade.dispatch import Started
@@ -20,9 +21,9 @@ from gateway.wire.usage import Usage
 UNSEEN_ATTEMPT_STATUSES = frozenset({"cut", "504"})
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """How the call ended: relayed, refused, failed upstream, or left by its client."""
+class Outcome(NamedTuple):
+    """How the call ended: relayed, refused, failed upstream, or left by its client. A tuple,
+    made at once (a frozen dataclass sets each of its fields apart)."""
 
     status: str
     model: str | None = None
@@ -102,8 +103,7 @@ class Flight:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
+class Record(NamedTuple):
     """One finished call, built once, after the client has its response."""
 
     call: CallRecord  # what metering reports: metrics, the call log, traces

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from starlette.types import Message, Receive, Scope, Send
 
@@ -38,8 +39,7 @@ class Plumbing:
     observers: tuple[Observer, ...]  # given the record of every finished call, in order
 
 
-@dataclass(frozen=True, slots=True)
-class Arrival:
+class Arrival(NamedTuple):
     """The request as it arrived: its id, when, its headers and the step it names."""
 
     request_id: str

@@ -8,18 +8,16 @@ comes in the record as data: it imports neither the cascade nor the cache.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from gateway.metering.labels import LabelBounds
 from gateway.metering.metrics import Metrics
 from gateway.metering.pricing import UNPRICED_MODEL, Priced, Pricing
 from gateway.metering.rates import PriceContext
+from gateway.metering.series import Add, Series, adder, counter, is_upstream_error, observer
 from gateway.wire.call import Attempt
 from gateway.wire.usage import Usage
 
-# Outcomes that are the provider's failure, not the client's: see gateway_upstream_errors.
-FAILED_STREAMS = frozenset({"cut", "stream_error"})
 # Below this, (duration - ttft) is timer noise, not generation time.
 MIN_GENERATION_S = 0.001
 MAX_COMMON = 4096  # calls' (provider, models, step, status) whose children are at hand
@@ -40,8 +38,9 @@ class CacheVerdict(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class CallRecord:
+class CallRecord(NamedTuple):
+    """One call, as metered: a tuple, made at once (a frozen dataclass sets each field apart)."""
+
     request_id: str
     provider: str
     step: str | None
@@ -51,8 +50,8 @@ class CallRecord:
     duration_s: float
     ttft_s: float | None  # set for streams only: the first content event
     usage: Usage | None
-    rewrites: tuple[str, ...] = field(default=())  # rule names, as in x-gateway-rewrites
-    findings: tuple[str, ...] = field(default=())
+    rewrites: tuple[str, ...] = ()  # rule names, as in x-gateway-rewrites
+    findings: tuple[str, ...] = ()
     cache: CacheVerdict | None = None  # the prefix registry's word on this call's cache misses
     coalesced: bool = False
     overhead_s: float | None = None  # the gateway's own time, upstream wait excluded
@@ -71,8 +70,7 @@ class CallWriter(Protocol):
     def write(self, call: CallRecord, metered: Metered) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Metered:
+class Metered(NamedTuple):
     """What metering adds to a call, for the call log: its cost and the findings so far."""
 
     cost_usd: float  # the answer's, and every other attempt's that reported usage
@@ -99,7 +97,8 @@ class Meter:
         # Label values are bounded, so so is this: prometheus' labels() costs ~10 µs a call.
         self._children: dict[tuple[Any, ...], Any] = {}
         # What every call records, by its raw (provider, models, step, status): one lookup.
-        self._common: dict[tuple[Any, ...], _Common] = {}
+        self._series: dict[tuple[Any, ...], Series] = {}
+        self._rewritten: dict[str, Add] = {}  # gateway_rewrites' counts, by rule
 
     def label_values(self, call: CallRecord) -> tuple[str, str, str]:
         """The call's bounded (provider, model, step) label values."""
@@ -145,37 +144,55 @@ class Meter:
 
     def record(self, call: CallRecord, metered: Metered) -> None:
         key = (call.provider, call.model_used, call.model_requested, call.step, call.status)
-        common = self._common.get(key)
-        if common is None:
-            common = self._common_of(call, key)
-        labels = common.labels
-        common.requests.inc()
-        common.model_calls.inc()
-        common.duration.observe(call.duration_s)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series_of(call, key)
+        metrics, labels = self.metrics, series.labels
+        series.requests(1)
+        series.model_calls(1)
+        series.duration(call.duration_s)
         if call.overhead_s is not None:
-            self._child(self.metrics.overhead, *labels).observe(call.overhead_s)
-        if is_upstream_error(call.status):
-            self._child(self.metrics.upstream_errors, call.provider, call.status).inc()
+            if series.overhead is None:
+                series.overhead = observer(self._child(metrics.overhead, *labels))
+            series.overhead(call.overhead_s)
+        if series.upstream_error is not None:
+            series.upstream_error(1)
         if call.ttft_s is not None:
-            self._child(self.metrics.time_to_first_token, *labels).observe(call.ttft_s)
+            if series.ttft is None:
+                series.ttft = observer(self._child(metrics.time_to_first_token, *labels))
+            series.ttft(call.ttft_s)
         if call.usage is not None:
+            tokens = series.tokens
             for kind, count in call.usage.by_type().items():
                 if count:
-                    self._child(self.metrics.tokens, *labels, kind).inc(count)
-            self._output_rate(labels, call, call.usage)
+                    add = tokens.get(kind)
+                    if add is None:
+                        add = tokens[kind] = counter(self._child(metrics.tokens, *labels, kind))
+                    add(count)
+            self._output_rate(series, call, call.usage)
         if metered.answer_usd is None:
-            self._child(self.metrics.unpriced, *labels).inc()
+            if series.unpriced is None:
+                series.unpriced = adder(self._child(metrics.unpriced, *labels))
+            series.unpriced(1)
         elif metered.answer_usd:
-            self._child(self.metrics.cost, *labels).inc(metered.answer_usd)
+            if series.cost is None:
+                series.cost = counter(self._child(metrics.cost, *labels))
+            series.cost(metered.answer_usd)
         for rule in call.rewrites:
-            self._child(self.metrics.rewrites, rule).inc()
+            rewritten = self._rewritten.get(rule)
+            if rewritten is None:
+                rewritten = self._rewritten[rule] = adder(self._child(metrics.rewrites, rule))
+            rewritten(1)
         if call.coalesced:
-            self._child(self.metrics.coalesced, *labels).inc()
+            if series.coalesced is None:
+                series.coalesced = adder(self._child(metrics.coalesced, *labels))
+            series.coalesced(1)
         if call.cache is not None:
-            self._cache(labels, call.cache)
+            self._cache(series, call.cache)
         for phase in call.budget_breaches:
             self._child(self.metrics.latency_budget_breaches, labels[2], phase).inc()
-        self._attempts(call, metered.attempts_usd)
+        if len(call.attempts) > 1:
+            self._attempts(call, metered.attempts_usd)
         if self.retirement is not None and call.model_used is not None:
             days_left = self.retirement(call.model_used)
             if days_left is not None:
@@ -206,8 +223,6 @@ class Meter:
     def _attempts(self, call: CallRecord, costs: tuple[float, ...]) -> None:
         """Retries, hedges, and the tokens and cost of attempts whose response the client
         never got."""
-        if len(call.attempts) < 2:
-            return
         chains = {attempt.hedge for attempt in call.attempts}
         retries = len(call.attempts) - len(chains)
         if retries:
@@ -231,37 +246,49 @@ class Meter:
             if cost:
                 self._child(self.metrics.cost, *labels).inc(cost)
 
-    def _output_rate(self, labels: tuple[str, ...], call: CallRecord, usage: Usage) -> None:
+    def _output_rate(self, series: Series, call: CallRecord, usage: Usage) -> None:
         # Streams that completed only: a cut stream's tail is waiting on a dead connection.
         if call.ttft_s is None or call.status != "200" or not usage.output:
             return
         generating = call.duration_s - call.ttft_s
         if generating >= MIN_GENERATION_S:
-            rate = usage.output / generating
-            self._child(self.metrics.output_tokens_per_second, *labels).observe(rate)
+            if series.output_rate is None:
+                metric = self.metrics.output_tokens_per_second
+                series.output_rate = observer(self._child(metric, *series.labels))
+            series.output_rate(usage.output / generating)
 
-    def _cache(self, labels: tuple[str, ...], verdict: CacheVerdict) -> None:
-        if verdict.cause is not None:
-            self._child(self.metrics.cache_miss_cause, *labels, verdict.cause).inc()
+    def _cache(self, series: Series, verdict: CacheVerdict) -> None:
+        cause = verdict.cause
+        if cause is not None:
+            missed = series.causes.get(cause)
+            if missed is None:
+                child = self._child(self.metrics.cache_miss_cause, *series.labels, cause)
+                missed = series.causes[cause] = adder(child)
+            missed(1)
             if verdict.missed_tokens:
-                missed = self._child(self.metrics.cache_missed_tokens, *labels, verdict.cause)
-                missed.inc(verdict.missed_tokens)
+                metric = self.metrics.cache_missed_tokens
+                self._child(metric, *series.labels, cause).inc(verdict.missed_tokens)
         for owner, tokens in verdict.wasted_writes:
             self._child(self.metrics.cache_wasted_write_tokens, *owner).inc(tokens)
 
-    def _common_of(self, call: CallRecord, key: tuple[Any, ...]) -> _Common:
+    def _series_of(self, call: CallRecord, key: tuple[Any, ...]) -> Series:
         labels = self.label_values(call)
         requested = self.labels.model(call.model_requested)
-        common = _Common(
+        metrics = self.metrics
+        failed = None
+        if is_upstream_error(call.status):
+            failed = adder(self._child(metrics.upstream_errors, call.provider, call.status))
+        series = Series(
             labels,
-            self._child(self.metrics.requests, *labels, call.status),
-            self._child(self.metrics.model_calls, call.provider, requested, labels[1]),
-            self._child(self.metrics.request_duration, *labels),
+            adder(self._child(metrics.requests, *labels, call.status)),
+            adder(self._child(metrics.model_calls, call.provider, requested, labels[1])),
+            observer(self._child(metrics.request_duration, *labels)),
+            failed,
         )
-        if len(self._common) >= MAX_COMMON:  # raw values, unbounded: a client names models
-            self._common.clear()
-        self._common[key] = common
-        return common
+        if len(self._series) >= MAX_COMMON:  # raw values, unbounded: a client names models
+            self._series.clear()
+        self._series[key] = series
+        return series
 
     def _child(self, metric: Any, *values: str) -> Any:
         key = (metric, *values)
@@ -269,21 +296,3 @@ class Meter:
         if child is None:
             child = self._children[key] = metric.labels(*values)
         return child
-
-
-@dataclass(frozen=True, slots=True)
-class _Common:
-    """The label values and children every call of one (provider, models, step, status)
-    records."""
-
-    labels: tuple[str, str, str]
-    requests: Any
-    model_calls: Any
-    duration: Any
-
-
-def is_upstream_error(status: str) -> bool:
-    """429, 5xx (529 included, and the gateway's own 502/504), a cut or an in-stream error."""
-    if status in FAILED_STREAMS:
-        return True
-    return status.isdigit() and (status == "429" or 500 <= int(status) <= 599)

@@ -46,6 +46,7 @@ from gateway.errors import (
     RequestTimeout,
     new_request_id,
 )
+from gateway.server.intake import BODY_READY
 from gateway.wire.formats import error_response, wire_for
 
 
@@ -158,6 +159,7 @@ class EdgeProtocol(HttpToolsProtocol):
             watcher = self.watching.watcher(cycle, lambda: cycle.response_complete)
             extensions = cast(dict[str, Any], cycle.scope).setdefault("extensions", {})
             extensions[WATCH_EXTENSION] = watcher
+            extensions[BODY_READY] = cycle.message_event.is_set
 
     def eof_received(self) -> None:
         if self.lingering:

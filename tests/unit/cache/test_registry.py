@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
+from gateway.cache.bounded import LearnedState
 from gateway.cache.registry import PrefixRegistry
 from gateway.rewrite.fingerprint import Fingerprint, fingerprint
 from gateway.wire.usage import Usage
@@ -233,3 +234,31 @@ def test_a_family_read_by_another_conversation_does_not_hide_the_next_turns_read
         registry.record(next_turn, read, at + 2, at + 2, 1024, OWNER, step="chat")
         at += 3
     assert all(judged(registry, "chat"))
+
+
+def test_a_conversation_that_was_its_familys_last_is_updated_as_two_puts_would() -> None:
+    """The entry both keys hold is rewritten in place: each key answers with its own last
+    call, and the bytes and the recency order are what storing each call anew leaves."""
+    state = LearnedState.default()
+    registry = PrefixRegistry(state)
+    one, two = conversation(1), conversation(2)
+    bytes_after, orders = [], []
+    for at, (f, message_id) in enumerate(
+        [(one, "msg_a"), (one, "msg_b"), (two, "msg_c"), (one, "msg_d"), (one, "msg_e")]
+    ):
+        usage = Usage(input=10, output=5, cache_read=0, cache_write_5m=0)
+        registry.record(f, usage, at, at + 0.5, 1024, OWNER, message_id=message_id)
+        bytes_after.append(state.bytes)
+        keys = [cast(tuple[str, bytes, bytes], key) for key in state._entries]
+        orders.append([k[2] for k in keys if k[0] in ("conversation", "family")])
+        family = registry._families.get(b"", f.family)
+        assert family is not None
+        assert family.message_id == message_id
+        assert registry.previous_message_id(f) == message_id
+        assert registry._conversations.get(b"", f.conversation) is family
+    assert registry.previous_message_id(two) == "msg_c"  # untouched by conversation one's calls
+    assert bytes_after[0] == bytes_after[1]
+    assert bytes_after[2] == bytes_after[3] == bytes_after[4]
+    # The call's conversation, then the family, the most recent (the last put's order).
+    assert orders[1] == [one.conversation, one.family]
+    assert orders[4] == [two.conversation, one.conversation, one.family]

@@ -46,7 +46,7 @@ BASE = CallRecord(
 
 
 def call(**fields: Any) -> CallRecord:
-    return replace(BASE, **fields)
+    return BASE._replace(**fields)
 
 
 def test_cost_is_counted_and_returned(meter: Meter, registry: CollectorRegistry) -> None:

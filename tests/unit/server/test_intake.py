@@ -79,3 +79,40 @@ def test_bodies_being_received_at_once_stay_within_the_total() -> None:
         assert intake.incoming == 0
 
     asyncio.run(run())
+
+
+def test_a_body_the_server_holds_whole_is_taken_without_a_timer() -> None:
+    async def run() -> bytes:
+        loop = asyncio.get_running_loop()
+        timers = loop.call_at
+        armed: list[float] = []
+
+        def call_at(when: float, *args: object, **kwargs: object) -> asyncio.TimerHandle:
+            armed.append(when)
+            return timers(when, *args, **kwargs)  # type: ignore[arg-type]
+
+        loop.call_at = call_at  # type: ignore[method-assign]
+        body = await intake.read(length(6), Client(b"abcdef"), lambda: True)
+        assert not armed
+        return body
+
+    intake = Intake(100, 10.0, 1000)
+    assert asyncio.run(run()) == b"abcdef"
+    assert intake.incoming == 0
+
+
+def test_a_first_chunk_ready_then_a_withheld_last_byte_still_times_out() -> None:
+    intake = Intake(1000, 0.05, 1000)
+    ready = iter([True])
+    client = Client(b"x" * 50, b"x" * 49, withhold=True)
+    with pytest.raises(RequestTimeout):
+        asyncio.run(intake.read(length(100), client, lambda: next(ready, False)))
+    assert client.received == 3
+    assert intake.incoming == 0
+
+
+def test_a_ready_first_chunk_over_the_limit_is_refused() -> None:
+    intake = Intake(100, 10.0, 1000)
+    with pytest.raises(PayloadTooLarge):
+        asyncio.run(intake.read([], Client(b"x" * 101), lambda: True))
+    assert intake.incoming == 0

@@ -1,0 +1,83 @@
+"""The metric updates every call makes, at hand and one Python frame each.
+
+prometheus_client's `Counter.inc` and `Histogram.observe` are three or four frames per
+update (the method, `_raise_if_not_observable`, the value's `inc`), and `observe` finds its
+bucket by a Python loop over the bounds. A call makes a dozen updates; here a count by one
+goes to the child's value directly, and an observation to its sum and to the bucket a
+bisection finds: the same values, the same lock per value. A negative amount (tokens a
+provider reports) still goes to `Counter.inc`, which refuses it.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+Add = Callable[[float], None]
+# Outcomes that are the provider's failure, not the client's: see gateway_upstream_errors.
+FAILED_STREAMS = frozenset({"cut", "stream_error"})
+
+
+def adder(counter_child: Any) -> Add:
+    """The child's value's `inc`: `child.inc(n)` for n >= 0, without its checks."""
+    inc: Add = counter_child._value.inc
+    return inc
+
+
+def counter(counter_child: Any) -> Add:
+    """`child.inc`, one frame for an amount >= 0; a negative one is the child's to refuse."""
+    add: Add = counter_child._value.inc
+    refuse: Add = counter_child.inc
+
+    def inc(amount: float) -> None:
+        if amount >= 0:
+            add(amount)
+        else:
+            refuse(amount)  # ValueError, as ever
+
+    return inc
+
+
+def observer(histogram_child: Any) -> Add:
+    """`child.observe`: the sum, then the first bucket whose bound is >= the amount (none for
+    NaN, as prometheus_client's loop finds none)."""
+    add_sum: Add = histogram_child._sum.inc
+    buckets: list[Add] = [bucket.inc for bucket in histogram_child._buckets]
+    bounds: list[float] = list(histogram_child._upper_bounds)
+
+    def observe(amount: float) -> None:
+        add_sum(amount)
+        if amount == amount:  # not NaN
+            buckets[bisect_left(bounds, amount)](1)
+
+    return observe
+
+
+@dataclass(slots=True)
+class Series:
+    """What every call of one raw (provider, models, step, status) records: its label values
+    and the updates; those not every call makes are made on first use (a child made is a
+    series exported, so none is made before its first value)."""
+
+    labels: tuple[str, str, str]
+    requests: Add
+    model_calls: Add
+    duration: Add
+    upstream_error: Add | None  # the status is a provider's failure (gateway_upstream_errors)
+    overhead: Add | None = None
+    ttft: Add | None = None
+    output_rate: Add | None = None
+    tokens: dict[str, Add] = field(default_factory=dict)  # by type
+    cost: Add | None = None
+    causes: dict[str, Add] = field(default_factory=dict)  # cache misses, by cause
+    unpriced: Add | None = None
+    coalesced: Add | None = None
+
+
+def is_upstream_error(status: str) -> bool:
+    """429, 5xx (529 included, and the gateway's own 502/504), a cut or an in-stream error."""
+    if status in FAILED_STREAMS:
+        return True
+    return status.isdigit() and (status == "429" or 500 <= int(status) <= 599)
