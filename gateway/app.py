@@ -10,6 +10,7 @@ import asyncio
 import datetime as dt
 import functools
 import os
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -63,6 +64,7 @@ from gateway.wire.formats import (
 )
 from gateway.wire.tap import Tap
 
+EPOCH = dt.date(1970, 1, 1)
 ANTHROPIC_ROUTES = (("POST", "/v1/messages/count_tokens"),)
 MODEL_CALLS = {
     ("POST", "/v1/messages"): ANTHROPIC_MESSAGES,
@@ -105,7 +107,13 @@ def _relative(catalog: ModelCatalog) -> Callable[[str], str | None]:
 
 
 def _today() -> dt.date:
-    return dt.datetime.now(dt.UTC).date()
+    """The UTC date, asked on every call: from the clock's day number, its date made once."""
+    return _day(int(time.time() // 86_400))
+
+
+@functools.lru_cache(maxsize=2)
+def _day(number: int) -> dt.date:
+    return EPOCH + dt.timedelta(days=number)
 
 
 def create_app(

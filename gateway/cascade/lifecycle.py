@@ -15,6 +15,8 @@ import orjson
 
 from gateway.catalog import ModelCatalog
 
+MAX_REMEMBERED = 1024  # (model, day, window) answers kept; model names are the clients'
+
 
 @dataclass(frozen=True, slots=True)
 class Dates:
@@ -28,6 +30,9 @@ class Lifecycle:
         self._dates = {
             spec.id: Dates(spec.deprecated_at, spec.retires_at) for spec in catalog.models
         }
+        # Every call asks twice (the pin stage's finding, the retirement gauge): the answer
+        # changes only with the day, the window or a merged models list.
+        self._within: dict[tuple[str, dt.date, int], int | None] = {}
 
     def dates(self, model: str) -> Dates | None:
         spec = self._catalog.resolve(model)
@@ -42,8 +47,17 @@ class Lifecycle:
 
     def retiring_within(self, model: str, today: dt.date, window_days: int) -> int | None:
         """Days left, if the model retires within the window (or already has)."""
+        key = (model, today, window_days)
+        try:
+            return self._within[key]
+        except KeyError:
+            pass
         left = self.days_left(model, today)
-        return left if left is not None and left <= window_days else None
+        within = left if left is not None and left <= window_days else None
+        if len(self._within) >= MAX_REMEMBERED:
+            self._within.clear()  # a new day, or clients naming many models: start over
+        self._within[key] = within
+        return within
 
     def merge_models_list(self, body: bytes) -> int:
         """Takes the provider's dates from a `/v1/models` body; returns how many models it named."""
@@ -60,6 +74,7 @@ class Lifecycle:
                 _date(entry.get("deprecated_at")), _date(entry.get("retires_at"))
             )
             merged += 1
+        self._within.clear()
         return merged
 
 

@@ -269,3 +269,23 @@ def test_a_hung_provider_holds_a_client_for_one_read_timeout_by_default() -> Non
         assert provider.timeout_s < provider.total_timeout_s <= provider.stream_timeout_s
     assert not settings.routing.retries.retry_read_timeouts
     assert RetryPolicy(settings.routing.retries).after_error(UpstreamSilent("")) != "retry"
+
+
+def test_a_remembered_retirement_follows_a_merged_models_list() -> None:
+    lifecycle = Lifecycle(CATALOG)
+    today = dt.date(2026, 12, 20)
+    assert lifecycle.retiring_within("claude-sonnet-4-6", today, 30) is None
+    listing = {"data": [{"id": "claude-sonnet-4-6", "retires_at": "2027-01-15T00:00:00Z"}]}
+    lifecycle.merge_models_list(orjson.dumps(listing))
+    assert lifecycle.retiring_within("claude-sonnet-4-6", today, 30) == 26
+    assert lifecycle.retiring_within("claude-sonnet-4-6", today, 10) is None
+    assert lifecycle.retiring_within("claude-sonnet-4-6", dt.date(2027, 1, 10), 10) == 5
+
+
+def test_many_model_names_keep_the_remembered_answers_bounded() -> None:
+    lifecycle = Lifecycle(CATALOG)
+    today = dt.date(2026, 11, 25)
+    for n in range(3000):
+        lifecycle.retiring_within(f"made-up-{n}", today, 30)
+    assert len(lifecycle._within) <= 1024
+    assert lifecycle.retiring_within("claude-sonnet-4-5", today, 30) == 5
