@@ -17,16 +17,13 @@ prefix is under the model's minimum (nothing would be cached), and 1h ones prece
 
 from __future__ import annotations
 
-import functools
 import itertools
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal
 
-import orjson
-
-from gateway.catalog.tokens import count_json_tokens, count_tokens
 from gateway.rewrite.marks import marked_body, unmarked_body
 from gateway.rewrite.request import Finding, LLMRequest, Rewrite, evolve
+from gateway.rewrite.slots import Slot, Ttl, slots_of
 
 if TYPE_CHECKING:
     from gateway.rewrite.memo import CallMemo
@@ -36,20 +33,6 @@ RULE = "cache_breakpoints"
 MAX_BREAKPOINTS = 4
 LOOKBACK_BLOCKS = 20
 BreakpointPolicy = Literal["augment", "replace", "respect"]
-Ttl = Literal["5m", "1h"]
-MARKABLE = frozenset({"text", "image", "document", "tool_use", "tool_result", "search_result"})
-
-
-class Slot(NamedTuple):
-    """A block that can carry a breakpoint, and the prompt's estimated size up to it. A
-    tuple: a frozen dataclass's __init__ cost ~1 us a slot, 66 in a Claude Code turn."""
-
-    section: str  # "tools", "system" or "messages"
-    item: int  # into tools or system; into messages for "messages"
-    block: int  # the content block within its message (0 for a string content)
-    position: int  # among all blocks of the prompt, unmarkable ones (thinking) included
-    tokens_through: int
-    client_ttl: Ttl | None  # the client's own breakpoint here, if any
 
 
 def plan_breakpoints(
@@ -77,7 +60,7 @@ def plan_breakpoints(
     list marked the same way on an earlier accepted call is found (memo.py's `get_same`),
     so the same input object comes back as the same output object."""
     body = unmarked_body(request.body) if policy == "replace" else request.body
-    slots = _slots(body, chars_per_token, min_tokens)
+    slots = slots_of(body, chars_per_token, min_tokens, memo)
     if policy == "respect" and (
         body.get("cache_control") or any(slot.client_ttl for slot in slots)
     ):
@@ -223,53 +206,3 @@ def _ttl_at(i: int, slots: list[Slot], default: Ttl) -> Ttl:
     if any(s.client_ttl == "5m" for s in slots[:i]):
         return "5m"
     return default
-
-
-_SLOT: Callable[[tuple[Any, ...]], Slot] = functools.partial(tuple.__new__, Slot)
-
-
-def _slots(body: dict[str, Any], chars_per_token: float, enough: int) -> list[Slot]:
-    """Every block that can carry a breakpoint, in prompt order. `tokens_through` is exact
-    below `enough` and only judged against it, so counting stops once the prompt reaches it
-    (Claude Code's tools pass any model's minimum by their third): the rest of a 340 KB body
-    is never serialized to be measured (~300 us a call)."""
-    slots: list[Slot] = []
-    slot = _SLOT  # a tuple made in C: the NamedTuple's own __new__ is a Python call
-    total = 0
-    for index, tool in enumerate(body.get("tools") or ()):
-        if total < enough:
-            total += count_json_tokens(orjson.dumps(tool), chars_per_token)
-        slots.append(slot(("tools", index, 0, index, total, _client_ttl(tool))))
-    position = len(slots)
-    system = body.get("system")
-    for index, block in enumerate(
-        [{"type": "text", "text": system}] if isinstance(system, str) else system or ()
-    ):
-        if total < enough:
-            total += count_tokens(block.get("text", ""), chars_per_token)
-        slots.append(slot(("system", index, 0, position, total, _client_ttl(block))))
-        position += 1
-    for index, message in enumerate(body.get("messages") or ()):
-        content = message.get("content")
-        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content or ()
-        for block_index, block in enumerate(blocks):
-            kind = block.get("type")
-            text = block.get("text") if kind == "text" else None
-            if total < enough:
-                total += (
-                    count_tokens(text, chars_per_token)
-                    if isinstance(text, str)
-                    else count_json_tokens(orjson.dumps(block), chars_per_token)
-                )
-            if kind in MARKABLE and (text is None or text):
-                ttl = None if block.get("cache_control") is None else _client_ttl(block)
-                slots.append(slot(("messages", index, block_index, position, total, ttl)))
-            position += 1
-    return slots
-
-
-def _client_ttl(block: Any) -> Ttl | None:
-    mark = block.get("cache_control") if isinstance(block, dict) else None
-    if not isinstance(mark, dict):
-        return None
-    return "1h" if mark.get("ttl") == "1h" else "5m"

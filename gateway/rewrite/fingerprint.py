@@ -87,7 +87,7 @@ class Walked(NamedTuple):
     marks: tuple[bytes, ...]  # the chain after each block with a breakpoint
 
 
-def _short(sent: list[Any]) -> bool:
+def short(sent: list[Any]) -> bool:
     """A conversation of one or two short strings (a 1 KB body's): no run kept or looked up."""
     return len(sent) <= 2 and all(_small(message) for message in sent)
 
@@ -223,7 +223,7 @@ def fingerprint(
     tools_digest, stable_digest, size = prefix(body, stable_system_blocks, tools, memo, own_system)
     family = digest.owned(tenant, tools_digest + stable_digest)
     sent = body.get("messages") or []
-    if memo is None or not isinstance(sent, list) or _short(sent):
+    if memo is None or not isinstance(sent, list) or short(sent):
         chains, tail, first, total = _chained(sent, family)
     else:
         chains, tail, first, total = _chained_shared(sent, family, memo)
