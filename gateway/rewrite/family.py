@@ -61,17 +61,22 @@ def prefix(
     if shared is not None:
         held = cast("_System | None", shared.get_same(SYSTEM, system))
         if held is not None and held.stable_blocks == stable_system_blocks:
-            same = given is not None and held.tools is given
-            tools_digest = held.tools_digest if same else digest.content(tools)
+            if given is not None and held.tools is given:
+                return held.tools_digest, held.digest, len(tools) + held.size
+            tools_digest = digest.content(tools)
+            if given is not None and len(given) >= MIN_CHARS:  # held with these from now on
+                _keep(shared, system, held._replace(tools=given, tools_digest=tools_digest))
             return tools_digest, held.digest, len(tools) + held.size
     tools_digest = digest.content(tools)
     blocks = [{"type": "text", "text": system}] if isinstance(system, str) else system
     stable = unmarked(blocks[:stable_system_blocks] if stable_system_blocks is not None else blocks)
     stable_digest = digest.content(stable)
     if shared is not None and len(stable) >= MIN_CHARS:
-        held = _System(stable_system_blocks, stable_digest, len(stable), given, tools_digest)
-        size = 2 * len(stable) + (0 if given is None else len(given))
-        shared.keep_same(SYSTEM, system, held, size)
+        _keep(
+            shared,
+            system,
+            _System(stable_system_blocks, stable_digest, len(stable), given, tools_digest),
+        )
     return tools_digest, stable_digest, len(tools) + len(stable)
 
 
@@ -85,6 +90,11 @@ class _System(NamedTuple):
     size: int  # their bytes
     tools: bytes | None  # the tools' bytes as a stage handed them, if it did
     tools_digest: bytes
+
+
+def _keep(memo: CallMemo, system: Any, held: _System) -> None:
+    tools = 0 if held.tools is None else len(held.tools)
+    memo.keep_same(SYSTEM, system, held, 2 * held.size + tools)
 
 
 def _long(system: Any) -> bool:

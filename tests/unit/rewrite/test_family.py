@@ -76,7 +76,10 @@ def test_a_long_string_system_prompt_seen_before_is_not_serialized_again(
     assert memory.memo is not None
     body, tools = _body(LONG), unmarked(TOOLS)
     memo = CallMemo(memory.memo, TENANT)
-    first = prefix(body, None, tools, memo)
+    first = prefix(body, None, bytes(bytearray(tools)), memo)  # other bytes, equal
+    _learned(memory, memo)
+    memo = CallMemo(memory.memo, TENANT)
+    assert prefix(body, None, tools, memo) == first  # held with these bytes from now on
     _learned(memory, memo)
 
     def refused(blocks: Any) -> bytes:
