@@ -18,6 +18,7 @@ prefix is under the model's minimum (nothing would be cached), and 1h ones prece
 from __future__ import annotations
 
 import itertools
+import operator
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -61,14 +62,13 @@ def plan_breakpoints(
     so the same input object comes back as the same output object."""
     body = unmarked_body(request.body) if policy == "replace" else request.body
     slots = slots_of(body, chars_per_token, min_tokens, memo)
-    if policy == "respect" and (
-        body.get("cache_control") or any(slot.client_ttl for slot in slots)
-    ):
-        marked_at = [slot.position for slot in slots if slot.client_ttl]
+    client = _client(slots)  # the client's own TTL at each slot: lists, searched in C
+    if policy == "respect" and (body.get("cache_control") or client.count(None) < len(client)):
+        marked_at = [slots[i].position for i in itertools.compress(range(len(client)), client)]
         return _done(request, observed, memo, findings=_lookback(marked_at))
     if not slots:
         return _done(request, observed, memo)
-    taken = sum(slot.client_ttl is not None for slot in slots)
+    taken = len(client) - client.count(None)
     automatic = body.get("cache_control")
     if automatic:  # the top-level field marks the last block and takes a slot
         taken += 1
@@ -76,21 +76,17 @@ def plan_breakpoints(
         slots = [
             s for s in slots if s.section != "messages" or (s.item, s.block) < request.dates_at
         ]
+        client = _client(slots)
     stable_end = _stable_end(slots, request.stable_system_blocks)
     wanted = _wanted(slots, stable_end, min_tokens, automatic is not None)
     if not tail:
         wanted = [i for i in wanted if stable_end is not None and i <= stable_end]
         if reread is not None:
             reread_messages = reread()
-        previous = [
-            i
-            for i, slot in enumerate(slots)
-            if slot.section == "messages" and reread_messages is not None
-            and slot.item < reread_messages and slot.tokens_through >= min_tokens
-        ]  # fmt: skip
-        if previous and previous[-1] < len(slots) - 1:
-            wanted.append(previous[-1])
-    chosen = [i for i in wanted if slots[i].client_ttl is None][: MAX_BREAKPOINTS - taken]
+        previous = _previous(slots, reread_messages, min_tokens)
+        if previous is not None and previous < len(slots) - 1:
+            wanted.append(previous)
+    chosen = [i for i in wanted if client[i] is None][: MAX_BREAKPOINTS - taken]
     if not chosen:
         if slots[-1].tokens_through < min_tokens:
             detail = f"~{slots[-1].tokens_through} tokens < {min_tokens}"
@@ -105,11 +101,13 @@ def plan_breakpoints(
     # 1h entries must precede 5m ones: a 1h tail makes the stable prefix 1h too.
     stable_ttl = "1h" if tail_ttl == "1h" else stable_ttl
     marks = {
-        i: _ttl_at(i, slots, stable_ttl if stable_end is not None and i <= stable_end else tail_ttl)
+        i: _ttl_at(
+            i, client, stable_ttl if stable_end is not None and i <= stable_end else tail_ttl
+        )
         for i in sorted(chosen)
     }
     where = ", ".join(f"{slots[i].section}[{slots[i].item}] {t}" for i, t in marks.items())
-    marked = {i for i, slot in enumerate(slots) if slot.client_ttl is not None} | set(marks)
+    marked = set(itertools.compress(range(len(client)), client)) | set(marks)
     findings = _lookback([slots[i].position for i in sorted(marked)])
     new = marked_body(body, slots, marks, memo)
     return _done(request, observed, memo, body=new, rewrite=Rewrite(RULE, where), findings=findings)
@@ -199,10 +197,33 @@ def _stable_end(slots: list[Slot], stable_blocks: int | None) -> int | None:
     return end
 
 
-def _ttl_at(i: int, slots: list[Slot], default: Ttl) -> Ttl:
+def _ttl_at(i: int, client: list[Ttl | None], default: Ttl) -> Ttl:
     # The API requires 1h breakpoints before 5m ones; the client's own marks are fixed.
-    if any(s.client_ttl == "1h" for s in slots[i + 1 :]):
+    if "1h" in client[i + 1 :]:
         return "1h"
-    if any(s.client_ttl == "5m" for s in slots[:i]):
+    if "5m" in client[:i]:
         return "5m"
     return default
+
+
+_CLIENT_TTL: Callable[[Slot], Ttl | None] = operator.itemgetter(5)  # Slot.client_ttl
+
+
+def _client(slots: list[Slot]) -> list[Ttl | None]:
+    return list(map(_CLIENT_TTL, slots))
+
+
+def _previous(slots: list[Slot], reread_messages: int | None, min_tokens: int) -> int | None:
+    """The last slot of the conversation's previous prompt (its first `reread_messages`
+    messages) that reaches the model's minimum, searched from the newest."""
+    if reread_messages is None:
+        return None
+    for i in range(len(slots) - 1, -1, -1):
+        slot = slots[i]
+        if (
+            slot.section == "messages"
+            and slot.item < reread_messages
+            and slot.tokens_through >= min_tokens
+        ):
+            return i
+    return None
