@@ -17,6 +17,7 @@ prefix is under the model's minimum (nothing would be cached), and 1h ones prece
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import operator
 from collections.abc import Callable
@@ -172,12 +173,15 @@ def _wanted(
     ):
         candidates.append(shared)
     floor = -1 if stable_end is None else stable_end
-    # Every 19 blocks back from the newest, so a read from each finds the one before it.
-    reach = slots[last].position - (LOOKBACK_BLOCKS - 1)
-    for i in range(last - 1, floor, -1):
-        if slots[i].position <= reach:
-            candidates.append(i)
-            reach = slots[i].position - (LOOKBACK_BLOCKS - 1)
+    # Every 19 blocks back from the newest, so a read from each finds the one before it:
+    # the newest slot below it at most 19 blocks back, found by bisection (positions rise).
+    positions = list(map(_POSITION, slots))
+    reach = positions[last] - (LOOKBACK_BLOCKS - 1)
+    below = last
+    while (i := bisect.bisect_right(positions, reach, floor + 1, below) - 1) > floor:
+        candidates.append(i)
+        reach = positions[i] - (LOOKBACK_BLOCKS - 1)
+        below = i
     wanted: list[int] = []
     for i in candidates:
         if i not in wanted and slots[i].tokens_through >= min_tokens:
@@ -207,6 +211,7 @@ def _ttl_at(i: int, client: list[Ttl | None], default: Ttl) -> Ttl:
 
 
 _CLIENT_TTL: Callable[[Slot], Ttl | None] = operator.itemgetter(5)  # Slot.client_ttl
+_POSITION: Callable[[Slot], int] = operator.itemgetter(3)  # Slot.position
 
 
 def _client(slots: list[Slot]) -> list[Ttl | None]:
