@@ -7,10 +7,8 @@ readiness, metrics, the OpenAPI document, lifespan — is an ordinary FastAPI ap
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import functools
 import os
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -31,7 +29,7 @@ from gateway.cache.learned import LearnedMemory
 from gateway.cache.turns import Turns
 from gateway.cascade.breaker import Breakers
 from gateway.cascade.dispatch import Dispatcher
-from gateway.cascade.lifecycle import Lifecycle
+from gateway.cascade.lifecycle import Lifecycle, today
 from gateway.cascade.refresh import refresh_lifecycle
 from gateway.cascade.retry import RetryPolicy
 from gateway.cascade.retry_budget import RetryBudget
@@ -64,7 +62,6 @@ from gateway.wire.formats import (
 )
 from gateway.wire.tap import Tap
 
-EPOCH = dt.date(1970, 1, 1)
 ANTHROPIC_ROUTES = (("POST", "/v1/messages/count_tokens"),)
 MODEL_CALLS = {
     ("POST", "/v1/messages"): ANTHROPIC_MESSAGES,
@@ -106,16 +103,6 @@ def _relative(catalog: ModelCatalog) -> Callable[[str], str | None]:
     return relative
 
 
-def _today() -> dt.date:
-    """The UTC date, asked on every call: from the clock's day number, its date made once."""
-    return _day(int(time.time() // 86_400))
-
-
-@functools.lru_cache(maxsize=2)
-def _day(number: int) -> dt.date:
-    return EPOCH + dt.timedelta(days=number)
-
-
 def create_app(
     settings: Settings,
     registry: CollectorRegistry | None = None,
@@ -143,7 +130,7 @@ def create_app(
         labels,
         Pricing.load(settings.pricing, _relative(catalog)),
         writers,
-        retirement=lambda model: lifecycle.retiring_within(model, _today(), window),
+        retirement=lambda model: lifecycle.retiring_within(model, today(), window),
     )
     for alias, snapshot in routing.pins.items():
         meter.metrics.model_pins.labels(alias, snapshot).set(1)
@@ -232,7 +219,7 @@ def create_app(
     memory = LearnedMemory.within(learned, rewrite.learn_volatile_after, memo)
     prefixes = memory.prefixes
     turns = Turns(memo)  # the bodies reused to parse the next: beside the memo, its bounds
-    context = RewriteContext(settings.rewrite, catalog, memory, routing, lifecycle, _today)
+    context = RewriteContext(settings.rewrite, catalog, memory, routing, lifecycle, today)
     server = settings.server
     # One for every relay: the total of the bodies being received is the process's.
     intake = Intake(server.max_body_bytes, server.body_timeout_s, server.max_incoming_body_bytes)

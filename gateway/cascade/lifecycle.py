@@ -9,12 +9,15 @@ provider turns a model off.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import time
 from dataclasses import dataclass
 
 import orjson
 
 from gateway.catalog import ModelCatalog
 
+EPOCH = dt.date(1970, 1, 1)
 MAX_REMEMBERED = 1024  # (model, day, window) answers kept; model names are the clients'
 
 
@@ -76,6 +79,16 @@ class Lifecycle:
             merged += 1
         self._within.clear()
         return merged
+
+
+def today() -> dt.date:
+    """The UTC date, asked on every call: from the clock's day number, its date made once."""
+    return _day(int(time.time() // 86_400))
+
+
+@functools.lru_cache(maxsize=2)
+def _day(number: int) -> dt.date:
+    return EPOCH + dt.timedelta(days=number)
 
 
 def _date(value: object) -> dt.date | None:

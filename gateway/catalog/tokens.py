@@ -28,6 +28,7 @@ _HEADER_MAX = 256  # where a data URL's comma must be: `data:<mime>[;k=v...];bas
 # a Responses item returning a tool's output. Their other fields are text.
 _CONTAINERS = frozenset({None, "message", "tool_result", "function_call_output"})
 _CONTENT_FIELDS = ("content", "output")
+CONVERSATION_FIELDS = ("messages", "input")  # where a body's content blocks are
 # Media blocks by the field their reference or data is in: Anthropic `image`/`document`
 # (`source`), chat `image_url`/`file`/`input_audio`, Responses `input_image`/`input_file`
 # and a computer call's screenshot.
@@ -81,13 +82,13 @@ class BodyChars:
         return cls(_text(body) - media.chars, *media)
 
     @classmethod
-    def of_json(cls, raw: bytes, body: Mapping[str, Any]) -> BodyChars:
+    def of_json(cls, raw: bytes, body: Mapping[str, Any], media: Media | None = None) -> BodyChars:
         """The characters of a body from `raw`, its JSON (`body` parsed), without walking
         every value: text is the JSON's length (a character is at least a byte; quotes,
         separators and escapes only add: 2-7% above `of` on recorded agent bodies) less
-        the media's (`media_of`: the content blocks only). Never below what the text is
-        billed for."""
-        media = media_of(body)
+        the media's (`media_of`: the content blocks only; `media` where the caller has
+        it). Never below what the text is billed for."""
+        media = media_of(body) if media is None else media
         return cls(len(raw) - media.chars, *media)
 
 
@@ -99,13 +100,19 @@ def media_of(body: Any) -> Media:
     a base64 source, a base64 data URL, or audio data: its characters at
     MEDIA_CHARS_PER_TOKEN, and every item at least MEDIA_FLOOR_TOKENS; a document or file
     by URL or file id is `unsized`. Walked without recursion, and only along content."""
+    items: list[Any] = []
+    if isinstance(body, Mapping):
+        for name in CONVERSATION_FIELDS:
+            if isinstance(found := body.get(name), list):
+                items.extend(found)
+    return media_in(items)
+
+
+def media_in(items: list[Any]) -> Media:
+    """`media_of` the conversation's items `items` (messages, blocks): a sum over them."""
     chars = tokens = 0
     unsized = False
-    stack: list[Any] = []
-    if isinstance(body, Mapping):
-        for name in ("messages", "input"):
-            if isinstance(items := body.get(name), list):
-                stack.extend(items)
+    stack = list(items)
     while stack:
         block = stack.pop()
         if not isinstance(block, dict):

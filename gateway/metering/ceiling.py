@@ -25,7 +25,8 @@ from typing import Any
 import orjson
 
 from gateway.catalog import ModelCatalog, ModelSpec
-from gateway.catalog.tokens import BodyChars
+from gateway.catalog.tokens import CONVERSATION_FIELDS, BodyChars, Media
+from gateway.metering.conversation import Conversations, Facts, dearest
 from gateway.metering.pricing import Pricing
 from gateway.metering.rates import CacheWrites, PriceContext
 
@@ -43,6 +44,7 @@ class CostCeiling:
         self.pricing = pricing
         self.catalog = catalog
         self.default_output_tokens = default_output_tokens
+        self.conversations = Conversations(lambda item: writes_in([item]))
 
     def usd(
         self,
@@ -55,7 +57,10 @@ class CostCeiling:
         `raw`: the body as sent (its JSON), which its text is counted from; serialized here
         when not given."""
         most: float | None = None
-        writes = cache_writes(body) if provider == "anthropic" else "1h"
+        anthropic = provider == "anthropic"
+        # The conversation's media and cache writes, by identity where a run has them.
+        seen = self.conversations.of(body, anthropic, raw) if raw is not None else None
+        writes = cache_writes(body, seen and seen.writes) if anthropic else "1h"
         context = price_context(body)
         stored = provider == "openai" and any(body.get(name) for name in STORED_INPUT_FIELDS)
         choices = choices_of(body) if provider == "openai" else 1
@@ -67,7 +72,7 @@ class CostCeiling:
             spec = self.catalog.resolve(model)
             window = spec.max_input_tokens if spec is not None else DEFAULT_MAX_INPUT_TOKENS
             if not stored:
-                chars = chars or _chars(body, raw)
+                chars = chars or _chars(body, raw, seen)
             if stored or chars is None or chars.unsized:
                 # Earlier turns the provider holds, or a document whose pages the body
                 # does not show: up to the model's whole window.
@@ -93,13 +98,14 @@ class CostCeiling:
         return spec.max_tokens if spec is not None else self.default_output_tokens
 
 
-def _chars(body: Mapping[str, Any], raw: bytes | None) -> BodyChars:
+def _chars(body: Mapping[str, Any], raw: bytes | None, seen: Facts | None) -> BodyChars:
     if raw is None:
         try:
             raw = orjson.dumps(body)
         except orjson.JSONEncodeError:  # nested past orjson's 255 levels: walked instead
             return BodyChars.of(body)
-    return BodyChars.of_json(raw, body)
+    media = None if seen is None else Media(seen.media_chars, seen.media_tokens, seen.unsized)
+    return BodyChars.of_json(raw, body, media)
 
 
 def price_context(body: Mapping[str, Any], served: str | None = None) -> PriceContext:
@@ -115,19 +121,32 @@ def choices_of(body: Mapping[str, Any]) -> int:
     return n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
 
 
-def cache_writes(body: Mapping[str, Any]) -> CacheWrites:
+def cache_writes(body: Mapping[str, Any], conversation: CacheWrites | None = None) -> CacheWrites:
     """The dearest cache write an Anthropic body asks for (its `cache_control` markers and
     their TTL): on the body, on each tool, and on any block of its system prompt and
     messages, nested ones included (walked without recursion). A tool's schema is not
     walked: it is the tool's text, a property named cache_control in it marks nothing, and
-    Claude Code's tools are most of a turn's values (~100 us a call)."""
-    found: CacheWrites = "none"
-    stack: list[Any] = [{name: value for name, value in body.items() if name != "tools"}]
+    Claude Code's tools are most of a turn's values (~100 us a call). `conversation`: the
+    writes of its `messages` and `input` lists where known (conversation.py), not walked."""
+    known = CONVERSATION_FIELDS if conversation is not None else ()
+    stack: list[Any] = [
+        {
+            name: value
+            for name, value in body.items()
+            if name != "tools" and not (name in known and isinstance(value, list))
+        }
+    ]
     tools = body.get("tools")
-    if isinstance(tools, list):
-        stack.extend(
-            {"cache_control": tool.get("cache_control")} for tool in tools if isinstance(tool, dict)
-        )
+    if isinstance(tools, list):  # a tool without a marker adds nothing to walk
+        marks = [tool.get("cache_control") for tool in tools if isinstance(tool, dict)]
+        stack.extend({"cache_control": mark} for mark in marks if mark is not None)
+    found = writes_in(stack)
+    return found if conversation is None else dearest(found, conversation)
+
+
+def writes_in(stack: list[Any]) -> CacheWrites:
+    """The dearest cache write asked anywhere in the values of `stack` (which it empties)."""
+    found: CacheWrites = "none"
     while stack:
         value = stack.pop()
         if isinstance(value, dict):

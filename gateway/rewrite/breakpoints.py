@@ -17,16 +17,15 @@ prefix is under the model's minimum (nothing would be cached), and 1h ones prece
 
 from __future__ import annotations
 
-import functools
+import bisect
 import itertools
+import operator
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal
 
-import orjson
-
-from gateway.catalog.tokens import count_json_tokens, count_tokens
 from gateway.rewrite.marks import marked_body, unmarked_body
 from gateway.rewrite.request import Finding, LLMRequest, Rewrite, evolve
+from gateway.rewrite.slots import Slot, Ttl, slots_of
 
 if TYPE_CHECKING:
     from gateway.rewrite.memo import CallMemo
@@ -36,20 +35,6 @@ RULE = "cache_breakpoints"
 MAX_BREAKPOINTS = 4
 LOOKBACK_BLOCKS = 20
 BreakpointPolicy = Literal["augment", "replace", "respect"]
-Ttl = Literal["5m", "1h"]
-MARKABLE = frozenset({"text", "image", "document", "tool_use", "tool_result", "search_result"})
-
-
-class Slot(NamedTuple):
-    """A block that can carry a breakpoint, and the prompt's estimated size up to it. A
-    tuple: a frozen dataclass's __init__ cost ~1 us a slot, 66 in a Claude Code turn."""
-
-    section: str  # "tools", "system" or "messages"
-    item: int  # into tools or system; into messages for "messages"
-    block: int  # the content block within its message (0 for a string content)
-    position: int  # among all blocks of the prompt, unmarkable ones (thinking) included
-    tokens_through: int
-    client_ttl: Ttl | None  # the client's own breakpoint here, if any
 
 
 def plan_breakpoints(
@@ -77,15 +62,14 @@ def plan_breakpoints(
     list marked the same way on an earlier accepted call is found (memo.py's `get_same`),
     so the same input object comes back as the same output object."""
     body = unmarked_body(request.body) if policy == "replace" else request.body
-    slots = _slots(body, chars_per_token, min_tokens)
-    if policy == "respect" and (
-        body.get("cache_control") or any(slot.client_ttl for slot in slots)
-    ):
-        marked_at = [slot.position for slot in slots if slot.client_ttl]
+    slots = slots_of(body, chars_per_token, min_tokens, memo)
+    client = _client(slots)  # the client's own TTL at each slot: lists, searched in C
+    if policy == "respect" and (body.get("cache_control") or client.count(None) < len(client)):
+        marked_at = [slots[i].position for i in itertools.compress(range(len(client)), client)]
         return _done(request, observed, memo, findings=_lookback(marked_at))
     if not slots:
         return _done(request, observed, memo)
-    taken = sum(slot.client_ttl is not None for slot in slots)
+    taken = len(client) - client.count(None)
     automatic = body.get("cache_control")
     if automatic:  # the top-level field marks the last block and takes a slot
         taken += 1
@@ -93,21 +77,17 @@ def plan_breakpoints(
         slots = [
             s for s in slots if s.section != "messages" or (s.item, s.block) < request.dates_at
         ]
+        client = _client(slots)
     stable_end = _stable_end(slots, request.stable_system_blocks)
     wanted = _wanted(slots, stable_end, min_tokens, automatic is not None)
     if not tail:
         wanted = [i for i in wanted if stable_end is not None and i <= stable_end]
         if reread is not None:
             reread_messages = reread()
-        previous = [
-            i
-            for i, slot in enumerate(slots)
-            if slot.section == "messages" and reread_messages is not None
-            and slot.item < reread_messages and slot.tokens_through >= min_tokens
-        ]  # fmt: skip
-        if previous and previous[-1] < len(slots) - 1:
-            wanted.append(previous[-1])
-    chosen = [i for i in wanted if slots[i].client_ttl is None][: MAX_BREAKPOINTS - taken]
+        previous = _previous(slots, reread_messages, min_tokens)
+        if previous is not None and previous < len(slots) - 1:
+            wanted.append(previous)
+    chosen = [i for i in wanted if client[i] is None][: MAX_BREAKPOINTS - taken]
     if not chosen:
         if slots[-1].tokens_through < min_tokens:
             detail = f"~{slots[-1].tokens_through} tokens < {min_tokens}"
@@ -122,11 +102,13 @@ def plan_breakpoints(
     # 1h entries must precede 5m ones: a 1h tail makes the stable prefix 1h too.
     stable_ttl = "1h" if tail_ttl == "1h" else stable_ttl
     marks = {
-        i: _ttl_at(i, slots, stable_ttl if stable_end is not None and i <= stable_end else tail_ttl)
+        i: _ttl_at(
+            i, client, stable_ttl if stable_end is not None and i <= stable_end else tail_ttl
+        )
         for i in sorted(chosen)
     }
     where = ", ".join(f"{slots[i].section}[{slots[i].item}] {t}" for i, t in marks.items())
-    marked = {i for i, slot in enumerate(slots) if slot.client_ttl is not None} | set(marks)
+    marked = set(itertools.compress(range(len(client)), client)) | set(marks)
     findings = _lookback([slots[i].position for i in sorted(marked)])
     new = marked_body(body, slots, marks, memo)
     return _done(request, observed, memo, body=new, rewrite=Rewrite(RULE, where), findings=findings)
@@ -191,12 +173,15 @@ def _wanted(
     ):
         candidates.append(shared)
     floor = -1 if stable_end is None else stable_end
-    # Every 19 blocks back from the newest, so a read from each finds the one before it.
-    reach = slots[last].position - (LOOKBACK_BLOCKS - 1)
-    for i in range(last - 1, floor, -1):
-        if slots[i].position <= reach:
-            candidates.append(i)
-            reach = slots[i].position - (LOOKBACK_BLOCKS - 1)
+    # Every 19 blocks back from the newest, so a read from each finds the one before it:
+    # the newest slot below it at most 19 blocks back, found by bisection (positions rise).
+    positions = list(map(_POSITION, slots))
+    reach = positions[last] - (LOOKBACK_BLOCKS - 1)
+    below = last
+    while (i := bisect.bisect_right(positions, reach, floor + 1, below) - 1) > floor:
+        candidates.append(i)
+        reach = positions[i] - (LOOKBACK_BLOCKS - 1)
+        below = i
     wanted: list[int] = []
     for i in candidates:
         if i not in wanted and slots[i].tokens_through >= min_tokens:
@@ -216,60 +201,34 @@ def _stable_end(slots: list[Slot], stable_blocks: int | None) -> int | None:
     return end
 
 
-def _ttl_at(i: int, slots: list[Slot], default: Ttl) -> Ttl:
+def _ttl_at(i: int, client: list[Ttl | None], default: Ttl) -> Ttl:
     # The API requires 1h breakpoints before 5m ones; the client's own marks are fixed.
-    if any(s.client_ttl == "1h" for s in slots[i + 1 :]):
+    if "1h" in client[i + 1 :]:
         return "1h"
-    if any(s.client_ttl == "5m" for s in slots[:i]):
+    if "5m" in client[:i]:
         return "5m"
     return default
 
 
-_SLOT: Callable[[tuple[Any, ...]], Slot] = functools.partial(tuple.__new__, Slot)
+_CLIENT_TTL: Callable[[Slot], Ttl | None] = operator.itemgetter(5)  # Slot.client_ttl
+_POSITION: Callable[[Slot], int] = operator.itemgetter(3)  # Slot.position
 
 
-def _slots(body: dict[str, Any], chars_per_token: float, enough: int) -> list[Slot]:
-    """Every block that can carry a breakpoint, in prompt order. `tokens_through` is exact
-    below `enough` and only judged against it, so counting stops once the prompt reaches it
-    (Claude Code's tools pass any model's minimum by their third): the rest of a 340 KB body
-    is never serialized to be measured (~300 us a call)."""
-    slots: list[Slot] = []
-    slot = _SLOT  # a tuple made in C: the NamedTuple's own __new__ is a Python call
-    total = 0
-    for index, tool in enumerate(body.get("tools") or ()):
-        if total < enough:
-            total += count_json_tokens(orjson.dumps(tool), chars_per_token)
-        slots.append(slot(("tools", index, 0, index, total, _client_ttl(tool))))
-    position = len(slots)
-    system = body.get("system")
-    for index, block in enumerate(
-        [{"type": "text", "text": system}] if isinstance(system, str) else system or ()
-    ):
-        if total < enough:
-            total += count_tokens(block.get("text", ""), chars_per_token)
-        slots.append(slot(("system", index, 0, position, total, _client_ttl(block))))
-        position += 1
-    for index, message in enumerate(body.get("messages") or ()):
-        content = message.get("content")
-        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content or ()
-        for block_index, block in enumerate(blocks):
-            kind = block.get("type")
-            text = block.get("text") if kind == "text" else None
-            if total < enough:
-                total += (
-                    count_tokens(text, chars_per_token)
-                    if isinstance(text, str)
-                    else count_json_tokens(orjson.dumps(block), chars_per_token)
-                )
-            if kind in MARKABLE and (text is None or text):
-                ttl = None if block.get("cache_control") is None else _client_ttl(block)
-                slots.append(slot(("messages", index, block_index, position, total, ttl)))
-            position += 1
-    return slots
+def _client(slots: list[Slot]) -> list[Ttl | None]:
+    return list(map(_CLIENT_TTL, slots))
 
 
-def _client_ttl(block: Any) -> Ttl | None:
-    mark = block.get("cache_control") if isinstance(block, dict) else None
-    if not isinstance(mark, dict):
+def _previous(slots: list[Slot], reread_messages: int | None, min_tokens: int) -> int | None:
+    """The last slot of the conversation's previous prompt (its first `reread_messages`
+    messages) that reaches the model's minimum, searched from the newest."""
+    if reread_messages is None:
         return None
-    return "1h" if mark.get("ttl") == "1h" else "5m"
+    for i in range(len(slots) - 1, -1, -1):
+        slot = slots[i]
+        if (
+            slot.section == "messages"
+            and slot.item < reread_messages
+            and slot.tokens_through >= min_tokens
+        ):
+            return i
+    return None

@@ -13,18 +13,21 @@ prefix reuse makes them) is found by its identity instead: one lookup (memo.py's
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
 from gateway.rewrite import digest
+from gateway.rewrite.family import family_of as family_of
+from gateway.rewrite.family import prefix
+from gateway.rewrite.family import prompt_family as prompt_family
+from gateway.rewrite.family import unmarked as unmarked
 from gateway.rewrite.memo import MIN_CHARS
 
 if TYPE_CHECKING:
     from gateway.rewrite.memo import CallMemo
 
-# memo.py's kinds: what a system list and a message were found to be (by their identity).
-SYSTEM = "fingerprint.system"
+# memo.py's kinds: what a message and a call's messages were found to be (by identity).
 MESSAGE = "fingerprint.message"
 RUN = "fingerprint.run"
 
@@ -45,69 +48,6 @@ class Fingerprint(NamedTuple):
     shared: bytes
     prompt_tokens: int  # estimated, for the minimum-length check
     tenant: bytes = b""  # who called (a credential's digest): whose learned state it is
-
-
-def prompt_family(tenant: bytes, tools: bytes, system: bytes) -> bytes:
-    """A prompt family: who calls (a provider's cache is per workspace, and one tenant's
-    requests never teach the gateway about another's), the tools as sent without their
-    breakpoints (`unmarked`), and the stable start of the system prompt — what requests
-    share before their conversations part. The prefix registry and the prompt_cache_key
-    know the stable system blocks; the volatile rule, before it has judged the lines,
-    knows the first line holding no date."""
-    return digest.owned(tenant, digest.content(tools) + digest.content(system))
-
-
-def unmarked(blocks: Any) -> bytes:
-    """Blocks as bytes without their breakpoints: moving one does not change the prefix."""
-    if not isinstance(blocks, list):
-        return orjson.dumps(blocks)
-    return orjson.dumps(
-        [
-            {k: v for k, v in b.items() if k != "cache_control"} if isinstance(b, dict) else b
-            for b in blocks
-        ]
-    )
-
-
-def _prefix(
-    body: dict[str, Any],
-    stable_system_blocks: int | None,
-    tools: bytes | None,
-    memo: CallMemo | None,
-    own_system: bool = True,
-) -> tuple[bytes, bytes, int]:
-    """(tools digest, stable system blocks digest, their bytes' length), without their
-    breakpoints: the same before and after breakpoints are placed. `tools`: the tools'
-    bytes where a stage has them already. A system list this call shares with an earlier
-    one (the same object: memo.py's `get_same`) is found by identity, not serialized;
-    `own_system=False`: the list is made anew each call (openai_text.layers), never shared."""
-    tools = unmarked(body.get("tools") or []) if tools is None else tools
-    tools_digest = digest.content(tools)
-    system = body.get("system") or []
-    shared = memo if isinstance(system, list) and system and own_system else None
-    if shared is not None:
-        held = cast("tuple[int | None, bytes, int] | None", shared.get_same(SYSTEM, system))
-        if held is not None and held[0] == stable_system_blocks:
-            return tools_digest, held[1], len(tools) + held[2]
-    blocks = [{"type": "text", "text": system}] if isinstance(system, str) else system
-    stable = unmarked(blocks[:stable_system_blocks] if stable_system_blocks is not None else blocks)
-    stable_digest = digest.content(stable)
-    if shared is not None and len(stable) >= MIN_CHARS:
-        value = (stable_system_blocks, stable_digest, len(stable))
-        shared.keep_same(SYSTEM, system, value, 2 * len(stable))
-    return tools_digest, stable_digest, len(tools) + len(stable)
-
-
-def family_of(
-    body: dict[str, Any],
-    stable_system_blocks: int | None,
-    tenant: bytes,
-    tools: bytes | None = None,
-    memo: CallMemo | None = None,
-) -> bytes:
-    """The family, as the fingerprint has it."""
-    tools_digest, stable_digest, _ = _prefix(body, stable_system_blocks, tools, memo)
-    return digest.owned(tenant, tools_digest + stable_digest)
 
 
 def conversation_of(body: dict[str, Any], tenant: bytes, memo: CallMemo | None = None) -> bytes:
@@ -147,7 +87,7 @@ class Walked(NamedTuple):
     marks: tuple[bytes, ...]  # the chain after each block with a breakpoint
 
 
-def _short(sent: list[Any]) -> bool:
+def short(sent: list[Any]) -> bool:
     """A conversation of one or two short strings (a 1 KB body's): no run kept or looked up."""
     return len(sent) <= 2 and all(_small(message) for message in sent)
 
@@ -279,11 +219,11 @@ def fingerprint(
 ) -> Fingerprint:
     """`tools`: the tools' bytes without their breakpoints, where a stage has them already.
     `memo`: where the parts this body shares with an earlier accepted call's are found;
-    `own_system`: as `_prefix` has it."""
-    tools_digest, stable_digest, size = _prefix(body, stable_system_blocks, tools, memo, own_system)
+    `own_system`: as family.py's `prefix` has it."""
+    tools_digest, stable_digest, size = prefix(body, stable_system_blocks, tools, memo, own_system)
     family = digest.owned(tenant, tools_digest + stable_digest)
     sent = body.get("messages") or []
-    if memo is None or not isinstance(sent, list) or _short(sent):
+    if memo is None or not isinstance(sent, list) or short(sent):
         chains, tail, first, total = _chained(sent, family)
     else:
         chains, tail, first, total = _chained_shared(sent, family, memo)

@@ -14,8 +14,8 @@ from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
-    from gateway.rewrite.breakpoints import Slot, Ttl
     from gateway.rewrite.memo import CallMemo
+    from gateway.rewrite.slots import Slot, Ttl
 
 # memo.py's kinds: a block, a message and a list as a plan marked them (by identity).
 BLOCK = "breakpoints.block"

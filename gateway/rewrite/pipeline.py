@@ -18,7 +18,8 @@ from typing import Any, Protocol
 from gateway.catalog import ModelCatalog
 from gateway.rewrite import prompt_cache
 from gateway.rewrite.breakpoints import plan_breakpoints
-from gateway.rewrite.fingerprint import conversation_of, family_of, fingerprint
+from gateway.rewrite.family import family_of
+from gateway.rewrite.fingerprint import conversation_of, fingerprint
 from gateway.rewrite.memo import call_memo, observed
 from gateway.rewrite.openai_text import layers
 from gateway.rewrite.pin import note_retirement, pin

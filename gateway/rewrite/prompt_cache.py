@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from gateway.catalog import ModelSpec
-from gateway.rewrite.fingerprint import family_of
+from gateway.rewrite.family import family_of
 from gateway.rewrite.openai_text import TEXT_PARTS, items, items_key, layers, leading_system
 from gateway.rewrite.request import LLMRequest, Rewrite
 

@@ -1,0 +1,117 @@
+"""A prompt's family: who calls, its tools and the stable start of its system prompt, the
+part of a prompt that requests share before their conversations part (fingerprint.py's
+first layers, the breakpoint plan's TTLs, the prompt_cache_key)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
+
+import orjson
+
+from gateway.rewrite import digest
+from gateway.rewrite.memo import MIN_CHARS
+
+if TYPE_CHECKING:
+    from gateway.rewrite.memo import CallMemo
+
+# memo.py's kind: what a system prompt was found to be (by its identity).
+SYSTEM = "fingerprint.system"
+
+
+def prompt_family(tenant: bytes, tools: bytes, system: bytes) -> bytes:
+    """A prompt family: who calls (a provider's cache is per workspace, and one tenant's
+    requests never teach the gateway about another's), the tools as sent without their
+    breakpoints (`unmarked`), and the stable start of the system prompt — what requests
+    share before their conversations part. The prefix registry and the prompt_cache_key
+    know the stable system blocks; the volatile rule, before it has judged the lines,
+    knows the first line holding no date."""
+    return digest.owned(tenant, digest.content(tools) + digest.content(system))
+
+
+def unmarked(blocks: Any) -> bytes:
+    """Blocks as bytes without their breakpoints: moving one does not change the prefix."""
+    if not isinstance(blocks, list):
+        return orjson.dumps(blocks)
+    return orjson.dumps(
+        [
+            {k: v for k, v in b.items() if k != "cache_control"} if isinstance(b, dict) else b
+            for b in blocks
+        ]
+    )
+
+
+def prefix(
+    body: dict[str, Any],
+    stable_system_blocks: int | None,
+    tools: bytes | None,
+    memo: CallMemo | None,
+    own_system: bool = True,
+) -> tuple[bytes, bytes, int]:
+    """(tools digest, stable system blocks digest, their bytes' length), without their
+    breakpoints: the same before and after breakpoints are placed. `tools`: the tools'
+    bytes where a stage has them already. A system prompt this call shares with an earlier
+    one (the same list or string: memo.py's `get_same`) is found by identity, not
+    serialized, and with it the digest of the tools' bytes it came with where they are the
+    same object again (tool_json hands on the same bytes for the same tools);
+    `own_system=False`: the list is made anew each call (openai_text.layers), never shared."""
+    given = tools
+    tools = unmarked(body.get("tools") or []) if given is None else given
+    system = body.get("system") or []
+    shared = memo if own_system and _long(system) else None
+    if shared is not None:
+        held = cast("_System | None", shared.get_same(SYSTEM, system))
+        if held is not None and held.stable_blocks == stable_system_blocks:
+            if given is not None and held.tools is given:
+                return held.tools_digest, held.digest, len(tools) + held.size
+            tools_digest = digest.content(tools)
+            if given is not None and len(given) >= MIN_CHARS:  # held with these from now on
+                _keep(shared, system, held._replace(tools=given, tools_digest=tools_digest))
+            return tools_digest, held.digest, len(tools) + held.size
+    tools_digest = digest.content(tools)
+    blocks = [{"type": "text", "text": system}] if isinstance(system, str) else system
+    stable = unmarked(blocks[:stable_system_blocks] if stable_system_blocks is not None else blocks)
+    stable_digest = digest.content(stable)
+    if shared is not None and len(stable) >= MIN_CHARS:
+        _keep(
+            shared,
+            system,
+            _System(stable_system_blocks, stable_digest, len(stable), given, tools_digest),
+        )
+    return tools_digest, stable_digest, len(tools) + len(stable)
+
+
+class _System(NamedTuple):
+    """What `prefix` derived from a system prompt (by its identity), and the digest of the
+    tools' bytes it came with (held, and counted in the entry's size, where a stage handed
+    them: bytes made here are new each call)."""
+
+    stable_blocks: int | None
+    digest: bytes  # of the stable blocks, unmarked
+    size: int  # their bytes
+    tools: bytes | None  # the tools' bytes as a stage handed them, if it did
+    tools_digest: bytes
+
+
+def _keep(memo: CallMemo, system: Any, held: _System) -> None:
+    tools = 0 if held.tools is None else len(held.tools)
+    memo.keep_same(SYSTEM, system, held, 2 * held.size + tools)
+
+
+def _long(system: Any) -> bool:
+    """A system prompt worth looking up by identity: a list of blocks, or a long string (a
+    shorter one is serialized for less than a lookup costs, and never kept)."""
+    if isinstance(system, str):
+        return len(system) >= MIN_CHARS
+    return isinstance(system, list) and bool(system)
+
+
+def family_of(
+    body: dict[str, Any],
+    stable_system_blocks: int | None,
+    tenant: bytes,
+    tools: bytes | None = None,
+    memo: CallMemo | None = None,
+) -> bytes:
+    """The family, as the fingerprint has it."""
+    tools_digest, stable_digest, _ = prefix(body, stable_system_blocks, tools, memo)
+    return digest.owned(tenant, tools_digest + stable_digest)

@@ -1,0 +1,100 @@
+"""The breakpoint plan's slots (slots.py) are the value's, whether the tools, the system
+prompt and the messages are found by identity (an earlier accepted call's very objects),
+are equal copies, or no memo is given; and a part that changed is walked again."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import orjson
+import pytest
+
+from gateway.cache.bounded import LearnedState
+from gateway.cache.learned import LearnedMemory
+from gateway.rewrite import slots as slots_module
+from gateway.rewrite.memo import CallMemo
+from gateway.rewrite.request import LLMRequest
+from gateway.rewrite.slots import slots_of
+from tests.support.fixtures import FIXTURES, load
+
+TENANT = b"tenant-a"
+
+
+def _memory() -> LearnedMemory:
+    memory = LearnedMemory.within(LearnedState.default())
+    assert memory.memo is not None
+    return memory
+
+
+def _memo(memory: LearnedMemory) -> CallMemo:
+    assert memory.memo is not None
+    return CallMemo(memory.memo, TENANT)
+
+
+def _learn(memory: LearnedMemory, memo: CallMemo) -> None:
+    memory.learn(memo.observed(LLMRequest("anthropic", {})).observations)
+
+
+def _bodies() -> list[dict[str, Any]]:
+    calls = load(FIXTURES / "claude-long.jsonl").calls
+    return [orjson.loads(call.raw_body()) for call in calls if call.wire == "anthropic"]
+
+
+def _variants(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The body, with a message changed in the middle, one added and one left off, another
+    system prompt (a string), no tools, a client breakpoint moved."""
+    messages = body["messages"]
+    middle = len(messages) // 2
+    changed = [*messages[:middle], {"role": "user", "content": "changed"}, *messages[middle + 1 :]]
+    mark = {"type": "ephemeral", "ttl": "1h"}
+    block = {"type": "text", "text": "x" * 5000, "cache_control": mark}
+    marked = [*messages[:-1], {**messages[-1], "content": [block]}]
+    return [
+        body,
+        {**body, "messages": changed},
+        {**body, "messages": [*messages, {"role": "user", "content": "more " * 400}]},
+        {**body, "messages": messages[:-1]},
+        {**body, "system": "You answer. " * 300},
+        {key: value for key, value in body.items() if key != "tools"},
+        {**body, "messages": marked},
+    ]
+
+
+@pytest.mark.parametrize("enough", [1, 1024, 4096, 10**9])
+def test_found_by_identity_equal_copy_or_no_memo_alike(enough: int) -> None:
+    memory = _memory()
+    for body in _bodies():
+        for variant in _variants(body):
+            plain = slots_of(copy.deepcopy(variant), 4.0, enough)
+            memo = _memo(memory)
+            assert slots_of(variant, 4.0, enough, memo) == plain
+            _learn(memory, memo)
+            for again in (variant, copy.deepcopy(variant)):
+                assert slots_of(again, 4.0, enough, _memo(memory)) == plain
+            # Another ratio on the same objects: derived for it.
+            other = slots_of(copy.deepcopy(variant), 3.0, enough)
+            assert slots_of(variant, 3.0, enough, _memo(memory)) == other
+
+
+def test_the_same_objects_are_not_walked_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    memory = _memory()
+    body = _bodies()[-1]
+    memo = _memo(memory)
+    first = slots_of(body, 4.0, 4096, memo)
+    _learn(memory, memo)
+    again = {**body, "messages": [*body["messages"], {"role": "user", "content": "next " * 400}]}
+    expected = slots_of(copy.deepcopy(again), 4.0, 4096)
+    walked: list[int] = []
+    walk = slots_module._walk
+
+    def counted(slots: Any, messages: Any, *rest: Any) -> None:
+        walked.append(len(messages))
+        walk(slots, messages, *rest)
+
+    monkeypatch.setattr(slots_module, "_walk", counted)
+    monkeypatch.setattr(slots_module, "count_json_tokens", None)  # the tools: not counted
+    found = slots_of(again, 4.0, 4096, _memo(memory))
+    assert walked == [1]
+    assert found[: len(first)] == first
+    assert found == expected
