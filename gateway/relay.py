@@ -11,14 +11,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from starlette.types import Message, Send
 
 from gateway.cascade.dispatch import Deadline, Started
 from gateway.errors import GatewayError
 from gateway.metering.ceiling import price_context
 from gateway.metering.pricing import Priced, Pricing
-from gateway.upstream import Upstream
+from gateway.upstream import BodyBroken, Response, Upstream
 from gateway.wire.echo import unecho
 from gateway.wire.formats import WireFormat, client_filter, error_response
 from gateway.wire.headers import RawHeaders, client_response_headers
@@ -95,7 +94,7 @@ class Relay:
         held_bytes = 0
         try:
             async with asyncio.timeout_at(deadline.at):
-                async for chunk in _body(begun.response):
+                async for chunk in begun.response:
                     out = strip.feed(chunk) if strip is not None else chunk
                     await send({"type": "http.response.body", "body": out, "more_body": True})
                     last = out or last
@@ -113,7 +112,7 @@ class Relay:
                     if tap.saw_content:
                         ttft_s = before - started
                     tap_s += time.perf_counter() - before
-        except httpx.TransportError:
+        except BodyBroken:
             ended, message = "cut", CUT_MESSAGE
         except TimeoutError:
             ended, message = "504", TIMEOUT_MESSAGE.format(deadline.seconds)
@@ -216,15 +215,9 @@ def _feed(tap: Tap, held: list[bytes]) -> float:
     return time.perf_counter() - before
 
 
-def _start(response: httpx.Response, own: RawHeaders) -> Message:
+def _start(response: Response, own: RawHeaders) -> Message:
     """Upstream's headers and the gateway's, less upstream's Content-Length: a stream's bytes
     may change on the way (the usage filter, an error event at a cut), and a JSON body's
     length is added by its caller, from the body it holds."""
-    headers = client_response_headers(response.headers.raw, own, keep_length=False)
+    headers = client_response_headers(response.headers, own, keep_length=False)
     return {"type": "http.response.start", "status": response.status_code, "headers": headers}
-
-
-def _body(response: httpx.Response) -> httpx.AsyncByteStream:
-    """The transport's own byte stream: aiter_raw() adds a generator and a re-chunker per chunk."""
-    assert isinstance(response.stream, httpx.AsyncByteStream)
-    return response.stream

@@ -15,8 +15,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Protocol
 
-import httpx
-
 from gateway.cascade.attempts import Attempt, Candidate, Route, Tap
 from gateway.cascade.breaker import Breakers
 from gateway.cascade.outcome import (
@@ -30,7 +28,7 @@ from gateway.cascade.outcome import (
 from gateway.cascade.retry import RetryPolicy, retryable
 from gateway.cascade.retry_budget import RetryBudget
 from gateway.errors import CircuitOpen, GatewayError, UpstreamSilent, UpstreamUnavailable
-from gateway.upstream import Upstream, response_header
+from gateway.upstream import BodyBroken, Response, Upstream
 from gateway.wire.headers import RawHeaders
 from gateway.wire.usage import Usage
 
@@ -92,8 +90,7 @@ class Chain:
                     return self._give_up(candidate, outcome)
                 delay: float | None = None
                 if then == "retry" and self.plan[index + 1][0] is candidate:
-                    headers = outcome.response.headers if outcome.response else httpx.Headers()
-                    delay = policy.delay_s(retry, headers)
+                    delay = policy.delay_s(retry, retry_headers(outcome.response))
                 deadline = self.deadline
                 if delay is not None and deadline is not None and delay >= deadline.left():
                     return self._give_up(candidate, outcome)  # no time left to wait and retry
@@ -176,7 +173,7 @@ class Chain:
             return Started(response, candidate.model, self.attempts, self.means.new_tap())
         return await self._prelude(candidate, response)
 
-    async def _whole(self, candidate: Candidate, response: httpx.Response) -> Started | Failure:
+    async def _whole(self, candidate: Candidate, response: Response) -> Started | Failure:
         """Reads a JSON body within its attempt: nothing goes to the client before the whole
         body, so one cut midway is retried like a failed status, not relayed as a 502."""
         try:
@@ -191,20 +188,18 @@ class Chain:
         self._note(candidate.model, str(response.status_code), relayed=not self.hold)
         return Started(response, candidate.model, self.attempts, body=body)
 
-    async def _prelude(self, candidate: Candidate, response: httpx.Response) -> Started | Failure:
+    async def _prelude(self, candidate: Candidate, response: Response) -> Started | Failure:
         """Reads a stream up to its first content event: before that, it can still be retried."""
         tap = self.tap = self.means.new_tap()
         prelude: list[bytes] = []
-        stream = response.stream
-        assert isinstance(stream, httpx.AsyncByteStream)
         try:
-            async for chunk in stream:
+            async for chunk in response:
                 prelude.append(chunk)
                 tap.feed(chunk)
                 if tap.saw_content or tap.error_type or tap.complete:
                     break
-        except httpx.TransportError as error:
-            failed = self.means.upstream.body_error(self.route.provider, error)
+        except BodyBroken as error:
+            failed: GatewayError = error
             self._note(candidate.model, logged_status(failed), usage=tap.usage)
             await response.aclose()
             if not isinstance(failed, UpstreamSilent):
@@ -271,6 +266,20 @@ def circuit_open(provider: str, model: str, wait_s: float) -> CircuitOpen:
     )
 
 
-def is_stream(response: httpx.Response) -> bool:
-    content_type = response_header(response, b"content-type") or b""
+def is_stream(response: Response) -> bool:
+    content_type = response.header(b"content-type") or b""
     return content_type.startswith(b"text/event-stream")
+
+
+RETRY_AFTER = ((b"retry-after-ms", "retry-after-ms"), (b"retry-after", "retry-after"))
+
+
+def retry_headers(response: Response | None) -> dict[str, str]:
+    """The wait a failed response asked for, as the retry policy reads it (an ASCII value)."""
+    asked: dict[str, str] = {}
+    if response is not None:
+        for raw, name in RETRY_AFTER:
+            value = response.header(raw)
+            if value is not None and value.isascii():
+                asked[name] = value.decode()
+    return asked

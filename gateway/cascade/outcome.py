@@ -6,17 +6,16 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-import httpx
-
 from gateway.cascade.attempts import Attempt, Tap
 from gateway.errors import DeadlinePassed, GatewayError, ResponseTooLarge, UpstreamSilent
+from gateway.upstream import Response
 
 
 @dataclass(slots=True)
 class Started:
     """The attempt whose response the client gets."""
 
-    response: httpx.Response
+    response: Response
     model: str
     attempts: list[Attempt]
     tap: Tap | None = None  # streams: already fed the prelude
@@ -40,7 +39,7 @@ class Failure:
     """An attempt that may be retried: its error, or the response to relay if none is left."""
 
     error: GatewayError | None = None
-    response: httpx.Response | None = None
+    response: Response | None = None
     started: Started | None = None  # a stream that sent an error event before any content
     rejected: bool = False  # refused by the model's open breaker: nothing was sent
 

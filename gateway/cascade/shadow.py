@@ -17,7 +17,6 @@ import time
 from dataclasses import asdict, dataclass
 from typing import IO, Any
 
-import httpx
 import orjson
 
 from gateway.cascade.dispatch import Route
@@ -159,7 +158,7 @@ class Shadows:
                     raw = await self.upstream.read(route.provider, response)
                 finally:
                     await response.aclose()
-        except (GatewayError, httpx.TransportError, TimeoutError) as error:
+        except (GatewayError, TimeoutError) as error:
             status = str(error.status) if isinstance(error, GatewayError) else "cut"
             status = "504" if isinstance(error, TimeoutError) else status
             self.meter.on_shadow(route.provider, model, plan.name, status, None)

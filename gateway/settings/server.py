@@ -15,7 +15,8 @@ class ServerSettings(Section):
     port: int = Field(default=8080, ge=1, le=65535)
     workers: int = Field(default=1, ge=1)
     max_body_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
-    # httpx's transport to providers; aiohttp won the overhead benchmark (docs/benchmarks.md).
+    # The client to providers: aiohttp's, called directly, or httpx's own (`httpcore`); aiohttp
+    # costs less per call (docs/benchmarks.md).
     upstream_transport: Literal["aiohttp", "httpcore"] = "aiohttp"
     # `gateway serve` starts `gateway emulate` beside itself, so the defaults run with no keys:
     # only when a provider's base_url is the emulator's address (emulator.host:emulator.port).

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from gateway.cache.bounded import ENTRY_OVERHEAD_BYTES, LearnedState, LearnedTable
@@ -25,8 +26,8 @@ from gateway.rewrite.memo import Derived
 from gateway.rewrite.request import LLMRequest
 from gateway.rewrite.snapshot import LinesSeen
 from gateway.rewrite.volatile import volatile
-from gateway.settings import ProviderSettings, load_settings
-from gateway.upstream import Upstream
+from gateway.settings import load_settings
+from gateway.upstream.request import Urls
 from gateway.wire.usage import Usage
 from tests.support.rewrite import NOW, accepted, context, memory
 
@@ -295,13 +296,13 @@ def test_prices_of_long_model_names_are_resolved_but_not_kept() -> None:
 
 
 def test_upstream_urls_with_long_query_strings_are_parsed_but_not_kept() -> None:
-    upstream = Upstream({"anthropic": ProviderSettings(base_url="http://127.0.0.1:9")}, "httpcore")
+    urls = Urls({"anthropic": "http://127.0.0.1:9"}, httpx.URL)
     # Each under httpx's URL limit (64 KiB), as the server's header limit keeps them.
     targets = [f"/v1/messages?q={i}" + "a" * 60_000 for i in range(100)]  # 6 MB of targets
 
     def send() -> None:
         for target in targets:
-            assert str(upstream._url("anthropic", target)).endswith(target[-10:])
+            assert str(urls.get("anthropic", target)).endswith(target[-10:])
 
     assert retained(send) < MIB  # each URL was kept: 6 MB
 
