@@ -83,16 +83,22 @@ else:
     _FIELDS = tuple(f.name for f in fields(LLMRequest))
     _new = object.__new__
     _set = object.__setattr__
-
-    def evolve(request: LLMRequest, /, **changes: Any) -> LLMRequest:
-        """dataclasses.replace for an LLMRequest, 1.6 us instead of 2.7: every field copied
-        as is, then the changed ones set (the class has no __post_init__ and no init=False
-        field, so this is what replace builds). A stage makes a new request ~7 times a call,
-        which at 1 KB made replace the largest single cost of the volatile and breakpoints
-        stages (bench/stages.py under cProfile)."""
-        new = _new(LLMRequest)
-        for name in _FIELDS:
-            _set(new, name, getattr(request, name))
-        for name, value in changes.items():
-            _set(new, name, value)
-        return new
+    # Each field's slot setter, called unrolled: no loop, no getattr (1.9 -> 1.1 us).
+    _SETTERS = {f"_set_{name}": getattr(LLMRequest, name).__set__ for name in _FIELDS}
+    _COPY = "".join(f"    _set_{name}(new, request.{name})\n" for name in _FIELDS)
+    _SOURCE = f"""
+def evolve(request, /, **changes):
+    new = _new(LLMRequest)
+{_COPY}    for name, value in changes.items():
+        _set(new, name, value)
+    return new
+"""
+    _scope: dict[str, Any] = {"_new": _new, "_set": _set, "LLMRequest": LLMRequest, **_SETTERS}
+    exec(_SOURCE, _scope)  # the class's own field names, as dataclasses does
+    evolve = _scope["evolve"]
+    evolve.__doc__ = """dataclasses.replace for an LLMRequest, ~1.1 us instead of 2.7: every
+        field copied as is through its slot's setter, in code made from the class's fields
+        (a loop of getattr and object.__setattr__ took 1.9), then the changed ones set (the
+        class has no __post_init__ and no init=False field, so this is what replace builds).
+        A stage makes a new request up to ~7 times a call, which at 1 KB made replace the
+        largest single cost of the volatile and breakpoints stages."""

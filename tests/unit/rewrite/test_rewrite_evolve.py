@@ -51,3 +51,14 @@ def test_all_fields_changed_and_frozen() -> None:
 def test_an_unknown_field_is_refused() -> None:
     with pytest.raises((AttributeError, TypeError)):
         evolve(LLMRequest("anthropic", {}), colour="red")  # type: ignore[call-arg]
+
+
+def test_every_field_is_copied_from_a_full_request() -> None:
+    full = evolve(LLMRequest("anthropic", {}), **CHANGES)
+    new = evolve(full, tier="large")
+    assert new == replace(full, tier="large")
+    assert all(
+        getattr(new, f.name) is getattr(full, f.name)
+        for f in fields(LLMRequest)
+        if f.name != "tier"
+    )
