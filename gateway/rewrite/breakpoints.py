@@ -23,6 +23,8 @@ import operator
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
+from gateway.catalog.tokens import count_tokens
+from gateway.rewrite.fingerprint import short
 from gateway.rewrite.marks import marked_body, unmarked_body
 from gateway.rewrite.request import Finding, LLMRequest, Rewrite, evolve
 from gateway.rewrite.slots import Slot, Ttl, slots_of
@@ -112,6 +114,45 @@ def plan_breakpoints(
     findings = _lookback([slots[i].position for i in sorted(marked)])
     new = marked_body(body, slots, marks, memo)
     return _done(request, observed, memo, body=new, rewrite=Rewrite(RULE, where), findings=findings)
+
+
+def plan_short(
+    request: LLMRequest,
+    *,
+    min_tokens: int,
+    chars_per_token: float,
+    observed: tuple[Observation, ...] = (),
+) -> LLMRequest | None:
+    """`plan_breakpoints`' request where the body provably gets no breakpoint and leaves the
+    memo nothing to keep (a 1 KB body's question: ~9 -> ~2 us), else None. Such a body has
+    no tools, no breakpoint of the client's, a system prompt that is a string if any, one
+    or two short string messages (slots.py walks them without the memo) and no moved dates,
+    and its whole estimate is below the model's minimum: every slot is, so the plan chooses
+    none and notes the prompt below the minimum (or nothing, without a slot)."""
+    body = request.body
+    system = body.get("system")
+    messages = body.get("messages") or []
+    if (
+        request.dates_at is not None
+        or body.get("tools")
+        or body.get("cache_control") is not None
+        or not (system is None or isinstance(system, str))
+        or not isinstance(messages, list)
+        or not short(messages)
+    ):
+        return None
+    total = 0 if system is None else count_tokens(system, chars_per_token)
+    markable = system is not None
+    for message in messages:
+        content = message["content"]  # a short string (`short`)
+        total += count_tokens(content, chars_per_token)
+        markable = markable or bool(content)
+    if total >= min_tokens:
+        return None
+    if not markable:
+        return _done(request, observed, None)
+    below = (Finding("prefix_below_minimum", f"~{total} tokens < {min_tokens}"),)
+    return _done(request, observed, None, findings=below)
 
 
 def _done(

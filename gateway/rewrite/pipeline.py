@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from gateway.catalog import ModelCatalog
 from gateway.rewrite import prompt_cache
-from gateway.rewrite.breakpoints import plan_breakpoints
+from gateway.rewrite.breakpoints import plan_breakpoints, plan_short
 from gateway.rewrite.family import family_of
 from gateway.rewrite.fingerprint import conversation_of, fingerprint
 from gateway.rewrite.memo import call_memo, observed
@@ -89,6 +89,13 @@ def _breakpoints(request: LLMRequest, context: RewriteContext) -> LLMRequest:
     prefixes = context.learned.prefixes
     tenant = request.tenant
     tail = prefixes.tail_pays(tenant, request.step, model)
+    observed = (TailJudged(tenant, request.step, model),)
+    if tail:  # else the plan asks the registry for the previous prompt (`reread`) first
+        short = plan_short(
+            request, min_tokens=min_tokens, chars_per_token=chars_per_token, observed=observed
+        )
+        if short is not None:
+            return short
     memo = call_memo(context.learned.memo, tenant)
 
     def reread() -> int | None:
@@ -110,7 +117,7 @@ def _breakpoints(request: LLMRequest, context: RewriteContext) -> LLMRequest:
         tail=tail,
         ttls=ttls,
         reread=reread,
-        observed=(TailJudged(tenant, request.step, model),),
+        observed=observed,
         memo=memo,
     )
 
