@@ -13,6 +13,7 @@ prefix reuse makes them) is found by its identity instead: one lookup (memo.py's
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
@@ -59,8 +60,17 @@ def conversation_of(body: dict[str, Any], tenant: bytes, memo: CallMemo | None =
     return _conversation(tenant, b"")
 
 
+# The tenant's digests of a family and of a conversation, kept for the calls that repeat
+# them (every turn of a conversation, every call of a family): a keyed blake2b's ~0.6 us
+# against a lookup's ~0.1. Keys of a credential's 8-byte digest and digests of 16 or 32
+# bytes: a few hundred bytes an entry, least recently used out.
+_owned = functools.lru_cache(maxsize=1024)(digest.owned)
+# The digest of an empty list's bytes: tools or system blocks that are not there.
+_NONE = digest.content(b"[]")
+
+
 def _conversation(tenant: bytes, first: bytes) -> bytes:
-    return digest.owned(tenant, first)
+    return _owned(tenant, first)
 
 
 def _blocks(message: Any) -> list[Any]:
@@ -176,6 +186,24 @@ def _chained(sent: Any, family: bytes) -> tuple[list[bytes], tuple[bytes, ...], 
     return chains, tail, first, total
 
 
+def _chained_short(
+    sent: list[Any], family: bytes
+) -> tuple[list[bytes], tuple[bytes, ...], bytes, int]:
+    """`_chained` of messages of one short string each (`short`), as `_walked` has them:
+    the string a text block without a breakpoint (~1.5 -> ~0.7 us for a question)."""
+    content = digest.content
+    chains: list[bytes] = []
+    first, total, chain = b"", 0, family
+    for message in sent:
+        raw = orjson.dumps({"type": "text", "text": message["content"]})
+        own = content(raw)
+        chain = content(content(chain + str(message.get("role")).encode()) + own)
+        chains.append(chain)
+        first = first or own
+        total += len(raw)
+    return chains, (family,), first, total
+
+
 def _chained_shared(
     sent: list[Any], family: bytes, memo: CallMemo
 ) -> tuple[list[bytes], tuple[bytes, ...], bytes, int]:
@@ -220,10 +248,20 @@ def fingerprint(
     """`tools`: the tools' bytes without their breakpoints, where a stage has them already.
     `memo`: where the parts this body shares with an earlier accepted call's are found;
     `own_system`: as family.py's `prefix` has it."""
-    tools_digest, stable_digest, size = prefix(body, stable_system_blocks, tools, memo, own_system)
-    family = digest.owned(tenant, tools_digest + stable_digest)
+    if not body.get("system") and (tools is not None or not body.get("tools")):
+        # `prefix` of no system prompt (and no tools but those given): "[]" for each one
+        # missing, and nothing the memo could hold (~0.9 -> ~0.1 us)
+        tools_digest = _NONE if tools is None else digest.content(tools)
+        stable_digest, size = _NONE, (2 if tools is None else len(tools)) + 2
+    else:
+        tools_digest, stable_digest, size = prefix(
+            body, stable_system_blocks, tools, memo, own_system
+        )
+    family = _owned(tenant, tools_digest + stable_digest)
     sent = body.get("messages") or []
-    if memo is None or not isinstance(sent, list) or short(sent):
+    if isinstance(sent, list) and short(sent):
+        chains, tail, first, total = _chained_short(sent, family)
+    elif memo is None or not isinstance(sent, list):
         chains, tail, first, total = _chained(sent, family)
     else:
         chains, tail, first, total = _chained_shared(sent, family, memo)
