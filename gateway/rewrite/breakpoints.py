@@ -149,10 +149,11 @@ def plan_short(
         markable = markable or bool(content)
     if total >= min_tokens:
         return None
-    if not markable:
-        return _done(request, observed, None)
-    below = (Finding("prefix_below_minimum", f"~{total} tokens < {min_tokens}"),)
-    return _done(request, observed, None, findings=below)
+    observations = request.observations + observed
+    if not markable:  # `_done`'s request, made directly
+        return evolve(request, observations=observations) if observed else request
+    below = Finding("prefix_below_minimum", f"~{total} tokens < {min_tokens}")
+    return evolve(request, findings=(*request.findings, below), observations=observations)
 
 
 def _done(

@@ -99,7 +99,13 @@ class Walked(NamedTuple):
 
 def short(sent: list[Any]) -> bool:
     """A conversation of one or two short strings (a 1 KB body's): no run kept or looked up."""
-    return len(sent) <= 2 and all(_small(message) for message in sent)
+    if len(sent) > 2:
+        return False
+    for message in sent:  # `_small` of each, inline: no generator, no call (~0.34 -> ~0.15 us)
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, str) or len(content) >= MIN_CHARS:
+            return False
+    return True
 
 
 def _small(message: Any) -> bool:
