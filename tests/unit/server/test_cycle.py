@@ -67,7 +67,7 @@ def run_both(messages: list[dict[str, Any]], **kwargs: Any) -> tuple[Any, Any]:
                     await send(made, message)
                 else:
                     await made.send(message)
-        except Exception as caught:  # noqa: BLE001 - compared below
+        except Exception as caught:  # compared below
             error = (type(caught), str(caught))
         state = tuple(getattr(made, name) for name in STATE)
         return b"".join(made.transport.written), state, made.transport.closed, error
