@@ -13,7 +13,9 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
+
+from prometheus_client.values import MutexValue
 
 Add = Callable[[float], None]
 # Outcomes that are the provider's failure, not the client's: see gateway_upstream_errors.
@@ -55,6 +57,34 @@ def observer(histogram_child: Any) -> Add:
     return observe
 
 
+class Plain(NamedTuple):
+    """A series' every-call values when they are this process' own (prometheus_client's
+    `MutexValue`; not the multiprocess mode's files): added to in place, no frame a value.
+    Their only writer is the event loop's thread (the Meter), so the lock, which keeps two
+    writers from losing an update, has none to keep apart; a reader's `get()` reads the one
+    float before or after, as it would have."""
+
+    requests: Any
+    model_calls: Any
+    duration_sum: Any
+    duration_buckets: list[Any]
+    bounds: list[float]
+
+    @classmethod
+    def of(cls, requests: Any, model_calls: Any, duration: Any) -> Plain | None:
+        """From the counter and histogram children; None if a value is not in-process."""
+        values = (requests._value, model_calls._value, duration._sum, *duration._buckets)
+        if any(type(value) is not MutexValue for value in values):
+            return None
+        return cls(
+            requests._value,
+            model_calls._value,
+            duration._sum,
+            list(duration._buckets),
+            list(duration._upper_bounds),
+        )
+
+
 @dataclass(slots=True)
 class Series:
     """What every call of one raw (provider, models, step, status) records: its label values
@@ -74,6 +104,30 @@ class Series:
     causes: dict[str, Add] = field(default_factory=dict)  # cache misses, by cause
     unpriced: Add | None = None
     coalesced: Add | None = None
+    plain: Plain | None = None  # requests, model_calls and duration in place, if in-process
+
+    @classmethod
+    def of(
+        cls, labels: tuple[str, str, str], requests: Any, model_calls: Any, duration: Any
+    ) -> Series:
+        """From the children of the counters and the histogram every call adds to."""
+        series = cls(labels, adder(requests), adder(model_calls), observer(duration), None)
+        series.plain = Plain.of(requests, model_calls, duration)
+        return series
+
+    def called(self, duration_s: float) -> None:
+        """`requests(1)`, `model_calls(1)` and `duration(duration_s)`: in place if in-process."""
+        plain = self.plain
+        if plain is None:
+            self.requests(1)
+            self.model_calls(1)
+            self.duration(duration_s)
+            return
+        plain.requests._value += 1
+        plain.model_calls._value += 1
+        plain.duration_sum._value += duration_s
+        if duration_s == duration_s:  # not NaN
+            plain.duration_buckets[bisect_left(plain.bounds, duration_s)]._value += 1
 
 
 def is_upstream_error(status: str) -> bool:

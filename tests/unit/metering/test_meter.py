@@ -165,3 +165,35 @@ def test_the_relays_price_is_taken_for_the_same_inputs_only(meter: Meter) -> Non
         replace(said, context=(("service_tier", "priority"),)),
     ):
         assert meter.price(call(priced=other)).cost_usd == pytest.approx(0.069)
+
+
+def samples(registry: CollectorRegistry) -> list[tuple[str, tuple[tuple[str, str], ...], str]]:
+    return sorted(
+        (sample.name, tuple(sorted(sample.labels.items())), repr(sample.value))
+        for metric in registry.collect()
+        for sample in metric.samples
+        if not sample.name.endswith("_created")
+    )
+
+
+def test_in_place_values_read_as_prometheus_client_adds_them() -> None:
+    """A series of in-process values is added to in place; the samples are those the
+    children's own inc and observe make (multiprocess mode's values take that path)."""
+    durations = [0.0, 0.005, 0.1, 1.0, 2.5, 7.0, 1e9, float("inf"), float("nan"), 3.0]
+    registries = CollectorRegistry(), CollectorRegistry()
+    for registry in registries:
+        labels = LabelBounds(["synthesis"], ["claude-sonnet-4-6"])
+        meter = Meter(Metrics(registry), labels)
+        for index, duration in enumerate(durations):
+            meter.on_call_complete(call(duration_s=duration, status=("200", "529")[index % 2]))
+        assert all(series.plain is not None for series in meter._series.values())
+        if registry is registries[1]:
+            for series in meter._series.values():
+                series.plain = None  # the children's own inc and observe from here
+        for duration in durations:
+            meter.on_call_complete(call(duration_s=duration))
+    assert samples(registries[0]) == samples(registries[1])
+    requests = (("model", "claude-sonnet-4-6"), ("provider", "anthropic"), ("status", "200"))
+    assert ("gateway_requests_total", (*requests, ("step", "synthesis")), "15.0") in samples(
+        registries[0]
+    )
