@@ -99,6 +99,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     # Upstream's date and server headers pass through; uvicorn must not add its own.
     options = {**QUIET, "host": server.host, "port": server.port}
     options |= {"server_header": False, "date_header": False}
+    # uvicorn's proxy headers, in front of the FastAPI app only (Edge.behind_proxies).
+    options["proxy_headers"] = False
     # SIGTERM: stop accepting, let in-flight streams finish up to the grace, then exit.
     options |= {"timeout_graceful_shutdown": server.shutdown_grace_s}
     # The client edge's limits (docs/limits.md): head size and time, the connection cap in
@@ -131,6 +133,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
                 uvicorn.run(target, factory=True, workers=server.workers, **options)
         else:
             app = create_app(settings)
+            app.behind_proxies(forwarded_allow_ips())
             freeze_startup_heap()
             uvicorn.run(app, **options)
     finally:
@@ -153,8 +156,14 @@ def emulator_wanted(settings: Settings) -> bool:
 def app_from_environment() -> Edge:
     """The app factory for `--workers N`: uvicorn imports it in each worker process."""
     app = create_app(load_settings(Path(p) if (p := os.environ.get(CONFIG_ENV)) else None))
+    app.behind_proxies(forwarded_allow_ips())
     freeze_startup_heap()
     return app
+
+
+def forwarded_allow_ips() -> str:
+    """The proxies uvicorn trusts by default (its Config's `forwarded_allow_ips`)."""
+    return os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 
 
 def _start_emulator(config: Path | None) -> subprocess.Popen[bytes]:

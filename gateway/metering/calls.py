@@ -148,9 +148,7 @@ class Meter:
         if series is None:
             series = self._series_of(call, key)
         metrics, labels = self.metrics, series.labels
-        series.requests(1)
-        series.model_calls(1)
-        series.duration(call.duration_s)
+        series.called(call.duration_s)
         if call.overhead_s is not None:
             if series.overhead is None:
                 series.overhead = observer(self._child(metrics.overhead, *labels))
@@ -278,13 +276,13 @@ class Meter:
         failed = None
         if is_upstream_error(call.status):
             failed = adder(self._child(metrics.upstream_errors, call.provider, call.status))
-        series = Series(
+        series = Series.of(
             labels,
-            adder(self._child(metrics.requests, *labels, call.status)),
-            adder(self._child(metrics.model_calls, call.provider, requested, labels[1])),
-            observer(self._child(metrics.request_duration, *labels)),
-            failed,
+            self._child(metrics.requests, *labels, call.status),
+            self._child(metrics.model_calls, call.provider, requested, labels[1]),
+            self._child(metrics.request_duration, *labels),
         )
+        series.upstream_error = failed
         if len(self._series) >= MAX_COMMON:  # raw values, unbounded: a client names models
             self._series.clear()
         self._series[key] = series

@@ -4,8 +4,9 @@ prometheus_client's `Counter.inc` and `Histogram.observe` are three or four fram
 update (the method, `_raise_if_not_observable`, the value's `inc`), and `observe` finds its
 bucket by a Python loop over the bounds. A call makes a dozen updates; here a count by one
 goes to the child's value directly, and an observation to its sum and to the bucket a
-bisection finds: the same values, the same lock per value. A negative amount (tokens a
-provider reports) still goes to `Counter.inc`, which refuses it.
+bisection finds: the same values. A value of this process' own is added to in place (see
+`Plain`), one of multiprocess mode's by its `inc`. A negative amount (tokens a provider
+reports) still goes to `Counter.inc`, which refuses it.
 """
 
 from __future__ import annotations
@@ -13,39 +14,74 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
+
+from prometheus_client.values import MutexValue
 
 Add = Callable[[float], None]
 # Outcomes that are the provider's failure, not the client's: see gateway_upstream_errors.
 FAILED_STREAMS = frozenset({"cut", "stream_error"})
 
 
+def in_place(*values: Any) -> bool:
+    """Whether the values are this process' own (prometheus_client's `MutexValue`, not the
+    multiprocess mode's files), to be added to in place: see `Plain`."""
+    return all(type(value) is MutexValue for value in values)
+
+
 def adder(counter_child: Any) -> Add:
     """The child's value's `inc`: `child.inc(n)` for n >= 0, without its checks."""
-    inc: Add = counter_child._value.inc
-    return inc
+    value = counter_child._value
+    if not in_place(value):
+        inc: Add = value.inc
+        return inc
+
+    def add(amount: float) -> None:
+        value._value += amount
+
+    return add
 
 
 def counter(counter_child: Any) -> Add:
     """`child.inc`, one frame for an amount >= 0; a negative one is the child's to refuse."""
-    add: Add = counter_child._value.inc
+    value = counter_child._value
     refuse: Add = counter_child.inc
+    if not in_place(value):
+        add: Add = value.inc
 
-    def inc(amount: float) -> None:
+        def inc(amount: float) -> None:
+            if amount >= 0:
+                add(amount)
+            else:
+                refuse(amount)  # ValueError, as ever
+
+        return inc
+
+    def inc_in_place(amount: float) -> None:
         if amount >= 0:
-            add(amount)
+            value._value += amount
         else:
             refuse(amount)  # ValueError, as ever
 
-    return inc
+    return inc_in_place
 
 
 def observer(histogram_child: Any) -> Add:
     """`child.observe`: the sum, then the first bucket whose bound is >= the amount (none for
     NaN, as prometheus_client's loop finds none)."""
-    add_sum: Add = histogram_child._sum.inc
-    buckets: list[Add] = [bucket.inc for bucket in histogram_child._buckets]
     bounds: list[float] = list(histogram_child._upper_bounds)
+    total = histogram_child._sum
+    values = list(histogram_child._buckets)
+    if in_place(total, *values):
+
+        def observe_in_place(amount: float) -> None:
+            total._value += amount
+            if amount == amount:  # not NaN
+                values[bisect_left(bounds, amount)]._value += 1
+
+        return observe_in_place
+    add_sum: Add = total.inc
+    buckets: list[Add] = [bucket.inc for bucket in values]
 
     def observe(amount: float) -> None:
         add_sum(amount)
@@ -53,6 +89,33 @@ def observer(histogram_child: Any) -> Add:
             buckets[bisect_left(bounds, amount)](1)
 
     return observe
+
+
+class Plain(NamedTuple):
+    """A series' every-call values when they are this process' own (prometheus_client's
+    `MutexValue`; not the multiprocess mode's files): added to in place, no frame a value.
+    Their only writer is the event loop's thread (the Meter), so the lock, which keeps two
+    writers from losing an update, has none to keep apart; a reader's `get()` reads the one
+    float before or after, as it would have."""
+
+    requests: Any
+    model_calls: Any
+    duration_sum: Any
+    duration_buckets: list[Any]
+    bounds: list[float]
+
+    @classmethod
+    def of(cls, requests: Any, model_calls: Any, duration: Any) -> Plain | None:
+        """From the counter and histogram children; None if a value is not in-process."""
+        if not in_place(requests._value, model_calls._value, duration._sum, *duration._buckets):
+            return None
+        return cls(
+            requests._value,
+            model_calls._value,
+            duration._sum,
+            list(duration._buckets),
+            list(duration._upper_bounds),
+        )
 
 
 @dataclass(slots=True)
@@ -74,6 +137,30 @@ class Series:
     causes: dict[str, Add] = field(default_factory=dict)  # cache misses, by cause
     unpriced: Add | None = None
     coalesced: Add | None = None
+    plain: Plain | None = None  # requests, model_calls and duration in place, if in-process
+
+    @classmethod
+    def of(
+        cls, labels: tuple[str, str, str], requests: Any, model_calls: Any, duration: Any
+    ) -> Series:
+        """From the children of the counters and the histogram every call adds to."""
+        series = cls(labels, adder(requests), adder(model_calls), observer(duration), None)
+        series.plain = Plain.of(requests, model_calls, duration)
+        return series
+
+    def called(self, duration_s: float) -> None:
+        """`requests(1)`, `model_calls(1)` and `duration(duration_s)`: in place if in-process."""
+        plain = self.plain
+        if plain is None:
+            self.requests(1)
+            self.model_calls(1)
+            self.duration(duration_s)
+            return
+        plain.requests._value += 1
+        plain.model_calls._value += 1
+        plain.duration_sum._value += duration_s
+        if duration_s == duration_s:  # not NaN
+            plain.duration_buckets[bisect_left(plain.bounds, duration_s)]._value += 1
 
 
 def is_upstream_error(status: str) -> bool:

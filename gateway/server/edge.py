@@ -7,11 +7,14 @@ itself (see the overhead benchmark), so the endpoints are not routes of the app.
 
 from __future__ import annotations
 
+from typing import cast
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from gateway.errors import HttpError, new_request_id
 from gateway.wire.formats import error_response, wire_for
@@ -24,6 +27,15 @@ class Edge:
     def __init__(self, endpoints: dict[tuple[str, str], ASGIApp], rest: FastAPI) -> None:
         self.endpoints = endpoints
         self.rest = rest
+        self.other: ASGIApp = rest  # what serves the other paths: the app, or what wraps it
+
+    def behind_proxies(self, trusted_hosts: list[str] | str) -> None:
+        """uvicorn's ProxyHeadersMiddleware (the scope's client and scheme from a trusted
+        proxy's X-Forwarded-For and -Proto) in front of the FastAPI app alone, in place of
+        uvicorn's in front of everything: the endpoints read neither (their headers go
+        upstream as they came either way), and skip its pass over the headers."""
+        proxied = ProxyHeadersMiddleware(self.rest, trusted_hosts)  # type: ignore[arg-type]
+        self.other = cast(ASGIApp, proxied)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -31,7 +43,7 @@ class Edge:
             if endpoint is not None:
                 await endpoint(scope, receive, send)
                 return
-        await self.rest(scope, receive, send)
+        await self.other(scope, receive, send)
 
 
 class ByClient:

@@ -46,6 +46,7 @@ from gateway.errors import (
     RequestTimeout,
     new_request_id,
 )
+from gateway.server.cycle import send
 from gateway.server.intake import BODY_READY
 from gateway.wire.formats import error_response, wire_for
 
@@ -154,8 +155,8 @@ class EdgeProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         if self.cycle is not None:
             self.cycle.transport = self.cycle_transport
-            self.cycle.send = _closing_early(self.cycle)  # type: ignore[method-assign]
             cycle = self.cycle
+            cycle.send = functools.partial(send, cycle)  # type: ignore[method-assign]
             watcher = self.watching.watcher(cycle, lambda: cycle.response_complete)
             extensions = cast(dict[str, Any], cycle.scope).setdefault("extensions", {})
             extensions[WATCH_EXTENSION] = watcher
@@ -242,22 +243,6 @@ class _CycleTransport:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
-
-
-def _closing_early(cycle: Any) -> Any:
-    """The cycle's send, saying `connection: close` on a response that starts before the
-    request's body was read whole (a 401 or 404 answered from the head): the connection
-    cannot be reused, and the client must not wait to send on it."""
-    send = cycle.send
-
-    async def closing_send(message: Any) -> None:
-        if message["type"] == "http.response.start" and cycle.more_body:
-            headers = list(message.get("headers", ()))
-            if not any(name.lower() == b"connection" for name, _ in headers):
-                message = {**message, "headers": [*headers, CLOSE]}
-        await send(message)
-
-    return closing_send
 
 
 async def _overloaded(scope: Any, receive: Any, send: Any) -> None:

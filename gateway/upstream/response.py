@@ -22,7 +22,7 @@ HeaderLines = Sequence[tuple[bytes, bytes]]
 class Response:
     """Status, header lines and a one-pass body; `aclose` gives the connection back."""
 
-    __slots__ = ("headers", "provider", "silence_s", "status_code")
+    __slots__ = ("_names", "_values", "headers", "provider", "silence_s", "status_code")
 
     def __init__(
         self, status_code: int, headers: HeaderLines, provider: str, silence_s: float
@@ -31,18 +31,30 @@ class Response:
         self.headers = headers  # as received: names in their case, repeats kept
         self.provider = provider
         self.silence_s = silence_s  # the read timeout, for the error that reports it
+        self._names: list[bytes] | None = None  # lower case, made on first use
+        self._values: tuple[bytes, ...] = ()
 
     @property
     def is_success(self) -> bool:
         return 200 <= self.status_code < 300
 
+    def lowered(self) -> tuple[list[bytes], tuple[bytes, ...]]:
+        """The header names in lower case, and the values, in order."""
+        names = self._names
+        if names is None:
+            names, self._values = lowered(self.headers)
+            self._names = names
+        return names, self._values
+
     def header(self, name: bytes) -> bytes | None:
         """A header's value (several joined by ", ", as httpx's `get` does); `name` is
         lower case."""
-        values = [value for key, value in self.headers if key.lower() == name]
-        if not values:
+        names, values = self.lowered()
+        if name not in names:
             return None
-        return values[0] if len(values) == 1 else b", ".join(values)
+        if names.count(name) == 1:
+            return values[names.index(name)]
+        return b", ".join([value for key, value in zip(names, values, strict=True) if key == name])
 
     def __aiter__(self) -> Response:
         return self
@@ -63,3 +75,16 @@ class Response:
 
 
 BodyBroken = (UpstreamSilent, UpstreamUnavailable)  # what iterating a body may raise
+
+
+def lowered(headers: HeaderLines) -> tuple[list[bytes], tuple[bytes, ...]]:
+    """`[name.lower() for name, _ in headers]` and the values: one lower() for all the names
+    joined by a newline, which no name from an HTTP parser holds (one that does is lowered
+    on its own)."""
+    if not headers:
+        return [], ()
+    names, values = zip(*headers, strict=True)
+    joined = b"\n".join(names).lower().split(b"\n")
+    if len(joined) != len(names):
+        joined = [name.lower() for name in names]
+    return joined, values

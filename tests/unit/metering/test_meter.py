@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from gateway.metering import series
 from gateway.metering.calls import CallRecord, Meter
 from gateway.metering.labels import LabelBounds
 from gateway.metering.metrics import Metrics
@@ -165,3 +166,40 @@ def test_the_relays_price_is_taken_for_the_same_inputs_only(meter: Meter) -> Non
         replace(said, context=(("service_tier", "priority"),)),
     ):
         assert meter.price(call(priced=other)).cost_usd == pytest.approx(0.069)
+
+
+def samples(registry: CollectorRegistry) -> list[tuple[str, tuple[tuple[str, str], ...], str]]:
+    return sorted(
+        (sample.name, tuple(sorted(sample.labels.items())), repr(sample.value))
+        for metric in registry.collect()
+        for sample in metric.samples
+        if not sample.name.endswith("_created")
+    )
+
+
+def test_in_place_values_read_as_prometheus_client_adds_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Values of this process' own are added to in place; the samples are those the
+    children's own inc and observe make (as multiprocess mode's values are added to)."""
+    durations = [0.0, 0.0005, 0.002, 0.1, 1.0, 2.5, 7.0, 1e9, float("inf"), float("nan"), 3.0]
+    registries = CollectorRegistry(), CollectorRegistry()
+    for registry in registries:
+        if registry is registries[1]:
+            monkeypatch.setattr(series, "in_place", lambda *values: False)
+        labels = LabelBounds(["synthesis"], ["claude-sonnet-4-6"])
+        meter = Meter(Metrics(registry), labels)
+        for index, duration in enumerate(durations):
+            status = ("200", "529")[index % 2]
+            meter.on_call_complete(
+                call(duration_s=duration, status=status, overhead_s=duration, ttft_s=duration / 2)
+            )
+        made = [item.plain is not None for item in meter._series.values()]
+        assert made == [registry is registries[0]] * 2
+        for duration in durations:
+            meter.on_call_complete(call(duration_s=duration, rewrites=("pin", "whitespace")))
+    assert samples(registries[0]) == samples(registries[1])
+    requests = (("model", "claude-sonnet-4-6"), ("provider", "anthropic"), ("status", "200"))
+    assert ("gateway_requests_total", (*requests, ("step", "synthesis")), "17.0") in samples(
+        registries[0]
+    )
