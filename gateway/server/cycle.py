@@ -16,8 +16,11 @@ client must not wait to send on it.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import uvicorn
 from uvicorn.protocols.http.httptools_impl import HEADER_RE, HEADER_VALUE_RE, STATUS_LINE
 from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
@@ -29,6 +32,27 @@ _CHUNKED = b"transfer-encoding: chunked\r\n"
 # The bytes uvicorn's patterns allow in a header name, and in a value.
 _NAME_BYTES = bytes(byte for byte in range(256) if not HEADER_RE.match(bytes((byte,))))
 _VALUE_BYTES = bytes(byte for byte in range(256) if not HEADER_VALUE_RE.match(bytes((byte,))))
+
+
+# The uvicorn whose `send` this one copies; under another, uvicorn's own is kept (`sender`).
+COPIED_FROM = "0.54."
+
+
+def sender(cycle: Any, version: str = uvicorn.__version__) -> Callable[[Any], Awaitable[None]]:
+    """The cycle's send: this module's under the uvicorn it copies, else uvicorn's own
+    wrapped to close early responses (the same bytes, a Python step per header line)."""
+    if version.startswith(COPIED_FROM):
+        return functools.partial(send, cycle)
+    own = cycle.send
+
+    async def closing_send(message: Any) -> None:
+        if message["type"] == "http.response.start" and cycle.more_body:
+            given = list(message.get("headers", ()))
+            if not any(name.lower() == b"connection" for name, _ in given):
+                message = {**message, "headers": [*given, CLOSE]}
+        await own(message)
+
+    return closing_send
 
 
 async def send(cycle: Any, message: Any) -> None:

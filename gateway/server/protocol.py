@@ -46,7 +46,7 @@ from gateway.errors import (
     RequestTimeout,
     new_request_id,
 )
-from gateway.server.cycle import send
+from gateway.server.cycle import sender
 from gateway.server.intake import BODY_READY
 from gateway.wire.formats import error_response, wire_for
 
@@ -156,7 +156,7 @@ class EdgeProtocol(HttpToolsProtocol):
         if self.cycle is not None:
             self.cycle.transport = self.cycle_transport
             cycle = self.cycle
-            cycle.send = functools.partial(send, cycle)  # type: ignore[method-assign]
+            cycle.send = sender(cycle)  # type: ignore[method-assign, assignment]
             watcher = self.watching.watcher(cycle, lambda: cycle.response_complete)
             extensions = cast(dict[str, Any], cycle.scope).setdefault("extensions", {})
             extensions[WATCH_EXTENSION] = watcher

@@ -11,7 +11,7 @@ import pytest
 from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
-from gateway.server.cycle import send
+from gateway.server.cycle import COPIED_FROM, send, sender
 
 
 class Transport:
@@ -142,3 +142,22 @@ def test_every_byte_a_name_or_value_may_not_hold_is_refused() -> None:
         for headers in ([(bytes((byte,)), b"v")], [(b"n", bytes((byte,)))]):
             theirs, ours = run_both([start(headers), body(b"")])
             assert ours == theirs, (byte, headers)
+
+
+def test_under_another_uvicorn_its_own_send_is_kept_and_still_closes_early() -> None:
+    async def drive(version: str) -> bytes:
+        made = cycle(more_body=True)
+        chosen = sender(made, version)
+        for message in [start([(b"x-a", b"1")]), body(b"ok")]:
+            await chosen(message)
+        return b"".join(made.transport.written)
+
+    copied, other = asyncio.run(drive(COPIED_FROM + "0")), asyncio.run(drive("9.0.0"))
+    assert other == copied
+    assert b"\r\nconnection: close\r\n" in other
+
+
+def test_the_copy_is_chosen_only_under_the_uvicorn_it_copies() -> None:
+    made = cycle()
+    assert getattr(sender(made, COPIED_FROM + "3"), "func", None) is send
+    assert getattr(sender(made, "0.55.0"), "func", None) is not send
