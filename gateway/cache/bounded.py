@@ -119,6 +119,15 @@ class LearnedState:
         self.bytes = 0
         self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()  # least recent first
         self._tenants: dict[bytes, _Tenant] = {}
+        # Entries of the watched tables forgotten so far (`watch`): a reader that derived
+        # something from their lookups knows it still holds while neither this count nor
+        # the table's own additions moved.
+        self.forgotten = 0
+        self._watched: frozenset[str] = frozenset()
+
+    def watch(self, name: str) -> None:
+        """Counts in `forgotten` each entry forgotten from the table `name` (LearnedTable)."""
+        self._watched |= {name}
 
     @classmethod
     def default(cls) -> LearnedState:
@@ -167,6 +176,8 @@ class LearnedState:
         entry = self._entries.pop(key, None)
         if entry is None:
             return
+        if self._watched and type(key) is tuple and key[0] in self._watched:
+            self.forgotten += 1
         held = entry.held
         del held.order[entry.key]
         held.bytes -= entry.size

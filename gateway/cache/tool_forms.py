@@ -23,6 +23,16 @@ class ToolForms:
         self._orders: LearnedTable[frozenset[bytes], tuple[bytes, ...]] = LearnedTable(
             state, "tool_order"
         )
+        self._state = state
+        state.watch("tool_form")
+        state.watch("tool_order")
+        self._added = 0
+
+    def version(self) -> tuple[int, int]:
+        """Moves whenever a form or an order is added or forgotten: while it stands, every
+        `form` and `order` answers as before (rewrite/tool_json.py keeps what it derived
+        from them with it)."""
+        return self._added, self._state.forgotten
 
     def form(self, tenant: bytes, identity: bytes) -> bytes | None:
         return self._forms.get(tenant, identity)
@@ -37,6 +47,8 @@ class ToolForms:
                 # A copy of its exact size: orjson's output keeps the buffer it grew.
                 form = bytes(memoryview(sent))
                 self._forms.put(tenant, identity, form, len(form) + FORM_BYTES)
+                self._added += 1
         order = seen.order
         if order is not None and self._orders.get(tenant, key := frozenset(order)) is None:
             self._orders.put(tenant, key, order, ORDER_BYTES_PER_TOOL * len(order))
+            self._added += 1

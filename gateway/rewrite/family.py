@@ -4,6 +4,7 @@ first layers, the breakpoint plan's TTLs, the prompt_cache_key)."""
 
 from __future__ import annotations
 
+import operator
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import orjson
@@ -48,36 +49,73 @@ def prefix(
     own_system: bool = True,
 ) -> tuple[bytes, bytes, int]:
     """(tools digest, stable system blocks digest, their bytes' length), without their
-    breakpoints: the same before and after breakpoints are placed. `tools`: the tools'
-    bytes where a stage has them already. A system prompt this call shares with an earlier
-    one (the same list or string: memo.py's `get_same`) is found by identity, not
-    serialized, and with it the digest of the tools' bytes it came with where they are the
-    same object again (tool_json hands on the same bytes for the same tools);
-    `own_system=False`: the list is made anew each call (openai_text.layers), never shared."""
+    breakpoints: the same before and after breakpoints are placed. `tools`: the tools' bytes
+    where a stage has them already. A system prompt this call shares with an earlier one
+    (the same list or string: memo.py's `get_same`) is found by identity, not serialized,
+    and with it the digest of the tools' bytes it came with where they are the same object
+    again (tool_json hands on the same bytes for the same tools); `own_system=False`: the
+    list is made anew each call (openai_text.layers), so it is found by its text blocks'
+    texts instead (`_texts`: Codex's 20 KB of instructions, the same string each turn)."""
     given = tools
     tools = unmarked(body.get("tools") or []) if given is None else given
     system = body.get("system") or []
-    shared = memo if own_system and _long(system) else None
-    if shared is not None:
-        held = cast("_System | None", shared.get_same(SYSTEM, system))
+    key = _key(system, own_system) if memo is not None else None
+    if memo is not None and key is not None:
+        held = _held(memo, key)
         if held is not None and held.stable_blocks == stable_system_blocks:
             if given is not None and held.tools is given:
                 return held.tools_digest, held.digest, len(tools) + held.size
             tools_digest = digest.content(tools)
             if given is not None and len(given) >= MIN_CHARS:  # held with these from now on
-                _keep(shared, system, held._replace(tools=given, tools_digest=tools_digest))
+                _keep(memo, key, held._replace(tools=given, tools_digest=tools_digest))
             return tools_digest, held.digest, len(tools) + held.size
     tools_digest = digest.content(tools)
     blocks = [{"type": "text", "text": system}] if isinstance(system, str) else system
     stable = unmarked(blocks[:stable_system_blocks] if stable_system_blocks is not None else blocks)
     stable_digest = digest.content(stable)
-    if shared is not None and len(stable) >= MIN_CHARS:
-        _keep(
-            shared,
-            system,
-            _System(stable_system_blocks, stable_digest, len(stable), given, tools_digest),
-        )
+    if memo is not None and key is not None and len(stable) >= MIN_CHARS:
+        held = _System(stable_system_blocks, stable_digest, len(stable), given, tools_digest)
+        _keep(memo, key, held)
     return tools_digest, stable_digest, len(tools) + len(stable)
+
+
+# The memo's kind for a system prompt made anew each call, by its texts (`_texts`).
+_BLOCK_KEYS = ["type", "text"]
+TEXTS = "fingerprint.system_texts"
+# (the memo's kind, the object kept by identity, the texts the value must have come with)
+_Key = tuple[str, object, tuple[object, ...] | None]
+
+
+def _key(system: Any, own_system: bool) -> _Key | None:
+    if own_system:
+        return (SYSTEM, system, None) if _long(system) else None
+    texts = _texts(system)
+    return None if texts is None else (TEXTS, texts[0], texts)
+
+
+def _texts(system: Any) -> tuple[object, ...] | None:
+    """The texts of a system list made of text blocks alone (`{"type": "text", "text": t}`,
+    as openai_text.layers makes them): its unmarked bytes are a function of these."""
+    if type(system) is not list or not system:
+        return None
+    texts = []
+    for block in system:  # its keys in this order: they are dumped in it
+        if type(block) is not dict or list(block) != _BLOCK_KEYS or block["type"] != "text":
+            return None
+        texts.append(block["text"])
+    return tuple(texts)
+
+
+def _held(memo: CallMemo, key: _Key) -> _System | None:
+    kind, part, texts = key
+    found = memo.get_same(kind, part)
+    if texts is None:
+        return cast("_System | None", found)
+    if found is None:
+        return None
+    held_texts, held = cast("tuple[tuple[object, ...], _System]", found)
+    same = len(held_texts) == len(texts) and all(map(operator.is_, held_texts, texts))
+    return held if same else None
 
 
 class _System(NamedTuple):
@@ -92,9 +130,10 @@ class _System(NamedTuple):
     tools_digest: bytes
 
 
-def _keep(memo: CallMemo, system: Any, held: _System) -> None:
+def _keep(memo: CallMemo, key: _Key, held: _System) -> None:
+    kind, part, texts = key
     tools = 0 if held.tools is None else len(held.tools)
-    memo.keep_same(SYSTEM, system, held, 2 * held.size + tools)
+    memo.keep_same(kind, part, held if texts is None else (texts, held), 2 * held.size + tools)
 
 
 def _long(system: Any) -> bool:

@@ -199,7 +199,7 @@ def _extended(
     pieces = base.pieces
     ends = base.ends
     if new or shared < len(kept_items):
-        pieces = dict(pieces)
+        pieces = pieces.copy()
         for item in kept_items[shared:]:
             pieces.pop(id(item), None)
         found = _new_items(middle, new, pieces, match.cut + 1 if shared else match.cut)
@@ -209,7 +209,7 @@ def _extended(
     tail, members = base.tail, base.members
     if match.rest:
         if pieces is base.pieces:
-            pieces = dict(pieces)
+            pieces = pieces.copy()
         for name in list(base.parsed)[len(base.parsed) - len(base.members) + match.kept :]:
             pieces.pop(id(base.parsed[name]), None)
         tail = raw[match.close :]

@@ -1,13 +1,18 @@
 """A body serialized from the bytes of the parts it shares with a parsed body.
 
 `Pieces` maps the id of a parsed body's parts (each top-level value, each item of a
-top-level list) to the object, its `orjson.dumps` bytes as an `orjson.Fragment` (written as
-is by `orjson.dumps`) and its depth in that body; the entry holds the object, so its id
-stays unique while it is held. Nothing mutates a parsed body (rewrite/request.py: copy on
-write), so a body holding those very objects is written with their fragments in their place
-and the rest dumped by orjson: `splice(body, pieces) == orjson.dumps(body)`, raising where it
-raises (the unshared parts are dumped where they are; a piece is used no deeper than it was
-dumped at).
+top-level list) to the object, its `orjson.dumps` bytes and its depth in that body; the entry
+holds the object, so its id stays unique while it is held. Nothing mutates a parsed body
+(rewrite/request.py: copy on write), so a body holding those very objects is written with
+their bytes in their place and the rest dumped where it is: `splice(body, pieces) ==
+orjson.dumps(body)`, raising where it raises (a piece is used no deeper than it was dumped
+at).
+
+A rewritten body holds objects the parse does not: a rewrite stage's output, which its memo
+hands out again as the same objects for the same input (the system blocks, the tools in their
+first-seen forms, the messages a breakpoint moved off). `Pieces.sent` keeps the parts the
+last body spliced from these pieces held beyond them (at most that body's bytes, replaced by
+each splice), so the next turn, which resends them, writes them from their bytes too.
 """
 
 from __future__ import annotations
@@ -16,8 +21,25 @@ from typing import Any
 
 import orjson
 
-Piece = tuple[object, orjson.Fragment, int]
-Pieces = dict[int, Piece]
+Piece = tuple[object, bytes, int]
+# A part of a body spliced before: the object, its bytes (a list's: the parts they join to),
+# its depth.
+SentPart = tuple[object, tuple[bytes, ...], int]
+
+
+class Pieces(dict[int, Piece]):
+    """A parse's pieces by id, and (`sent`) the parts beyond them of the last body spliced."""
+
+    __slots__ = ("sent",)
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.sent: dict[int, SentPart] = {}
+
+    def copy(self) -> Pieces:
+        copied = Pieces(self)
+        copied.sent = self.sent
+        return copied
 
 
 def dumped(value: object, depth: int) -> bytes:
@@ -30,26 +52,60 @@ def dumped(value: object, depth: int) -> bytes:
 
 
 def piece(value: object, json: bytes, depth: int) -> Piece:
-    return value, orjson.Fragment(json), depth
+    return value, json, depth
 
 
-def splice(body: dict[str, Any], pieces: Pieces) -> bytes:
+def splice(body: dict[str, Any], pieces: dict[int, Piece]) -> bytes:
     """`orjson.dumps(body)`, the parts that are the very objects of `pieces` (a top-level
-    value, an item of a top-level list) written from their bytes. Nothing shared: one
-    `orjson.dumps` and a walk of the top level and its lists' items (~4 us for 340 KB)."""
+    value, an item of a top-level list) or of the parts the last body spliced from them held
+    beyond them (`Pieces.sent`) written from their bytes, the others dumped where they are:
+    every part's bytes joined once, at the body's size (orjson's output of fragments grew
+    its buffer by copies: ~2 copies of the body more for 340 KB)."""
     get = pieces.get
-    shadow: dict[str, Any] = {}
+    before = pieces.sent if isinstance(pieces, Pieces) else {}
+    sent: dict[int, SentPart] = {}
+    out: list[bytes] = []
+    add, extend = out.append, out.extend
+    head = b"{"
     for name, value in body.items():
-        found = get(id(value))
+        if type(name) is not str:
+            return orjson.dumps(body)  # raises as it does
+        key = id(value)
+        found = get(key)
         if found is not None and found[0] is value:
-            shadow[name] = found[1]
+            add(head + orjson.dumps(name) + b":")
+            add(found[1])
+        elif (again := before.get(key)) is not None and again[0] is value and again[2] == 1:
+            add(head + orjson.dumps(name) + b":")
+            extend(again[1])
+            sent[key] = again
         elif type(value) is list:
-            shadow[name] = [
-                found[1]
-                if (found := get(id(item))) is not None and found[0] is item and found[2] == 2
-                else item
-                for item in value
-            ]
+            add(head + orjson.dumps(name) + b":")
+            start = len(out)
+            add(b"[")
+            for item in value:
+                if len(out) > start + 1:
+                    add(b",")
+                key = id(item)
+                found = get(key)
+                if found is not None and found[0] is item and found[2] == 2:
+                    add(found[1])
+                elif (again := before.get(key)) is not None and again[0] is item and again[2] == 2:
+                    extend(again[1])
+                    sent[key] = again
+                else:
+                    part = dumped(item, 2)
+                    add(part)
+                    sent[key] = (item, (part,), 2)
+            add(b"]")
+            sent[id(value)] = (value, tuple(out[start:]), 1)
         else:
-            shadow[name] = value
-    return orjson.dumps(shadow)
+            add(head + orjson.dumps(name) + b":")
+            part = dumped(value, 1)
+            add(part)
+            sent[key] = (value, (part,), 1)
+        head = b","
+    add(b"}" if out else b"{}")
+    if isinstance(pieces, Pieces):
+        pieces.sent = sent
+    return b"".join(out)

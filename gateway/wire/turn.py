@@ -35,8 +35,10 @@ class Turn:
     @property
     def size(self) -> int:
         """Bytes held, estimated: the body, its pieces' bytes (~1.9x) and its parse
-        (~1.5x: tracemalloc on Claude Code's 340 KB turn)."""
-        return 5 * len(self.raw)
+        (~1.5x: tracemalloc on Claude Code's 340 KB turn), and the parts of the last body
+        spliced from it beyond its own (splice.py: at most that body's bytes; the rewritten
+        objects they hold are the stages' memo's, counted there)."""
+        return 6 * len(self.raw)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +69,7 @@ def learn(raw: bytes, parsed: dict[str, Any], keys: Iterable[str] = GROWING) -> 
     key = next((k for k in keys if isinstance(parsed.get(k), list)), None)
     if key is None or not raw.startswith(b"{"):
         return None
-    pieces: Pieces = {}
+    pieces = Pieces()
     pos, start, close = 1, 0, -1
     ends: tuple[int, ...] = ()
     members: list[int] = []

@@ -88,3 +88,39 @@ def test_a_long_string_system_prompt_seen_before_is_not_serialized_again(
     monkeypatch.setattr(family, "unmarked", refused)
     monkeypatch.setattr(family.digest, "content", refused)
     assert prefix(body, None, tools, CallMemo(memory.memo, TENANT)) == first
+
+
+def _layers(texts: list[Any]) -> dict[str, Any]:
+    """A body as openai_text.layers makes it: its system list new, of text blocks."""
+    return {"model": "m", "tools": [], "system": [{"type": "text", "text": t} for t in texts]}
+
+
+def test_a_system_made_anew_is_found_by_its_texts_and_only_by_the_very_texts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    memory = LearnedMemory.within(LearnedState.default())
+    assert memory.memo is not None
+    texts: list[Any] = [LONG, "user rules", [{"type": "input_text", "text": "x"}]]
+    tools = unmarked(TOOLS)
+    memo = CallMemo(memory.memo, TENANT)
+    first = prefix(_layers(texts), None, tools, memo, own_system=False)
+    assert first == prefix(_layers(texts), None, tools, None)
+    _learned(memory, memo)
+    # Equal texts that are other objects, other texts, other key orders: derived anew.
+    for other in (
+        _layers(copy.deepcopy(texts)),
+        _layers([*texts[:2], [{"type": "input_text", "text": "y"}]]),
+        _layers(texts[:2]),
+        {"system": [{"text": t, "type": "text"} for t in texts]},
+        {"system": [{"type": "text", "text": texts[0], "cache_control": {}}]},
+    ):
+        memo = CallMemo(memory.memo, TENANT)
+        assert prefix(other, 1, tools, memo, own_system=False) == prefix(other, 1, tools, None)
+        assert prefix(other, None, tools, memo, False) == prefix(other, None, tools, None)
+
+    def refused(blocks: Any) -> bytes:
+        raise AssertionError("serialized again")
+
+    monkeypatch.setattr(family, "unmarked", refused)
+    monkeypatch.setattr(family.digest, "content", refused)
+    assert prefix(_layers(texts), None, tools, CallMemo(memory.memo, TENANT), False) == first
