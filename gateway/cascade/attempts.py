@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from gateway.wire.call import Attempt
 from gateway.wire.headers import RawHeaders
+from gateway.wire.splice import Body
 from gateway.wire.tap import Tap
 
 __all__ = ["Attempt", "Candidate", "Route", "Tap"]
@@ -26,4 +27,4 @@ class Route:
 @dataclass(frozen=True, slots=True)
 class Candidate:
     model: str
-    body: bytes
+    body: Body

@@ -21,7 +21,7 @@ from gateway.rewrite.snapshot import Observation
 from gateway.wire.formats import WireFormat
 from gateway.wire.headers import RawHeaders, header_value, is_json, safe_model_name
 from gateway.wire.reparse import reparse
-from gateway.wire.splice import splice
+from gateway.wire.splice import Body, spliced
 from gateway.wire.turn import Held, Sent, Turn
 
 
@@ -38,12 +38,13 @@ class Reading:
     base: Held | None = None
     turn: Turn | None = None  # made by reparse; a body parsed whole is kept unlearned
 
-    def dumps(self, body: dict[str, Any]) -> bytes:
-        """`dumps(body)`, its parts shared with the parse written from their bytes."""
+    def dumps(self, body: dict[str, Any]) -> Body:
+        """`dumps(body)`, its parts shared with the parse written from their bytes (a long
+        body: its parts, unjoined)."""
         if self.turn is None:
             return dumps(body)
         try:
-            return splice(body, self.turn.pieces)
+            return spliced(body, self.turn.pieces)
         except orjson.JSONEncodeError:
             raise InvalidRequest("The request body is nested too deeply.") from None
 
@@ -62,7 +63,7 @@ class Prepared(NamedTuple):
     """The call as it goes upstream: the body to send and what the gateway did to it. A
     tuple, made at once (a frozen dataclass sets each of its fields apart)."""
 
-    body: bytes
+    body: Body
     model: str | None = None  # as the client asked
     rewrites: tuple[str, ...] = ()
     findings: tuple[str, ...] = ()
@@ -144,7 +145,7 @@ class Prepared(NamedTuple):
         assert self.payload is not None
         return Candidate(model, self._dumps({**self.payload, "model": model}))
 
-    def _dumps(self, body: dict[str, Any]) -> bytes:
+    def _dumps(self, body: dict[str, Any]) -> Body:
         return dumps(body) if self.reading is None else self.reading.dumps(body)
 
 

@@ -29,6 +29,7 @@ from gateway.upstream.request import request_head
 from gateway.upstream.response import BodyBroken, Response
 from gateway.upstream.via_httpx import MAX_RESPONSE_HEADERS, ViaHttpx
 from gateway.wire.headers import RawHeaders, without_emulator_headers
+from gateway.wire.splice import Body
 
 __all__ = ["MAX_RESPONSE_HEADERS", "BodyBroken", "Response", "Transport", "Upstream"]
 
@@ -37,7 +38,7 @@ Transport = Literal["aiohttp", "httpcore"]
 
 class Client(Protocol):
     async def send(
-        self, provider: str, method: str, target: str, head: RawHeaders, body: bytes
+        self, provider: str, method: str, target: str, head: RawHeaders, body: Body
     ) -> Response: ...
 
     async def aclose(self) -> None: ...
@@ -66,7 +67,7 @@ class Upstream:
         return self._settings[provider]
 
     async def open(
-        self, provider: str, method: str, target: str, headers: RawHeaders, body: bytes
+        self, provider: str, method: str, target: str, headers: RawHeaders, body: Body
     ) -> Response:
         """Sends the request and returns once response headers arrive; the body streams on."""
         if provider not in self._emulated:

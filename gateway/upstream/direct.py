@@ -24,10 +24,12 @@ from gateway.errors import (
     UpstreamUnavailable,
 )
 from gateway.settings import ProviderSettings
+from gateway.upstream.parts import PartsPayload
 from gateway.upstream.request import Urls
 from gateway.upstream.response import CHUNK_BYTES, Response
 from gateway.upstream.via_httpx import POOL_LIMITS
 from gateway.wire.headers import RawHeaders
+from gateway.wire.splice import Body
 
 AiohttpError = (aiohttp.ClientError, HttpProcessingError)
 # Not an answer aiohttp could not read: the connection, or the URL, failed.
@@ -54,15 +56,16 @@ class Direct:
         self._session: aiohttp.ClientSession | None = None  # made in the running loop
 
     async def send(
-        self, provider: str, method: str, target: str, head: RawHeaders, body: bytes
+        self, provider: str, method: str, target: str, head: RawHeaders, body: Body
     ) -> Response:
         session = self._session or self._open()
+        data = (body or None) if isinstance(body, bytes) else PartsPayload(body)
         try:
             reply = await session.request(
                 method,
                 self._urls.get(provider, target),
                 headers=as_sent(head),
-                data=body or None,
+                data=data,
                 allow_redirects=False,
                 compress=False,
                 timeout=self._timeouts[provider],

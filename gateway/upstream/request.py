@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from gateway.wire.headers import RawHeaders
+from gateway.wire.splice import Body
 
 MAX_CACHED_URLS = 1024
 MAX_CACHED_TARGET_CHARS = 512  # a path with a long query string is parsed, not kept
@@ -23,7 +24,7 @@ _FRAMING = frozenset({b"host", b"content-length", b"transfer-encoding"})
 Url = TypeVar("Url")
 
 
-def request_head(method: str, netloc: bytes, headers: RawHeaders, body: bytes) -> RawHeaders:
+def request_head(method: str, netloc: bytes, headers: RawHeaders, body: Body) -> RawHeaders:
     """The header lines of a request for `body` to the origin at `netloc`."""
     given = {key for key in (name.lower() for name, _ in headers) if key in _FRAMING}
     first = [] if b"host" in given else [(b"Host", netloc)]

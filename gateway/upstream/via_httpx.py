@@ -22,6 +22,7 @@ from gateway.settings import ProviderSettings
 from gateway.upstream.request import Urls
 from gateway.upstream.response import Response
 from gateway.wire.headers import RawHeaders
+from gateway.wire.splice import Body, as_bytes
 
 POOL_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200)
 # aiohttp's limit on a response's headers, held here too: both clients refuse the same answers.
@@ -46,13 +47,13 @@ class ViaHttpx:
         self._urls = Urls(origins, httpx.URL)
 
     async def send(
-        self, provider: str, method: str, target: str, head: RawHeaders, body: bytes
+        self, provider: str, method: str, target: str, head: RawHeaders, body: Body
     ) -> Response:
         request = httpx.Request(
             method,
             self._urls.get(provider, target),
             headers=head,
-            stream=httpx.ByteStream(body),
+            stream=httpx.ByteStream(as_bytes(body)),
             extensions={"timeout": self._timeouts[provider]},
         )
         request.read()  # the body held as `content`, as content=body does
