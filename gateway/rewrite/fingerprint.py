@@ -18,18 +18,18 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
-from gateway.rewrite import digest
+from gateway.rewrite import digest, walk
 from gateway.rewrite.family import family_of as family_of
 from gateway.rewrite.family import prefix
 from gateway.rewrite.family import prompt_family as prompt_family
 from gateway.rewrite.family import unmarked as unmarked
 from gateway.rewrite.memo import MIN_CHARS
+from gateway.rewrite.walk import Walked
 
 if TYPE_CHECKING:
     from gateway.rewrite.memo import CallMemo
 
-# memo.py's kinds: what a message and a call's messages were found to be (by identity).
-MESSAGE = "fingerprint.message"
+# memo.py's kind: what a call's messages were found to be (by identity).
 RUN = "fingerprint.run"
 
 
@@ -54,7 +54,7 @@ class Fingerprint(NamedTuple):
 def conversation_of(body: dict[str, Any], tenant: bytes, memo: CallMemo | None = None) -> bytes:
     """Who calls and the conversation's first block: the same every turn of it."""
     for message in body.get("messages") or ():
-        first = _walked(message, b"", memo).first
+        first = walk.walked(message, b"", memo).first
         if first:
             return _conversation(tenant, first)
     return _conversation(tenant, b"")
@@ -73,30 +73,6 @@ def _conversation(tenant: bytes, first: bytes) -> bytes:
     return _owned(tenant, first)
 
 
-def _blocks(message: Any) -> list[Any]:
-    content = message.get("content") if isinstance(message, dict) else None
-    blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
-    return blocks if isinstance(blocks, list) else [message]
-
-
-def _without_mark(block: Any) -> Any:
-    if isinstance(block, dict) and "cache_control" in block:
-        return {k: v for k, v in block.items() if k != "cache_control"}
-    return block
-
-
-class Walked(NamedTuple):
-    """A message in the digest chain: a pure function of the chain before it and the
-    message's value, kept by the message's identity (memo.py's `keep_same`), so a message
-    a body shares with an earlier accepted call's costs a lookup, not a serialization."""
-
-    before: bytes  # the chain before the message
-    after: bytes  # the chain after it
-    first: bytes  # its first block's digest (the conversation's, for the first message)
-    size: int  # its blocks' bytes
-    marks: tuple[bytes, ...]  # the chain after each block with a breakpoint
-
-
 def short(sent: list[Any]) -> bool:
     """A conversation of one or two short strings (a 1 KB body's): no run kept or looked up."""
     if len(sent) > 2:
@@ -106,45 +82,6 @@ def short(sent: list[Any]) -> bool:
         if not isinstance(content, str) or len(content) >= MIN_CHARS:
             return False
     return True
-
-
-def _small(message: Any) -> bool:
-    """A message of one short string: a 1 KB body's question."""
-    content = message.get("content") if isinstance(message, dict) else None
-    return isinstance(content, str) and len(content) < MIN_CHARS
-
-
-def _walked(message: Any, chain: bytes, memo: CallMemo | None) -> Walked:
-    """The message's place in the chain that starts at `chain`; `first` and `size` do not
-    depend on `chain` (conversation_of takes `first` from any chain)."""
-    if memo is not None and _small(message):
-        memo = None  # serialized for less than a lookup and an entry cost (~2 us)
-    if memo is not None:
-        held: Walked | None = memo.get_same(MESSAGE, message)  # type: ignore[assignment]
-        if held is not None and (held.before == chain or not chain):
-            return held
-    content = digest.content
-    before = chain
-    role = str(message.get("role")) if isinstance(message, dict) else ""
-    chain = content(chain + role.encode())
-    first = b""
-    size = 0
-    marks: list[bytes] = []
-    for block in _blocks(message):
-        # Without its breakpoint: the newest block carries one this turn and not the next.
-        marked = isinstance(block, dict) and "cache_control" in block
-        raw = orjson.dumps(_without_mark(block) if marked else block)
-        own = content(raw)
-        chain = content(chain + own)
-        if marked:
-            marks.append(chain)
-        if not first:
-            first = own
-        size += len(raw)
-    walked = Walked(before, chain, first, size, tuple(marks))
-    if memo is not None and before and size >= MIN_CHARS:  # a shorter one: derived again
-        memo.keep_same(MESSAGE, message, walked, 2 * size + 64 * (2 + len(marks)))
-    return walked
 
 
 class Run(NamedTuple):
@@ -183,7 +120,7 @@ def _chained(sent: Any, family: bytes) -> tuple[list[bytes], tuple[bytes, ...], 
     tail: tuple[bytes, ...] = (family,)
     first, total, chain = b"", 0, family
     for message in sent:
-        walked = _walked(message, chain, None)
+        walked = walk.walked(message, chain, None)
         chain = walked.after
         chains.append(chain)
         tail = (*tail, *walked.marks)[-2:] if walked.marks else tail
@@ -195,7 +132,7 @@ def _chained(sent: Any, family: bytes) -> tuple[list[bytes], tuple[bytes, ...], 
 def _chained_short(
     sent: list[Any], family: bytes
 ) -> tuple[list[bytes], tuple[bytes, ...], bytes, int]:
-    """`_chained` of messages of one short string each (`short`), as `_walked` has them:
+    """`_chained` of messages of one short string each (`short`), as `walk.walked` has them:
     the string a text block without a breakpoint (~1.5 -> ~0.7 us for a question)."""
     content = digest.content
     chains: list[bytes] = []
@@ -225,8 +162,15 @@ def _chained_shared(
         walks, chains, sizes, tails, firsts = [], [], [], [], []
     tail, first = (tails[-1], firsts[-1]) if walks else ((family,), b"")
     total = sizes[-1] if walks else 0
-    for message in sent[same:]:
-        walked = _walked(message, chains[-1] if chains else family, memo)
+    kept = run.messages if run is not None else ()
+    for i in range(same, len(sent)):
+        # Where the run and `sent` part, the run's places again after the same chain: a
+        # breakpoint the client's turn moved, or the gateway's, parts them for a message.
+        chain = chains[-1] if chains else family
+        again = None
+        if i < len(kept) and run is not None and run.walks[i].before == chain:
+            again = walk.again(kept[i], run.walks[i], sent[i])
+        walked = walk.walked(sent[i], chain, memo) if again is None else again
         walks.append(walked)
         chains.append(walked.after)
         tail = (*tail, *walked.marks)[-2:] if walked.marks else tail
@@ -237,8 +181,8 @@ def _chained_shared(
         firsts.append(first)
     changed = run is None or same < len(sent) or len(run.messages) != len(sent)
     if walks and changed:
-        kept = Run(*map(tuple, (sent, walks, chains, sizes, tails, firsts)))
-        memo.keep_same(RUN, sent[0], kept, 64 * len(sent) + total)
+        made = Run(*map(tuple, (sent, walks, chains, sizes, tails, firsts)))
+        memo.keep_same(RUN, sent[0], made, 64 * len(sent) + total)
     return chains, tail, first, total
 
 

@@ -8,7 +8,7 @@ shares every part it did not touch (copy on write), so unchanged requests cost n
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from gateway.rewrite.fingerprint import Fingerprint
 from gateway.rewrite.snapshot import Observation
@@ -16,17 +16,17 @@ from gateway.rewrite.snapshot import Observation
 __all__ = ["Finding", "LLMRequest", "Rewrite", "evolve"]
 
 
-@dataclass(frozen=True, slots=True)
-class Rewrite:
-    """Something a stage changed in the request, and why (shown to the user as is)."""
+class Rewrite(NamedTuple):
+    """Something a stage changed in the request, and why (shown to the user as is). A
+    tuple, made at once: a frozen dataclass sets each field through object.__setattr__."""
 
     rule: str
     detail: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """An anti-pattern seen in the request, whether or not a rule fixed it."""
+class Finding(NamedTuple):
+    """An anti-pattern seen in the request, whether or not a rule fixed it (a tuple, as
+    Rewrite)."""
 
     code: str
     detail: str = ""

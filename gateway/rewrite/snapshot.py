@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 from gateway.rewrite.fingerprint import Fingerprint
 from gateway.rewrite.memo import Derived
@@ -39,10 +39,10 @@ class ToolsSeen:
     order: tuple[bytes, ...] | None
 
 
-@dataclass(frozen=True, slots=True)
-class TailJudged:
+class TailJudged(NamedTuple):
     """A step's conversation tail was judged (prefix registry's `tail_pays`): a step judged not
-    to pay counts its calls, so one in TAIL_PROBE_EVERY still writes its tail."""
+    to pay counts its calls, so one in TAIL_PROBE_EVERY still writes its tail. A tuple, made
+    at once (made every call; a frozen dataclass sets each field apart)."""
 
     tenant: bytes
     step: str | None

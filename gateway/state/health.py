@@ -92,7 +92,9 @@ class StateHealth:
         try:
             async with asyncio.timeout(self.timeout_s):
                 result = await call()
-        except (RedisError, OSError, TimeoutError) as error:
+        except (RedisError, OSError, TimeoutError, RuntimeError) as error:
+            if isinstance(error, RuntimeError) and not _transport_closed(error):
+                raise
             down = self._failed(operation, error)
             raise (StoreUnreachable if down else StoreSlow)(operation) from None
         finally:
@@ -115,7 +117,7 @@ class StateHealth:
             if now - self._logged_at >= self.log_interval_s:
                 self._log(now, "state store still unreachable")
             return True
-        refused = isinstance(error, RedisConnectionError | ConnectionError)
+        refused = isinstance(error, RedisConnectionError | ConnectionError | RuntimeError)
         if self._failing_since is None:
             self._failing_since = now
         quiet = now - self._failing_since >= self.outage_after_s
@@ -146,3 +148,10 @@ def _describe(error: BaseException | None) -> str:
     if isinstance(error, TimeoutError):
         return "timed out"
     return f"{type(error).__name__}: {error}"
+
+
+def _transport_closed(error: RuntimeError) -> bool:
+    """A reset connection that redis-py still writes to: the event loop refuses with a
+    RuntimeError ("unable to perform operation on <TCPTransport closed=True ...>; the
+    handler is closed", uvloop) instead of an OSError. The store went away; nothing else."""
+    return "closed" in str(error)

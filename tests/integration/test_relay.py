@@ -414,9 +414,9 @@ def test_workers_share_one_metrics_view(emulator_url: str, api_key: str) -> None
         "GATEWAY_PROVIDERS__ANTHROPIC__BASE_URL": emulator_url,
         "GATEWAY_METERING__CALL_LOG": "off",
     }
-    with gateway_process(
-        "serve", "--port", str(port), "--workers", "4", env=env, port=port, ready_path="/healthz"
-    ) as url:
+    # Four processes importing the gateway at once on a loaded 2-core machine: a minute.
+    serve = ("serve", "--port", str(port), "--workers", "4")
+    with gateway_process(*serve, env=env, port=port, ready_path="/healthz", timeout_s=90) as url:
         body = {"model": MODEL, "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
         with httpx.Client(base_url=url, headers={**HEADERS, "x-api-key": api_key}) as client:
             for _ in range(40):  # new connections, so every worker may serve some

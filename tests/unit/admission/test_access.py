@@ -196,6 +196,29 @@ def health_with(**options: Any) -> tuple[StateHealth, Counter]:
     return StateHealth(errors, **{"timeout_s": 0.05, "log_interval_s": 3600, **options}), errors
 
 
+def test_a_write_on_a_reset_connection_is_an_outage_not_a_crash() -> None:
+    """redis-py writing on a connection the store reset gets uvloop's RuntimeError: the
+    store is unreachable (the caller's outage policy applies), not a 500."""
+    health, errors = health_with()
+
+    async def reset() -> None:
+        raise RuntimeError(
+            "unable to perform operation on <TCPTransport closed=True reading=False 0x5>; "
+            "the handler is closed"
+        )
+
+    async def bug() -> None:
+        raise RuntimeError("something else")
+
+    with pytest.raises(StoreUnreachable):
+        asyncio.run(health.run("admit", reset))
+    assert health.degraded
+    assert errors.labels("admit")._value.get() == 1
+    health._probe_at = 0
+    with pytest.raises(RuntimeError, match="something else"):
+        asyncio.run(health.run("admit", bug))
+
+
 def test_the_wait_for_a_pooled_connection_is_not_the_call_deadline() -> None:
     """A pool of one connection (a lock, as redis-py's pool holds it): twenty calls of
     50 ms each take a second in all, but none takes the 0.5 s deadline once it has its

@@ -62,3 +62,23 @@ def test_every_field_is_copied_from_a_full_request() -> None:
         for f in fields(LLMRequest)
         if f.name != "tier"
     )
+
+
+def test_rewrites_findings_and_tail_judgements_are_frozen_records(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Tuples of named fields (made at once), read by name and learned by their pattern."""
+    from gateway.cache.bounded import LearnedState
+    from gateway.cache.learned import LearnedMemory
+    from gateway.rewrite.snapshot import TailJudged
+
+    assert (Rewrite("r").rule, Rewrite("r").detail, Finding("f", "d").code) == ("r", "", "f")
+    with pytest.raises(AttributeError):
+        Finding("f").code = "g"  # type: ignore[misc]
+    memory = LearnedMemory.within(LearnedState.default())
+    judged = TailJudged(b"tenant", "plan", "m")
+    assert (judged.tenant, judged.step, judged.model) == (b"tenant", "plan", "m")
+    told: list[tuple[bytes, str | None, str]] = []
+    monkeypatch.setattr(memory.prefixes, "tail_judged", lambda *args: told.append(args))
+    memory.learn([judged])  # matched as `TailJudged(tenant, step, model)`
+    assert told == [(b"tenant", "plan", "m")]

@@ -1,0 +1,120 @@
+"""A turn's fingerprint extends the run of messages the previous accepted turn kept (by
+identity), taking the run's places again past a message that only its breakpoint parts
+from the run's: the digests are the whole walk's, whatever the turn shares with the run."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+from typing import Any
+
+import pytest
+
+from gateway.cache.bounded import LearnedState
+from gateway.cache.learned import LearnedMemory
+from gateway.rewrite.fingerprint import fingerprint
+from gateway.rewrite.memo import CallMemo
+from gateway.rewrite.request import LLMRequest
+from gateway.rewrite.walk import Walked, again
+
+TENANT = b"tenant-a"
+MARK = {"type": "ephemeral"}
+
+
+def _message(i: int) -> dict[str, Any]:
+    role = ("user", "assistant")[i % 2]
+    if i % 3 == 0:
+        return {"role": role, "content": f"question {i} " + "q" * 1500}
+    blocks = [{"type": "text", "text": f"part {i}.{j} " + "b" * (700 * j)} for j in range(3)]
+    return {"role": role, "content": blocks}
+
+
+def _marked(message: dict[str, Any], at: int = -1) -> dict[str, Any]:
+    """The message as a breakpoint stage marks it: a copy, its block at `at` copied."""
+    content = message["content"]
+    blocks = [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
+    blocks[at] = {**blocks[at], "cache_control": MARK}
+    return {**message, "content": blocks}
+
+
+def _whole(messages: list[Any]) -> Any:
+    body = {"model": "m", "system": "be brief", "messages": messages}
+    return fingerprint(json.loads(json.dumps(body)), 1, 4.0, TENANT)
+
+
+def _learned(memory: LearnedMemory, messages: list[Any]) -> Any:
+    """The turn's fingerprint with the memo, and what it derived kept (an accepted call)."""
+    assert memory.memo is not None
+    body = {"model": "m", "system": "be brief", "messages": messages}
+    memo = CallMemo(memory.memo, TENANT)
+    found = fingerprint(body, 1, 4.0, TENANT, memo=memo)
+    memory.learn(memo.observed(LLMRequest("anthropic", body)).observations)
+    return found
+
+
+def _turns() -> list[tuple[str, list[Any], list[Any]]]:
+    """(case, turn N's messages, turn N+1's), the later sharing the earlier's objects."""
+    base = [_message(i) for i in range(8)]
+    shared = base[:6]
+    cases = [
+        ("same objects", [*shared], [*shared]),
+        ("one added", [*shared], [*shared, base[6]]),
+        ("the mark moved on", [*shared[:-1], _marked(shared[-1])], [*shared, _marked(base[6])]),
+        ("a mark in the middle gone", [*shared[:2], _marked(shared[2]), *shared[3:]], [*base]),
+        ("a mark in the middle kept", [*shared[:2], _marked(shared[2]), *shared[3:]],
+         [*shared[:2], _marked(shared[2]), *shared[3:], base[6]]),
+        ("a mark on another block", [*shared[:4], _marked(shared[4], 0), shared[5]],
+         [*shared[:4], _marked(shared[4], 1), shared[5]]),
+        ("a mark added", [*shared], [*shared[:4], _marked(shared[4]), shared[5]]),
+        ("equal copies", [*shared], copy.deepcopy([*shared, base[6]])),
+        ("parsed again", [*shared], json.loads(json.dumps([*shared, base[6]]))),
+        ("a changed part", [*shared], [*shared[:3], _message(3 + 100), *shared[4:], base[6]]),
+        ("a changed block", [*shared],
+         [*shared[:4], {**shared[4], "content": [*shared[4]["content"][:2], {"type": "text",
+          "text": "other"}]}, shared[5]]),
+        ("a block fewer", [*shared],
+         [*shared[:4], {**shared[4], "content": shared[4]["content"][:2]}, shared[5]]),
+        ("another role", [*shared], [*shared[:4], {**shared[4], "role": "user"}, shared[5]]),
+        ("keys reordered", [*shared], [*shared[:4], {**shared[4], "content": [
+            dict(reversed(shared[4]["content"][0].items())), *shared[4]["content"][1:]]},
+            shared[5]]),
+        ("the first changed", [*shared], [_message(100), *shared[1:]]),
+        ("fewer", [*shared], [*shared[:3]]),
+    ]  # fmt: skip
+    return cases
+
+
+@pytest.mark.parametrize(("case", "before", "after"), _turns(), ids=[c[0] for c in _turns()])
+def test_a_turn_digests_what_the_whole_walk_does(
+    case: str, before: list[Any], after: list[Any]
+) -> None:
+    memory = LearnedMemory.within(LearnedState.default())
+    assert _learned(memory, before) == _whole(before)
+    assert _learned(memory, after) == _whole(after), case
+    assert _learned(memory, after) == _whole(after)  # the turn's own run, kept now
+    assert fingerprint({"model": "m", "system": "be brief", "messages": after}, 1, 4.0,
+                       TENANT) == _whole(after)  # fmt: skip
+
+
+def test_a_run_place_is_taken_again_only_for_the_same_bytes() -> None:
+    walked = Walked(b"b", b"a", b"f", 10, (b"m",))
+    message = _message(1)
+    for kept, new, expected in [
+        (message, message, walked),
+        (_marked(message), message, walked._replace(marks=())),
+        (_marked(message), _marked(message), walked),
+        (_marked(message, 0), _marked(message, 1), None),
+        (message, _marked(message), None),
+        (message, {**message, "role": "user"}, None),
+        (message, copy.deepcopy(message), walked),  # copies of the same strings
+        (message, json.loads(json.dumps(message)), None),  # equal, other strings: walked
+        (message, {**message, "content": message["content"][:2]}, None),
+        ("text", "text", walked),
+        ("text", "other", None),
+    ]:
+        assert again(kept, walked, new) == expected
+    for string, other in itertools.product(("s" * 10, "t" * 10), repeat=2):
+        expected = walked if string is other else None
+        assert again({"role": "user", "content": string}, walked,
+                      {"role": "user", "content": other}) == expected  # fmt: skip
