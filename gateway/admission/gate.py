@@ -8,7 +8,7 @@ import hmac
 import math
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sized
 from typing import Any
 
 from pydantic import SecretStr
@@ -163,7 +163,7 @@ class Gate:
         provider: str,
         models: Iterable[str] = (),
         body: Mapping[str, Any] | None = None,
-        raw: bytes | None = None,  # `body` as sent, its JSON: the ceiling counts text from it
+        raw: Sized | None = None,  # `body` as sent, its JSON: the ceiling counts its length
     ) -> Admitted | None:
         """Counts the call and reserves the most it can cost on any of `models` (the body's
         input and output limit); None for a caller that is not a gateway key."""
@@ -220,7 +220,7 @@ class Gate:
         provider: str,
         models: Iterable[str],
         body: Mapping[str, Any] | None,
-        raw: bytes | None = None,
+        raw: Sized | None = None,
     ) -> int:
         if self.ceiling is None or body is None:  # nothing to judge the call's cost by
             return to_nano(self.settings.first_call_reserve_usd)

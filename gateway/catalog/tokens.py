@@ -8,7 +8,7 @@ tokenizer: the ratio per model lives in the catalog (`chars_per_token`).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sized
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -82,7 +82,7 @@ class BodyChars:
         return cls(_text(body) - media.chars, *media)
 
     @classmethod
-    def of_json(cls, raw: bytes, body: Mapping[str, Any], media: Media | None = None) -> BodyChars:
+    def of_json(cls, raw: Sized, body: Mapping[str, Any], media: Media | None = None) -> BodyChars:
         """The characters of a body from `raw`, its JSON (`body` parsed), without walking
         every value: text is the JSON's length (a character is at least a byte; quotes,
         separators and escapes only add: 2-7% above `of` on recorded agent bodies) less

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import NamedTuple, cast
+from typing import NamedTuple
 
 from starlette.types import Message, Receive, Scope, Send
 
@@ -76,8 +76,7 @@ async def admit(
     judged = call.as_judged(raw)
     models = call.billed_models(provider)
     # The ceiling reads only the length of the body as sent: a long one's unjoined parts serve.
-    sent = cast(bytes, judged.body)
-    admitted = await deps.gate.admit(caller, provider, models, call.payload, sent)
+    admitted = await deps.gate.admit(caller, provider, models, call.payload, judged.body)
     if admitted is None:
         return call, None, scope
     scope = {**scope, "headers": with_credential(scope["headers"], admitted.credential)}

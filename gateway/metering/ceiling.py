@@ -19,7 +19,7 @@ MEDIA_FLOOR_TOKENS: catalog/tokens.py), server-side tools (web search) are not c
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sized
 from typing import Any
 
 import orjson
@@ -51,7 +51,7 @@ class CostCeiling:
         provider: str,
         models: Iterable[str],
         body: Mapping[str, Any],
-        raw: bytes | None = None,
+        raw: Sized | None = None,
     ) -> float | None:
         """The most the call can cost on the dearest of `models`; None if none is priced.
         `raw`: the body as sent (its JSON), which its text is counted from; serialized here
@@ -98,7 +98,7 @@ class CostCeiling:
         return spec.max_tokens if spec is not None else self.default_output_tokens
 
 
-def _chars(body: Mapping[str, Any], raw: bytes | None, seen: Facts | None) -> BodyChars:
+def _chars(body: Mapping[str, Any], raw: Sized | None, seen: Facts | None) -> BodyChars:
     if raw is None:
         try:
             raw = orjson.dumps(body)

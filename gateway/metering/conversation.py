@@ -15,7 +15,7 @@ recently used first: the objects are mostly those the kept turns (cache/turns.py
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sized
 from typing import Any, NamedTuple
 
 from gateway.catalog.tokens import CONVERSATION_FIELDS, media_in
@@ -72,7 +72,7 @@ class Conversations:
         self._max_bytes = max_bytes
         self._bytes = 0
 
-    def of(self, body: Mapping[str, Any], anthropic: bool, raw: bytes) -> Facts | None:
+    def of(self, body: Mapping[str, Any], anthropic: bool, raw: Sized) -> Facts | None:
         """The facts of a body's conversation (`messages`, `input`), its cache writes only
         where `anthropic` (an OpenAI call may write any of its prompt); `raw`: its JSON.
         None for a conversation of fewer than MIN_ITEMS items: walked with the body."""
