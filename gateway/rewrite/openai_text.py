@@ -46,7 +46,7 @@ def items(body: dict[str, Any]) -> list[Any]:
 def leading_system(messages: list[Any]) -> int:
     """How many items at the start are system or developer messages, or tools items."""
     count = 0
-    for message in messages:  # is_tools_item or _is_system_message, one `type` lookup
+    for message in messages:  # a tools item or a system message, one `type` lookup
         if not isinstance(message, dict):
             break
         kind = message.get("type", "message")
@@ -56,24 +56,19 @@ def leading_system(messages: list[Any]) -> int:
     return count
 
 
-def _is_system_message(item: Any) -> bool:
-    return (
-        isinstance(item, dict)
-        and item.get("type", "message") == "message"
-        and item.get("role") in SYSTEM_ROLES
-    )
-
-
 def prompt_tools(body: dict[str, Any]) -> list[Any]:
-    """The tools of the prompt's prefix: `tools`, then those of leading tools items."""
+    """The tools of the prompt's prefix: `tools`, then those of leading tools items (the
+    leading items as `leading_system` has them, one `type` lookup each)."""
     tools = body.get("tools")
     out = list(tools) if isinstance(tools, list) else []
-    conversation = items(body)
-    for item in conversation:
-        if is_tools_item(item):
+    for item in items(body):
+        if not isinstance(item, dict):
+            break
+        kind = item.get("type", "message")
+        if kind == TOOLS_ITEM:
             if isinstance(item.get("tools"), list):
                 out += item["tools"]
-        elif not _is_system_message(item):
+        elif kind != "message" or item.get("role") not in SYSTEM_ROLES:
             break  # past the leading system part
     return out
 
@@ -175,20 +170,24 @@ def fields(body: dict[str, Any]) -> tuple[TextField, ...]:
 
 def layers(body: dict[str, Any]) -> dict[str, Any]:
     """The body in the shape fingerprint.py reads (tools, system blocks, messages): the
-    instructions and leading system messages as system blocks, the rest as messages."""
+    instructions and leading system messages as system blocks, the rest as messages. One
+    walk of the leading items (dicts: `leading_system`) makes the system blocks and
+    `prompt_tools` (the body's tools and those of the leading tools items) together."""
     conversation = items(body)
     lead = leading_system(conversation)
-    system = [
-        {"type": "text", "text": text}
-        for text in (
-            body.get("instructions"),
-            *(m.get("content") for m in conversation[:lead] if not is_tools_item(m)),
-        )
-        if text
-    ]
+    instructions = body.get("instructions")
+    system = [{"type": "text", "text": instructions}] if instructions else []
+    tools = body.get("tools")
+    prompt = list(tools) if isinstance(tools, list) else []
+    for item in conversation[:lead]:
+        if item.get("type") == TOOLS_ITEM:
+            if isinstance(item.get("tools"), list):
+                prompt += item["tools"]
+        elif content := item.get("content"):
+            system.append({"type": "text", "text": content})
     return {
         "model": body.get("model"),
-        "tools": prompt_tools(body),
+        "tools": prompt,
         "system": system,
         "messages": conversation[lead:],
     }

@@ -11,7 +11,7 @@ from typing import Any, cast
 
 from gateway.rewrite import digest, openai_text, text
 from gateway.rewrite.memo import MIN_CHARS, CallMemo, call_memo, chars, observed
-from gateway.rewrite.request import Finding, LLMRequest, Rewrite
+from gateway.rewrite.request import Finding, LLMRequest, Rewrite, evolve
 from gateway.rewrite.snapshot import MemoView
 from gateway.rewrite.text import FIELDS, PartEdit, TextEdit, TextField
 
@@ -185,4 +185,12 @@ def _rule(
         return observed(memo, request.noting(finding))
     new_body = {**body, **{name: edited[name] for name in changed}}
     rewrite = Rewrite(RULE, ", ".join(changed))
-    return observed(memo, request.with_body(new_body, rewrite).noting(finding))
+    # `request.with_body(new_body, rewrite).noting(finding)` in one new request
+    edited_request = evolve(
+        request,
+        body=new_body,
+        rewrites=(*request.rewrites, rewrite),
+        changed=True,
+        findings=(*request.findings, finding),
+    )
+    return observed(memo, edited_request)
