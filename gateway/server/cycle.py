@@ -69,12 +69,14 @@ async def send(cycle: Any, message: Any) -> None:
         raise RuntimeError(
             f"Expected ASGI message 'http.response.start', but got '{message['type']}'."
         )
+    given = list(message.get("headers", []))
+    # Before the response counts as started: a header the app got wrong here still gets the
+    # client uvicorn's 500, as it did when this was a wrapper around uvicorn's send.
+    if cycle.more_body and not any(name.lower() == b"connection" for name, _ in given):
+        given.append(CLOSE)  # answered before the request's body was read whole
     cycle.response_started = True
     cycle.waiting_for_100_continue = False
     status_code = message["status"]
-    given = list(message.get("headers", []))
-    if cycle.more_body and not any(name.lower() == b"connection" for name, _ in given):
-        given.append(CLOSE)  # answered before the request's body was read whole
     headers = cycle.default_headers + given
     if cycle.access_log:
         scope = cycle.scope

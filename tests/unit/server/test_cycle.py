@@ -161,3 +161,16 @@ def test_the_copy_is_chosen_only_under_the_uvicorn_it_copies() -> None:
     made = cycle()
     assert getattr(sender(made, COPIED_FROM + "3"), "func", None) is send
     assert getattr(sender(made, "0.55.0"), "func", None) is not send
+
+
+def test_a_header_without_lower_before_the_body_is_read_leaves_the_response_unstarted() -> None:
+    """The app's mistake is raised before the response starts, so uvicorn can still answer
+    500 (a started response would only close the connection)."""
+
+    async def drive() -> Any:
+        made = cycle(more_body=True)
+        with pytest.raises(AttributeError):
+            await send(made, start([(None, b"v")]))  # type: ignore[list-item]
+        return made.response_started
+
+    assert asyncio.run(drive()) is False
