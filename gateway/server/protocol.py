@@ -46,6 +46,7 @@ from gateway.errors import (
     RequestTimeout,
     new_request_id,
 )
+from gateway.server.arrival import receiver
 from gateway.server.cycle import sender
 from gateway.server.intake import BODY_READY
 from gateway.wire.formats import error_response, wire_for
@@ -152,11 +153,14 @@ class EdgeProtocol(HttpToolsProtocol):
             len(self.connections) > self.max_connections or len(self.tasks) >= self.max_connections
         )
         self.app = _overloaded if over else self.app_proper
+        before = self.cycle
         super().on_headers_complete()
         if self.cycle is not None:
             self.cycle.transport = self.cycle_transport
             cycle = self.cycle
             cycle.send = sender(cycle)  # type: ignore[method-assign, assignment]
+            if cycle is not before:  # a new request's, with no chunk of its body yet
+                cycle.receive = receiver(cycle)  # type: ignore[method-assign, assignment]
             watcher = self.watching.watcher(cycle, lambda: cycle.response_complete)
             extensions = cast(dict[str, Any], cycle.scope).setdefault("extensions", {})
             extensions[WATCH_EXTENSION] = watcher
