@@ -16,8 +16,9 @@ from typing import Any
 
 import uvicorn
 
-# The uvicorn whose `receive` this one copies; under another, uvicorn's own is kept.
-COPIED_FROM = "0.54."
+# The uvicorn whose `receive` this one copies (cycle.py's `send` copies the same one); under
+# another, uvicorn's own is kept.
+from gateway.server.cycle import COPIED_FROM
 
 
 class Arrival:
