@@ -14,28 +14,7 @@ from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT, FlowControl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from gateway.server.arrival import COPIED_FROM, Arrival, receiver
-
-
-class Transport:
-    def __init__(self) -> None:
-        self.written: list[bytes] = []
-        self.paused: list[bool] = []  # each pause or resume, in order
-        self.closed = False
-
-    def write(self, data: bytes) -> None:
-        self.written.append(data)
-
-    def close(self) -> None:
-        self.closed = True
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def pause_reading(self) -> None:
-        self.paused.append(True)
-
-    def resume_reading(self) -> None:
-        self.paused.append(False)
+from tests.support.transport import Transport
 
 
 def cycle(expect_100_continue: bool = False) -> Any:
