@@ -20,7 +20,7 @@ from gateway.metering.pricing import Priced, Pricing
 from gateway.upstream import BodyBroken, Response, Upstream
 from gateway.wire.echo import unecho
 from gateway.wire.formats import WireFormat, client_filter, error_response
-from gateway.wire.headers import GATEWAY_PREFIX, HOP_BY_HOP, RawHeaders, connection_options
+from gateway.wire.headers import RawHeaders, lowered_response_headers
 from gateway.wire.tap import Tap
 from gateway.wire.usage import Reported, Usage
 
@@ -223,28 +223,8 @@ def _start(response: Response, own: RawHeaders) -> Message:
     return {"type": "http.response.start", "status": response.status_code, "headers": headers}
 
 
-_DROPPED = HOP_BY_HOP | {b"content-length"}
-_GATEWAY_LINE = b"\n" + GATEWAY_PREFIX
-
-
 def client_headers(response: Response, own: RawHeaders) -> RawHeaders:
-    """`client_response_headers(response.headers, own, keep_length=False)`, from the names
-    the response lowered once. Most lines are kept: a line is taken out by its index when it
-    is the one to go (upstream's Content-Length); only more are filtered line by line."""
+    """The client's response headers (a body the gateway may change: no Content-Length), from
+    the names the response lowered once."""
     names, values = response.lowered()
-    named = connection_options(zip(names, values, strict=True)) if b"connection" in names else ()
-    dropped = _DROPPED.union(named).intersection(names)
-    kept = list(zip(names, values, strict=True))
-    if _GATEWAY_LINE not in b"\n" + b"\n".join(names):
-        if not dropped:
-            return kept + own
-        if len(dropped) == 1:
-            (name,) = dropped
-            if names.count(name) == 1:
-                del kept[names.index(name)]
-                return kept + own
-    return [
-        (name, value)
-        for name, value in kept
-        if name not in dropped and not name.startswith(GATEWAY_PREFIX)
-    ] + own
+    return lowered_response_headers(names, values, own, keep_length=False)

@@ -13,7 +13,7 @@ non-ASCII would reach the client garbled).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 HOP_BY_HOP = frozenset(
     {
@@ -91,13 +91,37 @@ def client_response_headers(
     """Upstream's response headers, less hop-by-hop ones, those its `Connection` names, and
     upstream's own `x-gateway-*`, plus the gateway's `x-gateway-*`. Without `keep_length` (a
     body the gateway may change), less Content-Length too."""
-    dropped = HOP_BY_HOP if keep_length else HOP_BY_HOP | {b"content-length"}
     kept = [(name.lower(), value) for name, value in upstream_headers]
-    named = connection_options(kept)
+    names = [name for name, _ in kept]
+    return lowered_response_headers(names, [value for _, value in kept], own, keep_length)
+
+
+_WITHOUT_LENGTH = HOP_BY_HOP | {b"content-length"}
+_GATEWAY_LINE = b"\n" + GATEWAY_PREFIX
+
+
+def lowered_response_headers(
+    names: list[bytes], values: Sequence[bytes], own: RawHeaders, keep_length: bool = True
+) -> RawHeaders:
+    """`client_response_headers` of lines whose names are lowered already. Most responses
+    keep every line: then none is filtered one by one, and a single line to go (upstream's
+    Content-Length) is taken out by its index."""
+    dropped = HOP_BY_HOP if keep_length else _WITHOUT_LENGTH
+    named = connection_options(zip(names, values, strict=True)) if b"connection" in names else ()
+    dropped = dropped.union(named).intersection(names)
+    kept = list(zip(names, values, strict=True))
+    if _GATEWAY_LINE not in b"\n" + b"\n".join(names):
+        if not dropped:
+            return kept + own
+        if len(dropped) == 1:
+            (name,) = dropped
+            if names.count(name) == 1:
+                del kept[names.index(name)]
+                return kept + own
     return [
-        (n, v)
-        for n, v in kept
-        if n not in dropped and not n.startswith(GATEWAY_PREFIX) and n not in named
+        (name, value)
+        for name, value in kept
+        if name not in dropped and not name.startswith(GATEWAY_PREFIX)
     ] + own
 
 
