@@ -32,8 +32,10 @@ class Watching:
         self.watches: dict[object, tuple[Callable[[], bool], Callable[[], None]]] = {}
         self.gone = False  # the connection is lost: a watch set from now on is told at once
 
-    def watcher(self, request: object, complete: Callable[[], bool]) -> Watcher:
-        """The scope extension of one request; `complete()`: its response is."""
+    def watcher(self, complete: Callable[[], bool]) -> Watcher:
+        """The scope extension of one request; `complete()`: its response is. (It holds no
+        reference to the request's cycle: the cycle holds it, in its scope.)"""
+        request = object()  # this request's key in `watches`
 
         def watch(left: Callable[[], None] | None) -> None:
             if left is None:

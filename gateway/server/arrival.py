@@ -10,15 +10,7 @@ httptools made for the callback, so no one else holds or changes it.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Awaitable, Callable
 from typing import Any
-
-import uvicorn
-
-# The uvicorn whose `receive` this one copies (cycle.py's `send` copies the same one); under
-# another, uvicorn's own is kept.
-from gateway.server.cycle import COPIED_FROM
 
 
 class Arrival:
@@ -42,19 +34,9 @@ class Arrival:
         return b"".join(self.chunks)  # one chunk (of type bytes) is returned as it is
 
 
-def receiver(cycle: Any, version: str = uvicorn.__version__) -> Callable[[], Awaitable[Any]]:
-    """The cycle's receive: this module's under the uvicorn it copies (the cycle's body made
-    an `Arrival`), else uvicorn's own. Set before a chunk of the body has arrived."""
-    if not version.startswith(COPIED_FROM):
-        own: Callable[[], Awaitable[Any]] = cycle.receive
-        return own
-    cycle.body = Arrival()
-    return functools.partial(receive, cycle)
-
-
 async def receive(cycle: Any) -> dict[str, Any]:
-    """`RequestResponseCycle.receive()` for `cycle` (uvicorn 0.54's, line for line but for
-    the body's buffer)."""
+    """`RequestResponseCycle.receive()` for `cycle` (uvicorn 0.54's, cycle.py's `COPIED_FROM`,
+    line for line but for the body's buffer)."""
     if cycle.waiting_for_100_continue and not cycle.transport.is_closing():
         cycle.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         cycle.waiting_for_100_continue = False

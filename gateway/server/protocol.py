@@ -46,8 +46,7 @@ from gateway.errors import (
     RequestTimeout,
     new_request_id,
 )
-from gateway.server.arrival import receiver
-from gateway.server.cycle import sender
+from gateway.server.edge_cycle import adopt, completion
 from gateway.server.intake import BODY_READY
 from gateway.wire.formats import error_response, wire_for
 
@@ -155,16 +154,14 @@ class EdgeProtocol(HttpToolsProtocol):
         self.app = _overloaded if over else self.app_proper
         before = self.cycle
         super().on_headers_complete()
-        if self.cycle is not None:
-            self.cycle.transport = self.cycle_transport
-            cycle = self.cycle
-            cycle.send = sender(cycle)  # type: ignore[method-assign, assignment]
-            if cycle is not before:  # a new request's, with no chunk of its body yet
-                cycle.receive = receiver(cycle)  # type: ignore[method-assign, assignment]
-            watcher = self.watching.watcher(cycle, lambda: cycle.response_complete)
-            extensions = cast(dict[str, Any], cycle.scope).setdefault("extensions", {})
-            extensions[WATCH_EXTENSION] = watcher
-            extensions[BODY_READY] = cycle.message_event.is_set
+        cycle = self.cycle
+        if cycle is None or cycle is before:
+            return  # no new request (an upgrade, which uvicorn refused)
+        cycle.transport = self.cycle_transport
+        adopt(cycle)  # a new request's, with no chunk of its body yet
+        extensions = cast(dict[str, Any], cycle.scope).setdefault("extensions", {})
+        extensions[WATCH_EXTENSION] = self.watching.watcher(completion(cycle))
+        extensions[BODY_READY] = cycle.message_event.is_set
 
     def eof_received(self) -> None:
         if self.lingering:

@@ -18,7 +18,7 @@ async def never() -> Message:
 
 
 def watched(watching: Watching, request: Request) -> dict[str, object]:
-    watcher = watching.watcher(request, lambda: request.response_complete)
+    watcher = watching.watcher(lambda: request.response_complete)
     return {"extensions": {WATCH_EXTENSION: watcher}}
 
 

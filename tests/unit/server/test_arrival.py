@@ -13,7 +13,9 @@ import pytest
 from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT, FlowControl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
-from gateway.server.arrival import COPIED_FROM, Arrival, receiver
+from gateway.server.arrival import Arrival
+from gateway.server.cycle import COPIED_FROM
+from gateway.server.edge_cycle import adopt
 from tests.support.transport import Transport
 
 
@@ -63,7 +65,9 @@ SCRIPTS: list[list[tuple[Any, ...]]] = [
 def run(script: list[tuple[Any, ...]], ours: bool, expect_100: bool) -> Any:
     async def drive() -> Any:
         made = cycle(expect_100)
-        receive = receiver(made) if ours else made.receive
+        if ours:
+            adopt(made)
+        receive = made.receive
         got = []
         for step in script:
             if step[0] == "body":
@@ -92,7 +96,8 @@ def test_as_uvicorn_receives(script: list[tuple[Any, ...]], expect_100: bool) ->
 def test_a_lone_chunk_is_handed_out_as_it_came() -> None:
     async def drive() -> None:
         made = cycle()
-        receive = receiver(made)
+        adopt(made)
+        receive = made.receive
         chunk = b"x" * (HIGH_WATER_LIMIT * 4)
         on_body(made, chunk)
         assert made.transport.paused == [True]  # over the high-water mark, as uvicorn's
@@ -109,5 +114,6 @@ def test_another_uvicorn_keeps_its_own_receive() -> None:
     made = cycle()
     own = made.receive
     assert not "0.0.1".startswith(COPIED_FROM)
-    assert receiver(made, "0.0.1") == own
+    adopt(made, "0.0.1")
+    assert made.receive == own
     assert isinstance(made.body, bytearray)
