@@ -157,7 +157,7 @@ class EdgeProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         cycle = self.cycle
         if cycle is None or cycle is before:
-            return  # no new request (an upgrade, which uvicorn refused)
+            return  # no new request (a WebSocket upgrade, which uvicorn hands to its own)
         cycle.transport = self.cycle_transport
         adopt(cycle)  # a new request's, with no chunk of its body yet
         extensions = cast(dict[str, Any], cycle.scope).setdefault("extensions", {})

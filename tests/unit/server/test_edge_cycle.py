@@ -19,8 +19,9 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
 from gateway.asgi.disconnect import DisconnectWatch
+from gateway.server import protocol
 from gateway.server.cycle import COPIED_FROM
-from gateway.server.edge_cycle import EdgeCycle, adopt, completion
+from gateway.server.edge_cycle import ClosingCycle, EdgeCycle, adopt, completion
 from gateway.server.protocol import EdgeProtocol, _CycleTransport, edge_protocol
 from tests.support.collector import collector_off, garbage_of
 from tests.unit.server.test_arrival import cycle
@@ -144,13 +145,35 @@ def test_closed_connections_leave_no_protocol_to_the_collector(way: str, collect
 
 def test_adopted_under_the_copied_uvicorn_and_not_under_another() -> None:
     ours, theirs = cycle(), cycle()
-    own_send, own_receive = theirs.send, theirs.receive
+    own_receive = RequestResponseCycle.receive
     adopt(ours, COPIED_FROM + "0")
     adopt(theirs, "9.0.0")
     assert type(ours) is EdgeCycle
-    assert type(theirs) is RequestResponseCycle
-    assert theirs.receive == own_receive
-    assert theirs.send != own_send  # wrapped, to close early responses
+    assert type(theirs) is ClosingCycle  # uvicorn's send, made to close early responses
+    assert theirs.receive.__func__ is own_receive
+    assert isinstance(theirs.body, bytearray)
+    assert "send" not in vars(theirs)  # a method: nothing on the cycle holds the cycle
+
+
+def test_under_another_uvicorn_served_requests_leave_no_cycle_either(
+    collector: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(protocol, "adopt", lambda made: adopt(made, "9.0.0"))
+
+    async def go() -> tuple[list[str], list[int]]:
+        statuses = []
+        async with served() as url, httpx.AsyncClient(base_url=url) as client:
+            for number in range(CALLS):
+                response = await client.post("/", content=b"x" * number)
+                statuses.append(response.status_code)
+            statuses.append(await closing(url, "/early", b"x" * 300_000, {}))
+            await asyncio.sleep(0.2)
+            found = garbage_of(*SERVED)
+        return found, statuses
+
+    found, statuses = asyncio.run(go())
+    assert statuses == [200] * CALLS + [413]
+    assert found == []
 
 
 def test_completion_follows_the_cycle_and_holds_it_weakly() -> None:
