@@ -16,11 +16,8 @@ client must not wait to send on it.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-import uvicorn
 from uvicorn.protocols.http.httptools_impl import HEADER_RE, HEADER_VALUE_RE, STATUS_LINE
 from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
@@ -34,25 +31,20 @@ _NAME_BYTES = bytes(byte for byte in range(256) if not HEADER_RE.match(bytes((by
 _VALUE_BYTES = bytes(byte for byte in range(256) if not HEADER_VALUE_RE.match(bytes((byte,))))
 
 
-# The uvicorn whose `send` this one copies; under another, uvicorn's own is kept (`sender`).
+# The uvicorn whose `send` this one copies; under another, uvicorn's own is kept
+# (edge_cycle.py's `ClosingCycle`).
 COPIED_FROM = "0.54."
 
 
-def sender(cycle: Any, version: str = uvicorn.__version__) -> Callable[[Any], Awaitable[None]]:
-    """The cycle's send: this module's under the uvicorn it copies, else uvicorn's own
-    wrapped to close early responses (the same bytes, a Python step per header line)."""
-    if version.startswith(COPIED_FROM):
-        return functools.partial(send, cycle)
-    own = cycle.send
-
-    async def closing_send(message: Any) -> None:
-        if message["type"] == "http.response.start" and cycle.more_body:
-            given = list(message.get("headers", ()))
-            if not any(name.lower() == b"connection" for name, _ in given):
-                message = {**message, "headers": [*given, CLOSE]}
-        await own(message)
-
-    return closing_send
+def closing_early(cycle: Any, message: Any) -> Any:
+    """`message`, with `connection: close` if it starts a response before the request's body
+    was read whole (and no connection header says otherwise): what uvicorn's own `send` is
+    given under another uvicorn."""
+    if message["type"] == "http.response.start" and cycle.more_body:
+        given = list(message.get("headers", ()))
+        if not any(name.lower() == b"connection" for name, _ in given):
+            return {**message, "headers": [*given, CLOSE]}
+    return message
 
 
 async def send(cycle: Any, message: Any) -> None:

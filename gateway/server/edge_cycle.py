@@ -1,5 +1,6 @@
 """The request cycle of the gateway's protocol: uvicorn's httptools one, with cycle.py's
-`send` and arrival.py's `receive` as methods of its class.
+`send` and arrival.py's `receive` as methods of its class (under another uvicorn, its own
+`send` and `receive`, the send closing early responses, a method of a class too).
 
 Methods, not functions stored on each cycle: a `functools.partial(send, cycle)` or a closure
 over the cycle, kept on the cycle, is a reference cycle, so a finished request's cycle was
@@ -29,14 +30,22 @@ class EdgeCycle(RequestResponseCycle):
     receive = arrival.receive  # type: ignore[assignment]
 
 
+class ClosingCycle(RequestResponseCycle):
+    """A cycle under another uvicorn: its own `send` and `receive`, the send closing early
+    responses. (A method too: a wrapper stored on the cycle would hold the cycle.)"""
+
+    async def send(self, message: Any) -> None:
+        await super().send(cycle.closing_early(self, message))
+
+
 def adopt(made: RequestResponseCycle, version: str = uvicorn.__version__) -> None:
     """Gives a new cycle this package's `send` and `receive`, under the uvicorn they copy;
-    under another, its own `send` wrapped to close early responses, and its own `receive`."""
+    under another, its own `send` made to close early responses, and its own `receive`."""
     if version.startswith(COPIED_FROM):
         made.body = Arrival()  # type: ignore[assignment]  # before a chunk of it has arrived
         made.__class__ = EdgeCycle
     else:
-        made.send = cycle.sender(made, version)  # type: ignore[method-assign, assignment]
+        made.__class__ = ClosingCycle
 
 
 def completion(made: RequestResponseCycle) -> Callable[[], bool]:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import weakref
 from typing import Any, cast
 
 from uvicorn.config import Config
@@ -156,7 +157,7 @@ class EdgeProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         cycle = self.cycle
         if cycle is None or cycle is before:
-            return  # no new request (an upgrade, which uvicorn refused)
+            return  # no new request (a WebSocket upgrade, which uvicorn hands to its own)
         cycle.transport = self.cycle_transport
         adopt(cycle)  # a new request's, with no chunk of its body yet
         extensions = cast(dict[str, Any], cycle.scope).setdefault("extensions", {})
@@ -230,17 +231,26 @@ class EdgeProtocol(HttpToolsProtocol):
 
 class _CycleTransport:
     """The connection as uvicorn's request cycle sees it: its close (after a response with
-    `connection: close`, or a failure) is the protocol's, which lingers if need be."""
+    `connection: close`, or a failure) is the protocol's, which lingers if need be.
+
+    It holds the protocol weakly: the protocol holds it (and its cycle, which holds it), so
+    a strong reference made every closed connection a reference cycle, left with its last
+    request's scope and unread body to the garbage collector. The transport holds the
+    protocol until the connection is lost; after that, a close is the transport's."""
 
     def __init__(self, transport: asyncio.Transport, protocol: EdgeProtocol) -> None:
         self._transport = transport
-        self._protocol = protocol
+        self._protocol = weakref.ref(protocol)
         # What the cycle calls per body chunk, bound once rather than found by __getattr__.
         self.write = transport.write
         self.is_closing = transport.is_closing
 
     def close(self) -> None:
-        self._protocol.close_after_response()
+        protocol = self._protocol()
+        if protocol is None:
+            self._transport.close()
+        else:
+            protocol.close_after_response()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)

@@ -102,6 +102,10 @@ class AiohttpResponse(Response):
         try:
             chunk = await self._content.read(CHUNK_BYTES)
         except AiohttpError as error:
+            # aiohttp keeps the error on the body's reader and raises it as it is: its
+            # traceback's frames (this one's and the reader's) hold the reader, a reference
+            # cycle left to the collector with the response. Dropped, it is freed at once.
+            error.__traceback__ = None
             raise self.broke(isinstance(error, TimeoutError)) from None
         if not chunk:
             raise StopAsyncIteration

@@ -11,7 +11,8 @@ import pytest
 from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
-from gateway.server.cycle import COPIED_FROM, send, sender
+from gateway.server.cycle import COPIED_FROM, send
+from gateway.server.edge_cycle import EdgeCycle, adopt
 from tests.support.transport import Transport
 
 
@@ -129,9 +130,9 @@ def test_every_byte_a_name_or_value_may_not_hold_is_refused() -> None:
 def test_under_another_uvicorn_its_own_send_is_kept_and_still_closes_early() -> None:
     async def drive(version: str) -> bytes:
         made = cycle(more_body=True)
-        chosen = sender(made, version)
+        adopt(made, version)
         for message in [start([(b"x-a", b"1")]), body(b"ok")]:
-            await chosen(message)
+            await made.send(message)
         return b"".join(made.transport.written)
 
     copied, other = asyncio.run(drive(COPIED_FROM + "0")), asyncio.run(drive("9.0.0"))
@@ -140,9 +141,13 @@ def test_under_another_uvicorn_its_own_send_is_kept_and_still_closes_early() -> 
 
 
 def test_the_copy_is_chosen_only_under_the_uvicorn_it_copies() -> None:
-    made = cycle()
-    assert getattr(sender(made, COPIED_FROM + "3"), "func", None) is send
-    assert getattr(sender(made, "0.55.0"), "func", None) is not send
+    ours, theirs = cycle(), cycle()
+    adopt(ours, COPIED_FROM + "3")
+    adopt(theirs, "0.55.0")
+    assert isinstance(ours, EdgeCycle)
+    assert ours.send.__func__ is send
+    assert not isinstance(theirs, EdgeCycle)
+    assert isinstance(theirs, RequestResponseCycle)
 
 
 def test_a_header_without_lower_before_the_body_is_read_leaves_the_response_unstarted() -> None:
