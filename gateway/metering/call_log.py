@@ -17,7 +17,6 @@ tenth of the whole call; batched, that is paid once per batch.
 from __future__ import annotations
 
 import datetime as dt
-import math
 import sys
 import threading
 from collections import deque
@@ -216,8 +215,9 @@ def iso_time(at: float) -> str:
     """`datetime.fromtimestamp(at, UTC).isoformat()`, the date and time of a second formatted
     once: calls arrive many a second, and the datetime's formatting is most of a line's cost."""
     # As fromtimestamp rounds: the fraction of the second alone, to microseconds, half to even.
-    fraction, whole = math.modf(at)
-    second, micro = int(whole), round(fraction * 1e6)
+    # int() truncates as modf() does, and a float less its integral part is exact: modf's pair.
+    second = int(at)
+    micro = round((at - second) * 1e6)
     if micro >= 1_000_000:
         second, micro = second + 1, micro - 1_000_000
     elif micro < 0:
