@@ -162,14 +162,10 @@ class Meter:
         usage = call.usage
         if usage is not None:
             tokens = series.tokens
-            # Usage.by_type()'s pairs, in its order, without making its dict.
-            for kind, count in (
-                ("input", usage.input),
-                ("output", usage.output),
-                ("cache_read", usage.cache_read),
-                ("cache_write_5m", usage.cache_write_5m),
-                ("cache_write_1h", usage.cache_write_1h),
-            ):
+            for kind, count in (  # Usage.by_type()'s pairs, in its order, without its dict
+                ("input", usage.input), ("output", usage.output), ("cache_read", usage.cache_read),
+                ("cache_write_5m", usage.cache_write_5m), ("cache_write_1h", usage.cache_write_1h),
+            ):  # fmt: skip
                 if count:
                     add = tokens.get(kind)
                     if add is None:
