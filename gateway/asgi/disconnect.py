@@ -19,9 +19,10 @@ from types import TracebackType
 from starlette.types import Message, Receive, Scope
 
 # scope["extensions"][WATCH_EXTENSION](left): `left()` is called if the connection is lost
-# before the response is complete; (None): no longer.
+# before the response is complete; (None): no longer. It returns the loop the connection is
+# served on (None: not known), for the watch to find its task without looking the loop up.
 WATCH_EXTENSION = "tollgate.disconnect_watch"
-Watcher = Callable[[Callable[[], None] | None], None]
+Watcher = Callable[[Callable[[], None] | None], asyncio.AbstractEventLoop | None]
 
 
 class Watching:
@@ -31,24 +32,28 @@ class Watching:
         self.resume_reading = resume_reading
         self.watches: dict[object, tuple[Callable[[], bool], Callable[[], None]]] = {}
         self.gone = False  # the connection is lost: a watch set from now on is told at once
+        # Looked up once a connection: each lookup of the running loop (a task's
+        # asyncio.current_task() among them) is a getpid() system call in Python 3.11.
+        self.loop = asyncio.events._get_running_loop()
 
     def watcher(self, complete: Callable[[], bool]) -> Watcher:
         """The scope extension of one request; `complete()`: its response is. (It holds no
         reference to the request's cycle: the cycle holds it, in its scope.)"""
         request = object()  # this request's key in `watches`
 
-        def watch(left: Callable[[], None] | None) -> None:
+        def watch(left: Callable[[], None] | None) -> asyncio.AbstractEventLoop | None:
             if left is None:
                 self.watches.pop(request, None)
-                return
+                return None
             if self.gone:  # lost while the handler was on its way to watching
                 if not complete():
                     left()
-                return
+                return self.loop
             self.watches[request] = (complete, left)
             # As uvicorn's receive does: a connection paused after a large body would not
             # see its end.
             self.resume_reading()
+            return self.loop
 
         return watch
 
@@ -76,10 +81,12 @@ class DisconnectWatch:
         self.client_left = False
 
     async def __aenter__(self) -> DisconnectWatch:
-        self._owner = asyncio.current_task()
         if self._watcher is not None:
-            self._watcher(self._left)
+            self._owner = asyncio.current_task(self._watcher(self._left))
+            if self.client_left and self._owner is not None:
+                self._owner.cancel()  # lost already: `_left` found no owner to cancel yet
         else:
+            self._owner = asyncio.current_task()
             self._task = asyncio.create_task(self._watch())
         return self
 

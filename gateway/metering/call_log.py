@@ -17,7 +17,6 @@ tenth of the whole call; batched, that is paid once per batch.
 from __future__ import annotations
 
 import datetime as dt
-import math
 import sys
 import threading
 from collections import deque
@@ -140,30 +139,59 @@ class CallLog:
 
     @staticmethod
     def _line(call: CallRecord, metered: Metered) -> bytes:
-        usage = call.usage
+        # The record unpacked in one step: each field read by name is a descriptor's call.
+        (
+            request_id,
+            provider,
+            step,
+            model_requested,
+            model_used,
+            status,
+            duration_s,
+            ttft_s,
+            usage,
+            rewrites,
+            _,
+            cache,
+            coalesced,
+            _,
+            started_at,
+            tier,
+            attempts,
+            budget_breaches,
+            key,
+            _,
+            _,
+        ) = call
+        if usage is None:
+            tokens_in = tokens_out = cache_read = cache_write_5m = cache_write_1h = 0
+        else:
+            tokens_in, tokens_out = usage.input, usage.output
+            cache_read, cache_write_5m = usage.cache_read, usage.cache_write_5m
+            cache_write_1h = usage.cache_write_1h
         line = {
-            "request_id": call.request_id,
-            "time": iso_time(call.started_at),
-            "provider": call.provider,
-            "model_requested": call.model_requested,
-            "model_used": call.model_used,
-            "step": call.step,
-            "tier": call.tier,
-            "key": call.key,
-            "input_tokens": usage.input if usage else 0,
-            "output_tokens": usage.output if usage else 0,
-            "cache_read_tokens": usage.cache_read if usage else 0,
-            "cache_write_5m_tokens": usage.cache_write_5m if usage else 0,
-            "cache_write_1h_tokens": usage.cache_write_1h if usage else 0,
-            "latency_ms": round(call.duration_s * 1000, 3),
-            "ttft_ms": None if call.ttft_s is None else round(call.ttft_s * 1000, 3),
+            "request_id": request_id,
+            "time": iso_time(started_at),
+            "provider": provider,
+            "model_requested": model_requested,
+            "model_used": model_used,
+            "step": step,
+            "tier": tier,
+            "key": key,
+            "input_tokens": tokens_in,
+            "output_tokens": tokens_out,
+            "cache_read_tokens": cache_read,
+            "cache_write_5m_tokens": cache_write_5m,
+            "cache_write_1h_tokens": cache_write_1h,
+            "latency_ms": round(duration_s * 1000, 3),
+            "ttft_ms": None if ttft_s is None else round(ttft_s * 1000, 3),
             "cost_usd": round(metered.cost_usd, 8),
-            "rewrites": call.rewrites,
+            "rewrites": rewrites,
             "findings": metered.findings,
-            "cache_miss_cause": call.cache.cause if call.cache else None,
-            "coalesced": call.coalesced,
-            "status": call.status,
-            "budget_breaches": call.budget_breaches,
+            "cache_miss_cause": None if cache is None else cache.cause,
+            "coalesced": coalesced,
+            "status": status,
+            "budget_breaches": budget_breaches,
             "attempts": [
                 {
                     "model": attempt.model,
@@ -172,12 +200,12 @@ class CallLog:
                     "hedge": attempt.hedge,
                     "relayed": attempt.relayed,
                 }
-                for attempt in call.attempts
+                for attempt in attempts
             ]
-            if len(call.attempts) > 1
+            if len(attempts) > 1
             else [],
         }
-        return orjson.dumps(line) + b"\n"
+        return orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE)
 
 
 _second: list[tuple[int, str]] = [(-1, "")]  # the last whole second formatted, and its text
@@ -187,8 +215,9 @@ def iso_time(at: float) -> str:
     """`datetime.fromtimestamp(at, UTC).isoformat()`, the date and time of a second formatted
     once: calls arrive many a second, and the datetime's formatting is most of a line's cost."""
     # As fromtimestamp rounds: the fraction of the second alone, to microseconds, half to even.
-    fraction, whole = math.modf(at)
-    second, micro = int(whole), round(fraction * 1e6)
+    # int() truncates as modf() does, and a float less its integral part is exact: modf's pair.
+    second = int(at)
+    micro = round((at - second) * 1e6)
     if micro >= 1_000_000:
         second, micro = second + 1, micro - 1_000_000
     elif micro < 0:

@@ -159,15 +159,19 @@ class Meter:
             if series.ttft is None:
                 series.ttft = observer(self._child(metrics.time_to_first_token, *labels))
             series.ttft(call.ttft_s)
-        if call.usage is not None:
+        usage = call.usage
+        if usage is not None:
             tokens = series.tokens
-            for kind, count in call.usage.by_type().items():
+            for kind, count in (  # Usage.by_type()'s pairs, in its order, without its dict
+                ("input", usage.input), ("output", usage.output), ("cache_read", usage.cache_read),
+                ("cache_write_5m", usage.cache_write_5m), ("cache_write_1h", usage.cache_write_1h),
+            ):  # fmt: skip
                 if count:
                     add = tokens.get(kind)
                     if add is None:
                         add = tokens[kind] = counter(self._child(metrics.tokens, *labels, kind))
                     add(count)
-            self._output_rate(series, call, call.usage)
+            self._output_rate(series, call, usage)
         if metered.answer_usd is None:
             if series.unpriced is None:
                 series.unpriced = adder(self._child(metrics.unpriced, *labels))

@@ -32,6 +32,13 @@ RawHeaders = list[tuple[bytes, bytes]]
 def upstream_request_headers(client_headers: Iterable[tuple[bytes, bytes]]) -> RawHeaders:
     """The client's headers as sent upstream: auth, versions, betas and unknown ones pass."""
     headers = list(client_headers)
+    # Most requests name no Connection option and send no gateway control: then each line
+    # needs one set lookup. (A name that starts with the prefix, or lowers to `connection`,
+    # would show it in the names joined, or lowered and joined. `find`, not `in`: a bytes
+    # `in` first tries its operand as an int, and raises and clears a TypeError.)
+    joined = b"\n".join([name for name, _ in headers])
+    if joined.find(GATEWAY_PREFIX) < 0 and joined.lower().find(b"connection") < 0:
+        return [line for line in headers if line[0] not in NOT_FORWARDED_UP]
     named = connection_options(headers)
     return [
         (name, value)
@@ -110,7 +117,9 @@ def lowered_response_headers(
     named = connection_options(zip(names, values, strict=True)) if b"connection" in names else ()
     dropped = dropped.union(named).intersection(names)
     kept = list(zip(names, values, strict=True))
-    if _GATEWAY_LINE not in b"\n" + b"\n".join(names):
+    if (b"\n" + b"\n".join(names)).find(
+        _GATEWAY_LINE
+    ) < 0:  # `in` would raise and clear a TypeError
         if not dropped:
             return kept + own
         if len(dropped) == 1:

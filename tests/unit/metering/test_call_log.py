@@ -129,3 +129,80 @@ def test_the_time_is_datetime_isoformat_to_the_microsecond_rounding_included() -
     times += [base, base + 0.9999996, base + 0.0000004, base + 0.1234565, 0.0, -1.5]
     for at in times:
         assert iso_time(at) == dt.datetime.fromtimestamp(at, dt.UTC).isoformat(), at
+
+
+def _line_reference(call: CallRecord, metered: Metered) -> bytes:
+    """The line as it was built before the record was unpacked at once."""
+    usage = call.usage
+    line = {
+        "request_id": call.request_id,
+        "time": iso_time(call.started_at),
+        "provider": call.provider,
+        "model_requested": call.model_requested,
+        "model_used": call.model_used,
+        "step": call.step,
+        "tier": call.tier,
+        "key": call.key,
+        "input_tokens": usage.input if usage else 0,
+        "output_tokens": usage.output if usage else 0,
+        "cache_read_tokens": usage.cache_read if usage else 0,
+        "cache_write_5m_tokens": usage.cache_write_5m if usage else 0,
+        "cache_write_1h_tokens": usage.cache_write_1h if usage else 0,
+        "latency_ms": round(call.duration_s * 1000, 3),
+        "ttft_ms": None if call.ttft_s is None else round(call.ttft_s * 1000, 3),
+        "cost_usd": round(metered.cost_usd, 8),
+        "rewrites": call.rewrites,
+        "findings": metered.findings,
+        "cache_miss_cause": call.cache.cause if call.cache else None,
+        "coalesced": call.coalesced,
+        "status": call.status,
+        "budget_breaches": call.budget_breaches,
+        "attempts": [
+            {
+                "model": attempt.model,
+                "status": attempt.status,
+                "latency_ms": round(attempt.duration_s * 1000, 3),
+                "hedge": attempt.hedge,
+                "relayed": attempt.relayed,
+            }
+            for attempt in call.attempts
+        ]
+        if len(call.attempts) > 1
+        else [],
+    }
+    return orjson.dumps(line) + b"\n"
+
+
+def test_the_line_equals_the_former_field_by_field_line_over_a_grid() -> None:
+    from gateway.cache.registry import Verdict
+    from gateway.wire.call import Attempt
+
+    rng = random.Random(23)
+    usages = [None, Usage(), Usage(1, 2, 3, 4, 5), Usage(input=10**9, output=7)]
+    verdicts = [None, Verdict(None, 0, ()), Verdict("ttl_expired", 12, ())]
+    attempt_sets: list[tuple[Attempt, ...]] = [
+        (),
+        (Attempt("m", "200", 0.1234567, relayed=True),),
+        (Attempt("a", "529", 0.5), Attempt("b", "200", 1.0000005, hedge=True, relayed=True)),
+    ]
+    for _ in range(3000):
+        call = sonnet_call(
+            request_id=rng.choice(["gw_1", 'gw_\u00e9"x']),
+            step=rng.choice([None, "synthesis"]),
+            model_requested=rng.choice([None, "claude-sonnet-4-5"]),
+            model_used=rng.choice([None, "claude-sonnet-4-5-20250929"]),
+            status=rng.choice(["200", "cut", "529"]),
+            duration_s=rng.choice([0.0, 1.25, rng.uniform(0, 100), 0.0005, 1e-9]),
+            ttft_s=rng.choice([None, 0.0, rng.uniform(0, 10)]),
+            usage=rng.choice(usages),
+            rewrites=rng.choice([(), ("whitespace", "pin")]),
+            cache=rng.choice(verdicts),
+            coalesced=rng.random() < 0.5,
+            started_at=rng.uniform(0, 2e9),
+            tier=rng.choice([None, "fast"]),
+            attempts=rng.choice(attempt_sets),
+            budget_breaches=rng.choice([(), ("ttft",)]),
+            key=rng.choice([None, "team-a"]),
+        )
+        metered = Metered(rng.choice([0.0, rng.uniform(0, 5), 1.5e-9]), rng.choice([(), ("x",)]))
+        assert CallLog._line(call, metered) == _line_reference(call, metered)

@@ -203,3 +203,33 @@ def test_in_place_values_read_as_prometheus_client_adds_them(
     assert ("gateway_requests_total", (*requests, ("step", "synthesis")), "17.0") in samples(
         registries[0]
     )
+
+
+def test_token_counts_are_usage_by_type_in_its_order_over_a_grid(
+    meter: Meter, registry: CollectorRegistry
+) -> None:
+    """Each type's count as `Usage.by_type()` gives it, a series made only for a count, and
+    the series in by_type's order (the exposition's)."""
+    import itertools
+
+    expected: dict[str, int] = {}
+    order: list[str] = []
+    for counts in itertools.product((0, 1, 7), repeat=5):
+        usage = Usage(*counts)
+        meter.record(call(usage=usage), meter.price(call(usage=usage)))
+        for kind, count in usage.by_type().items():
+            if count:
+                expected[kind] = expected.get(kind, 0) + count
+                if kind not in order:
+                    order.append(kind)
+    for kind, total in expected.items():
+        labels = {**SONNET, "type": kind}
+        assert registry.get_sample_value("gateway_tokens_total", labels) == total
+    seen = [
+        sample.labels["type"]
+        for metric in registry.collect()
+        if metric.name == "gateway_tokens"
+        for sample in metric.samples
+        if sample.name == "gateway_tokens_total"
+    ]
+    assert seen == order

@@ -124,3 +124,58 @@ def test_errors_the_gateway_answers_alone_take_the_paths_envelope() -> None:
     assert wire_for("/v1/embeddings", [(b"authorization", b"Bearer k")]) is OPENAI_CHAT
     bearer_with_version = [(b"authorization", b"Bearer k"), (b"anthropic-version", b"1")]
     assert wire_for("/v1/models", bearer_with_version) is ANTHROPIC_MESSAGES
+
+
+def _upstream_request_headers_reference(
+    client_headers: list[tuple[bytes, bytes]],
+) -> list[tuple[bytes, bytes]]:
+    """The filter line by line, as it was before the names-joined fast path."""
+    from gateway.wire.headers import NOT_FORWARDED_UP, connection_options
+
+    named = connection_options(client_headers)
+    return [
+        (name, value)
+        for name, value in client_headers
+        if name not in NOT_FORWARDED_UP
+        and not name.startswith(b"x-gateway-")
+        and (not named or name not in named)
+    ]
+
+
+def test_upstream_request_headers_equal_the_line_by_line_filter_over_a_grid() -> None:
+    import itertools
+    import random
+
+    names = [
+        b"host", b"Host", b"content-length", b"x-api-key", b"anthropic-version",
+        b"connection", b"Connection", b"CONNECTION", b"keep-alive", b"x-gateway-step",
+        b"X-Gateway-Step", b"x-gateway", b"x-custom", b"te", b"upgrade", b"accept-encoding",
+        b"a\nx-gateway-b", b"x-connection", b"connectionx", b"",
+    ]  # fmt: skip
+    values = [b"", b"x-custom", b"keep-alive, x-custom", b"X-Custom ,, te", b"close", b"v"]
+    rng = random.Random(7)
+    grids = [[]] + [[(n, v)] for n, v in itertools.product(names, values)]
+    for _ in range(3000):
+        size = rng.randrange(1, 9)
+        grids.append([(rng.choice(names), rng.choice(values)) for _ in range(size)])
+    for headers in grids:
+        expected = _upstream_request_headers_reference(headers)
+        assert upstream_request_headers(headers) == expected, headers
+        assert upstream_request_headers(iter(headers)) == expected, headers
+
+
+def test_client_response_headers_drop_upstream_gateway_lines_wherever_they_are() -> None:
+    own = [(b"x-gateway-request-id", b"gw_1")]
+    for lines in (
+        [(b"content-type", b"application/json")],
+        [(b"X-Gateway-Cost-Usd", b"1"), (b"date", b"d")],
+        [(b"date", b"d"), (b"x-gateway-model", b"m")],
+        [(b"x-gatewayish", b"1"), (b"content-length", b"3")],
+    ):
+        sent = client_response_headers(lines, own, keep_length=False)
+        expected = [
+            (name.lower(), value)
+            for name, value in lines
+            if not name.lower().startswith(b"x-gateway-") and name.lower() != b"content-length"
+        ]
+        assert sent == expected + own
