@@ -31,14 +31,26 @@ class Watching:
         self.resume_reading = resume_reading
         self.watches: dict[object, tuple[Callable[[], bool], Callable[[], None]]] = {}
         self.gone = False  # the connection is lost: a watch set from now on is told at once
-        # The loop the connection is served on, looked up once: each lookup of the running
-        # loop (asyncio.current_task() among them) is a getpid() system call in Python 3.11.
-        self.loop = asyncio.events._get_running_loop()
 
     def watcher(self, complete: Callable[[], bool]) -> Watcher:
         """The scope extension of one request; `complete()`: its response is. (It holds no
         reference to the request's cycle: the cycle holds it, in its scope.)"""
-        return Watch(self, complete)
+        request = object()  # this request's key in `watches`
+
+        def watch(left: Callable[[], None] | None) -> None:
+            if left is None:
+                self.watches.pop(request, None)
+                return
+            if self.gone:  # lost while the handler was on its way to watching
+                if not complete():
+                    left()
+                return
+            self.watches[request] = (complete, left)
+            # As uvicorn's receive does: a connection paused after a large body would not
+            # see its end.
+            self.resume_reading()
+
+        return watch
 
     def lost(self) -> None:
         self.gone = True
@@ -46,31 +58,6 @@ class Watching:
         for complete, left in watches.values():
             if not complete():
                 left()
-
-
-class Watch:
-    """One request's watch: `watch(left)` to be told, `watch(None)` no longer."""
-
-    __slots__ = ("complete", "loop", "watching")
-
-    def __init__(self, watching: Watching, complete: Callable[[], bool]) -> None:
-        self.watching = watching
-        self.complete = complete
-        self.loop = watching.loop
-
-    def __call__(self, left: Callable[[], None] | None) -> None:
-        watching = self.watching
-        if left is None:
-            watching.watches.pop(self, None)
-            return
-        if watching.gone:  # lost while the handler was on its way to watching
-            if not self.complete():
-                left()
-            return
-        watching.watches[self] = (self.complete, left)
-        # As uvicorn's receive does: a connection paused after a large body would not
-        # see its end.
-        watching.resume_reading()
 
 
 class DisconnectWatch:
@@ -89,10 +76,7 @@ class DisconnectWatch:
         self.client_left = False
 
     async def __aenter__(self) -> DisconnectWatch:
-        watcher = self._watcher
-        # The connection's loop, when the server's watch knows it: no lookup of it here.
-        loop = watcher.loop if isinstance(watcher, Watch) else None
-        self._owner = asyncio.current_task(loop)
+        self._owner = asyncio.current_task()
         if self._watcher is not None:
             self._watcher(self._left)
         else:

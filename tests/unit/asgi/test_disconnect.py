@@ -67,19 +67,3 @@ def test_a_connection_lost_before_the_watch_is_set_cancels_the_block_on_entry() 
         return watch.client_left, reached_end
 
     assert asyncio.run(go()) == (True, False)
-
-
-def test_the_watch_takes_the_connections_loop_and_owns_the_task_it_runs_in() -> None:
-    """The loop is looked up once a connection (no getpid() a request); the owner is the
-    very task `asyncio.current_task()` names, with or without the server's watch."""
-
-    async def go() -> list[bool]:
-        watching = Watching(lambda: None)
-        found = [watching.loop is asyncio.get_running_loop()]
-        for scope in (watched(watching, Request()), {"extensions": {}}, None):
-            async with DisconnectWatch(never, scope) as watch:
-                found.append(watch._owner is asyncio.current_task())
-        return found
-
-    assert asyncio.run(go()) == [True, True, True, True]
-    assert Watching(lambda: None).loop is None  # made outside a loop: looked up per request
