@@ -64,6 +64,8 @@ class Breakers:
         return float(max(1, math.ceil(left)))
 
     def succeeded(self, provider: str, model: str) -> None:
+        if not self._circuits:
+            return  # no model has failed: nothing to close (the common case)
         circuit = self._circuits.pop((provider, model), None)
         if circuit is not None and circuit.opened_at is not None and self.on_change:
             self.on_change(provider, model, False)

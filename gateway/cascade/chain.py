@@ -255,11 +255,15 @@ class Chain:
         self.current = None
 
 
+STAINLESS_RETRY = b"x-stainless-retry-count"
+STAINLESS_RETRY_LEN = len(STAINLESS_RETRY)  # only a name this long is lowered and compared
+
+
 def client_retry(headers: RawHeaders) -> bool:
     """The client says this call is its own retry (the Stainless SDKs' x-stainless-retry-count
     above 0): the gateway adds no retries of the same model to it."""
     for name, value in headers:
-        if name.lower() == b"x-stainless-retry-count":
+        if len(name) == STAINLESS_RETRY_LEN and name.lower() == STAINLESS_RETRY:
             return value.strip().isdigit() and int(value) > 0
     return False
 

@@ -50,9 +50,10 @@ class Response:
         """A header's value (several joined by ", ", as httpx's `get` does); `name` is
         lower case."""
         names, values = self.lowered()
-        if name not in names:
+        count = names.count(name)
+        if count == 0:
             return None
-        if names.count(name) == 1:
+        if count == 1:
             return values[names.index(name)]
         return b", ".join([value for key, value in zip(names, values, strict=True) if key == name])
 
