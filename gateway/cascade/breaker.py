@@ -52,6 +52,8 @@ class Breakers:
     def admit(self, provider: str, model: str) -> float | None:
         """None: the call may go (a half-open breaker's probe, if it was); else the seconds
         until the breaker will let a probe through (at least 1, as a retry-after)."""
+        if not self._circuits:
+            return None  # no model has failed (the common case)
         circuit = self._circuits.get((provider, model))
         if circuit is None or circuit.opened_at is None:
             return None
