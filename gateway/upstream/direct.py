@@ -111,6 +111,10 @@ class AiohttpResponse(Response):
             raise StopAsyncIteration
         return chunk
 
+    def drained(self) -> bool:
+        content = self._content
+        return content.at_eof() and content.exception() is None
+
     async def aclose(self) -> None:
         reply = self._reply
         reply.release()

@@ -57,6 +57,11 @@ class Response:
             return values[names.index(name)]
         return b", ".join([value for key, value in zip(names, values, strict=True) if key == name])
 
+    def drained(self) -> bool:
+        """Whether the body is known to be over, all of it read (the next read would end
+        it): a client that cannot tell says False, and the next read does."""
+        return False
+
     def __aiter__(self) -> Response:
         return self
 
