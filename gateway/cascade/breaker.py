@@ -52,6 +52,8 @@ class Breakers:
     def admit(self, provider: str, model: str) -> float | None:
         """None: the call may go (a half-open breaker's probe, if it was); else the seconds
         until the breaker will let a probe through (at least 1, as a retry-after)."""
+        if not self._circuits:
+            return None  # no model has failed (the common case)
         circuit = self._circuits.get((provider, model))
         if circuit is None or circuit.opened_at is None:
             return None
@@ -64,6 +66,8 @@ class Breakers:
         return float(max(1, math.ceil(left)))
 
     def succeeded(self, provider: str, model: str) -> None:
+        if not self._circuits:
+            return  # no model has failed: nothing to close (the common case)
         circuit = self._circuits.pop((provider, model), None)
         if circuit is not None and circuit.opened_at is not None and self.on_change:
             self.on_change(provider, model, False)

@@ -93,6 +93,8 @@ class Upstream:
             if size > limit:
                 raise ResponseTooLarge(f"{provider}'s response is over {limit} bytes.")
             chunks.append(chunk)
+            if response.drained():
+                break  # the read that would say so is skipped (a JSON body in one chunk)
         return b"".join(chunks)
 
     async def aclose(self) -> None:

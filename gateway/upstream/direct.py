@@ -111,6 +111,10 @@ class AiohttpResponse(Response):
             raise StopAsyncIteration
         return chunk
 
+    def drained(self) -> bool:
+        content = self._content
+        return content.at_eof() and content.exception() is None
+
     async def aclose(self) -> None:
         reply = self._reply
         reply.release()
@@ -128,11 +132,11 @@ def as_sent(head: RawHeaders) -> CIMultiDict[str]:
 
 
 def _merged(head: RawHeaders, encoding: str) -> CIMultiDict[str]:
-    pairs = [(name.lower().decode(encoding), value.decode(encoding)) for name, value in head]
-    merged = dict(pairs)
-    if len(merged) < len(pairs):  # a name repeated
+    merged = {name.lower().decode(encoding): value.decode(encoding) for name, value in head}
+    if len(merged) < len(head):  # a name repeated: its values joined, at its first place
         merged = {}
-        for key, text in pairs:
+        for name, value in head:
+            key, text = name.lower().decode(encoding), value.decode(encoding)
             merged[key] = text if key not in merged else f"{merged[key]}, {text}"
     return CIMultiDict(merged)
 

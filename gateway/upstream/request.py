@@ -20,13 +20,14 @@ IDENTITY = (b"accept-encoding", b"identity")
 
 _SENDING = frozenset({"POST", "PUT", "PATCH"})  # httpx sends Content-Length: 0 for these
 _FRAMING = frozenset({b"host", b"content-length", b"transfer-encoding"})
+_FRAMING_LENGTHS = frozenset(len(name) for name in _FRAMING)  # only these names are lowered
 
 Url = TypeVar("Url")
 
 
 def request_head(method: str, netloc: bytes, headers: RawHeaders, body: Body) -> RawHeaders:
     """The header lines of a request for `body` to the origin at `netloc`."""
-    given = {key for key in (name.lower() for name, _ in headers) if key in _FRAMING}
+    given = {name.lower() for name, _ in headers if len(name) in _FRAMING_LENGTHS} & _FRAMING
     first = [] if b"host" in given else [(b"Host", netloc)]
     last = []
     if body:

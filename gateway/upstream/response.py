@@ -50,11 +50,17 @@ class Response:
         """A header's value (several joined by ", ", as httpx's `get` does); `name` is
         lower case."""
         names, values = self.lowered()
-        if name not in names:
+        count = names.count(name)
+        if count == 0:
             return None
-        if names.count(name) == 1:
+        if count == 1:
             return values[names.index(name)]
         return b", ".join([value for key, value in zip(names, values, strict=True) if key == name])
+
+    def drained(self) -> bool:
+        """Whether the body is known to be over, all of it read (the next read would end
+        it): a client that cannot tell says False, and the next read does."""
+        return False
 
     def __aiter__(self) -> Response:
         return self

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import random
 from typing import Any
 
 import orjson
 import pytest
 
+from gateway.cascade.chain import client_retry
 from gateway.cascade.lifecycle import Lifecycle
 from gateway.cascade.retry import RetryPolicy, retry_after_s, retryable
 from gateway.cascade.table import LatencyBudget, RoutingTable
@@ -289,3 +291,23 @@ def test_many_model_names_keep_the_remembered_answers_bounded() -> None:
         lifecycle.retiring_within(f"made-up-{n}", today, 30)
     assert len(lifecycle._within) <= 1024
     assert lifecycle.retiring_within("claude-sonnet-4-5", today, 30) == 5
+
+
+def test_client_retry_reads_the_stainless_retry_count_in_any_case() -> None:
+    def former(headers: list[tuple[bytes, bytes]]) -> bool:
+        for name, value in headers:
+            if name.lower() == b"x-stainless-retry-count":
+                return value.strip().isdigit() and int(value) > 0
+        return False
+
+    names = [
+        b"x-stainless-retry-count",
+        b"X-Stainless-Retry-Count",
+        b"x-stainless-retry-coun",
+        b"x-stainless-retry-counts",
+        b"x-stainless-lang",
+    ]
+    values = [b"0", b"1", b" 2 ", b"x", b""]
+    for name, value in itertools.product(names, values):
+        for headers in ([(name, value)], [(b"a", b"1"), (name, value), (names[0], b"3")]):
+            assert client_retry(headers) == former(headers)

@@ -319,3 +319,74 @@ TWELVE_CHUNKED = b"6\r\nxxxxxx\r\n6\r\nyyyyyy\r\n0\r\n\r\n"
 )
 def test_a_body_over_the_cap_is_response_too_large(reply: Reply) -> None:
     assert type(outcome(reply, max_response_bytes=10)) is ResponseTooLarge
+
+
+def in_pieces(*pieces: bytes, then: str = "end") -> Reply:
+    async def reply(writer: Writer) -> None:
+        for piece in pieces:
+            writer.write(piece)
+            await writer.drain()
+            await asyncio.sleep(0.01)
+        if then == "cut":
+            writer.transport.abort()
+
+    return reply
+
+
+BODY = b'{"type":"message","content":[]}'
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        (answer(JSON_HEAD + b"content-length: 31\r\n\r\n" + BODY), BODY),
+        (in_pieces(JSON_HEAD + b"content-length: 31\r\n\r\n", BODY[:9], BODY[9:]), BODY),
+        (
+            answer(JSON_HEAD + b"transfer-encoding: chunked\r\n\r\n" + TWELVE_CHUNKED),
+            b"x" * 6 + b"y" * 6,
+        ),
+        (
+            in_pieces(
+                JSON_HEAD + b"transfer-encoding: chunked\r\n\r\n", b"6\r\nxxxxxx\r\n", b"0\r\n\r\n"
+            ),
+            b"x" * 6,
+        ),
+        (in_pieces(JSON_HEAD + b"content-length: 31\r\n\r\n", BODY[:9], then="cut"), "cut"),
+        (
+            in_pieces(
+                JSON_HEAD + b"transfer-encoding: chunked\r\n\r\n", b"6\r\nxxxxxx\r\n", then="cut"
+            ),
+            "cut",
+        ),
+    ],
+)
+def test_a_whole_body_is_read_to_its_end_and_no_further(
+    reply: Reply, expected: bytes | str
+) -> None:
+    """A body read whole stops at the chunk after which aiohttp has seen its end (drained),
+    the same bytes as reading on to the empty read; a body cut before its end still fails."""
+    got = outcome(reply, max_response_bytes=31)
+    if expected == "cut":
+        assert type(got) is UpstreamUnavailable
+    else:
+        assert got == expected
+
+
+def test_drained_only_once_the_body_has_ended() -> None:
+    async def go() -> list[bool]:
+        async with serving(
+            in_pieces(JSON_HEAD + b"content-length: 31\r\n\r\n", BODY[:9], BODY[9:])
+        ) as (_, url):
+            upstream = direct(url)
+            try:
+                response = await upstream.open("anthropic", "POST", "/v1/messages", [], b"{}")
+                seen = [response.drained()]
+                async for _ in response:
+                    seen.append(response.drained())
+                await response.aclose()
+                return seen
+            finally:
+                await upstream.aclose()
+
+    seen = asyncio.run(go())  # before any read, after each chunk: only the last is the end
+    assert seen[0] is False and seen[-1] is True and not any(seen[1:-1])
