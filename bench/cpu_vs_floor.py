@@ -1,4 +1,5 @@
-"""CPU per call of `gateway serve` and of the do-nothing proxy, side by side, on one body.
+"""CPU per call of `gateway serve` and of the do-nothing proxy, side by side, on one body (or
+one recorded session's bodies, sent in order request by request, cycling).
 
 A quick check between full runs of bench/overhead.py: the emulator and wrk on core 0, the
 proxy under test alone on core 1, 64 calls in flight for a few seconds; the process's user
@@ -30,7 +31,7 @@ if str(BENCH) not in sys.path:
 from harness.load import run_wrk, wrk_script  # noqa: E402
 from harness.process import cpu_seconds  # noqa: E402
 from harness.proxies import Server, emulator_server, floor_server, gateway_server  # noqa: E402
-from measure.bodies import body_pair, names, route  # noqa: E402
+from measure.bodies import body_lists, names, route  # noqa: E402
 
 CONNECTIONS = 64
 
@@ -49,12 +50,12 @@ def main() -> None:
     parse.add_argument("--stream", action="store_true", help="the streaming body")
     parse.add_argument("--spy", type=Path, help="a py-spy profile of the gateway, to this file")
     args = parse.parse_args()
-    plain, stream = body_pair(args.body)
-    body = stream if args.stream else plain
+    plain, stream = body_lists(args.body)
+    bodies = stream if args.stream else plain
     with emulator_server() as upstream, tempfile.TemporaryDirectory() as tmp:
         for kind in args.proxies.split(","):
             with proxy(kind, upstream) as server:
-                script = wrk_script(server, [body], path=route(args.body))
+                script = wrk_script(server, bodies, path=route(args.body))
                 run_wrk(server, script, CONNECTIONS, 2, Path(tmp))  # warm-up
                 spy = None
                 if args.spy is not None and kind == "gateway":

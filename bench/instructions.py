@@ -1,4 +1,5 @@
-"""Instructions per call of `gateway serve` and of the do-nothing proxy, on one body.
+"""Instructions per call of `gateway serve` and of the do-nothing proxy, on one body (or one
+recorded session's bodies, turn i on call i, cycling).
 
 CPU time per call moves ±15 % between runs on a shared 2-core machine; a count of the served
 process's user-space instructions does not (±1 %), so a 2 % change can be seen while other
@@ -11,14 +12,17 @@ repository root:
     .venv/bin/python bench/instructions.py filler
     .venv/bin/python bench/instructions.py claude-code-late-turn --proxies gateway --stream
 
-Bodies: those of bench/overhead.py's `--body`. `--gateway-src DIR` runs another tree's
-gateway package (for example `git archive REV gateway | tar -x -C DIR`) as the baseline.
+Bodies: those of bench/overhead.py's `--body`; a session (claude-code-session, codex-session)
+sends its turns in order on the warm-up and again from the first on the counted calls.
+`--gateway-src DIR` runs another tree's gateway package (for example `git archive REV gateway
+| tar -x -C DIR`) as the baseline.
 """
 
 from __future__ import annotations
 
 import argparse
 import http.client
+import itertools
 import re
 import subprocess
 import sys
@@ -36,7 +40,7 @@ if str(BENCH) not in sys.path:
 from harness.ports import HOST, free_port  # noqa: E402
 from harness.proxies import REPO, Server, emulator_server, request_headers, serving  # noqa: E402
 from harness.servers import RELAY_SETTINGS, gateway_command  # noqa: E402
-from measure.bodies import body_pair, names, route  # noqa: E402
+from measure.bodies import body_lists, names, route  # noqa: E402
 
 WARM_UP_CALLS = 60
 
@@ -72,14 +76,17 @@ def proxy(kind: str, upstream: Server, out: Path, source: Path | None) -> Iterat
         yield s
 
 
-def send(server: Server, path: str, body: bytes, calls: int, concurrency: int) -> None:
+def send(server: Server, path: str, bodies: Sequence[bytes], calls: int, concurrency: int) -> None:
+    """`calls` POSTs over `concurrency` connections; call i (counted across them) sends
+    bodies[i % len(bodies)], so a session's turns go in order, cycling."""
     headers = dict(request_headers(server.api_key, path))
     failures: list[str] = []
+    turns = itertools.cycle(bodies)  # next() under the GIL: each call takes the next turn
 
     def worker(count: int) -> None:
         connection = http.client.HTTPConnection(HOST, server.port, timeout=600)
         for _ in range(count):
-            connection.request("POST", path, body, headers)
+            connection.request("POST", path, next(turns), headers)
             response = connection.getresponse()
             response.read()
             if response.status != 200:
@@ -122,8 +129,8 @@ def main() -> None:
     parse.add_argument("--stream", action="store_true", help="the streaming body")
     parse.add_argument("--gateway-src", type=Path, help="another tree's gateway package")
     args = parse.parse_args()
-    plain, stream = body_pair(args.body)
-    body = stream if args.stream else plain
+    plain, stream = body_lists(args.body)
+    bodies = stream if args.stream else plain
     path = route(args.body)
     kinds = args.proxies.split(",")
     if args.gateway_src is not None:
@@ -133,10 +140,10 @@ def main() -> None:
             out = Path(tmp) / f"{kind}.out"
             source = args.gateway_src if kind == "baseline" else None
             with proxy("floor" if kind == "floor" else "gateway", upstream, out, source) as server:
-                send(server, path, body, WARM_UP_CALLS, args.concurrency)
+                send(server, path, bodies, WARM_UP_CALLS, args.concurrency)
                 control(server, "-i", "on")
                 started = time.monotonic()
-                send(server, path, body, args.calls, args.concurrency)
+                send(server, path, bodies, args.calls, args.concurrency)
                 control(server, "-d")
                 dumps = sorted(Path(tmp).glob(f"{kind}.out*"), key=lambda p: p.stat().st_mtime)
                 count = instructions(dumps[-1])

@@ -85,7 +85,8 @@ def parser() -> argparse.ArgumentParser:
         help="the request body: 'filler' (a one-line question, ~100 bytes, the default),"
         " 'filler-115k' (the same under 115 KB of seeded prose) or a recorded one,"
         " claude-code-first-turn (~116 KB), claude-code-late-turn (300 KB+), codex-first-turn"
-        " or codex-late-turn (~42 KB, on the Responses API); several"
+        " or codex-late-turn (~42 KB, on the Responses API), or a recorded session replayed"
+        " turn by turn in order, claude-code-session (18 turns) or codex-session (10); several"
         " comma-separated, or 'all'. Results in bench/results/overhead-<body>.* (several:"
         " overhead-bodies.*)",
     )
@@ -139,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"--gateway-src: no gateway package under {args.gateway_src}")
         return 2
     labels = [label for label in (ref, args.gateway_src and str(args.gateway_src)) if label]
-    pairs = {name: bodies.body_pair(name) for name in names}
+    pairs = {name: bodies.body_lists(name) for name in names}
     seconds = args.seconds or (2.0 if args.quick else 10.0)
     soak_default = 0 if args.summary else 5_000 if args.quick else 100_000
     soak_requests = args.soak if args.soak is not None else soak_default
@@ -152,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     report = Report(
         args={"seconds": seconds, "warmup": warmup, "soak": soak_requests, "body": args.body},
         environment=environment,
-        body_bytes={n: f"{len(json_):,} / {len(stream):,}" for n, (json_, stream) in pairs.items()},
+        body_bytes={n: bodies.sizes(pair) for n, pair in pairs.items()},
     )
     with tempfile.TemporaryDirectory(prefix="tollgate-bench-") as tmp, ExitStack() as trees:
         workdir = Path(tmp)
@@ -188,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
 class Run:
     """One path at a time (started, measured on every body, stopped)."""
 
-    def __init__(self, bench: Bench, pairs: dict[str, tuple[bytes, bytes]]) -> None:
+    def __init__(self, bench: Bench, pairs: dict[str, bodies.Pair]) -> None:
         self.bench = bench
         self.pairs = pairs
 
@@ -223,7 +224,7 @@ class Run:
                 "LiteLLM row skipped: not installed (run with --setup-litellm first)."
             )
             return
-        models = [bodies.model(pair[0]) for pair in self.pairs.values()]
+        models = sorted({bodies.model(body) for pair in self.pairs.values() for body in pair[0]})
         try:
             with litellm_server(emulator, self.bench.workdir, models) as litellm:
                 log(f"LiteLLM {version}")

@@ -5,6 +5,7 @@ timestamps the status line and the first text delta (time to first byte)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import subprocess
 import time
@@ -40,9 +41,10 @@ def wrk_script(
     stop_after: int | None = None,
     path: str = "/v1/messages",
 ) -> str:
-    """POSTs of `bodies` (alternating, request by request) to `path` with `server`'s headers
-    for it; with `stop_after`, progress in tenths on stdout and a stop after that many
-    responses."""
+    """POSTs of `bodies` (in turn, request by request: a session's turns in order, cycling;
+    wrk makes one request it does not send, so the cycle starts further on) to `path` with
+    `server`'s headers for it; with `stop_after`, progress in tenths on stdout and a stop
+    after that many responses."""
     lines = ['wrk.method = "POST"', f'wrk.path = "{path}"']
     lines += [f'wrk.headers["{name}"] = "{value}"' for name, value in server.headers(path)]
     if len(bodies) == 1:
@@ -125,12 +127,16 @@ class Probe:
     """A minimal keep-alive HTTP/1.1 client on raw asyncio streams: little enough work per
     request that its own cost is small and identical for every path it measures."""
 
-    def __init__(self, server: Server, body: bytes, path: str = "/v1/messages") -> None:
+    def __init__(self, server: Server, bodies: Sequence[bytes], path: str = "/v1/messages") -> None:
+        """Requests of `bodies` in turn (a session's turns, in order, cycling), shared by
+        every connection: the next request sent, on whichever connection, is the next body."""
         head = f"POST {path} HTTP/1.1\r\nhost: {HOST}:{server.port}\r\n"
         head += "".join(f"{n}: {v}\r\n" for n, v in server.headers(path))
-        head += f"content-length: {len(body)}\r\n\r\n"
         self.port = server.port
-        self.request = head.encode() + body
+        self.requests = [
+            (head + f"content-length: {len(body)}\r\n\r\n").encode() + body for body in bodies
+        ]
+        self._next = itertools.cycle(self.requests)
 
     def run(self, connections: int, warmup_s: float, seconds: float) -> list[Timing]:
         return asyncio.run(self._run(connections, warmup_s, seconds))
@@ -150,7 +156,7 @@ class Probe:
         reader, writer = await asyncio.open_connection(HOST, self.port)
         try:
             while (sent := time.perf_counter()) < until:
-                writer.write(self.request)
+                writer.write(next(self._next))
                 timing = await self._response(reader, sent)
                 if sent >= measure_from:
                     out.append(timing)

@@ -1,7 +1,17 @@
 """The request bodies bench/overhead.py sends, by `--body` name: a one-line question, the same
 question under 115 KB of seeded prose (the size of Claude Code's first turn, text the
 gateway's rules have nothing to learn from), and the recorded Claude Code and Codex bodies
-(tests/support/fixtures.py `bench_bodies()`); Codex's go to the Responses API."""
+(tests/support/fixtures.py `bench_bodies()`); Codex's go to the Responses API.
+
+A session body (`claude-code-session`, `codex-session`) is not one body but a recorded
+session's request bodies in order, as the client sent them, each turn the previous one plus
+what the conversation added: the load sends turn i on call i, cycling. Resending one body byte
+for byte lets every reuse path of the gateway (an earlier parse, results found by the identity
+of shared parts) hit fully, which a real conversation never does; a session replay does not.
+Every call of both recorded sessions is a main-model streaming call on the route the body set
+is sent to (Claude Code's `/v1/messages?beta=true`, sent to `/v1/messages`; Codex's
+`/v1/responses`: two conversations of five turns, the second starting over), so all are kept;
+`session_bodies` refuses a call on another path or model rather than drop it silently."""
 
 from __future__ import annotations
 
@@ -26,6 +36,9 @@ SUMMARY_BODIES = (
     "codex-late-turn",
 )
 MESSAGES, RESPONSES = "/v1/messages", "/v1/responses"
+# (JSON bodies, streaming bodies) of a --body name, sent in this order, cycling.
+Pair = tuple[list[bytes], list[bytes]]
+SESSIONS = {"claude-code-session": "claude-long", "codex-session": "codex-projects"}
 
 
 @functools.cache
@@ -40,8 +53,24 @@ def recorded_bodies() -> dict[str, bytes]:
     return bench_bodies()
 
 
+@functools.cache
+def session_bodies(name: str) -> tuple[bytes, ...]:
+    """The request bodies of session `name` (a key of SESSIONS) in the order the client sent
+    them, streaming, as sent; every one on the route `name` is sent to, with one model."""
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from tests.support.fixtures import FIXTURES, load
+
+    calls = load(FIXTURES / f"{SESSIONS[name]}.jsonl").calls
+    models = {model(call.raw_body()) for call in calls}
+    paths = {call.path.split("?")[0] for call in calls}
+    if paths != {route(name)} or len(models) != 1:
+        raise ValueError(f"{name}: calls on {sorted(paths)} with {sorted(models)}")
+    return tuple(call.raw_body() for call in calls)
+
+
 def names() -> list[str]:
-    return [FILLER, FILLER_115K, *recorded_bodies()]
+    return [FILLER, FILLER_115K, *recorded_bodies(), *SESSIONS]
 
 
 def route(name: str) -> str:
@@ -69,12 +98,37 @@ def body_pair(name: str) -> tuple[bytes, bytes]:
         plain = BODY if name == FILLER else filler(FILLER_115K_CHARS)
         return plain, with_stream(plain)
     stream = recorded_bodies()[name]
+    return as_json(stream), stream
+
+
+def body_lists(name: str) -> Pair:
+    """(JSON bodies, streaming bodies) for --body `name`, in the order they are sent: a
+    session's turns, or body_pair's one body."""
+    if name in SESSIONS:
+        streams = list(session_bodies(name))
+        return [as_json(stream) for stream in streams], streams
+    plain, stream = body_pair(name)
+    return [plain], [stream]
+
+
+def as_json(stream: bytes) -> bytes:
+    """A recorded streaming body with its top-level `"stream":true` made false, byte for byte
+    where the last `"stream":true` is that key, else re-serialized."""
     parsed = json.loads(stream)
     head = stream.rsplit(b'"stream":true', 1)
     plain = b'"stream":false'.join(head)
     if parsed.get("stream") is not True or len(head) != 2 or json.loads(plain)["stream"]:
         plain = json.dumps({**parsed, "stream": False}, separators=(",", ":")).encode()
-    return plain, stream
+    return plain
+
+
+def sizes(pair: Pair) -> str:
+    """The report's bytes of a body: JSON / stream, or a session's turns and their range."""
+    plain, stream = pair
+    if len(plain) == 1:
+        return f"{len(plain[0]):,} / {len(stream[0]):,}"
+    low, high = min(map(len, stream)), max(map(len, stream))
+    return f"{len(stream)} turns, {low:,} to {high:,} (stream)"
 
 
 def model(body: bytes) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -17,7 +17,7 @@ from harness.progress import log
 from harness.proxies import Server
 from harness.stats import percentile
 
-from measure.bodies import route
+from measure.bodies import Pair, route
 from measure.cells import Cell, ProbeCell, Report, Soak
 
 CONCURRENCY = (1, 10, 64)
@@ -57,13 +57,13 @@ class Bench:
     summary: bool = False  # only SUMMARY_CELLS, no probes
 
     def measure(
-        self, path: str, server: Server, proxy: Server | None, body: str, pair: tuple[bytes, bytes]
+        self, path: str, server: Server, proxy: Server | None, body: str, pair: Pair
     ) -> None:
         """Every wrk cell and probe cell for one path and body (the JSON and the stream form
-        of it), then the proxy's RSS."""
+        of it: one body each, or a session's turns sent in order), then the proxy's RSS."""
         log(f"{path} :{server.port} {body}" + (f" (pid {proxy.proc.pid})" if proxy else ""))
         for mode, payload in zip(("json", "stream"), pair, strict=True):
-            script = wrk_script(server, [payload], path=route(body))
+            script = wrk_script(server, payload, path=route(body))
             for concurrency in CONCURRENCY:
                 if not self.summary or (mode, concurrency) in SUMMARY_CELLS:
                     self._wrk_cell(Slot(path, mode, concurrency, body), server, proxy, script)
@@ -125,7 +125,7 @@ class Bench:
             body=slot.body,
         )
 
-    def _probe_cell(self, slot: Slot, server: Server, payload: bytes) -> None:
+    def _probe_cell(self, slot: Slot, server: Server, payload: Sequence[bytes]) -> None:
         probe = self._quietly(slot.label + " probe", lambda: self._probe_run(slot, server, payload))
         self.report.probes.append(probe)
         log(
@@ -134,7 +134,7 @@ class Bench:
             f"  total p50 {probe.total_p50_ms:.3f} ms  ({probe.samples} samples)"
         )
 
-    def _probe_run(self, slot: Slot, server: Server, payload: bytes) -> ProbeCell:
+    def _probe_run(self, slot: Slot, server: Server, payload: Sequence[bytes]) -> ProbeCell:
         timings = Probe(server, payload, route(slot.body)).run(
             slot.concurrency, self.warmup_s, self.seconds
         )
@@ -154,12 +154,11 @@ class Bench:
             body=slot.body,
         )
 
-    def soak(
-        self, transport: str, gateway: Server, pair: tuple[bytes, bytes], requests: int
-    ) -> Soak:
-        """`requests` alternating JSON and stream calls at c=64; the gateway's RSS is read at
+    def soak(self, transport: str, gateway: Server, pair: Pair, requests: int) -> Soak:
+        """`requests` JSON and stream calls in turn at c=64 (a session's: its JSON turns, then
+        its streaming ones, cycling); the gateway's RSS is read at
         every tenth of them (wrk's script reports progress, and is stopped at the end)."""
-        script = wrk_script(gateway, list(pair), stop_after=requests)
+        script = wrk_script(gateway, [*pair[0], *pair[1]], stop_after=requests)
         bound = max(60.0, requests / 100)  # never longer than this, whatever happens
         samples = [(0.0, rss_mb(gateway.proc.pid))]
         command = wrk_command(gateway, script, 64, bound, self.workdir)
