@@ -389,4 +389,6 @@ def test_drained_only_once_the_body_has_ended() -> None:
                 await upstream.aclose()
 
     seen = asyncio.run(go())  # before any read, after each chunk: only the last is the end
-    assert seen[0] is False and seen[-1] is True and not any(seen[1:-1])
+    assert seen[0] is False
+    assert seen[-1] is True
+    assert not any(seen[1:-1])
