@@ -162,10 +162,7 @@ class Meter:
         usage = call.usage
         if usage is not None:
             tokens = series.tokens
-            for kind, count in (  # Usage.by_type()'s pairs, in its order, without its dict
-                ("input", usage.input), ("output", usage.output), ("cache_read", usage.cache_read),
-                ("cache_write_5m", usage.cache_write_5m), ("cache_write_1h", usage.cache_write_1h),
-            ):  # fmt: skip
+            for kind, count in usage.pairs():  # by_type()'s pairs, without its dict
                 if count:
                     add = tokens.get(kind)
                     if add is None:

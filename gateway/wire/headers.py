@@ -117,9 +117,8 @@ def lowered_response_headers(
     named = connection_options(zip(names, values, strict=True)) if b"connection" in names else ()
     dropped = dropped.union(named).intersection(names)
     kept = list(zip(names, values, strict=True))
-    if (b"\n" + b"\n".join(names)).find(
-        _GATEWAY_LINE
-    ) < 0:  # `in` would raise and clear a TypeError
+    lines = b"\n" + b"\n".join(names)
+    if lines.find(_GATEWAY_LINE) < 0:  # `find`: `in` would raise and clear a TypeError first
         if not dropped:
             return kept + own
         if len(dropped) == 1:

@@ -22,14 +22,18 @@ class Usage:
     cache_write_5m: int = 0
     cache_write_1h: int = 0
 
+    def pairs(self) -> tuple[tuple[str, int], ...]:
+        """(type, tokens) in the order every series and sum takes them."""
+        return (
+            ("input", self.input),
+            ("output", self.output),
+            ("cache_read", self.cache_read),
+            ("cache_write_5m", self.cache_write_5m),
+            ("cache_write_1h", self.cache_write_1h),
+        )
+
     def by_type(self) -> dict[str, int]:
-        return {
-            "input": self.input,
-            "output": self.output,
-            "cache_read": self.cache_read,
-            "cache_write_5m": self.cache_write_5m,
-            "cache_write_1h": self.cache_write_1h,
-        }
+        return dict(self.pairs())
 
 
 @dataclass(frozen=True, slots=True)
