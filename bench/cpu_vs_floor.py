@@ -2,9 +2,9 @@
 one recorded session's bodies, sent in order request by request, cycling).
 
 A quick check between full runs of bench/overhead.py: the emulator and wrk on core 0, the
-proxy under test alone on core 1, 64 calls in flight for a few seconds; the process's user
-and system time per call from /proc. CPU per call is the number to compare on a busy
-machine, where throughput is not. Run from the repository root:
+proxy under test alone on core 1, 64 calls in flight (`--connections`) for a few seconds;
+the process's user and system time per call from /proc. CPU per call is the number to
+compare on a busy machine, where throughput is not. Run from the repository root:
 
     .venv/bin/python bench/cpu_vs_floor.py claude-code-late-turn
     .venv/bin/python bench/cpu_vs_floor.py filler --proxies gateway --stream --spy /tmp/g.raw
@@ -49,6 +49,7 @@ def main() -> None:
     parse.add_argument("--seconds", type=float, default=6.0)
     parse.add_argument("--stream", action="store_true", help="the streaming body")
     parse.add_argument("--spy", type=Path, help="a py-spy profile of the gateway, to this file")
+    parse.add_argument("--connections", type=int, default=CONNECTIONS, help="calls in flight")
     args = parse.parse_args()
     plain, stream = body_lists(args.body)
     bodies = stream if args.stream else plain
@@ -56,7 +57,7 @@ def main() -> None:
         for kind in args.proxies.split(","):
             with proxy(kind, upstream) as server:
                 script = wrk_script(server, bodies, path=route(args.body))
-                run_wrk(server, script, CONNECTIONS, 2, Path(tmp))  # warm-up
+                run_wrk(server, script, args.connections, 2, Path(tmp))  # warm-up
                 spy = None
                 if args.spy is not None and kind == "gateway":
                     beside = Path(sys.executable).parent / "py-spy"  # pip installs it into the venv
@@ -66,7 +67,7 @@ def main() -> None:
                     command += ["-f", "raw", "-o", str(args.spy), "--nonblocking"]
                     spy = subprocess.Popen(command, stdout=subprocess.DEVNULL)
                 before = cpu_seconds(server.proc.pid)
-                result = run_wrk(server, script, CONNECTIONS, args.seconds, Path(tmp))
+                result = run_wrk(server, script, args.connections, args.seconds, Path(tmp))
                 spent = cpu_seconds(server.proc.pid) - before
                 if spy is not None:
                     spy.wait()

@@ -4,6 +4,7 @@ Run from the repository root:
 
     .venv/bin/python bench/profile_call.py                        # 340 KB Claude Code turn
     .venv/bin/python bench/profile_call.py --body 1kb --calls 200 --top 30
+    .venv/bin/python bench/profile_call.py --body codex-session --calls 200   # turns in order
 
 The emulator runs as its own process (`gateway emulate --latency none`); the gateway is
 `create_app` with its default settings (every rewrite rule, metering, the call log to a
@@ -40,7 +41,8 @@ if str(REPO) not in sys.path:
 
 import httpx  # noqa: E402
 from harness import HOST, free_port, gateway_process, started  # noqa: E402
-from staging.bodies import all_bodies  # noqa: E402
+from measure.bodies import SESSIONS, session_bodies  # noqa: E402
+from staging.bodies import Body, all_bodies  # noqa: E402
 
 Message = dict[str, Any]
 
@@ -89,6 +91,17 @@ async def call(
     return status
 
 
+def chosen(name: str) -> tuple[Body, list[bytes]]:
+    """The body named `name` and the turns to send: that body alone, or a recorded session's
+    turns in order (`claude-code-session`, `codex-session`: turn i on call i, cycling)."""
+    if name in SESSIONS:
+        prefix = name.removesuffix("-session")
+        body = next(b for b in all_bodies() if b.name == f"{prefix}-first-turn")
+        return body, list(session_bodies(name))
+    body = next(b for b in all_bodies() if b.name == name)
+    return body, [body.raw]
+
+
 def headers_for(wire: str, body: bytes) -> list[tuple[bytes, bytes]]:
     common = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if wire == "messages":
@@ -109,17 +122,19 @@ async def run(args: argparse.Namespace, emulator: str, log: Path) -> str:
     from gateway.settings import Settings
 
     app = create_app(Settings())
-    body = next(b for b in all_bodies() if b.name == args.body)
-    stream = orjson.dumps({**orjson.loads(body.raw), "stream": True})
-    plain = orjson.dumps({**orjson.loads(body.raw), "stream": False})
-    out = [f"body: {body.name}, {len(body.raw):,} bytes, {body.wire.name}, {args.calls} calls"]
+    body, turns = chosen(args.body)
+    stream = [orjson.dumps({**orjson.loads(turn), "stream": True}) for turn in turns]
+    plain = [orjson.dumps({**orjson.loads(turn), "stream": False}) for turn in turns]
+    size = sum(map(len, turns)) // len(turns)
+    out = [f"body: {args.body}, {len(turns)} turns of {size:,} bytes on average, "]
+    out[0] += f"{body.wire.name}, {args.calls} calls"
 
-    async def calls(raw: bytes, n: int) -> tuple[float, float]:
-        """(user, system) CPU ms per call."""
-        headers = headers_for(body.wire.name, raw)
+    async def calls(raws: list[bytes], n: int) -> tuple[float, float]:
+        """(user, system) CPU ms per call; call i sends raws[i % len(raws)]."""
         before = os.times()
-        for _ in range(n):
-            status = await call(app, body.path, headers, raw)
+        for i in range(n):
+            raw = raws[i % len(raws)]
+            status = await call(app, body.path, headers_for(body.wire.name, raw), raw)
             assert status == 200, status
         after = os.times()
         return (after.user - before.user) / n * 1000, (after.system - before.system) / n * 1000
@@ -136,6 +151,8 @@ async def run(args: argparse.Namespace, emulator: str, log: Path) -> str:
     profile.enable()
     await calls(stream, args.calls)
     profile.disable()
+    if os.environ.get("PROFILE_DUMP"):
+        profile.dump_stats(os.environ["PROFILE_DUMP"])
     for order in ("tottime", "cumulative"):
         text = io.StringIO()
         stats = pstats.Stats(profile, stream=text).strip_dirs().sort_stats(order)

@@ -1,0 +1,85 @@
+"""Each rewrite stage's µs per turn on a recorded session replayed turn by turn, in-process:
+where a conversation's next turn costs the gateway more than a byte-identical resend.
+
+Run from the repository root (a few seconds; numbers for the log, nothing asserted):
+
+    taskset -c 1 .venv/bin/python bench/session_stages.py
+    taskset -c 1 .venv/bin/python bench/session_stages.py --session codex-projects --passes 6
+
+Each turn is parsed as the gateway parses it (reusing the tenant's kept turn, wire/reparse.py),
+rewritten stage by stage (rewrite/pipeline.py, the default settings), learned from as an
+accepted call, and kept, as a served call is. The first pass is a new conversation (every
+text new to the memo but what an earlier turn sent); later passes replay the same turns
+again, as bench/instructions.py's session bodies cycle (a turn's texts are then in the memo
+by value, but its parse shares objects only with the turn before it). Each step's time is
+the best of the later passes' means, so a pause of the machine in one pass does not count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+for path in (BENCH, BENCH.parent):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+from staging.parts import Parts  # noqa: E402
+
+from gateway.rewrite.pipeline import STAGES  # noqa: E402
+from gateway.settings import Settings  # noqa: E402
+from gateway.wire.formats import ANTHROPIC_MESSAGES, OPENAI_RESPONSES, WireFormat  # noqa: E402
+from tests.support.fixtures import FIXTURES, load  # noqa: E402
+
+SESSIONS: dict[str, WireFormat] = {
+    "claude-long": ANTHROPIC_MESSAGES,
+    "claude-projects": ANTHROPIC_MESSAGES,
+    "codex-projects": OPENAI_RESPONSES,
+}
+
+
+def one_pass(parts: Parts, wire: WireFormat, raws: list[bytes]) -> dict[str, float]:
+    """µs per turn of each step over one replay of the turns."""
+    spent: dict[str, float] = defaultdict(float)
+    clock = time.perf_counter
+    for raw in raws:
+        copy = bytes(bytearray(raw))  # a call's body is a new bytes object
+        start = clock()
+        reading = parts.read(copy, copy=False)
+        spent["parse"] += clock() - start
+        request = parts.request_for(wire, reading.parsed)
+        for stage in STAGES[wire.name]:
+            start = clock()
+            request = stage(request, parts.context)
+            spent[stage.__name__.lstrip("_")] += clock() - start
+        start = clock()
+        parts.memory.learn(request.observations)
+        reading.keep()
+        spent["learn + keep"] += clock() - start
+    return {step: seconds / len(raws) * 1e6 for step, seconds in spent.items()}
+
+
+def main() -> None:
+    parse = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parse.add_argument("--session", action="append", choices=sorted(SESSIONS))
+    parse.add_argument("--passes", type=int, default=5)
+    args = parse.parse_args()
+    for session in args.session or ["claude-long", "codex-projects"]:
+        raws = [call.raw_body() for call in load(FIXTURES / f"{session}.jsonl").calls]
+        parts = Parts(Settings())
+        passes = [one_pass(parts, SESSIONS[session], raws) for _ in range(max(args.passes, 2))]
+        later = min(passes[1:], key=lambda p: sum(p.values()))
+        size = sum(map(len, raws)) / len(raws) / 1024
+        print(f"\n{session}: {len(raws)} turns, {size:.0f} KB on average; µs per turn")
+        print(f"{'step':<22}{'first pass':>12}{'later':>10}")
+        for step in passes[0]:
+            print(f"{step:<22}{passes[0][step]:>12.1f}{later[step]:>10.1f}")
+        print(f"{'total':<22}{sum(passes[0].values()):>12.1f}{sum(later.values()):>10.1f}")
+
+
+if __name__ == "__main__":
+    main()
