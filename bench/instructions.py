@@ -14,7 +14,11 @@ repository root:
 
 Bodies: those of bench/overhead.py's `--body`; a session (claude-code-session, codex-session)
 sends its turns in order on the warm-up and again from the first on the counted calls.
-`--gateway-src DIR` runs another tree's gateway package (for example `git archive REV gateway
+`--conversations` sends a session's turns as new conversations instead (each connection
+its own, each turn after the answer to the one before; no two share a text of their items),
+so what a turn adds is new to the gateway, as in a real conversation; cycling one session's
+turns finds each turn's new texts learned from the pass before. `--gateway-src DIR` runs
+another tree's gateway package (for example `git archive REV gateway
 | tar -x -C DIR`) as the baseline.
 """
 
@@ -40,7 +44,7 @@ if str(BENCH) not in sys.path:
 from harness.ports import HOST, free_port  # noqa: E402
 from harness.proxies import REPO, Server, emulator_server, request_headers, serving  # noqa: E402
 from harness.servers import RELAY_SETTINGS, gateway_command  # noqa: E402
-from measure.bodies import body_lists, names, route  # noqa: E402
+from measure.bodies import body_lists, conversation_variant, names, route  # noqa: E402
 
 WARM_UP_CALLS = 60
 
@@ -76,15 +80,39 @@ def proxy(kind: str, upstream: Server, out: Path, source: Path | None) -> Iterat
         yield s
 
 
-def send(server: Server, path: str, bodies: Sequence[bytes], calls: int, concurrency: int) -> None:
+class Conversations:
+    """Each connection replays the session as conversations of its own, one after another,
+    each turn sent once the one before it is answered: variant k of the turns
+    (conversation_variant), k counted across connections, so no two conversations share a
+    text of their items, as two users' do not."""
+
+    def __init__(self, bodies: Sequence[bytes]) -> None:
+        self.bodies = bodies
+        self.tags = itertools.count(1)
+
+    def turns(self) -> Iterator[bytes]:
+        while True:
+            yield from conversation_variant(self.bodies, next(self.tags))
+
+
+def send(
+    server: Server,
+    path: str,
+    bodies: Sequence[bytes],
+    calls: int,
+    concurrency: int,
+    conversations: Conversations | None = None,
+) -> None:
     """`calls` POSTs over `concurrency` connections; call i (counted across them) sends
-    bodies[i % len(bodies)], so a session's turns go in order, cycling."""
+    bodies[i % len(bodies)], so a session's turns go in order, cycling; with
+    `conversations`, each connection sends its own conversations' turns in order."""
     headers = dict(request_headers(server.api_key, path))
     failures: list[str] = []
-    turns = itertools.cycle(bodies)  # next() under the GIL: each call takes the next turn
+    shared = itertools.cycle(bodies)  # next() under the GIL: each call takes the next turn
 
     def worker(count: int) -> None:
         connection = http.client.HTTPConnection(HOST, server.port, timeout=600)
+        turns = shared if conversations is None else conversations.turns()
         for _ in range(count):
             connection.request("POST", path, next(turns), headers)
             response = connection.getresponse()
@@ -128,6 +156,11 @@ def main() -> None:
     parse.add_argument("--concurrency", type=int, default=1)
     parse.add_argument("--stream", action="store_true", help="the streaming body")
     parse.add_argument("--gateway-src", type=Path, help="another tree's gateway package")
+    parse.add_argument(
+        "--conversations",
+        action="store_true",
+        help="a session's turns as new conversations, each connection its own, in order",
+    )
     args = parse.parse_args()
     plain, stream = body_lists(args.body)
     bodies = stream if args.stream else plain
@@ -140,10 +173,11 @@ def main() -> None:
             out = Path(tmp) / f"{kind}.out"
             source = args.gateway_src if kind == "baseline" else None
             with proxy("floor" if kind == "floor" else "gateway", upstream, out, source) as server:
-                send(server, path, bodies, WARM_UP_CALLS, args.concurrency)
+                talks = Conversations(bodies) if args.conversations else None
+                send(server, path, bodies, WARM_UP_CALLS, args.concurrency, talks)
                 control(server, "-i", "on")
                 started = time.monotonic()
-                send(server, path, bodies, args.calls, args.concurrency)
+                send(server, path, bodies, args.calls, args.concurrency, talks)
                 control(server, "-d")
                 dumps = sorted(Path(tmp).glob(f"{kind}.out*"), key=lambda p: p.stat().st_mtime)
                 count = instructions(dumps[-1])
@@ -151,7 +185,8 @@ def main() -> None:
             print(
                 f"{args.body} {'stream' if args.stream else 'json'} {kind}: "
                 f"{count / args.calls / 1e6:.3f} M instructions per call "
-                f"({args.calls} calls, c{args.concurrency}, {took:.0f} s)",
+                f"({args.calls} calls, c{args.concurrency}, {took:.0f} s"
+                f"{', new conversations' if args.conversations else ''})",
                 flush=True,
             )
 

@@ -149,7 +149,7 @@ async def run(args: argparse.Namespace, emulator: str, log: Path) -> str:
     # CPU time, not wall time: the wait for the emulator is not the gateway's cost.
     profile = cProfile.Profile(time.process_time)
     profile.enable()
-    await calls(stream, args.calls)
+    await calls(plain if os.environ.get("PROFILE_JSON") else stream, args.calls)
     profile.disable()
     if os.environ.get("PROFILE_DUMP"):
         profile.dump_stats(os.environ["PROFILE_DUMP"])

@@ -19,7 +19,10 @@ import functools
 import json
 import random
 import sys
+from collections.abc import Sequence
+from typing import Any
 
+import orjson
 from harness.proxies import READY_BODY, REPO
 from workloads.prose import Prose
 
@@ -109,6 +112,58 @@ def body_lists(name: str) -> Pair:
         return [as_json(stream) for stream in streams], streams
     plain, stream = body_pair(name)
     return [plain], [stream]
+
+
+# The fields of a conversation's items whose text a variant tags (conversation_variant).
+TAGGED = ("text", "content", "output")
+
+
+def conversation_variant(bodies: Sequence[bytes], tag: int) -> list[bytes]:
+    """A session's turns as another conversation with the same agent in the same project
+    would send them: the texts the conversation adds end in `[tag]` (the user's prompt, the
+    last text of the first turn's last item, and every text of the items the later turns
+    add: tool results, answers, prompts), while what every conversation of that agent sends
+    first (the system prompt, the tools, the first turn's leading items: instructions files,
+    environment) is left as it is. A turn still repeats the one before it byte for byte, but
+    no text a turn adds is one another variant sent: replaying one session again and again
+    otherwise finds each new item's text already learned from the pass before, which a real
+    conversation never does. Serialized compactly (orjson), as the clients send."""
+    marker = f" [{tag}]"
+
+    def tagged(value: Any, last_only: bool = False) -> tuple[Any, bool]:
+        """(`value` with its texts tagged, or only its last text; whether one was)."""
+        if isinstance(value, str):
+            return value, False
+        if isinstance(value, list):
+            items, places = list(value), range(len(value))
+        elif isinstance(value, dict):
+            items, places = dict(value), list(value)  # type: ignore[assignment]
+        else:
+            return value, False
+        found = False
+        for place in reversed(places) if last_only else places:
+            item = items[place]
+            if place in TAGGED and isinstance(item, str):
+                items[place], done = item + marker, True
+            else:
+                items[place], done = tagged(item, last_only)
+            found = found or done
+            if last_only and done:
+                break
+        return items, found
+
+    first = orjson.loads(bodies[0])
+    key = "messages" if isinstance(first.get("messages"), list) else "input"
+    leading = len(first.get(key) or ()) - 1  # the first turn's items before its prompt's
+    out = []
+    for raw in bodies:
+        body = orjson.loads(raw)
+        items = body.get(key)
+        if isinstance(items, list) and len(items) > leading >= 0:
+            prompt = tagged(items[leading], last_only=True)[0]
+            body[key] = [*items[:leading], prompt, *tagged(items[leading + 1 :])[0]]
+        out.append(orjson.dumps(body))
+    return out
 
 
 def as_json(stream: bytes) -> bytes:

@@ -97,3 +97,51 @@ def test_wrk_sends_the_turns_in_order() -> None:
     script = wrk_script(server, [b"turn-0", b"turn-1", b"turn-2"], path="/v1/responses")
     assert script.index("turn-0") < script.index("turn-1") < script.index("turn-2")
     assert "bodies[sent % #bodies + 1]" in script  # one counter for every connection
+
+
+def _texts(value: object) -> list[str]:
+    """The texts a variant tags: every string under a text, content or output key."""
+    if isinstance(value, list):
+        return [text for item in value for text in _texts(item)]
+    if not isinstance(value, dict):
+        return []
+    return [
+        text
+        for key, item in value.items()
+        for text in ([item] if key in bodies.TAGGED and isinstance(item, str) else _texts(item))
+    ]
+
+
+@pytest.mark.parametrize(("name", "fixture"), SESSIONS)
+def test_a_conversation_variant_tags_what_the_conversation_adds_and_nothing_before(
+    name: str, fixture: str
+) -> None:
+    turns = bodies.session_bodies(name)
+    one, two = (bodies.conversation_variant(turns, tag) for tag in (1, 2))
+    key = "messages" if name.startswith("claude") else "input"
+    lead = len(json.loads(turns[0])[key]) - 1  # the first turn's items before its prompt's
+    for raw, a, b in zip(turns, one, two, strict=True):
+        sent, ones, twos = (json.loads(x) for x in (raw, a, b))
+        # The system prompt, the tools and the rest of the body are as recorded.
+        assert {k: v for k, v in ones.items() if k != key} == {
+            k: v for k, v in sent.items() if k != key
+        }
+        items = ones[key]
+        assert len(items) == len(sent[key])
+        # What every conversation sends first is shared; its prompt and all after differ.
+        assert items[:lead] == sent[key][:lead]
+        assert [t.endswith(" [1]") for t in _texts(items[lead])][-1:] == [True]
+        assert sum(t.endswith(" [1]") for t in _texts(items[lead])) == 1
+        added = _texts(items[lead + 1 :])
+        assert all(t.endswith(" [1]") for t in added)
+        assert _texts(twos[key][lead + 1 :]) == [t[: -len(" [1]")] + " [2]" for t in added]
+    # Each turn repeats as much of the one before it as the recorded turns do.
+    for i in range(len(turns) - 1):
+        assert _shared(one[i], one[i + 1]) >= _shared(turns[i], turns[i + 1]) - 8
+
+
+def _shared(a: bytes, b: bytes) -> int:
+    """The length of the bytes `a` and `b` begin with alike."""
+    return next(
+        (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
+    )
