@@ -1,28 +1,72 @@
 """Each tenant's recent bodies (wire/reparse.py's turns), for its next body to be parsed by
 reusing them. Kept once the provider has accepted the call, like every lesson, in the learned
-state's bounds (bounded.py): a few turns a tenant, their bytes counted against its share."""
+state's bounds (bounded.py), their bytes counted against the tenant's share.
+
+A tenant may be many conversations at once (one key for a team's agents): each new turn
+replaces the one it was parsed from, so a conversation holds one place, and a tenant holds up
+to TURNS_PER_TENANT of them, within half its share of bytes (the memo's entries share the
+rest). A body is matched against only a few of them: while a tenant holds FEW, each; past
+that, the two held bodies next to it in byte order (a search by halves, one memcmp a step),
+which are the two sharing its longest prefix (a conversation's previous turn shares all but
+its last items), and the most recent one.
+"""
 
 from __future__ import annotations
+
+from bisect import bisect_right, insort
+from dataclasses import dataclass
 
 from gateway.cache.bounded import LearnedState, LearnedTable
 from gateway.wire.turn import Held
 
-# A conversation and a few beside it (Claude Code's sub-agents, a title call): each new turn
-# replaces the one it was parsed from, so one conversation holds one slot.
-TURNS_PER_TENANT = 4
+TURNS_PER_TENANT = 64
+FEW = 4  # held bodies each tried by reparse.py; past it, those closest by bytes
+
+
+def _raw(held: Held) -> bytes:
+    return held.raw
+
+
+@dataclass(frozen=True, slots=True)
+class _Kept:
+    recent: tuple[Held, ...]  # most recent first
+    ordered: tuple[Held, ...]  # the same, by their bytes
 
 
 class Turns:
     def __init__(self, state: LearnedState | None = None) -> None:
         state = LearnedState.default() if state is None else state
-        self._table: LearnedTable[str, tuple[Held, ...]] = LearnedTable(state, "turns")
+        self._table: LearnedTable[str, _Kept] = LearnedTable(state, "turns")
+        self._budget = state.per_tenant_max_bytes // 2
 
-    def held(self, tenant: bytes) -> tuple[Held, ...]:
-        """The tenant's bodies, most recent first."""
-        return self._table.get(tenant, "") or ()
+    def held(self, tenant: bytes, raw: bytes | None = None) -> tuple[Held, ...]:
+        """The tenant's bodies, most recent first; given the body to parse, only those worth
+        matching it against (the module's docstring)."""
+        kept = self._table.get(tenant, "")
+        if kept is None:
+            return ()
+        if raw is None or len(kept.recent) <= FEW:
+            return kept.recent
+        ordered = kept.ordered
+        at = bisect_right(ordered, raw, key=_raw)
+        near = ordered[max(at - 1, 0) : at + 1]
+        latest = kept.recent[0]
+        return near if any(t is latest for t in near) else (*near, latest)
 
     def keep(self, tenant: bytes, turn: Held, base: Held | None = None) -> None:
-        """`turn` first, in the place of `base` (the body it was parsed from) if given."""
-        held = tuple(t for t in self.held(tenant) if t is not base and t.raw is not turn.raw)
-        kept = (turn, *held)[:TURNS_PER_TENANT]
-        self._table.put(tenant, "", kept, sum(t.size for t in kept))
+        """`turn` first, in the place of `base` (the body it was parsed from) if given; the
+        oldest forgotten past the count or the bytes."""
+        kept = self._table.get(tenant, "")
+        recent: list[Held] = [turn]
+        size = turn.size
+        for held in kept.recent if kept is not None else ():
+            if held is base or held.raw is turn.raw:
+                continue
+            if len(recent) == TURNS_PER_TENANT or size + held.size > self._budget:
+                break
+            recent.append(held)
+            size += held.size
+        staying = {id(held) for held in recent}
+        ordered = [t for t in kept.ordered if id(t) in staying and t is not turn] if kept else []
+        insort(ordered, turn, key=_raw)
+        self._table.put(tenant, "", _Kept(tuple(recent), tuple(ordered)), size)

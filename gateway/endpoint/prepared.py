@@ -166,7 +166,7 @@ def read(headers: RawHeaders, raw: bytes, turns: Turns | None = None, who: bytes
         raise UnsupportedMediaType("Content-Type must be application/json.")
     if len(raw) < MIN_REUSE_BYTES:
         turns = None  # a small body parses in less time than a match with a kept one takes
-    found = reparse(raw, turns.held(who)) if turns is not None else None
+    found = reparse(raw, turns.held(who, raw)) if turns is not None else None
     if found is not None:
         parsed, base, turn = found
     else:

@@ -44,3 +44,65 @@ def test_the_turns_count_against_the_tenants_bytes_and_one_too_large_is_not_kept
     turns.keep(b"t", _turn("x" * 5_000))  # 5x its bytes: past the tenant's share
     assert len(turns.held(b"t")) <= 1
     assert state.tenant_bytes(b"t") <= 10_000
+
+
+def _conversation(name: str, turns: int) -> list[bytes]:
+    """A conversation's bodies: each the one before it and one more message."""
+    messages: list[dict[str, str]] = []
+    out = []
+    for i in range(turns):
+        messages.append({"role": "user", "content": f"{name} says {i} " + "x" * 200})
+        out.append(orjson.dumps({"model": "m", "messages": messages, "system": "s" * 300}))
+    return out
+
+
+def test_among_many_conversations_a_body_is_matched_against_its_previous_turn() -> None:
+    turns = Turns()
+    # Forty conversations of one tenant (a team's agents), their turns interleaved.
+    talks = [_conversation(f"agent-{k:02}", 4) for k in range(40)]
+    previous: dict[int, Turn] = {}
+    for step in range(4):
+        for k, talk in enumerate(talks):
+            raw = talk[step]
+            candidates = turns.held(b"t", raw)
+            if step:
+                assert any(c is previous[k] for c in candidates)  # its previous turn
+                assert len(candidates) <= 3  # not every body the tenant holds
+            turn = learn(raw, orjson.loads(raw))
+            assert turn is not None
+            turns.keep(b"t", turn, previous.get(k))
+            previous[k] = turn
+    # One place a conversation: each new turn took its previous one's.
+    assert len(turns.held(b"t")) == 40
+    assert {id(t) for t in turns.held(b"t")} == {id(t) for t in previous.values()}
+
+
+def test_past_the_count_the_oldest_conversation_is_forgotten() -> None:
+    turns = Turns()
+    made = [
+        learn(raw, orjson.loads(raw))
+        for raw in (_conversation(str(k), 1)[0] for k in range(TURNS_PER_TENANT + 1))
+    ]
+    for turn in made:
+        assert turn is not None
+        turns.keep(b"t", turn)
+    held = turns.held(b"t")
+    assert len(held) == TURNS_PER_TENANT
+    assert made[0] not in held
+    # The newest turn is found for a body that continues it, past the few tried each.
+    last = made[-1]
+    assert last is not None
+    assert any(c is last for c in turns.held(b"t", last.raw + b" "))
+
+
+def test_the_turns_held_stay_within_half_the_tenants_bytes() -> None:
+    state = LearnedState(max_bytes=10_000_000, per_tenant_max_bytes=100_000)
+    turns = Turns(state)
+    for k in range(50):
+        raw = _conversation(f"c{k}", 1)[0]
+        turn = learn(raw, orjson.loads(raw))
+        assert turn is not None
+        turns.keep(b"t", turn)
+    held = turns.held(b"t")
+    assert 1 < len(held) < 50
+    assert sum(t.size for t in held) <= 50_000
