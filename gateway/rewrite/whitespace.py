@@ -7,6 +7,7 @@ each time, so the prefix the provider hashed last turn is the prefix it sees now
 
 from __future__ import annotations
 
+import functools
 from itertools import compress, count
 from operator import is_not
 from typing import Any, NamedTuple, cast
@@ -210,14 +211,13 @@ def _rule(
     else:
         same = SameParts(memo, _REMEMBERED(memo))
         edited = {f.name: same.field(f, body[f.name]) for f in fields if f.name in body}
-    changed = [name for name, new in edited.items() if new is not body[name]]
+    changed = tuple(name for name, new in edited.items() if new is not body[name])
     if not changed:
         return observed(memo, request)
-    finding = Finding("whitespace_drift", ", ".join(changed))
+    finding, rewrite = _noted(changed)
     if not enabled:
         return observed(memo, request.noting(finding))
     new_body = {**body, **{name: edited[name] for name in changed}}
-    rewrite = Rewrite(RULE, ", ".join(changed))
     # `request.with_body(new_body, rewrite).noting(finding)` in one new request
     edited_request = evolve(
         request,
@@ -227,3 +227,9 @@ def _rule(
         findings=(*request.findings, finding),
     )
     return observed(memo, edited_request)
+
+
+@functools.cache  # the names of some of a wire's few fields: a handful of keys
+def _noted(changed: tuple[str, ...]) -> tuple[Finding, Rewrite]:
+    names = ", ".join(changed)
+    return Finding("whitespace_drift", names), Rewrite(RULE, names)
