@@ -139,3 +139,21 @@ def test_a_run_declares_at_least_the_texts_it_holds() -> None:
     texts = sum(len(m["content"][0]["text"]) for m in items)
     edited = sum(len(m["content"][0]["text"]) for m in out.body["messages"] if m not in items)
     assert run[1] >= texts + edited
+
+
+def test_a_growing_conversation_keeps_one_run_each_turn_under_one_key() -> None:
+    """A turn keeps one entry for its list, under the first item's identity: the previous
+    turn's run is replaced, not joined by another the size of the conversation."""
+    learned = LearnedMemory.within(LearnedState.default())
+    items: list[Any] = []
+    keys = set()
+    for i in range(8):
+        items = [*items, _message(i, dirty=i % 3 == 0)]
+        out = _rule("anthropic", _body(items), learned)
+        kept = [key for o in out.observations if isinstance(o, Derived) for key, _, _ in o.entries]
+        runs = [key for key in kept if str(key[0]).endswith(".run")]
+        assert len(runs) == 1
+        keys.add(runs[0])
+        texts = [key for key in kept if key not in runs]
+        assert len(texts) <= 1  # the new message's text, by value; none of the others
+    assert len(keys) == 1
