@@ -157,3 +157,17 @@ def test_a_growing_conversation_keeps_one_run_each_turn_under_one_key() -> None:
         texts = [key for key in kept if key not in runs]
         assert len(texts) <= 1  # the new message's text, by value; none of the others
     assert len(keys) == 1
+
+
+@pytest.mark.parametrize("provider", ["anthropic", "openai"])
+def test_the_same_items_under_another_system_prompt_or_tools_rewrite_as_without_the_memo(
+    provider: str,
+) -> None:
+    learned = LearnedMemory.within(LearnedState.default())
+    items = [_message(i, dirty=i == 1) for i in range(10)]
+    system = "instructions" if provider == "openai" else "system"
+    for prompt in (LONG, CLEAN, LONG + "x", CLEAN):
+        tools = [{"name": "t", "description": prompt}]
+        body = {**_body(items), system: prompt, "tools": tools}
+        out = _rule(provider, body, learned)
+        assert _outcome(out) == _outcome(_plain(provider, body))
