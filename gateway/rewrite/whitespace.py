@@ -7,7 +7,10 @@ each time, so the prefix the provider hashed last turn is the prefix it sees now
 
 from __future__ import annotations
 
-from typing import Any, cast
+import functools
+from itertools import compress, count
+from operator import is_not
+from typing import Any, NamedTuple, cast
 
 from gateway.rewrite import digest, openai_text, text
 from gateway.rewrite.memo import MIN_CHARS, CallMemo, call_memo, chars, observed
@@ -16,6 +19,11 @@ from gateway.rewrite.snapshot import MemoView
 from gateway.rewrite.text import FIELDS, PartEdit, TextEdit, TextField
 
 RULE = "whitespace"
+RUN = ".run"  # the memo's kind for a list field's `ItemsRun`, after the field's own
+# What a kept item and its canonical form add to a run beside their texts: references, an end.
+RUN_BYTES = 32
+# A list of at most this many short texts is walked, not looked up.
+SHORT_ITEMS = 8
 
 
 def canonical_whitespace(text: str) -> str:
@@ -86,15 +94,29 @@ def _remembered_by_text(memo: CallMemo) -> TextEdit:
 _REMEMBERED = _remembered if digest.ALGORITHM == "xxh3" else _remembered_by_text
 
 
+class ItemsRun(NamedTuple):
+    """The items of a list field an accepted call sent and their canonical forms (`out`,
+    the list that call's rule returned), a pure function of each item's value; `edited`:
+    the index of the first item the rule changed (len(items) where none); `ends`: the bytes
+    held through each item, itself and its canonical form."""
+
+    items: tuple[Any, ...]
+    out: list[Any]
+    edited: int
+    ends: tuple[int, ...]
+
+
 class SameParts:
     """A call's canonical parts, each found by the identity of the part an earlier accepted
     call sent (rewrite/memo.py's `get_same`): a body whose bytes repeat an earlier call's
-    shares its parsed objects, so a resent message costs a lookup, not a walk over its text,
+    shares its parsed objects, so a resent part costs a lookup, not a walk over its text,
     and comes back as the very object the earlier call's did (the stages after this one,
-    and the serializer, see shared objects too). A list field (the messages) is looked up
-    whole, then item by item where the list is new; a part never seen is edited with `edit`
-    (the texts' value-keyed lookups, `_remembered`). Each value kept is (the part edited, the
-    bytes it and the part hold): a pure function of the part's value."""
+    and the serializer, see shared objects too). A list field (the messages) is one
+    `ItemsRun`, kept by its first item's identity: a turn shares the previous turn's items
+    up to some point (prefix reuse), so their canonical forms are that run's, and only the
+    items after them are edited with `edit` (the texts' value-keyed lookups, `_remembered`).
+    A part taken whole (the system prompt, the tools) is kept as (the part edited, the bytes
+    it and the part hold): a pure function of the part's value."""
 
     __slots__ = ("_edit", "_memo")
 
@@ -120,32 +142,44 @@ class SameParts:
             self._memo.keep_same(kind, part, kept, kept[1])
         return kept
 
-    def _item(self, kind: str, item: Any, edit: PartEdit) -> tuple[Any, int]:
-        """`_one` for a message or item; one of a short text (a string content) is walked
-        first, as that costs less than a lookup, and looked up only where the rule changed
-        it (so it comes back as the same object too)."""
-        if _short(item) and edit(item, self._edit) is item:
-            return item, text.held(item)
-        return self._one(kind, item, edit)
-
     def _items(self, field: TextField, items: list[Any]) -> list[Any]:
-        # Short texts only (a small app's question): walked, as that costs less than a
-        # lookup; looked up where the rule changed them.
-        walked = all(map(_short, items)) and field.edit(items, self._edit) is items
+        # A few short texts (a small app's question): walked, as that costs less than a
+        # lookup and an entry.
+        short = len(items) <= SHORT_ITEMS and all(map(_short, items))
+        walked = short and field.edit(items, self._edit) is items
         if walked:
             return items
-        found = self._memo.get_same(field.kind, items)
-        if found is not None:
-            return cast("tuple[list[Any], int]", found)[0]
-        # New, or rewritten: looked up item by item, and kept (a rewritten list comes back
-        # as the same list next time, too).
+        kind = field.kind + RUN
+        run = cast("ItemsRun | None", self._memo.get_same(kind, items[0]))
+        same = 0
+        if run is not None:
+            # The first item that is not the run's own object (a new one, or past its end).
+            same = next(compress(count(), map(is_not, run.items, items)), len(run.items))
+            same = min(same, len(items))
+            if same == len(items) == len(run.items):
+                return items if run.edited == same else run.out
         edit = cast("PartEdit", field.item)
-        kind = field.kind + "[]"
-        edited = [self._item(kind, item, edit) for item in items]
-        same = all(new is item for (new, _), item in zip(edited, items, strict=True))
-        out = items if same else [new for new, _ in edited]
-        size = sum(held for _, held in edited) + 8 * len(items)
-        self._memo.keep_same(field.kind, items, (out, size), size)
+        if same:
+            assert run is not None
+            out, ends = run.out[:same], list(run.ends[:same])
+            edited = run.edited if run.edited < same else len(items)
+        else:
+            out, ends, edited = [], [], len(items)
+        total = ends[-1] if ends else 0
+        for at in range(same, len(items)):
+            item = items[at]
+            new = edit(item, self._edit)
+            held = text.held(item)
+            if new is not item:
+                held *= 2  # an edit only shortens a text
+                edited = min(edited, at)
+            total += held + RUN_BYTES
+            out.append(new)
+            ends.append(total)
+        if edited >= len(items):
+            out, edited = items, len(items)
+        kept = ItemsRun(tuple(items), out, edited, tuple(ends))
+        self._memo.keep_same(kind, items[0], kept, total + RUN_BYTES)
         return out
 
 
@@ -177,14 +211,13 @@ def _rule(
     else:
         same = SameParts(memo, _REMEMBERED(memo))
         edited = {f.name: same.field(f, body[f.name]) for f in fields if f.name in body}
-    changed = [name for name, new in edited.items() if new is not body[name]]
+    changed = tuple(name for name, new in edited.items() if new is not body[name])
     if not changed:
         return observed(memo, request)
-    finding = Finding("whitespace_drift", ", ".join(changed))
+    finding, rewrite = _noted(changed)
     if not enabled:
         return observed(memo, request.noting(finding))
     new_body = {**body, **{name: edited[name] for name in changed}}
-    rewrite = Rewrite(RULE, ", ".join(changed))
     # `request.with_body(new_body, rewrite).noting(finding)` in one new request
     edited_request = evolve(
         request,
@@ -194,3 +227,9 @@ def _rule(
         findings=(*request.findings, finding),
     )
     return observed(memo, edited_request)
+
+
+@functools.cache  # the names of some of a wire's few fields: a handful of keys
+def _noted(changed: tuple[str, ...]) -> tuple[Finding, Rewrite]:
+    names = ", ".join(changed)
+    return Finding("whitespace_drift", names), Rewrite(RULE, names)
