@@ -229,7 +229,7 @@ def _rule(
     return observed(memo, edited_request)
 
 
-@functools.cache  # the names of some of a wire's few fields: a handful of keys
+@functools.lru_cache(maxsize=64)  # the names of some of a wire's few fields: a handful of keys
 def _noted(changed: tuple[str, ...]) -> tuple[Finding, Rewrite]:
     names = ", ".join(changed)
     return Finding("whitespace_drift", names), Rewrite(RULE, names)
