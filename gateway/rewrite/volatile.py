@@ -149,6 +149,7 @@ def _volatile_lines(
             ends_pay=part.ends_pay(body),
             flat=flat,
             stamps=system.stamps,
+            places=system.places,
         )
     findings = findings_of(moves, policy) if moves is not NOTHING else []
     if policy == "truncate_to_day" and moves.varying_dates:
