@@ -11,8 +11,10 @@ lines volatile.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+from itertools import compress, count
 from typing import cast
 
 from gateway.cache.bounded import BoundedDict, LearnedState, LearnedTable
@@ -20,11 +22,11 @@ from gateway.rewrite.snapshot import LinesSeen
 
 MAX_LINES = 2_000  # distinct lines counted per family
 # A family's record, each line it counts (its key, its count, a dict node), and each line of
-# the set it counted last (a slot of the set, its key where not one counts holds): measured
-# with tracemalloc, rounded up.
+# the set it counted last (a slot of the set, its key where not one counts holds, and a slot
+# of `low` where it is below the floor): measured with tracemalloc, rounded up.
 FAMILY_BYTES = 400
 LINE_BYTES = 160
-LAST_LINE_BYTES = 80
+LAST_LINE_BYTES = 88
 
 
 @dataclass(slots=True)
@@ -43,6 +45,8 @@ class FamilyLines:
     last: frozenset[int] | None = None
     pending: int = 0  # requests carrying `last` since it came, not yet in `counts`
     least: int = 0  # the least count in `counts` of a line of `last`, `pending` aside
+    low: tuple[int, ...] = ()  # the lines of `last` counted below `low_at`, `pending` aside
+    low_at: float = -math.inf  # (none asked for since `last` came)
 
     @property
     def size(self) -> int:
@@ -56,6 +60,21 @@ class FamilyLines:
         if last is None:
             return False
         return lines is last or (len(lines) == len(last) and lines == last)
+
+    def below(self, threshold: float) -> tuple[int, ...]:
+        """The lines of `last` counted below `threshold` in `counts` (`pending` aside). Their
+        counts stay as they are while `last` repeats, and a repeat's threshold falls (the
+        floor rises by the share, the owed counts by one), so those found below a threshold
+        as high are the only candidates: a call looks at the few lines below the floor, and
+        only the first call after a set came passes over all its lines (in C)."""
+        peek = self.counts.peek_or
+        if threshold > self.low_at:
+            keys: Collection[int] = self.last or ()
+            self.low = tuple(compress(keys, map(threshold.__gt__, peek(keys, 0))))
+        elif threshold < self.low_at:
+            self.low = tuple(compress(self.low, map(threshold.__gt__, peek(self.low, 0))))
+        self.low_at = threshold
+        return self.low
 
 
 class LineStats:
@@ -84,16 +103,24 @@ class LineStats:
         if stats.repeats(distinct):  # the set counted last: its least count says (O(1))
             if stats.least + pending >= floor:
                 return set()
+            return _indexes(lines, stats.below(floor - pending))  # those below: kept
         # A judgement, not a use: learn() refreshes them. Most calls of a known family find
         # every line at or above the floor: the least count (in C) says so (237 lines of
         # Claude Code's prompt: ~26 -> ~6 us).
-        elif not pending and min(stats.counts.peek_or(lines, 0), default=floor) >= floor:
-            return set()
-        counts = stats.counts.peek_or(lines, 0)
-        if pending:  # owed to the lines of the set counted last
-            last = stats.last or frozenset()
-            counts = map(lambda key, c: c + pending if key in last else c, lines, counts)
-        return {i for i, count in enumerate(counts) if count < floor}
+        counts = stats.counts
+        if not pending:
+            if min(counts.peek_or(lines, 0), default=floor) >= floor:
+                return set()
+            return set(compress(count(), map(floor.__gt__, counts.peek_or(lines, 0))))
+        # Another set than the one owed counts (a prompt of the family that differs in a
+        # line or two): its lines the last set lacks count as counted, each it shares is
+        # owed `pending` more, and only those of the last set's below the floor can be below.
+        last = stats.last or frozenset()
+        fresh = tuple(distinct.difference(last))
+        low = list(compress(fresh, map(floor.__gt__, counts.peek_or(fresh, 0))))
+        if stats.least + pending < floor:
+            low += [key for key in stats.below(floor - pending) if key in distinct]
+        return _indexes(lines, low)
 
     def learn(self, seen: LinesSeen) -> None:
         """Counts a request's lines in its family, once the provider has accepted it."""
@@ -113,4 +140,27 @@ class LineStats:
         counted.last = seen.lines if fits else None
         counted.pending = 0
         counted.least = min(counts.peek_or(seen.lines, 0), default=0)
+        counted.low, counted.low_at = (), -math.inf  # another set's: found again when asked
         self._families.put(seen.tenant, seen.family, counted, counted.size)
+
+
+# Up to this many keys are found by a scan each (tuple.index, in C; ~1.7 us over 210 lines):
+# more by one pass over the lines testing each against the set (~4.6 us).
+FEW = 2
+
+
+def _indexes(lines: Sequence[int], keys: Collection[int]) -> set[int]:
+    """The indexes of `keys` among `lines` (each key may be more than one line's)."""
+    if len(keys) > FEW:
+        wanted = frozenset(keys)
+        return set(compress(count(), map(wanted.__contains__, lines)))
+    found = set()
+    for key in keys:
+        at = -1
+        try:
+            while True:
+                at = lines.index(key, at + 1)
+                found.add(at)
+        except ValueError:
+            pass  # no more of it
+    return found

@@ -77,3 +77,42 @@ def test_a_set_counted_again_is_owed_not_walked() -> None:
     stats.learn(LinesSeen(b"t", b"f", frozenset(range(1, 101))))  # another set: paid
     assert list(family.counts.peek([0, 1, 100])) == [10, 11, 1]
     assert stats.varying(b"t", b"f", [0, 100], frozenset({0, 100})) == {1}
+
+
+@pytest.mark.parametrize("seed", range(40))
+@pytest.mark.parametrize("share", [0.3, 0.5, 0.9, 1.0, 1.4])
+def test_the_lines_below_the_floor_judge_as_counting_each_call_would(
+    seed: int, share: float
+) -> None:
+    """A family whose prompts differ in a few lines, sent in runs (one prompt a few calls,
+    then another, as a client alternating projects does), some keys on several lines: the
+    lines found below the floor (kept while a set repeats, filtered as its threshold
+    falls, found again as it rises, share > 1) and the few new lines of another set are
+    what a walk of every line finds."""
+    rng = random.Random(seed)
+    stats, eager = LineStats(stable_share=share), EagerStats(2_000, share=share)
+    base = list(range(40))
+    prompts = [frozenset(base[:-3] + rng.sample(range(40, 60), 3)) for _ in range(3)]
+    for _ in range(25):
+        sent = rng.choice(prompts)
+        for _ in range(rng.randint(1, 6)):
+            asked = [*sent, *rng.sample(sorted(sent), 3)]  # lines that repeat a key
+            assert stats.varying(b"t", b"f", asked, sent) == eager.varying(asked)
+            sent = sent if rng.random() < 0.7 else frozenset(sent)  # or an equal set
+            stats.learn(LinesSeen(b"t", b"f", sent))
+            eager.learn(sent)
+
+
+def test_the_lines_below_are_found_again_for_another_set() -> None:
+    """The lines kept as below the floor are the last set's: once another set is counted
+    they are looked for again, even where its threshold is lower (kept, the new set's rare
+    line would be missed)."""
+    stats = LineStats(min_requests=2)
+    for _ in range(10):
+        stats.learn(LinesSeen(b"t", b"f", frozenset({1, 2, 3})))
+    stats.learn(LinesSeen(b"t", b"f", frozenset({1, 2, 3, 9})))  # 9: once in eleven
+    assert stats.varying(b"t", b"f", [1, 2, 3, 9], frozenset({1, 2, 3, 9})) == {3}
+    second = frozenset({1, 2, 4})
+    for _ in range(3):  # 4: once, then owed two more; the threshold falls below the last
+        stats.learn(LinesSeen(b"t", b"f", second))
+    assert stats.varying(b"t", b"f", [1, 2, 4], second) == {2}
