@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain
@@ -109,7 +108,9 @@ class Moves:
     kept: tuple[str, ...] = ()  # why each line that varies and would gain stays
 
     def detail(self) -> str:
-        reasons = Counter(self.kept)
+        reasons: dict[str, int] = {}  # a Counter's init was ~2 us of a call that keeps one
+        for why in self.kept:
+            reasons[why] = reasons.get(why, 0) + 1
         return f"{len(self.kept)} line(s) left in place: " + ", ".join(
             f"{n} {why}" for why, n in reasons.items()
         )

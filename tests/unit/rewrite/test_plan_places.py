@@ -145,6 +145,14 @@ def test_a_plan_by_places_is_the_plan_of_every_line(seed: int) -> None:
         assert plan(texts, learned, now, shaped, **flags) == walked
         found = plan(texts, learned, now, shaped, flat=flat, stamps=stamps, places=kept, **flags)
         assert found == walked
+    # What the rule skips planning for (volatile.py): no line could be a "now" stamp, none
+    # is learned. Nothing then moves or is reported, whatever the date.
+    if not stamps:
+        for days in (0, 1, 400):
+            now = NOW + dt.timedelta(days=days)
+            assert walked_plan(texts, set(), now, shaped, turn_takes_dates=True, ends_pay=True) == (
+                NOTHING
+            )
 
 
 def test_a_line_after_the_varying_ones_is_the_stable_one_they_would_move_after() -> None:
