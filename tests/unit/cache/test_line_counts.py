@@ -66,16 +66,19 @@ def test_owed_counts_judge_as_counting_each_call_would(
 
 
 def test_a_set_counted_again_is_owed_not_walked() -> None:
+    """A set that repeats runs: its lines are owed, not counted; another set pays the lines
+    it lacks and starts its own new ones, and leaves those it shares as they are."""
     stats = LineStats()
     prompt = frozenset(range(100))
     for _ in range(10):
         stats.learn(LinesSeen(b"t", b"f", prompt))
     family = stats._families.get(b"t", b"f")
     assert family is not None
-    assert family.pending == 9  # owed, not counted
-    assert set(family.counts.peek(prompt)) == {1}
-    stats.learn(LinesSeen(b"t", b"f", frozenset(range(1, 101))))  # another set: paid
-    assert list(family.counts.peek([0, 1, 100])) == [10, 11, 1]
+    assert family.pending == 10  # each line's count, none held
+    assert set(family.peek(prompt)) == {0}
+    stats.learn(LinesSeen(b"t", b"f", frozenset(range(1, 101))))  # another set
+    assert family.pending == 11
+    assert list(family.peek([0, 1, 99, 100])) == [10, 0, 0, 1 - 11]  # paid, as they were, new
     assert stats.varying(b"t", b"f", [0, 100], frozenset({0, 100})) == {1}
 
 
@@ -116,3 +119,30 @@ def test_the_lines_below_are_found_again_for_another_set() -> None:
     for _ in range(3):  # 4: once, then owed two more; the threshold falls below the last
         stats.learn(LinesSeen(b"t", b"f", second))
     assert stats.varying(b"t", b"f", [1, 2, 4], second) == {2}
+
+
+@pytest.mark.parametrize("seed", range(40))
+@pytest.mark.parametrize("max_lines", [8, 30])
+def test_running_sets_forget_lines_as_counting_each_call_would(
+    seed: int, max_lines: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sets near the bound and past it (a set past it does not run: each of its lines is
+    counted), differing in many lines or a few: the lines forgotten, and so every
+    judgement, are those counting each call forgets."""
+    monkeypatch.setattr(lines_module, "MAX_LINES", max_lines)
+    rng = random.Random(seed)
+    stats, eager = LineStats(min_requests=2), EagerStats(max_lines, min_requests=2)
+    sent = frozenset(rng.sample(range(3 * max_lines), max_lines // 2))
+    for _ in range(150):
+        roll = rng.random()
+        if roll < 0.2:  # a new prompt, up to past the bound
+            size = rng.randint(1, max_lines + 4)
+            sent = frozenset(rng.sample(range(3 * max_lines), size))
+        elif roll < 0.5:  # a line or two differ
+            dropped = set(rng.sample(sorted(sent), min(len(sent) - 1, rng.randint(0, 2))))
+            sent = frozenset((sent - dropped) | {rng.randrange(3 * max_lines)})
+        asked = sorted(sent | {rng.randrange(3 * max_lines)})
+        assert stats.varying(b"t", b"f", asked, frozenset(asked)) == eager.varying(asked)
+        assert stats.varying(b"t", b"f", list(sent), sent) == eager.varying(list(sent))
+        stats.learn(LinesSeen(b"t", b"f", sent))
+        eager.learn(sent)
