@@ -29,7 +29,7 @@ POOL = [
     "",
     "  ",
     "You are a coding agent.",
-    "Follow the user's lead.",
+    "Ask before deleting files.",
     "<env>",
     "</env>",
     "<context>",

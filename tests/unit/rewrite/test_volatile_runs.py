@@ -33,7 +33,7 @@ def _system(rng: random.Random) -> list[str]:
         f"Current time: {NOW:%Y-%m-%d} {rng.choice(['09:58', '09:59'])}",
         *STATIC[:9],
         "<env>",
-        f"cwd: /work/{rng.choice(['alpha', 'beta', 'gamma'])}",
+        f"cwd: /home/dev/{rng.choice(['alpha', 'beta', 'gamma'])}",
         "</env>",
         *STATIC[10:20],
         f"Project notes for {rng.choice(['alpha', 'beta'])}",
