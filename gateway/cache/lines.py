@@ -11,38 +11,53 @@ lines volatile.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections import OrderedDict
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import cast
+from itertools import compress, count, repeat
 
-from gateway.cache.bounded import BoundedDict, LearnedState, LearnedTable
+from gateway.cache.bounded import LearnedState, LearnedTable
 from gateway.rewrite.snapshot import LinesSeen
 
 MAX_LINES = 2_000  # distinct lines counted per family
 # A family's record, each line it counts (its key, its count, a dict node), and each line of
-# the set it counted last (a slot of the set, its key where not one counts holds): measured
-# with tracemalloc, rounded up.
+# the set it counted last (a slot of the set, its key where not one counts holds, and a slot
+# of `low` where it is below the floor): measured with tracemalloc, rounded up.
 FAMILY_BYTES = 400
 LINE_BYTES = 160
-LAST_LINE_BYTES = 80
+LAST_LINE_BYTES = 88
 
 
 @dataclass(slots=True)
 class FamilyLines:
     """A family's line counts. The calls of a family mostly send one system prompt again and
-    again: the set of lines counted last (`last`, the very set a call sends where the rule
-    looked it up, system_lines.py) is counted once when it comes, and each call after it
-    that carries it again only adds to `pending`, the counts it owes each of those lines,
-    paid into `counts` when another set comes. Its lines are the most recent in `counts`
-    already, so the counts and their order are what counting each call would make, and a
-    repeated prompt costs O(1) to learn and, while none of its lines is below the floor
-    (`least`), to judge."""
+    again, or a few that differ in a line or two (a user's name, a project's folder): the
+    set of lines counted last (`last`, the very set a call sends where the rule looked it
+    up, system_lines.py) runs, each of its lines counted `pending` more than `counts` holds
+    for it. A call that carries it again adds one to `pending`; another set pays what is
+    owed to the lines it lacks, and its own new lines start running (held less `pending`):
+    its lines shared with the last stay as they are. So a repeated prompt costs O(1) to
+    learn and, while none of its lines is below the floor (`least`), to judge, and another
+    set costs its differences (and a pass or two over its lines in C).
+
+    The order of `counts` is what counting each call would make where it matters, for the
+    lines forgotten first: a line stops running as the most recent of those that do not
+    run (in the order of the last set that held it, as each call's lines were made most
+    recent in the order of its set), and a running line, among the most recent, is never
+    forgotten while the set fits the bound (those past it are forgotten first)."""
 
     requests: int = 0
-    counts: BoundedDict[int, int] = field(default_factory=lambda: BoundedDict(MAX_LINES))
+    # Each line's count (a line of `last`: less `pending`), least recent first but for the
+    # lines of `last`, which sit anywhere (they count as the most recent).
+    counts: OrderedDict[int, int] = field(default_factory=OrderedDict)
     last: frozenset[int] | None = None
-    pending: int = 0  # requests carrying `last` since it came, not yet in `counts`
-    least: int = 0  # the least count in `counts` of a line of `last`, `pending` aside
+    pending: int = 0  # what each line of `last` counts beyond what `counts` holds
+    # At most the least count in `counts` of a line of `last`, `pending` aside: the least of
+    # the last sets' new lines (those shared keep their counts).
+    least: int = 0
+    low: tuple[int, ...] = ()  # the lines of `last` counted below `low_at`, `pending` aside
+    low_at: float = -math.inf  # (none asked for yet)
 
     @property
     def size(self) -> int:
@@ -56,6 +71,70 @@ class FamilyLines:
         if last is None:
             return False
         return lines is last or (len(lines) == len(last) and lines == last)
+
+    def peek(self, keys: Iterable[int]) -> Iterator[int]:
+        """What `counts` holds for each key (0 for one it does not), `pending` aside."""
+        return map(self.counts.get, keys, repeat(0))
+
+    def count(self, lines: frozenset[int]) -> None:
+        """One more for each of `lines`, another set than `last`: what the two sets share
+        stays as it is (their differences by set operations in C, then one step each)."""
+        counts, last, pending = self.counts, self.last or frozenset(), self.pending
+        if len(lines) > MAX_LINES:  # past the bound: each line counted, the oldest forgotten
+            self._count_each(lines)
+            return
+        gone = last - lines  # stop running: paid, the most recent of those not running
+        for key in filter(gone.__contains__, last) if len(gone) > 1 else gone:
+            counts[key] += pending
+            counts.move_to_end(key)
+        pending += 1  # this call, for each of `lines`
+        least = self.least if last else math.inf
+        low = [key for key in self.low if key in lines]  # the shared lines below `low_at`
+        for key in lines - last:  # start running (where they sit is no matter)
+            held = counts[key] = counts.get(key, 0) + 1 - pending
+            least = min(least, held)
+            if held < self.low_at:
+                low.append(key)
+        while len(counts) > MAX_LINES:  # the oldest of those not running
+            key = next(iter(counts))
+            if key in lines:
+                counts.move_to_end(key)  # running: where it sits is no matter
+            else:
+                del counts[key]
+        self.last, self.pending, self.low = lines, pending, tuple(low)
+        self.least = 0 if least == math.inf else int(least)
+
+    def _count_each(self, lines: frozenset[int]) -> None:
+        """Counts each line as counting each call did, the running ones paid first: a set past
+        the bound does not run. (Where they sit is no matter: every line not in `lines` is
+        forgotten, as the oldest.)"""
+        counts, last = self.counts, self.last or frozenset()
+        for key in last:
+            counts[key] += self.pending
+        for key in lines:
+            counts[key] = counts.get(key, 0) + 1
+            counts.move_to_end(key)
+        while len(counts) > MAX_LINES:
+            counts.popitem(last=False)
+        self.last, self.pending, self.least = None, 0, 0
+        self.low, self.low_at = (), -math.inf
+
+    def below(self, threshold: float) -> tuple[int, ...]:
+        """The lines of `last` counted below `threshold` in `counts` (`pending` aside). A line
+        keeps its count in `counts` while it runs, and each call learned adds one to
+        `pending` and the share to the floor: the threshold (floor less `pending`) only falls
+        (a share above 1 aside). So the lines found below a threshold as high, kept in `low`
+        (count() keeps the shared ones and adds the new ones below), are the only
+        candidates: a call looks at the few lines below the floor, and only the first call
+        of a family passes over all its lines (in C).
+        """
+        if threshold > self.low_at:
+            keys: Collection[int] = self.last or ()
+            self.low = tuple(compress(keys, map(threshold.__gt__, self.peek(keys))))
+        elif threshold < self.low_at:
+            self.low = tuple(compress(self.low, map(threshold.__gt__, self.peek(self.low))))
+        self.low_at = threshold
+        return self.low
 
 
 class LineStats:
@@ -84,16 +163,24 @@ class LineStats:
         if stats.repeats(distinct):  # the set counted last: its least count says (O(1))
             if stats.least + pending >= floor:
                 return set()
+            return _indexes(lines, stats.below(floor - pending))  # those below: kept
         # A judgement, not a use: learn() refreshes them. Most calls of a known family find
         # every line at or above the floor: the least count (in C) says so (237 lines of
-        # Claude Code's prompt: ~26 -> ~6 us).
-        elif not pending and min(stats.counts.peek_or(lines, 0), default=floor) >= floor:
-            return set()
-        counts = stats.counts.peek_or(lines, 0)
-        if pending:  # owed to the lines of the set counted last
-            last = stats.last or frozenset()
-            counts = map(lambda key, c: c + pending if key in last else c, lines, counts)
-        return {i for i, count in enumerate(counts) if count < floor}
+        # Claude Code's prompt: ~26 -> ~6 us). No count owed: no set runs (none came yet
+        # that fits the bound), `counts` holds each line's.
+        if not pending:
+            if min(stats.peek(lines), default=floor) >= floor:
+                return set()
+            return set(compress(count(), map(floor.__gt__, stats.peek(lines))))
+        # Another set than the running one (a prompt of the family that differs in a line or
+        # two): its lines the last set lacks count what `counts` holds, each it shares
+        # `pending` more, and only those of the last set's below the floor can be below.
+        last = stats.last or frozenset()
+        fresh = tuple(distinct.difference(last))
+        low = list(compress(fresh, map(floor.__gt__, stats.peek(fresh))))
+        if stats.least + pending < floor:
+            low += [key for key in stats.below(floor - pending) if key in distinct]
+        return _indexes(lines, low)
 
     def learn(self, seen: LinesSeen) -> None:
         """Counts a request's lines in its family, once the provider has accepted it."""
@@ -105,12 +192,27 @@ class LineStats:
             # is the one the memo holds, so the next calls are recognized by identity.
             counted.last = seen.lines
             return
-        counts = counted.counts
-        if counted.pending:
-            counts.add(cast(frozenset[int], counted.last), counted.pending)
-        counts.count(seen.lines)
-        fits = len(seen.lines) <= counts.max_entries  # else some of its lines are not held
-        counted.last = seen.lines if fits else None
-        counted.pending = 0
-        counted.least = min(counts.peek_or(seen.lines, 0), default=0)
+        counted.count(seen.lines)
         self._families.put(seen.tenant, seen.family, counted, counted.size)
+
+
+# Up to this many keys are found by a scan each (tuple.index, in C; ~1.7 us over 210 lines):
+# more by one pass over the lines testing each against the set (~4.6 us).
+FEW = 2
+
+
+def _indexes(lines: Sequence[int], keys: Collection[int]) -> set[int]:
+    """The indexes of `keys` among `lines` (each key may be more than one line's)."""
+    if len(keys) > FEW:
+        wanted = frozenset(keys)
+        return set(compress(count(), map(wanted.__contains__, lines)))
+    found = set()
+    for key in keys:
+        at = -1
+        try:
+            while True:
+                at = lines.index(key, at + 1)
+                found.add(at)
+        except ValueError:
+            pass  # no more of it
+    return found

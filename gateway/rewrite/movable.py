@@ -21,14 +21,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain
 
-SECTION_OPEN = re.compile(r"^\s*<([A-Za-z][\w:-]*(?: [A-Za-z][\w-]*)*)>\s*$")
-SECTION_CLOSE = re.compile(r"^\s*</([A-Za-z][\w:-]*(?: [A-Za-z][\w-]*)*)>\s*$")
-HEADING = re.compile(r"^\s{0,3}#{1,6}\s")
+from gateway.rewrite.places import Places
+from gateway.rewrite.places import layout as layout  # where callers have found it
 
 _MON = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _MONTH = r"(Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:tember)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)"  # noqa: E501
@@ -99,43 +97,6 @@ def is_todays_date(line: str, now: dt.datetime) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class Layout:
-    """Where a text's lines sit: inside a tag-delimited section or not; and where its last
-    markdown heading is."""
-
-    enclosed: list[bool]
-    ends_enclosed: bool
-    last_heading: int  # the index of the text's last heading line, -1 if none
-
-
-def layout(lines: Sequence[str]) -> Layout:
-    open_tags: list[str] = []
-    at: dict[str, list[int]] = {}  # each open tag's places in open_tags: closing is O(1) amortized
-    enclosed: list[bool] = []
-    last_heading = -1
-    for j, line in enumerate(lines):
-        # A tag line holds a "<", a heading a "#": one memchr each spares most lines three
-        # regex calls (a 239-line prompt's layout: ~3x faster).
-        if "<" not in line:
-            enclosed.append(bool(open_tags))
-        elif match := SECTION_OPEN.match(line):
-            at.setdefault(match[1], []).append(len(open_tags))
-            open_tags.append(match[1])
-            enclosed.append(True)  # the tag lines are the section's own
-        elif (match := SECTION_CLOSE.match(line)) and at.get(match[1]):
-            cut = at[match[1]][-1]  # closes its section and any left open inside it
-            for tag in open_tags[cut:]:
-                at[tag].pop()
-            del open_tags[cut:]
-            enclosed.append(True)
-        else:
-            enclosed.append(bool(open_tags))
-        if "#" in line and HEADING.match(line):
-            last_heading = j
-    return Layout(enclosed, bool(open_tags), last_heading)
-
-
-@dataclass(frozen=True, slots=True)
 class Moves:
     """What the volatile rule does with a system prompt's lines (indexes into its lines,
     all texts in order)."""
@@ -147,7 +108,9 @@ class Moves:
     kept: tuple[str, ...] = ()  # why each line that varies and would gain stays
 
     def detail(self) -> str:
-        reasons = Counter(self.kept)
+        reasons: dict[str, int] = {}  # a Counter's init was ~2 us of a call that keeps one
+        for why in self.kept:
+            reasons[why] = reasons.get(why, 0) + 1
         return f"{len(self.kept)} line(s) left in place: " + ", ".join(
             f"{n} {why}" for why, n in reasons.items()
         )
@@ -166,13 +129,16 @@ def plan(
     ends_pay: bool,
     flat: Sequence[str] | None = None,
     stamps: Sequence[int] | None = None,
+    places: Places | None = None,
 ) -> Moves:
     """`texts`: the system prompt's texts, as lines; `learned`: the indexes cache/lines.py
     learned to vary; `turn_takes_dates`: whether a user turn can take moved dates;
     `shaped`: the indexes of the lines holding a date shape (is_volatile), in order;
     `ends_pay`: whether moving a line to its text's end can save anything (token-prefix
     caching) — if not, learned lines stay; `flat`: the texts' lines in one sequence, where
-    the caller has it; `stamps`: those of `shaped` that could_be_now, where it has them."""
+    the caller has it; `stamps`: those of `shaped` that could_be_now, where it has them;
+    `places`: the texts' Places, where the caller keeps them (a plan then looks only at the
+    lines that vary and the stable lines just before them, whatever the prompt's size)."""
     if not shaped and not learned:
         return NOTHING  # most prompts of prose: no line to look at
     if flat is None:
@@ -185,58 +151,44 @@ def plan(
     if not dated and not personal:
         return NOTHING  # most prompts: no line varies, no line is looked at again
     varying = dated | personal
-    where: list[tuple[int, int]] = [
-        (t, j) for t, text in enumerate(texts) for j in range(len(text))
-    ]
-    layouts: dict[int, Layout] = {}
-
-    def layout_of(t: int) -> Layout:  # only for texts holding a line that varies
-        if t not in layouts:
-            layouts[t] = layout(texts[t])
-        return layouts[t]
-
+    at = Places(texts, flat) if places is None else places
     kept: list[str] = []
 
     # The last stable line, in all and in each text: what a move would put it after.
-    last_stable = -1
-    last_stable_in: dict[int, int] = {}
-    for i, line in enumerate(flat):
-        if i not in varying and line.strip():
-            last_stable = last_stable_in[where[i][0]] = i
+    last_stable = at.last_stable(varying)
 
     def stable_after(i: int, same_text: bool) -> bool:
-        return (last_stable_in.get(where[i][0], -1) if same_text else last_stable) > i
+        return (at.last_stable(varying, at.text_of(i)) if same_text else last_stable) > i
 
     to_turn: set[int] = set()
     for i in sorted(dated):
-        t, j = where[i]
         if i not in now_stamps and not stable_after(i, same_text=False):
             continue  # nothing stable follows: moving it saves nothing
-        if layout_of(t).enclosed[j]:
+        t = at.text_of(i)
+        if at.layout(t).enclosed[i - at.starts[t]]:
             kept.append("inside a <section>")
         elif not turn_takes_dates:
             kept.append("with no user turn to take a date")
         else:
             to_turn.add(i)
-    starts = [0]
-    for text in texts:
-        starts.append(starts[-1] + len(text))
-    for t in sorted({where[i][0] for i in to_turn}):  # an emptied text would lose its block
-        ours = range(starts[t], starts[t + 1])
-        if all(i in to_turn for i in ours if flat[i].strip()):
-            emptied = to_turn.intersection(ours)
-            kept += ["would empty its block"] * len(emptied)
-            to_turn -= emptied
+    for t in sorted({at.text_of(i) for i in to_turn}):  # an emptied text would lose its block
+        start, end = at.starts[t], at.starts[t + 1]
+        ours = {i for i in to_turn if start <= i < end}
+        lo, hi = at.filled_of(t)
+        if sum(1 for i in ours if flat[i].strip()) == hi - lo:  # its every filled line
+            kept += ["would empty its block"] * len(ours)
+            to_turn -= ours
     to_end: set[int] = set()
     for i in sorted(personal):
-        t, j = where[i]
         if not stable_after(i, same_text=ends_pay):
             continue  # already after everything stable: nothing to gain
+        t = at.text_of(i)
+        j = i - at.starts[t]
         if not ends_pay:
             kept.append("would need a system block of its own")
-        elif layout_of(t).enclosed[j] or layout_of(t).ends_enclosed:
+        elif at.layout(t).enclosed[j] or at.layout(t).ends_enclosed:
             kept.append("inside a <section>")
-        elif layout_of(t).last_heading > j:
+        elif at.layout(t).last_heading > j:
             kept.append("would cross a heading")
         else:
             to_end.add(i)

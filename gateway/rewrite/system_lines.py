@@ -20,6 +20,7 @@ from typing import NamedTuple, cast
 from gateway.rewrite import digest
 from gateway.rewrite.memo import MIN_CHARS, CallMemo, chars
 from gateway.rewrite.movable import could_be_now, first_undated
+from gateway.rewrite.places import Places
 from gateway.rewrite.shapes import shaped
 
 KIND = "volatile.system"  # the memo's kind (and value key) for a system part's lines
@@ -47,6 +48,7 @@ class SystemLines(NamedTuple):
     first: bytes  # the first line that is not blank and holds no date shape (its UTF-8)
     keys: tuple[int, ...]  # each line's key (line_key)
     distinct: frozenset[int]  # the keys as a set: what the family's counts count
+    places: Places  # where the lines sit, for the plans (movable.py), filled in on first use
 
     @classmethod
     def of(cls, texts: tuple[str, ...], analysed: list[Analysis]) -> SystemLines:
@@ -55,7 +57,15 @@ class SystemLines(NamedTuple):
             first = first_undated((lines,), shapes_of).encode()
             stamps = tuple(i for i in shapes_of if could_be_now(lines[i]))
             return cls(
-                texts, (lines,), lines, shapes_of, stamps, first, keys_of, frozenset(keys_of)
+                texts,
+                (lines,),
+                lines,
+                shapes_of,
+                stamps,
+                first,
+                keys_of,
+                frozenset(keys_of),
+                Places((lines,), lines),
             )
         split = tuple(lines for lines, _, _ in analysed)
         shapes: list[int] = []
@@ -74,13 +84,16 @@ class SystemLines(NamedTuple):
             first_undated(split, shapes).encode(),
             keys,
             frozenset(keys),
+            Places(split, flat),
         )
 
     @property
     def size(self) -> int:
         """The bytes it holds beside its texts, estimated: the lines (a second copy), and per
-        line a slot in split, flat and keys, a key and a slot of the set."""
-        return sum(map(chars, self.texts)) + 120 * len(self.keys)
+        line a slot in split, flat and keys, a key and a slot of the set, and what its
+        places may come to hold (a slot among the filled lines and one in its text's layout;
+        a layout per text)."""
+        return sum(map(chars, self.texts)) + 136 * len(self.keys) + 200 * len(self.texts)
 
 
 def analysed(text: str, memo: CallMemo | None, content: object = None) -> Analysis:

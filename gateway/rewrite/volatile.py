@@ -137,7 +137,10 @@ def _volatile_lines(
     flat = system.flat
     learned = {i for i in varying if flat[i].strip()}
     seen = (LinesSeen(request.tenant, family, system.distinct),)
-    if not system.shapes and not learned:  # no line to look at: nor where lines would go
+    # A line varies only as a "now" stamp (one of `stamps`) or as learned: neither, and no
+    # line is looked at, nor where lines would go (most calls of Claude Code: dated lines,
+    # none a stamp).
+    if not system.stamps and not learned:
         moves = NOTHING
     else:
         moves = plan(
@@ -149,6 +152,7 @@ def _volatile_lines(
             ends_pay=part.ends_pay(body),
             flat=flat,
             stamps=system.stamps,
+            places=system.places,
         )
     findings = findings_of(moves, policy) if moves is not NOTHING else []
     if policy == "truncate_to_day" and moves.varying_dates:
