@@ -28,6 +28,7 @@ import argparse
 import http.client
 import itertools
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -156,6 +157,7 @@ def main() -> None:
     parse.add_argument("--concurrency", type=int, default=1)
     parse.add_argument("--stream", action="store_true", help="the streaming body")
     parse.add_argument("--gateway-src", type=Path, help="another tree's gateway package")
+    parse.add_argument("--keep", type=Path, help="a directory to copy the dumps to")
     parse.add_argument(
         "--conversations",
         action="store_true",
@@ -181,6 +183,9 @@ def main() -> None:
                 control(server, "-d")
                 dumps = sorted(Path(tmp).glob(f"{kind}.out*"), key=lambda p: p.stat().st_mtime)
                 count = instructions(dumps[-1])
+                if args.keep is not None:  # for callgrind_annotate: C functions, by cost
+                    args.keep.mkdir(parents=True, exist_ok=True)
+                    shutil.copy(dumps[-1], args.keep / f"{kind}.out")
                 took = time.monotonic() - started
             print(
                 f"{args.body} {'stream' if args.stream else 'json'} {kind}: "
