@@ -27,7 +27,7 @@ from gateway.catalog.tokens import count_tokens
 from gateway.rewrite.fingerprint import short
 from gateway.rewrite.marks import marked_body, unmarked_body
 from gateway.rewrite.request import Finding, LLMRequest, Rewrite, evolve
-from gateway.rewrite.slots import Slot, Ttl, slots_of
+from gateway.rewrite.slots import Slot, Ttl, slot_table
 
 if TYPE_CHECKING:
     from gateway.rewrite.memo import CallMemo
@@ -64,11 +64,12 @@ def plan_breakpoints(
     list marked the same way on an earlier accepted call is found (memo.py's `get_same`),
     so the same input object comes back as the same output object."""
     body = unmarked_body(request.body) if policy == "replace" else request.body
-    slots = slots_of(body, chars_per_token, min_tokens, memo)
-    client = _client(slots)  # the client's own TTL at each slot: lists, searched in C
+    table = slot_table(body, chars_per_token, min_tokens, memo)
+    slots, client, positions = table.slots, table.client, table.positions
     if policy == "respect" and (body.get("cache_control") or client.count(None) < len(client)):
-        marked_at = [slots[i].position for i in itertools.compress(range(len(client)), client)]
-        return _done(request, observed, memo, findings=_lookback(marked_at))
+        return _done(
+            request, observed, memo, findings=_lookback([*itertools.compress(positions, client)])
+        )
     if not slots:
         return _done(request, observed, memo)
     taken = len(client) - client.count(None)
@@ -76,12 +77,10 @@ def plan_breakpoints(
     if automatic:  # the top-level field marks the last block and takes a slot
         taken += 1
     if request.dates_at is not None:  # nothing from the block holding moved dates on
-        slots = [
-            s for s in slots if s.section != "messages" or (s.item, s.block) < request.dates_at
-        ]
-        client = _client(slots)
-    stable_end = _stable_end(slots, request.stable_system_blocks)
-    wanted = _wanted(slots, stable_end, min_tokens, automatic is not None)
+        end = _before(slots, table.head, request.dates_at)
+        slots, client, positions = slots[:end], client[:end], positions[:end]
+    stable_end = _stable_end(table.tools, table.head, request.stable_system_blocks)
+    wanted = _wanted(slots, stable_end, min_tokens, automatic is not None, positions)
     if not tail:
         wanted = [i for i in wanted if stable_end is not None and i <= stable_end]
         if reread is not None:
@@ -110,8 +109,9 @@ def plan_breakpoints(
         for i in sorted(chosen)
     }
     where = ", ".join(f"{slots[i].section}[{slots[i].item}] {t}" for i, t in marks.items())
-    marked = set(itertools.compress(range(len(client)), client)) | set(marks)
-    findings = _lookback([slots[i].position for i in sorted(marked)])
+    # The client's marks and the chosen ones (never the same slots), in prompt order.
+    marked = [*itertools.compress(positions, client), *map(positions.__getitem__, marks)]
+    findings = _lookback(sorted(marked))
     new = marked_body(body, slots, marks, memo)
     return _done(request, observed, memo, body=new, rewrite=Rewrite(RULE, where), findings=findings)
 
@@ -193,17 +193,21 @@ def _evolved(
 
 def _lookback(positions: list[int]) -> tuple[Finding, ...]:
     """A finding where two breakpoints lie further apart than a read looks back."""
-    gaps = [b - a for a, b in itertools.pairwise(positions)]
-    widest = max(gaps, default=0)
+    widest = max(map(operator.sub, positions[1:], positions), default=0)
     if widest <= LOOKBACK_BLOCKS - 1:
         return ()
     return (Finding("lookback_exceeded", f"{widest} blocks between breakpoints"),)
 
 
 def _wanted(
-    slots: list[Slot], stable_end: int | None, min_tokens: int, automatic: bool
+    slots: list[Slot],
+    stable_end: int | None,
+    min_tokens: int,
+    automatic: bool,
+    positions: list[int] | None = None,
 ) -> list[int]:
-    """Slot indexes in order of value: stable end, newest block, then ones between."""
+    """Slot indexes in order of value: stable end, newest block, then ones between.
+    `positions`: the slots' positions, where the caller has them (`Table`)."""
     last = len(slots) - 1
     candidates = [] if stable_end is None else [stable_end]
     if not automatic:
@@ -217,7 +221,8 @@ def _wanted(
     floor = -1 if stable_end is None else stable_end
     # Every 19 blocks back from the newest, so a read from each finds the one before it:
     # the newest slot below it at most 19 blocks back, found by bisection (positions rise).
-    positions = list(map(_POSITION, slots))
+    if positions is None:
+        positions = list(map(_POSITION, slots))
     reach = positions[last] - (LOOKBACK_BLOCKS - 1)
     below = last
     while (i := bisect.bisect_right(positions, reach, floor + 1, below) - 1) > floor:
@@ -231,15 +236,21 @@ def _wanted(
     return wanted
 
 
-def _stable_end(slots: list[Slot], stable_blocks: int | None) -> int | None:
-    """The last tool or stable system block: the end of what a prompt family shares (tools
-    come first, then system blocks, then messages)."""
-    end = None
-    for i, slot in enumerate(slots):
-        if slot.section == "messages":
-            break
-        if slot.section == "tools" or stable_blocks is None or slot.item < stable_blocks:
-            end = i
+def _stable_end(tools: int, head: int, stable_blocks: int | None) -> int | None:
+    """The last tool or stable system block: the end of what a prompt family shares (the
+    `tools` slots come first, then a slot a system block up to `head`, then messages)."""
+    system = head - tools
+    kept = system if stable_blocks is None else max(0, min(system, stable_blocks))
+    end = tools + kept - 1
+    return None if end < 0 else end
+
+
+def _before(slots: list[Slot], head: int, dates_at: tuple[int, int]) -> int:
+    """How many slots come before the block holding the moved dates (at the newest turn's
+    end): the messages' slots are in (message, block) order, so searched from the last."""
+    end = len(slots)
+    while end > head and (slots[end - 1].item, slots[end - 1].block) >= dates_at:
+        end -= 1
     return end
 
 
@@ -252,12 +263,7 @@ def _ttl_at(i: int, client: list[Ttl | None], default: Ttl) -> Ttl:
     return default
 
 
-_CLIENT_TTL: Callable[[Slot], Ttl | None] = operator.itemgetter(5)  # Slot.client_ttl
 _POSITION: Callable[[Slot], int] = operator.itemgetter(3)  # Slot.position
-
-
-def _client(slots: list[Slot]) -> list[Ttl | None]:
-    return list(map(_CLIENT_TTL, slots))
 
 
 def _previous(slots: list[Slot], reread_messages: int | None, min_tokens: int) -> int | None:

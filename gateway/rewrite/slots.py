@@ -10,6 +10,7 @@ the messages after them are walked.
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
@@ -42,72 +43,115 @@ class Slot(NamedTuple):
 
 
 _SLOT: Callable[[tuple[Any, ...]], Slot] = functools.partial(tuple.__new__, Slot)
+_CLIENT: Callable[[Slot], Ttl | None] = operator.itemgetter(5)  # Slot.client_ttl
+_POSITION: Callable[[Slot], int] = operator.itemgetter(3)  # Slot.position
+
+
+class Table(NamedTuple):
+    """The slots and, beside them, what the plan reads of every slot: the client's TTL and
+    the position at each (lists joined in C from the kept parts' tuples, so a turn maps
+    only the slots of the messages it added), and how many are the tools' and the tools'
+    and system prompt's (`head`: the slots before the messages')."""
+
+    slots: list[Slot]
+    client: list[Ttl | None]
+    positions: list[int]
+    tools: int
+    head: int
 
 
 class SlotRun(NamedTuple):
     """The slots of an accepted call's messages, a pure function of the messages' values and
     where they start (`start`: the position and estimate before the first message, the
-    count's bound and ratio); `ends`: the slots, position and estimate after each message."""
+    count's bound and ratio); `ends`: the slots, position and estimate after each message;
+    `client` and `positions`: the slots' own (`Table`)."""
 
     start: tuple[int, int, int, float]
     messages: tuple[Any, ...]
     ends: tuple[tuple[int, int, int], ...]
     slots: tuple[Slot, ...]
+    client: tuple[Ttl | None, ...]
+    positions: tuple[int, ...]
 
 
 def slots_of(
     body: dict[str, Any], chars_per_token: float, enough: int, memo: CallMemo | None = None
 ) -> list[Slot]:
+    """Every block that can carry a breakpoint, in prompt order (`slot_table`'s)."""
+    return slot_table(body, chars_per_token, enough, memo).slots
+
+
+def slot_table(
+    body: dict[str, Any], chars_per_token: float, enough: int, memo: CallMemo | None = None
+) -> Table:
     """Every block that can carry a breakpoint, in prompt order. `tokens_through` is exact
     below `enough` and only judged against it, so counting stops once the prompt reaches it
     (Claude Code's tools pass any model's minimum by their third): the rest of a 340 KB body
     is never serialized to be measured (~300 us a call). `memo`: where the slots of messages
     an earlier accepted call sent as these very objects are found (`SlotRun`)."""
-    slots, total = _head(body, chars_per_token, enough, memo)
-    position = len(slots)
+    head = _head(body, chars_per_token, enough, memo)
+    first = len(head.slots)
+    slots = list(head.slots)
     messages = body.get("messages") or []
     if memo is None or not isinstance(messages, list) or short(messages):
-        _walk(slots, messages, 0, position, total, chars_per_token, enough, None)
-        return slots
-    start = (position, total, enough, chars_per_token)
+        _walk(slots, messages, 0, first, head.total, chars_per_token, enough, None)
+        walked = slots[first:]
+        client = [*head.client, *map(_CLIENT, walked)]
+        return Table(slots, client, [*head.positions, *map(_POSITION, walked)], *head.counts)
+    start = (first, head.total, enough, chars_per_token)
     run: SlotRun | None = memo.get_same(RUN, messages[0])  # type: ignore[assignment]
     same = 0
     if run is not None and run.start == start:
-        for kept, message in zip(run.messages, messages, strict=False):
-            if kept is not message:
-                break
-            same += 1
-    first = len(slots)
-    ends: list[tuple[int, int, int]] = []
+        same = _same_start(run.messages, messages)
+    ends: tuple[tuple[int, int, int], ...] = ()
+    position, total, count = first, head.total, 0
     if same:
         assert run is not None
-        ends = list(run.ends[:same])
+        ends = run.ends[:same]
         count, position, total = ends[-1]
         slots.extend(run.slots[:count])
-    _walk(slots, messages[same:], same, position, total, chars_per_token, enough, ends, first)
+    added: list[tuple[int, int, int]] = []
+    _walk(slots, messages[same:], same, position, total, chars_per_token, enough, added, first)
+    walked = slots[first + count :]
+    if same:
+        assert run is not None
+        client = [*head.client, *run.client[:count], *map(_CLIENT, walked)]
+        positions = [*head.positions, *run.positions[:count], *map(_POSITION, walked)]
+    else:
+        client = [*head.client, *map(_CLIENT, walked)]
+        positions = [*head.positions, *map(_POSITION, walked)]
     if run is None or same < len(messages) or len(run.messages) != len(messages):
-        kept = SlotRun(start, tuple(messages), tuple(ends), tuple(slots[first:]))
-        size = SLOT_BYTES * (len(messages) + len(kept.slots))
+        kept = SlotRun(
+            start,
+            tuple(messages),
+            ends + tuple(added),
+            tuple(slots[first:]),
+            tuple(client[first:]),
+            tuple(positions[first:]),
+        )
+        size = SLOT_BYTES * len(messages) + (SLOT_BYTES + 16) * len(kept.slots)
         memo.keep_same(RUN, messages[0], kept, size)
-    return slots
+    return Table(slots, client, positions, *head.counts)
 
 
 class Head(NamedTuple):
     """The slots of a tools list and the system prompt after it, and the estimate after
     each, for `start` (the count's bound and ratio): kept by the tools list's identity (the
     same list each call: tool_json.py), the system prompt held to be compared by identity.
-    The parts are those tool_json's and family.py's entries hold and count."""
+    The parts are those tool_json's and family.py's entries hold and count. `client`,
+    `positions`, `counts`: the slots' own and their number (`Table`)."""
 
     start: tuple[int, float]
     tools_total: int
     system: Any
     slots: tuple[Slot, ...]
     total: int
+    client: tuple[Ttl | None, ...]
+    positions: tuple[int, ...]
+    counts: tuple[int, int]
 
 
-def _head(
-    body: dict[str, Any], chars_per_token: float, enough: int, memo: CallMemo | None
-) -> tuple[list[Slot], int]:
+def _head(body: dict[str, Any], chars_per_token: float, enough: int, memo: CallMemo | None) -> Head:
     """The slots of the tools and the system prompt, and the estimate after them: taken
     from `Head` where the tools list (and the system prompt) are an earlier call's objects."""
     tools = body.get("tools") or ()
@@ -120,7 +164,7 @@ def _head(
         if held is not None and held.start != start:
             held = None
         if held is not None and held.system is system:
-            return list(held.slots), held.total
+            return held
     slot = _SLOT  # a tuple made in C: the NamedTuple's own __new__ is a Python call
     if held is not None:
         slots, total = list(held.slots[: len(tools)]), held.tools_total
@@ -139,10 +183,29 @@ def _head(
             total += count_tokens(block.get("text", ""), chars_per_token)
         slots.append(slot(("system", index, 0, position, total, _client_ttl(block))))
         position += 1
+    made = Head(
+        start,
+        tools_total,
+        system,
+        tuple(slots),
+        total,
+        tuple(map(_CLIENT, slots)),
+        tuple(map(_POSITION, slots)),
+        (len(tools), len(slots)),
+    )
     if shared is not None:
-        kept = Head(start, tools_total, system, tuple(slots), total)
-        shared.keep_same(HEAD, tools, kept, SLOT_BYTES * (len(slots) + 1))
-    return slots, total
+        shared.keep_same(HEAD, tools, made, (SLOT_BYTES + 16) * len(slots) + SLOT_BYTES)
+    return made
+
+
+def _same_start(kept: tuple[Any, ...], messages: list[Any]) -> int:
+    """How many leading messages are the run's (their slots a pure function of their
+    values): compared in C, each the very object (or else an equal value), and only where
+    the run is not all there, message by message to the first that is not its object."""
+    if kept == tuple(messages[: len(kept)]):
+        return len(kept)
+    flags = list(map(operator.is_, kept, messages))
+    return flags.index(False) if False in flags else len(flags)
 
 
 def _walk(

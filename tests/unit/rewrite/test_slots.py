@@ -15,7 +15,7 @@ from gateway.cache.learned import LearnedMemory
 from gateway.rewrite import slots as slots_module
 from gateway.rewrite.memo import CallMemo
 from gateway.rewrite.request import LLMRequest
-from gateway.rewrite.slots import slots_of
+from gateway.rewrite.slots import Table, slot_table, slots_of
 from tests.support.fixtures import FIXTURES, load
 
 TENANT = b"tenant-a"
@@ -61,20 +61,29 @@ def _variants(body: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def _consistent(table: Table) -> None:
+    """The lists beside the slots are the slots' own; the counts, their sections'."""
+    assert table.client == [slot.client_ttl for slot in table.slots]
+    assert table.positions == [slot.position for slot in table.slots]
+    assert table.tools == sum(slot.section == "tools" for slot in table.slots)
+    assert table.head == sum(slot.section != "messages" for slot in table.slots)
+
+
 @pytest.mark.parametrize("enough", [1, 1024, 4096, 10**9])
 def test_found_by_identity_equal_copy_or_no_memo_alike(enough: int) -> None:
     memory = _memory()
     for body in _bodies():
         for variant in _variants(body):
-            plain = slots_of(copy.deepcopy(variant), 4.0, enough)
+            plain = slot_table(copy.deepcopy(variant), 4.0, enough)
+            _consistent(plain)
             memo = _memo(memory)
-            assert slots_of(variant, 4.0, enough, memo) == plain
+            assert slot_table(variant, 4.0, enough, memo) == plain
             _learn(memory, memo)
             for again in (variant, copy.deepcopy(variant)):
-                assert slots_of(again, 4.0, enough, _memo(memory)) == plain
+                assert slot_table(again, 4.0, enough, _memo(memory)) == plain
             # Another ratio on the same objects: derived for it.
-            other = slots_of(copy.deepcopy(variant), 3.0, enough)
-            assert slots_of(variant, 3.0, enough, _memo(memory)) == other
+            other = slot_table(copy.deepcopy(variant), 3.0, enough)
+            assert slot_table(variant, 3.0, enough, _memo(memory)) == other
 
 
 def test_the_same_objects_are_not_walked_again(monkeypatch: pytest.MonkeyPatch) -> None:
