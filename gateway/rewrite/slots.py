@@ -64,7 +64,8 @@ class SlotRun(NamedTuple):
     """The slots of an accepted call's messages, a pure function of the messages' values and
     where they start (`start`: the position and estimate before the first message, the
     count's bound and ratio); `ends`: the slots, position and estimate after each message;
-    `client` and `positions`: the slots' own (`Table`)."""
+    `client` and `positions`: the slots' own (`Table`); `head`: found with the run where
+    the tools list and the system prompt are the very objects it holds (one lookup less)."""
 
     start: tuple[int, int, int, float]
     messages: tuple[Any, ...]
@@ -72,6 +73,7 @@ class SlotRun(NamedTuple):
     slots: tuple[Slot, ...]
     client: tuple[Ttl | None, ...]
     positions: tuple[int, ...]
+    head: Head  # the tools' and system prompt's, that the messages' start from
 
 
 def slots_of(
@@ -89,47 +91,64 @@ def slot_table(
     (Claude Code's tools pass any model's minimum by their third): the rest of a 340 KB body
     is never serialized to be measured (~300 us a call). `memo`: where the slots of messages
     an earlier accepted call sent as these very objects are found (`SlotRun`)."""
-    head = _head(body, chars_per_token, enough, memo)
-    first = len(head.slots)
-    slots = list(head.slots)
     messages = body.get("messages") or []
     if memo is None or not isinstance(messages, list) or short(messages):
-        _walk(slots, messages, 0, first, head.total, chars_per_token, enough, None)
-        walked = slots[first:]
+        head = _head(body, chars_per_token, enough, memo)
+        slots = list(head.slots)
+        _walk(slots, messages, 0, len(slots), head.total, chars_per_token, enough, None)
+        walked = slots[len(head.slots) :]
         client = [*head.client, *map(_CLIENT, walked)]
         return Table(slots, client, [*head.positions, *map(_POSITION, walked)], *head.counts)
-    start = (first, head.total, enough, chars_per_token)
     run: SlotRun | None = memo.get_same(RUN, messages[0])  # type: ignore[assignment]
+    held = run.head if run is not None else None
+    if (
+        held is not None
+        and held.tools is body.get("tools")
+        and held.system is body.get("system")
+        and held.start == (enough, chars_per_token)
+    ):  # the run's own head, for the very tools and system prompt it was found with
+        head = held
+    else:
+        head = _head(body, chars_per_token, enough, memo)
+    first = len(head.slots)
+    slots = list(head.slots)
+    start = (first, head.total, enough, chars_per_token)
     same = 0
     if run is not None and run.start == start:
         same = _same_start(run.messages, messages)
     ends: tuple[tuple[int, int, int], ...] = ()
-    position, total, count = first, head.total, 0
+    kept_slots: tuple[Slot, ...] = ()
+    kept_client: tuple[Ttl | None, ...] = ()
+    kept_positions: tuple[int, ...] = ()
+    position, total = first, head.total
     if same:
         assert run is not None
         ends = run.ends[:same]
         count, position, total = ends[-1]
-        slots.extend(run.slots[:count])
+        # a tuple's whole slice is the tuple itself: no copy where the run is all there
+        kept_slots, kept_client = run.slots[:count], run.client[:count]
+        kept_positions = run.positions[:count]
+        slots.extend(kept_slots)
     added: list[tuple[int, int, int]] = []
+    walked_from = len(slots)
     _walk(slots, messages[same:], same, position, total, chars_per_token, enough, added, first)
-    walked = slots[first + count :]
-    if same:
-        assert run is not None
-        client = [*head.client, *run.client[:count], *map(_CLIENT, walked)]
-        positions = [*head.positions, *run.positions[:count], *map(_POSITION, walked)]
-    else:
-        client = [*head.client, *map(_CLIENT, walked)]
-        positions = [*head.positions, *map(_POSITION, walked)]
+    walked = slots[walked_from:]
+    new_client = tuple(map(_CLIENT, walked))
+    new_positions = tuple(map(_POSITION, walked))
+    client = [*head.client, *kept_client, *new_client]
+    positions = [*head.positions, *kept_positions, *new_positions]
     if run is None or same < len(messages) or len(run.messages) != len(messages):
         kept = SlotRun(
             start,
             tuple(messages),
             ends + tuple(added),
-            tuple(slots[first:]),
-            tuple(client[first:]),
-            tuple(positions[first:]),
+            kept_slots + tuple(walked),
+            kept_client + new_client,
+            kept_positions + new_positions,
+            head,
         )
-        size = SLOT_BYTES * len(messages) + (SLOT_BYTES + 16) * len(kept.slots)
+        # The head too: its own entry (HEAD) may be forgotten before this one.
+        size = SLOT_BYTES * len(messages) + (SLOT_BYTES + 16) * (len(kept.slots) + first)
         memo.keep_same(RUN, messages[0], kept, size)
     return Table(slots, client, positions, *head.counts)
 
@@ -143,6 +162,7 @@ class Head(NamedTuple):
 
     start: tuple[int, float]
     tools_total: int
+    tools: Any  # the body's own value, to be compared by identity (`SlotRun.head`)
     system: Any
     slots: tuple[Slot, ...]
     total: int
@@ -154,7 +174,8 @@ class Head(NamedTuple):
 def _head(body: dict[str, Any], chars_per_token: float, enough: int, memo: CallMemo | None) -> Head:
     """The slots of the tools and the system prompt, and the estimate after them: taken
     from `Head` where the tools list (and the system prompt) are an earlier call's objects."""
-    tools = body.get("tools") or ()
+    sent = body.get("tools")
+    tools = sent or ()
     system = body.get("system")
     start = (enough, chars_per_token)
     shared = memo if memo is not None and isinstance(tools, list) and tools else None
@@ -186,6 +207,7 @@ def _head(body: dict[str, Any], chars_per_token: float, enough: int, memo: CallM
     made = Head(
         start,
         tools_total,
+        sent,
         system,
         tuple(slots),
         total,
