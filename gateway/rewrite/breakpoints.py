@@ -18,16 +18,15 @@ prefix is under the model's minimum (nothing would be cached), and 1h ones prece
 from __future__ import annotations
 
 import bisect
-import itertools
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
 from gateway.catalog.tokens import count_tokens
 from gateway.rewrite.fingerprint import short
 from gateway.rewrite.marks import marked_body, unmarked_body
 from gateway.rewrite.request import Finding, LLMRequest, Rewrite, evolve
-from gateway.rewrite.slots import Slot, Ttl, slot_table
+from gateway.rewrite.slots import Marks, Slot, Ttl, slot_table
 
 if TYPE_CHECKING:
     from gateway.rewrite.memo import CallMemo
@@ -65,22 +64,20 @@ def plan_breakpoints(
     so the same input object comes back as the same output object."""
     body = unmarked_body(request.body) if policy == "replace" else request.body
     table = slot_table(body, chars_per_token, min_tokens, memo)
-    slots, client, positions = table.slots, table.client, table.positions
-    if policy == "respect" and (body.get("cache_control") or client.count(None) < len(client)):
-        return _done(
-            request, observed, memo, findings=_lookback([*itertools.compress(positions, client)])
-        )
+    slots, client = table.slots, table.client
+    if policy == "respect" and (body.get("cache_control") or client):
+        return _done(request, observed, memo, findings=_lookback(_positions(slots, dict(client))))
     if not slots:
         return _done(request, observed, memo)
-    taken = len(client) - client.count(None)
+    taken = len(client)
     automatic = body.get("cache_control")
     if automatic:  # the top-level field marks the last block and takes a slot
         taken += 1
     if request.dates_at is not None:  # nothing from the block holding moved dates on
         end = _before(slots, table.head, request.dates_at)
-        slots, client, positions = slots[:end], client[:end], positions[:end]
+        slots, client = slots[:end], tuple(mark for mark in client if mark[0] < end)
     stable_end = _stable_end(table.tools, table.head, request.stable_system_blocks)
-    wanted = _wanted(slots, stable_end, min_tokens, automatic is not None, positions)
+    wanted = _wanted(slots, stable_end, min_tokens, automatic is not None)
     if not tail:
         wanted = [i for i in wanted if stable_end is not None and i <= stable_end]
         if reread is not None:
@@ -88,7 +85,8 @@ def plan_breakpoints(
         previous = _previous(slots, reread_messages, min_tokens)
         if previous is not None and previous < len(slots) - 1:
             wanted.append(previous)
-    chosen = [i for i in wanted if client[i] is None][: MAX_BREAKPOINTS - taken]
+    ttl_of = dict(client)  # the client's own TTL by slot index
+    chosen = [i for i in wanted if i not in ttl_of][: MAX_BREAKPOINTS - taken]
     if not chosen:
         if slots[-1].tokens_through < min_tokens:
             detail = f"~{slots[-1].tokens_through} tokens < {min_tokens}"
@@ -109,9 +107,7 @@ def plan_breakpoints(
         for i in sorted(chosen)
     }
     where = ", ".join(f"{slots[i].section}[{slots[i].item}] {t}" for i, t in marks.items())
-    # The client's marks and the chosen ones (never the same slots), in prompt order.
-    marked = [*itertools.compress(positions, client), *map(positions.__getitem__, marks)]
-    findings = _lookback(sorted(marked))
+    findings = _lookback(_positions(slots, sorted([*ttl_of, *marks])))
     new = marked_body(body, slots, marks, memo)
     return _done(request, observed, memo, body=new, rewrite=Rewrite(RULE, where), findings=findings)
 
@@ -200,14 +196,9 @@ def _lookback(positions: list[int]) -> tuple[Finding, ...]:
 
 
 def _wanted(
-    slots: list[Slot],
-    stable_end: int | None,
-    min_tokens: int,
-    automatic: bool,
-    positions: list[int] | None = None,
+    slots: list[Slot], stable_end: int | None, min_tokens: int, automatic: bool
 ) -> list[int]:
-    """Slot indexes in order of value: stable end, newest block, then ones between.
-    `positions`: the slots' positions, where the caller has them (`Table`)."""
+    """Slot indexes in order of value: stable end, newest block, then ones between."""
     last = len(slots) - 1
     candidates = [] if stable_end is None else [stable_end]
     if not automatic:
@@ -221,13 +212,11 @@ def _wanted(
     floor = -1 if stable_end is None else stable_end
     # Every 19 blocks back from the newest, so a read from each finds the one before it:
     # the newest slot below it at most 19 blocks back, found by bisection (positions rise).
-    if positions is None:
-        positions = list(map(_POSITION, slots))
-    reach = positions[last] - (LOOKBACK_BLOCKS - 1)
+    reach = slots[last].position - (LOOKBACK_BLOCKS - 1)
     below = last
-    while (i := bisect.bisect_right(positions, reach, floor + 1, below) - 1) > floor:
+    while (i := bisect.bisect_right(slots, reach, floor + 1, below, key=_POSITION) - 1) > floor:
         candidates.append(i)
-        reach = positions[i] - (LOOKBACK_BLOCKS - 1)
+        reach = slots[i].position - (LOOKBACK_BLOCKS - 1)
         below = i
     wanted: list[int] = []
     for i in candidates:
@@ -254,13 +243,20 @@ def _before(slots: list[Slot], head: int, dates_at: tuple[int, int]) -> int:
     return end
 
 
-def _ttl_at(i: int, client: list[Ttl | None], default: Ttl) -> Ttl:
+def _ttl_at(i: int, client: Marks, default: Ttl) -> Ttl:
     # The API requires 1h breakpoints before 5m ones; the client's own marks are fixed.
-    if "1h" in client[i + 1 :]:
-        return "1h"
-    if "5m" in client[:i]:
-        return "5m"
+    for at, ttl in client:  # a few: loops, not generators
+        if at > i and ttl == "1h":
+            return "1h"
+    for at, ttl in client:
+        if at < i and ttl == "5m":
+            return "5m"
     return default
+
+
+def _positions(slots: list[Slot], marked: Iterable[int]) -> list[int]:
+    """The positions of the marks at slot indexes `marked`."""
+    return [slots[i].position for i in marked]
 
 
 _POSITION: Callable[[Slot], int] = operator.itemgetter(3)  # Slot.position

@@ -43,19 +43,17 @@ class Slot(NamedTuple):
 
 
 _SLOT: Callable[[tuple[Any, ...]], Slot] = functools.partial(tuple.__new__, Slot)
-_CLIENT: Callable[[Slot], Ttl | None] = operator.itemgetter(5)  # Slot.client_ttl
-_POSITION: Callable[[Slot], int] = operator.itemgetter(3)  # Slot.position
+Marks = tuple[tuple[int, Ttl], ...]  # the client's own breakpoints: (slot index, TTL)
 
 
 class Table(NamedTuple):
-    """The slots and, beside them, what the plan reads of every slot: the client's TTL and
-    the position at each (lists joined in C from the kept parts' tuples, so a turn maps
-    only the slots of the messages it added), and how many are the tools' and the tools'
-    and system prompt's (`head`: the slots before the messages')."""
+    """The slots and, beside them, the client's breakpoints among them (few: kept with the
+    parts and joined, so a turn looks only at the slots of the messages it added), and how
+    many slots are the tools' and the tools' and system prompt's (`head`: the slots before
+    the messages')."""
 
     slots: list[Slot]
-    client: list[Ttl | None]
-    positions: list[int]
+    client: Marks
     tools: int
     head: int
 
@@ -64,15 +62,15 @@ class SlotRun(NamedTuple):
     """The slots of an accepted call's messages, a pure function of the messages' values and
     where they start (`start`: the position and estimate before the first message, the
     count's bound and ratio); `ends`: the slots, position and estimate after each message;
-    `client` and `positions`: the slots' own (`Table`); `head`: found with the run where
-    the tools list and the system prompt are the very objects it holds (one lookup less)."""
+    `client`: the client's breakpoints among them, by index among all the prompt's slots
+    (`Table`); `head`: found with the run where the tools list and the system prompt are
+    the very objects it holds (one lookup less)."""
 
     start: tuple[int, int, int, float]
     messages: tuple[Any, ...]
     ends: tuple[tuple[int, int, int], ...]
     slots: tuple[Slot, ...]
-    client: tuple[Ttl | None, ...]
-    positions: tuple[int, ...]
+    client: Marks
     head: Head  # the tools' and system prompt's, that the messages' start from
 
 
@@ -96,9 +94,8 @@ def slot_table(
         head = _head(body, chars_per_token, enough, memo)
         slots = list(head.slots)
         _walk(slots, messages, 0, len(slots), head.total, chars_per_token, enough, None)
-        walked = slots[len(head.slots) :]
-        client = [*head.client, *map(_CLIENT, walked)]
-        return Table(slots, client, [*head.positions, *map(_POSITION, walked)], *head.counts)
+        client = head.client + _marks(slots, len(head.slots))
+        return Table(slots, client, *head.counts)
     run: SlotRun | None = memo.get_same(RUN, messages[0])  # type: ignore[assignment]
     held = run.head if run is not None else None
     if (
@@ -118,39 +115,45 @@ def slot_table(
         same = _same_start(run.messages, messages)
     ends: tuple[tuple[int, int, int], ...] = ()
     kept_slots: tuple[Slot, ...] = ()
-    kept_client: tuple[Ttl | None, ...] = ()
-    kept_positions: tuple[int, ...] = ()
+    kept_client: Marks = ()
     position, total = first, head.total
     if same:
         assert run is not None
         ends = run.ends[:same]
         count, position, total = ends[-1]
         # a tuple's whole slice is the tuple itself: no copy where the run is all there
-        kept_slots, kept_client = run.slots[:count], run.client[:count]
-        kept_positions = run.positions[:count]
+        kept_slots = run.slots[:count]
+        kept_client = run.client
+        if kept_client and kept_client[-1][0] >= first + count:
+            kept_client = tuple(mark for mark in kept_client if mark[0] < first + count)
         slots.extend(kept_slots)
     added: list[tuple[int, int, int]] = []
     walked_from = len(slots)
     _walk(slots, messages[same:], same, position, total, chars_per_token, enough, added, first)
-    walked = slots[walked_from:]
-    new_client = tuple(map(_CLIENT, walked))
-    new_positions = tuple(map(_POSITION, walked))
-    client = [*head.client, *kept_client, *new_client]
-    positions = [*head.positions, *kept_positions, *new_positions]
+    new_client = _marks(slots, walked_from)
     if run is None or same < len(messages) or len(run.messages) != len(messages):
         kept = SlotRun(
             start,
             tuple(messages),
             ends + tuple(added),
-            kept_slots + tuple(walked),
+            kept_slots + tuple(slots[walked_from:]),
             kept_client + new_client,
-            kept_positions + new_positions,
             head,
         )
         # The head too: its own entry (HEAD) may be forgotten before this one.
-        size = SLOT_BYTES * len(messages) + (SLOT_BYTES + 16) * (len(kept.slots) + first)
+        size = SLOT_BYTES * (len(messages) + len(kept.slots) + first + len(kept.client))
         memo.keep_same(RUN, messages[0], kept, size)
-    return Table(slots, client, positions, *head.counts)
+    return Table(slots, head.client + kept_client + new_client, *head.counts)
+
+
+def _marks(slots: list[Slot], start: int) -> Marks:
+    """The client's breakpoints among the slots from `start` on."""
+    marks: list[tuple[int, Ttl]] = []
+    for i in range(start, len(slots)):
+        ttl = slots[i].client_ttl
+        if ttl is not None:
+            marks.append((i, ttl))
+    return tuple(marks)
 
 
 class Head(NamedTuple):
@@ -158,7 +161,7 @@ class Head(NamedTuple):
     each, for `start` (the count's bound and ratio): kept by the tools list's identity (the
     same list each call: tool_json.py), the system prompt held to be compared by identity.
     The parts are those tool_json's and family.py's entries hold and count. `client`,
-    `positions`, `counts`: the slots' own and their number (`Table`)."""
+    `counts`: the client's breakpoints among the slots, and their number (`Table`)."""
 
     start: tuple[int, float]
     tools_total: int
@@ -166,8 +169,7 @@ class Head(NamedTuple):
     system: Any
     slots: tuple[Slot, ...]
     total: int
-    client: tuple[Ttl | None, ...]
-    positions: tuple[int, ...]
+    client: Marks
     counts: tuple[int, int]
 
 
@@ -211,12 +213,11 @@ def _head(body: dict[str, Any], chars_per_token: float, enough: int, memo: CallM
         system,
         tuple(slots),
         total,
-        tuple(map(_CLIENT, slots)),
-        tuple(map(_POSITION, slots)),
+        _marks(slots, 0),
         (len(tools), len(slots)),
     )
     if shared is not None:
-        shared.keep_same(HEAD, tools, made, (SLOT_BYTES + 16) * len(slots) + SLOT_BYTES)
+        shared.keep_same(HEAD, tools, made, SLOT_BYTES * (len(slots) + len(made.client) + 1))
     return made
 
 

@@ -69,7 +69,7 @@ def test_the_searches_choose_what_the_walks_chose() -> None:
         assert _wanted(slots, stable_end, min_tokens, automatic) == _walked_wanted(
             slots, stable_end, min_tokens, automatic
         )
-        client = [slot.client_ttl for slot in slots]
+        client = tuple((i, s.client_ttl) for i, s in enumerate(slots) if s.client_ttl)
         for i in range(len(slots)):
             walked: Ttl = "5m"
             if any(s.client_ttl == "1h" for s in slots[i + 1 :]):

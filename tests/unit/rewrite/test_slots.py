@@ -62,9 +62,9 @@ def _variants(body: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _consistent(table: Table) -> None:
-    """The lists beside the slots are the slots' own; the counts, their sections'."""
-    assert table.client == [slot.client_ttl for slot in table.slots]
-    assert table.positions == [slot.position for slot in table.slots]
+    """The client's marks beside the slots are the slots' own; the counts, their sections'."""
+    marks = tuple((i, slot.client_ttl) for i, slot in enumerate(table.slots) if slot.client_ttl)
+    assert table.client == marks
     assert table.tools == sum(slot.section == "tools" for slot in table.slots)
     assert table.head == sum(slot.section != "messages" for slot in table.slots)
 
