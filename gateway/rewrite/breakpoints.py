@@ -86,7 +86,9 @@ def plan_breakpoints(
         if previous is not None and previous < len(slots) - 1:
             wanted.append(previous)
     ttl_of = dict(client)  # the client's own TTL by slot index
-    chosen = [i for i in wanted if i not in ttl_of][: MAX_BREAKPOINTS - taken]
+    # (more than four of the client's own, which the API refuses: none added, not a slice
+    # from the end)
+    chosen = [i for i in wanted if i not in ttl_of][: max(MAX_BREAKPOINTS - taken, 0)]
     if not chosen:
         if slots[-1].tokens_through < min_tokens:
             detail = f"~{slots[-1].tokens_through} tokens < {min_tokens}"
