@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import bisect
 import operator
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
 from gateway.catalog.tokens import count_tokens
@@ -77,7 +77,11 @@ def plan_breakpoints(
         end = _before(slots, table.head, request.dates_at)
         slots, client = slots[:end], tuple(mark for mark in client if mark[0] < end)
     stable_end = _stable_end(table.tools, table.head, request.stable_system_blocks)
-    wanted = _wanted(slots, stable_end, min_tokens, automatic is not None)
+    ttl_of = dict(client)  # the client's own TTL by slot index
+    room = max(MAX_BREAKPOINTS - taken, 0)
+    wanted = _wanted(
+        slots, stable_end, min_tokens, automatic is not None, room if tail else 0, ttl_of
+    )
     if not tail:
         wanted = [i for i in wanted if stable_end is not None and i <= stable_end]
         if reread is not None:
@@ -85,10 +89,9 @@ def plan_breakpoints(
         previous = _previous(slots, reread_messages, min_tokens)
         if previous is not None and previous < len(slots) - 1:
             wanted.append(previous)
-    ttl_of = dict(client)  # the client's own TTL by slot index
     # (more than four of the client's own, which the API refuses: none added, not a slice
     # from the end)
-    chosen = [i for i in wanted if i not in ttl_of][: max(MAX_BREAKPOINTS - taken, 0)]
+    chosen = [i for i in wanted if i not in ttl_of][:room]
     if not chosen:
         if slots[-1].tokens_through < min_tokens:
             detail = f"~{slots[-1].tokens_through} tokens < {min_tokens}"
@@ -198,9 +201,17 @@ def _lookback(positions: list[int]) -> tuple[Finding, ...]:
 
 
 def _wanted(
-    slots: list[Slot], stable_end: int | None, min_tokens: int, automatic: bool
+    slots: list[Slot],
+    stable_end: int | None,
+    min_tokens: int,
+    automatic: bool,
+    enough: int | None = None,
+    skip: Container[int] = (),
 ) -> list[int]:
-    """Slot indexes in order of value: stable end, newest block, then ones between."""
+    """Slot indexes in order of value: stable end, newest block, then ones between.
+    `enough`: no more of those between once that many not in `skip` (the client's own)
+    are wanted, which is all the plan takes: a long conversation's grid is not searched to
+    its start each turn."""
     last = len(slots) - 1
     candidates = [] if stable_end is None else [stable_end]
     if not automatic:
@@ -211,19 +222,26 @@ def _wanted(
         and slots[shared].item == slots[last].item
     ):
         candidates.append(shared)
+    wanted: list[int] = []
+    for i in candidates:
+        if i not in wanted and slots[i].tokens_through >= min_tokens:
+            wanted.append(i)
+    found = sum(i not in skip for i in wanted)
     floor = -1 if stable_end is None else stable_end
     # Every 19 blocks back from the newest, so a read from each finds the one before it:
     # the newest slot below it at most 19 blocks back, found by bisection (positions rise).
     reach = slots[last].position - (LOOKBACK_BLOCKS - 1)
     below = last
-    while (i := bisect.bisect_right(slots, reach, floor + 1, below, key=_POSITION) - 1) > floor:
-        candidates.append(i)
+    while (enough is None or found < enough) and (
+        i := bisect.bisect_right(slots, reach, floor + 1, below, key=_POSITION) - 1
+    ) > floor:
+        if slots[i].tokens_through < min_tokens:
+            break  # the estimate rises with the slots: none before this one reaches it
+        if i not in wanted:
+            wanted.append(i)
+            found += i not in skip
         reach = slots[i].position - (LOOKBACK_BLOCKS - 1)
         below = i
-    wanted: list[int] = []
-    for i in candidates:
-        if i not in wanted and slots[i].tokens_through >= min_tokens:
-            wanted.append(i)
     return wanted
 
 

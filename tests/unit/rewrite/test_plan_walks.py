@@ -66,9 +66,14 @@ def test_the_searches_choose_what_the_walks_chose() -> None:
         stable_end = rng.choice([None, *range(min(len(slots), 8))])
         min_tokens = rng.choice((0, 1024, 4096))
         automatic = rng.random() < 0.2
-        assert _wanted(slots, stable_end, min_tokens, automatic) == _walked_wanted(
-            slots, stable_end, min_tokens, automatic
-        )
+        walked = _walked_wanted(slots, stable_end, min_tokens, automatic)
+        assert _wanted(slots, stable_end, min_tokens, automatic) == walked
+        # Stopped once `enough` not the client's are wanted: the plan's choice is the same.
+        skip = {i for i, slot in enumerate(slots) if slot.client_ttl}
+        for enough in range(5):
+            found = _wanted(slots, stable_end, min_tokens, automatic, enough, skip)
+            chosen = [i for i in found if i not in skip][:enough]
+            assert chosen == [i for i in walked if i not in skip][:enough]
         client = tuple((i, s.client_ttl) for i, s in enumerate(slots) if s.client_ttl)
         for i in range(len(slots)):
             walked: Ttl = "5m"
