@@ -223,10 +223,16 @@ def _head(body: dict[str, Any], chars_per_token: float, enough: int, memo: CallM
 
 def _same_start(kept: tuple[Any, ...], messages: list[Any]) -> int:
     """How many leading messages are the run's (their slots a pure function of their
-    values): compared in C, each the very object (or else an equal value), and only where
-    the run is not all there, message by message to the first that is not its object."""
-    if kept == tuple(messages[: len(kept)]):
-        return len(kept)
+    values): compared in C, each the very object (or else an equal value), all of the run
+    or all but its last (Claude Code resends its newest message without its breakpoint: a
+    new object, compared by identity before the rest is); else message by message, to the
+    first that is not the run's very object."""
+    n = len(kept)
+    if n <= len(messages):
+        if kept[-1] is messages[n - 1] and kept == tuple(messages[:n]):
+            return n
+        if n > 1 and kept[-2] is messages[n - 2] and kept[:-1] == tuple(messages[: n - 1]):
+            return n - 1
     flags = list(map(operator.is_, kept, messages))
     return flags.index(False) if False in flags else len(flags)
 

@@ -5,6 +5,7 @@ are equal copies, or no memo is given; and a part that changed is walked again."
 from __future__ import annotations
 
 import copy
+import random
 from typing import Any
 
 import orjson
@@ -107,3 +108,24 @@ def test_the_same_objects_are_not_walked_again(monkeypatch: pytest.MonkeyPatch) 
     assert walked == [1]
     assert found[: len(first)] == first
     assert found == expected
+
+
+def test_a_run_is_shared_as_far_as_its_messages_are_the_very_objects_or_equal() -> None:
+    """`_same_start`: at least every leading message that is the run's very object, and
+    none past the first that differs in value (the slots are the values' own)."""
+    rng = random.Random(20261201)
+    for _ in range(2000):
+        kept = tuple({"role": "user", "content": str(i)} for i in range(rng.randint(1, 8)))
+        messages = list(kept[: rng.randint(0, len(kept))])
+        messages += [{"role": "user", "content": str(i)} for i in range(rng.randint(0, 3))]
+        for _ in range(rng.randint(0, 2)):  # an equal copy, or another value, somewhere
+            if messages:
+                at = rng.randrange(len(messages))
+                copy_of = dict(messages[at])
+                messages[at] = copy_of if rng.random() < 0.5 else {**copy_of, "content": "x"}
+        same = slots_module._same_start(kept, messages)
+        identical = 0
+        while identical < min(len(kept), len(messages)) and kept[identical] is messages[identical]:
+            identical += 1
+        assert identical <= same <= min(len(kept), len(messages))
+        assert list(kept[:same]) == messages[:same]
