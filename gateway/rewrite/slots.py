@@ -112,7 +112,7 @@ def slot_table(
     start = (first, head.total, enough, chars_per_token)
     same = 0
     if run is not None and run.start == start:
-        same = _same_start(run.messages, messages)
+        same = _same_start(run.messages, messages, head.total >= enough)
     ends: tuple[tuple[int, int, int], ...] = ()
     kept_slots: tuple[Slot, ...] = ()
     kept_client: Marks = ()
@@ -221,14 +221,15 @@ def _head(body: dict[str, Any], chars_per_token: float, enough: int, memo: CallM
     return made
 
 
-def _same_start(kept: tuple[Any, ...], messages: list[Any]) -> int:
-    """How many leading messages are the run's (their slots a pure function of their
-    values): compared in C, each the very object (or else an equal value), all of the run
-    or all but its last (Claude Code resends its newest message without its breakpoint: a
-    new object, compared by identity before the rest is); else message by message, to the
-    first that is not the run's very object."""
+def _same_start(kept: tuple[Any, ...], messages: list[Any], by_value: bool) -> int:
+    """How many leading messages are the run's, compared in C. `by_value`: the run counted
+    none of its messages (the estimate reached its bound before them), so their slots are
+    a pure function of their values as Python compares them, and a tuple equality (identity
+    first) compares all of the run at once, or all but its last (Claude Code resends its
+    newest message without its breakpoint: a new object). Else each must be the very object
+    (`1` and `1.0` are equal values, not the same bytes counted)."""
     n = len(kept)
-    if n <= len(messages):
+    if by_value and n <= len(messages):
         if kept[-1] is messages[n - 1] and kept == tuple(messages[:n]):
             return n
         if n > 1 and kept[-2] is messages[n - 2] and kept[:-1] == tuple(messages[: n - 1]):

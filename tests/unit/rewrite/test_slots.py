@@ -112,7 +112,8 @@ def test_the_same_objects_are_not_walked_again(monkeypatch: pytest.MonkeyPatch) 
 
 def test_a_run_is_shared_as_far_as_its_messages_are_the_very_objects_or_equal() -> None:
     """`_same_start`: at least every leading message that is the run's very object, and
-    none past the first that differs in value (the slots are the values' own)."""
+    none past the first that differs in value (the slots are the values' own); only the
+    very objects where the run counted its messages."""
     rng = random.Random(20261201)
     for _ in range(2000):
         kept = tuple({"role": "user", "content": str(i)} for i in range(rng.randint(1, 8)))
@@ -123,9 +124,32 @@ def test_a_run_is_shared_as_far_as_its_messages_are_the_very_objects_or_equal() 
                 at = rng.randrange(len(messages))
                 copy_of = dict(messages[at])
                 messages[at] = copy_of if rng.random() < 0.5 else {**copy_of, "content": "x"}
-        same = slots_module._same_start(kept, messages)
+        same = slots_module._same_start(kept, messages, True)
         identical = 0
         while identical < min(len(kept), len(messages)) and kept[identical] is messages[identical]:
             identical += 1
         assert identical <= same <= min(len(kept), len(messages))
         assert list(kept[:same]) == messages[:same]
+        assert slots_module._same_start(kept, messages, False) == identical
+
+
+def test_a_message_equal_in_value_but_sent_otherwise_is_walked_again() -> None:
+    """`1` and `1.0` are equal values in Python and not the same bytes: where the estimate
+    is still counted (no tools to pass the minimum), a message resent so is measured anew,
+    not taken from the run as an equal value."""
+    memory = _memory()
+    use = {"type": "tool_use", "id": "t", "name": "f", "input": {"n": 1}}
+    messages: list[Any] = [
+        {"role": "user", "content": "Go " * 10},
+        {"role": "assistant", "content": [use]},
+        {"role": "user", "content": "More " * 10},
+    ]
+    body = {"system": "S", "messages": messages}
+    memo = _memo(memory)
+    slot_table(body, 4.0, 10**6, memo)
+    _learn(memory, memo)
+    again = [messages[0], {**messages[1], "content": [{**use, "input": {"n": 1.0}}]}, messages[2]]
+    assert again == messages
+    resent = {"system": "S", "messages": [*again, {"role": "assistant", "content": "Ok"}]}
+    expected = slot_table(copy.deepcopy(resent), 4.0, 10**6)
+    assert slot_table(resent, 4.0, 10**6, _memo(memory)) == expected
