@@ -251,23 +251,29 @@ def _walk(
 ) -> None:
     """Appends the slots of `messages` (the first at `index`) to `slots`, and to `ends` the
     slots (counted from `first`), position and estimate after each message."""
-    slot = _SLOT
+    slot, append = _SLOT, slots.append
     for message in messages:
         content = message.get("content")
-        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content or ()
-        for block_index, block in enumerate(blocks):
-            kind = block.get("type")
-            text = block.get("text") if kind == "text" else None
+        if isinstance(content, str):  # one text block, not made to be walked
             if total < enough:
-                total += (
-                    count_tokens(text, chars_per_token)
-                    if isinstance(text, str)
-                    else count_json_tokens(orjson.dumps(block), chars_per_token)
-                )
-            if kind in MARKABLE and (text is None or text):
-                ttl = None if block.get("cache_control") is None else _client_ttl(block)
-                slots.append(slot(("messages", index, block_index, position, total, ttl)))
+                total += count_tokens(content, chars_per_token)
+            if content:
+                append(slot(("messages", index, 0, position, total, None)))
             position += 1
+        else:
+            for block_index, block in enumerate(content or ()):
+                kind = block.get("type")
+                text = block.get("text") if kind == "text" else None
+                if total < enough:
+                    total += (
+                        count_tokens(text, chars_per_token)
+                        if isinstance(text, str)
+                        else count_json_tokens(orjson.dumps(block), chars_per_token)
+                    )
+                if kind in MARKABLE and (text is None or text):
+                    ttl = None if block.get("cache_control") is None else _client_ttl(block)
+                    append(slot(("messages", index, block_index, position, total, ttl)))
+                position += 1
         if ends is not None:
             ends.append((len(slots) - first, position, total))
         index += 1
