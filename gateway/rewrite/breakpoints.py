@@ -78,6 +78,8 @@ def plan_breakpoints(
         slots, client = slots[:end], tuple(mark for mark in client if mark[0] < end)
     stable_end = _stable_end(table.tools, table.head, request.stable_system_blocks)
     ttl_of = dict(client)  # the client's own TTL by slot index
+    # Never below none: more than four of the client's own (which the API refuses) get none
+    # added, not a slice from the end.
     room = max(MAX_BREAKPOINTS - taken, 0)
     wanted = _wanted(
         slots, stable_end, min_tokens, automatic is not None, room if tail else 0, ttl_of
@@ -89,8 +91,6 @@ def plan_breakpoints(
         previous = _previous(slots, reread_messages, min_tokens)
         if previous is not None and previous < len(slots) - 1:
             wanted.append(previous)
-    # (more than four of the client's own, which the API refuses: none added, not a slice
-    # from the end)
     chosen = [i for i in wanted if i not in ttl_of][:room]
     if not chosen:
         if slots[-1].tokens_through < min_tokens:
