@@ -18,16 +18,15 @@ prefix is under the model's minimum (nothing would be cached), and 1h ones prece
 from __future__ import annotations
 
 import bisect
-import itertools
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Container, Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
 from gateway.catalog.tokens import count_tokens
 from gateway.rewrite.fingerprint import short
 from gateway.rewrite.marks import marked_body, unmarked_body
 from gateway.rewrite.request import Finding, LLMRequest, Rewrite, evolve
-from gateway.rewrite.slots import Slot, Ttl, slots_of
+from gateway.rewrite.slots import Marks, Slot, Ttl, slot_table
 
 if TYPE_CHECKING:
     from gateway.rewrite.memo import CallMemo
@@ -64,24 +63,27 @@ def plan_breakpoints(
     list marked the same way on an earlier accepted call is found (memo.py's `get_same`),
     so the same input object comes back as the same output object."""
     body = unmarked_body(request.body) if policy == "replace" else request.body
-    slots = slots_of(body, chars_per_token, min_tokens, memo)
-    client = _client(slots)  # the client's own TTL at each slot: lists, searched in C
-    if policy == "respect" and (body.get("cache_control") or client.count(None) < len(client)):
-        marked_at = [slots[i].position for i in itertools.compress(range(len(client)), client)]
-        return _done(request, observed, memo, findings=_lookback(marked_at))
+    table = slot_table(body, chars_per_token, min_tokens, memo)
+    slots, client = table.slots, table.client
+    if policy == "respect" and (body.get("cache_control") or client):
+        return _done(request, observed, memo, findings=_lookback(_positions(slots, dict(client))))
     if not slots:
         return _done(request, observed, memo)
-    taken = len(client) - client.count(None)
+    taken = len(client)
     automatic = body.get("cache_control")
     if automatic:  # the top-level field marks the last block and takes a slot
         taken += 1
     if request.dates_at is not None:  # nothing from the block holding moved dates on
-        slots = [
-            s for s in slots if s.section != "messages" or (s.item, s.block) < request.dates_at
-        ]
-        client = _client(slots)
-    stable_end = _stable_end(slots, request.stable_system_blocks)
-    wanted = _wanted(slots, stable_end, min_tokens, automatic is not None)
+        end = _before(slots, table.head, request.dates_at)
+        slots, client = slots[:end], tuple(mark for mark in client if mark[0] < end)
+    stable_end = _stable_end(table.tools, table.head, request.stable_system_blocks)
+    ttl_of = dict(client)  # the client's own TTL by slot index
+    # Never below none: more than four of the client's own (which the API refuses) get none
+    # added, not a slice from the end.
+    room = max(MAX_BREAKPOINTS - taken, 0)
+    wanted = _wanted(
+        slots, stable_end, min_tokens, automatic is not None, room if tail else 0, ttl_of
+    )
     if not tail:
         wanted = [i for i in wanted if stable_end is not None and i <= stable_end]
         if reread is not None:
@@ -89,7 +91,7 @@ def plan_breakpoints(
         previous = _previous(slots, reread_messages, min_tokens)
         if previous is not None and previous < len(slots) - 1:
             wanted.append(previous)
-    chosen = [i for i in wanted if client[i] is None][: MAX_BREAKPOINTS - taken]
+    chosen = [i for i in wanted if i not in ttl_of][:room]
     if not chosen:
         if slots[-1].tokens_through < min_tokens:
             detail = f"~{slots[-1].tokens_through} tokens < {min_tokens}"
@@ -110,8 +112,7 @@ def plan_breakpoints(
         for i in sorted(chosen)
     }
     where = ", ".join(f"{slots[i].section}[{slots[i].item}] {t}" for i, t in marks.items())
-    marked = set(itertools.compress(range(len(client)), client)) | set(marks)
-    findings = _lookback([slots[i].position for i in sorted(marked)])
+    findings = _lookback(_positions(slots, sorted([*ttl_of, *marks])))
     new = marked_body(body, slots, marks, memo)
     return _done(request, observed, memo, body=new, rewrite=Rewrite(RULE, where), findings=findings)
 
@@ -193,17 +194,24 @@ def _evolved(
 
 def _lookback(positions: list[int]) -> tuple[Finding, ...]:
     """A finding where two breakpoints lie further apart than a read looks back."""
-    gaps = [b - a for a, b in itertools.pairwise(positions)]
-    widest = max(gaps, default=0)
+    widest = max(map(operator.sub, positions[1:], positions), default=0)
     if widest <= LOOKBACK_BLOCKS - 1:
         return ()
     return (Finding("lookback_exceeded", f"{widest} blocks between breakpoints"),)
 
 
 def _wanted(
-    slots: list[Slot], stable_end: int | None, min_tokens: int, automatic: bool
+    slots: list[Slot],
+    stable_end: int | None,
+    min_tokens: int,
+    automatic: bool,
+    enough: int | None = None,
+    skip: Container[int] = (),
 ) -> list[int]:
-    """Slot indexes in order of value: stable end, newest block, then ones between."""
+    """Slot indexes in order of value: stable end, newest block, then ones between.
+    `enough`: no more of those between once that many not in `skip` (the client's own)
+    are wanted, which is all the plan takes: a long conversation's grid is not searched to
+    its start each turn."""
     last = len(slots) - 1
     candidates = [] if stable_end is None else [stable_end]
     if not automatic:
@@ -214,50 +222,64 @@ def _wanted(
         and slots[shared].item == slots[last].item
     ):
         candidates.append(shared)
-    floor = -1 if stable_end is None else stable_end
-    # Every 19 blocks back from the newest, so a read from each finds the one before it:
-    # the newest slot below it at most 19 blocks back, found by bisection (positions rise).
-    positions = list(map(_POSITION, slots))
-    reach = positions[last] - (LOOKBACK_BLOCKS - 1)
-    below = last
-    while (i := bisect.bisect_right(positions, reach, floor + 1, below) - 1) > floor:
-        candidates.append(i)
-        reach = positions[i] - (LOOKBACK_BLOCKS - 1)
-        below = i
     wanted: list[int] = []
     for i in candidates:
         if i not in wanted and slots[i].tokens_through >= min_tokens:
             wanted.append(i)
+    found = sum(i not in skip for i in wanted)
+    floor = -1 if stable_end is None else stable_end
+    # Every 19 blocks back from the newest, so a read from each finds the one before it:
+    # the newest slot below it at most 19 blocks back, found by bisection (positions rise).
+    reach = slots[last].position - (LOOKBACK_BLOCKS - 1)
+    below = last
+    while (enough is None or found < enough) and (
+        i := bisect.bisect_right(slots, reach, floor + 1, below, key=_POSITION) - 1
+    ) > floor:
+        if slots[i].tokens_through < min_tokens:
+            break  # the estimate rises with the slots: none before this one reaches it
+        if i not in wanted:
+            wanted.append(i)
+            found += i not in skip
+        reach = slots[i].position - (LOOKBACK_BLOCKS - 1)
+        below = i
     return wanted
 
 
-def _stable_end(slots: list[Slot], stable_blocks: int | None) -> int | None:
-    """The last tool or stable system block: the end of what a prompt family shares (tools
-    come first, then system blocks, then messages)."""
-    end = None
-    for i, slot in enumerate(slots):
-        if slot.section == "messages":
-            break
-        if slot.section == "tools" or stable_blocks is None or slot.item < stable_blocks:
-            end = i
+def _stable_end(tools: int, head: int, stable_blocks: int | None) -> int | None:
+    """The last tool or stable system block: the end of what a prompt family shares (the
+    `tools` slots come first, then a slot a system block up to `head`, then messages)."""
+    system = head - tools
+    kept = system if stable_blocks is None else max(0, min(system, stable_blocks))
+    end = tools + kept - 1
+    return None if end < 0 else end
+
+
+def _before(slots: list[Slot], head: int, dates_at: tuple[int, int]) -> int:
+    """How many slots come before the block holding the moved dates (at the newest turn's
+    end): the messages' slots are in (message, block) order, so searched from the last."""
+    end = len(slots)
+    while end > head and (slots[end - 1].item, slots[end - 1].block) >= dates_at:
+        end -= 1
     return end
 
 
-def _ttl_at(i: int, client: list[Ttl | None], default: Ttl) -> Ttl:
+def _ttl_at(i: int, client: Marks, default: Ttl) -> Ttl:
     # The API requires 1h breakpoints before 5m ones; the client's own marks are fixed.
-    if "1h" in client[i + 1 :]:
-        return "1h"
-    if "5m" in client[:i]:
-        return "5m"
+    for at, ttl in client:  # a few: loops, not generators
+        if at > i and ttl == "1h":
+            return "1h"
+    for at, ttl in client:
+        if at < i and ttl == "5m":
+            return "5m"
     return default
 
 
-_CLIENT_TTL: Callable[[Slot], Ttl | None] = operator.itemgetter(5)  # Slot.client_ttl
+def _positions(slots: list[Slot], marked: Iterable[int]) -> list[int]:
+    """The positions of the marks at slot indexes `marked`."""
+    return [slots[i].position for i in marked]
+
+
 _POSITION: Callable[[Slot], int] = operator.itemgetter(3)  # Slot.position
-
-
-def _client(slots: list[Slot]) -> list[Ttl | None]:
-    return list(map(_CLIENT_TTL, slots))
 
 
 def _previous(slots: list[Slot], reread_messages: int | None, min_tokens: int) -> int | None:

@@ -132,15 +132,19 @@ def _marked_messages(
     new = list(messages)
     for item, at in marks.items():
         message = messages[item]
-        make = functools.partial(_marked_message, message, at, memo)
+        make = functools.partial(_marked_message, message, at)
         new[item] = _same(memo, MESSAGE, message, tuple(at.items()), make)
     return new
 
 
-def _marked_message(
-    message: dict[str, Any], at: dict[int, Ttl], memo: CallMemo | None
-) -> dict[str, Any]:
+def _marked_message(message: dict[str, Any], at: dict[int, Ttl]) -> dict[str, Any]:
+    """A new message, with its content list and marked blocks new objects too: the message's
+    own entry (`_same`) brings all of them back, and where the message is new its content
+    is too (prefix reuse shares whole messages), so entries of their own for the list and
+    the blocks (two lookups and two entries more a mark, and the lookback mark moves each
+    turn) would not be found."""
     content = message["content"]
-    if isinstance(content, str):  # new objects, never sent again: the message is kept
-        return {**message, "content": _marked_blocks([{"type": "text", "text": content}], at, None)}
-    return {**message, "content": _marked_blocks(content, at, memo)}
+    blocks = [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
+    for index, ttl in at.items():
+        blocks[index] = {**blocks[index], "cache_control": _mark(ttl)}
+    return {**message, "content": blocks}

@@ -83,9 +83,6 @@ def breakpoints(request: LLMRequest, spec: ModelSpec | None, respect: bool) -> L
     if isinstance(options, dict) and options.get("mode") == "explicit":
         return request
     conversation = items(body)
-    taken = sum(_marked(message) for message in conversation)
-    if respect and taken:
-        return request
     chat = items_key(body) == "messages"
     wanted = []
     stable = leading_system(conversation)
@@ -109,6 +106,11 @@ def breakpoints(request: LLMRequest, spec: ModelSpec | None, respect: bool) -> L
     ]
     if before_dates is not None:
         chosen.append(before_dates)
+    if not chosen:  # nothing to mark: the client's marks need no count
+        return request
+    taken = _marks(conversation, 1 if respect else IMPLICIT_MARKS)
+    if respect and taken:
+        return request
     chosen = chosen[: max(IMPLICIT_MARKS - taken, 0)]
     if not chosen:
         return request
@@ -117,6 +119,23 @@ def breakpoints(request: LLMRequest, spec: ModelSpec | None, respect: bool) -> L
         marked[i] = _mark(marked[i], index)
     detail = f"{len(chosen)} marked"
     return request.with_body({**body, items_key(body): marked}, Rewrite(BREAKPOINT_RULE, detail))
+
+
+def _marks(conversation: list[Any], enough: int) -> int:
+    """How many messages the client marked, counted up to `enough` (what the plan needs
+    to know): `_marked` of each, inline, since every turn resends the whole conversation
+    (~0.4 us a message as a call with a generator, 402 Codex items ~65 us a turn)."""
+    taken = 0
+    for message in conversation:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list):
+            for part in content:
+                if isinstance(part, dict) and "prompt_cache_breakpoint" in part:
+                    taken += 1
+                    if taken >= enough:
+                        return taken
+                    break
+    return taken
 
 
 def _marked(message: Any) -> bool:

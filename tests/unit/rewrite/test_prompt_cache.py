@@ -79,3 +79,24 @@ def test_the_key_is_the_prompt_family_as_far_as_it_is_stable() -> None:
     assert key(ann, stable=1) != key(ann, stable=1, tenant=b"other")
     tools = [{"type": "function", "function": {"name": "f"}}]
     assert key(ann, stable=1) != key({**ann, "tools": tools}, stable=1)
+
+
+def test_the_client_marks_are_counted_as_far_as_the_plan_needs() -> None:
+    """`_marks` counts the messages `_marked` finds, up to its bound; and the client's
+    marks limit the plan alike whether they come before or after the ones it chose."""
+    marked, plain = msg("user", [part("a"), part("b", True)]), msg("user", [part("c")])
+    odd: list[Any] = ["text", msg("user", "s"), {"type": "function_call"}, msg("user", [3])]
+    for count in range(5):
+        conversation = [*odd, *[marked] * count, plain, *odd]
+        for enough in (1, 3):
+            expected = min(sum(map(prompt_cache._marked, conversation)), enough)
+            assert prompt_cache._marks(conversation, enough) == expected
+    spec = CATALOG.resolve(EXACT)
+    for count in range(4):
+        for at in (0, 2):
+            messages = [SYSTEM, DEV, USER, ASSISTANT, msg("user", "Now")]
+            messages[at + 2 : at + 2] = [marked] * count
+            request = LLMRequest("openai", {"model": EXACT, "messages": messages})
+            out = prompt_cache.breakpoints(request, spec, respect=False)
+            assert (out is request) == (count >= 3)
+            assert prompt_cache.breakpoints(request, spec, respect=True) is request or not count
