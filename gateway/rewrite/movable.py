@@ -157,8 +157,15 @@ def plan(
     # The last stable line, in all and in each text: what a move would put it after.
     last_stable = at.last_stable(varying)
 
+    per_text: dict[int, int] = {}  # each text's, walked once: lines at a text's end vary
+
     def stable_after(i: int, same_text: bool) -> bool:
-        return (at.last_stable(varying, at.text_of(i)) if same_text else last_stable) > i
+        if not same_text:
+            return last_stable > i
+        t = at.text_of(i)
+        if t not in per_text:
+            per_text[t] = at.last_stable(varying, t)
+        return per_text[t] > i
 
     to_turn: set[int] = set()
     for i in sorted(dated):
@@ -171,9 +178,10 @@ def plan(
             kept.append("with no user turn to take a date")
         else:
             to_turn.add(i)
-    for t in sorted({at.text_of(i) for i in to_turn}):  # an emptied text would lose its block
-        start, end = at.starts[t], at.starts[t + 1]
-        ours = {i for i in to_turn if start <= i < end}
+    by_text: dict[int, set[int]] = {}  # grouped once: many blocks may each hold a stamp
+    for i in to_turn:
+        by_text.setdefault(at.text_of(i), set()).add(i)
+    for t, ours in sorted(by_text.items()):  # an emptied text would lose its block
         lo, hi = at.filled_of(t)
         if sum(1 for i in ours if flat[i].strip()) == hi - lo:  # its every filled line
             kept += ["would empty its block"] * len(ours)

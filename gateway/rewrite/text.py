@@ -102,7 +102,27 @@ def held(part: Any) -> int:
         elif key == "content":
             total += held(value)
         elif kind is dict or kind is list:
-            total += len(orjson.dumps(value))
+            try:
+                total += len(orjson.dumps(value))
+            except orjson.JSONEncodeError:  # nested past orjson's 254 levels (parsed to 1024)
+                total += _walked(value)
+    return total
+
+
+def _walked(value: Any) -> int:
+    """`held`'s bytes of a value too deeply nested to serialize: every node and text, by a
+    walk with a stack of its own (no recursion)."""
+    total, stack = 0, [value]
+    while stack:
+        node = stack.pop()
+        total += NODE_BYTES
+        if type(node) is str:
+            total += len(node) if node.isascii() else 4 * len(node)
+        elif type(node) is dict:
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif type(node) is list:
+            stack.extend(node)
     return total
 
 

@@ -9,8 +9,6 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-import pytest
-
 from gateway.rewrite import movable, places
 from gateway.rewrite.movable import plan
 from gateway.rewrite.places import Places
@@ -81,20 +79,9 @@ def _stamps_in_many_blocks(n: int) -> int:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="movable.py:161 stable_after(same_text=True) calls Places.last_stable "
-    "(places.py:95-103) once per learned line, each walking back over every varying line "
-    "of the text: O(n^2) for n trailing learned lines",
-)
 def test_learned_lines_at_a_texts_end_cost_steps_in_proportion() -> None:
     assert _learned_at_the_end(400) <= 2.5 * _learned_at_the_end(200)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="movable.py:174-176 builds each text's `ours` by a pass over all of to_turn: "
-    "O(texts x to_turn) for many blocks each with a stamp",
-)
 def test_stamps_in_many_blocks_cost_steps_in_proportion() -> None:
     assert _stamps_in_many_blocks(400) <= 2.5 * _stamps_in_many_blocks(200)

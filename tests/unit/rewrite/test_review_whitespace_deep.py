@@ -7,7 +7,6 @@ import json
 from typing import Any
 
 import orjson
-import pytest
 
 from gateway.cache.bounded import LearnedState
 from gateway.cache.learned import LearnedMemory
@@ -15,11 +14,6 @@ from gateway.rewrite.request import LLMRequest
 from gateway.rewrite.whitespace import whitespace
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="whitespace.py:172 (and :139) sizes a new item with text.held, whose "
-    "orjson.dumps (text.py:105) raises past 254 levels: only the memo path raises",
-)
 def test_a_deeply_nested_member_rewrites_as_without_the_memo() -> None:
     deep: Any = "x"
     for _ in range(300):
