@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from starlette.types import Message, Send
 
@@ -29,9 +28,9 @@ TIMEOUT_MESSAGE = "The stream did not finish within its time limit of {:g} s; it
 TAP_BATCH_BYTES = 64 * 1024  # the most a stream's tap is behind its client, in bytes
 
 
-@dataclass(frozen=True, slots=True)
-class Relayed:
-    """What the relay saw of the response it passed on."""
+class Relayed(NamedTuple):
+    """What the relay saw of the response it passed on. A tuple, made at once (a frozen
+    dataclass sets each of its eleven fields apart, through `object.__setattr__`)."""
 
     status: str  # the HTTP status, or stream_error / cut / 504 for a stream that failed
     model: str | None
