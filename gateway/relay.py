@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 from starlette.types import Message, Send
 
 from gateway.cascade.dispatch import Deadline, Started
+from gateway.cascade.expiry import Expiry
 from gateway.errors import GatewayError
 from gateway.metering.ceiling import price_context
 from gateway.metering.pricing import Priced, Pricing
@@ -91,8 +92,10 @@ class Relay:
         # than one per event (wire/sse.py: whole_events).
         held: list[bytes] = []
         held_bytes = 0
+        # The deadline as `asyncio.timeout_at`'s, without its context manager (cascade/expiry.py).
+        expiry = Expiry(deadline.at)
         try:
-            async with asyncio.timeout_at(deadline.at):
+            try:
                 async for chunk in begun.response:
                     out = strip.feed(chunk) if strip is not None else chunk
                     await send({"type": "http.response.body", "body": out, "more_body": True})
@@ -111,6 +114,12 @@ class Relay:
                     if tap.saw_content:
                         ttft_s = before - started
                     tap_s += time.perf_counter() - before
+            except BaseException as error:
+                if expiry.end(type(error) is asyncio.CancelledError):
+                    raise TimeoutError from error  # the deadline's cancellation, as asyncio's
+                raise
+            else:
+                expiry.end(False)
         except BodyBroken:
             ended, message = "cut", CUT_MESSAGE
         except TimeoutError:
