@@ -137,17 +137,18 @@ class Relay:
         await send({"type": "http.response.body", "body": tail, "more_body": False})
         complete = ended is None
         status = "stream_error" if tap.error_type else str(begun.response.status_code)
+        # In the fields' order, not by keyword (a NamedTuple matches each keyword by name).
         return Relayed(
-            ended or status,
-            model=tap.model or begun.model,
-            usage=tap.usage,
-            ttft_s=ttft_s,
-            overhead_s=tap_s,
-            message_id=tap.message_id if complete else None,
-            miss_reason=tap.miss_reason if complete else None,
-            service_tier=tap.service_tier,
-            unseen=not tap.usage_final,
-            text=text.text if text is not None else "",
+            ended or status,  # status
+            tap.model or begun.model,  # model
+            tap.usage,  # usage
+            ttft_s,  # ttft_s
+            tap_s,  # overhead_s
+            tap.message_id if complete else None,  # message_id
+            tap.miss_reason if complete else None,  # miss_reason
+            tap.service_tier,  # service_tier
+            not tap.usage_final,  # unseen
+            text.text if text is not None else "",  # text
         )
 
     async def body(
@@ -193,17 +194,18 @@ class Relay:
         await send(_start(response, [*own, *length]))
         await send({"type": "http.response.body", "body": body, "more_body": False})
         return Relayed(
-            status=str(response.status_code),
-            model=model,
-            usage=reported.usage,
-            overhead_s=overhead_s,
-            message_id=reported.message_id,
-            miss_reason=reported.miss_reason,
-            service_tier=reported.service_tier,
+            str(response.status_code),  # status
+            model,  # model
+            reported.usage,  # usage
+            None,  # ttft_s
+            overhead_s,  # overhead_s
+            reported.message_id,  # message_id
+            reported.miss_reason,  # miss_reason
+            reported.service_tier,  # service_tier
             # A success without usage (a background call, queued) is charged its reservation.
-            unseen=response.is_success and reported.usage is None,
-            text=self.wire.message_text(body) if collect else "",
-            priced=priced,
+            response.is_success and reported.usage is None,  # unseen
+            self.wire.message_text(body) if collect else "",  # text
+            priced,  # priced
         )
 
     async def error(self, send: Send, error: GatewayError, request_id: str) -> None:
