@@ -27,7 +27,7 @@ __all__ = [
 
 def usage_from_fields(fields: dict[str, Any]) -> Usage:
     """Counts that are not non-negative integers (a damaged body) count as 0. Each is tested
-    inline, not through a helper: a call per field cost more than the test itself. Parsed
+    inline, not by a function call per field, which cost more than the test itself. Parsed
     JSON holds exact types: `type(value) is int` is a count (a bool is not one) in one test
     where `isinstance` took two."""
     get = fields.get

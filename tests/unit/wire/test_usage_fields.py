@@ -1,5 +1,5 @@
 """`usage_from_fields` with its counts read inline against the former one that read each
-through a helper: the same Usage for every mix of absent, damaged and valid fields."""
+by a call of `_count`: the same Usage for every mix of absent, damaged and valid fields."""
 
 from __future__ import annotations
 
