@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from gateway.wire.event_blocks import EventBlocks, event_lines
+from gateway.wire.event_blocks import EventBlocks, block_at, event_lines
 from gateway.wire.sse import MAX_EVENT_BYTES
 from gateway.wire.usage import Reported, Usage
 
@@ -139,6 +139,30 @@ class StreamUsage(EventBlocks):
     @property
     def settled(self) -> bool:
         return self.saw_content
+
+    def next_block(self, chunk: bytes, pos: int) -> int:
+        """The default's answer (the block of the next `_WATCHED` line), found by two byte
+        searches, for `message_` and `error` + LF, and the pattern matched only where they
+        are: every watched line holds one of them 7 or 8 bytes after its line end. The
+        pattern's own scan tries a match at every `event:` line (~8 instructions a byte, most
+        of a settled stream's tap); the searches cost ~2 a byte each."""
+        start = pos - 1
+        message = chunk.find(b"message_", start)
+        error = chunk.find(b"error\n", start)
+        while True:  # the hits in order: the first whose line matches is the pattern's
+            if message >= 0 and (error < 0 or message < error):
+                hit = message
+            elif error >= 0:
+                hit = error
+            else:
+                return -1
+            for line in (hit - 8, hit - 7):  # after `event: `, or `event:`
+                if line >= start and _WATCHED.match(chunk, line) is not None:
+                    return block_at(chunk, pos, line)
+            if hit == message:
+                message = chunk.find(b"message_", hit + 1)
+            else:
+                error = chunk.find(b"error\n", hit + 1)
 
     def block(self, block: bytes) -> None:
         # One line after an `event:` line of these: an event of that type, or, when that
