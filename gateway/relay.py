@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from starlette.types import Message, Send
 
 from gateway.cascade.dispatch import Deadline, Started
+from gateway.cascade.expiry import Expiry
 from gateway.errors import GatewayError
 from gateway.metering.ceiling import price_context
 from gateway.metering.pricing import Priced, Pricing
@@ -29,9 +29,9 @@ TIMEOUT_MESSAGE = "The stream did not finish within its time limit of {:g} s; it
 TAP_BATCH_BYTES = 64 * 1024  # the most a stream's tap is behind its client, in bytes
 
 
-@dataclass(frozen=True, slots=True)
-class Relayed:
-    """What the relay saw of the response it passed on."""
+class Relayed(NamedTuple):
+    """What the relay saw of the response it passed on. A tuple, made at once (a frozen
+    dataclass sets each of its eleven fields apart, through `object.__setattr__`)."""
 
     status: str  # the HTTP status, or stream_error / cut / 504 for a stream that failed
     model: str | None
@@ -92,8 +92,10 @@ class Relay:
         # than one per event (wire/sse.py: whole_events).
         held: list[bytes] = []
         held_bytes = 0
+        # The deadline as `asyncio.timeout_at`'s, without its context manager (cascade/expiry.py).
+        expiry = Expiry(deadline.at)
         try:
-            async with asyncio.timeout_at(deadline.at):
+            try:
                 async for chunk in begun.response:
                     out = strip.feed(chunk) if strip is not None else chunk
                     await send({"type": "http.response.body", "body": out, "more_body": True})
@@ -112,6 +114,12 @@ class Relay:
                     if tap.saw_content:
                         ttft_s = before - started
                     tap_s += time.perf_counter() - before
+            except BaseException as error:
+                if expiry.end(type(error) is asyncio.CancelledError):
+                    raise TimeoutError from error  # the deadline's cancellation, as asyncio's
+                raise
+            else:
+                expiry.end(False)
         except BodyBroken:
             ended, message = "cut", CUT_MESSAGE
         except TimeoutError:
@@ -129,17 +137,18 @@ class Relay:
         await send({"type": "http.response.body", "body": tail, "more_body": False})
         complete = ended is None
         status = "stream_error" if tap.error_type else str(begun.response.status_code)
+        # In the fields' order, not by keyword (a NamedTuple matches each keyword by name).
         return Relayed(
-            ended or status,
-            model=tap.model or begun.model,
-            usage=tap.usage,
-            ttft_s=ttft_s,
-            overhead_s=tap_s,
-            message_id=tap.message_id if complete else None,
-            miss_reason=tap.miss_reason if complete else None,
-            service_tier=tap.service_tier,
-            unseen=not tap.usage_final,
-            text=text.text if text is not None else "",
+            ended or status,  # status
+            tap.model or begun.model,  # model
+            tap.usage,  # usage
+            ttft_s,  # ttft_s
+            tap_s,  # overhead_s
+            tap.message_id if complete else None,  # message_id
+            tap.miss_reason if complete else None,  # miss_reason
+            tap.service_tier,  # service_tier
+            not tap.usage_final,  # unseen
+            text.text if text is not None else "",  # text
         )
 
     async def body(
@@ -185,17 +194,18 @@ class Relay:
         await send(_start(response, [*own, *length]))
         await send({"type": "http.response.body", "body": body, "more_body": False})
         return Relayed(
-            status=str(response.status_code),
-            model=model,
-            usage=reported.usage,
-            overhead_s=overhead_s,
-            message_id=reported.message_id,
-            miss_reason=reported.miss_reason,
-            service_tier=reported.service_tier,
+            str(response.status_code),  # status
+            model,  # model
+            reported.usage,  # usage
+            None,  # ttft_s
+            overhead_s,  # overhead_s
+            reported.message_id,  # message_id
+            reported.miss_reason,  # miss_reason
+            reported.service_tier,  # service_tier
             # A success without usage (a background call, queued) is charged its reservation.
-            unseen=response.is_success and reported.usage is None,
-            text=self.wire.message_text(body) if collect else "",
-            priced=priced,
+            response.is_success and reported.usage is None,  # unseen
+            self.wire.message_text(body) if collect else "",  # text
+            priced,  # priced
         )
 
     async def error(self, send: Send, error: GatewayError, request_id: str) -> None:

@@ -4,7 +4,7 @@ wire formats; they are re-exported here for the dispatcher's modules."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from gateway.wire.call import Attempt
 from gateway.wire.headers import RawHeaders
@@ -14,9 +14,9 @@ from gateway.wire.tap import Tap
 __all__ = ["Attempt", "Candidate", "Route", "Tap"]
 
 
-@dataclass(frozen=True, slots=True)
-class Route:
-    """Where and what to send: the same for every attempt but the model and body."""
+class Route(NamedTuple):
+    """Where and what to send: the same for every attempt but the model and body. A tuple,
+    made at once (a frozen dataclass sets each field apart)."""
 
     provider: str
     method: str
@@ -24,7 +24,6 @@ class Route:
     headers: RawHeaders
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
+class Candidate(NamedTuple):
     model: str
     body: Body

@@ -17,6 +17,7 @@ from typing import Protocol
 
 from gateway.cascade.attempts import Attempt, Candidate, Route, Tap
 from gateway.cascade.breaker import Breakers
+from gateway.cascade.expiry import Expiry
 from gateway.cascade.outcome import (
     ChainFailed,
     Deadline,
@@ -132,17 +133,24 @@ class Chain:
         self.sent = True
         outcome: Started | Failure | None = None
         try:
-            if self.deadline is None:
+            deadline = self.deadline
+            if deadline is None:
                 outcome = await self._try(candidate)
             else:
+                expiry = Expiry(deadline.at)
                 try:
-                    async with asyncio.timeout_at(self.deadline.at):
-                        outcome = await self._try(candidate)
-                except TimeoutError:
+                    outcome = await self._try(candidate)
+                except BaseException as error:
+                    # As `async with asyncio.timeout_at(...)` in `except TimeoutError`.
+                    passed = expiry.end(type(error) is asyncio.CancelledError)
+                    if not passed and not isinstance(error, TimeoutError):
+                        raise
                     if self.current is not None:
                         usage = self.tap.usage if self.tap else None
                         self._note(candidate.model, "504", usage=usage)
-                    outcome = Failure(self.deadline.passed())
+                    outcome = Failure(deadline.passed())
+                else:
+                    expiry.end(False)
         finally:
             if breakers is not None:
                 health = healthy(outcome)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from gateway.cascade.attempts import Attempt, Tap
 from gateway.errors import DeadlinePassed, GatewayError, ResponseTooLarge, UpstreamSilent
@@ -53,9 +54,9 @@ class ChainFailed(Exception):
         self.attempts = attempts
 
 
-@dataclass(frozen=True, slots=True)
-class Deadline:
-    """When a call must be over, in the event loop's clock; `seconds` as configured."""
+class Deadline(NamedTuple):
+    """When a call must be over, in the event loop's clock; `seconds` as configured. A tuple,
+    made at once (a frozen dataclass sets each field apart)."""
 
     at: float
     seconds: float

@@ -54,22 +54,23 @@ class Outcome(NamedTuple):
         coalesced: bool = False,
         shadow: ShadowCall | None = None,
     ) -> Outcome:
+        # In the fields' order, not by keyword (a NamedTuple matches each keyword by name).
         return cls(
-            status=relayed.status,
-            model=relayed.model,
-            ttft_s=relayed.ttft_s,
-            usage=relayed.usage,
-            answered=answered,
-            attempts=tuple(begun.attempts),
-            coalesced=coalesced,
-            overhead_s=relayed.overhead_s + preflight_s,
-            message_id=relayed.message_id,
-            miss_reason=relayed.miss_reason,
-            shadow=shadow,
-            text=relayed.text,
-            unseen=relayed.unseen,
-            service_tier=relayed.service_tier,
-            priced=relayed.priced,
+            relayed.status,  # status
+            relayed.model,  # model
+            relayed.ttft_s,  # ttft_s
+            relayed.usage,  # usage
+            answered,  # answered
+            tuple(begun.attempts),  # attempts
+            coalesced,  # coalesced
+            relayed.overhead_s + preflight_s,  # overhead_s
+            relayed.message_id,  # message_id
+            relayed.miss_reason,  # miss_reason
+            shadow,  # shadow
+            relayed.text,  # text
+            relayed.unseen,  # unseen
+            relayed.service_tier,  # service_tier
+            relayed.priced,  # priced
         )
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
+from typing import NamedTuple
 
 import yaml
 from genai_prices.data_snapshot import find_provider_by_id
@@ -44,10 +44,10 @@ FINE_TUNED_FACTOR = 2.0
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class Priced:
+class Priced(NamedTuple):
     """A cost `Pricing.cost` gave for this model, usage and context: the relay prices a JSON
-    body for its cost header, and the meter takes that answer for the same inputs."""
+    body for its cost header, and the meter takes that answer for the same inputs. A tuple,
+    made at once (a frozen dataclass sets each field apart)."""
 
     model: str
     usage: Usage

@@ -6,6 +6,7 @@ Each wire format's module (anthropic_usage, openai_usage) reads its own fields i
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,9 +37,9 @@ class Usage:
         return dict(self.pairs())
 
 
-@dataclass(frozen=True, slots=True)
-class Reported:
-    """What a response says about its call: model, usage, id, and the cache-miss reason."""
+class Reported(NamedTuple):
+    """What a response says about its call: model, usage, id, and the cache-miss reason. A
+    tuple, made at once (a frozen dataclass sets each field apart)."""
 
     model: str | None = None
     usage: Usage | None = None

@@ -156,14 +156,14 @@ def test_the_relays_price_is_taken_for_the_same_inputs_only(meter: Meter) -> Non
     assert meter.pricing.cost("anthropic", "claude-sonnet-4-6", CACHED) == pytest.approx(0.069)
     said = Priced("claude-sonnet-4-6", CACHED, (), 1.25)  # not the real price: seen if taken
     assert meter.price(call(priced=said)).cost_usd == 1.25
-    unpriced = meter.price(call(priced=replace(said, usd=None)))
+    unpriced = meter.price(call(priced=said._replace(usd=None)))
     assert unpriced.answer_usd is None
     assert unpriced.findings == (UNPRICED_MODEL,)
     # Priced for other inputs: priced again.
     for other in (
-        replace(said, model="claude-haiku-4-5"),
-        replace(said, usage=replace(CACHED)),  # equal, but not the record's usage
-        replace(said, context=(("service_tier", "priority"),)),
+        said._replace(model="claude-haiku-4-5"),
+        said._replace(usage=replace(CACHED)),  # equal, but not the record's usage
+        said._replace(context=(("service_tier", "priority"),)),
     ):
         assert meter.price(call(priced=other)).cost_usd == pytest.approx(0.069)
 

@@ -1,0 +1,194 @@
+"""The per-call records made with their values in the fields' order (a NamedTuple's keywords
+cost more than the values): each field holds what the keyword form put there. Every value
+is distinct, so two fields swapped would show."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+from starlette.types import Message
+
+from gateway.cascade.outcome import Deadline
+from gateway.endpoint.record import Outcome
+from gateway.endpoint.steps import Arrival, record
+from gateway.metering.calls import CallRecord
+from gateway.relay import Relay, Relayed
+from gateway.wire.usage import Usage
+
+
+class Distinct:
+    """A value unlike any other, named for the field it stands for."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<{self.name}>"
+
+
+def test_outcome_relayed_puts_each_value_in_its_field() -> None:
+    values: Any = {name: Distinct(name) for name in Relayed._fields}
+    relayed = Relayed(**{**values, "overhead_s": 0.25})
+    attempts = [Distinct("attempt")]
+    begun: Any = SimpleNamespace(attempts=attempts)
+    answered, coalesced, shadow = Distinct("answered"), Distinct("coalesced"), Distinct("shadow")
+    got = Outcome.relayed(
+        relayed,
+        begun,
+        answered=answered,  # type: ignore[arg-type]
+        preflight_s=2.5,
+        coalesced=coalesced,  # type: ignore[arg-type]
+        shadow=shadow,  # type: ignore[arg-type]
+    )
+    expected = Outcome(
+        status=relayed.status,
+        model=relayed.model,
+        ttft_s=relayed.ttft_s,
+        usage=relayed.usage,
+        answered=answered,  # type: ignore[arg-type]
+        attempts=tuple(attempts),  # type: ignore[arg-type]
+        coalesced=coalesced,  # type: ignore[arg-type]
+        overhead_s=0.25 + 2.5,  # the relay's, and the preflight's
+        message_id=relayed.message_id,
+        miss_reason=relayed.miss_reason,
+        shadow=shadow,  # type: ignore[arg-type]
+        text=relayed.text,
+        unseen=relayed.unseen,
+        service_tier=relayed.service_tier,
+        priced=relayed.priced,
+    )
+    assert got == expected
+    for name in Outcome._fields:
+        if name not in ("overhead_s", "attempts"):  # both made anew: equal, compared above
+            assert getattr(got, name) is getattr(expected, name), name
+
+
+def test_outcome_relayed_adds_the_preflight_to_the_relays_overhead() -> None:
+    relayed = Relayed("200", "m", overhead_s=0.25)
+    begun: Any = SimpleNamespace(attempts=[])
+    got = Outcome.relayed(relayed, begun, answered=1.0, preflight_s=0.5)
+    assert got.overhead_s == 0.75
+
+
+def test_record_puts_each_value_in_its_field() -> None:
+    deps: Any = SimpleNamespace(
+        wire=SimpleNamespace(provider=Distinct("provider")),
+        meter=SimpleNamespace(price=lambda call: ("priced", call)),
+    )
+    arrival = Arrival(
+        Distinct("request_id"),  # type: ignore[arg-type]
+        Distinct("started"),  # type: ignore[arg-type]
+        Distinct("started_at"),  # type: ignore[arg-type]
+        [],
+        Distinct("step"),  # type: ignore[arg-type]
+    )
+    call: Any = SimpleNamespace(
+        plan=None,
+        model=Distinct("model_requested"),
+        rewrites=Distinct("rewrites"),
+        findings=Distinct("findings"),
+        tier=Distinct("tier"),
+        payload={"service_tier": "priority"},
+    )
+    outcome = Outcome(
+        "503",
+        Distinct("model_used"),  # type: ignore[arg-type]
+        Distinct("ttft_s"),  # type: ignore[arg-type]
+        Distinct("usage"),  # type: ignore[arg-type]
+        attempts=Distinct("attempts"),  # type: ignore[arg-type]
+        coalesced=Distinct("coalesced"),  # type: ignore[arg-type]
+        overhead_s=Distinct("overhead_s"),  # type: ignore[arg-type]
+        unseen=Distinct("unseen"),  # type: ignore[arg-type]
+        shadow=Distinct("shadow"),  # type: ignore[arg-type]
+        text=Distinct("text"),  # type: ignore[arg-type]
+        priced=Distinct("priced"),  # type: ignore[arg-type]
+    )
+    admitted: Any = SimpleNamespace(key=SimpleNamespace(name=Distinct("key")))
+    verdict: Any = Distinct("cache")
+    duration: Any = Distinct("duration_s")
+    got = record(deps, arrival, call, outcome, admitted, duration, verdict)
+    expected_call = CallRecord(
+        request_id=arrival.request_id,
+        provider=deps.wire.provider,
+        step=arrival.step,
+        model_requested=call.model,
+        model_used=outcome.model,
+        status=outcome.status,
+        duration_s=duration,
+        ttft_s=outcome.ttft_s,
+        usage=outcome.usage,
+        rewrites=call.rewrites,
+        findings=call.findings,
+        cache=verdict,
+        coalesced=outcome.coalesced,
+        overhead_s=outcome.overhead_s,
+        started_at=arrival.started_at,
+        tier=call.tier,
+        attempts=outcome.attempts,
+        budget_breaches=(),
+        key=admitted.key.name,
+        context=(("service_tier", "priority"),),
+        priced=outcome.priced,
+    )
+    assert got.call == expected_call
+    for name in CallRecord._fields[:-2]:  # context is made anew, equal: compared above
+        assert getattr(got.call, name) is getattr(expected_call, name), name
+    assert got.metered == ("priced", got.call)
+    assert (got.admitted, got.unseen, got.shadow, got.text) == (
+        admitted, outcome.unseen, outcome.shadow, outcome.text,
+    )  # fmt: skip
+
+
+class _Response:
+    status_code = 200
+    is_success = True
+
+    def lowered(self) -> tuple[list[bytes], list[bytes]]:
+        return [b"content-type"], [b"application/json"]
+
+
+def _relay(reported: Any) -> Relay:
+    wire: Any = SimpleNamespace(
+        provider="anthropic",
+        usage_from_body=lambda body: reported,
+        message_text=lambda body: "the text",
+    )
+    upstream: Any = SimpleNamespace(settings=lambda provider: SimpleNamespace(max_event_bytes=1))
+    pricing: Any = SimpleNamespace(cost=lambda *args, **kwargs: 0.5)
+    return Relay(wire, upstream, pricing)
+
+
+def test_a_json_bodys_relayed_puts_each_value_in_its_field() -> None:
+    usage = Usage(3, 4)
+    reported = SimpleNamespace(
+        model="model", usage=usage, message_id="msg", miss_reason="why", service_tier="tier"
+    )
+    relay = _relay(reported)
+    begun: Any = SimpleNamespace(response=_Response(), body=b"{}", model="begun")
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    got = asyncio.run(
+        relay.body(begun, send, [], Deadline(0.0, 1.0), collect=True, payload={}, injected=None)
+    )
+    assert got.priced is not None
+    expected = Relayed(
+        status="200",
+        model="model",
+        usage=usage,
+        ttft_s=None,
+        overhead_s=got.overhead_s,
+        message_id="msg",
+        miss_reason="why",
+        service_tier="tier",
+        unseen=False,
+        text="the text",
+        priced=got.priced,
+    )
+    assert got == expected
+    assert (got.priced.model, got.priced.usage, got.priced.usd) == ("model", usage, 0.5)
+    assert got.overhead_s >= 0
