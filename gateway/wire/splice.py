@@ -84,10 +84,11 @@ def dumped(value: object, depth: int) -> Json:
     item of a top-level list at 2): orjson refuses 255 levels of nesting, and a body it would
     refuse whole must not be written from pieces it accepts alone. A long one: a view of the
     dump (VIEW_FROM_BYTES)."""
-    out = orjson.dumps((value,) if depth == 1 else ((value,),))
-    if len(out) < VIEW_FROM_BYTES:
-        return out[depth:-depth]
-    return memoryview(out)[depth:-depth]
+    if depth == 1:
+        out = orjson.dumps((value,))
+        return out[1:-1] if len(out) < VIEW_FROM_BYTES else memoryview(out)[1:-1]
+    out = orjson.dumps(((value,),))
+    return out[2:-2] if len(out) < VIEW_FROM_BYTES else memoryview(out)[2:-2]
 
 
 def piece(value: object, json: Json, depth: int) -> Piece:
