@@ -7,7 +7,8 @@ Run from the repository root (a few seconds; numbers for the log, nothing assert
     taskset -c 1 .venv/bin/python bench/session_stages.py --session codex-projects --passes 6
 
 Each turn is parsed as the gateway parses it (reusing the tenant's kept turn, wire/reparse.py),
-rewritten stage by stage (rewrite/pipeline.py, the default settings), learned from as an
+rewritten stage by stage (rewrite/pipeline.py, the default settings), serialized if it
+changed (spliced from the bytes it shares with the parse: wire/splice.py), learned from as an
 accepted call, and kept, as a served call is. The first pass is a new conversation (every
 text new to the memo but what an earlier turn sent); later passes replay the same turns
 again, as bench/instructions.py's session bodies cycle (a turn's texts are then in the memo
@@ -30,6 +31,7 @@ for path in (BENCH, BENCH.parent):
 
 from staging.parts import Parts  # noqa: E402
 
+from gateway.endpoint.prepared import ask_usage  # noqa: E402
 from gateway.rewrite.pipeline import STAGES  # noqa: E402
 from gateway.settings import Settings  # noqa: E402
 from gateway.wire.formats import ANTHROPIC_MESSAGES, OPENAI_RESPONSES, WireFormat  # noqa: E402
@@ -56,6 +58,11 @@ def one_pass(parts: Parts, wire: WireFormat, raws: list[bytes]) -> dict[str, flo
             start = clock()
             request = stage(request, parts.context)
             spent[stage.__name__.lstrip("_")] += clock() - start
+        start = clock()
+        payload, filtered = ask_usage(wire, request.body)
+        if request.changed or filtered:
+            reading.dumps(payload)
+        spent["serialize"] += clock() - start
         start = clock()
         parts.memory.learn(request.observations)
         reading.keep()

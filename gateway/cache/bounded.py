@@ -7,7 +7,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import repeat
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -83,15 +83,12 @@ class _Tenant:
     order: OrderedDict[Hashable, None] = field(default_factory=OrderedDict)
 
 
-@dataclass(slots=True)
-class _Entry:
-    value: object
-    size: int
-    # The key as stored: a use moves the entry by it, found by identity, where the caller's
-    # equal key would be compared again with each of the two orders' (a key holding a 24 KB
-    # text: ~1 us a comparison; a Claude Code turn looks up ~450 KB of texts and tools).
-    key: Hashable
-    held: _Tenant
+# An entry: its value, its size, the key as stored (a use moves the entry by it, found by
+# identity, where the caller's equal key would be compared again with each of the two orders':
+# a key holding a 24 KB text costs ~1 us a comparison; a Claude Code turn looks up ~450 KB of
+# texts and tools), and its tenant. A tuple: made in C, where a record's __init__ is a call.
+_Entry = tuple[object, int, Hashable, _Tenant]
+Kept = tuple[Hashable, object, int]  # what `put_all` stores: a key, its value, its size
 
 
 class LearnedState:
@@ -144,44 +141,76 @@ class LearnedState:
         entry = self._entries.get(key)
         if entry is None:
             return None
-        self._entries.move_to_end(entry.key)
-        entry.held.order.move_to_end(entry.key)
-        return entry.value
+        value, _, stored, held = entry
+        self._entries.move_to_end(stored)
+        held.order.move_to_end(stored)
+        return value
+
+    def getter(self, name: str) -> Callable[[bytes, Any], object | None]:
+        """`get` of the table `name`'s (tenant, key) in one call (a stage's lookup went through
+        three: its table's, the state's, and the memo's own; ~100 lookups a call)."""
+        find, last = self._entries.get, self._entries.move_to_end
+
+        def get(tenant: bytes, key: Any) -> object | None:
+            entry = find((name, tenant, key))
+            if entry is None:
+                return None
+            stored = entry[2]
+            last(stored)
+            entry[3].order.move_to_end(stored)
+            return entry[0]
+
+        return get
 
     def put(self, tenant: bytes, key: Hashable, value: object, size: int) -> bool:
         """Stores `value` (replacing what `key` held), forgetting what the bounds require;
         False when it is larger than a tenant may hold, and so not stored."""
-        size += ENTRY_OVERHEAD_BYTES
-        self.pop(key)
-        if size > self.per_tenant_max_bytes:
-            self._changed()
-            return False
-        held = self._tenants.get(tenant)
-        if held is None:
-            held = self._tenants[tenant] = _Tenant(tenant)
-        self._entries[key] = _Entry(value, size, key, held)
-        held.order[key] = None
-        held.bytes += size
-        self.bytes += size
+        self.put_all(tenant, ((key, value, size),))
+        return key in self._entries
+
+    def put_all(self, tenant: bytes, kept: Iterable[Kept]) -> None:
+        """`put` of each (key, value, size) in turn, the bytes held told once, after them (a
+        call's stages keep ~10 entries)."""
+        entries, tenants = self._entries, self._tenants
+        for key, value, size in kept:
+            size += ENTRY_OVERHEAD_BYTES
+            old = entries.pop(key, None)
+            if old is not None:
+                self._forget(key, old)
+            if size > self.per_tenant_max_bytes:
+                continue
+            held = tenants.get(tenant)  # anew each time: forgetting may have dropped it
+            if held is None:
+                held = tenants[tenant] = _Tenant(tenant)
+            entries[key] = (value, size, key, held)
+            held.order[key] = None
+            held.bytes += size
+            self.bytes += size
+            if held.bytes > self.per_tenant_max_bytes or self.bytes > self.max_bytes:
+                self._make_room(held)
+        self._changed()
+
+    def _make_room(self, held: _Tenant) -> None:
         while held.bytes > self.per_tenant_max_bytes:
             self.pop(next(iter(held.order)))
         while self.bytes > self.max_bytes:
             fair_share = self.max_bytes / len(self._tenants)
             own = held.bytes > fair_share
             self.pop(next(iter(held.order)) if own else next(iter(self._entries)))
-        self._changed()
-        return key in self._entries
 
     def pop(self, key: Hashable) -> None:
         entry = self._entries.pop(key, None)
-        if entry is None:
-            return
+        if entry is not None:
+            self._forget(key, entry)
+
+    def _forget(self, key: Hashable, entry: _Entry) -> None:
+        """What the entry counted, taken off (it is out of `_entries` already)."""
         if self._watched and type(key) is tuple and key[0] in self._watched:
             self.forgotten += 1
-        held = entry.held
-        del held.order[entry.key]
-        held.bytes -= entry.size
-        self.bytes -= entry.size
+        _, size, stored, held = entry
+        del held.order[stored]
+        held.bytes -= size
+        self.bytes -= size
         if not held.order:
             del self._tenants[held.name]
 
@@ -197,15 +226,19 @@ class LearnedTable(Generic[K, V]):
     def __init__(self, state: LearnedState, name: str) -> None:
         self.state = state
         self.name = name
-        # The state's get, typed as this table's (a cast is a call: ~100 lookups a call).
-        self._get: Callable[[tuple[str, bytes, K]], V | None] = state.get  # type: ignore[assignment]
-
-    def get(self, tenant: bytes, key: K) -> V | None:
-        return self._get((self.name, tenant, key))
+        # The state's lookup of this table's keys, typed as this table's (a cast is a call).
+        self.get: Callable[[bytes, K], V | None] = state.getter(name)  # type: ignore[assignment]
 
     def put(self, tenant: bytes, key: K, value: V, size: int) -> bool:
         """See LearnedState.put; `size` is what the key and value hold, in bytes (estimated)."""
         return self.state.put(tenant, (self.name, tenant, key), value, size)
+
+    def put_all(self, tenant: bytes, kept: Iterable[tuple[K, V, int]]) -> None:
+        """`put` of each (key, value, size) in turn (LearnedState.put_all)."""
+        name = self.name
+        self.state.put_all(
+            tenant, (((name, tenant, key), value, size) for key, value, size in kept)
+        )
 
     def pop(self, tenant: bytes, key: K) -> None:
         self.state.pop((self.name, tenant, key))

@@ -23,13 +23,18 @@ from typing import Any
 
 import orjson
 
-Piece = tuple[object, bytes, int]
+# A part's JSON: bytes, or a long one as a view of its dump (its bytes not copied again).
+Json = bytes | memoryview
+Piece = tuple[object, Json, int]
 # A spliced body with a part at least this long goes upstream as its parts (`Parts`): that part
 # written as it is, the shorter ones between such parts joined.
 ALONE_FROM_BYTES = 16 * 1024
 # A part of a body spliced before: the object, its bytes (a list's: the parts they join to),
 # its depth.
-SentPart = tuple[object, tuple[bytes, ...], int]
+SentPart = tuple[object, tuple[Json, ...], int]
+# A dump this long is handed out as a view of it, without its brackets: slicing them off copied
+# it (a new item of a Claude Code turn: ~25 KB).
+VIEW_FROM_BYTES = 2048
 
 
 class Pieces(dict[int, Piece]):
@@ -53,7 +58,7 @@ class Parts:
 
     __slots__ = ("parts", "size")
 
-    def __init__(self, parts: tuple[bytes, ...], size: int) -> None:
+    def __init__(self, parts: tuple[Json, ...], size: int) -> None:
         self.parts = parts
         self.size = size
 
@@ -74,16 +79,19 @@ def as_bytes(body: Body) -> bytes:
     return body if type(body) is bytes else bytes(body)
 
 
-def dumped(value: object, depth: int) -> bytes:
+def dumped(value: object, depth: int) -> Json:
     """`value`'s JSON as written at `depth` in a body (a value of the top dict is at 1, an
     item of a top-level list at 2): orjson refuses 255 levels of nesting, and a body it would
-    refuse whole must not be written from pieces it accepts alone."""
+    refuse whole must not be written from pieces it accepts alone. A long one: a view of the
+    dump (VIEW_FROM_BYTES)."""
     if depth == 1:
-        return orjson.dumps((value,))[1:-1]
-    return orjson.dumps(((value,),))[2:-2]
+        out = orjson.dumps((value,))
+        return out[1:-1] if len(out) < VIEW_FROM_BYTES else memoryview(out)[1:-1]
+    out = orjson.dumps(((value,),))
+    return out[2:-2] if len(out) < VIEW_FROM_BYTES else memoryview(out)[2:-2]
 
 
-def piece(value: object, json: bytes, depth: int) -> Piece:
+def piece(value: object, json: Json, depth: int) -> Piece:
     return value, json, depth
 
 
@@ -102,7 +110,7 @@ def spliced(body: dict[str, Any], pieces: dict[int, Piece]) -> Body:
     get = pieces.get
     before = pieces.sent if isinstance(pieces, Pieces) else {}
     sent: dict[int, SentPart] = {}
-    out: list[bytes] = []
+    out: list[Json] = []
     add, extend = out.append, out.extend
     alone: list[int] = []  # where in `out` the parts of ALONE_FROM_BYTES or more are
     mark, least = alone.append, ALONE_FROM_BYTES
@@ -158,13 +166,13 @@ def spliced(body: dict[str, Any], pieces: dict[int, Piece]) -> Body:
     return joined(out, alone)
 
 
-def joined(out: list[bytes], alone: list[int]) -> Body:
+def joined(out: list[Json], alone: list[int]) -> Body:
     """`out` joined, or where it has parts of ALONE_FROM_BYTES or more (at `alone`, in
     order) its parts: each of those as it is, the runs of shorter ones between them joined
     (a write upstream costs more than copying a few KB)."""
     if not alone:
         return b"".join(out)
-    parts: list[bytes] = []
+    parts: list[Json] = []
     start = 0
     for at in alone:
         if at > start:

@@ -28,9 +28,15 @@ class Turn:
     key: str  # the growing array's
     start: int  # the offset of its first item (just past its `[`)
     ends: tuple[int, ...]  # the offset just past each of its items
-    tail: bytes  # from the array's `]` to the end
-    members: tuple[int, ...]  # where each member after the array begins in `tail` (its `,`)
+    close: int  # the offset of the array's `]`: the tail, from it to the end
+    members: tuple[int, ...]  # where each member after the array begins in the tail (its `,`)
     pieces: Pieces
+
+    @property
+    def tail(self) -> memoryview:
+        """The bytes from the array's `]` on (a view: a copy held them, ~100 KB of Claude
+        Code's system prompt and tools)."""
+        return memoryview(self.raw)[self.close :]
 
     @property
     def size(self) -> int:
@@ -101,23 +107,23 @@ def learn(raw: bytes, parsed: dict[str, Any], keys: Iterable[str] = GROWING) -> 
         return None  # nested past orjson's limit: dumped whole, it fails as it should
     if raw[pos:] != b"}":
         return None
-    return Turn(raw, parsed, key, start, ends, raw[close:], tuple(members), pieces)
+    return Turn(raw, parsed, key, start, ends, close, tuple(members), pieces)
 
 
 def item_ends(raw: bytes, pos: int, items: list[Any], pieces: Pieces) -> list[int] | None:
     """The offset past each of `items` in `raw` from `pos`, if their bytes there are their
     dumps joined by commas; None if not. Adds the items to `pieces`. Raises
     orjson.JSONEncodeError for an item nested past orjson's limit."""
-    ends = []
-    for i, item in enumerate(items):
-        if i:
+    ends: list[int] = []
+    for item in items:
+        if ends:
             if raw[pos : pos + 1] != b",":
                 return None
             pos += 1
         dumped = _dumped(item, 2)
         if not raw.startswith(dumped, pos):
             return None
-        pieces[id(item)] = piece(item, dumped, 2)
+        pieces[id(item)] = (item, dumped, 2)
         pos += len(dumped)
         ends.append(pos)
     return ends

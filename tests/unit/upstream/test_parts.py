@@ -11,16 +11,18 @@ import pytest
 
 from gateway.upstream import Upstream
 from gateway.wire.headers import RawHeaders
-from gateway.wire.splice import ALONE_FROM_BYTES, Parts, Pieces, piece, spliced
+from gateway.wire.splice import ALONE_FROM_BYTES, Json, Parts, Pieces, piece, spliced
 from tests.unit.upstream.test_direct import OK, direct, serving
 
 BIG = ALONE_FROM_BYTES
-SPLITS: list[list[bytes]] = [
+SPLITS: list[list[Json]] = [
     [b'{"a":', b"1" * BIG, b"}"],
     [b"x" * BIG, b"y" * 3, b"z" * (2 * BIG)],
     [b"{", b"[" * 10, b"2" * (5 * BIG), b"]" * 10, b"}"],
     [b"q" * 100_000],
     [b"a", b"b", b"c"],
+    # A long part as a view of its dump (splice.py's `dumped`), short ones too.
+    [memoryview(b"[" + b"v" * BIG + b"]")[1:-1], b"w", memoryview(b"[[x]]")[2:-2]],
 ]
 HEADS: list[RawHeaders] = [
     [(b"x-api-key", b"k"), (b"content-type", b"application/json")],
@@ -67,7 +69,7 @@ def test_the_parts_put_the_bytes_of_their_join_on_the_wire(
 
 
 def test_a_declared_length_clips_the_parts_as_it_clips_the_bytes() -> None:
-    split = [b"a" * BIG, b"b" * 10, b"c" * BIG]
+    split: list[Json] = [b"a" * BIG, b"b" * 10, memoryview(b"c" * BIG)]
     whole = b"".join(split)
     headers = [(b"Content-Length", str(BIG + 5).encode())]
     clipped = wire(headers, Parts(tuple(split), len(whole)), whole)

@@ -98,6 +98,8 @@ HOSTILE = {
     "a duplicate key in a new item": HEAD + b',{"role":"user","role":"x"}' + TAIL,
     "whitespace in the middle": HEAD + b' , { "role" : "user" } ' + TAIL,
     "a trailing comma": HEAD + b"," + TAIL,
+    "a trailing comma and a space": HEAD + b", " + TAIL,
+    "a trailing comma and a newline": HEAD + b",\n" + TAIL,
     "an invalid middle": HEAD + b",{nope}" + TAIL,
     "a middle that closes the array": HEAD + b',1],"system":[2' + TAIL,
     "a middle that closes the object": HEAD + b",1]}" + TAIL,
@@ -130,6 +132,17 @@ def test_a_hostile_body_parses_as_the_full_parse_or_not_at_all(raw: bytes) -> No
         assert list(parsed) == list(full)
         if turn is not None:  # kept only if its bytes are its parse's dumps
             assert splice(turn.parsed, turn.pieces) == raw == orjson.dumps(full)
+
+
+def test_whitespace_in_an_empty_array_parses_but_is_not_kept() -> None:
+    body = {**BASE, "messages": []}
+    raw = orjson.dumps(body)
+    spaced = raw.replace(b"[]", b"[ ]", 1)
+    found = reparse(spaced, [_turn(raw)])
+    assert found is not None
+    parsed, _, turn = found
+    assert parsed == orjson.loads(spaced) == body
+    assert turn is None  # its bytes are not its parse's dumps
 
 
 def test_a_body_that_is_not_compact_canonical_is_not_kept() -> None:
