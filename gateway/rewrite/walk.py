@@ -29,6 +29,10 @@ def _without_mark(block: Any) -> Any:
     return block
 
 
+# A message's marks (`Walked.marks`), or None where they are not known without a walk.
+Marks = tuple[bytes, ...] | None
+
+
 class Walked(NamedTuple):
     """A message in the digest chain: a pure function of the chain before it and the
     message's value, kept by the message's identity (memo.py's `keep_same`), so a message
@@ -81,36 +85,65 @@ def walked(message: Any, chain: bytes, memo: CallMemo | None) -> Walked:
 
 
 def _same_but_mark(new: Any, old: Any) -> bool:
-    """Blocks of the same key and value objects in order but for `cache_control`."""
+    """Blocks of the same keys in order and the same values but for `cache_control`: each
+    the same object, or equal strings. A string's bytes are its value's, so the copy a new
+    parse made of a block the client sent last turn with a breakpoint (the bytes that
+    parted it from last turn's parse) serializes as the kept one; other equal values may
+    not (1, 1.0 and True are equal; equal dicts may hold their keys in other orders)."""
     if type(new) is not dict or type(old) is not dict:
         return False
-    keys = [k for k in new if k != "cache_control"]
-    olds = [k for k in old if k != "cache_control"]
-    if len(keys) != len(olds):
+    keys, olds = list(new), list(old)
+    if "cache_control" in new:
+        keys.remove("cache_control")
+    if "cache_control" in old:
+        olds.remove("cache_control")
+    if keys != olds:  # strings, as the kept block's were: it was serialized
         return False
-    return all(k is o and new[k] is old[k] for k, o in zip(keys, olds, strict=True))
+    for key in keys:
+        value, was = new[key], old[key]
+        if value is not was and not (type(value) is str and type(was) is str and value == was):
+            return False
+    return True
 
 
-def again(kept: Any, walked: Walked, message: Any) -> Walked | None:
-    """`walked`, `kept`'s place in the chain, as `message`'s where its blocks are the same
-    objects or copies but for a breakpoint (a turn's copy with the breakpoint the next one
-    moves), with `kept`'s marks where its own are the same or it has none. None: walk it."""
+def again(kept: Any, message: Any, marks: tuple[bytes, ...], after: bytes) -> Marks:
+    """`message`'s marks at `kept`'s place in the chain, where `kept` had `marks` and `after`
+    after it, if its role and blocks are the same (`_same_but_mark`) but for breakpoints (a
+    turn's copy with the breakpoint the next one moves): `kept`'s marks where its own are on
+    the same blocks, none where it has none, the chain after the message where its one is
+    on its last block. None: walk it."""
     if kept is message:
-        return walked
+        return marks
     if type(kept) is not dict or type(message) is not dict:
         return None
-    role = message.get("role")
-    if kept.get("role") is not role and str(kept.get("role")) != str(role):
+    role, was = message.get("role"), kept.get("role")
+    if role is not was and not (type(role) is str and type(was) is str and role == was):
         return None
+    content, was = message.get("content"), kept.get("content")
+    if type(content) is str and type(was) is str:  # one text block, never marked
+        return marks if content == was else None
     blocks, kept_blocks = _blocks(message), _blocks(kept)
     if len(blocks) != len(kept_blocks):
         return None
     marked = moved = False
     for new, old in zip(blocks, kept_blocks, strict=True):
-        mark = type(new) is dict and "cache_control" in new
-        if new is not old:
-            if not _same_but_mark(new, old):
-                return None
+        if new is old:
+            marked = marked or (type(new) is dict and "cache_control" in new)
+        elif _same_but_mark(new, old):
+            mark = "cache_control" in new
             moved = moved or mark != ("cache_control" in old)
-        marked = marked or mark
-    return walked if not moved else None if marked else walked._replace(marks=())
+            marked = marked or mark
+        else:
+            return None
+    if not moved:
+        return marks
+    if not marked:
+        return ()
+    last = blocks[-1]  # where a breakpoint stage places one: the chain after the message
+    if _marked(last) and not any(map(_marked, blocks[:-1])):
+        return (after,)
+    return None
+
+
+def _marked(block: Any) -> bool:
+    return type(block) is dict and "cache_control" in block

@@ -16,7 +16,7 @@ from gateway.cache.learned import LearnedMemory
 from gateway.rewrite.fingerprint import fingerprint
 from gateway.rewrite.memo import CallMemo
 from gateway.rewrite.request import LLMRequest
-from gateway.rewrite.walk import Walked, again
+from gateway.rewrite.walk import again
 
 TENANT = b"tenant-a"
 MARK = {"type": "ephemeral"}
@@ -36,6 +36,11 @@ def _marked(message: dict[str, Any], at: int = -1) -> dict[str, Any]:
     blocks = [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
     blocks[at] = {**blocks[at], "cache_control": MARK}
     return {**message, "content": blocks}
+
+
+def _typed(value: Any) -> dict[str, Any]:
+    """A tool's result holding a value that is not a string (equal ones may dump apart)."""
+    return {"role": "user", "content": [{"type": "tool_result", "value": value}]}
 
 
 def _whole(messages: list[Any]) -> Any:
@@ -80,6 +85,20 @@ def _turns() -> list[tuple[str, list[Any], list[Any]]]:
             dict(reversed(shared[4]["content"][0].items())), *shared[4]["content"][1:]]},
             shared[5]]),
         ("the first changed", [*shared], [_message(100), *shared[1:]]),
+        ("a mark added on a first block", [*shared],
+         [*shared[:4], _marked(shared[4], 0), shared[5]]),
+        ("marks added on two blocks", [*shared],
+         [*shared[:4], _marked(_marked(shared[4], 0)), shared[5]]),
+        ("the client's mark gone, parsed anew", [*shared[:-1], _marked(shared[-1])],
+         [*shared[:-1], *json.loads(json.dumps([shared[-1], base[6]]))]),
+        ("a mark moved, parsed anew", [*shared[:-1], _marked(shared[-1])],
+         [*shared[:-2], *json.loads(json.dumps([_marked(shared[-2]), shared[-1]]))]),
+        ("a changed part, then a mark added", [*shared],
+         [*shared[:2], _message(102), shared[3], _marked(shared[4]), shared[5]]),
+        ("a number as true", [*shared[:-1], _typed(1)], [*shared[:-1], _typed(True), base[6]]),
+        ("a number as a float", [*shared[:-1], _typed(1)], [*shared[:-1], _typed(1.0)]),
+        ("a nested value copied", [*shared[:-1], _typed([1])], [*shared[:-1], _typed([1])]),
+        ("a nested value changed", [*shared[:-1], _typed([1])], [*shared[:-1], _typed([True])]),
         ("fewer", [*shared], [*shared[:3]]),
     ]  # fmt: skip
     return cases
@@ -98,23 +117,41 @@ def test_a_turn_digests_what_the_whole_walk_does(
 
 
 def test_a_run_place_is_taken_again_only_for_the_same_bytes() -> None:
-    walked = Walked(b"b", b"a", b"f", 10, (b"m",))
+    walked, after = (b"m",), b"a"
     message = _message(1)
+    typed = {"role": "user", "content": [{"type": "tool_result", "n": 1, "ok": True}]}
     for kept, new, expected in [
         (message, message, walked),
-        (_marked(message), message, walked._replace(marks=())),
+        (_marked(message), message, ()),
         (_marked(message), _marked(message), walked),
         (_marked(message, 0), _marked(message, 1), None),
-        (message, _marked(message), None),
+        (message, _marked(message), (b"a",)),  # the chain after it
+        (message, _marked(message, 0), None),  # a block's chain the walk did not keep
+        (message, _marked(_marked(message, 0)), None),
         (message, {**message, "role": "user"}, None),
         (message, copy.deepcopy(message), walked),  # copies of the same strings
-        (message, json.loads(json.dumps(message)), None),  # equal, other strings: walked
+        (message, json.loads(json.dumps(message)), walked),  # equal strings: the same bytes
+        (_marked(message), json.loads(json.dumps(message)), ()),
         (message, {**message, "content": message["content"][:2]}, None),
+        (message, {**message, "content": [*message["content"][:2], {"type": "text"}]}, None),
         ("text", "text", walked),
         ("text", "other", None),
-    ]:
-        assert again(kept, walked, new) == expected
+        ({"role": "user", "content": ["text"]}, {"role": "user", "content": ["text"]}, walked),
+        ({"role": "user", "content": ["a", "cache_control"]},
+         {"role": "user", "content": ["a", "cache_control"]}, walked),
+        ({"role": "user", "content": [{"text": "a"}, "cache_control"]},
+         {"role": "user", "content": [{"text": "a", "cache_control": MARK}, "cache_control"]},
+         None),
+        (typed, json.loads(json.dumps(typed)), walked),
+        (typed, {**typed, "content": [{"type": "tool_result", "n": True, "ok": True}]}, None),
+        (typed, {**typed, "content": [{"type": "tool_result", "n": 1.0, "ok": True}]}, None),
+        (typed, {**typed, "content": [{"type": "tool_result", "n": 1, "ok": 1}]}, None),
+        (typed, {**typed, "content": [{"type": "tool_result", "ok": True, "n": 1}]}, None),
+        ({"role": "user", "content": [{"type": "x", "v": [1]}]},
+         {"role": "user", "content": [{"type": "x", "v": [1]}]}, None),  # equal, not strings
+    ]:  # fmt: skip
+        assert again(kept, new, walked, after) == expected, (kept, new)
     for string, other in itertools.product(("s" * 10, "t" * 10), repeat=2):
-        expected = walked if string is other else None
-        assert again({"role": "user", "content": string}, walked,
-                      {"role": "user", "content": other}) == expected  # fmt: skip
+        expected = walked if string == other else None
+        assert again({"role": "user", "content": string},
+                     {"role": "user", "content": other}, walked, after) == expected  # fmt: skip
