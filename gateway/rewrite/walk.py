@@ -23,12 +23,6 @@ def _blocks(message: Any) -> list[Any]:
     return blocks if isinstance(blocks, list) else [message]
 
 
-def _without_mark(block: Any) -> Any:
-    if isinstance(block, dict) and "cache_control" in block:
-        return {k: v for k, v in block.items() if k != "cache_control"}
-    return block
-
-
 # A message's marks (`Walked.marks`), or None where they are not known without a walk.
 Marks = tuple[bytes, ...] | None
 
@@ -45,42 +39,52 @@ class Walked(NamedTuple):
     marks: tuple[bytes, ...]  # the chain after each block with a breakpoint
 
 
-def _small(message: Any) -> bool:
-    """A message of one short string: a 1 KB body's question."""
-    content = message.get("content") if isinstance(message, dict) else None
-    return isinstance(content, str) and len(content) < MIN_CHARS
-
-
-def walked(message: Any, chain: bytes, memo: CallMemo | None) -> Walked:
+def walked(message: Any, chain: bytes, memo: CallMemo | None, new: bool = False) -> Walked:
     """The message's place in the chain that starts at `chain`; `first` and `size` do not
-    depend on `chain` (conversation_of takes `first` from any chain)."""
-    if memo is not None and _small(message):
-        memo = None  # serialized for less than a lookup and an entry cost (~2 us)
-    if memo is not None:
-        held: Walked | None = memo.get_same(MESSAGE, message)  # type: ignore[assignment]
+    depend on `chain` (conversation_of takes `first` from any chain). A message of one short
+    string (a 1 KB body's question) is serialized for less than a lookup and an entry cost
+    (~2 us): never looked up or kept. `new`: one that no accepted call can have walked (what
+    a turn adds past the run it extends, runs.py), kept but not looked up (~0.35 us)."""
+    is_dict = isinstance(message, dict)
+    text = message.get("content") if is_dict else None
+    if memo is not None and (not isinstance(text, str) or len(text) >= MIN_CHARS):
+        held: Walked | None = None
+        if not new:
+            held = memo.get_same(MESSAGE, message)  # type: ignore[assignment]
         if held is not None and (held.before == chain or not chain):
             return held
-    content = digest.content
+    else:
+        memo = None
+    content, dumps = digest.content, orjson.dumps
     before = chain
-    role = str(message.get("role")) if isinstance(message, dict) else ""
-    chain = content(chain + role.encode())
+    chain = content(chain + str(message.get("role")).encode()) if is_dict else content(chain)
+    if isinstance(text, str):  # `_blocks`: one text block, never marked
+        raw = dumps({"type": "text", "text": text})
+        own = content(raw)
+        return _kept(Walked(before, content(chain + own), own, len(raw), ()), message, memo)
     first = b""
     size = 0
     marks: list[bytes] = []
-    for block in _blocks(message):
+    for block in text if isinstance(text, list) else (message,):
         # Without its breakpoint: the newest block carries one this turn and not the next.
-        marked = isinstance(block, dict) and "cache_control" in block
-        raw = orjson.dumps(_without_mark(block) if marked else block)
-        own = content(raw)
-        chain = content(chain + own)
-        if marked:
+        if isinstance(block, dict) and "cache_control" in block:
+            raw = dumps({k: v for k, v in block.items() if k != "cache_control"})
+            own = content(raw)
+            chain = content(chain + own)
             marks.append(chain)
-        if not first:
-            first = own
+        else:
+            raw = dumps(block)
+            own = content(raw)
+            chain = content(chain + own)
+        first = first or own
         size += len(raw)
-    walked = Walked(before, chain, first, size, tuple(marks))
-    if memo is not None and before and size >= MIN_CHARS:  # a shorter one: derived again
-        memo.keep_same(MESSAGE, message, walked, 2 * size + 64 * (2 + len(marks)))
+    return _kept(Walked(before, chain, first, size, tuple(marks)), message, memo)
+
+
+def _kept(walked: Walked, message: Any, memo: CallMemo | None) -> Walked:
+    size = walked.size
+    if memo is not None and walked.before and size >= MIN_CHARS:  # a shorter one: derived again
+        memo.keep_same(MESSAGE, message, walked, 2 * size + 64 * (2 + len(walked.marks)))
     return walked
 
 

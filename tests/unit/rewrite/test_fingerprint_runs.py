@@ -14,8 +14,9 @@ import pytest
 from gateway.cache.bounded import LearnedState
 from gateway.cache.learned import LearnedMemory
 from gateway.rewrite.fingerprint import fingerprint
-from gateway.rewrite.memo import CallMemo
+from gateway.rewrite.memo import CallMemo, Derived
 from gateway.rewrite.request import LLMRequest
+from gateway.rewrite.runs import RUN
 from gateway.rewrite.walk import again
 
 TENANT = b"tenant-a"
@@ -155,3 +156,39 @@ def test_a_run_place_is_taken_again_only_for_the_same_bytes() -> None:
         expected = walked if string == other else None
         assert again({"role": "user", "content": string},
                      {"role": "user", "content": other}, walked, after) == expected  # fmt: skip
+
+
+def test_turns_that_add_messages_carry_the_run_s_totals() -> None:
+    """Each turn sends the previous one's objects and adds some (marked or not): the run's
+    tail, first block and size carried on are the whole walk's."""
+    base = [_message(i) for i in range(12)]
+    kept_mark = _marked(base[2])
+    turns = [
+        [base[0]],
+        [base[0], base[1], kept_mark],
+        [base[0], base[1], kept_mark, base[3]],
+        [base[0], base[1], kept_mark, base[3], _marked(base[4], 0), base[5]],
+        [base[0], base[1], kept_mark, base[3], _marked(base[4], 0), base[5], _marked(base[6])],
+        [base[0], base[1], kept_mark, base[3], _marked(base[4], 0), base[5], _marked(base[6]),
+         *base[7:12]],
+    ]  # fmt: skip
+    memory = LearnedMemory.within(LearnedState.default())
+    for turn in turns:
+        assert _learned(memory, turn) == _whole(turn)
+
+
+def test_a_call_on_the_first_messages_leaves_the_longer_run_kept() -> None:
+    """A call that sends the start of a kept run (a side question on the conversation's first
+    messages) digests that start and keeps no run of its own: the next turn extends the
+    longer run, whose messages it would otherwise walk or look up one by one."""
+    base = [_message(i) for i in range(8)]
+    memory = LearnedMemory.within(LearnedState.default())
+    assert memory.memo is not None
+    _learned(memory, base[:6])
+    body = {"model": "m", "system": "be brief", "messages": base[:3]}
+    memo = CallMemo(memory.memo, TENANT)
+    assert fingerprint(body, 1, 4.0, TENANT, memo=memo) == _whole(base[:3])
+    derived = memo.observed(LLMRequest("anthropic", body)).observations
+    kept = [key for o in derived if isinstance(o, Derived) for key, _, _ in o.entries]
+    assert not any(isinstance(key, tuple) and key[0] == RUN for key in kept)
+    assert _learned(memory, base) == _whole(base)
