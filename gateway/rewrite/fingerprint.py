@@ -13,7 +13,6 @@ prefix reuse makes them) is found by its identity instead: one lookup (memo.py's
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -21,7 +20,7 @@ import orjson
 
 from gateway.rewrite import digest, runs, walk
 from gateway.rewrite.family import family_of as family_of
-from gateway.rewrite.family import prefix
+from gateway.rewrite.family import owned_kept, prefix
 from gateway.rewrite.family import prompt_family as prompt_family
 from gateway.rewrite.family import unmarked as unmarked
 from gateway.rewrite.memo import MIN_CHARS
@@ -57,11 +56,7 @@ def conversation_of(body: dict[str, Any], tenant: bytes, memo: CallMemo | None =
     return _conversation(tenant, b"")
 
 
-# The tenant's digests of a family and of a conversation, kept for the calls that repeat
-# them (every turn of a conversation, every call of a family): a keyed blake2b's ~0.6 us
-# against a lookup's ~0.1. Keys of a credential's 8-byte digest and digests of 16 or 32
-# bytes: a few hundred bytes an entry, least recently used out.
-_owned = functools.lru_cache(maxsize=1024)(digest.owned)
+_owned = owned_kept
 # The digest of an empty list's bytes: tools or system blocks that are not there.
 _NONE = digest.content(b"[]")
 
