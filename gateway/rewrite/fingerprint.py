@@ -13,24 +13,20 @@ prefix reuse makes them) is found by its identity instead: one lookup (memo.py's
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
-from gateway.rewrite import digest, walk
+from gateway.rewrite import digest, runs, walk
 from gateway.rewrite.family import family_of as family_of
-from gateway.rewrite.family import prefix
+from gateway.rewrite.family import owned_kept, prefix
 from gateway.rewrite.family import prompt_family as prompt_family
 from gateway.rewrite.family import unmarked as unmarked
 from gateway.rewrite.memo import MIN_CHARS
-from gateway.rewrite.walk import Walked
 
 if TYPE_CHECKING:
     from gateway.rewrite.memo import CallMemo
-
-# memo.py's kind: what a call's messages were found to be (by identity).
-RUN = "fingerprint.run"
 
 
 class Fingerprint(NamedTuple):
@@ -60,11 +56,7 @@ def conversation_of(body: dict[str, Any], tenant: bytes, memo: CallMemo | None =
     return _conversation(tenant, b"")
 
 
-# The tenant's digests of a family and of a conversation, kept for the calls that repeat
-# them (every turn of a conversation, every call of a family): a keyed blake2b's ~0.6 us
-# against a lookup's ~0.1. Keys of a credential's 8-byte digest and digests of 16 or 32
-# bytes: a few hundred bytes an entry, least recently used out.
-_owned = functools.lru_cache(maxsize=1024)(digest.owned)
+_owned = owned_kept
 # The digest of an empty list's bytes: tools or system blocks that are not there.
 _NONE = digest.content(b"[]")
 
@@ -77,40 +69,11 @@ def short(sent: list[Any]) -> bool:
     """A conversation of one or two short strings (a 1 KB body's): no run kept or looked up."""
     if len(sent) > 2:
         return False
-    for message in sent:  # `_small` of each, inline: no generator, no call (~0.34 -> ~0.15 us)
+    for message in sent:  # inline: no generator, no call (~0.34 -> ~0.15 us)
         content = message.get("content") if isinstance(message, dict) else None
         if not isinstance(content, str) or len(content) >= MIN_CHARS:
             return False
     return True
-
-
-class Run(NamedTuple):
-    """The messages of an accepted call as the chain walked them, and their running totals:
-    kept by the identity of its first message, so a turn that sends the same objects first
-    (prefix reuse) takes their places in the chain with one lookup, not one a message."""
-
-    messages: tuple[Any, ...]
-    walks: tuple[Walked, ...]
-    chains: tuple[bytes, ...]  # the chain after each message
-    sizes: tuple[int, ...]  # the messages' bytes through each
-    tails: tuple[tuple[bytes, ...], ...]  # the last two breakpoints' chains through each
-    firsts: tuple[bytes, ...]  # the first block's digest through each
-
-
-def _run(sent: list[Any], family: bytes, memo: CallMemo) -> tuple[Run | None, int]:
-    """The run an accepted call kept for `sent`'s first message, and how many of `sent`'s
-    first messages it sent as these very objects after the same family (the chain's start)."""
-    if not sent:
-        return None, 0
-    run: Run | None = memo.get_same(RUN, sent[0])  # type: ignore[assignment]
-    if run is None or run.walks[0].before != family:
-        return run, 0
-    same = 0
-    for kept, message in zip(run.messages, sent, strict=False):
-        if kept is not message:
-            break
-        same += 1
-    return run, same
 
 
 def _chained(sent: Any, family: bytes) -> tuple[list[bytes], tuple[bytes, ...], bytes, int]:
@@ -147,45 +110,6 @@ def _chained_short(
     return chains, (family,), first, total
 
 
-def _chained_shared(
-    sent: list[Any], family: bytes, memo: CallMemo
-) -> tuple[list[bytes], tuple[bytes, ...], bytes, int]:
-    """`_chained`, the run of first messages an accepted call sent as these objects taken
-    from it (`Run`), each message after it found by identity where it was kept alone."""
-    walks: list[Walked]
-    run, same = _run(sent, family, memo)
-    if run is not None and same:
-        walks, chains = list(run.walks[:same]), list(run.chains[:same])
-        sizes, tails = list(run.sizes[:same]), list(run.tails[:same])
-        firsts = list(run.firsts[:same])
-    else:
-        walks, chains, sizes, tails, firsts = [], [], [], [], []
-    tail, first = (tails[-1], firsts[-1]) if walks else ((family,), b"")
-    total = sizes[-1] if walks else 0
-    kept = run.messages if run is not None else ()
-    for i in range(same, len(sent)):
-        # Where the run and `sent` part, the run's places again after the same chain: a
-        # breakpoint the client's turn moved, or the gateway's, parts them for a message.
-        chain = chains[-1] if chains else family
-        again = None
-        if i < len(kept) and run is not None and run.walks[i].before == chain:
-            again = walk.again(kept[i], run.walks[i], sent[i])
-        walked = walk.walked(sent[i], chain, memo) if again is None else again
-        walks.append(walked)
-        chains.append(walked.after)
-        tail = (*tail, *walked.marks)[-2:] if walked.marks else tail
-        first = first or walked.first
-        total += walked.size
-        sizes.append(total)
-        tails.append(tail)
-        firsts.append(first)
-    changed = run is None or same < len(sent) or len(run.messages) != len(sent)
-    if walks and changed:
-        made = Run(*map(tuple, (sent, walks, chains, sizes, tails, firsts)))
-        memo.keep_same(RUN, sent[0], made, 64 * len(sent) + total)
-    return chains, tail, first, total
-
-
 def fingerprint(
     body: dict[str, Any],
     stable_system_blocks: int | None,
@@ -209,12 +133,14 @@ def fingerprint(
         )
     family = _owned(tenant, tools_digest + stable_digest)
     sent = body.get("messages") or []
+    chains: Sequence[bytes]
     if isinstance(sent, list) and short(sent):
         chains, tail, first, total = _chained_short(sent, family)
     elif memo is None or not isinstance(sent, list):
         chains, tail, first, total = _chained(sent, family)
     else:
-        chains, tail, first, total = _chained_shared(sent, family, memo)
+        run = runs.chained(sent, family, memo)
+        chains, tail, first, total = run.chains, run.tail, run.first, run.total
     return Fingerprint(
         family=family,
         conversation=_conversation(tenant, first),

@@ -14,9 +14,10 @@ import pytest
 from gateway.cache.bounded import LearnedState
 from gateway.cache.learned import LearnedMemory
 from gateway.rewrite.fingerprint import fingerprint
-from gateway.rewrite.memo import CallMemo
+from gateway.rewrite.memo import CallMemo, Derived
 from gateway.rewrite.request import LLMRequest
-from gateway.rewrite.walk import Walked, again
+from gateway.rewrite.runs import RUN
+from gateway.rewrite.walk import again
 
 TENANT = b"tenant-a"
 MARK = {"type": "ephemeral"}
@@ -36,6 +37,11 @@ def _marked(message: dict[str, Any], at: int = -1) -> dict[str, Any]:
     blocks = [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
     blocks[at] = {**blocks[at], "cache_control": MARK}
     return {**message, "content": blocks}
+
+
+def _typed(value: Any) -> dict[str, Any]:
+    """A tool's result holding a value that is not a string (equal ones may dump apart)."""
+    return {"role": "user", "content": [{"type": "tool_result", "value": value}]}
 
 
 def _whole(messages: list[Any]) -> Any:
@@ -80,6 +86,20 @@ def _turns() -> list[tuple[str, list[Any], list[Any]]]:
             dict(reversed(shared[4]["content"][0].items())), *shared[4]["content"][1:]]},
             shared[5]]),
         ("the first changed", [*shared], [_message(100), *shared[1:]]),
+        ("a mark added on a first block", [*shared],
+         [*shared[:4], _marked(shared[4], 0), shared[5]]),
+        ("marks added on two blocks", [*shared],
+         [*shared[:4], _marked(_marked(shared[4], 0)), shared[5]]),
+        ("the client's mark gone, parsed anew", [*shared[:-1], _marked(shared[-1])],
+         [*shared[:-1], *json.loads(json.dumps([shared[-1], base[6]]))]),
+        ("a mark moved, parsed anew", [*shared[:-1], _marked(shared[-1])],
+         [*shared[:-2], *json.loads(json.dumps([_marked(shared[-2]), shared[-1]]))]),
+        ("a changed part, then a mark added", [*shared],
+         [*shared[:2], _message(102), shared[3], _marked(shared[4]), shared[5]]),
+        ("a number as true", [*shared[:-1], _typed(1)], [*shared[:-1], _typed(True), base[6]]),
+        ("a number as a float", [*shared[:-1], _typed(1)], [*shared[:-1], _typed(1.0)]),
+        ("a nested value copied", [*shared[:-1], _typed([1])], [*shared[:-1], _typed([1])]),
+        ("a nested value changed", [*shared[:-1], _typed([1])], [*shared[:-1], _typed([True])]),
         ("fewer", [*shared], [*shared[:3]]),
     ]  # fmt: skip
     return cases
@@ -98,23 +118,77 @@ def test_a_turn_digests_what_the_whole_walk_does(
 
 
 def test_a_run_place_is_taken_again_only_for_the_same_bytes() -> None:
-    walked = Walked(b"b", b"a", b"f", 10, (b"m",))
+    walked, after = (b"m",), b"a"
     message = _message(1)
+    typed = {"role": "user", "content": [{"type": "tool_result", "n": 1, "ok": True}]}
     for kept, new, expected in [
         (message, message, walked),
-        (_marked(message), message, walked._replace(marks=())),
+        (_marked(message), message, ()),
         (_marked(message), _marked(message), walked),
         (_marked(message, 0), _marked(message, 1), None),
-        (message, _marked(message), None),
+        (message, _marked(message), (b"a",)),  # the chain after it
+        (message, _marked(message, 0), None),  # a block's chain the walk did not keep
+        (message, _marked(_marked(message, 0)), None),
         (message, {**message, "role": "user"}, None),
         (message, copy.deepcopy(message), walked),  # copies of the same strings
-        (message, json.loads(json.dumps(message)), None),  # equal, other strings: walked
+        (message, json.loads(json.dumps(message)), walked),  # equal strings: the same bytes
+        (_marked(message), json.loads(json.dumps(message)), ()),
         (message, {**message, "content": message["content"][:2]}, None),
+        (message, {**message, "content": [*message["content"][:2], {"type": "text"}]}, None),
         ("text", "text", walked),
         ("text", "other", None),
-    ]:
-        assert again(kept, walked, new) == expected
+        ({"role": "user", "content": ["text"]}, {"role": "user", "content": ["text"]}, walked),
+        ({"role": "user", "content": ["a", "cache_control"]},
+         {"role": "user", "content": ["a", "cache_control"]}, walked),
+        ({"role": "user", "content": [{"text": "a"}, "cache_control"]},
+         {"role": "user", "content": [{"text": "a", "cache_control": MARK}, "cache_control"]},
+         None),
+        (typed, json.loads(json.dumps(typed)), walked),
+        (typed, {**typed, "content": [{"type": "tool_result", "n": True, "ok": True}]}, None),
+        (typed, {**typed, "content": [{"type": "tool_result", "n": 1.0, "ok": True}]}, None),
+        (typed, {**typed, "content": [{"type": "tool_result", "n": 1, "ok": 1}]}, None),
+        (typed, {**typed, "content": [{"type": "tool_result", "ok": True, "n": 1}]}, None),
+        ({"role": "user", "content": [{"type": "x", "v": [1]}]},
+         {"role": "user", "content": [{"type": "x", "v": [1]}]}, None),  # equal, not strings
+    ]:  # fmt: skip
+        assert again(kept, new, walked, after) == expected, (kept, new)
     for string, other in itertools.product(("s" * 10, "t" * 10), repeat=2):
-        expected = walked if string is other else None
-        assert again({"role": "user", "content": string}, walked,
-                      {"role": "user", "content": other}) == expected  # fmt: skip
+        expected = walked if string == other else None
+        assert again({"role": "user", "content": string},
+                     {"role": "user", "content": other}, walked, after) == expected  # fmt: skip
+
+
+def test_turns_that_add_messages_carry_the_run_s_totals() -> None:
+    """Each turn sends the previous one's objects and adds some (marked or not): the run's
+    tail, first block and size carried on are the whole walk's."""
+    base = [_message(i) for i in range(12)]
+    kept_mark = _marked(base[2])
+    turns = [
+        [base[0]],
+        [base[0], base[1], kept_mark],
+        [base[0], base[1], kept_mark, base[3]],
+        [base[0], base[1], kept_mark, base[3], _marked(base[4], 0), base[5]],
+        [base[0], base[1], kept_mark, base[3], _marked(base[4], 0), base[5], _marked(base[6])],
+        [base[0], base[1], kept_mark, base[3], _marked(base[4], 0), base[5], _marked(base[6]),
+         *base[7:12]],
+    ]  # fmt: skip
+    memory = LearnedMemory.within(LearnedState.default())
+    for turn in turns:
+        assert _learned(memory, turn) == _whole(turn)
+
+
+def test_a_call_on_the_first_messages_leaves_the_longer_run_kept() -> None:
+    """A call that sends the start of a kept run (a side question on the conversation's first
+    messages) digests that start and keeps no run of its own: the next turn extends the
+    longer run, whose messages it would otherwise walk or look up one by one."""
+    base = [_message(i) for i in range(8)]
+    memory = LearnedMemory.within(LearnedState.default())
+    assert memory.memo is not None
+    _learned(memory, base[:6])
+    body = {"model": "m", "system": "be brief", "messages": base[:3]}
+    memo = CallMemo(memory.memo, TENANT)
+    assert fingerprint(body, 1, 4.0, TENANT, memo=memo) == _whole(base[:3])
+    derived = memo.observed(LLMRequest("anthropic", body)).observations
+    kept = [key for o in derived if isinstance(o, Derived) for key, _, _ in o.entries]
+    assert not any(isinstance(key, tuple) and key[0] == RUN for key in kept)
+    assert _learned(memory, base) == _whole(base)
