@@ -76,3 +76,15 @@ def outcome(request: LLMRequest) -> Outcome:
         tuple(f.code for f in request.findings),
         request.observations,
     )
+
+
+def with_and_without_memo(
+    learn_volatile_after: int = 5,
+) -> tuple[list[LearnedMemory], list[RewriteContext]]:
+    """Two fresh learned memories, with the memo of derived values and without it, and a
+    context over each: the pair a memo-is-invisible test runs every call through."""
+    memories = [
+        LearnedMemory.within(LearnedState.default(), learn_volatile_after, memo=memo)
+        for memo in (True, False)
+    ]
+    return memories, [context(found) for found in memories]

@@ -11,12 +11,10 @@ from typing import Any
 
 import pytest
 
-from gateway.cache.bounded import LearnedState
-from gateway.cache.learned import LearnedMemory
 from gateway.rewrite.pipeline import ANTHROPIC_STAGES, OPENAI_STAGES, rewrite
 from gateway.rewrite.request import LLMRequest
 from gateway.rewrite.volatile import KEPT, RULE
-from tests.support.rewrite import NOW, context
+from tests.support.rewrite import NOW, with_and_without_memo
 from tests.unit.rewrite.test_rewrite_memo import _outcome
 
 LINES = (
@@ -62,11 +60,7 @@ def test_odd_prompts_of_a_family_rewrite_the_same_with_and_without_the_memo(
 ) -> None:
     rng = random.Random(seed)
     stages = OPENAI_STAGES if wire == "openai" else ANTHROPIC_STAGES
-    memories = [
-        LearnedMemory.within(LearnedState.default(), learn_volatile_after=2, memo=memo)
-        for memo in (True, False)
-    ]
-    contexts = [context(memory) for memory in memories]
+    memories, contexts = with_and_without_memo(learn_volatile_after=2)
     seed_texts = _texts(rng, 0)
     seen: set[str] = set()
     for call in range(30):

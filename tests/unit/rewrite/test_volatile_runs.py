@@ -12,12 +12,10 @@ from typing import Any
 
 import pytest
 
-from gateway.cache.bounded import LearnedState
-from gateway.cache.learned import LearnedMemory
 from gateway.rewrite.pipeline import ANTHROPIC_STAGES, OPENAI_STAGES, rewrite
 from gateway.rewrite.request import LLMRequest
 from gateway.rewrite.volatile import KEPT, RULE
-from tests.support.rewrite import NOW, context
+from tests.support.rewrite import NOW, with_and_without_memo
 from tests.unit.rewrite.test_rewrite_memo import _outcome
 
 STATIC = [f"Rule {i}: keep the change small and say why it is made." for i in range(30)]
@@ -68,11 +66,7 @@ def test_a_family_of_prompts_rewrites_the_same_with_and_without_the_memo(
 ) -> None:
     rng = random.Random(seed)
     stages = OPENAI_STAGES if wire == "openai" else ANTHROPIC_STAGES
-    memories = [
-        LearnedMemory.within(LearnedState.default(), learn_volatile_after=3, memo=memo)
-        for memo in (True, False)
-    ]
-    contexts = [context(memory) for memory in memories]
+    memories, contexts = with_and_without_memo(learn_volatile_after=3)
     system, turns, seen = _system(rng), 1, set()
     for _ in range(60):
         if rng.random() < 0.3:  # another prompt of the family (or the same, another object)
