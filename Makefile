@@ -42,9 +42,11 @@ COVERAGE_FLOOR := 95
 test: lint $(SDK1)
 	$(BIN)/pytest -q -n 2 --dist loadfile --cov --cov-report=term:skip-covered --cov-fail-under=$(COVERAGE_FLOOR)
 
-# Per-step cost of a model call on real bodies, µs per call and per KB (about 15 s).
+# Per-step cost of a model call on real bodies, µs per call and per KB, and per turn of a
+# replayed session (about 20 s).
 bench-stages: $(VENV)/.dev
 	$(BIN)/python bench/stages.py
+	$(BIN)/python bench/session_stages.py
 
 clean:
 	rm -rf $(VENV) .cache .mypy_cache .pytest_cache .ruff_cache .grimp_cache .import_linter_cache
