@@ -7,6 +7,7 @@ A stage test is a row: (body, learned memory) -> (body, rewrites, findings, obse
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 from gateway.cache.bounded import LearnedState
@@ -14,6 +15,7 @@ from gateway.cache.learned import LearnedMemory
 from gateway.cascade.lifecycle import Lifecycle
 from gateway.cascade.table import RoutingTable
 from gateway.catalog import ModelCatalog
+from gateway.rewrite.memo import Derived
 from gateway.rewrite.pipeline import ANTHROPIC_STAGES, RewriteContext, Stage, rewrite
 from gateway.rewrite.request import LLMRequest
 from gateway.rewrite.snapshot import Observation
@@ -88,3 +90,40 @@ def with_and_without_memo(
         for memo in (True, False)
     ]
     return memories, [context(found) for found in memories]
+
+
+def memo_outcome(request: LLMRequest) -> tuple[Any, ...]:
+    """Everything a rewrite returns that the memo must not change: the bytes sent (key order
+    included), rewrites, findings, observations but what was derived, the fingerprint and
+    what the later steps read."""
+    return (
+        json.dumps(request.body),
+        request.rewrites,
+        request.findings,
+        tuple(o for o in request.observations if not isinstance(o, Derived)),
+        request.fingerprint,
+        request.stable_system_blocks,
+        request.dates_at,
+        request.changed,
+    )
+
+
+def rewritten_alike(
+    provider: str,
+    bodies: tuple[dict[str, Any], dict[str, Any]],
+    memories: list[LearnedMemory],
+    contexts: list[RewriteContext],
+    stages: tuple[Stage, ...],
+    tenant: bytes = b"t",
+) -> LLMRequest:
+    """One call rewritten with the memo (`bodies[0]`) and without it (`bodies[1]`, a parse of
+    its own), asserted alike (`memo_outcome`), each memory then learning from its call as an
+    accepted one; the call with the memo."""
+    outs = [
+        rewrite(LLMRequest(provider, body, None, tenant), ctx, stages)
+        for body, ctx in zip(bodies, contexts, strict=True)
+    ]
+    assert memo_outcome(outs[0]) == memo_outcome(outs[1])
+    for memory, out in zip(memories, outs, strict=True):
+        memory.learn(out.observations)
+    return outs[0]

@@ -11,11 +11,9 @@ from typing import Any
 
 import pytest
 
-from gateway.rewrite.pipeline import ANTHROPIC_STAGES, OPENAI_STAGES, rewrite
-from gateway.rewrite.request import LLMRequest
+from gateway.rewrite.pipeline import ANTHROPIC_STAGES, OPENAI_STAGES
 from gateway.rewrite.volatile import KEPT, RULE
-from tests.support.rewrite import NOW, with_and_without_memo
-from tests.unit.rewrite.test_rewrite_memo import _outcome
+from tests.support.rewrite import NOW, rewritten_alike, with_and_without_memo
 
 LINES = (
     "You are an agent.",
@@ -70,13 +68,7 @@ def test_odd_prompts_of_a_family_rewrite_the_same_with_and_without_the_memo(
         raw = json.dumps(_body(wire, texts, call))
         parsed = json.loads(raw)
         for again in (parsed, parsed) if rng.random() < 0.3 else (parsed,):
-            outs = [
-                rewrite(LLMRequest(wire, body, None, b"t"), ctx, stages)
-                for body, ctx in zip((again, json.loads(raw)), contexts, strict=True)
-            ]
-            assert _outcome(outs[0]) == _outcome(outs[1])
-            for memory, out in zip(memories, outs, strict=True):
-                memory.learn(out.observations)
-            seen |= {r.rule for r in outs[0].rewrites} | {f.code for f in outs[0].findings}
+            out = rewritten_alike(wire, (again, json.loads(raw)), memories, contexts, stages)
+            seen |= {r.rule for r in out.rewrites} | {f.code for f in out.findings}
     # The comparison compared calls that moved lines and calls that kept them.
     assert {KEPT, RULE} <= seen, seen

@@ -16,10 +16,10 @@ import pytest
 from gateway.cache.bounded import LearnedState
 from gateway.cache.learned import LearnedMemory
 from gateway.rewrite.memo import Derived
-from gateway.rewrite.pipeline import ANTHROPIC_STAGES, OPENAI_STAGES, rewrite
+from gateway.rewrite.pipeline import ANTHROPIC_STAGES, OPENAI_STAGES
 from gateway.rewrite.request import LLMRequest
 from gateway.rewrite.whitespace import whitespace, whitespace_openai
-from tests.support.rewrite import context
+from tests.support.rewrite import rewritten_alike, with_and_without_memo
 
 TENANT = b"tenant-a"
 DIRTY = "a line  \r\n" * 120  # over MIN_CHARS, changed by the rule
@@ -125,8 +125,7 @@ def test_odd_lists_through_every_stage_rewrite_as_without_the_memo(
     rng = random.Random(1000 + seed)
     pool = _pool(rng, odd=False)
     stages = ANTHROPIC_STAGES if provider == "anthropic" else OPENAI_STAGES
-    memories = [LearnedMemory.within(LearnedState.default(), memo=memo) for memo in (True, False)]
-    contexts = [context(memory) for memory in memories]
+    memories, contexts = with_and_without_memo()
     items: list[Any] = [pool[0]]
     for _ in range(25):
         items = _next(rng, items, pool) or [pool[1]]
@@ -135,10 +134,5 @@ def test_odd_lists_through_every_stage_rewrite_as_without_the_memo(
             body = {"model": "gpt-5", "input": items, "instructions": DIRTY}
         else:
             body["system"] = [{"type": "text", "text": DIRTY}]
-        outs = [
-            rewrite(LLMRequest(provider, shown, None, TENANT), ctx, stages)
-            for shown, ctx in zip((body, copy.deepcopy(body)), contexts, strict=True)
-        ]
-        assert _outcome(outs[0]) == _outcome(outs[1])
-        for memory, out in zip(memories, outs, strict=True):
-            memory.learn(out.observations)
+        pair = (body, copy.deepcopy(body))
+        rewritten_alike(provider, pair, memories, contexts, stages, TENANT)

@@ -5,7 +5,6 @@ without it, and a turn sent again does too."""
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 
@@ -15,23 +14,10 @@ from gateway.rewrite.memo import Derived
 from gateway.rewrite.pipeline import ANTHROPIC_STAGES, OPENAI_STAGES, rewrite
 from gateway.rewrite.request import LLMRequest
 from tests.support.fixtures import FIXTURES, load
-from tests.support.rewrite import context
+from tests.support.rewrite import context, rewritten_alike
 
 TENANT = b"tenant-a"
 RECORDINGS = sorted(path.stem for path in FIXTURES.glob("*.jsonl"))
-
-
-def _outcome(request: LLMRequest) -> tuple[Any, ...]:
-    return (
-        json.dumps(request.body),  # key order included: it is the bytes sent
-        request.rewrites,
-        request.findings,
-        tuple(o for o in request.observations if not isinstance(o, Derived)),
-        request.fingerprint,
-        request.stable_system_blocks,
-        request.dates_at,
-        request.changed,
-    )
 
 
 @pytest.mark.parametrize("name", RECORDINGS)
@@ -48,14 +34,9 @@ def test_a_recorded_conversation_rewrites_the_same_with_and_without_the_memo(nam
         # A turn, the same turn again (a retry: all found in the memo by value), and the same
         # parsed objects again (as prefix reuse shares them: found by identity).
         for again in (json.loads(raw), json.loads(raw), parsed, parsed):
-            outs = [
-                rewrite(LLMRequest(provider, body, None, TENANT), ctx, stages)
-                for body, ctx in zip((again, json.loads(raw)), contexts, strict=True)
-            ]
-            assert _outcome(outs[0]) == _outcome(outs[1])
-            for memory, out in zip(memories, outs, strict=True):
-                memory.learn(out.observations)
-            derived += sum(isinstance(o, Derived) for o in outs[0].observations)
+            pair = (again, json.loads(raw))
+            out = rewritten_alike(provider, pair, memories, contexts, stages, TENANT)
+            derived += sum(isinstance(o, Derived) for o in out.observations)
     assert derived, "the memo was never used: the comparison compared nothing"
 
 
