@@ -3,8 +3,10 @@ one recorded session's bodies, sent in order request by request, cycling).
 
 A quick check between full runs of bench/overhead.py: the emulator and wrk on core 0, the
 proxy under test alone on core 1, 64 calls in flight (`--connections`) for a few seconds;
-the process's user and system time per call from /proc. CPU per call is the number to
-compare on a busy machine, where throughput is not. Run from the repository root:
+the process's user and system time per call from /proc, with the kernel's share beside it.
+CPU per call is the number to compare on a busy machine, where throughput is not.
+`--env NAME=VALUE` sets a variable in both proxies' environment (a malloc tunable, say).
+Run from the repository root:
 
     .venv/bin/python bench/cpu_vs_floor.py claude-code-late-turn
     .venv/bin/python bench/cpu_vs_floor.py filler --proxies gateway --stream --spy /tmp/g.raw
@@ -29,17 +31,17 @@ if str(BENCH) not in sys.path:
     sys.path.insert(0, str(BENCH))
 
 from harness.load import run_wrk, wrk_script  # noqa: E402
-from harness.process import cpu_seconds  # noqa: E402
+from harness.process import cpu_times  # noqa: E402
 from harness.proxies import Server, emulator_server, floor_server, gateway_server  # noqa: E402
 from measure.bodies import body_lists, names, route  # noqa: E402
 
 CONNECTIONS = 64
 
 
-def proxy(kind: str, upstream: Server) -> AbstractContextManager[Server]:
+def proxy(kind: str, upstream: Server, env: dict[str, str]) -> AbstractContextManager[Server]:
     if kind == "floor":
-        return floor_server("httpx-aiohttp", upstream)
-    return gateway_server(upstream)
+        return floor_server("httpx-aiohttp", upstream, env)
+    return gateway_server(upstream, env=env)
 
 
 def main() -> None:
@@ -50,12 +52,16 @@ def main() -> None:
     parse.add_argument("--stream", action="store_true", help="the streaming body")
     parse.add_argument("--spy", type=Path, help="a py-spy profile of the gateway, to this file")
     parse.add_argument("--connections", type=int, default=CONNECTIONS, help="calls in flight")
+    parse.add_argument(
+        "--env", action="append", default=[], help="NAME=VALUE for the proxy's environment"
+    )
     args = parse.parse_args()
+    env = dict(pair.split("=", 1) for pair in args.env)
     plain, stream = body_lists(args.body)
     bodies = stream if args.stream else plain
     with emulator_server() as upstream, tempfile.TemporaryDirectory() as tmp:
         for kind in args.proxies.split(","):
-            with proxy(kind, upstream) as server:
+            with proxy(kind, upstream, env) as server:
                 script = wrk_script(server, bodies, path=route(args.body))
                 run_wrk(server, script, args.connections, 2, Path(tmp))  # warm-up
                 spy = None
@@ -66,15 +72,18 @@ def main() -> None:
                     command += [str(server.proc.pid), "-d", str(int(args.seconds)), "-r", "200"]
                     command += ["-f", "raw", "-o", str(args.spy), "--nonblocking"]
                     spy = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-                before = cpu_seconds(server.proc.pid)
+                user_before, system_before = cpu_times(server.proc.pid)
                 result = run_wrk(server, script, args.connections, args.seconds, Path(tmp))
-                spent = cpu_seconds(server.proc.pid) - before
+                user_after, system_after = cpu_times(server.proc.pid)
+                system = system_after - system_before
+                spent = user_after - user_before + system
                 if spy is not None:
                     spy.wait()
                 per_call = spent / result.requests * 1000 if result.requests else float("nan")
                 print(
                     f"{args.body} {'stream' if args.stream else 'json'} {kind}: "
-                    f"{result.rps:,.0f} req/s, CPU per call {per_call:.3f} ms, "
+                    f"{result.rps:,.0f} req/s, CPU per call {per_call:.3f} ms "
+                    f"({system / spent:.0%} system), "
                     f"errors {result.errors}",
                     flush=True,
                 )

@@ -133,14 +133,16 @@ def gateway_server(
     )
 
 
-def floor_server(client: str, upstream: Server) -> AbstractContextManager[Server]:
+def floor_server(
+    client: str, upstream: Server, env: dict[str, str] | None = None
+) -> AbstractContextManager[Server]:
     """bench/passthrough.py, a do-nothing proxy relaying through `client` (httpx-aiohttp or
-    aiohttp), pinned like the gateway."""
+    aiohttp), pinned like the gateway; `env` adds to its environment."""
     port = free_port()
     command = [sys.executable, str(REPO / "bench" / "passthrough.py"), "--client", client]
     command += ["--port", str(port), "--upstream", upstream.base_url]
-    env = {"PYTHONPATH": str(REPO)}  # the gateway.wire it imports: this tree's
-    return serving(f"floor-{client}", pinned(GATEWAY_CORE, command), port, env)
+    settings = {"PYTHONPATH": str(REPO), **(env or {})}  # the gateway.wire it imports: this tree's
+    return serving(f"floor-{client}", pinned(GATEWAY_CORE, command), port, settings)
 
 
 def gateway_key(env: dict[str, str]) -> str:
