@@ -7,6 +7,8 @@ the process's user and system time per call from /proc, with the kernel's share 
 minor page faults per call (pages the allocator took fresh from the kernel) beside it.
 CPU per call is the number to compare on a busy machine, where throughput is not.
 `--env NAME=VALUE` sets a variable in both proxies' environment (a malloc tunable, say).
+`--gateway-src DIR` also measures another tree's gateway package (as `baseline`), and
+`--rounds N` measures the proxies in turn N times (A/B/A/B: one run's spread is ±15 %).
 Run from the repository root:
 
     .venv/bin/python bench/cpu_vs_floor.py claude-code-late-turn
@@ -39,9 +41,13 @@ from measure.bodies import body_lists, names, route  # noqa: E402
 CONNECTIONS = 64
 
 
-def proxy(kind: str, upstream: Server, env: dict[str, str]) -> AbstractContextManager[Server]:
+def proxy(
+    kind: str, upstream: Server, env: dict[str, str], source: Path | None
+) -> AbstractContextManager[Server]:
     if kind == "floor":
         return floor_server("httpx-aiohttp", upstream, env)
+    if kind == "baseline":  # another tree's gateway package
+        return gateway_server(upstream, env=env, name="baseline", source=source)
     return gateway_server(upstream, env=env)
 
 
@@ -56,13 +62,20 @@ def main() -> None:
     parse.add_argument(
         "--env", action="append", default=[], help="NAME=VALUE for the proxy's environment"
     )
+    parse.add_argument(
+        "--gateway-src", type=Path, help="another tree's gateway package, run as `baseline`"
+    )
+    parse.add_argument(
+        "--rounds", type=int, default=1, help="the proxies measured in turn, this many times"
+    )
     args = parse.parse_args()
     env = dict(pair.split("=", 1) for pair in args.env)
+    kinds = args.proxies.split(",") + (["baseline"] if args.gateway_src is not None else [])
     plain, stream = body_lists(args.body)
     bodies = stream if args.stream else plain
     with emulator_server() as upstream, tempfile.TemporaryDirectory() as tmp:
-        for kind in args.proxies.split(","):
-            with proxy(kind, upstream, env) as server:
+        for kind in kinds * args.rounds:
+            with proxy(kind, upstream, env, args.gateway_src) as server:
                 script = wrk_script(server, bodies, path=route(args.body))
                 run_wrk(server, script, args.connections, 2, Path(tmp))  # warm-up
                 spy = None

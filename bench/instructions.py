@@ -150,10 +150,11 @@ def control(server: Server, *flags: str) -> None:
 
 
 def misses(counted: dict[str, int], calls: int) -> str:
-    """Per call: data reads and writes (K), and their L1 and L2 misses (K)."""
+    """Per call (K): data reads and writes, instruction fetches missing L1, data reads and
+    writes missing L1 and missing L2."""
     if "D1mr" not in counted:
         return ""
-    shown = ("Dr", "Dw", "D1mr", "D1mw", "DLmr", "DLmw")
+    shown = ("Dr", "Dw", "I1mr", "D1mr", "D1mw", "DLmr", "DLmw")
     return "; per call (K): " + ", ".join(f"{e} {counted[e] / calls / 1e3:.1f}" for e in shown)
 
 
