@@ -15,8 +15,7 @@ Only parts of at least MIN_CHARS are memoized: below that, deriving costs less t
 from __future__ import annotations
 
 from collections.abc import Hashable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:  # the request and the view import this module: its values come first
     from gateway.rewrite.request import LLMRequest
@@ -28,12 +27,12 @@ MIN_CHARS = 1024
 ENTRY_BYTES = 200
 
 
-@dataclass(frozen=True, slots=True)
-class Derived:
+class Derived(NamedTuple):
     """What the stages derived from parts of a body that a later call may repeat (a text's
     canonical form, a system text's lines, a tool's identity): each a pure function of its
     key, kept once the provider has accepted the call, so the next turn of a conversation,
-    which resends this one's bytes, looks them up (below). (key, value, bytes held)."""
+    which resends this one's bytes, looks them up (below). (key, value, bytes held). A
+    tuple, made at once (a frozen dataclass sets each field apart; up to five a call)."""
 
     tenant: bytes
     entries: tuple[tuple[Hashable, object, int], ...]
@@ -50,6 +49,11 @@ def call_memo(view: MemoView | None, tenant: bytes) -> CallMemo | None:
 
 def observed(memo: CallMemo | None, request: LLMRequest) -> LLMRequest:
     return request if memo is None else memo.observed(request)
+
+
+def derived(memo: CallMemo | None) -> tuple[Derived, ...]:
+    """`CallMemo.derived`, none without a memo."""
+    return () if memo is None else memo.derived()
 
 
 class CallMemo:
@@ -84,8 +88,16 @@ class CallMemo:
         `size`: the bytes `part` and `value` hold."""
         self.keep((kind, id(part)), (part, value), size)
 
+    def derived(self) -> tuple[Derived, ...]:
+        """What was derived anew, as observations to keep once the call is accepted: none,
+        or one `Derived`. A stage adds them to the one request it makes last (where
+        `observed` made a second request for them, ~16 K instructions each), so it takes
+        them when it is done with the memo: what it keeps after would not be kept
+        (tests/unit/rewrite/test_memo_derived.py holds every stage to that)."""
+        return (Derived(self._tenant, tuple(self._new)),) if self._new else ()
+
     def observed(self, request: LLMRequest) -> LLMRequest:
         """`request` with what was derived anew, to keep once the call is accepted."""
         if not self._new:
             return request
-        return request.observing(Derived(self._tenant, tuple(self._new)))
+        return request.observing(*self.derived())

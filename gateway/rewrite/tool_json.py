@@ -17,7 +17,7 @@ from typing import Any, cast
 import orjson
 
 from gateway.rewrite import digest
-from gateway.rewrite.memo import MIN_CHARS, CallMemo, call_memo, observed
+from gateway.rewrite.memo import MIN_CHARS, CallMemo, call_memo, derived
 from gateway.rewrite.request import Finding, LLMRequest, Rewrite, evolve
 from gateway.rewrite.snapshot import MemoView, ToolsSeen, ToolsView
 
@@ -201,30 +201,40 @@ def stable_tool_json(
     if not isinstance(tools, list) or not tools or not all(isinstance(t, dict) for t in tools):
         return request
     memo = call_memo(view, request.tenant)
-    return observed(memo, _stable_tool_json(request, tools, known, enabled, memo))
-
-
-def _stable_tool_json(
-    request: LLMRequest, tools: list[Any], known: ToolsView, enabled: bool, memo: CallMemo | None
-) -> LLMRequest:
     forms, seen, sent = canonical(request.tenant, tools, known, memo)
-    if seen is not None:
-        request = request.observing(seen)
-    if forms is tools:
-        return _with_prompt_tools(request, sent)
-    finding = Finding("unstable_tool_json", f"{len(tools)} tools re-serialized")
-    if not enabled:
-        return _with_prompt_tools(request, sent).noting(finding)
-    rewrite = Rewrite(RULE, "tools in their first-seen key order and order")
-    return request.with_body({**request.body, "tools": forms}, rewrite).noting(finding)
-
-
-def _with_prompt_tools(request: LLMRequest, sent: Sent) -> LLMRequest:
-    """The request with the tools' bytes as the family and fingerprint take them (fingerprint
-    .unmarked: without breakpoints), where this stage has them and the body's tools stay as
-    sent: an Anthropic body's tools, none with a breakpoint (unmarked's bytes are then the
-    array's, and the volatile rule need not dump 81 KB of Claude Code's tools again). An
-    OpenAI body's are reshaped first (openai_text.prompt_tools)."""
-    if request.provider != "anthropic" or request.prompt_tools is not None or sent.marked:
+    # What it saw, then what the memo kept (memo.py's `observed`), in the one new request.
+    observations = request.observations + ((seen,) if seen is not None else ()) + derived(memo)
+    if forms is not tools and enabled:
+        rewrite = Rewrite(RULE, "tools in their first-seen key order and order")
+        return evolve(
+            request,
+            body={**request.body, "tools": forms},
+            rewrites=(*request.rewrites, rewrite),
+            changed=True,
+            findings=(*request.findings, _unstable(tools)),
+            observations=observations,
+        )
+    prompt_tools = _prompt_tools(request, sent)
+    findings = request.findings if forms is tools else (*request.findings, _unstable(tools))
+    if (
+        prompt_tools is request.prompt_tools
+        and findings is request.findings
+        and observations is request.observations
+    ):
         return request
-    return evolve(request, prompt_tools=sent.whole)
+    return evolve(request, prompt_tools=prompt_tools, findings=findings, observations=observations)
+
+
+def _unstable(tools: list[Any]) -> Finding:
+    return Finding("unstable_tool_json", f"{len(tools)} tools re-serialized")
+
+
+def _prompt_tools(request: LLMRequest, sent: Sent) -> bytes | None:
+    """The tools' bytes as the family and fingerprint take them (fingerprint.unmarked:
+    without breakpoints), where this stage has them and the body's tools stay as sent: an
+    Anthropic body's tools, none with a breakpoint (unmarked's bytes are then the array's,
+    and the volatile rule need not dump 81 KB of Claude Code's tools again). An OpenAI
+    body's are reshaped first (openai_text.prompt_tools); else the request's own."""
+    if request.provider != "anthropic" or request.prompt_tools is not None or sent.marked:
+        return request.prompt_tools
+    return sent.whole

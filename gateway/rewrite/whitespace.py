@@ -13,7 +13,7 @@ from operator import is_not
 from typing import Any, NamedTuple, cast
 
 from gateway.rewrite import digest, openai_text, text
-from gateway.rewrite.memo import MIN_CHARS, CallMemo, call_memo, chars, observed
+from gateway.rewrite.memo import MIN_CHARS, CallMemo, call_memo, chars, derived, observed
 from gateway.rewrite.request import Finding, LLMRequest, Rewrite, evolve
 from gateway.rewrite.snapshot import MemoView
 from gateway.rewrite.text import FIELDS, PartEdit, TextEdit, TextField
@@ -215,18 +215,20 @@ def _rule(
     if not changed:
         return observed(memo, request)
     finding, rewrite = _noted(changed)
-    if not enabled:
-        return observed(memo, request.noting(finding))
+    findings = (*request.findings, finding)
+    observations = request.observations + derived(memo)
+    if not enabled:  # `observed(memo, request.noting(finding))` in one new request
+        return evolve(request, findings=findings, observations=observations)
     new_body = {**body, **{name: edited[name] for name in changed}}
-    # `request.with_body(new_body, rewrite).noting(finding)` in one new request
-    edited_request = evolve(
+    # `observed(memo, request.with_body(new_body, rewrite).noting(finding))` in one
+    return evolve(
         request,
         body=new_body,
         rewrites=(*request.rewrites, rewrite),
         changed=True,
-        findings=(*request.findings, finding),
+        findings=findings,
+        observations=observations,
     )
-    return observed(memo, edited_request)
 
 
 @functools.lru_cache(maxsize=64)  # the names of some of a wire's few fields: a handful of keys
