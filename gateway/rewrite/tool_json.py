@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from itertools import accumulate
+from itertools import accumulate, repeat
 from typing import Any, cast
 
 import orjson
@@ -76,6 +76,7 @@ class Sent:
         return Sent(tools, self.identities, whole, self.ids, self.marked)
 
 
+_DICT = repeat(dict)
 SAME = "tool_json.tools"  # the memo's kind for what was derived from a tools list (get_same)
 FORMS = "tool_json.forms"  # and for the list sent in its place (forms first seen)
 CANONICAL = "tool_json.canonical"  # and for `canonical`'s answer, by the tools as sent
@@ -198,7 +199,8 @@ def stable_tool_json(
     request: LLMRequest, known: ToolsView, enabled: bool, view: MemoView | None = None
 ) -> LLMRequest:
     tools = request.body.get("tools")
-    if not isinstance(tools, list) or not tools or not all(isinstance(t, dict) for t in tools):
+    # Each a dict, tested in C (a generator's frame a tool: ~12 bytecodes each).
+    if not isinstance(tools, list) or not tools or not all(map(isinstance, tools, _DICT)):
         return request
     memo = call_memo(view, request.tenant)
     forms, seen, sent = canonical(request.tenant, tools, known, memo)
