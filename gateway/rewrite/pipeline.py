@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 from gateway.catalog import ModelCatalog
 from gateway.rewrite import prompt_cache
@@ -219,9 +219,7 @@ def _layers(body: dict[str, Any], memo: CallMemo | None) -> dict[str, Any]:
     if memo is None or not isinstance(conversation, list):
         return layers(body)
     how = (body.get("model"), body.get("instructions"), body.get("tools"))
-    held = cast(
-        "tuple[tuple[Any, ...], dict[str, Any]] | None", memo.get_same(LAYERS, conversation)
-    )
+    held: tuple[tuple[Any, ...], dict[str, Any]] | None = memo.get_same(LAYERS, conversation)
     if held is not None and _same_values(held[0], how):
         return held[1]
     shaped = layers(body)

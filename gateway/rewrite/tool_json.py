@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from itertools import accumulate, repeat
-from typing import Any, cast
+from typing import Any
 
 import orjson
 
@@ -38,7 +38,7 @@ def _identity(tool: Any, sent: bytes, memo: CallMemo | None) -> bytes:
     if memo is None or len(sent) < MIN_CHARS:
         return identity(tool)
     key = ("tool", digest.content(sent))
-    found = cast("tuple[bytes, bytes] | None", memo.get(key))
+    found: tuple[bytes, bytes] | None = memo.get(key)
     if found is not None and found[0] == sent:
         return found[1]
     new = identity(tool)
@@ -89,9 +89,9 @@ def _sent(tools: list[Any], memo: CallMemo | None) -> tuple[Sent, bool]:
     Claude Code's); and whether it was (the memo's own Sent, which lasts)."""
     if memo is None:
         return _sent_anew(tools, None), False
-    found = memo.get_same(SAME, tools)
+    found: Sent | None = memo.get_same(SAME, tools)
     if found is not None:
-        return cast("Sent", found), True
+        return found, True
     sent = _sent_anew(tools, memo)
     memo.keep_same(SAME, tools, sent.kept(), 3 * len(sent.whole) + 40 * len(sent.tools))
     return sent, False
@@ -112,7 +112,7 @@ def _sent_anew(tools: list[Any], memo: CallMemo | None) -> Sent:
         sent = [orjson.dumps(tool) for tool in tools]
         return Sent.of(tools, sent, [identity(tool) for tool in tools], whole)
     key = ("tools", digest.content(whole))
-    found = cast("tuple[bytes, tuple[bytes, ...], tuple[int, ...]] | None", memo.get(key))
+    found: tuple[bytes, tuple[bytes, ...], tuple[int, ...]] | None = memo.get(key)
     if found is not None and found[0] == whole:
         starts = [1, *(end + 1 for end in found[2][:-1])]
         sent = [whole[a:b] for a, b in zip(starts, found[2], strict=True)]
@@ -143,9 +143,7 @@ def canonical(
     if memo is None or version is None or not held:
         return _canonical(tenant, tools, known, memo, sent)
     now = version()
-    found = cast(
-        "tuple[object, list[Any] | None, ToolsSeen | None] | None", memo.get_same(CANONICAL, sent)
-    )
+    found: tuple[object, list[Any] | None, ToolsSeen | None] | None = memo.get_same(CANONICAL, sent)
     if found is not None and found[0] == now:
         return (tools if found[1] is None else found[1]), found[2], sent
     forms, seen, _ = _canonical(tenant, tools, known, memo, sent)
@@ -186,7 +184,7 @@ def _forms(tools: list[Any], wanted: tuple[bytes, ...], memo: CallMemo | None) -
     """The tools sent in place of `tools`: `wanted` parsed, the same list as the call before
     where these tools and forms were (kept by the tools list's identity, with the forms)."""
     if memo is not None:
-        found = cast("tuple[tuple[bytes, ...], list[Any]] | None", memo.get_same(FORMS, tools))
+        found: tuple[tuple[bytes, ...], list[Any]] | None = memo.get_same(FORMS, tools)
         if found is not None and found[0] == wanted:
             return found[1]
     forms = [orjson.loads(form) for form in wanted]

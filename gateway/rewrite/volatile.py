@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import Any, Literal, Protocol, cast
+from typing import Any, Literal, Protocol
 
 from gateway.rewrite.fingerprint import prompt_family, unmarked
 from gateway.rewrite.memo import MIN_CHARS, CallMemo, call_memo, derived
@@ -186,7 +186,7 @@ def _prompt_tools(request: LLMRequest, part: SystemPart, memo: CallMemo | None) 
     sent = request.body.get("tools")
     if memo is None or not isinstance(sent, list) or len(tools) != len(sent):
         return unmarked(tools)
-    found = cast("bytes | None", memo.get_same(TOOLS, sent))
+    found: bytes | None = memo.get_same(TOOLS, sent)
     if found is None:
         found = unmarked(tools)
         if len(found) >= MIN_CHARS:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from itertools import compress, count
 from operator import is_not
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple
 
 from gateway.rewrite import digest, openai_text, text
 from gateway.rewrite.memo import MIN_CHARS, CallMemo, call_memo, chars, derived, observed
@@ -62,7 +62,7 @@ def _remembered(memo: CallMemo) -> TextEdit:
         # An ASCII text's bytes are a copy (~25 us over 220 KB); a wider text's a transcoding
         # that costs more than the built-in hash: it is keyed by itself.
         key = (RULE, digest.content(text.encode("ascii")) if text.isascii() else text)
-        found = cast("tuple[str, str | None] | None", memo.get(key))
+        found: tuple[str, str | None] | None = memo.get(key)
         if found is not None and found[0] == text:
             return text if found[1] is None else found[1]
         new = _edit(text)
@@ -132,9 +132,9 @@ class SameParts:
         return field.edit(value, self._edit)  # a short text: editing costs less than a lookup
 
     def _one(self, kind: str, part: Any, edit: PartEdit) -> tuple[Any, int]:
-        found = self._memo.get_same(kind, part)
+        found: tuple[Any, int] | None = self._memo.get_same(kind, part)
         if found is not None:
-            return cast("tuple[Any, int]", found)
+            return found
         new = edit(part, self._edit)
         held = text.held(part)
         kept = (new, held if new is part else 2 * held)  # an edit only shortens a text
@@ -150,7 +150,7 @@ class SameParts:
         if walked:
             return items
         kind = field.kind + RUN
-        run = cast("ItemsRun | None", self._memo.get_same(kind, items[0]))
+        run: ItemsRun | None = self._memo.get_same(kind, items[0])
         same = 0
         if run is not None:
             # The first item that is not the run's own object (a new one, or past its end).
@@ -158,7 +158,8 @@ class SameParts:
             same = min(same, len(items))
             if same == len(items) == len(run.items):
                 return items if run.edited == same else run.out
-        edit = cast("PartEdit", field.item)
+        edit = field.item
+        assert edit is not None  # `field` took this list for it
         if same:
             assert run is not None
             out, ends = run.out[:same], list(run.ends[:same])
