@@ -207,20 +207,23 @@ def _rule(
 ) -> LLMRequest:
     memo = call_memo(view, request.tenant)
     body = request.body
-    if memo is None:
-        edited = {f.name: f.edit(body[f.name], _edit) for f in fields if f.name in body}
-    else:
-        same = SameParts(memo, _REMEMBERED(memo))
-        edited = {f.name: same.field(f, body[f.name]) for f in fields if f.name in body}
-    changed = tuple(name for name, new in edited.items() if new is not body[name])
+    same = None if memo is None else SameParts(memo, _REMEMBERED(memo))
+    changed: dict[str, Any] = {}  # each field the rule changed, in the fields' order
+    for f in fields:  # one loop, where a comprehension, a generator and another were three
+        name = f.name
+        if name in body:
+            value = body[name]
+            new = f.edit(value, _edit) if same is None else same.field(f, value)
+            if new is not value:
+                changed[name] = new
     if not changed:
         return observed(memo, request)
-    finding, rewrite = _noted(changed)
+    finding, rewrite = _noted(tuple(changed))
     findings = (*request.findings, finding)
     observations = request.observations + derived(memo)
     if not enabled:  # `observed(memo, request.noting(finding))` in one new request
         return evolve(request, findings=findings, observations=observations)
-    new_body = {**body, **{name: edited[name] for name in changed}}
+    new_body = {**body, **changed}
     # `observed(memo, request.with_body(new_body, rewrite).noting(finding))` in one
     return evolve(
         request,
