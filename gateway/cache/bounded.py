@@ -168,16 +168,20 @@ class LearnedState:
         self.put_all(tenant, ((key, value, size),))
         return key in self._entries
 
-    def put_all(self, tenant: bytes, kept: Iterable[Kept]) -> None:
+    def put_all(self, tenant: bytes, kept: Iterable[Kept], table: str | None = None) -> None:
         """`put` of each (key, value, size) in turn, the bytes held told once, after them (a
-        call's stages keep ~10 entries)."""
+        call's stages keep ~10 entries); `table`: each key stored as LearnedTable's, (table,
+        tenant, key), made here (a generator of them cost a resumed frame an entry)."""
         entries, tenants = self._entries, self._tenants
+        per_tenant_max_bytes, max_bytes = self.per_tenant_max_bytes, self.max_bytes
         for key, value, size in kept:
+            if table is not None:
+                key = (table, tenant, key)
             size += ENTRY_OVERHEAD_BYTES
             old = entries.pop(key, None)
             if old is not None:
                 self._forget(key, old)
-            if size > self.per_tenant_max_bytes:
+            if size > per_tenant_max_bytes:
                 continue
             held = tenants.get(tenant)  # anew each time: forgetting may have dropped it
             if held is None:
@@ -186,7 +190,7 @@ class LearnedState:
             held.order[key] = None
             held.bytes += size
             self.bytes += size
-            if held.bytes > self.per_tenant_max_bytes or self.bytes > self.max_bytes:
+            if held.bytes > per_tenant_max_bytes or self.bytes > max_bytes:
                 self._make_room(held)
         self._changed()
 
@@ -235,10 +239,7 @@ class LearnedTable(Generic[K, V]):
 
     def put_all(self, tenant: bytes, kept: Iterable[tuple[K, V, int]]) -> None:
         """`put` of each (key, value, size) in turn (LearnedState.put_all)."""
-        name = self.name
-        self.state.put_all(
-            tenant, (((name, tenant, key), value, size) for key, value, size in kept)
-        )
+        self.state.put_all(tenant, kept, self.name)
 
     def pop(self, tenant: bytes, key: K) -> None:
         self.state.pop((self.name, tenant, key))

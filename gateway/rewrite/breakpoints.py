@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from gateway.catalog.tokens import count_tokens
 from gateway.rewrite.fingerprint import short
 from gateway.rewrite.marks import marked_body, unmarked_body
+from gateway.rewrite.memo import derived
 from gateway.rewrite.request import Finding, LLMRequest, Rewrite, evolve
 from gateway.rewrite.slots import Marks, Slot, Ttl, slot_table
 
@@ -167,10 +168,11 @@ def _done(
     findings: tuple[Finding, ...] = (),
 ) -> LLMRequest:
     """The plan's request in one new request (~3 us each; the plan made up to three), with
-    what the memo kept (memo.py: a new request only when it kept something)."""
+    what the memo kept after what the plan observed (memo.py's `observed`, folded in)."""
+    observed += derived(memo)
     if body is not None or findings or observed:
         request = _evolved(request, observed, body, rewrite, findings)
-    return request if memo is None else memo.observed(request)
+    return request
 
 
 def _evolved(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import functools
 import operator
-from typing import TYPE_CHECKING, Any, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
@@ -116,12 +116,15 @@ def _texts(system: Any) -> tuple[object, ...] | None:
 
 def _held(memo: CallMemo, key: _Key) -> _System | None:
     kind, part, texts = key
-    found = memo.get_same(kind, part)
+    found: Any = memo.get_same(kind, part)
     if texts is None:
-        return cast("_System | None", found)
+        system: _System | None = found
+        return system
     if found is None:
         return None
-    held_texts, held = cast("tuple[tuple[object, ...], _System]", found)
+    held_texts: tuple[object, ...]
+    held: _System
+    held_texts, held = found
     same = len(held_texts) == len(texts) and all(map(operator.is_, held_texts, texts))
     return held if same else None
 

@@ -72,7 +72,7 @@ def _same(
     `part` (by identity) and `how` on an earlier accepted call where the memo has it, so an
     unchanged part marked the same way comes back as the same object."""
     if memo is not None:
-        held = cast("tuple[Hashable, Any] | None", memo.get_same(kind, part))
+        held: tuple[Hashable, Any] | None = memo.get_same(kind, part)
         if held is not None and held[0] == how:
             return held[1]
     made = make()

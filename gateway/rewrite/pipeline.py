@@ -13,14 +13,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 from gateway.catalog import ModelCatalog
 from gateway.rewrite import prompt_cache
 from gateway.rewrite.breakpoints import plan_breakpoints, plan_short
 from gateway.rewrite.family import family_of
 from gateway.rewrite.fingerprint import conversation_of, fingerprint
-from gateway.rewrite.memo import CallMemo, call_memo, observed
+from gateway.rewrite.memo import CallMemo, call_memo, derived
 from gateway.rewrite.openai_text import items_key, layers
 from gateway.rewrite.pin import note_retirement, pin
 from gateway.rewrite.request import LLMRequest, Rewrite, evolve
@@ -144,7 +144,11 @@ def _audited(
     memo = memo if memo is not None else call_memo(context.learned.memo, request.tenant)
     stable, tenant, tools = request.stable_system_blocks, request.tenant, request.prompt_tools
     fp = fingerprint(shaped, stable, chars_per_token, tenant, tools, memo, own_system)
-    return observed(memo, evolve(request, fingerprint=fp, min_cacheable_tokens=min_tokens))
+    # What the memo kept (memo.py's `observed`) in the one new request.
+    observations = request.observations + derived(memo)
+    return evolve(
+        request, fingerprint=fp, min_cacheable_tokens=min_tokens, observations=observations
+    )
 
 
 def _diagnostics(request: LLMRequest, context: RewriteContext) -> LLMRequest:
@@ -215,9 +219,7 @@ def _layers(body: dict[str, Any], memo: CallMemo | None) -> dict[str, Any]:
     if memo is None or not isinstance(conversation, list):
         return layers(body)
     how = (body.get("model"), body.get("instructions"), body.get("tools"))
-    held = cast(
-        "tuple[tuple[Any, ...], dict[str, Any]] | None", memo.get_same(LAYERS, conversation)
-    )
+    held: tuple[tuple[Any, ...], dict[str, Any]] | None = memo.get_same(LAYERS, conversation)
     if held is not None and _same_values(held[0], how):
         return held[1]
     shaped = layers(body)

@@ -101,7 +101,7 @@ def chained(sent: list[Any], family: bytes, memo: CallMemo) -> Run:
     as these objects after the same chain taken from its run, each other message found by
     identity where it was kept alone. The Python work is the messages that differ from the
     run's or follow it."""
-    run: Run | None = memo.get_same(RUN, sent[0]) if sent else None  # type: ignore[assignment]
+    run: Run | None = memo.get_same(RUN, sent[0]) if sent else None
     if run is None or run.family != family:
         made = _Chain()
         made.walk(sent, family, memo)

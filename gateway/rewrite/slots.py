@@ -96,7 +96,7 @@ def slot_table(
         _walk(slots, messages, 0, len(slots), head.total, chars_per_token, enough, None)
         client = head.client + _marks(slots, len(head.slots))
         return Table(slots, client, *head.counts)
-    run: SlotRun | None = memo.get_same(RUN, messages[0])  # type: ignore[assignment]
+    run: SlotRun | None = memo.get_same(RUN, messages[0])
     held = run.head if run is not None else None
     if (
         held is not None
@@ -183,7 +183,7 @@ def _head(body: dict[str, Any], chars_per_token: float, enough: int, memo: CallM
     shared = memo if memo is not None and isinstance(tools, list) and tools else None
     held: Head | None = None
     if shared is not None:
-        held = shared.get_same(HEAD, tools)  # type: ignore[assignment]
+        held = shared.get_same(HEAD, tools)
         if held is not None and held.start != start:
             held = None
         if held is not None and held.system is system:

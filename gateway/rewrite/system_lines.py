@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import operator
 from itertools import chain, repeat
-from typing import NamedTuple, cast
+from typing import NamedTuple
 
 from gateway.rewrite import digest
 from gateway.rewrite.memo import MIN_CHARS, CallMemo, chars
@@ -104,7 +104,7 @@ def analysed(text: str, memo: CallMemo | None, content: object = None) -> Analys
         # map(hash): line_key without a Python call per line.
         return lines, tuple(shaped(text, lines)), tuple(map(hash, lines))
     key = ("lines", _content(text) if content is None else content)
-    found = cast("tuple[str, Analysis] | None", memo.get(key))
+    found: tuple[str, Analysis] | None = memo.get(key)
     if found is not None and found[0] == text:
         return found[1]
     analysis = analysed(text, None)
@@ -127,11 +127,11 @@ def system_lines(texts: tuple[str, ...], memo: CallMemo | None) -> SystemLines:
     system part (below MIN_CHARS in all) is derived: that costs about what a lookup does."""
     if memo is None or sum(map(len, texts)) < MIN_CHARS:
         return SystemLines.of(texts, [analysed(text, None) for text in texts])
-    same = cast("tuple[tuple[str, ...], SystemLines] | None", memo.get_same(KIND, texts[0]))
+    same: tuple[tuple[str, ...], SystemLines] | None = memo.get_same(KIND, texts[0])
     if same is not None and _same_texts(same[0], texts):
         return same[1]
     contents = tuple(map(_content, texts))
-    found = cast("SystemLines | None", memo.get((KIND, *contents)))
+    found: SystemLines | None = memo.get((KIND, *contents))
     if found is None or found.texts != texts:
         found = SystemLines.of(texts, list(map(analysed, texts, repeat(memo), contents)))
         memo.keep((KIND, *contents), found, found.size)

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from itertools import accumulate
-from typing import Any, cast
+from itertools import accumulate, repeat
+from typing import Any
 
 import orjson
 
 from gateway.rewrite import digest
-from gateway.rewrite.memo import MIN_CHARS, CallMemo, call_memo, observed
+from gateway.rewrite.memo import MIN_CHARS, CallMemo, call_memo, derived
 from gateway.rewrite.request import Finding, LLMRequest, Rewrite, evolve
 from gateway.rewrite.snapshot import MemoView, ToolsSeen, ToolsView
 
@@ -38,7 +38,7 @@ def _identity(tool: Any, sent: bytes, memo: CallMemo | None) -> bytes:
     if memo is None or len(sent) < MIN_CHARS:
         return identity(tool)
     key = ("tool", digest.content(sent))
-    found = cast("tuple[bytes, bytes] | None", memo.get(key))
+    found: tuple[bytes, bytes] | None = memo.get(key)
     if found is not None and found[0] == sent:
         return found[1]
     new = identity(tool)
@@ -76,6 +76,7 @@ class Sent:
         return Sent(tools, self.identities, whole, self.ids, self.marked)
 
 
+_DICT = repeat(dict)
 SAME = "tool_json.tools"  # the memo's kind for what was derived from a tools list (get_same)
 FORMS = "tool_json.forms"  # and for the list sent in its place (forms first seen)
 CANONICAL = "tool_json.canonical"  # and for `canonical`'s answer, by the tools as sent
@@ -88,9 +89,9 @@ def _sent(tools: list[Any], memo: CallMemo | None) -> tuple[Sent, bool]:
     Claude Code's); and whether it was (the memo's own Sent, which lasts)."""
     if memo is None:
         return _sent_anew(tools, None), False
-    found = memo.get_same(SAME, tools)
+    found: Sent | None = memo.get_same(SAME, tools)
     if found is not None:
-        return cast("Sent", found), True
+        return found, True
     sent = _sent_anew(tools, memo)
     memo.keep_same(SAME, tools, sent.kept(), 3 * len(sent.whole) + 40 * len(sent.tools))
     return sent, False
@@ -111,7 +112,7 @@ def _sent_anew(tools: list[Any], memo: CallMemo | None) -> Sent:
         sent = [orjson.dumps(tool) for tool in tools]
         return Sent.of(tools, sent, [identity(tool) for tool in tools], whole)
     key = ("tools", digest.content(whole))
-    found = cast("tuple[bytes, tuple[bytes, ...], tuple[int, ...]] | None", memo.get(key))
+    found: tuple[bytes, tuple[bytes, ...], tuple[int, ...]] | None = memo.get(key)
     if found is not None and found[0] == whole:
         starts = [1, *(end + 1 for end in found[2][:-1])]
         sent = [whole[a:b] for a, b in zip(starts, found[2], strict=True)]
@@ -142,9 +143,7 @@ def canonical(
     if memo is None or version is None or not held:
         return _canonical(tenant, tools, known, memo, sent)
     now = version()
-    found = cast(
-        "tuple[object, list[Any] | None, ToolsSeen | None] | None", memo.get_same(CANONICAL, sent)
-    )
+    found: tuple[object, list[Any] | None, ToolsSeen | None] | None = memo.get_same(CANONICAL, sent)
     if found is not None and found[0] == now:
         return (tools if found[1] is None else found[1]), found[2], sent
     forms, seen, _ = _canonical(tenant, tools, known, memo, sent)
@@ -185,7 +184,7 @@ def _forms(tools: list[Any], wanted: tuple[bytes, ...], memo: CallMemo | None) -
     """The tools sent in place of `tools`: `wanted` parsed, the same list as the call before
     where these tools and forms were (kept by the tools list's identity, with the forms)."""
     if memo is not None:
-        found = cast("tuple[tuple[bytes, ...], list[Any]] | None", memo.get_same(FORMS, tools))
+        found: tuple[tuple[bytes, ...], list[Any]] | None = memo.get_same(FORMS, tools)
         if found is not None and found[0] == wanted:
             return found[1]
     forms = [orjson.loads(form) for form in wanted]
@@ -198,33 +197,44 @@ def stable_tool_json(
     request: LLMRequest, known: ToolsView, enabled: bool, view: MemoView | None = None
 ) -> LLMRequest:
     tools = request.body.get("tools")
-    if not isinstance(tools, list) or not tools or not all(isinstance(t, dict) for t in tools):
+    # Each a dict, tested in C (a generator's frame a tool: ~12 bytecodes each).
+    if not isinstance(tools, list) or not tools or not all(map(isinstance, tools, _DICT)):
         return request
     memo = call_memo(view, request.tenant)
-    return observed(memo, _stable_tool_json(request, tools, known, enabled, memo))
-
-
-def _stable_tool_json(
-    request: LLMRequest, tools: list[Any], known: ToolsView, enabled: bool, memo: CallMemo | None
-) -> LLMRequest:
     forms, seen, sent = canonical(request.tenant, tools, known, memo)
-    if seen is not None:
-        request = request.observing(seen)
-    if forms is tools:
-        return _with_prompt_tools(request, sent)
-    finding = Finding("unstable_tool_json", f"{len(tools)} tools re-serialized")
-    if not enabled:
-        return _with_prompt_tools(request, sent).noting(finding)
-    rewrite = Rewrite(RULE, "tools in their first-seen key order and order")
-    return request.with_body({**request.body, "tools": forms}, rewrite).noting(finding)
-
-
-def _with_prompt_tools(request: LLMRequest, sent: Sent) -> LLMRequest:
-    """The request with the tools' bytes as the family and fingerprint take them (fingerprint
-    .unmarked: without breakpoints), where this stage has them and the body's tools stay as
-    sent: an Anthropic body's tools, none with a breakpoint (unmarked's bytes are then the
-    array's, and the volatile rule need not dump 81 KB of Claude Code's tools again). An
-    OpenAI body's are reshaped first (openai_text.prompt_tools)."""
-    if request.provider != "anthropic" or request.prompt_tools is not None or sent.marked:
+    # What it saw, then what the memo kept (memo.py's `observed`), in the one new request.
+    observations = request.observations + ((seen,) if seen is not None else ()) + derived(memo)
+    if forms is not tools and enabled:
+        rewrite = Rewrite(RULE, "tools in their first-seen key order and order")
+        return evolve(
+            request,
+            body={**request.body, "tools": forms},
+            rewrites=(*request.rewrites, rewrite),
+            changed=True,
+            findings=(*request.findings, _unstable(tools)),
+            observations=observations,
+        )
+    prompt_tools = _prompt_tools(request, sent)
+    findings = request.findings if forms is tools else (*request.findings, _unstable(tools))
+    if (
+        prompt_tools is request.prompt_tools
+        and findings is request.findings
+        and observations is request.observations
+    ):
         return request
-    return evolve(request, prompt_tools=sent.whole)
+    return evolve(request, prompt_tools=prompt_tools, findings=findings, observations=observations)
+
+
+def _unstable(tools: list[Any]) -> Finding:
+    return Finding("unstable_tool_json", f"{len(tools)} tools re-serialized")
+
+
+def _prompt_tools(request: LLMRequest, sent: Sent) -> bytes | None:
+    """The tools' bytes as the family and fingerprint take them (fingerprint.unmarked:
+    without breakpoints), where this stage has them and the body's tools stay as sent: an
+    Anthropic body's tools, none with a breakpoint (unmarked's bytes are then the array's,
+    and the volatile rule need not dump 81 KB of Claude Code's tools again). An OpenAI
+    body's are reshaped first (openai_text.prompt_tools); else the request's own."""
+    if request.provider != "anthropic" or request.prompt_tools is not None or sent.marked:
+        return request.prompt_tools
+    return sent.whole

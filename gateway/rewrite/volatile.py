@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import Any, Literal, Protocol, cast
+from typing import Any, Literal, Protocol
 
 from gateway.rewrite.fingerprint import prompt_family, unmarked
-from gateway.rewrite.memo import MIN_CHARS, CallMemo, call_memo, observed
+from gateway.rewrite.memo import MIN_CHARS, CallMemo, call_memo, derived
 from gateway.rewrite.movable import NOTHING, Moves, plan, rebuilt
 from gateway.rewrite.openai_text import OpenAISystem
 from gateway.rewrite.request import Finding, LLMRequest, Rewrite, evolve
@@ -38,7 +38,7 @@ from gateway.rewrite.shapes import (
     TIME_LEVEL,
     is_volatile,
 )
-from gateway.rewrite.snapshot import LinesSeen, LinesView, MemoView
+from gateway.rewrite.snapshot import LinesSeen, LinesView, MemoView, Observation
 from gateway.rewrite.system_lines import line_key, system_lines
 from gateway.rewrite.text import AnthropicSystem
 
@@ -112,8 +112,7 @@ def volatile_lines(
     part: SystemPart,
     view: MemoView | None = None,
 ) -> LLMRequest:
-    memo = call_memo(view, request.tenant)
-    return observed(memo, _volatile_lines(request, policy, lines, now, part, memo))
+    return _volatile_lines(request, policy, lines, now, part, call_memo(view, request.tenant))
 
 
 def _volatile_lines(
@@ -136,7 +135,7 @@ def _volatile_lines(
     varying = lines.varying(request.tenant, family, system.keys, system.distinct)
     flat = system.flat
     learned = {i for i in varying if flat[i].strip()}
-    seen = (LinesSeen(request.tenant, family, system.distinct),)
+    seen: tuple[Observation, ...] = (LinesSeen(request.tenant, family, system.distinct),)
     # A line varies only as a "now" stamp (one of `stamps`) or as learned: neither, and no
     # line is looked at, nor where lines would go (most calls of Claude Code: dated lines,
     # none a stamp).
@@ -155,12 +154,14 @@ def _volatile_lines(
             places=system.places,
         )
     findings = findings_of(moves, policy) if moves is not NOTHING else []
+    # What the memo kept after what the rule saw (memo.py's `observed`), in the one request.
+    seen += derived(memo)
     if policy == "truncate_to_day" and moves.varying_dates:
         request = evolve(request, prompt_tools=tools)
         return _truncate(request, part, texts, moves).noting(*findings, observed=seen)
     if policy == "move" and (moves.to_turn or moves.to_end):
-        request = evolve(request, prompt_tools=tools)
-        return _move(request, part, texts, flat, moves).noting(*findings, observed=seen)
+        noted = (request.findings + tuple(findings), request.observations + seen)
+        return _move(request, part, texts, flat, moves, tools, noted)
     dated = part.dated_turn(body, is_volatile)
     return evolve(  # one new request where most calls made three (~1.6 us each)
         request,
@@ -185,7 +186,7 @@ def _prompt_tools(request: LLMRequest, part: SystemPart, memo: CallMemo | None) 
     sent = request.body.get("tools")
     if memo is None or not isinstance(sent, list) or len(tools) != len(sent):
         return unmarked(tools)
-    found = cast("bytes | None", memo.get_same(TOOLS, sent))
+    found: bytes | None = memo.get_same(TOOLS, sent)
     if found is None:
         found = unmarked(tools)
         if len(found) >= MIN_CHARS:
@@ -230,7 +231,11 @@ def _move(
     texts: list[tuple[Place, str]],
     flat: tuple[str, ...],
     moves: Moves,
+    tools: bytes,
+    noted: tuple[tuple[Finding, ...], tuple[Observation, ...]],
 ) -> LLMRequest:
+    """The request with the lines moved, the prompt's tools (`tools`), and its findings and
+    observations as they are to be (`noted`), in one new request."""
     body = request.body
     new_body = part.replaced(body, _edited(texts, lambda lines, at: rebuilt(lines, at, moves)))
     where = []
@@ -249,10 +254,17 @@ def _move(
         dates = "\n".join(flat[i] for i in sorted(moves.to_turn))
         new_body, dates_at = part.with_dates(new_body, dates)
         where.append(f"{len(moves.to_turn)} line(s) to the end of the newest turn")
+    # `request.with_body(new_body, rewrite)` with the rest, in one new request
     return evolve(
-        request.with_body(new_body, Rewrite(RULE, ", ".join(where))),
+        request,
+        body=new_body,
+        rewrites=(*request.rewrites, Rewrite(RULE, ", ".join(where))),
+        changed=True,
         stable_system_blocks=stable,
         dates_at=dates_at,
+        prompt_tools=tools,
+        findings=noted[0],
+        observations=noted[1],
     )
 
 

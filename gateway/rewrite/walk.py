@@ -50,7 +50,7 @@ def walked(message: Any, chain: bytes, memo: CallMemo | None, new: bool = False)
     if memo is not None and (not isinstance(text, str) or len(text) >= MIN_CHARS):
         held: Walked | None = None
         if not new:
-            held = memo.get_same(MESSAGE, message)  # type: ignore[assignment]
+            held = memo.get_same(MESSAGE, message)
         if held is not None and (held.before == chain or not chain):
             return held
     else:

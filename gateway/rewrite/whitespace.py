@@ -10,10 +10,10 @@ from __future__ import annotations
 import functools
 from itertools import compress, count
 from operator import is_not
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple
 
 from gateway.rewrite import digest, openai_text, text
-from gateway.rewrite.memo import MIN_CHARS, CallMemo, call_memo, chars, observed
+from gateway.rewrite.memo import MIN_CHARS, CallMemo, call_memo, chars, derived, observed
 from gateway.rewrite.request import Finding, LLMRequest, Rewrite, evolve
 from gateway.rewrite.snapshot import MemoView
 from gateway.rewrite.text import FIELDS, PartEdit, TextEdit, TextField
@@ -62,7 +62,7 @@ def _remembered(memo: CallMemo) -> TextEdit:
         # An ASCII text's bytes are a copy (~25 us over 220 KB); a wider text's a transcoding
         # that costs more than the built-in hash: it is keyed by itself.
         key = (RULE, digest.content(text.encode("ascii")) if text.isascii() else text)
-        found = cast("tuple[str, str | None] | None", memo.get(key))
+        found: tuple[str, str | None] | None = memo.get(key)
         if found is not None and found[0] == text:
             return text if found[1] is None else found[1]
         new = _edit(text)
@@ -132,9 +132,9 @@ class SameParts:
         return field.edit(value, self._edit)  # a short text: editing costs less than a lookup
 
     def _one(self, kind: str, part: Any, edit: PartEdit) -> tuple[Any, int]:
-        found = self._memo.get_same(kind, part)
+        found: tuple[Any, int] | None = self._memo.get_same(kind, part)
         if found is not None:
-            return cast("tuple[Any, int]", found)
+            return found
         new = edit(part, self._edit)
         held = text.held(part)
         kept = (new, held if new is part else 2 * held)  # an edit only shortens a text
@@ -150,7 +150,7 @@ class SameParts:
         if walked:
             return items
         kind = field.kind + RUN
-        run = cast("ItemsRun | None", self._memo.get_same(kind, items[0]))
+        run: ItemsRun | None = self._memo.get_same(kind, items[0])
         same = 0
         if run is not None:
             # The first item that is not the run's own object (a new one, or past its end).
@@ -158,7 +158,8 @@ class SameParts:
             same = min(same, len(items))
             if same == len(items) == len(run.items):
                 return items if run.edited == same else run.out
-        edit = cast("PartEdit", field.item)
+        edit = field.item
+        assert edit is not None  # `field` took this list for it
         if same:
             assert run is not None
             out, ends = run.out[:same], list(run.ends[:same])
@@ -206,27 +207,32 @@ def _rule(
 ) -> LLMRequest:
     memo = call_memo(view, request.tenant)
     body = request.body
-    if memo is None:
-        edited = {f.name: f.edit(body[f.name], _edit) for f in fields if f.name in body}
-    else:
-        same = SameParts(memo, _REMEMBERED(memo))
-        edited = {f.name: same.field(f, body[f.name]) for f in fields if f.name in body}
-    changed = tuple(name for name, new in edited.items() if new is not body[name])
+    same = None if memo is None else SameParts(memo, _REMEMBERED(memo))
+    changed: dict[str, Any] = {}  # each field the rule changed, in the fields' order
+    for f in fields:  # one loop, where a comprehension, a generator and another were three
+        name = f.name
+        if name in body:
+            value = body[name]
+            new = f.edit(value, _edit) if same is None else same.field(f, value)
+            if new is not value:
+                changed[name] = new
     if not changed:
         return observed(memo, request)
-    finding, rewrite = _noted(changed)
-    if not enabled:
-        return observed(memo, request.noting(finding))
-    new_body = {**body, **{name: edited[name] for name in changed}}
-    # `request.with_body(new_body, rewrite).noting(finding)` in one new request
-    edited_request = evolve(
+    finding, rewrite = _noted(tuple(changed))
+    findings = (*request.findings, finding)
+    observations = request.observations + derived(memo)
+    if not enabled:  # `observed(memo, request.noting(finding))` in one new request
+        return evolve(request, findings=findings, observations=observations)
+    new_body = {**body, **changed}
+    # `observed(memo, request.with_body(new_body, rewrite).noting(finding))` in one
+    return evolve(
         request,
         body=new_body,
         rewrites=(*request.rewrites, rewrite),
         changed=True,
-        findings=(*request.findings, finding),
+        findings=findings,
+        observations=observations,
     )
-    return observed(memo, edited_request)
 
 
 @functools.lru_cache(maxsize=64)  # the names of some of a wire's few fields: a handful of keys

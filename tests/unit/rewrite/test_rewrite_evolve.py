@@ -82,3 +82,23 @@ def test_rewrites_findings_and_tail_judgements_are_frozen_records(
     monkeypatch.setattr(memory.prefixes, "tail_judged", lambda *args: told.append(args))
     memory.learn([judged])  # matched as `TailJudged(tenant, step, model)`
     assert told == [(b"tenant", "plan", "m")]
+
+
+def test_a_request_is_made_as_its_dataclass_init_would() -> None:
+    """LLMRequest's own __new__ (request.py) stores what the dataclass's __init__ stored:
+    every field given, by position or name, or its default."""
+    names = [f.name for f in fields(LLMRequest)]
+    given = {name: object() for name in names}  # a distinct value each
+    by_name = LLMRequest(**given)  # type: ignore[arg-type]
+    by_position = LLMRequest(*given.values())  # type: ignore[arg-type]
+    for name in names:
+        assert getattr(by_name, name) is given[name]
+        assert getattr(by_position, name) is given[name]
+    least = LLMRequest("openai", {})
+    assert all(getattr(least, f.name) is f.default for f in fields(LLMRequest)[2:])
+    with pytest.raises(TypeError):
+        LLMRequest("openai")  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        LLMRequest("openai", {}, colour="red")  # type: ignore[call-arg]
+    with pytest.raises(AttributeError):
+        by_name.body = {}  # type: ignore[misc]
