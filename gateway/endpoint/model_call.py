@@ -77,21 +77,22 @@ class ModelCall(Endpoint):
             return as_sent(wire, parsed, raw, model, findings=("rewrite_failed",))
         sent = request.body.get("model")
         payload, filtered = ask_usage(wire, request.body)
+        # In the fields' order, not by keyword (a NamedTuple matches each keyword by name).
         return Prepared(
-            body=reading.dumps(payload) if request.changed or filtered else raw,
-            model=model,
-            rewrites=tuple(rewrite.rule for rewrite in request.rewrites),
-            findings=tuple(finding.code for finding in request.findings),
-            fingerprint=request.fingerprint,
-            min_cacheable_tokens=request.min_cacheable_tokens,
-            sent_model=sent if isinstance(sent, str) else model,
-            payload=payload,
-            tier=request.tier,
-            plan=self.parts.routing.plan(arrival.step),
-            filtered=filtered,
-            observations=request.observations,
-            injected=injected_key(request.rewrites),
-            reading=reading,
+            reading.dumps(payload) if request.changed or filtered else raw,  # body
+            model,  # model
+            tuple([rewrite.rule for rewrite in request.rewrites]),  # rewrites
+            tuple([finding.code for finding in request.findings]),  # findings
+            request.fingerprint,  # fingerprint
+            request.min_cacheable_tokens,  # min_cacheable_tokens
+            sent if isinstance(sent, str) else model,  # sent_model
+            payload,  # payload
+            request.tier,  # tier
+            self.parts.routing.plan(arrival.step),  # plan
+            filtered,  # filtered
+            request.observations,  # observations
+            injected_key(request.rewrites),  # injected
+            reading,  # reading
         )
 
     async def answer(
