@@ -99,7 +99,7 @@ class ModelCall(Endpoint):
         self, route: Route, send: Send, call: Prepared, arrival: Arrival, flight: Flight
     ) -> Outcome:
         """The call upstream and its response to the client, a shadow beside them."""
-        shadow = self._shadow(route, call, arrival)
+        shadow = None if call.plan is None else self._shadow(route, call, arrival)
         try:
             return await self._dispatch(route, send, call, arrival, flight, shadow)
         except BaseException:
@@ -121,7 +121,7 @@ class ModelCall(Endpoint):
         prefix = self._coalescing_prefix(call, arrival.step)
         preflight_s = time.perf_counter() - arrival.started
         lead = await parts.coalescer.join(prefix) if prefix is not None else None
-        hedge_after_s, hedge_with = call.hedge(provider)
+        hedge_after_s, hedge_with = (None, None) if call.plan is None else call.hedge(provider)
         limits = deps.dispatcher.upstream.settings(provider)
         step_s = call.plan.timeout_s if call.plan is not None else None
         deadline = Deadline.after(step_s or limits.total_timeout_s)
@@ -174,7 +174,9 @@ class ModelCall(Endpoint):
     ) -> None:
         deps = self.deps
         duration_s = time.perf_counter() - arrival.started
-        verdict = await self.parts.judge.verdict(
-            deps.wire.provider, call, outcome, arrival.started_at, arrival.step
-        )
+        judge, provider = self.parts.judge, deps.wire.provider
+        if judge.shared is None:  # this replica's registry alone: no round trip to await
+            verdict = judge.judged(provider, call, outcome, arrival.started_at, arrival.step)
+        else:
+            verdict = await judge.verdict(provider, call, outcome, arrival.started_at, arrival.step)
         observe(deps, record(deps, arrival, call, outcome, admitted, duration_s, verdict))
