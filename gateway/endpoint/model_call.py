@@ -118,7 +118,7 @@ class ModelCall(Endpoint):
     ) -> Outcome:
         deps, parts = self.deps, self.parts
         provider = deps.wire.provider
-        prefix = self._coalescing_prefix(call, arrival.step)
+        prefix = self._coalescing_prefix(call, arrival.step) if parts.coalesce_steps else None
         preflight_s = time.perf_counter() - arrival.started
         lead = await parts.coalescer.join(prefix) if prefix is not None else None
         hedge_after_s, hedge_with = (None, None) if call.plan is None else call.hedge(provider)
@@ -137,7 +137,7 @@ class ModelCall(Endpoint):
         answered = time.time()
         if begun.response.is_success:  # the provider accepted the call: learn what it showed
             self.parts.rewriter.learn(call.observations)
-            if call.reading is not None:
+            if call.reading is not None and call.reading.turns is not None:
                 call.reading.keep()
         stream_s = step_s or limits.stream_timeout_s
         relayed = await relay(

@@ -185,6 +185,7 @@ def record(
     breaches: tuple[str, ...] = ()
     if budget is not None and outcome.status != "client_closed":  # a call left is no breach
         breaches = budget.breaches(outcome.ttft_s, duration_s)
+    priced, tier = outcome.priced, outcome.service_tier
     # In the fields' order, not by keyword: a NamedTuple's `__new__` matches 21 keywords to
     # its parameters one by one (~10 K instructions more than the values in order).
     metered = CallRecord(
@@ -207,8 +208,9 @@ def record(
         outcome.attempts,  # attempts
         breaches,  # budget_breaches
         admitted.key.name if admitted is not None else None,  # key
-        price_context(call.payload or {}, outcome.service_tier),  # context
-        outcome.priced,  # priced
+        # The relay's, when it priced the answer: of the same payload and served tier.
+        priced.context if priced is not None else price_context(call.payload or {}, tier),
+        priced,  # priced
     )
     return Record(
         metered,  # call

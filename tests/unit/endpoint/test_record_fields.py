@@ -17,6 +17,7 @@ from gateway.endpoint.prepared import Prepared
 from gateway.endpoint.record import Outcome
 from gateway.endpoint.steps import Arrival, record
 from gateway.metering.calls import CallRecord
+from gateway.metering.ceiling import price_context
 from gateway.relay import Relay, Relayed
 from gateway.rewrite.prompt_cache import KEY_RULE
 from gateway.rewrite.request import Finding, Rewrite
@@ -108,7 +109,7 @@ def test_record_puts_each_value_in_its_field() -> None:
         unseen=Distinct("unseen"),  # type: ignore[arg-type]
         shadow=Distinct("shadow"),  # type: ignore[arg-type]
         text=Distinct("text"),  # type: ignore[arg-type]
-        priced=Distinct("priced"),  # type: ignore[arg-type]
+        priced=None,  # unpriced by the relay: the context is the payload's (below, priced)
     )
     admitted: Any = SimpleNamespace(key=SimpleNamespace(name=Distinct("key")))
     verdict: Any = Distinct("cache")
@@ -141,6 +142,11 @@ def test_record_puts_each_value_in_its_field() -> None:
     for name in CallRecord._fields[:-2]:  # context is made anew, equal: compared above
         assert getattr(got.call, name) is getattr(expected_call, name), name
     assert got.metered == ("priced", got.call)
+    # An answer the relay priced: its context (of the same payload and served tier) is taken.
+    priced: Any = SimpleNamespace(context=Distinct("context"))
+    again = record(deps, arrival, call, outcome._replace(priced=priced), admitted, duration)
+    assert again.call.context is priced.context
+    assert again.call.priced is priced
     assert (got.admitted, got.unseen, got.shadow, got.text) == (
         admitted, outcome.unseen, outcome.shadow, outcome.text,
     )  # fmt: skip
@@ -196,6 +202,8 @@ def test_a_json_bodys_relayed_puts_each_value_in_its_field() -> None:
     )
     assert got == expected
     assert (got.priced.model, got.priced.usage, got.priced.usd) == ("model", usage, 0.5)
+    # What `record` takes in place of pricing the payload and served tier again.
+    assert got.priced.context == price_context({}, got.service_tier)
     assert got.overhead_s >= 0
 
 
