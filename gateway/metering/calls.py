@@ -162,7 +162,8 @@ class Meter:
         usage = call.usage
         if usage is not None:
             series.add_tokens(usage, self._tokens)
-            self._output_rate(series, call, usage)
+            if call.ttft_s is not None:  # a stream (the rate's own first test, without a frame)
+                self._output_rate(series, call, usage)
         if metered.answer_usd is None:
             if series.unpriced is None:
                 series.unpriced = adder(self._child(metrics.unpriced, *labels))
