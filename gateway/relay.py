@@ -229,7 +229,8 @@ def _start(response: Response, own: RawHeaders) -> Message:
     """Upstream's headers and the gateway's, less upstream's Content-Length: a stream's bytes
     may change on the way (the usage filter, an error event at a cut), and a JSON body's
     length is added by its caller, from the body it holds."""
-    headers = client_headers(response, own)
+    names, values = response.lowered()  # client_headers', in this frame
+    headers = lowered_response_headers(names, values, own, keep_length=False)
     return {"type": "http.response.start", "status": response.status_code, "headers": headers}
 
 

@@ -76,6 +76,11 @@ class DisconnectWatch:
         self.client_left = False
 
     async def __aenter__(self) -> DisconnectWatch:
+        return self.enter()
+
+    def enter(self) -> DisconnectWatch:
+        """`__aenter__`, called as it is (no coroutine to make and await): with `leave`, the
+        `async with` block of a hot path written as try/except."""
         self._owner = asyncio.current_task()
         if self._watcher is not None:
             self._watcher(self._left)
@@ -107,6 +112,11 @@ class DisconnectWatch:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> bool:
+        return self.leave(kind)
+
+    def leave(self, kind: type[BaseException] | None) -> bool:
+        """`__aexit__`: True if the block's exception (of type `kind`) is the watch's own
+        cancellation, to be swallowed."""
         owner = self._owner
         self.disarm()
         if kind is asyncio.CancelledError and self.client_left and owner is not None:

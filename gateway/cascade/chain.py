@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
 from typing import Protocol
 
 from gateway.cascade.attempts import Attempt, Candidate, Route, Tap
@@ -238,7 +237,7 @@ class Chain:
 
     def _relayed_last(self) -> None:
         if self.attempts and not self.attempts[-1].relayed:
-            self.attempts[-1] = replace(self.attempts[-1], relayed=True)
+            self.attempts[-1] = self.attempts[-1]._replace(relayed=True)
 
     def _note(
         self,

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
 
 from gateway.cascade.attempts import Attempt, Candidate, Route, Tap
 from gateway.cascade.breaker import Breakers
@@ -78,5 +77,5 @@ class Dispatcher:
         started = await race(primary, hedge, hedge_after_s)
         mine = [i for i, a in enumerate(started.attempts) if a.hedge == started.hedged]
         if mine:
-            started.attempts[mine[-1]] = replace(started.attempts[mine[-1]], relayed=True)
+            started.attempts[mine[-1]] = started.attempts[mine[-1]]._replace(relayed=True)
         return started

@@ -29,7 +29,7 @@ class Endpoint(ABC):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         deps = self.deps
         arrival = Arrival.of(scope)
-        call, admitted = Prepared(body=b""), None
+        call, admitted = Prepared(b""), None  # body (by position: a keyword is matched by name)
         try:
             # Who calls, from the headers alone: nothing reads or learns from the body of a
             # caller that is refused.

@@ -77,28 +77,29 @@ class ModelCall(Endpoint):
             return as_sent(wire, parsed, raw, model, findings=("rewrite_failed",))
         sent = request.body.get("model")
         payload, filtered = ask_usage(wire, request.body)
+        # In the fields' order, not by keyword (a NamedTuple matches each keyword by name).
         return Prepared(
-            body=reading.dumps(payload) if request.changed or filtered else raw,
-            model=model,
-            rewrites=tuple(rewrite.rule for rewrite in request.rewrites),
-            findings=tuple(finding.code for finding in request.findings),
-            fingerprint=request.fingerprint,
-            min_cacheable_tokens=request.min_cacheable_tokens,
-            sent_model=sent if isinstance(sent, str) else model,
-            payload=payload,
-            tier=request.tier,
-            plan=self.parts.routing.plan(arrival.step),
-            filtered=filtered,
-            observations=request.observations,
-            injected=injected_key(request.rewrites),
-            reading=reading,
+            reading.dumps(payload) if request.changed or filtered else raw,  # body
+            model,  # model
+            tuple([rewrite.rule for rewrite in request.rewrites]),  # rewrites
+            tuple([finding.code for finding in request.findings]),  # findings
+            request.fingerprint,  # fingerprint
+            request.min_cacheable_tokens,  # min_cacheable_tokens
+            sent if isinstance(sent, str) else model,  # sent_model
+            payload,  # payload
+            request.tier,  # tier
+            self.parts.routing.plan(arrival.step),  # plan
+            filtered,  # filtered
+            request.observations,  # observations
+            injected_key(request.rewrites),  # injected
+            reading,  # reading
         )
 
     async def answer(
         self, route: Route, send: Send, call: Prepared, arrival: Arrival, flight: Flight
     ) -> Outcome:
         """The call upstream and its response to the client, a shadow beside them."""
-        shadow = self._shadow(route, call, arrival)
+        shadow = None if call.plan is None else self._shadow(route, call, arrival)
         try:
             return await self._dispatch(route, send, call, arrival, flight, shadow)
         except BaseException:
@@ -117,10 +118,10 @@ class ModelCall(Endpoint):
     ) -> Outcome:
         deps, parts = self.deps, self.parts
         provider = deps.wire.provider
-        prefix = self._coalescing_prefix(call, arrival.step)
+        prefix = self._coalescing_prefix(call, arrival.step) if parts.coalesce_steps else None
         preflight_s = time.perf_counter() - arrival.started
         lead = await parts.coalescer.join(prefix) if prefix is not None else None
-        hedge_after_s, hedge_with = call.hedge(provider)
+        hedge_after_s, hedge_with = (None, None) if call.plan is None else call.hedge(provider)
         limits = deps.dispatcher.upstream.settings(provider)
         step_s = call.plan.timeout_s if call.plan is not None else None
         deadline = Deadline.after(step_s or limits.total_timeout_s)
@@ -136,7 +137,7 @@ class ModelCall(Endpoint):
         answered = time.time()
         if begun.response.is_success:  # the provider accepted the call: learn what it showed
             self.parts.rewriter.learn(call.observations)
-            if call.reading is not None:
+            if call.reading is not None and call.reading.turns is not None:
                 call.reading.keep()
         stream_s = step_s or limits.stream_timeout_s
         relayed = await relay(
@@ -173,7 +174,9 @@ class ModelCall(Endpoint):
     ) -> None:
         deps = self.deps
         duration_s = time.perf_counter() - arrival.started
-        verdict = await self.parts.judge.verdict(
-            deps.wire.provider, call, outcome, arrival.started_at, arrival.step
-        )
+        judge, provider = self.parts.judge, deps.wire.provider
+        if judge.shared is None:  # this replica's registry alone: no round trip to await
+            verdict = judge.judged(provider, call, outcome, arrival.started_at, arrival.step)
+        else:
+            verdict = await judge.verdict(provider, call, outcome, arrival.started_at, arrival.step)
         observe(deps, record(deps, arrival, call, outcome, admitted, duration_s, verdict))

@@ -103,6 +103,21 @@ class PrefixJudge:
                 await self.shared.exchange(fp, seen, self.registry)
             except Exception:  # the verdict is this replica's alone; settling must still run
                 LOG.exception("shared prefix exchange failed; judged by this replica alone")
+        return self.judged(provider, call, outcome, started_at, step)
+
+    def judged(
+        self,
+        provider: str,
+        call: Prepared,
+        outcome: Outcome,
+        started_at: float,
+        step: str | None,
+    ) -> Verdict | None:
+        """The registry's verdict, with no replica to ask first (`shared` None): what
+        `verdict` gives then, without a coroutine to make and await."""
+        fp, usage, answered = call.fingerprint, outcome.usage, outcome.answered
+        if fp is None or usage is None or answered is None:
+            return None
         # The owner of the call's cache writes, named only for a call that wrote.
         written = usage.cache_write_5m or usage.cache_write_1h
         owner = self.meter.labels_of(provider, outcome.model or call.model, step) if written else ()

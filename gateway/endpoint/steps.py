@@ -101,30 +101,37 @@ async def respond(
 ) -> Outcome | None:
     """The answer, cancelled at once if the client leaves (None then), wherever it waits;
     the gateway's own errors reach the client in its wire format."""
-    async with DisconnectWatch(receive, scope) as watch:
+    # `async with DisconnectWatch(...)`, its enter and exit called as they are.
+    watch = DisconnectWatch(receive, scope).enter()
 
-        async def send_until_done(message: Message) -> None:
-            if message["type"] == "http.response.body" and not message.get("more_body"):
-                watch.disarm()
-            await send(message)
+    async def send_until_done(message: Message) -> None:
+        if message["type"] == "http.response.body" and not message.get("more_body"):
+            watch.disarm()
+        await send(message)
 
+    try:
         try:
-            return await answer(send_until_done)
+            outcome = await answer(send_until_done)
         except GatewayError as error:
             await relay.error(send_until_done, error, arrival.request_id)
-            return Outcome(str(error.status), call.sent_model)
+            outcome = Outcome(str(error.status), call.sent_model)
         except ChainFailed as failed:  # every attempt failed before a response
             failed.error.retried = len(failed.attempts) > 1
             await relay.error(send_until_done, failed.error, arrival.request_id)
             attempts = tuple(failed.attempts)
-            return Outcome(
+            outcome = Outcome(
                 str(failed.error.status),
                 call.sent_model,
                 attempts=attempts,
                 # The attempt given up on at a cut or the deadline may have made tokens.
                 unseen=bool(attempts) and attempts[-1].status in UNSEEN_ATTEMPT_STATUSES,
             )
-    return None
+    except BaseException as error:
+        if watch.leave(type(error)):
+            return None  # the client left: its cancellation is the watch's own
+        raise
+    watch.leave(None)
+    return outcome
 
 
 async def relay(
@@ -145,7 +152,7 @@ async def relay(
     ]
     if call.rewrites:  # absent when nothing was rewritten, never sent empty
         own.append((b"x-gateway-rewrites", ",".join(call.rewrites).encode()))
-    if begun.retried and not response.is_success:
+    if not response.is_success and len(begun.attempts) > 1:  # begun.retried
         # The gateway has retried already: the SDK's own retries would multiply them.
         own.append((b"x-should-retry", b"false"))
     try:
@@ -178,6 +185,7 @@ def record(
     breaches: tuple[str, ...] = ()
     if budget is not None and outcome.status != "client_closed":  # a call left is no breach
         breaches = budget.breaches(outcome.ttft_s, duration_s)
+    priced, tier = outcome.priced, outcome.service_tier
     # In the fields' order, not by keyword: a NamedTuple's `__new__` matches 21 keywords to
     # its parameters one by one (~10 K instructions more than the values in order).
     metered = CallRecord(
@@ -200,8 +208,9 @@ def record(
         outcome.attempts,  # attempts
         breaches,  # budget_breaches
         admitted.key.name if admitted is not None else None,  # key
-        price_context(call.payload or {}, outcome.service_tier),  # context
-        outcome.priced,  # priced
+        # The relay's, when it priced the answer: of the same payload and served tier.
+        priced.context if priced is not None else price_context(call.payload or {}, tier),
+        priced,  # priced
     )
     return Record(
         metered,  # call

@@ -161,14 +161,9 @@ class Meter:
             series.ttft(call.ttft_s)
         usage = call.usage
         if usage is not None:
-            tokens = series.tokens
-            for kind, count in usage.pairs():  # by_type()'s pairs, without its dict
-                if count:
-                    add = tokens.get(kind)
-                    if add is None:
-                        add = tokens[kind] = counter(self._child(metrics.tokens, *labels, kind))
-                    add(count)
-            self._output_rate(series, call, usage)
+            series.add_tokens(usage, self._tokens)
+            if call.ttft_s is not None:  # a stream (the rate's own first test, without a frame)
+                self._output_rate(series, call, usage)
         if metered.answer_usd is None:
             if series.unpriced is None:
                 series.unpriced = adder(self._child(metrics.unpriced, *labels))
@@ -244,6 +239,10 @@ class Meter:
                     self._child(self.metrics.tokens, *labels, kind).inc(count)
             if cost:
                 self._child(self.metrics.cost, *labels).inc(cost)
+
+    def _tokens(self, series: Series, kind: str) -> Add:
+        add = series.tokens[kind] = counter(self._child(self.metrics.tokens, *series.labels, kind))
+        return add
 
     def _output_rate(self, series: Series, call: CallRecord, usage: Usage) -> None:
         # Streams that completed only: a cut stream's tail is waiting on a dead connection.

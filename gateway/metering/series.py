@@ -18,6 +18,8 @@ from typing import Any, NamedTuple
 
 from prometheus_client.values import MutexValue
 
+from gateway.wire.usage import Usage
+
 Add = Callable[[float], None]
 # Outcomes that are the provider's failure, not the client's: see gateway_upstream_errors.
 FAILED_STREAMS = frozenset({"cut", "stream_error"})
@@ -161,6 +163,22 @@ class Series:
         plain.duration_sum._value += duration_s
         if duration_s == duration_s:  # not NaN
             plain.duration_buckets[bisect_left(plain.bounds, duration_s)]._value += 1
+
+    def add_tokens(self, usage: Usage, made: Callable[[Series, str], Add]) -> None:
+        """`tokens[kind](count)` for each type with tokens, in `Usage.pairs()`'s order (that
+        of the series' first exports), each count read once and no pairs made; `made(self,
+        kind)` makes and keeps a type's adder on its first tokens."""
+        tokens = self.tokens
+        if usage.input:
+            (tokens.get("input") or made(self, "input"))(usage.input)
+        if usage.output:
+            (tokens.get("output") or made(self, "output"))(usage.output)
+        if usage.cache_read:
+            (tokens.get("cache_read") or made(self, "cache_read"))(usage.cache_read)
+        if usage.cache_write_5m:
+            (tokens.get("cache_write_5m") or made(self, "cache_write_5m"))(usage.cache_write_5m)
+        if usage.cache_write_1h:
+            (tokens.get("cache_write_1h") or made(self, "cache_write_1h"))(usage.cache_write_1h)
 
 
 def is_upstream_error(status: str) -> bool:

@@ -34,6 +34,7 @@ import functools
 import weakref
 from typing import Any, cast
 
+import uvicorn
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
@@ -47,9 +48,12 @@ from gateway.errors import (
     RequestTimeout,
     new_request_id,
 )
+from gateway.server.cycle import COPIED_FROM
 from gateway.server.edge_cycle import adopt, completion
 from gateway.server.intake import BODY_READY
 from gateway.wire.formats import error_response, wire_for
+
+COPIED = uvicorn.__version__.startswith(COPIED_FROM)  # else uvicorn's own on_header
 
 
 class HeadTooLarge(Exception):
@@ -130,19 +134,26 @@ class EdgeProtocol(HttpToolsProtocol):
         self.head_bytes = self.buffered_bytes = self.header_count = 0
 
     def on_url(self, url: bytes) -> None:
-        self._count(len(url), 0)
+        self.head_bytes += len(url)  # before any header line: only the bytes can be over
+        if self.head_bytes > self.max_head_bytes:
+            self.head_too_large = True
+            raise HeadTooLarge  # uvicorn answers a parser error with send_400_response
         super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._count(len(name) + len(value) + 4, 1)  # "name: value\r\n"
-        super().on_header(name, value)
-
-    def _count(self, size: int, headers: int) -> None:
-        self.head_bytes += size
-        self.header_count += headers
+        # The line counted, then uvicorn's `on_header` (as COPIED_FROM's), in one frame.
+        self.head_bytes += len(name) + len(value) + 4  # "name: value\r\n"
+        self.header_count += 1
         if self.head_bytes > self.max_head_bytes or self.header_count > self.max_headers:
             self.head_too_large = True
-            raise HeadTooLarge  # uvicorn answers a parser error with send_400_response
+            raise HeadTooLarge
+        if not COPIED:
+            super().on_header(name, value)
+            return
+        name = name.lower()
+        if name == b"expect" and value.lower() == b"100-continue":
+            self.expect_100_continue = True
+        self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         self.in_head = False
@@ -160,7 +171,7 @@ class EdgeProtocol(HttpToolsProtocol):
             return  # no new request (a WebSocket upgrade, which uvicorn hands to its own)
         cycle.transport = self.cycle_transport
         adopt(cycle)  # a new request's, with no chunk of its body yet
-        extensions = cast(dict[str, Any], cycle.scope).setdefault("extensions", {})
+        extensions: dict[str, Any] = cycle.scope.setdefault("extensions", {})
         extensions[WATCH_EXTENSION] = self.watching.watcher(completion(cycle))
         extensions[BODY_READY] = cycle.message_event.is_set
 

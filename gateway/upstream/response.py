@@ -22,21 +22,27 @@ HeaderLines = Sequence[tuple[bytes, bytes]]
 class Response:
     """Status, header lines and a one-pass body; `aclose` gives the connection back."""
 
-    __slots__ = ("_names", "_values", "headers", "provider", "silence_s", "status_code")
+    __slots__ = (
+        "_names",
+        "_values",
+        "headers",
+        "is_success",
+        "provider",
+        "silence_s",
+        "status_code",
+    )
 
     def __init__(
         self, status_code: int, headers: HeaderLines, provider: str, silence_s: float
     ) -> None:
         self.status_code = status_code
+        # Read four times a call: kept, not a property's call each time.
+        self.is_success = 200 <= status_code < 300
         self.headers = headers  # as received: names in their case, repeats kept
         self.provider = provider
         self.silence_s = silence_s  # the read timeout, for the error that reports it
         self._names: list[bytes] | None = None  # lower case, made on first use
         self._values: tuple[bytes, ...] = ()
-
-    @property
-    def is_success(self) -> bool:
-        return 200 <= self.status_code < 300
 
     def lowered(self) -> tuple[list[bytes], tuple[bytes, ...]]:
         """The header names in lower case, and the values, in order."""

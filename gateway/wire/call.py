@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from gateway.wire.usage import Usage
 
 
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    """One request upstream, as the call log lists it."""
+class Attempt(NamedTuple):
+    """One request upstream, as the call log lists it. A tuple, made at once (a frozen
+    dataclass sets each of its seven fields apart, through `object.__setattr__`)."""
 
     model: str
     status: str  # HTTP status, or cut / stream_error / the gateway's own 502 / 504

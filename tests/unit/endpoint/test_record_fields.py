@@ -8,13 +8,19 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any
 
+import orjson
 from starlette.types import Message
 
 from gateway.cascade.outcome import Deadline
+from gateway.endpoint.model_call import ModelCall
+from gateway.endpoint.prepared import Prepared
 from gateway.endpoint.record import Outcome
 from gateway.endpoint.steps import Arrival, record
 from gateway.metering.calls import CallRecord
+from gateway.metering.ceiling import price_context
 from gateway.relay import Relay, Relayed
+from gateway.rewrite.prompt_cache import KEY_RULE
+from gateway.rewrite.request import Finding, Rewrite
 from gateway.wire.usage import Usage
 
 
@@ -103,7 +109,7 @@ def test_record_puts_each_value_in_its_field() -> None:
         unseen=Distinct("unseen"),  # type: ignore[arg-type]
         shadow=Distinct("shadow"),  # type: ignore[arg-type]
         text=Distinct("text"),  # type: ignore[arg-type]
-        priced=Distinct("priced"),  # type: ignore[arg-type]
+        priced=None,  # unpriced by the relay: the context is the payload's (below, priced)
     )
     admitted: Any = SimpleNamespace(key=SimpleNamespace(name=Distinct("key")))
     verdict: Any = Distinct("cache")
@@ -136,6 +142,11 @@ def test_record_puts_each_value_in_its_field() -> None:
     for name in CallRecord._fields[:-2]:  # context is made anew, equal: compared above
         assert getattr(got.call, name) is getattr(expected_call, name), name
     assert got.metered == ("priced", got.call)
+    # An answer the relay priced: its context (of the same payload and served tier) is taken.
+    priced: Any = SimpleNamespace(context=Distinct("context"))
+    again = record(deps, arrival, call, outcome._replace(priced=priced), admitted, duration)
+    assert again.call.context is priced.context
+    assert again.call.priced is priced
     assert (got.admitted, got.unseen, got.shadow, got.text) == (
         admitted, outcome.unseen, outcome.shadow, outcome.text,
     )  # fmt: skip
@@ -191,4 +202,55 @@ def test_a_json_bodys_relayed_puts_each_value_in_its_field() -> None:
     )
     assert got == expected
     assert (got.priced.model, got.priced.usage, got.priced.usd) == ("model", usage, 0.5)
+    # What `record` takes in place of pricing the payload and served tier again.
+    assert got.priced.context == price_context({}, got.service_tier)
     assert got.overhead_s >= 0
+
+
+def test_prepare_puts_each_value_in_its_field() -> None:
+    """`ModelCall.prepare` makes its Prepared by position: each field holds what the keyword
+    form puts there."""
+    body = b'{"model":"m","messages":[]}'
+    rewritten = {"model": "sent", "messages": []}
+    rewrites = (Rewrite("rule_a", "x"), Rewrite(KEY_RULE, "the key"))
+    findings = (Finding("finding_a", "why"),)
+    request: Any = SimpleNamespace(
+        body=rewritten,
+        changed=True,
+        rewrites=rewrites,
+        findings=findings,
+        fingerprint=Distinct("fingerprint"),
+        min_cacheable_tokens=Distinct("min_cacheable_tokens"),
+        tier=Distinct("tier"),
+        observations=Distinct("observations"),
+    )
+    plan = Distinct("plan")
+    parts: Any = SimpleNamespace(
+        rewriter=lambda _: request,
+        routing=SimpleNamespace(plan=lambda step: plan),
+        turns=None,
+    )
+    deps: Any = SimpleNamespace(wire=SimpleNamespace(provider="anthropic", ask_usage=None))
+    arrival = Arrival("r", 0.0, 0.0, [(b"content-type", b"application/json")], "step")
+    got = ModelCall(deps, parts).prepare("POST", arrival, body)
+    expected = Prepared(
+        body=orjson.dumps(rewritten),
+        model="m",
+        rewrites=("rule_a", KEY_RULE),
+        findings=("finding_a",),
+        fingerprint=request.fingerprint,
+        min_cacheable_tokens=request.min_cacheable_tokens,
+        sent_model="sent",
+        payload=rewritten,
+        tier=request.tier,
+        plan=plan,
+        filtered=False,
+        observations=request.observations,
+        injected=orjson.dumps("the key"),
+        reading=got.reading,
+    )
+    assert got == expected
+    for name in ("fingerprint", "min_cacheable_tokens", "payload", "tier", "plan", "observations"):
+        assert getattr(got, name) is getattr(expected, name), name
+    assert got.reading is not None
+    assert got.reading.parsed == {"model": "m", "messages": []}

@@ -230,3 +230,26 @@ def test_a_fine_tuned_model_is_priced_as_listed_or_as_its_base_at_the_dearer_rat
     assert base is not None
     assert tuned.base.output == pytest.approx(FINE_TUNED_FACTOR * base.base.output)
     assert pricing.price("openai", "ft:no-such-base:acme::x") is None
+
+
+def test_a_prices_cost_is_its_rates_cost_over_a_grid() -> None:
+    """`Price.cost` sums in its own frame what `rates(usage).cost(usage)` sums, in the same
+    order: the same float, tiered or not, web searches or none."""
+    import random
+
+    from gateway.metering.rates import Price, Rates
+
+    rng = random.Random(5)
+
+    def rates() -> Rates:
+        return Rates(*(rng.choice([0.0, 3e-6, rng.uniform(0, 1e-4), 1 / 3]) for _ in range(5)))
+
+    for _ in range(3000):
+        drawn = [(rng.randrange(10**6), rates()) for _ in range(rng.randrange(3))]
+        tiers = tuple(sorted(drawn, key=lambda tier: tier[0]))
+        price = Price("m", "config", rates(), tiers, rng.choice([0.0, 0.01, 1 / 7]))
+        counts = [rng.choice([0, 1, 7, rng.randrange(10**7), -3]) for _ in range(5)]
+        usage = Usage(*counts)
+        searches = rng.choice([0, 1, 4])
+        expected = price.rates(usage).cost(usage) + searches * price.per_web_search
+        assert price.cost(usage, searches) == expected

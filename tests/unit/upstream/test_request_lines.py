@@ -100,3 +100,8 @@ def test_response_header_as_before() -> None:
         response = Fixed(200, headers, "anthropic", 1.0)
         for name in wanted:
             assert response.header(name) == former_header(headers, name)
+
+
+def test_is_success_is_a_2xx_status() -> None:
+    for status in (100, 199, 200, 204, 299, 300, 404, 529):
+        assert Fixed(status, [], "anthropic", 1.0).is_success == (200 <= status < 300)

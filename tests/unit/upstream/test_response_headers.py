@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.relay import client_headers
+from gateway.relay import _start, client_headers
 from gateway.upstream.response import Response, lowered
 from gateway.wire.headers import client_response_headers
 
@@ -40,6 +40,8 @@ def test_the_client_gets_what_the_wire_filter_keeps(headers: list[tuple[bytes, b
     expected = client_response_headers(headers, OWN, keep_length=False)
     assert client_headers(response, OWN) == expected
     assert client_headers(response, OWN) == expected  # the lowered names are kept
+    start = _start(Response(200, headers, "anthropic", 1.0), OWN)  # the relay's own frame
+    assert start == {"type": "http.response.start", "status": 200, "headers": expected}
 
 
 @pytest.mark.parametrize("headers", CASES)
