@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import itertools
-import re
 import shutil
 import subprocess
 import sys
@@ -46,22 +45,31 @@ from harness.ports import HOST, free_port  # noqa: E402
 from harness.proxies import REPO, Server, emulator_server, request_headers, serving  # noqa: E402
 from harness.servers import RELAY_SETTINGS, gateway_command  # noqa: E402
 from measure.bodies import body_lists, conversation_variant, names, route  # noqa: E402
+from measure.callgrind import block_moves_in, events  # noqa: E402
 
 WARM_UP_CALLS = 60
 
 
-def callgrind(command: Sequence[str], out: Path) -> list[str]:
+# With --cache-sim: the simulated last level is one core's 4 MB L2 (this machine's), not
+# the shared L3 valgrind would take, so a miss there is a trip past the core's own caches.
+CACHE_SIM = ["--cache-sim=yes", "--LL=4194304,16,64"]
+
+
+def callgrind(command: Sequence[str], out: Path, cache_sim: bool = False) -> list[str]:
     return [
         "valgrind",
         "--tool=callgrind",
         "--instr-atstart=no",
+        *(CACHE_SIM if cache_sim else []),
         f"--callgrind-out-file={out}",
         *command,
     ]
 
 
 @contextmanager
-def proxy(kind: str, upstream: Server, out: Path, source: Path | None) -> Iterator[Server]:
+def proxy(
+    kind: str, upstream: Server, out: Path, source: Path | None, cache_sim: bool = False
+) -> Iterator[Server]:
     port = free_port()
     if kind == "floor":
         command = [sys.executable, str(REPO / "bench" / "passthrough.py")]
@@ -77,7 +85,9 @@ def proxy(kind: str, upstream: Server, out: Path, source: Path | None) -> Iterat
             "GATEWAY_PROVIDERS__ANTHROPIC__BASE_URL": upstream.base_url,
             "GATEWAY_PROVIDERS__OPENAI__BASE_URL": upstream.base_url,
         }
-    with serving(kind, callgrind(command, out), port, env, timeout_s=600, cwd=source or REPO) as s:
+    with serving(
+        kind, callgrind(command, out, cache_sim), port, env, timeout_s=600, cwd=source or REPO
+    ) as s:
         yield s
 
 
@@ -139,14 +149,13 @@ def control(server: Server, *flags: str) -> None:
     )
 
 
-def instructions(dump: Path) -> int:
-    text = dump.read_text(errors="replace")
-    found = re.search(r"^summary:\s*(\d+)", text, re.M) or re.search(
-        r"^totals:\s*(\d+)", text, re.M
-    )
-    if found is None:
-        raise SystemExit(f"no instruction total in {dump}")
-    return int(found.group(1))
+def misses(counted: dict[str, int], calls: int) -> str:
+    """Per call (K): data reads and writes, instruction fetches missing L1, data reads and
+    writes missing L1 and missing L2."""
+    if "D1mr" not in counted:
+        return ""
+    shown = ("Dr", "Dw", "I1mr", "D1mr", "D1mw", "DLmr", "DLmw")
+    return "; per call (K): " + ", ".join(f"{e} {counted[e] / calls / 1e3:.1f}" for e in shown)
 
 
 def main() -> None:
@@ -158,6 +167,11 @@ def main() -> None:
     parse.add_argument("--stream", action="store_true", help="the streaming body")
     parse.add_argument("--gateway-src", type=Path, help="another tree's gateway package")
     parse.add_argument("--keep", type=Path, help="a directory to copy the dumps to")
+    parse.add_argument(
+        "--cache-sim",
+        action="store_true",
+        help="also simulate the caches: data reads, writes and L1/L2 misses per call (slower)",
+    )
     parse.add_argument(
         "--conversations",
         action="store_true",
@@ -174,7 +188,8 @@ def main() -> None:
         for kind in kinds:
             out = Path(tmp) / f"{kind}.out"
             source = args.gateway_src if kind == "baseline" else None
-            with proxy("floor" if kind == "floor" else "gateway", upstream, out, source) as server:
+            named = "floor" if kind == "floor" else "gateway"
+            with proxy(named, upstream, out, source, args.cache_sim) as server:
                 talks = Conversations(bodies) if args.conversations else None
                 send(server, path, bodies, WARM_UP_CALLS, args.concurrency, talks)
                 control(server, "-i", "on")
@@ -182,7 +197,8 @@ def main() -> None:
                 send(server, path, bodies, args.calls, args.concurrency, talks)
                 control(server, "-d")
                 dumps = sorted(Path(tmp).glob(f"{kind}.out*"), key=lambda p: p.stat().st_mtime)
-                count = instructions(dumps[-1])
+                counted = events(dumps[-1])
+                count, moves = counted["Ir"], block_moves_in(dumps[-1])
                 if args.keep is not None:  # for callgrind_annotate: C functions, by cost
                     args.keep.mkdir(parents=True, exist_ok=True)
                     shutil.copy(dumps[-1], args.keep / f"{kind}.out")
@@ -191,7 +207,10 @@ def main() -> None:
                 f"{args.body} {'stream' if args.stream else 'json'} {kind}: "
                 f"{count / args.calls / 1e6:.3f} M instructions per call "
                 f"({args.calls} calls, c{args.concurrency}, {took:.0f} s"
-                f"{', new conversations' if args.conversations else ''})",
+                f"{', new conversations' if args.conversations else ''}); "
+                f"{moves / args.calls / 1e6:.3f} M of them block copies and fills, "
+                f"{(count - moves) / args.calls / 1e6:.3f} M the rest"
+                f"{misses(counted, args.calls)}",
                 flush=True,
             )
 

@@ -124,6 +124,13 @@ def cpu_times(pid: int) -> tuple[float, float]:
     return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
 
 
+def minor_faults(pid: int) -> int:
+    """Page faults served without I/O so far (all threads; a page first touched, say, after
+    the allocator took it from the kernel), from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[7])
+
+
 def children_cpu_seconds() -> float:
     """CPU time of this process's children that have exited (as wrk runs do)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)

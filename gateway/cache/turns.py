@@ -13,7 +13,7 @@ its last items), and the most recent one.
 
 from __future__ import annotations
 
-from bisect import bisect_right, insort
+from bisect import bisect_right
 from dataclasses import dataclass
 
 from gateway.cache.bounded import LearnedState, LearnedTable
@@ -57,16 +57,23 @@ class Turns:
         """`turn` first, in the place of `base` (the body it was parsed from) if given; the
         oldest forgotten past the count or the bytes."""
         kept = self._table.get(tenant, "")
+        ordered = [t for t in kept.ordered if t is not turn] if kept else []
+        at = bisect_right(ordered, turn.raw, key=_raw)
+        # A body of the same bytes (a resend, or one call from several connections at once)
+        # is held once: copies would fill the tenant's share with bodies that each match the
+        # next no better than one does, and each step of the search by halves would compare
+        # two of them whole (a memcmp of the body; bytes of another length compare at once).
+        same = ordered[at - 1] if at and ordered[at - 1].raw == turn.raw else None
         recent: list[Held] = [turn]
         size = turn.size
         for held in kept.recent if kept is not None else ():
-            if held is base or held.raw is turn.raw:
+            if held is base or held is same or held.raw is turn.raw:
                 continue
             if len(recent) == TURNS_PER_TENANT or size + held.size > self._budget:
                 break
             recent.append(held)
             size += held.size
         staying = {id(held) for held in recent}
-        ordered = [t for t in kept.ordered if id(t) in staying and t is not turn] if kept else []
-        insort(ordered, turn, key=_raw)
+        ordered.insert(at, turn)
+        ordered = [t for t in ordered if id(t) in staying]
         self._table.put(tenant, "", _Kept(tuple(recent), tuple(ordered)), size)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import orjson
 
 from gateway.cache.bounded import LearnedState
-from gateway.cache.turns import TURNS_PER_TENANT, Turns
+from gateway.cache.turns import FEW, TURNS_PER_TENANT, Turns
 from gateway.wire.turn import Turn, learn
 
 
@@ -106,3 +106,17 @@ def test_the_turns_held_stay_within_half_the_tenants_bytes() -> None:
     held = turns.held(b"t")
     assert 1 < len(held) < 50
     assert sum(t.size for t in held) <= 50_000
+
+
+def test_bodies_of_the_same_bytes_are_held_once_the_latest() -> None:
+    # One call from several connections at once: each is parsed from the same held body,
+    # and each is kept in its place; the tenant holds the bytes once, not once a connection.
+    turns = Turns()
+    base, other = _turn("a"), _turn("b")
+    turns.keep(b"t", other)
+    turns.keep(b"t", base)
+    copies = [_turn("a") for _ in range(FEW + 3)]
+    for copy in copies:
+        turns.keep(b"t", copy, base=base)
+    assert turns.held(b"t") == (copies[-1], other)
+    assert turns.held(b"t", copies[0].raw) == (copies[-1], other)
