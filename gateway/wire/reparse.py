@@ -150,6 +150,8 @@ def reparse(raw: bytes, held: Iterable[Held]) -> tuple[dict[str, Any], Held, Tur
     A `Sent` body is learned here if `raw` resembles it."""
     best: tuple[Held, Turn, _Match] | None = None
     for entry in held:
+        if best is not None and isinstance(entry, Turn) and len(entry.ends) <= best[2].shared:
+            continue  # it shares at most its items, no more than the best: not compared
         turn = entry if isinstance(entry, Turn) else _learned(entry, raw)
         found = None if turn is None else _match(raw, turn)
         if (

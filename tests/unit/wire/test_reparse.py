@@ -344,3 +344,19 @@ def test_common_prefix_from_an_offset() -> None:
     assert common_prefix(b"xxabcdef", b"abcxef", 6, 2) == 3
     assert common_prefix(b"xxabc", b"abcd", 10, 2) == 3
     assert common_prefix(b"xx", b"abc", 10, 5) == 0
+
+
+def test_the_held_body_sharing_the_most_items_is_the_base_in_any_order() -> None:
+    def body(count: int, last: str = "") -> bytes:
+        items = [{"role": "user", "content": f"item {i} " + "x" * 500} for i in range(count)]
+        return orjson.dumps({"model": "m", "messages": [*items, {"n": last}], "system": "s"})
+
+    raw = body(6, "new")
+    longer, shorter, other = _turn(body(9)), _turn(body(4)), _turn(body(6, "old"))
+    for held in ([longer, shorter, other], [shorter, other, longer], [other, longer, shorter]):
+        found = reparse(raw, held)
+        assert found is not None
+        parsed, base, _turn_found = found
+        assert parsed == orjson.loads(raw)
+        assert base is longer or base is other  # six items each: the first of them held wins
+        assert base is next(t for t in held if t is longer or t is other)
