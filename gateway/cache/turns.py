@@ -57,6 +57,13 @@ class Turns:
         """`turn` first, in the place of `base` (the body it was parsed from) if given; the
         oldest forgotten past the count or the bytes."""
         kept = self._table.get(tenant, "")
+        if kept is not None and turn is base and any(t is turn for t in kept.recent):
+            # The body repeated the held one it was parsed from (reparse.py returned it): it
+            # keeps its place in byte order, found by identity, no bytes compared.
+            first = (turn, *(t for t in kept.recent if t is not turn))
+            size = sum(held.size for held in first)  # the same bodies: within the bounds
+            self._table.put(tenant, "", _Kept(first, kept.ordered), size)
+            return
         ordered = [t for t in kept.ordered if t is not turn] if kept else []
         at = bisect_right(ordered, turn.raw, key=_raw)
         # A body of the same bytes (a resend, or one call from several connections at once)

@@ -150,6 +150,8 @@ def reparse(raw: bytes, held: Iterable[Held]) -> tuple[dict[str, Any], Held, Tur
     A `Sent` body is learned here if `raw` resembles it."""
     best: tuple[Held, Turn, _Match] | None = None
     for entry in held:
+        if best is not None and isinstance(entry, Turn) and len(entry.ends) <= best[2].shared:
+            continue  # it shares at most its items, no more than the best: not compared
         turn = entry if isinstance(entry, Turn) else _learned(entry, raw)
         found = None if turn is None else _match(raw, turn)
         if (
@@ -191,7 +193,22 @@ def reparse(raw: bytes, held: Iterable[Held]) -> tuple[dict[str, Any], Held, Tur
     parsed = dict(zip(names, map(base.parsed.__getitem__, names), strict=True))
     parsed[key] = items
     parsed.update(after)
+    if entry is base and _repeats(raw, base, match):
+        # Its bytes are the base's (a retry, one body from several connections): the base is
+        # its turn, so turns.py keeps it in its place, found by identity, not compared whole.
+        return parsed, entry, base
     return parsed, entry, _extended(raw, parsed, base, match, begin, new, after)
+
+
+def _repeats(raw: bytes, base: Turn, match: _Match) -> bool:
+    """Whether `raw` is `base.raw`, from what the match compared: each item (the bytes up to
+    the last one's end), nothing before the array's `]`, and the whole tail, at one length."""
+    return (
+        len(raw) == len(base.raw)
+        and not match.rest
+        and match.shared == len(base.ends)
+        and match.cut == match.close == base.close
+    )
 
 
 def _learned(sent: Sent, raw: bytes) -> Turn | None:

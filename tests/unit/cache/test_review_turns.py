@@ -94,6 +94,7 @@ def test_bodies_among_many_conversations_parse_as_a_full_parse(
             raw = orjson.dumps({"a" if roll > 0.925 else "z": 1, "messages": messages})
         parsed, base, held = _read(turns, raw)
         assert orjson.dumps(parsed) == orjson.dumps(orjson.loads(raw))
+        assert held.raw == raw  # a base returned as the turn: only for its very bytes
         reused += base is not None
         turns.keep(TENANT, held, base)
         _check_held(turns, state)

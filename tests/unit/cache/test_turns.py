@@ -120,3 +120,20 @@ def test_bodies_of_the_same_bytes_are_held_once_the_latest() -> None:
         turns.keep(b"t", copy, base=base)
     assert turns.held(b"t") == (copies[-1], other)
     assert turns.held(b"t", copies[0].raw) == (copies[-1], other)
+
+
+def test_a_turn_kept_in_the_place_of_itself_keeps_its_place_and_comes_first() -> None:
+    # reparse.py returns the held turn itself for a body of its bytes (a retry).
+    turns = Turns()
+    made = [_turn(text) for text in ("d", "b", "e", "a", "c", "f")]
+    for turn in made:
+        turns.keep(b"t", turn)
+    kept = turns._table.get(b"t", "")
+    assert kept is not None
+    ordered = kept.ordered
+    turns.keep(b"t", made[2], base=made[2])
+    assert turns.held(b"t") == (made[2], made[5], made[4], made[3], made[1], made[0])
+    kept = turns._table.get(b"t", "")
+    assert kept is not None
+    assert kept.ordered == ordered
+    assert [t.raw for t in kept.ordered] == sorted(t.raw for t in made)

@@ -4,6 +4,7 @@ it: on every turn of every recorded session, on an identical repeat, and on host
 
 from __future__ import annotations
 
+import random
 from itertools import pairwise
 from typing import Any
 
@@ -60,10 +61,37 @@ def test_an_identical_body_shares_every_object_of_the_earlier_parse() -> None:
     assert found is not None
     parsed, base, again = found
     assert base is turn
-    assert again is not None
+    assert again is turn  # the held turn itself: kept in its place, found by identity
     assert parsed is not turn.parsed
     assert all(parsed[key] is turn.parsed[key] for key in parsed)
-    assert again.pieces is turn.pieces
+
+
+def test_a_body_of_the_same_length_that_differs_anywhere_is_not_the_base() -> None:
+    body = {
+        "model": "m",
+        "messages": [{"role": "user", "content": "abc"}, {"role": "user", "content": "def"}],
+        "system": "s" * 3000,
+        "metadata": {"id": "xyz"},
+        "max_tokens": 100,
+    }
+    raw = orjson.dumps(body)
+    turn = _turn(raw)
+    rng = random.Random(7)
+    places = [raw.index(b"abc"), raw.index(b"def"), raw.index(b"sss") + 1500, raw.index(b"xyz")]
+    for at in places + [rng.randrange(len(raw)) for _ in range(200)]:
+        if raw[at] not in b"abcdefsxyz0123456789":
+            continue  # a letter or digit in a string or a number: the body stays valid JSON
+        other = raw[:at] + (b"q" if raw[at] != ord("q") else b"r") + raw[at + 1 :]
+        if raw[at] in b"0123456789":
+            other = raw[:at] + (b"7" if raw[at] != ord("7") else b"8") + raw[at + 1 :]
+        found = reparse(other, [turn])
+        if found is None:
+            continue
+        parsed, base, again = found
+        assert parsed == orjson.loads(other)
+        assert base is turn
+        assert again is not turn
+        assert again is None or again.raw == other
 
 
 def test_a_growing_turn_shares_the_earlier_items_and_everything_after_them() -> None:
@@ -316,3 +344,19 @@ def test_common_prefix_from_an_offset() -> None:
     assert common_prefix(b"xxabcdef", b"abcxef", 6, 2) == 3
     assert common_prefix(b"xxabc", b"abcd", 10, 2) == 3
     assert common_prefix(b"xx", b"abc", 10, 5) == 0
+
+
+def test_the_held_body_sharing_the_most_items_is_the_base_in_any_order() -> None:
+    def body(count: int, last: str = "") -> bytes:
+        items = [{"role": "user", "content": f"item {i} " + "x" * 500} for i in range(count)]
+        return orjson.dumps({"model": "m", "messages": [*items, {"n": last}], "system": "s"})
+
+    raw = body(6, "new")
+    longer, shorter, other = _turn(body(9)), _turn(body(4)), _turn(body(6, "old"))
+    for held in ([longer, shorter, other], [shorter, other, longer], [other, longer, shorter]):
+        found = reparse(raw, held)
+        assert found is not None
+        parsed, base, _turn_found = found
+        assert parsed == orjson.loads(raw)
+        assert base is longer or base is other  # six items each: the first of them held wins
+        assert base is next(t for t in held if t is longer or t is other)
