@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 import os
 import secrets
+from collections.abc import Callable
 
 from gateway.wire import anthropic_errors, openai_errors
 
@@ -64,10 +65,10 @@ _REQUEST_IDS = _RequestIds()
 os.register_at_fork(after_in_child=_REQUEST_IDS.drop)
 
 
-def new_request_id() -> str:
-    """The id of a request the gateway answers: in x-gateway-request-id and the call log.
-    `gw_` and 24 hex digits of the system's random source, as `secrets.token_hex(12)`."""
-    return _REQUEST_IDS.next()
+# The id of a request the gateway answers: in x-gateway-request-id and the call log. `gw_`
+# and 24 hex digits of the system's random source, as `secrets.token_hex(12)`. The pool's
+# bound method itself: one frame a request, not a function's that calls it.
+new_request_id: Callable[[], str] = _REQUEST_IDS.next
 
 
 class GatewayError(Exception):

@@ -26,15 +26,15 @@ from gateway.endpoint.prepared import (
     as_sent,
     ask_usage,
     injected_key,
-    read,
-    tenant,
+    read_as,
+    tenant_of,
 )
 from gateway.endpoint.record import Flight, Outcome
 from gateway.endpoint.steps import Arrival, Plumbing, observe, record, relay
 from gateway.errors import GatewayError
 from gateway.rewrite.pipeline import Rewriter
 from gateway.rewrite.request import LLMRequest
-from gateway.wire.headers import header_value
+from gateway.wire.headers import first_values
 
 ROUTE_HEADER = b"x-gateway-route"
 LOG = logging.getLogger("gateway.endpoint")
@@ -62,10 +62,11 @@ class ModelCall(Endpoint):
     def prepare(self, method: str, arrival: Arrival, raw: bytes) -> Prepared:
         """Parsed, then rewritten by the pipeline (method: POST, the only one routed here)."""
         wire = self.deps.wire
-        who = tenant(arrival.headers)
-        reading = read(arrival.headers, raw, self.parts.turns, who)
+        first = first_values(arrival.headers)  # the four headers read here, in one pass
+        who = tenant_of(first.get(b"x-api-key") or first.get(b"authorization"))
+        reading = read_as(first.get(b"content-type"), raw, self.parts.turns, who)
         parsed, model = reading.parsed, reading.model
-        routing = header_value(arrival.headers, ROUTE_HEADER) != b"off"
+        routing = first.get(ROUTE_HEADER) != b"off"
         request = LLMRequest(wire.provider, parsed, arrival.step, who, routing)
         try:
             request = self.parts.rewriter(request)

@@ -162,7 +162,14 @@ MIN_REUSE_BYTES = 8 * 1024
 
 def read(headers: RawHeaders, raw: bytes, turns: Turns | None = None, who: bytes = b"") -> Reading:
     """`parse`, reusing the parse of the tenant's kept turns where the body repeats one."""
-    if not is_json(header_value(headers, b"content-type")):
+    return read_as(header_value(headers, b"content-type"), raw, turns, who)
+
+
+def read_as(
+    content_type: bytes | None, raw: bytes, turns: Turns | None = None, who: bytes = b""
+) -> Reading:
+    """`read` of a body whose Content-Type header is `content_type` (None: it sent none)."""
+    if not is_json(content_type):
         raise UnsupportedMediaType("Content-Type must be application/json.")
     if len(raw) < MIN_REUSE_BYTES:
         turns = None  # a small body parses in less time than a match with a kept one takes
@@ -224,5 +231,9 @@ def injected_key(rewrites: tuple[Rewrite, ...]) -> bytes | None:
 
 def tenant(headers: RawHeaders) -> bytes:
     """Whose learned state a call reads and adds to: a digest of its credential."""
-    credential = header_value(headers, b"x-api-key") or header_value(headers, b"authorization")
+    return tenant_of(header_value(headers, b"x-api-key") or header_value(headers, b"authorization"))
+
+
+def tenant_of(credential: bytes | None) -> bytes:
+    """`tenant` of the first x-api-key's value, else the first Authorization's."""
     return hashlib.blake2b(credential or b"", digest_size=8).digest()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from operator import itemgetter
 
 HOP_BY_HOP = frozenset(
     {
@@ -49,9 +50,16 @@ def upstream_request_headers(client_headers: Iterable[tuple[bytes, bytes]]) -> R
     ]
 
 
+_NAME = itemgetter(0)
+_EMULATOR_LINE = b"\n" + EMULATOR_PREFIX
+
+
 def without_emulator_headers(headers: RawHeaders) -> RawHeaders:
     """The request headers for an upstream that is not the emulator."""
-    if not any(name.startswith(EMULATOR_PREFIX) for name, _ in headers):
+    # Most carry no emulator control: the names joined (in C, no frame a line) show none
+    # after a line break (a name with one in it is looked at line by line, as before).
+    names = b"\n" + b"\n".join(map(_NAME, headers))
+    if names.find(_EMULATOR_LINE) < 0 or not any(n.startswith(EMULATOR_PREFIX) for n, _ in headers):
         return headers
     return [(n, v) for n, v in headers if not n.startswith(EMULATOR_PREFIX)]
 
@@ -131,6 +139,12 @@ def lowered_response_headers(
         for name, value in kept
         if name not in dropped and not name.startswith(GATEWAY_PREFIX)
     ] + own
+
+
+def first_values(headers: Sequence[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
+    """Each name's first value, as `header_value` finds it: one pass in C for a request that
+    reads several headers (the later of a name's lines is put first and then replaced)."""
+    return dict(reversed(headers))
 
 
 def header_value(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | None:

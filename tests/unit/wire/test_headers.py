@@ -1,9 +1,16 @@
 from __future__ import annotations
 
+import random
+
+import pytest
+
+from gateway.endpoint.prepared import tenant, tenant_of
 from gateway.metering.labels import LabelBounds
 from gateway.wire.formats import ANTHROPIC_MESSAGES, OPENAI_CHAT, wire_for
 from gateway.wire.headers import (
     client_response_headers,
+    first_values,
+    header_value,
     is_json,
     safe_model_name,
     upstream_request_headers,
@@ -179,3 +186,35 @@ def test_client_response_headers_drop_upstream_gateway_lines_wherever_they_are()
             if not name.lower().startswith(b"x-gateway-") and name.lower() != b"content-length"
         ]
         assert sent == expected + own
+
+
+def _random_headers(rng: random.Random) -> list[tuple[bytes, bytes]]:
+    """Lines with repeated names, names in other cases, prefixes, line breaks and empties."""
+    names = [
+        b"x-api-key", b"X-Api-Key", b"authorization", b"content-type", b"x-gateway-step",
+        b"x-gateway-route", b"x-emulator-fault", b"X-Emulator-Now", b"x-emulator-", b"host",
+        b"a\nx-emulator-b", b"", b"x-emulatorx", b"\xff",
+    ]  # fmt: skip
+    return [
+        (rng.choice(names), bytes(rng.randrange(256) for _ in range(rng.randrange(4))))
+        for _ in range(rng.randrange(12))
+    ]
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_first_values_find_what_header_value_finds(seed: int) -> None:
+    rng = random.Random(seed)
+    headers = _random_headers(rng)
+    first = first_values(headers)
+    for name in {name for name, _ in headers} | {b"x-gateway-step", b"absent"}:
+        assert first.get(name) == header_value(headers, name)
+    assert tenant_of(first.get(b"x-api-key") or first.get(b"authorization")) == tenant(headers)
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_emulator_headers_are_stripped_as_one_by_one(seed: int) -> None:
+    headers = _random_headers(random.Random(seed))
+    kept = [(n, v) for n, v in headers if not n.startswith(b"x-emulator-")]
+    stripped = without_emulator_headers(headers)
+    assert stripped == kept
+    assert (stripped is headers) == (kept == headers)
