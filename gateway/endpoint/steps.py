@@ -152,7 +152,7 @@ async def relay(
     ]
     if call.rewrites:  # absent when nothing was rewritten, never sent empty
         own.append((b"x-gateway-rewrites", ",".join(call.rewrites).encode()))
-    if not response.is_success and len(begun.attempts) > 1:  # begun.retried
+    if not response.is_success and len(begun.attempts) > 1:  # `begun.retried`, inlined
         # The gateway has retried already: the SDK's own retries would multiply them.
         own.append((b"x-should-retry", b"false"))
     try:
