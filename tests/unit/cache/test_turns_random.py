@@ -1,8 +1,8 @@
 """cache/turns.py under random keeps: bodies of the same bytes resent, kept from a held base,
-a stale base or none, Turns and Sents mixed. After each keep what a tenant holds stays within
-the count and its bytes, holds a body's bytes once, puts the last kept first and keeps the
-order of the rest; a body to parse is matched against the held one sharing its longest
-prefix, and against the most recent."""
+a stale base or none, a held turn kept again (in its own place, or with none), Turns and
+Sents mixed. After each keep what a tenant holds stays within the count and its bytes, holds
+a body's bytes once, puts the last kept first and keeps the order of the rest; a body to
+parse is matched against the held one sharing its longest prefix, and the most recent."""
 
 from __future__ import annotations
 
@@ -52,7 +52,11 @@ def test_random_keeps_leave_a_bounded_deduplicated_recency_list() -> None:
             before = turns.held(b"t")
             turn = _held(_body(rng), rng)
             pick = rng.random()
-            if before and pick < 0.5:
+            if before and pick < 0.1:  # a held turn kept again: in its own place (a retry)
+                turn = base = rng.choice(before)
+            elif before and pick < 0.15:  # or with no base
+                turn, base = rng.choice(before), None
+            elif before and pick < 0.5:
                 base: Held | None = rng.choice(before)
             elif stale and pick < 0.6:
                 base = rng.choice(stale)  # a body forgotten since it was read
