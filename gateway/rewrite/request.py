@@ -81,6 +81,9 @@ if TYPE_CHECKING:  # checked as dataclasses.replace: a misspelt or mistyped fiel
     from dataclasses import replace as evolve
 else:
     _FIELDS = tuple(f.name for f in fields(LLMRequest))
+    # What the code below builds on: each field set by the constructor, with at most a plain
+    # default (a default_factory or an init=False field would need its own line here).
+    assert all(f.init and f.default_factory is MISSING for f in fields(LLMRequest))
 
     class _Draft:
         """A request being made: LLMRequest's very slots, in its order (so an instance can
@@ -103,7 +106,7 @@ else:
     )
     _STORE = "".join(f"    new.{name} = {name}\n" for name in _FIELDS)
     _SOURCE = f"""
-def evolve(request, /, {_PARAMETERS}):
+def evolve(request, /, *, {_PARAMETERS}):
     new = _new(_Draft)
 {_COPY}    _set(new, "__class__", LLMRequest)
     return new
@@ -112,6 +115,9 @@ def made(cls, {_SIGNATURE}):
     new = _new(_Draft)
 {_STORE}    _set(new, "__class__", cls)
     return new
+
+def newargs(request):
+    return ({", ".join(f"request.{name}" for name in _FIELDS)},)
 """
     _scope: dict[str, Any] = {
         "_new": object.__new__,
@@ -124,12 +130,14 @@ def made(cls, {_SIGNATURE}):
     exec(_SOURCE, _scope)  # the class's own field names, as dataclasses does
     LLMRequest.__new__ = staticmethod(_scope["made"])
     del LLMRequest.__init__  # made by __new__: object's own takes the arguments as given
+    # copy and pickle make an instance by `cls.__new__(cls, *args)`: the fields are its args.
+    LLMRequest.__getnewargs__ = _scope["newargs"]
     evolve = _scope["evolve"]
     evolve.__doc__ = """dataclasses.replace for an LLMRequest, ~6.8 K instructions instead of
         16 K (the slot setters it called, each a method-wrapper call that packs its
         arguments in a tuple) or replace's ~2.7 us: a `_Draft`'s fields stored, each given
         one or the request's own, in code made from the class's fields, then the draft made
         an LLMRequest (`__class__`: the same slots, so the same layout). The class has no
-        __post_init__ and no init=False field, so this is what replace builds; a field it
-        does not have is refused (TypeError). A stage makes a new request up to ~7 times a
-        call."""
+        __post_init__ and no init=False field, so this is what replace builds; fields are
+        taken by name only and one it does not have is refused (TypeError), as by replace.
+        A stage makes a new request up to ~7 times a call."""
