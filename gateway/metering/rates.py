@@ -78,15 +78,8 @@ class Price:
         return rates
 
     def cost(self, usage: Usage, web_searches: int = 0) -> float:
-        # `self.rates(usage).cost(usage)` in this frame: the same sums in the same order.
-        rates = self.rates(usage) if self.tiers else self.base
-        return (
-            usage.input * rates.input
-            + usage.output * rates.output
-            + usage.cache_read * rates.cache_read
-            + usage.cache_write_5m * rates.cache_write_5m
-            + usage.cache_write_1h * rates.cache_write_1h
-        ) + web_searches * self.per_web_search
+        rates = self.rates(usage) if self.tiers else self.base  # rates()'s, without its frame
+        return rates.cost(usage) + web_searches * self.per_web_search
 
     def most(self, input_tokens: int, output_tokens: int, writes: CacheWrites = "1h") -> float:
         """The most a call of this many input and output tokens can cost: every input token
