@@ -175,9 +175,8 @@ class ModelCall(Endpoint):
     ) -> None:
         deps = self.deps
         duration_s = time.perf_counter() - arrival.started
-        judge, provider = self.parts.judge, deps.wire.provider
-        if judge.shared is None:  # this replica's registry alone: no round trip to await
-            verdict = judge.judged(provider, call, outcome, arrival.started_at, arrival.step)
-        else:
-            verdict = await judge.verdict(provider, call, outcome, arrival.started_at, arrival.step)
+        judge = self.parts.judge
+        if judge.shared is not None:  # replicas share the registry: its round trip first
+            await judge.exchange(call, outcome, arrival.started_at)
+        verdict = judge.judged(deps.wire.provider, call, outcome, arrival.started_at, arrival.step)
         observe(deps, record(deps, arrival, call, outcome, admitted, duration_s, verdict))

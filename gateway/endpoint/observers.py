@@ -83,27 +83,18 @@ class PrefixJudge:
         self.shared = shared  # the registry across replicas (None: this one alone)
         self.meter = meter  # the call's labels name the owner of its cache writes
 
-    async def verdict(
-        self,
-        provider: str,
-        call: Prepared,
-        outcome: Outcome,
-        started_at: float,
-        step: str | None,
-    ) -> Verdict | None:
+    async def exchange(self, call: Prepared, outcome: Outcome, started_at: float) -> None:
+        """Another replica's last call of this conversation, before the registry judges this
+        one (`judged`), and this one shared in its place: one state round trip, after the
+        client has its response. Nothing to do without a shared registry."""
         fp, usage, answered = call.fingerprint, outcome.usage, outcome.answered
-        if fp is None or usage is None or answered is None:
-            return None
-        if self.shared is not None:
-            # Another replica's last call of this conversation, before the registry judges
-            # this one, and this one shared in its place: one state round trip, after the
-            # client has its response.
-            seen = Seen.of(fp, usage, started_at, answered, outcome.message_id)
-            try:
-                await self.shared.exchange(fp, seen, self.registry)
-            except Exception:  # the verdict is this replica's alone; settling must still run
-                LOG.exception("shared prefix exchange failed; judged by this replica alone")
-        return self.judged(provider, call, outcome, started_at, step)
+        if self.shared is None or fp is None or usage is None or answered is None:
+            return
+        seen = Seen.of(fp, usage, started_at, answered, outcome.message_id)
+        try:
+            await self.shared.exchange(fp, seen, self.registry)
+        except Exception:  # the verdict is this replica's alone; settling must still run
+            LOG.exception("shared prefix exchange failed; judged by this replica alone")
 
     def judged(
         self,
@@ -113,8 +104,7 @@ class PrefixJudge:
         started_at: float,
         step: str | None,
     ) -> Verdict | None:
-        """The registry's verdict, with no replica to ask first (`shared` None): what
-        `verdict` gives then, without a coroutine to make and await."""
+        """The registry's verdict on the call, after `exchange` where replicas share it."""
         fp, usage, answered = call.fingerprint, outcome.usage, outcome.answered
         if fp is None or usage is None or answered is None:
             return None
