@@ -56,6 +56,12 @@ from gateway.wire.formats import error_response, wire_for
 COPIED = uvicorn.__version__.startswith(COPIED_FROM)  # else uvicorn's own on_header
 
 
+# What a head as sent holds beyond the bytes the limit counts (the URL and each line's
+# `name: value\r\n`): the method and its space, " HTTP/1.1\r\n", the closing "\r\n".
+# llhttp's longest method is 11 bytes: 39 bytes are left for whitespace around values.
+HEAD_FRAMING = 64
+
+
 class HeadTooLarge(Exception):
     """Raised in a parser callback; httptools re-raises it from feed_data as a parser error."""
 
@@ -118,10 +124,12 @@ class EdgeProtocol(HttpToolsProtocol):
         if not self.in_head or self.transport.is_closing():
             return
         # A header line that never ends is buffered inside httptools, where the callbacks
-        # below never see it: count what arrived while the head is still incomplete.
+        # below never see it: count what arrived while the head is still incomplete. The
+        # bytes as sent hold what the count leaves out (method, version, line ends), so a
+        # head the count admits is not refused for arriving in pieces.
         if not self.head_too_large:
             self.buffered_bytes += len(data)
-            if self.buffered_bytes > self.max_head_bytes:
+            if self.buffered_bytes > self.max_head_bytes + HEAD_FRAMING:
                 self.head_too_large = True
                 self._send_431()
                 return
