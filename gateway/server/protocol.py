@@ -1,30 +1,25 @@
 """The HTTP/1.1 protocol the gateway serves: uvicorn's httptools one, with the client edge's
 limits (docs/limits.md, "Client edge"), and its own answers in the provider's envelope.
 
-- A bounded head: httptools (llhttp) buffers a request line and headers of any size, and
-  uvicorn sets no limit on it (its `h11_max_incomplete_event_size` applies to h11 only, the
-  slower parser). Past `max_head_bytes` of request head, or `max_headers` header lines,
-  the client gets 431 and the connection is closed.
+- A bounded head: httptools (llhttp) buffers a head of any size, and uvicorn sets no limit
+  on it (`h11_max_incomplete_event_size` is h11's only). Past `max_head_bytes` of request
+  head, or `max_headers` header lines, the client gets 431 and the connection is closed.
 - A head timeout: from a request's first byte, its head must be whole within
   `head_timeout_s` (a slowloris trickling header bytes), else 408 and close.
 - An idle timeout: a connection with no request in progress, a new one included (uvicorn
-  times out only kept-alive ones), is closed after `idle_timeout_s` (uvicorn's
-  `timeout_keep_alive`, which the server is given).
+  times out only kept-alive ones), is closed after `idle_timeout_s` (`timeout_keep_alive`).
 - A connection cap: past `max_connections` open connections or requests in progress (this
-  process), a request gets 503 and its connection is closed (uvicorn's `limit_concurrency`
-  answers the same in text/plain).
+  process), 503 and close (uvicorn's `limit_concurrency` answers it in text/plain).
 - A response sent before its request's body was read whole (a 404, a 413 on the declared
-  length, a 408 or 503) ends the connection: the rest of the body is never waited for. It
-  is a lingering close: the gateway stops writing, then reads and discards what the client
-  still sends for up to `linger_s` and `linger_max_bytes` before closing, so that a client
-  still sending its body reads the response instead of a reset (which closing with unread
-  data would send). Such a response always says `connection: close`.
+  length, a 408 or 503) ends the connection, in a lingering close: the gateway stops
+  writing, then reads and drops what the client still sends for up to `linger_s` and
+  `linger_max_bytes`, so that a client still sending its body reads the response instead of
+  a reset. Such a response always says `connection: close`.
 - The server's own errors (400 for a request that is not HTTP, 408, 431, 503) are JSON in
   the envelope of the provider the path belongs to (formats.wire_for), as the endpoints' are.
 - A lost connection is told at once to its requests' disconnect watches (asgi/disconnect.py).
 
-The body's own deadline (`body_timeout_s`) is the endpoint's: it answers 408 in the caller's
-wire format and frees what it read (server/intake.py).
+The body's deadline (`body_timeout_s`) is the endpoint's (server/intake.py).
 """
 
 from __future__ import annotations
@@ -56,9 +51,8 @@ from gateway.wire.formats import error_response, wire_for
 COPIED = uvicorn.__version__.startswith(COPIED_FROM)  # else uvicorn's own on_header
 
 
-# What a head as sent holds beyond the bytes the limit counts (the URL and each line's
-# `name: value\r\n`): the method and its space, " HTTP/1.1\r\n", the closing "\r\n".
-# llhttp's longest method is 11 bytes: 39 bytes are left for whitespace around values.
+# A head's bytes as sent beyond those counted (method, " HTTP/1.1", line ends; llhttp's
+# longest method is 11 bytes): 39 bytes are left for whitespace around values.
 HEAD_FRAMING = 64
 
 
@@ -124,9 +118,8 @@ class EdgeProtocol(HttpToolsProtocol):
         if not self.in_head or self.transport.is_closing():
             return
         # A header line that never ends is buffered inside httptools, where the callbacks
-        # below never see it: count what arrived while the head is still incomplete. The
-        # bytes as sent hold what the count leaves out (method, version, line ends), so a
-        # head the count admits is not refused for arriving in pieces.
+        # below never see it: count what arrived while the head is incomplete, with its
+        # framing, so that a head the count admits is not refused for arriving in pieces.
         if not self.head_too_large:
             self.buffered_bytes += len(data)
             if self.buffered_bytes > self.max_head_bytes + HEAD_FRAMING:
