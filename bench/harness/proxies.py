@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 
 from .ports import HOST, free_port
-from .process import Ready, pinned, started
+from .process import START_TIMEOUT_S, Ready, pinned, started
 from .servers import RELAY_SETTINGS, gateway_command
 
 REPO = Path(__file__).resolve().parents[2]
@@ -81,7 +81,7 @@ def serving(
     api_key: str = "k",
     ready: Ready | None = None,
     cwd: Path = REPO,
-    timeout_s: float = 90,
+    timeout_s: float = START_TIMEOUT_S,
 ) -> Iterator[Server]:
     """Runs `command` (a server on `port`) until the block ends; yields it once `ready`, by
     default a Messages call through it, succeeds."""

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 import redis
 
 from .ports import HOST, free_port
-from .process import pinned
+from .process import START_TIMEOUT_S, pinned
 
 REDIS_SERVER = shutil.which("redis-server")
 
@@ -39,7 +39,7 @@ class RedisServer:
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         client = redis.Redis.from_url(self.url)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + START_TIMEOUT_S
         while True:
             try:
                 client.ping()

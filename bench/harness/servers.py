@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 
 from .ports import HOST, free_port
-from .process import started
+from .process import START_TIMEOUT_S, started
 
 # `gateway serve` in front of another upstream than the emulator it would start itself.
 RELAY_SETTINGS = {"GATEWAY_SERVER__START_EMULATOR": "false"}
@@ -23,7 +23,7 @@ def server_process(
     base_url: str,
     ready_path: str,
     env: dict[str, str] | None = None,
-    timeout_s: float = 20,
+    timeout_s: float = START_TIMEOUT_S,
     cwd: Path | None = None,
 ) -> Iterator[str]:
     """Runs `command` until the block ends; yields `base_url` once `ready_path` answers 2xx-4xx."""
@@ -44,7 +44,7 @@ def gateway_process(
     port: int,
     env: dict[str, str] | None = None,
     ready_path: str = "/emulator/state",
-    timeout_s: float = 20,
+    timeout_s: float = START_TIMEOUT_S,
 ) -> Iterator[str]:
     """Runs `python -m gateway ARGS` until the block ends; yields its base URL once it answers."""
     command, _ = gateway_command(*args)

@@ -50,7 +50,7 @@ class PrometheusAPI:
             "/api/v1/query_range", query=expr, start=str(start), end=str(end), step=str(step)
         )["result"]
 
-    def wait_for(self, expr: str, timeout: float = 15) -> list[dict[str, Any]]:
+    def wait_for(self, expr: str, timeout: float = 60) -> list[dict[str, Any]]:
         """Polls until `expr` returns data; its result."""
         deadline = time.monotonic() + timeout
         while not (result := self.query(expr)):
