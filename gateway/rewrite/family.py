@@ -34,7 +34,7 @@ def prompt_family(tenant: bytes, tools: bytes, system: bytes) -> bytes:
     share before their conversations part. The prefix registry and the prompt_cache_key
     know the stable system blocks; the volatile rule, before it has judged the lines,
     knows the first line holding no date."""
-    return digest.owned(tenant, digest.content(tools) + digest.content(system))
+    return owned_kept(tenant, digest.content(tools) + digest.content(system))
 
 
 def unmarked(blocks: Any) -> bytes:
@@ -55,6 +55,7 @@ def prefix(
     tools: bytes | None,
     memo: CallMemo | None,
     own_system: bool = True,
+    texts: tuple[object, ...] | None = None,
 ) -> tuple[bytes, bytes, int]:
     """(tools digest, stable system blocks digest, their bytes' length), without their
     breakpoints: the same before and after breakpoints are placed. `tools`: the tools' bytes
@@ -63,11 +64,16 @@ def prefix(
     and with it the digest of the tools' bytes it came with where they are the same object
     again (tool_json hands on the same bytes for the same tools); `own_system=False`: the
     list is made anew each call (openai_text.layers), so it is found by its text blocks'
-    texts instead (`_texts`: Codex's 20 KB of instructions, the same string each turn)."""
+    texts instead (`_texts`: Codex's 20 KB of instructions, the same string each turn), or
+    by `texts`, those texts where the caller has them."""
     given = tools
     tools = unmarked(body.get("tools") or []) if given is None else given
     system = body.get("system") or []
-    key = _key(system, own_system) if memo is not None else None
+    key: _Key | None = None
+    if memo is not None and texts is not None:  # a list of text blocks': `_texts` of it
+        key = (TEXTS, texts[0], texts) if texts else None
+    elif memo is not None:
+        key = _key(system, own_system)
     if memo is not None and key is not None:
         held = _held(memo, key)
         if held is not None and held.stable_blocks == stable_system_blocks:

@@ -8,8 +8,7 @@ the instructions and the leading system/developer messages: what a prompt family
 Tools may also sit in the input: an `additional_tools` item (role developer, a `tools` list,
 no content) places them at a point in the conversation — Codex's "responses-lite" shape for
 GPT-6 models puts all its tools in one, first. Such an item is not a message: no rule edits
-it, a leading one belongs to the system part (as `tools` would) and its tools to the
-prompt's tools.
+it, a leading one belongs to the system part (as `tools` would), its tools to the prompt's.
 """
 
 from __future__ import annotations
@@ -171,20 +170,26 @@ def fields(body: dict[str, Any]) -> tuple[TextField, ...]:
 def layers(body: dict[str, Any]) -> dict[str, Any]:
     """The body in the shape fingerprint.py reads (tools, system blocks, messages): the
     instructions and leading system messages as system blocks, the rest as messages. One
-    walk of the leading items (dicts: `leading_system`) makes the system blocks and
+    walk of the leading items (as `leading_system` counts them) makes the system blocks and
     `prompt_tools` (the body's tools and those of the leading tools items) together."""
     conversation = items(body)
-    lead = leading_system(conversation)
     instructions = body.get("instructions")
     system = [{"type": "text", "text": instructions}] if instructions else []
     tools = body.get("tools")
     prompt = list(tools) if isinstance(tools, list) else []
-    for item in conversation[:lead]:
-        if item.get("type") == TOOLS_ITEM:
+    lead = 0
+    for item in conversation:
+        if not isinstance(item, dict):
+            break
+        kind = item.get("type", "message")
+        if kind == TOOLS_ITEM:
             if isinstance(item.get("tools"), list):
                 prompt += item["tools"]
+        elif kind != "message" or item.get("role") not in SYSTEM_ROLES:
+            break
         elif content := item.get("content"):
             system.append({"type": "text", "text": content})
+        lead += 1
     return {
         "model": body.get("model"),
         "tools": prompt,
@@ -205,14 +210,25 @@ class OpenAISystem:
     which pays where the provider caches by token prefix — not on a Responses call that
     continues a stored conversation (`previous_response_id`)."""
 
-    def texts(self, body: dict[str, Any]) -> list[tuple[Place, str]]:
-        conversation = items(body)
+    def system_part(self, body: dict[str, Any]) -> tuple[list[tuple[Place, str]], list[Any]]:
+        """The texts, and the prompt's tools (`prompt_tools`), in one walk of the leading
+        items (`leading_system`'s)."""
         found: list[tuple[Place, str]] = []
         instructions = body.get("instructions")
         if isinstance(instructions, str) and instructions:
             found.append((INSTRUCTIONS, instructions))
-        for m, message in enumerate(conversation[: leading_system(conversation)]):
-            content = message.get("content")
+        tools = body.get("tools")
+        prompt = list(tools) if isinstance(tools, list) else []
+        for m, item in enumerate(items(body)):
+            if not isinstance(item, dict):
+                break
+            kind = item.get("type", "message")
+            if kind == TOOLS_ITEM:
+                if isinstance(item.get("tools"), list):
+                    prompt += item["tools"]
+            elif kind != "message" or item.get("role") not in SYSTEM_ROLES:
+                break
+            content = item.get("content")
             if isinstance(content, str):
                 found.append(((m,), content))
             elif isinstance(content, list):
@@ -223,10 +239,7 @@ class OpenAISystem:
                     and part.get("type") in TEXT_PARTS
                     and isinstance(part.get("text"), str)
                 ]
-        return found
-
-    def tools(self, body: dict[str, Any]) -> Any:
-        return prompt_tools(body)
+        return found, prompt
 
     def replaced(self, body: dict[str, Any], texts: dict[Place, str]) -> dict[str, Any]:
         new_body = dict(body)

@@ -21,7 +21,7 @@ from gateway.rewrite.breakpoints import plan_breakpoints, plan_short
 from gateway.rewrite.family import family_of
 from gateway.rewrite.fingerprint import conversation_of, fingerprint
 from gateway.rewrite.memo import CallMemo, call_memo, derived
-from gateway.rewrite.openai_text import items_key, layers
+from gateway.rewrite.openai_text import layers
 from gateway.rewrite.pin import note_retirement, pin
 from gateway.rewrite.request import LLMRequest, Rewrite, evolve
 from gateway.rewrite.route import route
@@ -34,10 +34,6 @@ from gateway.settings import RewriteSettings
 
 DEFAULT_CHARS_PER_TOKEN = 4.0
 DEFAULT_MIN_TOKENS = 1024
-# memo.py's kind: an OpenAI body's layers, by its conversation list; what an entry holds
-# beyond the lists' references.
-LAYERS = "pipeline.layers"
-LAYERS_BYTES = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,11 +135,13 @@ def _audited(
     memo: CallMemo | None = None,
 ) -> LLMRequest:
     """`_audit` of the body in fingerprint.py's shape (tools, system blocks, messages);
-    `own_system=False`: its system list is made for the audit (openai_text.layers)."""
+    `own_system=False`: its system list is made for the audit (openai_text.layers), of
+    text blocks alone, whose texts key it (family.py's `prefix`)."""
     min_tokens, chars_per_token = _model_facts(request, context)
     memo = memo if memo is not None else call_memo(context.learned.memo, request.tenant)
     stable, tenant, tools = request.stable_system_blocks, request.tenant, request.prompt_tools
-    fp = fingerprint(shaped, stable, chars_per_token, tenant, tools, memo, own_system)
+    texts = None if own_system else tuple([block["text"] for block in shaped["system"]])
+    fp = fingerprint(shaped, stable, chars_per_token, tenant, tools, memo, own_system, texts)
     # What the memo kept (memo.py's `observed`) in the one new request.
     observations = request.observations + derived(memo)
     return evolve(
@@ -206,35 +204,12 @@ def _openai_breakpoints(request: LLMRequest, context: RewriteContext) -> LLMRequ
 
 
 def _openai_audit(request: LLMRequest, context: RewriteContext) -> LLMRequest:
-    """The fingerprint of the body's layers (openai_text.layers), as _audit takes it."""
+    """The fingerprint of the body's layers (openai_text.layers), as _audit takes it. The
+    layers are made anew each call (a walk of the leading items and a slice of the list):
+    a memo entry for them by the conversation list paid only on a resent list, and its
+    lookup and entry cost more than the walk on every new turn."""
     memo = call_memo(context.learned.memo, request.tenant)
-    return _audited(request, context, _layers(request.body, memo), False, memo)
-
-
-def _layers(body: dict[str, Any], memo: CallMemo | None) -> dict[str, Any]:
-    """`layers(body)`; the very dict an earlier accepted call's audit made where this body
-    sends the same conversation list (by identity: prefix reuse, the whitespace memo) with
-    the same model, instructions and tools list, the values `layers` reads."""
-    conversation = body.get(items_key(body))
-    if memo is None or not isinstance(conversation, list):
-        return layers(body)
-    how = (body.get("model"), body.get("instructions"), body.get("tools"))
-    held: tuple[tuple[Any, ...], dict[str, Any]] | None = memo.get_same(LAYERS, conversation)
-    if held is not None and _same_values(held[0], how):
-        return held[1]
-    shaped = layers(body)
-    size = LAYERS_BYTES + 8 * (len(conversation) + len(shaped["tools"]))
-    memo.keep_same(LAYERS, conversation, (how, shaped), size)
-    return shaped
-
-
-def _same_values(kept: tuple[Any, ...], now: tuple[Any, ...]) -> bool:
-    """Each the very object, or the model and instructions equal strings."""
-    return _same(kept[0], now[0]) and _same(kept[1], now[1]) and kept[2] is now[2]
-
-
-def _same(a: object, b: object) -> bool:
-    return a is b or (type(a) is str and type(b) is str and a == b)
+    return _audited(request, context, layers(request.body), False, memo)
 
 
 OPENAI_STAGES: tuple[Stage, ...] = (

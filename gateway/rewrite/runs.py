@@ -18,6 +18,10 @@ if TYPE_CHECKING:
 
 # memo.py's kind: what a call's messages were found to be (by identity).
 RUN = "fingerprint.run"
+# memo.py's kind: a conversation's second message (by identity) to the id of the first
+# message its run is kept by (`_found`). An int: the entry keeps no message alive.
+LINK = "fingerprint.link"
+_LINK_BYTES = 64
 # A run's bytes a message beside the messages' own: its chain and first digests (16-byte
 # bytes objects, ~50 bytes each), its size and marks, and a slot in each tuple.
 _RUN_BYTES = 160
@@ -101,7 +105,7 @@ def chained(sent: list[Any], family: bytes, memo: CallMemo) -> Run:
     as these objects after the same chain taken from its run, each other message found by
     identity where it was kept alone. The Python work is the messages that differ from the
     run's or follow it."""
-    run: Run | None = memo.get_same(RUN, sent[0]) if sent else None
+    key, run = _found(sent, memo)
     if run is None or run.family != family:
         made = _Chain()
         made.walk(sent, family, memo)
@@ -119,10 +123,31 @@ def chained(sent: list[Any], family: bytes, memo: CallMemo) -> Run:
             made.take(run, 0, len(sent))
             return made.run(family, sent)
         made = _retaken(run, sent, parted, memo)
+    new = run is None
     run = made.run(family, sent)
     if sent:
-        memo.keep_same(RUN, sent[0], run, _RUN_BYTES * len(sent) + run.total)
+        memo.keep_same(RUN, key, run, _RUN_BYTES * len(sent) + run.total)
+        if new and len(sent) > 1:
+            memo.keep_same(LINK, sent[1], id(key), _LINK_BYTES)
     return run
+
+
+def _found(sent: list[Any], memo: CallMemo) -> tuple[Any, Run | None]:
+    """(the object to keep the run by, the run kept by it): by the first message's identity;
+    where that is new (a breakpoint placed on it: a copy of it) and the second message is
+    not, the run of the first message the second came with (`LINK`), kept by that first
+    message again. Any run found is only a start: `chained` compares it with `sent`."""
+    if not sent:
+        return None, None
+    first = sent[0]
+    run: Run | None = memo.get_same(RUN, first)
+    if run is not None or len(sent) < 2:
+        return first, run
+    at: int | None = memo.get_same(LINK, sent[1])
+    held: tuple[Any, Run] | None = None if at is None else memo.get((RUN, at))
+    if held is None or len(held[1].messages) < 2 or held[1].messages[1] is not sent[1]:
+        return first, None
+    return held  # (the run's own first message, its run)
 
 
 def _extended(run: Run, sent: list[Any], memo: CallMemo) -> Run:
@@ -144,6 +169,8 @@ def _extended(run: Run, sent: list[Any], memo: CallMemo) -> Run:
         total,
     )
     memo.keep_same(RUN, sent[0], run, _RUN_BYTES * len(sent) + total)
+    if len(made.chains) == len(sent) - 1:  # the run was the first message alone
+        memo.keep_same(LINK, sent[1], id(sent[0]), _LINK_BYTES)
     return run
 
 

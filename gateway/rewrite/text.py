@@ -176,20 +176,19 @@ Place = tuple[int, ...]
 class AnthropicSystem:
     """`system` (a string or blocks); dates go to the end of the newest user turn."""
 
-    def texts(self, body: dict[str, Any]) -> list[tuple[Place, str]]:
+    def system_part(self, body: dict[str, Any]) -> tuple[list[tuple[Place, str]], Any]:
+        """The system's texts, and the prompt's tools."""
+        tools = body.get("tools") or []
         system = body.get("system")
         if isinstance(system, str):
-            return [((0,), system)]
+            return [((0,), system)], tools
         if not isinstance(system, list):
-            return []
+            return [], tools
         return [
             ((i,), block["text"])
             for i, block in enumerate(system)
             if isinstance(block, dict) and isinstance(block.get("text"), str)
-        ]
-
-    def tools(self, body: dict[str, Any]) -> Any:
-        return body.get("tools") or []
+        ], tools
 
     def replaced(self, body: dict[str, Any], texts: dict[Place, str]) -> dict[str, Any]:
         system = body["system"]

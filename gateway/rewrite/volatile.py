@@ -63,8 +63,9 @@ Place = tuple[int, ...]
 class SystemPart(Protocol):
     """Where a wire keeps the system part's texts, and where moved lines go."""
 
-    def texts(self, body: dict[str, Any]) -> list[tuple[Place, str]]: ...
-    def tools(self, body: dict[str, Any]) -> Any: ...
+    def system_part(self, body: dict[str, Any]) -> tuple[list[tuple[Place, str]], Any]:
+        """The system part's texts, each at its place, and the prompt's tools: one walk."""
+
     def replaced(self, body: dict[str, Any], texts: dict[Place, str]) -> dict[str, Any]: ...
     def layers(self, body: dict[str, Any]) -> int: ...
     def layer_of(self, body: dict[str, Any], place: Place) -> int: ...
@@ -124,12 +125,12 @@ def _volatile_lines(
     memo: CallMemo | None,
 ) -> LLMRequest:
     body = request.body
-    texts = part.texts(body)
+    texts, prompt = part.system_part(body)
     if not texts:
         return request
     # By identity where the body shares an earlier call's texts: a lookup (system_lines.py).
     system = system_lines(tuple(text for _, text in texts), memo)
-    tools = _prompt_tools(request, part, memo)
+    tools = _prompt_tools(request, prompt, memo)
     # Digested, not looked up: xxh3 of the tools' bytes is ~5 us, a lookup by them ~29.
     family = prompt_family(request.tenant, tools, system.first)
     varying = lines.varying(request.tenant, family, system.keys, system.distinct)
@@ -175,14 +176,13 @@ def _volatile_lines(
 TOOLS = "volatile.tools"  # the memo's kind for the tools' bytes, by the tools list (get_same)
 
 
-def _prompt_tools(request: LLMRequest, part: SystemPart, memo: CallMemo | None) -> bytes:
+def _prompt_tools(request: LLMRequest, tools: Any, memo: CallMemo | None) -> bytes:
     """The prompt's tools as bytes without their breakpoints (fingerprint.unmarked), where no
     stage before made them (an OpenAI body's: tool_json leaves them): found by the identity
     of the body's tools list where they are that list's alone (no tools item adds some) and
     an earlier accepted call sent the very list (Codex's: ~130 us a serialization)."""
     if request.prompt_tools is not None:
         return request.prompt_tools
-    tools = part.tools(request.body)
     sent = request.body.get("tools")
     if memo is None or not isinstance(sent, list) or len(tools) != len(sent):
         return unmarked(tools)
