@@ -5,9 +5,9 @@
 3. between them, breakpoints at most 20 blocks apart, because a read looks back at most
    20 blocks from a breakpoint (docs/wire.md#anthropic-prompt-caching).
 When dates were moved to the end of the newest turn, "the newest block" is the last one
-before them: an entry holding the time would never be read again. And when the newest
-turn has several blocks, the one before its last gets a breakpoint too: parallel calls
-that share a document and differ only in their question read each other's entry there.
+before them (an entry holding the time would never be read again; none if that is the
+first block). When the newest turn has several blocks, the one before its last gets one
+too: parallel calls that share a document and differ in their question read it there.
 
 Breakpoints cost nothing in themselves: a write is billed for the tokens between the
 longest hit and the last breakpoint, however many breakpoints lie between, so the four
@@ -77,14 +77,14 @@ def plan_breakpoints(
     if request.dates_at is not None:  # nothing from the block holding moved dates on
         end = _before(slots, table.head, request.dates_at)
         slots, client = slots[:end], tuple(mark for mark in client if mark[0] < end)
+        if not slots:  # the dates are in the first block: no prefix before them to cache
+            return _done(request, observed, memo, findings=_below(0, min_tokens))
     stable_end = _stable_end(table.tools, table.head, request.stable_system_blocks)
     ttl_of = dict(client)  # the client's own TTL by slot index
-    # Never below none: more than four of the client's own (which the API refuses) get none
-    # added, not a slice from the end.
+    # More than four of the client's own (the API refuses them) get none added, not a slice.
     room = max(MAX_BREAKPOINTS - taken, 0)
-    wanted = _wanted(
-        slots, stable_end, min_tokens, automatic is not None, room if tail else 0, ttl_of
-    )
+    enough = room if tail else 0
+    wanted = _wanted(slots, stable_end, min_tokens, automatic is not None, enough, ttl_of)
     if not tail:
         wanted = [i for i in wanted if stable_end is not None and i <= stable_end]
         if reread is not None:
@@ -95,8 +95,7 @@ def plan_breakpoints(
     chosen = [i for i in wanted if i not in ttl_of][:room]
     if not chosen:
         if slots[-1].tokens_through < min_tokens:
-            detail = f"~{slots[-1].tokens_through} tokens < {min_tokens}"
-            below = (Finding("prefix_below_minimum", detail),)
+            below = _below(slots[-1].tokens_through, min_tokens)
             return _done(request, observed, memo, findings=below)
         if body is request.body:
             return _done(request, observed, memo)
@@ -154,8 +153,8 @@ def plan_short(
     observations = request.observations + observed
     if not markable:  # `_done`'s request, made directly
         return evolve(request, observations=observations) if observed else request
-    below = Finding("prefix_below_minimum", f"~{total} tokens < {min_tokens}")
-    return evolve(request, findings=(*request.findings, below), observations=observations)
+    findings = request.findings + _below(total, min_tokens)
+    return evolve(request, findings=findings, observations=observations)
 
 
 def _done(
@@ -167,8 +166,8 @@ def _done(
     rewrite: Rewrite | None = None,
     findings: tuple[Finding, ...] = (),
 ) -> LLMRequest:
-    """The plan's request in one new request (~3 us each; the plan made up to three), with
-    what the memo kept after what the plan observed (memo.py's `observed`, folded in)."""
+    """The plan's request in one new request, with what the memo kept after what the plan
+    observed (memo.py's `observed`, folded in)."""
     observed += derived(memo)
     if body is not None or findings or observed:
         request = _evolved(request, observed, body, rewrite, findings)
@@ -182,9 +181,7 @@ def _evolved(
     rewrite: Rewrite | None,
     findings: tuple[Finding, ...],
 ) -> LLMRequest:
-    changes: dict[str, Any] = {}
-    if body is not None:
-        changes.update(body=body, changed=True)
+    changes: dict[str, Any] = {} if body is None else {"body": body, "changed": True}
     if rewrite is not None:
         changes["rewrites"] = (*request.rewrites, rewrite)
     if findings:
@@ -192,6 +189,10 @@ def _evolved(
     if observed:
         changes["observations"] = request.observations + observed
     return evolve(request, **changes)
+
+
+def _below(tokens: int, min_tokens: int) -> tuple[Finding, ...]:
+    return (Finding("prefix_below_minimum", f"~{tokens} tokens < {min_tokens}"),)
 
 
 def _lookback(positions: list[int]) -> tuple[Finding, ...]:
@@ -230,8 +231,7 @@ def _wanted(
             wanted.append(i)
     found = sum(i not in skip for i in wanted)
     floor = -1 if stable_end is None else stable_end
-    # Every 19 blocks back from the newest, so a read from each finds the one before it:
-    # the newest slot below it at most 19 blocks back, found by bisection (positions rise).
+    # Every 19 blocks back from the newest, so a read from each finds the one before it.
     reach = slots[last].position - (LOOKBACK_BLOCKS - 1)
     below = last
     while (enough is None or found < enough) and (

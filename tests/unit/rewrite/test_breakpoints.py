@@ -113,3 +113,17 @@ def test_a_long_tool_loop_gets_breakpoints_within_the_lookback() -> None:
     where = [int(w.split(".")[1]) for w in marks(out.body) if w.startswith("messages")]
     assert where == [2, 21, 40]  # 19 blocks apart back from the newest: each read finds one
     assert not out.findings
+
+
+@pytest.mark.parametrize("policy", ["augment", "replace"])
+def test_moved_dates_in_the_first_block_leave_no_prefix_to_mark(policy: Any) -> None:
+    """Every slot is at or after the moved dates: nothing to mark, the prefix noted as
+    below the minimum (it is empty), and no error."""
+    first = text("Now: 10:32 " + LONG, EPHEMERAL)
+    sent = {"model": "m", "messages": [{"role": "user", "content": [first]}]}
+    request = LLMRequest("anthropic", sent, dates_at=(0, 0))
+    out = plan_breakpoints(request, policy=policy, min_tokens=MIN, chars_per_token=4.0)
+    assert out.body is sent
+    assert [(f.code, f.detail) for f in out.findings] == [
+        ("prefix_below_minimum", f"~0 tokens < {MIN}")
+    ]
