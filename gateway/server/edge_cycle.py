@@ -6,11 +6,13 @@ Methods, not functions stored on each cycle: a `functools.partial(send, cycle)` 
 over the cycle, kept on the cycle, is a reference cycle, so a finished request's cycle was
 not freed by its reference count but left, with its scope, event and body (~40 objects), to
 the garbage collector, which then ran every ~15 requests. The cycle's one extension that
-must reach it (the disconnect watch's completion check, `completion`) holds it weakly.
+must reach it (the disconnect watch's completion check, `completion`) holds it weakly, as
+the connection it writes to (`CycleTransport`) holds the protocol.
 """
 
 from __future__ import annotations
 
+import asyncio
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -57,3 +59,30 @@ def completion(made: RequestResponseCycle) -> Callable[[], bool]:
         return alive is None or bool(alive.response_complete)
 
     return complete
+
+
+class CycleTransport:
+    """The connection as uvicorn's request cycle sees it: its close (after a response with
+    `connection: close`, or a failure) is the protocol's, which lingers if need be.
+
+    It holds the protocol weakly: the protocol holds it (and its cycle, which holds it), so
+    a strong reference made every closed connection a reference cycle, left with its last
+    request's scope and unread body to the garbage collector. The transport holds the
+    protocol until the connection is lost; after that, a close is the transport's."""
+
+    def __init__(self, transport: asyncio.Transport, protocol: Any) -> None:
+        self._transport = transport
+        self._protocol = weakref.ref(protocol)
+        # What the cycle calls per body chunk, bound once rather than found by __getattr__.
+        self.write = transport.write
+        self.is_closing = transport.is_closing
+
+    def close(self) -> None:
+        protocol = self._protocol()
+        if protocol is None:
+            self._transport.close()
+        else:
+            protocol.close_after_response()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import weakref
 from typing import Any, cast
 
 import uvicorn
@@ -44,6 +43,7 @@ from gateway.errors import (
     new_request_id,
 )
 from gateway.server.cycle import COPIED_FROM
+from gateway.server.edge_cycle import CycleTransport as _CycleTransport
 from gateway.server.edge_cycle import adopt, completion
 from gateway.server.intake import BODY_READY
 from gateway.wire.formats import error_response, wire_for
@@ -87,6 +87,8 @@ class EdgeProtocol(HttpToolsProtocol):
         self.in_head = True  # a connection opens with a request head
         self.head_bytes = 0  # of the request line and headers parsed so far
         self.buffered_bytes = 0  # received while the head is incomplete
+        self.began = False  # the head under way began in the read being parsed
+        self.known = self.before = 0  # data_received's
         self.header_count = 0
         self.head_too_large = False
         self.head_timer: asyncio.TimerHandle | None = None
@@ -114,6 +116,7 @@ class EdgeProtocol(HttpToolsProtocol):
             if self.lingered > self.linger_max_bytes:
                 self.transport.close()
             return
+        self.known = self.before = 0  # of `data`: earlier requests', before this head's
         super().data_received(data)
         if not self.in_head or self.transport.is_closing():
             return
@@ -121,7 +124,7 @@ class EdgeProtocol(HttpToolsProtocol):
         # below never see it: count what arrived while the head is incomplete, with its
         # framing, so that a head the count admits is not refused for arriving in pieces.
         if not self.head_too_large:
-            self.buffered_bytes += len(data)
+            self.buffered_bytes += len(data) - self.before
             if self.buffered_bytes > self.max_head_bytes + HEAD_FRAMING:
                 self.head_too_large = True
                 self._send_431()
@@ -131,7 +134,7 @@ class EdgeProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self.in_head = True
+        self.in_head, self.began, self.before = True, True, self.known
         self.head_bytes = self.buffered_bytes = self.header_count = 0
 
     def on_url(self, url: bytes) -> None:
@@ -157,7 +160,9 @@ class EdgeProtocol(HttpToolsProtocol):
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
-        self.in_head = False
+        if self.began:  # a head all in this read: at least its URL and lines (`name:value`)
+            self.known += self.head_bytes - self.header_count
+        self.in_head = self.began = False
         self._stop_head_timer()
         # Counted as uvicorn's limit_concurrency counts: this connection is in `connections`,
         # this request not yet in `tasks`.
@@ -175,6 +180,10 @@ class EdgeProtocol(HttpToolsProtocol):
         extensions: dict[str, Any] = cycle.scope.setdefault("extensions", {})
         extensions[WATCH_EXTENSION] = self.watching.watcher(completion(cycle))
         extensions[BODY_READY] = cycle.message_event.is_set
+
+    def on_body(self, body: bytes) -> None:
+        self.known += len(body)  # a piece of this read
+        super().on_body(body)
 
     def eof_received(self) -> None:
         if self.lingering:
@@ -204,7 +213,10 @@ class EdgeProtocol(HttpToolsProtocol):
             self.server_state.total_requests += 1
             self.close_after_response()
             return
+        idle = not self.pipeline
         super().on_response_complete()
+        if idle and not self.in_head:  # what arrives next is the next head (blank lines too)
+            self.in_head, self.buffered_bytes = True, 0
 
     def send_400_response(self, msg: str) -> None:
         if self.head_too_large:
@@ -239,33 +251,6 @@ class EdgeProtocol(HttpToolsProtocol):
         head += [b"%s: %s\r\n" % (name, value) for name, value in headers]
         self.transport.write(b"".join([*head, b"\r\n", body]))
         self.transport.close()
-
-
-class _CycleTransport:
-    """The connection as uvicorn's request cycle sees it: its close (after a response with
-    `connection: close`, or a failure) is the protocol's, which lingers if need be.
-
-    It holds the protocol weakly: the protocol holds it (and its cycle, which holds it), so
-    a strong reference made every closed connection a reference cycle, left with its last
-    request's scope and unread body to the garbage collector. The transport holds the
-    protocol until the connection is lost; after that, a close is the transport's."""
-
-    def __init__(self, transport: asyncio.Transport, protocol: EdgeProtocol) -> None:
-        self._transport = transport
-        self._protocol = weakref.ref(protocol)
-        # What the cycle calls per body chunk, bound once rather than found by __getattr__.
-        self.write = transport.write
-        self.is_closing = transport.is_closing
-
-    def close(self) -> None:
-        protocol = self._protocol()
-        if protocol is None:
-            self._transport.close()
-        else:
-            protocol.close_after_response()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
 
 
 async def _overloaded(scope: Any, receive: Any, send: Any) -> None:

@@ -121,3 +121,35 @@ def test_each_request_on_a_connection_counts_from_nothing(limited_url: str) -> N
         while answer.count(b"HTTP/1.1 ") < 2 and (chunk := sock.recv(65536)):
             answer += chunk
     assert answer.count(b"HTTP/1.1 200") == 2
+
+
+def test_blank_lines_after_a_response_start_the_head_clock(limited_url: str) -> None:
+    """A blank line after a response (which the parser skips) stops the idle timer, so it
+    must start the head's: the kept-alive connection is answered 408 and closed, not held
+    (before, it was held past any deadline, for as long as the client sent such lines)."""
+    host, port = limited_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=DEADLINE_S) as sock:
+        sock.sendall(_head([(b"Host", b"x")]) + b"\r\n")
+        assert _whole_response(sock).startswith(b"HTTP/1.1 200")
+        sock.sendall(b"\r\n")
+        answer = b""
+        with suppress(ConnectionResetError):
+            while b"HTTP/1.1 408" not in answer and (chunk := sock.recv(65536)):
+                answer += chunk
+    assert b"HTTP/1.1 408" in answer
+
+
+def _whole_response(sock: socket.socket) -> bytes:
+    """One response, read to the end of its body (its content-length)."""
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        answer += sock.recv(65536)
+    head, body = answer.split(b"\r\n\r\n", 1)
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head
