@@ -8,7 +8,9 @@ to TURNS_PER_TENANT of them, within half its share of bytes (the memo's entries 
 rest). A body is matched against only a few of them: while a tenant holds FEW, each; past
 that, the two held bodies next to it in byte order (a search by halves, one memcmp a step),
 which are the two sharing its longest prefix (a conversation's previous turn shares all but
-its last items), and the most recent one.
+its last items), and the most recent one. The two found there are the body's place to be
+kept in (`Place`), carried to `keep` by the call: if they are still next to each other then,
+nothing was kept between them and the body goes there, its bytes compared with none.
 """
 
 from __future__ import annotations
@@ -23,8 +25,29 @@ TURNS_PER_TENANT = 64
 FEW = 4  # held bodies each tried by reparse.py; past it, those closest by bytes
 
 
+# A body and the held bodies just before and after it in byte order (None past either end),
+# as `near` found them: held by the call that read it, for as long as the call.
+Place = tuple[bytes, Held | None, Held | None]
+
+
 def _raw(held: Held) -> bytes:
     return held.raw
+
+
+def _placed(ordered: tuple[Held, ...], raw: bytes, place: Place | None) -> int | None:
+    """`bisect_right(ordered, raw)` where `place` says, if it was found for `raw` and its two
+    bodies are still next to each other in `ordered` (by identity: no bytes compared); None
+    if not known so."""
+    if place is None or place[0] is not raw:
+        return None
+    _, low, high = place
+    if low is None:
+        return 0 if ordered and ordered[0] is high else None
+    try:
+        at = list(map(id, ordered)).index(id(low)) + 1
+    except ValueError:
+        return None
+    return at if (ordered[at] if at < len(ordered) else None) is high else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,17 +68,27 @@ class Turns:
         kept = self._table.get(tenant, "")
         if kept is None:
             return ()
-        if raw is None or len(kept.recent) <= FEW:
-            return kept.recent
+        return kept.recent if raw is None else self.near(tenant, raw)[0]
+
+    def near(self, tenant: bytes, raw: bytes) -> tuple[tuple[Held, ...], Place | None]:
+        """`held(tenant, raw)`, and `raw`'s place in byte order if it was searched for."""
+        kept = self._table.get(tenant, "")
+        if kept is None:
+            return (), None
+        if len(kept.recent) <= FEW:
+            return kept.recent, None
         ordered = kept.ordered
         at = bisect_right(ordered, raw, key=_raw)
+        place = raw, ordered[at - 1] if at else None, ordered[at] if at < len(ordered) else None
         near = ordered[max(at - 1, 0) : at + 1]
         latest = kept.recent[0]
-        return near if any(t is latest for t in near) else (*near, latest)
+        return (near if any(t is latest for t in near) else (*near, latest)), place
 
-    def keep(self, tenant: bytes, turn: Held, base: Held | None = None) -> None:
+    def keep(
+        self, tenant: bytes, turn: Held, base: Held | None = None, place: Place | None = None
+    ) -> None:
         """`turn` first, in the place of `base` (the body it was parsed from) if given; the
-        oldest forgotten past the count or the bytes."""
+        oldest forgotten past the count or the bytes. `place`: where `near` found its bytes."""
         kept = self._table.get(tenant, "")
         if kept is not None and turn is base and any(t is turn for t in kept.recent):
             # The body repeated the held one it was parsed from (reparse.py returned it): it
@@ -64,23 +97,30 @@ class Turns:
             size = sum(held.size for held in first)  # the same bodies: within the bounds
             self._table.put(tenant, "", _Kept(first, kept.ordered), size)
             return
-        ordered = [t for t in kept.ordered if t is not turn] if kept else []
-        at = bisect_right(ordered, turn.raw, key=_raw)
         # A body of the same bytes (a resend, or one call from several connections at once)
         # is held once: copies would fill the tenant's share with bodies that each match the
         # next no better than one does, and each step of the search by halves would compare
-        # two of them whole (a memcmp of the body; bytes of another length compare at once).
-        same = ordered[at - 1] if at and ordered[at - 1].raw == turn.raw else None
+        # two of them whole (bytes of another length compare at once).
+        raw = turn.raw
         recent: list[Held] = [turn]
         size = turn.size
         for held in kept.recent if kept is not None else ():
-            if held is base or held is same or held.raw is turn.raw:
+            if held is base or held.raw == raw:
                 continue
             if len(recent) == TURNS_PER_TENANT or size + held.size > self._budget:
                 break
             recent.append(held)
             size += held.size
-        staying = {id(held) for held in recent}
+        # Its place among the bodies that stay (not among those it replaces: the one it was
+        # parsed from, a conversation's one place, is not compared with), where `near` found
+        # it if nothing was kept there since, else searched by halves.
+        staying = {id(held) for held in recent[1:]}
+        every = kept.ordered if kept is not None else ()
+        ordered = [t for t in every if id(t) in staying]
+        at = _placed(every, raw, place)
+        if at is None:
+            at = bisect_right(ordered, raw, key=_raw)
+        elif len(ordered) < len(every):
+            at = len([t for t in every[:at] if id(t) in staying])
         ordered.insert(at, turn)
-        ordered = [t for t in ordered if id(t) in staying]
         self._table.put(tenant, "", _Kept(tuple(recent), tuple(ordered)), size)

@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from gateway.cache.turns import Turns
+from gateway.cache.turns import Place, Turns
 from gateway.cascade.dispatch import Candidate
 from gateway.cascade.table import StepPlan
 from gateway.errors import InvalidRequest, UnsupportedMediaType
@@ -37,6 +37,7 @@ class Reading:
     turns: Turns | None = None
     base: Held | None = None
     turn: Turn | None = None  # made by reparse; a body parsed whole is kept unlearned
+    place: Place | None = None  # where its bytes go among the held ones (turns.py)
 
     def dumps(self, body: dict[str, Any]) -> Body:
         """`dumps(body)`, its parts shared with the parse written from their bytes (a long
@@ -56,7 +57,8 @@ class Reading:
         """The body kept for the tenant's next one (once the provider accepted the call)."""
         if self.turns is not None:
             held = self.turn if self.turn is not None else Sent(self.raw, self.parsed)
-            self.turns.keep(self.tenant, held, self.base)
+            self.turns.keep(self.tenant, held, self.base, self.place)
+            self.place = None  # its bodies are not held past the keep
 
 
 class Prepared(NamedTuple):
@@ -173,7 +175,8 @@ def read_as(
         raise UnsupportedMediaType("Content-Type must be application/json.")
     if len(raw) < MIN_REUSE_BYTES:
         turns = None  # a small body parses in less time than a match with a kept one takes
-    found = reparse(raw, turns.held(who, raw)) if turns is not None else None
+    held, place = turns.near(who, raw) if turns is not None else ((), None)
+    found = reparse(raw, held) if held else None
     if found is not None:
         parsed, base, turn = found
     else:
@@ -189,7 +192,7 @@ def read_as(
     if model is not None and not safe_model_name(model):
         # It is echoed in x-gateway-model, and named in logs and metrics.
         raise InvalidRequest("model: must be 1 to 256 printable ASCII characters, without spaces.")
-    return Reading(raw, parsed, model, who, turns, base, turn)
+    return Reading(raw, parsed, model, who, turns, base, turn, place)
 
 
 def as_sent(

@@ -150,8 +150,8 @@ def reparse(raw: bytes, held: Iterable[Held]) -> tuple[dict[str, Any], Held, Tur
     A `Sent` body is learned here if `raw` resembles it."""
     best: tuple[Held, Turn, _Match] | None = None
     for entry in held:
-        if best is not None and isinstance(entry, Turn) and len(entry.ends) <= best[2].shared:
-            continue  # it shares at most its items, no more than the best: not compared
+        if best is not None and isinstance(entry, Turn) and not _may_beat(raw, entry, best[2]):
+            continue  # it cannot share more items than the best: not compared
         turn = entry if isinstance(entry, Turn) else _learned(entry, raw)
         found = None if turn is None else _match(raw, turn)
         if (
@@ -198,6 +198,21 @@ def reparse(raw: bytes, held: Iterable[Held]) -> tuple[dict[str, Any], Held, Tur
         # its turn, so turns.py keeps it in its place, found by identity, not compared whole.
         return parsed, entry, base
     return parsed, entry, _extended(raw, parsed, base, match, begin, new, after)
+
+
+def _may_beat(raw: bytes, turn: Turn, best: _Match) -> bool:
+    """Whether `turn` may share more items with `raw` than `best` does: it must have more, and
+    the first of them past `best`'s must be `raw`'s item there, where `best`'s shared ones
+    end in both (the same bytes from the same offset end at the same place; the head
+    before the array is `raw`'s in both). One item compared, not the tail and the head: a
+    tenant's turns of one conversation each share the same items with the next body."""
+    shared, ends = best.shared, turn.ends
+    if len(ends) <= shared:
+        return False
+    begin = ends[shared - 1] if shared else turn.start
+    if begin != best.cut:
+        return False
+    return raw.startswith(memoryview(turn.raw)[begin : ends[shared]], begin)
 
 
 def _repeats(raw: bytes, base: Turn, match: _Match) -> bool:
