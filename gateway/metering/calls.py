@@ -22,6 +22,7 @@ from gateway.wire.usage import Usage
 # Below this, (duration - ttft) is timer noise, not generation time.
 MIN_GENERATION_S = 0.001
 MAX_COMMON = 4096  # calls' (provider, models, step, status) whose children are at hand
+_new = tuple.__new__  # a NamedTuple made from its values in order, without its own frame
 
 
 class CacheVerdict(Protocol):
@@ -140,7 +141,7 @@ class Meter:
         attempts: tuple[float, ...] = ()
         if len(call.attempts) > 1:
             attempts = tuple(self._attempt_cost(call, attempt) for attempt in call.attempts)
-        return Metered((answer or 0.0) + sum(attempts), findings, answer, attempts)
+        return _new(Metered, ((answer or 0.0) + sum(attempts), findings, answer, attempts))
 
     def record(self, call: CallRecord, metered: Metered) -> None:
         (provider, step, model_requested, model_used, status, duration_s, ttft_s, usage, rewrites,
