@@ -53,6 +53,9 @@ class Verdict(NamedTuple):
     wasted_writes: tuple[tuple[tuple[str, ...], int], ...]
 
 
+_new_verdict = tuple.__new__
+
+
 class PrefixRegistry:
     def __init__(self, state: LearnedState | None = None, ttl_s: float = 300.0) -> None:
         self.ttl_s = ttl_s
@@ -82,31 +85,49 @@ class PrefixRegistry:
         step: str | None = None,
     ) -> Verdict:
         """Attributes this call's misses, then remembers it for the next call."""
-        tenant = fp.tenant
-        in_conversation = self._conversations.get(tenant, fp.conversation)
-        in_family = self._families.get(tenant, fp.family)
-        self._note_gaps(fp, in_conversation, in_family, started)
+        tenant, family, conversation = fp.tenant, fp.family, fp.conversation
+        in_conversation = self._conversations.get(tenant, conversation)
+        in_family = self._families.get(tenant, family)
+        # The reuse gaps (`_note_gaps`'s, in this frame: every call makes it).
+        gaps = self._gaps.get(tenant, family)
+        if gaps is None:
+            gaps = ReuseGaps()
+            self._gaps.put(tenant, family, gaps, GAPS_BYTES)
+        if in_family is not None and in_family.fingerprint.family == family:
+            gaps.prefix.append(started - in_family.started)
+        if in_conversation is not None and in_conversation.fingerprint.family == family:
+            gaps.turns.append(started - in_conversation.started)
         previous = in_conversation or in_family
         cause, expected = self._cause(fp, previous, usage, started, min_tokens)
         if cause is not None and provider_reason in PROVIDER_CAUSES:
             cause = PROVIDER_CAUSES[provider_reason]  # the provider saw its own cache
         written = usage.cache_write_5m + usage.cache_write_1h
-        seen = Seen.of(fp, usage, started, answered, message_id).compact()
+        # `Seen.of(...).compact()`, made by position: the last cumulative message digest
+        # stands for the ones before it.
+        messages = fp.messages
+        if len(messages) <= 1:
+            seen = Seen(fp, started, answered, usage.cache_read + written, message_id)
+        else:
+            compacted = fp._replace(messages=messages[-1:])
+            cached = usage.cache_read + written
+            seen = Seen(compacted, started, answered, cached, message_id, len(messages))
         size = seen.size
         if in_conversation is not None and in_conversation is in_family and in_family.size == size:
             # Both keys hold one entry (the family's last call was this conversation's), made
             # the most recent by the gets above: two puts of its size would leave the same.
             in_family.take(seen)
         else:
-            self._conversations.put(tenant, fp.conversation, seen, size)
-            self._families.put(tenant, fp.family, seen, size)
+            self._conversations.put(tenant, conversation, seen, size)
+            self._families.put(tenant, family, seen, size)
         if seen.cached_tokens:
             self._cached.put(tenant, fp.shared, answered, CACHED_BYTES)
-        self._note_reads(fp, usage, started)
+        cache_read = usage.cache_read
+        if cache_read:
+            self._note_reads(fp, usage, started)
         if written:
             pending = PendingWrite(owner, written, started + self.ttl_s, step=step, model=fp.model)
-            self._writes.put(tenant, fp.conversation, pending, pending.size)
-            self._writes.put(tenant, fp.family, pending, pending.size)
+            self._writes.put(tenant, conversation, pending, pending.size)
+            self._writes.put(tenant, family, pending, pending.size)
             self._expect(pending)
             key = (step, fp.model)
             tails = self._tails.get(tenant, key)
@@ -114,7 +135,14 @@ class PrefixRegistry:
                 tails = TailReuse()
                 self._tails.put(tenant, key, tails, TAILS_BYTES + len(step or "") + len(fp.model))
             tails.note_written()
-        return Verdict(cause, max(0, expected - usage.cache_read), self._expired_unread(started))
+        missed = expected - cache_read
+        expiries = self._expiries
+        # The expired writes (`_expired_unread`), looked at only when the oldest has expired.
+        wasted = (
+            self._expired_unread(started) if expiries and expiries[0].expires <= started else ()
+        )
+        # By tuple.__new__: a NamedTuple's own __new__ is a Python frame.
+        return _new_verdict(Verdict, (cause, missed if missed > 0 else 0, wasted))
 
     def _expect(self, pending: PendingWrite) -> None:
         """Queues a write to be judged at its expiry; past the queue's bytes, the oldest
@@ -150,18 +178,6 @@ class PrefixRegistry:
         """(stable prefix, conversation tail) TTLs from the family's observed reuse gaps."""
         gaps = self._gaps.get(tenant, family)
         return ("5m", "5m") if gaps is None else gaps.ttls(self.ttl_s)
-
-    def _note_gaps(
-        self, fp: Fingerprint, in_conversation: Seen | None, in_family: Seen | None, now: float
-    ) -> None:
-        gaps = self._gaps.get(fp.tenant, fp.family)
-        if gaps is None:
-            gaps = ReuseGaps()
-            self._gaps.put(fp.tenant, fp.family, gaps, GAPS_BYTES)
-        if in_family is not None and in_family.fingerprint.family == fp.family:
-            gaps.prefix.append(now - in_family.started)
-        if in_conversation is not None and in_conversation.fingerprint.family == fp.family:
-            gaps.turns.append(now - in_conversation.started)
 
     def tail_pays(self, tenant: bytes, step: str | None, model: str) -> bool:
         """Whether to write this step's conversation tail to the cache on `model`: yes until

@@ -8,6 +8,7 @@ comes in the record as data: it imports neither the cascade nor the cache.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from operator import itemgetter
 from typing import Any, NamedTuple, Protocol
 
 from gateway.metering.labels import LabelBounds
@@ -21,6 +22,7 @@ from gateway.wire.usage import Usage
 # Below this, (duration - ttft) is timer noise, not generation time.
 MIN_GENERATION_S = 0.001
 MAX_COMMON = 4096  # calls' (provider, models, step, status) whose children are at hand
+_new = tuple.__new__  # a NamedTuple made from its values in order, without its own frame
 
 
 class CacheVerdict(Protocol):
@@ -64,6 +66,13 @@ class CallRecord(NamedTuple):
     priced: Priced | None = None  # the relay's cost of the answer, if it priced it
 
 
+# What `Meter.record` reads of a record, in one C call (a field read by name is a descriptor's).
+_RECORDED = itemgetter(*map(CallRecord._fields.index, (
+    "provider", "step", "model_requested", "model_used", "status", "duration_s", "ttft_s",
+    "usage", "rewrites", "cache", "coalesced", "overhead_s", "attempts", "budget_breaches",
+)))  # fmt: skip
+
+
 class CallWriter(Protocol):
     """Something that records each finished call: the call log, the tracer."""
 
@@ -100,27 +109,19 @@ class Meter:
         self._series: dict[tuple[Any, ...], Series] = {}
         self._rewritten: dict[str, Add] = {}  # gateway_rewrites' counts, by rule
 
-    def label_values(self, call: CallRecord) -> tuple[str, str, str]:
-        """The call's bounded (provider, model, step) label values."""
-        return self.labels_of(call.provider, call.model_used or call.model_requested, call.step)
-
     def labels_of(self, provider: str, model: str | None, step: str | None) -> tuple[str, str, str]:
         return (provider, self.labels.model(model), self.labels.step(step))
 
     def cost(self, call: CallRecord) -> float | None:
         """USD for the call's usage; None when there is usage but no price for its model."""
-        if call.usage is None:
+        usage, priced, context = call.usage, call.priced, call.context
+        if usage is None:
             return 0.0
         model = call.model_used or call.model_requested
-        priced = call.priced
-        if (
-            priced is not None
-            and priced.usage is call.usage
-            and priced.model == model
-            and priced.context == call.context
-        ):
+        # `priced[::2]`: (model, context), its fields compared in their order.
+        if priced is not None and priced.usage is usage and priced[::2] == (model, context):
             return priced.usd  # the relay priced these very inputs
-        return self.pricing.cost(call.provider, model, call.usage, context=call.context)
+        return self.pricing.cost(call.provider, model, usage, context=context)
 
     def on_call_complete(self, call: CallRecord) -> Metered:
         """Prices the call, then records it: metrics and the writers."""
@@ -140,58 +141,60 @@ class Meter:
         attempts: tuple[float, ...] = ()
         if len(call.attempts) > 1:
             attempts = tuple(self._attempt_cost(call, attempt) for attempt in call.attempts)
-        return Metered((answer or 0.0) + sum(attempts), findings, answer, attempts)
+        return _new(Metered, ((answer or 0.0) + sum(attempts), findings, answer, attempts))
 
     def record(self, call: CallRecord, metered: Metered) -> None:
-        key = (call.provider, call.model_used, call.model_requested, call.step, call.status)
+        (provider, step, model_requested, model_used, status, duration_s, ttft_s, usage, rewrites,
+         cache, coalesced, overhead_s, attempts, budget_breaches) = _RECORDED(call)  # fmt: skip
+        key = (provider, model_used, model_requested, step, status)
         series = self._series.get(key)
         if series is None:
             series = self._series_of(call, key)
         metrics, labels = self.metrics, series.labels
-        series.called(call.duration_s)
-        if call.overhead_s is not None:
+        series.called(duration_s)
+        if overhead_s is not None:
             if series.overhead is None:
                 series.overhead = observer(self._child(metrics.overhead, *labels))
-            series.overhead(call.overhead_s)
+            series.overhead(overhead_s)
         if series.upstream_error is not None:
             series.upstream_error(1)
-        if call.ttft_s is not None:
+        if ttft_s is not None:
             if series.ttft is None:
                 series.ttft = observer(self._child(metrics.time_to_first_token, *labels))
-            series.ttft(call.ttft_s)
-        usage = call.usage
+            series.ttft(ttft_s)
         if usage is not None:
             series.add_tokens(usage, self._tokens)
-            if call.ttft_s is not None:  # a stream (the rate's own first test, without a frame)
+            if ttft_s is not None:  # a stream (the rate's own first test, without a frame)
                 self._output_rate(series, call, usage)
-        if metered.answer_usd is None:
+        answer_usd = metered.answer_usd
+        if answer_usd is None:
             if series.unpriced is None:
                 series.unpriced = adder(self._child(metrics.unpriced, *labels))
             series.unpriced(1)
-        elif metered.answer_usd:
+        elif answer_usd:
             if series.cost is None:
                 series.cost = counter(self._child(metrics.cost, *labels))
-            series.cost(metered.answer_usd)
-        for rule in call.rewrites:
+            series.cost(answer_usd)
+        for rule in rewrites:
             rewritten = self._rewritten.get(rule)
             if rewritten is None:
                 rewritten = self._rewritten[rule] = adder(self._child(metrics.rewrites, rule))
             rewritten(1)
-        if call.coalesced:
+        if coalesced:
             if series.coalesced is None:
                 series.coalesced = adder(self._child(metrics.coalesced, *labels))
             series.coalesced(1)
-        if call.cache is not None:
-            self._cache(series, call.cache)
-        for phase in call.budget_breaches:
-            self._child(self.metrics.latency_budget_breaches, labels[2], phase).inc()
-        if len(call.attempts) > 1:
+        if cache is not None:
+            self._cache(series, cache)
+        for phase in budget_breaches:
+            self._child(metrics.latency_budget_breaches, labels[2], phase).inc()
+        if len(attempts) > 1:
             self._attempts(call, metered.attempts_usd)
-        if self.retirement is not None and call.model_used is not None:
-            days_left = self.retirement(call.model_used)
+        if self.retirement is not None and model_used is not None:
+            days_left = self.retirement(model_used)
             if days_left is not None:
-                model = self.labels.model(call.model_used)
-                self._child(self.metrics.model_retirement_days, model).set(days_left)
+                model = self.labels.model(model_used)
+                self._child(metrics.model_retirement_days, model).set(days_left)
         for writer in self.writers:
             writer.write(call, metered)
 
@@ -270,7 +273,7 @@ class Meter:
             self._child(self.metrics.cache_wasted_write_tokens, *owner).inc(tokens)
 
     def _series_of(self, call: CallRecord, key: tuple[Any, ...]) -> Series:
-        labels = self.label_values(call)
+        labels = self.labels_of(call.provider, call.model_used or call.model_requested, call.step)
         requested = self.labels.model(call.model_requested)
         metrics = self.metrics
         failed = None
