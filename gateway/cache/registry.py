@@ -22,6 +22,7 @@ from gateway.cache.reuse import (
     TailReuse,
 )
 from gateway.cache.seen import Seen as Seen  # imported from here by its users
+from gateway.cache.seen import compacted
 from gateway.rewrite.fingerprint import Fingerprint
 from gateway.rewrite.snapshot import Ttl
 from gateway.wire.usage import Usage
@@ -102,15 +103,7 @@ class PrefixRegistry:
         if cause is not None and provider_reason in PROVIDER_CAUSES:
             cause = PROVIDER_CAUSES[provider_reason]  # the provider saw its own cache
         written = usage.cache_write_5m + usage.cache_write_1h
-        # `Seen.of(...).compact()`, made by position: the last cumulative message digest
-        # stands for the ones before it.
-        messages = fp.messages
-        if len(messages) <= 1:
-            seen = Seen(fp, started, answered, usage.cache_read + written, message_id)
-        else:
-            compacted = fp._replace(messages=messages[-1:])
-            cached = usage.cache_read + written
-            seen = Seen(compacted, started, answered, cached, message_id, len(messages))
+        seen = compacted(fp, started, answered, usage.cache_read + written, message_id)
         size = seen.size
         if in_conversation is not None and in_conversation is in_family and in_family.size == size:
             # Both keys hold one entry (the family's last call was this conversation's), made

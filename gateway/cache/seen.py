@@ -3,7 +3,7 @@ remembers it and replicas share it (shared_prefixes.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from gateway.rewrite.fingerprint import Fingerprint
 from gateway.wire.usage import Usage
@@ -31,13 +31,13 @@ class Seen:
         return len(self.fingerprint.messages) if count is None else count
 
     def compact(self) -> Seen:
-        """The same call in a constant size: the last cumulative message digest stands for
-        those before it (each covers all the messages up to it)."""
+        """The same call in a constant size (`compacted`)."""
         fp = self.fingerprint
         if len(fp.messages) <= 1:
             return self
-        return replace(
-            self, fingerprint=fp._replace(messages=fp.messages[-1:]), message_count=self.messages
+        count = self.messages
+        return compacted(
+            fp, self.started, self.answered, self.cached_tokens, self.message_id, count
         )
 
     def take(self, other: Seen) -> None:
@@ -70,3 +70,22 @@ class Seen:
         """The call as the registry remembers it (and as replicas share it)."""
         written = usage.cache_write_5m + usage.cache_write_1h
         return cls(fp, started, answered, usage.cache_read + written, message_id)
+
+
+def compacted(
+    fp: Fingerprint,
+    started: float,
+    answered: float,
+    cached: int,
+    message_id: str | None,
+    count: int | None = None,
+) -> Seen:
+    """The call in a constant size: the last cumulative message digest stands for those
+    before it (each covers all the messages up to it); `Seen.of(...).compact()` made
+    directly, as the registry keeps every call. `count`: the messages sent, if not all
+    of `fp.messages`' digests."""
+    messages = fp.messages
+    if len(messages) <= 1:
+        return Seen(fp, started, answered, cached, message_id, count)
+    last = fp._replace(messages=messages[-1:])
+    return Seen(last, started, answered, cached, message_id, count or len(messages))
