@@ -42,34 +42,37 @@ def items(body: dict[str, Any]) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def leading_system(messages: list[Any]) -> int:
-    """How many items at the start are system or developer messages, or tools items."""
+def leading_system(messages: list[Any], tools: list[Any] | None = None) -> int:
+    """How many items at the start are system or developer messages, or tools items; the
+    tools of those tools items appended to `tools`, where given (one walk, one `type`
+    lookup an item)."""
     count = 0
-    for message in messages:  # a tools item or a system message, one `type` lookup
+    for message in messages:
         if not isinstance(message, dict):
             break
         kind = message.get("type", "message")
-        if kind != TOOLS_ITEM and (kind != "message" or message.get("role") not in SYSTEM_ROLES):
+        if kind == TOOLS_ITEM:
+            if tools is not None and isinstance(message.get("tools"), list):
+                tools += message["tools"]
+        elif kind != "message" or message.get("role") not in SYSTEM_ROLES:
             break
         count += 1
     return count
 
 
-def prompt_tools(body: dict[str, Any]) -> list[Any]:
-    """The tools of the prompt's prefix: `tools`, then those of leading tools items (the
-    leading items as `leading_system` has them, one `type` lookup each)."""
+def system_lead(body: dict[str, Any]) -> tuple[list[Any], int, list[Any]]:
+    """The conversation (`items`), how many of its items lead as the system part
+    (`leading_system`), and the tools of the prompt's prefix: `tools`, then those of the
+    leading tools items; in one walk."""
+    conversation = items(body)
     tools = body.get("tools")
-    out = list(tools) if isinstance(tools, list) else []
-    for item in items(body):
-        if not isinstance(item, dict):
-            break
-        kind = item.get("type", "message")
-        if kind == TOOLS_ITEM:
-            if isinstance(item.get("tools"), list):
-                out += item["tools"]
-        elif kind != "message" or item.get("role") not in SYSTEM_ROLES:
-            break  # past the leading system part
-    return out
+    prompt = list(tools) if isinstance(tools, list) else []
+    return conversation, leading_system(conversation, prompt), prompt
+
+
+def prompt_tools(body: dict[str, Any]) -> list[Any]:
+    """The tools of the prompt's prefix (`system_lead`'s)."""
+    return system_lead(body)[2]
 
 
 def content_text(content: Any) -> str | None:
@@ -170,26 +173,15 @@ def fields(body: dict[str, Any]) -> tuple[TextField, ...]:
 def layers(body: dict[str, Any]) -> dict[str, Any]:
     """The body in the shape fingerprint.py reads (tools, system blocks, messages): the
     instructions and leading system messages as system blocks, the rest as messages. One
-    walk of the leading items (as `leading_system` counts them) makes the system blocks and
-    `prompt_tools` (the body's tools and those of the leading tools items) together."""
-    conversation = items(body)
+    walk of the leading items (`system_lead`) finds them and the prompt's tools together."""
+    conversation, lead, prompt = system_lead(body)
     instructions = body.get("instructions")
     system = [{"type": "text", "text": instructions}] if instructions else []
-    tools = body.get("tools")
-    prompt = list(tools) if isinstance(tools, list) else []
-    lead = 0
-    for item in conversation:
-        if not isinstance(item, dict):
-            break
-        kind = item.get("type", "message")
-        if kind == TOOLS_ITEM:
-            if isinstance(item.get("tools"), list):
-                prompt += item["tools"]
-        elif kind != "message" or item.get("role") not in SYSTEM_ROLES:
-            break
-        elif content := item.get("content"):
-            system.append({"type": "text", "text": content})
-        lead += 1
+    system += [
+        {"type": "text", "text": content}
+        for item in conversation[:lead]
+        if item.get("type", "message") != TOOLS_ITEM and (content := item.get("content"))
+    ]
     return {
         "model": body.get("model"),
         "tools": prompt,
@@ -211,24 +203,15 @@ class OpenAISystem:
     continues a stored conversation (`previous_response_id`)."""
 
     def system_part(self, body: dict[str, Any]) -> tuple[list[tuple[Place, str]], list[Any]]:
-        """The texts, and the prompt's tools (`prompt_tools`), in one walk of the leading
-        items (`leading_system`'s)."""
+        """The texts of the leading items (tools items too) and the prompt's tools, found in
+        one walk (`system_lead`)."""
         found: list[tuple[Place, str]] = []
         instructions = body.get("instructions")
         if isinstance(instructions, str) and instructions:
             found.append((INSTRUCTIONS, instructions))
-        tools = body.get("tools")
-        prompt = list(tools) if isinstance(tools, list) else []
-        for m, item in enumerate(items(body)):
-            if not isinstance(item, dict):
-                break
-            kind = item.get("type", "message")
-            if kind == TOOLS_ITEM:
-                if isinstance(item.get("tools"), list):
-                    prompt += item["tools"]
-            elif kind != "message" or item.get("role") not in SYSTEM_ROLES:
-                break
-            content = item.get("content")
+        conversation, lead, prompt = system_lead(body)
+        for m in range(lead):
+            content = conversation[m].get("content")
             if isinstance(content, str):
                 found.append(((m,), content))
             elif isinstance(content, list):
