@@ -38,6 +38,24 @@ from gateway.wire.headers import first_values
 
 ROUTE_HEADER = b"x-gateway-route"
 LOG = logging.getLogger("gateway.endpoint")
+# Where rewrites have failed (the innermost frame's file and line): the first failure at each
+# place is logged with its traceback, later ones in a line, so that a client sending bodies
+# the stages cannot read does not write a traceback a call. Past the bound, all are a line.
+FAILED_AT_MAX = 256
+_failed_at: set[tuple[str, int]] = set()
+
+
+def log_rewrite_failure(error: Exception) -> None:
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    where = ("?", 0) if tb is None else (tb.tb_frame.f_code.co_filename, tb.tb_lineno)
+    if where not in _failed_at and len(_failed_at) < FAILED_AT_MAX:
+        _failed_at.add(where)
+        LOG.error("rewrite failed; the request is forwarded unchanged", exc_info=error)
+        return
+    name = type(error).__name__
+    LOG.warning("rewrite failed (%s at %s:%d); forwarded unchanged", name, *where)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,9 +90,9 @@ class ModelCall(Endpoint):
             request = self.parts.rewriter(request)
         except GatewayError:
             raise  # a policy's refusal (an unknown tier, a rejected alias): the client's to fix
-        except Exception:
+        except Exception as error:
             # A body the stages do not understand is the provider's to judge: send it as is.
-            LOG.exception("rewrite failed; the request is forwarded unchanged")
+            log_rewrite_failure(error)
             return as_sent(wire, parsed, raw, model, findings=("rewrite_failed",))
         sent = request.body.get("model")
         payload, filtered = ask_usage(wire, request.body)
