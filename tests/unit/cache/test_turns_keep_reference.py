@@ -89,7 +89,8 @@ def test_keep_holds_what_the_former_keep_held(seed: int) -> None:
                 kept = new._table.get(each, "")
                 if kept is not None:
                     raws = [held.raw for held in kept.ordered]
-                    assert raws == sorted(raws) and len(set(raws)) == len(raws)
+                    assert raws == sorted(raws)
+                    assert len(set(raws)) == len(raws)
                     sizes = [held.size for held in kept.recent]
                     assert sum(sizes) <= per_tenant // 2 or len(sizes) == 1
             continue
