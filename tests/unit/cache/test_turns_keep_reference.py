@@ -111,3 +111,36 @@ def test_keep_holds_what_the_former_keep_held(seed: int) -> None:
         else:
             turn = _held(raw, rng)
         flight.append((tenant, turn, base, place))
+
+
+class _Counted(bytes):
+    """Bytes that count the comparisons for equality made of them."""
+
+    equal = 0
+    __hash__ = bytes.__hash__
+
+    def __eq__(self, other: object) -> bool:
+        _Counted.equal += 1
+        return bytes.__eq__(self, other)  # type: ignore[no-any-return]
+
+
+def test_a_new_body_is_compared_for_its_bytes_with_one_held_body() -> None:
+    """New sessions' first turns are bodies of one length that differ near the end (their
+    session id): keeping one compares it, for the same bytes, with the body just before its
+    place only, not with each held body (each such comparison reads the two whole)."""
+    turns = Turns(LearnedState(max_bytes=10**8, per_tenant_max_bytes=10**8))
+    system = "s" * 20_000
+
+    def body(session: int) -> Sent:
+        metadata = {"user_id": f"session_{session:08d}"}
+        raw = orjson.dumps({"model": "m", "system": system, "metadata": metadata})
+        return Sent(_Counted(raw), {})
+
+    for session in range(TURNS_PER_TENANT + 4):
+        sent = body(session * 7919 % 10**8)
+        _, place = turns.near(b"t", sent.raw)
+        _Counted.equal = 0
+        turns.keep(b"t", sent, None, place)
+        assert _Counted.equal <= 1
+        turns.keep(b"t", body(session * 7919 % 10**8))  # the same bytes again, no place
+    assert len(turns.held(b"t")) == TURNS_PER_TENANT
