@@ -10,7 +10,8 @@ that, the two held bodies next to it in byte order (a search by halves, one memc
 which are the two sharing its longest prefix (a conversation's previous turn shares all but
 its last items), and the most recent one. The two found there are the body's place to be
 kept in (`Place`), carried to `keep` by the call: if they are still next to each other then,
-nothing was kept between them and the body goes there, its bytes compared with none.
+nothing was kept between them and the body goes there, its bytes compared only with the one
+before it (a copy of its bytes is held once: of another length, told at once).
 """
 
 from __future__ import annotations
