@@ -198,7 +198,8 @@ def steps(parts: Parts, body: Body, chunks: list[bytes], plain: bytes) -> list[S
     )
     metered = parts.meter.on_call_complete(record)
     fp = request.fingerprint
-    owner = parts.meter.label_values(record)
+    model = record.model_used or record.model_requested
+    owner = parts.meter.labels_of(record.provider, model, record.step)
 
     def remember() -> object:
         assert fp is not None

@@ -88,4 +88,6 @@ def compacted(
     if len(messages) <= 1:
         return Seen(fp, started, answered, cached, message_id, count)
     last = fp._replace(messages=messages[-1:])
-    return Seen(last, started, answered, cached, message_id, count or len(messages))
+    return Seen(
+        last, started, answered, cached, message_id, len(messages) if count is None else count
+    )

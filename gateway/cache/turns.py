@@ -10,7 +10,8 @@ that, the two held bodies next to it in byte order (a search by halves, one memc
 which are the two sharing its longest prefix (a conversation's previous turn shares all but
 its last items), and the most recent one. The two found there are the body's place to be
 kept in (`Place`), carried to `keep` by the call: if they are still next to each other then,
-nothing was kept between them and the body goes there, its bytes compared with none.
+nothing was kept between them and the body goes there, its bytes compared only with the one
+before it (a copy of its bytes is held once: of another length, told at once).
 """
 
 from __future__ import annotations
@@ -97,30 +98,34 @@ class Turns:
             size = sum(held.size for held in first)  # the same bodies: within the bounds
             self._table.put(tenant, "", _Kept(first, kept.ordered), size)
             return
-        # A body of the same bytes (a resend, or one call from several connections at once)
-        # is held once: copies would fill the tenant's share with bodies that each match the
-        # next no better than one does, and each step of the search by halves would compare
-        # two of them whole (bytes of another length compare at once).
+        # Its place among the held bodies, where `near` found it if nothing was kept there
+        # since, else searched by halves. A body of the same bytes (a resend, or one call from
+        # several connections at once) is held once, and is the one just before it there:
+        # copies would fill the tenant's share with bodies that each match the next no better
+        # than one does, and each step of the search would compare two of them whole. One
+        # compare, not one with each held body (those of its length, a new session's first
+        # turns, compare up to where they differ: a session id at the end).
         raw = turn.raw
+        every = among = kept.ordered if kept is not None else ()
+        at = _placed(every, raw, place)
+        if at is None:  # not compared with the one it was parsed from (its longest prefix)
+            among = every if base is None else tuple(t for t in every if t is not base)
+            at = bisect_right(among, raw, key=_raw)
+        same = among[at - 1] if at and among[at - 1].raw == raw else None
         recent: list[Held] = [turn]
         size = turn.size
         for held in kept.recent if kept is not None else ():
-            if held is base or held.raw == raw:
+            if held is base or held is same or held.raw is raw:
                 continue
             if len(recent) == TURNS_PER_TENANT or size + held.size > self._budget:
                 break
             recent.append(held)
             size += held.size
-        # Its place among the bodies that stay (not among those it replaces: the one it was
-        # parsed from, a conversation's one place, is not compared with), where `near` found
-        # it if nothing was kept there since, else searched by halves.
+        # Among the bodies that stay (not those it replaces: the one it was parsed from, a
+        # conversation's one place, nor the same bytes), counted from its place among all.
         staying = {id(held) for held in recent[1:]}
-        every = kept.ordered if kept is not None else ()
         ordered = [t for t in every if id(t) in staying]
-        at = _placed(every, raw, place)
-        if at is None:
-            at = bisect_right(ordered, raw, key=_raw)
-        elif len(ordered) < len(every):
-            at = len([t for t in every[:at] if id(t) in staying])
+        if len(ordered) < len(among):
+            at = len([t for t in among[:at] if id(t) in staying])
         ordered.insert(at, turn)
         self._table.put(tenant, "", _Kept(tuple(recent), tuple(ordered)), size)
