@@ -89,7 +89,7 @@ class PrefixRegistry:
         tenant, family, conversation = fp.tenant, fp.family, fp.conversation
         in_conversation = self._conversations.get(tenant, conversation)
         in_family = self._families.get(tenant, family)
-        # The reuse gaps (`_note_gaps`'s, in this frame: every call makes it).
+        # The reuse gaps, noted in this frame (every call makes it): ttls() reads them.
         gaps = self._gaps.get(tenant, family)
         if gaps is None:
             gaps = ReuseGaps()
