@@ -54,7 +54,6 @@ def prefix(
     stable_system_blocks: int | None,
     tools: bytes | None,
     memo: CallMemo | None,
-    own_system: bool = True,
     texts: tuple[object, ...] | None = None,
 ) -> tuple[bytes, bytes, int]:
     """(tools digest, stable system blocks digest, their bytes' length), without their
@@ -62,18 +61,19 @@ def prefix(
     where a stage has them already. A system prompt this call shares with an earlier one
     (the same list or string: memo.py's `get_same`) is found by identity, not serialized,
     and with it the digest of the tools' bytes it came with where they are the same object
-    again (tool_json hands on the same bytes for the same tools); `own_system=False`: the
-    list is made anew each call (openai_text.layers), so it is found by its text blocks'
-    texts instead (`_texts`: Codex's 20 KB of instructions, the same string each turn), or
-    by `texts`, those texts where the caller has them."""
+    again (tool_json hands on the same bytes for the same tools). `texts`: the system list
+    is made anew each call, of text blocks alone (`{"type": "text", "text": t}`, as
+    openai_text.layers makes them), and these are its texts: it is found by them instead
+    (Codex's 20 KB of instructions, the same string each turn), its bytes a function of
+    them."""
     given = tools
     tools = unmarked(body.get("tools") or []) if given is None else given
     system = body.get("system") or []
     key: _Key | None = None
-    if memo is not None and texts is not None:  # a list of text blocks': `_texts` of it
+    if memo is not None and texts is not None:
         key = (TEXTS, texts[0], texts) if texts else None
-    elif memo is not None:
-        key = _key(system, own_system)
+    elif memo is not None and _long(system):
+        key = (SYSTEM, system, None)
     if memo is not None and key is not None:
         held = _held(memo, key)
         if held is not None and held.stable_blocks == stable_system_blocks:
@@ -93,31 +93,10 @@ def prefix(
     return tools_digest, stable_digest, len(tools) + len(stable)
 
 
-# The memo's kind for a system prompt made anew each call, by its texts (`_texts`).
-_BLOCK_KEYS = ["type", "text"]
+# The memo's kind for a system prompt made anew each call, by its texts (`prefix`'s `texts`).
 TEXTS = "fingerprint.system_texts"
 # (the memo's kind, the object kept by identity, the texts the value must have come with)
 _Key = tuple[str, object, tuple[object, ...] | None]
-
-
-def _key(system: Any, own_system: bool) -> _Key | None:
-    if own_system:
-        return (SYSTEM, system, None) if _long(system) else None
-    texts = _texts(system)
-    return None if texts is None else (TEXTS, texts[0], texts)
-
-
-def _texts(system: Any) -> tuple[object, ...] | None:
-    """The texts of a system list made of text blocks alone (`{"type": "text", "text": t}`,
-    as openai_text.layers makes them): its unmarked bytes are a function of these."""
-    if type(system) is not list or not system:
-        return None
-    texts = []
-    for block in system:  # its keys in this order: they are dumped in it
-        if type(block) is not dict or list(block) != _BLOCK_KEYS or block["type"] != "text":
-            return None
-        texts.append(block["text"])
-    return tuple(texts)
 
 
 def _held(memo: CallMemo, key: _Key) -> _System | None:

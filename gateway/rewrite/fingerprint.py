@@ -117,21 +117,18 @@ def fingerprint(
     tenant: bytes = b"",
     tools: bytes | None = None,
     memo: CallMemo | None = None,
-    own_system: bool = True,
     texts: tuple[object, ...] | None = None,
 ) -> Fingerprint:
     """`tools`: the tools' bytes without their breakpoints, where a stage has them already.
     `memo`: where the parts this body shares with an earlier accepted call's are found;
-    `own_system`, `texts`: as family.py's `prefix` has them."""
+    `texts`: as family.py's `prefix` has them."""
     if not body.get("system") and (tools is not None or not body.get("tools")):
         # `prefix` of no system prompt (and no tools but those given): "[]" for each one
         # missing, and nothing the memo could hold (~0.9 -> ~0.1 us)
         tools_digest = _NONE if tools is None else digest.content(tools)
         stable_digest, size = _NONE, (2 if tools is None else len(tools)) + 2
     else:
-        tools_digest, stable_digest, size = prefix(
-            body, stable_system_blocks, tools, memo, own_system, texts
-        )
+        tools_digest, stable_digest, size = prefix(body, stable_system_blocks, tools, memo, texts)
     family = _owned(tenant, tools_digest + stable_digest)
     sent = body.get("messages") or []
     chains: Sequence[bytes]

@@ -141,7 +141,7 @@ def _audited(
     memo = memo if memo is not None else call_memo(context.learned.memo, request.tenant)
     stable, tenant, tools = request.stable_system_blocks, request.tenant, request.prompt_tools
     texts = None if own_system else tuple([block["text"] for block in shaped["system"]])
-    fp = fingerprint(shaped, stable, chars_per_token, tenant, tools, memo, own_system, texts)
+    fp = fingerprint(shaped, stable, chars_per_token, tenant, tools, memo, texts)
     # What the memo kept (memo.py's `observed`) in the one new request.
     observations = request.observations + derived(memo)
     return evolve(
