@@ -43,8 +43,7 @@ from gateway.errors import (
     new_request_id,
 )
 from gateway.server.cycle import COPIED_FROM
-from gateway.server.edge_cycle import CycleTransport as _CycleTransport
-from gateway.server.edge_cycle import adopt, completion
+from gateway.server.edge_cycle import CycleTransport, adopt, completion
 from gateway.server.intake import BODY_READY
 from gateway.wire.formats import error_response, wire_for
 
@@ -99,7 +98,7 @@ class EdgeProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         self.watching = Watching(self.flow.resume_reading)
         # The connection as each of its requests' cycles sees it: one for the connection.
-        self.cycle_transport = cast(asyncio.Transport, _CycleTransport(transport, self))
+        self.cycle_transport = cast(asyncio.Transport, CycleTransport(transport, self))
         # uvicorn's keep-alive timer, armed for a connection that has sent nothing yet too.
         self.timeout_keep_alive_task = self.loop.call_later(
             self.timeout_keep_alive, self.timeout_keep_alive_handler

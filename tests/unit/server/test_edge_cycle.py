@@ -1,5 +1,5 @@
 """A finished request's cycle is freed by its reference count (server/edge_cycle.py), and so
-is a closed connection's protocol (server/protocol.py, `_CycleTransport`): the gateway's
+is a closed connection's protocol (server/edge_cycle.py, `CycleTransport`): the gateway's
 protocol, served by uvicorn in this process, leaves no request cycle and no protocol in a
 reference cycle for the garbage collector, on a kept-alive connection or on connections that
 close (the client's choice, an early answer, a client that leaves mid-response); and a cycle
@@ -21,8 +21,8 @@ from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 from gateway.asgi.disconnect import DisconnectWatch
 from gateway.server import protocol
 from gateway.server.cycle import COPIED_FROM
-from gateway.server.edge_cycle import ClosingCycle, EdgeCycle, adopt, completion
-from gateway.server.protocol import EdgeProtocol, _CycleTransport, edge_protocol
+from gateway.server.edge_cycle import ClosingCycle, CycleTransport, EdgeCycle, adopt, completion
+from gateway.server.protocol import EdgeProtocol, edge_protocol
 from tests.support.collector import collector_off, garbage_of
 from tests.unit.server.test_arrival import cycle
 
@@ -205,7 +205,7 @@ def test_a_close_once_the_protocol_is_gone_is_the_transports() -> None:
             self.closed += 1
 
     connection, protocol = Connection(), Protocol()
-    seen = _CycleTransport(connection, protocol)  # type: ignore[arg-type]
+    seen = CycleTransport(connection, protocol)  # type: ignore[arg-type]
     seen.close()
     assert (protocol.closed, connection.closed) == (1, 0)  # the protocol's, which may linger
     del protocol  # the connection was lost: the transport no longer holds its protocol
