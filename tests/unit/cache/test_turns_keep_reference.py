@@ -15,7 +15,8 @@ import pytest
 
 from gateway.cache.bounded import LearnedState
 from gateway.cache.turns import TURNS_PER_TENANT, Place, Turns, _Kept, _raw
-from gateway.wire.turn import Held, Sent, learn
+from gateway.wire.turn import Held, Sent
+from tests.support.turns import conversation_body, held_of
 
 TENANTS = (b"a", b"b", b"c")
 
@@ -50,18 +51,11 @@ class Reference(Turns):
 
 
 def _body(rng: random.Random) -> bytes:
-    talk, count = rng.randrange(8), rng.randrange(1, 6)
-    messages = [
-        {"role": "user", "content": f"{talk}:{i} " + "x" * rng.choice((10, 300, 2000))}
-        for i in range(count)
-    ]
-    return orjson.dumps({"model": "m", "messages": messages})
+    return conversation_body(rng, 8, 5, (10, 300, 2000))
 
 
 def _held(raw: bytes, rng: random.Random) -> Held:
-    parsed = orjson.loads(raw)
-    turn = learn(raw, parsed) if rng.random() < 0.6 else None
-    return turn if turn is not None else Sent(raw, parsed)
+    return held_of(raw, rng, 0.6)
 
 
 def _state(turns: Turns, tenant: bytes) -> tuple[tuple[int, ...], tuple[int, ...]]:

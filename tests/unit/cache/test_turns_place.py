@@ -8,28 +8,20 @@ from __future__ import annotations
 
 import random
 
-import orjson
-
 from gateway.cache.bounded import LearnedState
 from gateway.cache.turns import FEW, Place, Turns
-from gateway.wire.turn import Held, Sent, learn
+from gateway.wire.turn import Held
+from tests.support.turns import conversation_body, held_of
 
 PER_TENANT = 80_000
 
 
 def _body(rng: random.Random) -> bytes:
-    talk, turns = rng.randrange(12), rng.randrange(1, 6)
-    messages = [
-        {"role": "user", "content": f"{talk}:{i} " + "x" * rng.choice((10, 300))}
-        for i in range(turns)
-    ]
-    return orjson.dumps({"model": "m", "messages": messages})
+    return conversation_body(rng, 12, 5, (10, 300))
 
 
 def _held(raw: bytes, rng: random.Random) -> Held:
-    parsed = orjson.loads(raw)
-    turn = learn(raw, parsed) if rng.random() < 0.7 else None
-    return turn if turn is not None else Sent(raw, parsed)
+    return held_of(raw, rng, 0.7)
 
 
 def _state(turns: Turns) -> tuple[tuple[int, ...], tuple[int, ...]]:

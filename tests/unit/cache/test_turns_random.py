@@ -8,29 +8,20 @@ from __future__ import annotations
 
 import random
 
-import orjson
-
 from gateway.cache.bounded import LearnedState
 from gateway.cache.turns import TURNS_PER_TENANT, Turns
-from gateway.wire.turn import Held, Sent, learn
+from gateway.wire.turn import Held
+from tests.support.turns import conversation_body, held_of
 
 PER_TENANT = 60_000
 
 
 def _body(rng: random.Random) -> bytes:
-    """One of a few conversations at one of a few turns: the same bytes come up often."""
-    talk, turns = rng.randrange(6), rng.randrange(1, 5)
-    messages = [
-        {"role": "user", "content": f"{talk}:{i} " + "x" * rng.choice((10, 900))}
-        for i in range(turns)
-    ]
-    return orjson.dumps({"model": "m", "messages": messages})
+    return conversation_body(rng, 6, 4, (10, 900))
 
 
 def _held(raw: bytes, rng: random.Random) -> Held:
-    parsed = orjson.loads(raw)
-    turn = learn(raw, parsed) if rng.random() < 0.5 else None
-    return turn if turn is not None else Sent(raw, parsed)
+    return held_of(raw, rng, 0.5)
 
 
 def _common(a: bytes, b: bytes) -> int:
